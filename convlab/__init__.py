@@ -1,0 +1,30 @@
+"""convlab: convolution layers computed, drawn and timed.
+
+PyTorch-exact convolutions on NumPy arrays, with Numba kernels. The public API is re-exported here;
+the implementation lives in private-by-convention modules (``conv``, ``algorithms``, ``shapes``).
+"""
+
+from .algorithms import col2im, im2col
+from .conv import conv1d, conv2d, conv3d
+from .shapes import (
+    conv_output_size,
+    count_macs,
+    count_params,
+    effective_kernel_size,
+    receptive_field,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "im2col",
+    "col2im",
+    "conv_output_size",
+    "effective_kernel_size",
+    "receptive_field",
+    "count_params",
+    "count_macs",
+]

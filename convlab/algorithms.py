@@ -1,0 +1,149 @@
+"""im2col / col2im (``torch.nn.functional.unfold`` / ``fold``) and convolution as a matrix product.
+
+im2col copies every receptive field of the input into one column of a matrix with
+``C * kH * kW`` rows and ``H_out * W_out`` columns (Chellapilla et al. 2006). A convolution is then
+``weight.reshape(C_out, -1) @ columns``: one GEMM per group, which BLAS runs near peak speed, at the
+price of a buffer about ``kH * kW`` times the size of the input.
+"""
+
+import math
+
+import numpy as np
+
+from . import _kernels
+from ._args import check_rank, float_array, ntuple
+from .config import parallel_launch
+from .shapes import conv_output_size
+
+__all__ = ["im2col", "col2im", "im2col_buffer_nbytes"]
+
+
+def im2col_buffer_nbytes(batch, channels, kernel_size, output_size, itemsize):
+    """Bytes of the column matrix im2col builds: ``N * C * kH * kW * H_out * W_out * itemsize``."""
+    return batch * channels * math.prod(kernel_size) * math.prod(output_size) * itemsize
+
+
+def _unfold_geometry(spatial, kernel_size, dilation, padding, stride):
+    ks = ntuple(kernel_size, 2, "kernel_size")
+    ds = ntuple(dilation, 2, "dilation")
+    ps = ntuple(padding, 2, "padding", allow_zero=True)
+    ss = ntuple(stride, 2, "stride")
+    out = conv_output_size(tuple(spatial), ks, ss, ps, ds)
+    return ks, ds, ps, ss, out
+
+
+def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Extract sliding local blocks into columns, exactly ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C, H, W) or (C, H, W)
+    kernel_size, dilation, stride : int or tuple of 2 ints, positive
+    padding : int or tuple of 2 ints, non-negative (zeros)
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C * kH * kW, L) or (C * kH * kW, L)
+        Row ``(c * kH + i) * kW + j`` holds kernel tap ``(i, j)`` of channel ``c``; column
+        ``oh * W_out + ow`` is the block of output position ``(oh, ow)``; ``L = H_out * W_out``
+        from :func:`convlab.conv_output_size`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> im2col(np.arange(9.0).reshape(1, 1, 3, 3), 2)
+    array([[[0., 1., 3., 4.],
+            [1., 2., 4., 5.],
+            [3., 4., 6., 7.],
+            [4., 5., 7., 8.]]])
+    """
+    x = float_array(input, "input")
+    check_rank(x, (3, 4), "input", "(N, C, H, W) or (C, H, W)")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    ks, ds, ps, ss, (oh, ow) = _unfold_geometry(x.shape[2:], kernel_size, dilation, padding, stride)
+    xp = np.pad(x, ((0, 0), (0, 0), (ps[0], ps[0]), (ps[1], ps[1]))) if any(ps) else x
+    cols = np.empty((x.shape[0], x.shape[1] * ks[0] * ks[1], oh * ow), dtype=x.dtype)
+    if cols.size:
+        with parallel_launch():
+            _kernels._im2col(np.ascontiguousarray(xp), cols, ks[0], ks[1], ss[0], ss[1], ds[0], ds[1], oh, ow)
+    return cols[0] if unbatched else cols
+
+
+def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum columns back into an image, exactly ``torch.nn.functional.fold``.
+
+    The adjoint of :func:`im2col`: overlapping blocks add up, so ``col2im(im2col(x))`` is ``x``
+    times the number of blocks covering each pixel, not ``x``.
+
+    Parameters
+    ----------
+    cols : array_like, shape (N, C * kH * kW, L) or (C * kH * kW, L)
+    output_size : int or tuple of 2 ints
+        ``(H, W)`` of the image to rebuild; ``L`` must equal the number of blocks in it.
+    kernel_size, dilation, padding, stride
+        As in :func:`im2col`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, H, W) or (C, H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> col2im(np.ones((1, 4, 4)), 3, 2)
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]])
+    """
+    c = float_array(cols, "cols")
+    check_rank(c, (2, 3), "cols", "(N, C*kH*kW, L) or (C*kH*kW, L)")
+    unbatched = c.ndim == 2
+    if unbatched:
+        c = c[None]
+    size = ntuple(output_size, 2, "output_size")
+    ks, ds, ps, ss, (oh, ow) = _unfold_geometry(size, kernel_size, dilation, padding, stride)
+    taps = ks[0] * ks[1]
+    if c.shape[1] % taps:
+        raise ValueError(
+            f"cols.shape[-2] ({c.shape[1]}) must be divisible by kH * kW = {ks[0]} * {ks[1]} = {taps}"
+        )
+    if c.shape[2] != oh * ow:
+        raise ValueError(
+            f"cols.shape[-1] ({c.shape[2]}) must equal the number of blocks {oh} * {ow} = {oh * ow} "
+            f"for output_size={size}, kernel_size={ks}, dilation={ds}, padding={ps}, stride={ss}"
+        )
+    channels = c.shape[1] // taps
+    outp = np.zeros((c.shape[0], channels, size[0] + 2 * ps[0], size[1] + 2 * ps[1]), dtype=c.dtype)
+    if outp.size and c.size:
+        with parallel_launch():
+            _kernels._col2im(c, outp, ks[0], ks[1], ss[0], ss[1], ds[0], ds[1], oh, ow)
+    out = outp[:, :, ps[0]:ps[0] + size[0], ps[1]:ps[1] + size[1]]
+    out = np.ascontiguousarray(out)
+    return out[0] if unbatched else out
+
+
+def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
+    """Fill ``out`` with the convolution of the padded input ``xp``: im2col, then one GEMM per group.
+
+    Arguments are already validated by :func:`convlab.conv2d`.
+    """
+    n_batch, c_in = xp.shape[0], xp.shape[1]
+    c_out, c_per_group, kh, kw = w.shape
+    oh, ow = out.shape[2], out.shape[3]
+    if kh == 1 and kw == 1 and stride == (1, 1):
+        # a 1x1, stride-1 convolution needs no copy: the input already is the column matrix
+        cols = xp.reshape(n_batch, c_in, oh * ow)
+    else:
+        cols = np.empty((n_batch, c_in * kh * kw, oh * ow), dtype=xp.dtype)
+        with parallel_launch():
+            _kernels._im2col(xp, cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], oh, ow)
+    rows = c_per_group * kh * kw
+    out_per_group = c_out // groups
+    w2 = w.reshape(c_out, rows)
+    out3 = out.reshape(n_batch, c_out, oh * ow)
+    for g in range(groups):
+        o = slice(g * out_per_group, (g + 1) * out_per_group)
+        np.matmul(w2[o], cols[:, g * rows:(g + 1) * rows], out=out3[:, o])
+    out3 += b[None, :, None]

@@ -1,0 +1,233 @@
+"""Shape arithmetic for convolution layers: the one place where output sizes are computed.
+
+The kernels, the error messages and the book all call these functions, so the formula printed in
+a chapter is the formula the code runs.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from ._args import ntuple, positive_int
+
+__all__ = [
+    "conv_output_size",
+    "effective_kernel_size",
+    "receptive_field",
+    "count_params",
+    "count_macs",
+]
+
+
+def _is_int(value):
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
+
+
+def effective_kernel_size(kernel_size, dilation=1):
+    """Extent of a dilated kernel: ``d * (k - 1) + 1``.
+
+    A 3-tap kernel at dilation 2 spans 5 input elements; at dilation 3 it spans 7.
+
+    Examples
+    --------
+    >>> effective_kernel_size(3, 2)
+    5
+    >>> effective_kernel_size((3, 3), (1, 3))
+    (3, 7)
+    """
+    if _is_int(kernel_size) and _is_int(dilation):
+        (k,) = ntuple(kernel_size, 1, "kernel_size")
+        (d,) = ntuple(dilation, 1, "dilation")
+        return d * (k - 1) + 1
+    n = len(kernel_size) if not _is_int(kernel_size) else len(dilation)
+    ks = ntuple(kernel_size, n, "kernel_size")
+    ds = ntuple(dilation, n, "dilation")
+    return tuple(d * (k - 1) + 1 for k, d in zip(ks, ds))
+
+
+def padding_pairs(padding, kernel_size, stride, dilation):
+    """Resolve ``padding`` to one ``(before, after)`` pair per spatial dimension.
+
+    ``padding`` is an int, a tuple of ints, ``"valid"`` (no padding) or ``"same"`` (output size
+    equal to input size; stride 1 only). For ``"same"`` the total padding per dimension is
+    ``d * (k - 1)``; when it is odd, the extra element goes after (on the right), as PyTorch does.
+    ``kernel_size``, ``stride`` and ``dilation`` must already be tuples of the same length.
+    """
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return tuple((0, 0) for _ in range(n))
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"padding='same' is only supported with stride 1 (as in PyTorch), got stride={stride}"
+                )
+            pairs = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"padding must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}")
+    pads = ntuple(padding, n, "padding", allow_zero=True)
+    return tuple((p, p) for p in pads)
+
+
+def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Output length of a convolution, per spatial dimension.
+
+    ``floor((L + 2p - d(k - 1) - 1) / s) + 1``, the formula of ``torch.nn.Conv1d/2d/3d``
+    (Dumoulin & Visin 2016, relationship 15).
+
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        ``L`` (or ``(H, W)``, ``(D, H, W)``).
+    kernel_size, stride, dilation : int or tuple of int
+    padding : int, tuple of int, ``"same"`` or ``"valid"``
+        Per-side zero padding ``p``. With ``"same"`` the output equals the input (stride 1).
+
+    Returns
+    -------
+    int or tuple of int
+        An int when ``input_size`` is an int, else a tuple.
+
+    Raises
+    ------
+    ValueError
+        If the dilated kernel ``d(k - 1) + 1`` is larger than the padded input ``L + 2p``, or an
+        argument is not positive (padding: non-negative).
+
+    Examples
+    --------
+    >>> conv_output_size(6, 3)
+    4
+    >>> conv_output_size(6, 3, stride=3)
+    2
+    >>> conv_output_size((224, 224), 7, stride=2, padding=3)
+    (112, 112)
+    """
+    scalar = _is_int(input_size)
+    if scalar:
+        n = 1
+    else:
+        n = len(input_size)
+    sizes = ntuple(input_size, n, "input_size", allow_zero=True)
+    ks = ntuple(kernel_size, n, "kernel_size")
+    ss = ntuple(stride, n, "stride")
+    ds = ntuple(dilation, n, "dilation")
+    pairs = padding_pairs(padding, ks, ss, ds)
+    out = []
+    for size, k, s, d, (before, after) in zip(sizes, ks, ss, ds, pairs):
+        padded = size + before + after
+        extent = d * (k - 1) + 1
+        if extent > padded:
+            raise ValueError(
+                f"kernel extent d*(k-1)+1 = {d}*({k}-1)+1 = {extent} is larger than the padded "
+                f"input size {size} + {before} + {after} = {padded}"
+            )
+        out.append((padded - extent) // s + 1)
+    return out[0] if scalar else tuple(out)
+
+
+def receptive_field(layers):
+    """Receptive field of a stack of convolution layers (in input elements, one dimension).
+
+    Each layer adds ``d * (k - 1) * j`` to the field, where ``j`` is the product of the strides of
+    the layers before it (the "jump" between neighbouring outputs in input coordinates):
+    ``r_0 = 1``, ``r_l = r_{l-1} + d_l (k_l - 1) j_{l-1}``, ``j_l = j_{l-1} s_l``.
+
+    Parameters
+    ----------
+    layers : iterable
+        One entry per layer, first layer first: an int ``k``, a tuple ``(k,)``, ``(k, s)`` or
+        ``(k, s, d)``, or a dict with keys ``kernel_size`` and optional ``stride``, ``dilation``.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> receptive_field([3, 3])          # two stacked 3x3 convs see 5x5
+    5
+    >>> receptive_field([(3, 1, 2)])     # one 3x3 at dilation 2 sees 5x5
+    5
+    >>> receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)])   # Yu & Koltun's context module
+    15
+    """
+    field, jump = 1, 1
+    for i, layer in enumerate(layers):
+        if isinstance(layer, dict):
+            unknown = set(layer) - {"kernel_size", "stride", "dilation"}
+            if unknown or "kernel_size" not in layer:
+                raise ValueError(
+                    f"layer {i}: a dict needs 'kernel_size' and may have 'stride', 'dilation', got {layer!r}"
+                )
+            k, s, d = layer["kernel_size"], layer.get("stride", 1), layer.get("dilation", 1)
+        elif _is_int(layer):
+            k, s, d = layer, 1, 1
+        else:
+            items = tuple(layer)
+            if not 1 <= len(items) <= 3:
+                raise ValueError(f"layer {i}: expected (kernel_size, stride, dilation), got {layer!r}")
+            k, s, d = (items + (1, 1))[:3]
+        k = positive_int(k, f"layer {i} kernel_size")
+        s = positive_int(s, f"layer {i} stride")
+        d = positive_int(d, f"layer {i} dilation")
+        field += d * (k - 1) * jump
+        jump *= s
+    return field
+
+
+def _channels_and_groups(in_channels, out_channels, groups):
+    c_in = positive_int(in_channels, "in_channels")
+    c_out = positive_int(out_channels, "out_channels")
+    g = positive_int(groups, "groups")
+    if c_in % g:
+        raise ValueError(f"in_channels ({c_in}) must be divisible by groups ({g})")
+    if c_out % g:
+        raise ValueError(f"out_channels ({c_out}) must be divisible by groups ({g})")
+    return c_in, c_out, g
+
+
+def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
+    """Number of learnable parameters of a convolution layer.
+
+    ``C_out * (C_in / groups) * prod(k)`` weights plus ``C_out`` biases; for ``groups=1`` and a
+    2-D kernel this is the seed's ``(k_m k_n c_i + 1) c_o``.
+
+    Examples
+    --------
+    >>> count_params(3, 4, 3, bias=False)            # standard 3x3 conv, 3 -> 4 channels
+    108
+    >>> count_params(3, 3, 3, groups=3, bias=False)  # its depthwise part
+    27
+    """
+    c_in, c_out, g = _channels_and_groups(in_channels, out_channels, groups)
+    ks = (kernel_size,) if _is_int(kernel_size) else tuple(kernel_size)
+    ks = ntuple(ks, len(ks), "kernel_size")
+    weights = c_out * (c_in // g) * math.prod(ks)
+    return weights + (c_out if bias else 0)
+
+
+def count_macs(in_channels, out_channels, kernel_size, input_size, stride=1, padding=0, dilation=1,
+               groups=1, batch=1):
+    """Multiply-accumulate operations of one forward pass of a convolution layer.
+
+    Every output element costs ``(C_in / groups) * prod(k)`` MACs, so the layer costs
+    ``batch * C_out * prod(output_size) * (C_in / groups) * prod(k)``; the output size comes from
+    :func:`conv_output_size`. Bias additions are not counted. FLOPs are usually quoted as 2 x MACs.
+
+    Examples
+    --------
+    >>> count_macs(64, 64, 3, (56, 56), padding=1)
+    115605504
+    """
+    c_in, c_out, g = _channels_and_groups(in_channels, out_channels, groups)
+    out = conv_output_size(input_size, kernel_size, stride, padding, dilation)
+    out = (out,) if _is_int(out) else out
+    n = len(out)
+    ks = ntuple(kernel_size, n, "kernel_size")
+    b = positive_int(batch, "batch") if batch != 0 else 0
+    return b * c_out * math.prod(out) * (c_in // g) * math.prod(ks)
