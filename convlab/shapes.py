@@ -231,3 +231,176 @@ def count_macs(in_channels, out_channels, kernel_size, input_size, stride=1, pad
     ks = ntuple(kernel_size, n, "kernel_size")
     b = positive_int(batch, "batch") if batch != 0 else 0
     return b * c_out * math.prod(out) * (c_in // g) * math.prod(ks)
+
+
+# --- transposed convolution ----------------------------------------------------------------------
+
+
+def _transpose_geometry(input_size, kernel_size, stride, padding, dilation):
+    """Normalise the arguments shared by the transposed-convolution size functions."""
+    scalar = _is_int(input_size)
+    n = 1 if scalar else len(input_size)
+    sizes = ntuple(input_size, n, "input_size", allow_zero=True)
+    ks = ntuple(kernel_size, n, "kernel_size")
+    ss = ntuple(stride, n, "stride")
+    ps = ntuple(padding, n, "padding", allow_zero=True)
+    ds = ntuple(dilation, n, "dilation")
+    return scalar, n, sizes, ks, ss, ps, ds
+
+
+def _check_output_padding(output_padding, stride, dilation):
+    """PyTorch's rule: each output padding must be smaller than its stride or its dilation."""
+    for a, s, d in zip(output_padding, stride, dilation):
+        if not (a < s or a < d):
+            raise ValueError(
+                f"output_padding ({a}) must be smaller than either stride ({s}) or dilation ({d}), "
+                f"as in PyTorch: it only adds the rows a strided convolution may have dropped"
+            )
+
+
+def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
+    """Output length of a transposed convolution, per spatial dimension.
+
+    ``(i - 1) s - 2p + d (k - 1) + a + 1``, the formula of ``torch.nn.ConvTranspose1d/2d/3d``
+    (Dumoulin & Visin 2016, relationship 14); for ``d = 1`` it is the seed's
+    ``o = (i - 1) s + k - 2p + a``. The transposed convolution maps a size ``i`` back to the sizes
+    a convolution with the same ``k, s, p, d`` maps *to* ``i``; because that convolution floors,
+    several sizes qualify and ``a`` (``output_padding``) picks one of them.
+
+    Parameters
+    ----------
+    input_size : int or tuple of int
+    kernel_size, stride, dilation : int or tuple of int, positive
+    padding : int or tuple of int, non-negative
+        The padding of the convolution this one transposes: it *removes* ``p`` elements at each end.
+    output_padding : int or tuple of int, non-negative
+        Extra elements at the end; each must be smaller than its stride or its dilation.
+
+    Returns
+    -------
+    int or tuple of int
+        An int when ``input_size`` is an int, else a tuple.
+
+    Raises
+    ------
+    ValueError
+        If ``output_padding`` breaks the rule above, or the size is not positive.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size(2, 3, stride=2)                   # the seed's 2x2 -> 5x5
+    5
+    >>> conv_transpose_output_size(2, 3, stride=2, output_padding=1)  # ... or 6x6
+    6
+    >>> conv_transpose_output_size((28, 28), 4, stride=2, padding=1)  # a DCGAN upsampling layer
+    (56, 56)
+    """
+    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(input_size, kernel_size, stride, padding, dilation)
+    ops = ntuple(output_padding, n, "output_padding", allow_zero=True)
+    _check_output_padding(ops, ss, ds)
+    out = []
+    for i, k, s, p, a, d in zip(sizes, ks, ss, ps, ops, ds):
+        o = (i - 1) * s - 2 * p + d * (k - 1) + a + 1
+        if o <= 0:
+            raise ValueError(
+                f"transposed convolution output size (i-1)*s - 2p + d*(k-1) + a + 1 = "
+                f"({i}-1)*{s} - 2*{p} + {d}*({k}-1) + {a} + 1 = {o} is not positive"
+            )
+        out.append(o)
+    return out[0] if scalar else tuple(out)
+
+
+def conv_transpose_output_padding(input_size, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """The ``output_padding`` that makes a transposed convolution produce ``output_size``.
+
+    ``a = o - ((i - 1) s - 2p + d (k - 1) + 1)``; for ``d = 1`` and a reachable ``o`` this is the
+    seed's ``a = (o + 2p - k) % s``. This is how ``output_size=`` (PyTorch's
+    ``ConvTranspose2d.forward(x, output_size)``, TensorFlow's ``output_shape``) is turned into an
+    ``output_padding``.
+
+    Parameters
+    ----------
+    input_size, output_size : int or tuple of int
+    kernel_size, stride, padding, dilation
+        As in :func:`conv_transpose_output_size`.
+
+    Returns
+    -------
+    int or tuple of int
+
+    Raises
+    ------
+    ValueError
+        If ``output_size`` is unreachable: ``a`` would be negative, or not smaller than the stride
+        or the dilation (PyTorch's rule for ``output_padding``). The message gives the valid range.
+
+    Notes
+    -----
+    ``torch.nn.ConvTranspose2d`` accepts ``output_size`` only up to ``min + s - 1``; convlab allows
+    every size whose ``output_padding`` the functional form accepts (``a < max(s, d)``), so it
+    agrees with PyTorch wherever PyTorch accepts the size.
+
+    Examples
+    --------
+    >>> conv_transpose_output_padding(2, 5, 3, stride=2)
+    0
+    >>> conv_transpose_output_padding(2, 6, 3, stride=2)
+    1
+    >>> conv_transpose_output_padding((7, 7), (14, 13), 3, stride=2, padding=1)
+    (1, 0)
+    """
+    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(input_size, kernel_size, stride, padding, dilation)
+    if scalar != _is_int(output_size):
+        raise ValueError(
+            f"output_size ({output_size!r}) must be an int when input_size is an int and a tuple "
+            f"otherwise (input_size={input_size!r})"
+        )
+    targets = ntuple(output_size, n, "output_size", allow_negative=True)
+    out = []
+    for i, o, k, s, p, d in zip(sizes, targets, ks, ss, ps, ds):
+        smallest = (i - 1) * s - 2 * p + d * (k - 1) + 1
+        largest = smallest + max(s, d) - 1
+        if not max(smallest, 1) <= o <= largest:
+            raise ValueError(
+                f"output_size {output_size!r} is unreachable: for input size {i}, kernel {k}, "
+                f"stride {s}, padding {p}, dilation {d} a transposed convolution gives "
+                f"(i-1)*s - 2p + d*(k-1) + 1 + a with 0 <= a < max(stride, dilation), i.e. sizes "
+                f"{max(smallest, 1)} to {largest}, got {o}"
+            )
+        out.append(o - smallest)
+    return out[0] if scalar else tuple(out)
+
+
+def tf_conv_transpose_output_size(input_size, kernel_size, stride=1, padding="VALID", dilation=1):
+    """Output size TensorFlow/Keras gives a transposed convolution with ``padding="SAME"|"VALID"``.
+
+    ``"SAME"``: ``o = i s``. ``"VALID"``: ``o = (i - 1) s + k`` when the (dilated) kernel is at
+    least as large as the stride, the seed's formula; Keras's ``Conv2DTranspose`` writes it as
+    ``i s + max(k - s, 0)``, which also covers ``k < s`` (then ``o = i s``). Both are sizes a
+    ``padding="SAME"|"VALID"`` convolution with the same stride maps back to ``i``.
+
+    Examples
+    --------
+    >>> tf_conv_transpose_output_size(2, 3, 1, "VALID")    # the seed's 2x2 -> 4x4
+    4
+    >>> tf_conv_transpose_output_size(2, 3, 3, "SAME")     # the seed's 2x2 -> 6x6
+    6
+    >>> tf_conv_transpose_output_size((2, 2), 3, 2, "VALID")
+    (5, 5)
+    """
+    if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME' or 'VALID' (TensorFlow's conventions), got {padding!r}")
+    same = padding.upper() == "SAME"
+    scalar, n, sizes, ks, ss, _, ds = _transpose_geometry(input_size, kernel_size, stride, 0, dilation)
+    out = []
+    for i, k, s, d in zip(sizes, ks, ss, ds):
+        extent = d * (k - 1) + 1
+        out.append(i * s if same else i * s + max(extent - s, 0))
+    return out[0] if scalar else tuple(out)
+
+
+__all__ += [
+    "conv_transpose_output_size",
+    "conv_transpose_output_padding",
+    "tf_conv_transpose_output_size",
+]
