@@ -1,0 +1,11 @@
+"""Figures, animations and widgets for the book, drawn from convlab's own numbers.
+
+Each submodule draws one family of figures; this package re-exports their public functions, so
+that a chapter writes ``from convlab import viz`` and calls ``viz.<name>``. Every function returns
+the matplotlib object it drew (``Figure``, ``Axes`` or ``FuncAnimation``) so that tests can check
+what is on it. matplotlib is a dependency of convlab; ipywidgets (for the interactive explorers)
+is optional and imported only inside the functions that need it.
+"""
+
+from ._sliding import (conv_explorer, padding_modes_figure, sliding_window_animation,
+                       sliding_window_diagram, sliding_windows)
