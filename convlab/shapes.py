@@ -191,11 +191,14 @@ def _channels_and_groups(in_channels, out_channels, groups):
     return c_in, c_out, g
 
 
-def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
+def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True, ndim=2):
     """Number of learnable parameters of a convolution layer.
 
     ``C_out * (C_in / groups) * prod(k)`` weights plus ``C_out`` biases; for ``groups=1`` and a
     2-D kernel this is the seed's ``(k_m k_n c_i + 1) c_o``.
+
+    An int ``kernel_size`` means a square ``ndim``-D kernel (default 2-D, as ``nn.Conv2d(3, 4, 3)``
+    means 3x3); a tuple gives the kernel's shape and its length overrides ``ndim``.
 
     Examples
     --------
@@ -205,8 +208,10 @@ def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
     27
     """
     c_in, c_out, g = _channels_and_groups(in_channels, out_channels, groups)
-    ks = (kernel_size,) if _is_int(kernel_size) else tuple(kernel_size)
-    ks = ntuple(ks, len(ks), "kernel_size")
+    if _is_int(kernel_size):
+        ks = ntuple(kernel_size, positive_int(ndim, "ndim"), "kernel_size")
+    else:
+        ks = ntuple(kernel_size, len(kernel_size), "kernel_size")
     weights = c_out * (c_in // g) * math.prod(ks)
     return weights + (c_out if bias else 0)
 
