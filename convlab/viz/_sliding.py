@@ -508,7 +508,7 @@ def padding_modes_figure(x, pad, modes=PADDING_MODES):
         ax.set_ylim(rows + 0.05, -0.05)
         ax.set_aspect("equal")
         ax.axis("off")
-        ax.set_title(mode, fontsize=9, loc="left" if arr.ndim == 1 else "center")
+        ax.set_title(mode, fontsize=9)
     for ax in axes.ravel()[len(modes):]:
         ax.remove()
     fig.tight_layout()
