@@ -1,0 +1,256 @@
+"""Numba kernels for transposed convolution and for the weight gradient of convolution.
+
+Every kernel takes C-contiguous arrays that the wrappers in :mod:`convlab.transposed` and
+:mod:`convlab.grad` have validated and allocated; kernels only loop.
+
+A transposed convolution *scatters*: input element ``x[n, ci, ih, iw]`` times tap
+``w[ci, oc, kh, kw]`` lands on output ``(ih*sh - ph + kh*dh, iw*sw - pw + kw*dw)``. Scattering in
+parallel over input channels would race on the output, so every kernel here gives each parallel
+task one whole ``(image, output channel)`` plane that no other task touches, and scatters into it
+from every input channel of that channel's group. The padding ``p`` of the transposed convolution
+*crops* the full result; instead of allocating the full result and cutting it, the kernels compute
+for every tap the range of input rows/columns whose targets fall inside the cropped output
+(:func:`_first_in` and :func:`_stop_in`), so no index ever leaves an array.
+"""
+
+from numba import njit, prange
+
+from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _first_in(offset, stride):
+    """Smallest ``i >= 0`` with ``i * stride + offset >= 0``."""
+    if offset >= 0:
+        return 0
+    return (-offset + stride - 1) // stride
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _stop_in(offset, stride, out_size, in_size):
+    """One past the largest ``i < in_size`` with ``i * stride + offset <= out_size - 1``."""
+    last = out_size - 1 - offset
+    if last < 0:
+        return 0
+    return min(in_size, last // stride + 1)
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _conv_transpose2d_scatter(x, w, b, out, sh, sw, ph, pw, dh, dw, groups):
+    """Direct 2-D transposed convolution.
+
+    x: (N, C_in, H, W); w: (C_in, C_out/groups, KH, KW); b: (C_out,) (zeros when there is no bias);
+    out: (N, C_out, OH, OW), overwritten. The output padding needs no code: it only makes ``out``
+    larger, and the rows it adds receive whatever taps reach them.
+
+    One task per (image, output channel): the task owns its output plane, so the scatter-add has
+    no races. For each input channel and tap the weight sits in a register and the innermost loop
+    reads an input row contiguously.
+    """
+    n_batch, c_out, oh_n, ow_n = out.shape
+    c_in, h_n, w_n = x.shape[1], x.shape[2], x.shape[3]
+    out_per_group = w.shape[1]
+    in_per_group = c_in // groups
+    kh_n, kw_n = w.shape[2], w.shape[3]
+    for task in prange(n_batch * c_out):
+        n = task // c_out
+        oc = task % c_out
+        g = oc // out_per_group
+        ocl = oc - g * out_per_group
+        plane = out[n, oc]
+        bias = b[oc]
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                plane[oh, ow] = bias
+        for cil in range(in_per_group):
+            ci = g * in_per_group + cil
+            src = x[n, ci]
+            for kh in range(kh_n):
+                off_h = kh * dh - ph
+                ih0 = _first_in(off_h, sh)
+                ih1 = _stop_in(off_h, sh, oh_n, h_n)
+                for kw in range(kw_n):
+                    off_w = kw * dw - pw
+                    iw0 = _first_in(off_w, sw)
+                    iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                    wv = w[ci, ocl, kh, kw]
+                    for ih in range(ih0, ih1):
+                        dst = plane[ih * sh + off_h]
+                        row = src[ih]
+                        for iw in range(iw0, iw1):
+                            dst[iw * sw + off_w] += wv * row[iw]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _conv_transpose3d_scatter(x, w, b, out, sd, sh, sw, pd, ph, pw, dd, dh, dw, groups):
+    """Direct 3-D transposed convolution; :func:`_conv_transpose2d_scatter` with a depth loop.
+
+    x: (N, C_in, D, H, W); w: (C_in, C_out/groups, KD, KH, KW); out: (N, C_out, OD, OH, OW).
+    """
+    n_batch, c_out, od_n, oh_n, ow_n = out.shape
+    c_in, d_n, h_n, w_n = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+    out_per_group = w.shape[1]
+    in_per_group = c_in // groups
+    kd_n, kh_n, kw_n = w.shape[2], w.shape[3], w.shape[4]
+    for task in prange(n_batch * c_out):
+        n = task // c_out
+        oc = task % c_out
+        g = oc // out_per_group
+        ocl = oc - g * out_per_group
+        vol = out[n, oc]
+        bias = b[oc]
+        for od in range(od_n):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    vol[od, oh, ow] = bias
+        for cil in range(in_per_group):
+            ci = g * in_per_group + cil
+            src = x[n, ci]
+            for kd in range(kd_n):
+                off_d = kd * dd - pd
+                id0 = _first_in(off_d, sd)
+                id1 = _stop_in(off_d, sd, od_n, d_n)
+                for kh in range(kh_n):
+                    off_h = kh * dh - ph
+                    ih0 = _first_in(off_h, sh)
+                    ih1 = _stop_in(off_h, sh, oh_n, h_n)
+                    for kw in range(kw_n):
+                        off_w = kw * dw - pw
+                        iw0 = _first_in(off_w, sw)
+                        iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                        wv = w[ci, ocl, kd, kh, kw]
+                        for i_d in range(id0, id1):
+                            for ih in range(ih0, ih1):
+                                dst = vol[i_d * sd + off_d, ih * sh + off_h]
+                                row = src[i_d, ih]
+                                for iw in range(iw0, iw1):
+                                    dst[iw * sw + off_w] += wv * row[iw]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_n):
+    """Second half of the GEMM form of a 2-D transposed convolution: scatter-add the columns.
+
+    cols: (N, C_out*KH*KW, H*W) where row ``(oc*KH + kh)*KW + kw``, column ``ih*W + iw`` holds
+    ``sum_ci w[ci, oc, kh, kw] * x[n, ci, ih, iw]`` (the matrix product ``W^T @ x`` per group);
+    out: (N, C_out, OH, OW), overwritten with the bias plus every column value at its target.
+    This is ``col2im`` with the padding cropped on the fly; one task per (image, channel) plane.
+    """
+    n_batch, c_out, oh_n, ow_n = out.shape
+    for task in prange(n_batch * c_out):
+        n = task // c_out
+        oc = task % c_out
+        plane = out[n, oc]
+        bias = b[oc]
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                plane[oh, ow] = bias
+        for kh in range(kh_n):
+            off_h = kh * dh - ph
+            ih0 = _first_in(off_h, sh)
+            ih1 = _stop_in(off_h, sh, oh_n, h_n)
+            for kw in range(kw_n):
+                off_w = kw * dw - pw
+                iw0 = _first_in(off_w, sw)
+                iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                src = cols[n, (oc * kh_n + kh) * kw_n + kw]
+                for ih in range(ih0, ih1):
+                    dst = plane[ih * sh + off_h]
+                    base = ih * w_n
+                    for iw in range(iw0, iw1):
+                        dst[iw * sw + off_w] += src[base + iw]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _fold_transposed3d(cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n):
+    """:func:`_fold_transposed2d` in 3-D: cols (N, C_out*KD*KH*KW, D*H*W); out (N, C_out, OD, OH, OW)."""
+    n_batch, c_out, od_n, oh_n, ow_n = out.shape
+    for task in prange(n_batch * c_out):
+        n = task // c_out
+        oc = task % c_out
+        vol = out[n, oc]
+        bias = b[oc]
+        for od in range(od_n):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    vol[od, oh, ow] = bias
+        for kd in range(kd_n):
+            off_d = kd * dd - pd
+            id0 = _first_in(off_d, sd)
+            id1 = _stop_in(off_d, sd, od_n, d_n)
+            for kh in range(kh_n):
+                off_h = kh * dh - ph
+                ih0 = _first_in(off_h, sh)
+                ih1 = _stop_in(off_h, sh, oh_n, h_n)
+                for kw in range(kw_n):
+                    off_w = kw * dw - pw
+                    iw0 = _first_in(off_w, sw)
+                    iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                    src = cols[n, ((oc * kd_n + kd) * kh_n + kh) * kw_n + kw]
+                    for i_d in range(id0, id1):
+                        for ih in range(ih0, ih1):
+                            dst = vol[i_d * sd + off_d, ih * sh + off_h]
+                            base = (i_d * h_n + ih) * w_n
+                            for iw in range(iw0, iw1):
+                                dst[iw * sw + off_w] += src[base + iw]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
+    """Gradient of a 2-D convolution with respect to its weight.
+
+    xp: (N, C_in, Hp, Wp) zero-padded input; grad_out: (N, C_out, OH, OW);
+    grad_w: (C_out, C_in/groups, KH, KW), overwritten with
+    ``sum_{n, oh, ow} grad_out[n, oc, oh, ow] * xp[n, g*C_in/groups + ci, oh*sh + kh*dh, ow*sw + kw*dw]``:
+    the cross-correlation of the input with the output gradient. One task per
+    (output channel, input channel) pair owns its ``KH x KW`` slice of ``grad_w``.
+    """
+    c_out, c_per_group, kh_n, kw_n = grad_w.shape
+    n_batch, oh_n, ow_n = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3]
+    out_per_group = c_out // groups
+    for task in prange(c_out * c_per_group):
+        oc = task // c_per_group
+        ci = task % c_per_group
+        g = oc // out_per_group
+        cin = g * c_per_group + ci
+        for kh in range(kh_n):
+            for kw in range(kw_n):
+                col0 = kw * dw
+                acc = 0.0  # float64 accumulator: the sums run over N*OH*OW terms
+                for n in range(n_batch):
+                    src = xp[n, cin]
+                    gplane = grad_out[n, oc]
+                    for oh in range(oh_n):
+                        row = src[oh * sh + kh * dh]
+                        grow = gplane[oh]
+                        for ow in range(ow_n):
+                            acc += grow[ow] * row[ow * sw + col0]
+                grad_w[oc, ci, kh, kw] = acc
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
+    """:func:`_conv2d_weight_grad` in 3-D: xp (N, C_in, Dp, Hp, Wp), grad_out (N, C_out, OD, OH, OW)."""
+    c_out, c_per_group, kd_n, kh_n, kw_n = grad_w.shape
+    n_batch, od_n, oh_n, ow_n = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3], grad_out.shape[4]
+    out_per_group = c_out // groups
+    for task in prange(c_out * c_per_group):
+        oc = task // c_per_group
+        ci = task % c_per_group
+        g = oc // out_per_group
+        cin = g * c_per_group + ci
+        for kd in range(kd_n):
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    col0 = kw * dw
+                    acc = 0.0
+                    for n in range(n_batch):
+                        src = xp[n, cin]
+                        gvol = grad_out[n, oc]
+                        for od in range(od_n):
+                            for oh in range(oh_n):
+                                row = src[od * sd + kd * dd, oh * sh + kh * dh]
+                                grow = gvol[od, oh]
+                                for ow in range(ow_n):
+                                    acc += grow[ow] * row[ow * sw + col0]
+                    grad_w[oc, ci, kd, kh, kw] = acc

@@ -1,0 +1,356 @@
+"""Transposed convolution: ``conv_transpose1d/2d/3d`` with the semantics of ``torch.nn.functional``.
+
+A transposed convolution is the adjoint of a convolution with the same ``stride``, ``padding``,
+``dilation`` and ``groups``: if ``y = conv(x)`` then ``<conv(x), y> = <x, conv_transpose(y)>``,
+which is why it is the backward pass of a convolution with respect to its input
+(:func:`convlab.grad.conv2d_input`) and why, as a matrix, it is ``W'^T`` where ``W'`` is the
+convolution's matrix (:func:`convlab.conv_matrix`). It maps a size ``i`` to
+``(i - 1) s - 2p + d (k - 1) + a + 1`` (:func:`convlab.shapes.conv_transpose_output_size`).
+
+Two algorithms compute it, both without building a dense matrix or inserting zeros:
+
+``"direct"``
+    a Numba kernel that scatters every input element times every tap straight into the output;
+    each parallel task owns one (image, output channel) plane, so there are no write races.
+``"gemm"``
+    one matrix product per group, ``cols = W_g^T @ x_g`` (every input pixel times every tap of
+    every output channel), then a Numba kernel that folds the columns into the output
+    (``col2im``), cropping the padding on the fly. BLAS does the multiplications near peak speed.
+
+Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _kernels_transposed as _kernels
+from ._args import check_rank, float_array, ntuple, positive_int
+from .config import parallel_launch
+from .shapes import conv_transpose_output_padding, conv_transpose_output_size
+
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "ALGORITHMS", "choose_algorithm"]
+
+#: algorithms accepted by the ``conv_transpose*`` functions
+ALGORITHMS = ("auto", "direct", "gemm")
+
+#: "auto" never lets the GEMM form allocate more than this (bytes) for its column buffer
+GEMM_AUTO_LIMIT = 256 * 2**20
+
+_LAYOUT = {1: "(N, C_in, L) or (C_in, L)", 2: "(N, C_in, H, W) or (C_in, H, W)",
+           3: "(N, C_in, D, H, W) or (C_in, D, H, W)"}
+_KERNEL_DIMS = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
+
+
+class _Prepared:
+    """Validated arguments of one transposed-convolution call."""
+
+    __slots__ = ("x", "w", "b", "stride", "padding", "dilation", "groups", "out_shape", "unbatched")
+
+
+def _is_int(value):
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
+
+
+def _check_algorithm(algorithm):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
+
+
+def _requested_spatial_size(output_size, nd, leading):
+    """The spatial part of ``output_size``: ``nd`` ints, or the full shape as PyTorch accepts it.
+
+    ``leading`` is ``(N, C_out)`` for batched input, ``(C_out,)`` for unbatched input; when the
+    full shape is given its non-spatial entries must match them.
+    """
+    if _is_int(output_size):
+        return ntuple(output_size, nd, "output_size", allow_negative=True)
+    if isinstance(output_size, (str, bytes)):
+        raise TypeError(f"output_size must be an int or a sequence of ints, got {output_size!r}")
+    try:
+        items = tuple(output_size)
+    except TypeError:
+        raise TypeError(f"output_size must be an int or a sequence of ints, got {output_size!r}") from None
+    full = len(leading) + nd
+    if len(items) == full:
+        given = tuple(ntuple(items[:len(leading)], len(leading), "output_size", allow_negative=True))
+        if given != tuple(leading):
+            raise ValueError(
+                f"output_size {tuple(items)} is a full shape whose leading entries {given} do not "
+                f"match the output's {tuple(leading)} (batch and channels)"
+            )
+        items = items[len(leading):]
+    elif len(items) != nd:
+        raise ValueError(
+            f"output_size must have {nd} entries (the spatial size) or {full} (the full output "
+            f"shape), got {output_size!r} with {len(items)}"
+        )
+    return ntuple(items, nd, "output_size", allow_negative=True)
+
+
+def _prepare(nd, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size):
+    """Validate everything for an ``nd``-dimensional transposed convolution."""
+    x = float_array(input, "input")
+    check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
+    w = float_array(weight, "weight", dtype=x.dtype)
+    check_rank(w, (nd + 2,), "weight", f"(C_in, C_out/groups, {_KERNEL_DIMS[nd]})")
+    if 0 in w.shape:
+        raise ValueError(f"weight must not have a zero-size dimension, got shape {w.shape}")
+    groups = positive_int(groups, "groups")
+    stride = ntuple(stride, nd, "stride")
+    dilation = ntuple(dilation, nd, "dilation")
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding must be an int or a tuple of {nd} ints for a transposed convolution "
+            f"(PyTorch has no 'same'/'valid' here; see convlab.shapes.tf_conv_transpose_output_size "
+            f"for TensorFlow's conventions), got {padding!r}"
+        )
+    padding = ntuple(padding, nd, "padding", allow_zero=True)
+    kernel = w.shape[2:]
+
+    unbatched = x.ndim == nd + 1
+    if unbatched:
+        x = x[None]
+    c_in = x.shape[1]
+    if c_in % groups:
+        raise ValueError(f"in_channels ({c_in}) must be divisible by groups ({groups})")
+    if w.shape[0] != c_in:
+        raise ValueError(
+            f"input has {c_in} channels but weight.shape[0] is {w.shape[0]}: a transposed "
+            f"convolution's weight must be (C_in, C_out/groups, *kernel)"
+        )
+    c_out = w.shape[1] * groups
+    if bias is None:
+        b = np.zeros(c_out, dtype=x.dtype)
+    else:
+        b = float_array(bias, "bias", dtype=x.dtype)
+        if b.shape != (c_out,):
+            raise ValueError(
+                f"bias must have shape (C_out,) = ({c_out},) (weight.shape[1] * groups = "
+                f"{w.shape[1]} * {groups}), got {b.shape}"
+            )
+    spatial = x.shape[2:]
+    if 0 in spatial:
+        raise ValueError(f"input must have non-empty spatial dimensions, got shape {x.shape[2:]}")
+
+    if output_size is not None:
+        if ntuple(output_padding, nd, "output_padding", allow_zero=True) != (0,) * nd:
+            raise ValueError(
+                f"give either output_padding ({output_padding!r}) or output_size "
+                f"({output_size!r}), not both: output_size determines the output padding"
+            )
+        leading = (c_out,) if unbatched else (x.shape[0], c_out)
+        size = _requested_spatial_size(output_size, nd, leading)
+        output_padding = conv_transpose_output_padding(tuple(spatial), size, kernel, stride, padding, dilation)
+    out_spatial = conv_transpose_output_size(tuple(spatial), kernel, stride, padding, output_padding, dilation)
+
+    p = _Prepared()
+    p.x, p.w, p.b = x, w, b
+    p.stride, p.padding, p.dilation, p.groups = stride, padding, dilation, groups
+    p.out_shape = (x.shape[0], c_out) + tuple(out_spatial)
+    p.unbatched = unbatched
+    return p
+
+
+def gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize):
+    """Bytes of the column buffer of the GEMM form: ``N * C_out * prod(k) * prod(input spatial)``."""
+    c_out = w_shape[1] * groups
+    return x_shape[0] * c_out * math.prod(w_shape[2:]) * math.prod(x_shape[2:]) * itemsize
+
+
+def choose_algorithm(x_shape, w_shape, groups, itemsize):
+    """The algorithm ``algorithm="auto"`` runs for a batched input and weight of these shapes.
+
+    The GEMM form multiplies ``(C_out/g * prod(k), C_in/g) @ (C_in/g, prod(spatial))`` per group;
+    it pays off when the inner dimension ``C_in/g`` is large enough for BLAS to beat the direct
+    kernel's register-held taps (not for depthwise layers) and the column buffer stays modest.
+    """
+    in_per_group = x_shape[1] // groups
+    rows = w_shape[1] * math.prod(w_shape[2:])
+    if in_per_group >= 8 and rows >= 16 and gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize) <= GEMM_AUTO_LIMIT:
+        return "gemm"
+    return "direct"
+
+
+def _gemm_columns(x, w, groups):
+    """``cols[n, (oc*prod(k) + tap), pixel] = sum_ci w[ci, oc, tap] * x[n, ci, pixel]`` per group."""
+    n_batch, c_in = x.shape[0], x.shape[1]
+    pixels = math.prod(x.shape[2:])
+    in_per_group, out_per_group = c_in // groups, w.shape[1]
+    rows = out_per_group * math.prod(w.shape[2:])
+    x3 = x.reshape(n_batch, c_in, pixels)
+    w2 = w.reshape(c_in, rows)
+    cols = np.empty((n_batch, groups * rows, pixels), dtype=x.dtype)
+    for g in range(groups):
+        i = slice(g * in_per_group, (g + 1) * in_per_group)
+        np.matmul(w2[i].T, x3[:, i], out=cols[:, g * rows:(g + 1) * rows])
+    return cols
+
+
+def _run(p, algorithm):
+    """Allocate the output and fill it with the chosen kernel (2-D or 3-D arrays)."""
+    out = np.empty(p.out_shape, dtype=p.x.dtype)
+    if out.size == 0:
+        return out
+    if algorithm == "auto":
+        algorithm = choose_algorithm(p.x.shape, p.w.shape, p.groups, p.x.itemsize)
+    x = np.ascontiguousarray(p.x)
+    w = np.ascontiguousarray(p.w)
+    nd = x.ndim - 2
+    if algorithm == "gemm":
+        cols = _gemm_columns(x, w, p.groups)
+        with parallel_launch():
+            if nd == 2:
+                _kernels._fold_transposed2d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
+                                            *x.shape[2:])
+            else:
+                _kernels._fold_transposed3d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
+                                            *x.shape[2:])
+    else:
+        with parallel_launch():
+            if nd == 2:
+                _kernels._conv_transpose2d_scatter(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
+            else:
+                _kernels._conv_transpose3d_scatter(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
+    return out
+
+
+def _lift_1d(p):
+    """A 1-D transposed convolution is a 2-D one over a height-1 image with a height-1 kernel."""
+    p.x = p.x[:, :, None, :]
+    p.w = p.w[:, :, None, :]
+    p.stride, p.padding, p.dilation = (1,) + p.stride, (0,) + p.padding, (1,) + p.dilation
+    p.out_shape = p.out_shape[:2] + (1,) + p.out_shape[2:]
+    return p
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     output_size=None, algorithm="auto"):
+    """1-D transposed convolution, exactly ``torch.nn.functional.conv_transpose1d``.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, L) or (C_in, L)
+    weight : array_like, shape (C_in, C_out / groups, k)
+    bias : array_like, shape (C_out,), optional
+    stride, padding, output_padding, groups, dilation, output_size, algorithm
+        As in :func:`conv_transpose2d`, with 1-tuples (or ints).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, L_out) or (C_out, L_out)
+        ``L_out = (L - 1) s - 2p + d (k - 1) + output_padding + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv_transpose1d([[[1.0, 2.0, 3.0]]], [[[1.0, 10.0]]], stride=2)
+    array([[[ 1., 10.,  2., 20.,  3., 30.]]])
+    """
+    _check_algorithm(algorithm)
+    p = _lift_1d(_prepare(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size))
+    out = _run(p, algorithm)[:, :, 0, :]
+    return out[0] if p.unbatched else out
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     output_size=None, algorithm="auto"):
+    """2-D transposed convolution, exactly ``torch.nn.functional.conv_transpose2d``.
+
+    Every input element ``x[n, ci, ih, iw]`` adds ``x * weight[ci, oc, kh, kw]`` to output
+    ``(ih*s - p + kh*d, iw*s - p + kw*d)`` of every output channel ``oc`` of its group: the adjoint
+    (transpose) of :func:`convlab.conv2d` with the same stride, padding, dilation and groups, which
+    upsamples by the stride. It is sometimes called "deconvolution", but it does not invert a
+    convolution: it restores the *shape* of the convolution's input, not its values.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, shape (C_in, C_out / groups, kH, kW)
+        PyTorch's layout for transposed convolutions (input channels first).
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or tuple of 2 ints, positive
+    padding : int or tuple of 2 ints, non-negative
+        The padding of the convolution being transposed: ``p`` rows/columns are *removed* from each
+        side of the full result.
+    output_padding : int or tuple of 2 ints, non-negative
+        Rows/columns added at the bottom/right. Each must be smaller than its stride or its
+        dilation (PyTorch's rule). A convolution with stride ``s`` maps ``s`` different input sizes
+        to the same output size; ``output_padding`` says which one to go back to.
+    groups : int
+        Must divide ``C_in``; ``C_out = weight.shape[1] * groups``.
+    output_size : int or sequence of ints, optional
+        The wanted output size instead of ``output_padding``, as in
+        ``torch.nn.ConvTranspose2d.forward(x, output_size)`` and TensorFlow's ``output_shape``:
+        ``(H_out, W_out)`` or the full shape ``(N, C_out, H_out, W_out)`` (``(C_out, H_out, W_out)``
+        for unbatched input). The output padding is derived from it with
+        :func:`convlab.shapes.conv_transpose_output_padding`; an unreachable size is an error.
+    algorithm : {"auto", "direct", "gemm"}
+        ``"direct"`` scatters in a Numba kernel; ``"gemm"`` does one matrix product per group and
+        folds the columns; ``"auto"`` picks by :func:`convlab.transposed.choose_algorithm`. All give
+        the same result to float rounding.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+        ``H_out = (H - 1) s - 2p + d (kH - 1) + output_padding + 1`` and likewise ``W_out``
+        (:func:`convlab.shapes.conv_transpose_output_size`), with the input's dtype (float32 or
+        float64; integer input is computed in float64).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For any argument that breaks the rules above, before any kernel runs.
+
+    Notes
+    -----
+    Seed 001 computes a transposed convolution by inserting ``s - 1`` zeros between input elements,
+    padding by ``d(k - 1) - p`` and running a stride-1 convolution with the flipped kernel; that
+    is a good way to *see* it and a wasteful way to compute it, since most of the products are
+    with zeros. Neither algorithm here does that (Dumoulin & Visin 2016, section 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), stride=2)[0, 0]
+    array([[1., 1., 2., 1., 1.],
+           [1., 1., 2., 1., 1.],
+           [2., 2., 4., 2., 2.],
+           [1., 1., 2., 1., 1.],
+           [1., 1., 2., 1., 1.]])
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), stride=2, output_size=(6, 6)).shape
+    (1, 1, 6, 6)
+    """
+    _check_algorithm(algorithm)
+    p = _prepare(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
+    out = _run(p, algorithm)
+    return out[0] if p.unbatched else out
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     output_size=None, algorithm="auto"):
+    """3-D transposed convolution, exactly ``torch.nn.functional.conv_transpose3d``.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, D, H, W) or (C_in, D, H, W)
+    weight : array_like, shape (C_in, C_out / groups, kD, kH, kW)
+    bias : array_like, shape (C_out,), optional
+    stride, padding, output_padding, groups, dilation, output_size, algorithm
+        As in :func:`conv_transpose2d`, with 3-tuples (or ints).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, D_out, H_out, W_out) or (C_out, D_out, H_out, W_out)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv_transpose3d(np.ones((1, 1, 1, 1, 1)), np.ones((1, 2, 2, 2, 2))).shape
+    (1, 2, 2, 2, 2)
+    """
+    _check_algorithm(algorithm)
+    p = _prepare(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
+    out = _run(p, algorithm)
+    return out[0] if p.unbatched else out
