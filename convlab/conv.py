@@ -43,28 +43,31 @@ def pad_input(x, pairs, padding_mode):
     return np.pad(x, width, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
-def _check_pad_fits(spatial, pairs, padding_mode):
+def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
     """PyTorch's limits on non-zero padding modes, checked before np.pad sees them."""
-    for dim, (size, (before, after)) in enumerate(zip(spatial, pairs)):
+    for name, size, (before, after) in zip(dim_names, spatial, pairs):
         pad = max(before, after)
         if pad == 0:
             continue
         if padding_mode == "reflect" and pad >= size:
             raise ValueError(
-                f"reflect padding ({pad}) must be smaller than the input size ({size}) of spatial "
-                f"dimension {dim}"
+                f"reflect padding ({pad}) must be smaller than the input size ({size}) along {name}"
             )
         if padding_mode == "circular" and pad > size:
             raise ValueError(
-                f"circular padding ({pad}) must not be larger than the input size ({size}) of "
-                f"spatial dimension {dim} (it would wrap around more than once)"
+                f"circular padding ({pad}) must not be larger than the input size ({size}) along "
+                f"{name} (it would wrap around more than once)"
             )
         if padding_mode == "replicate" and size == 0:
-            raise ValueError(f"replicate padding needs a non-empty spatial dimension {dim}")
+            raise ValueError(f"replicate padding needs a non-empty input along {name}")
 
 
-def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode):
-    """Validate everything for an ``nd``-dimensional convolution and pad the input."""
+def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None):
+    """Validate everything for an ``nd``-dimensional convolution and pad the input.
+
+    ``dim_names`` names the spatial dimensions in messages (conv1d runs as a height-1 conv2d but
+    its users know their dimension as L).
+    """
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
     w = float_array(weight, "weight", dtype=x.dtype)
@@ -101,7 +104,7 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
 
     spatial = x.shape[2:]
     if padding_mode != "zeros":
-        _check_pad_fits(spatial, pairs, padding_mode)
+        _check_pad_fits(spatial, pairs, padding_mode, dim_names or _DIMS[nd])
     out_spatial = []
     for size, k, s, d, (before, after) in zip(spatial, kernel, stride, dilation, pairs):
         out_spatial.append(conv_output_size(size + before + after, k, s, 0, d))
@@ -208,7 +211,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if not isinstance(padding, str):
         padding = (0,) + ntuple(padding, 1, "padding", allow_zero=True)
     p = _prepare(2, x[..., None, :], w[:, :, None, :], bias, (1,) + stride, padding, (1,) + dilation,
-                 groups, padding_mode)
+                 groups, padding_mode, dim_names=("H", "L"))
     out = _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
