@@ -55,11 +55,11 @@ BAD = [
     ("algorithm", c2, (X2, W2), dict(algorithm="magic"), ValueError, r"algorithm must be one of .*got 'magic'"),
     # padding modes that need the input to be large enough
     ("reflect_too_wide", c2, (np.ones((1, 4, 3, 8)), W2), dict(padding=3, padding_mode="reflect"), ValueError,
-     r"reflect padding \(3\) must be smaller than the input size \(3\) of spatial dimension 0"),
+     r"reflect padding \(3\) must be smaller than the input size \(3\) along H"),
     ("reflect_too_wide_1d", c1, (np.ones((1, 4, 2)), W1), dict(padding=2, padding_mode="reflect"), ValueError,
-     r"reflect padding \(2\) must be smaller than the input size \(2\)"),
+     r"reflect padding \(2\) must be smaller than the input size \(2\) along L"),
     ("circular_too_wide", c2, (np.ones((1, 4, 8, 2)), W2), dict(padding=3, padding_mode="circular"), ValueError,
-     r"circular padding \(3\) must not be larger than the input size \(2\) of spatial dimension 1"),
+     r"circular padding \(3\) must not be larger than the input size \(2\) along W"),
     # ranks
     ("input_rank_2d", c2, (np.ones((4, 8)), W2), {}, ValueError, r"input must be 3-D or 4-D \(N, C, H, W\) or \(C, H, W\), got shape \(4, 8\)"),
     ("input_rank_1d", c1, (np.ones((1, 1, 4, 8)), W1), {}, ValueError, r"input must be 2-D or 3-D \(N, C, L\) or \(C, L\), got shape"),
