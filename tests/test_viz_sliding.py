@@ -404,7 +404,7 @@ class TestInvalidParams:
             viz.sliding_window_diagram(6, 3, padding=1, padding_mode="mirror")
 
     def test_reflect_pad_too_large(self):
-        with pytest.raises(ValueError, match=r"reflect padding \(3\) must be smaller than the input size \(3\)"):
+        with pytest.raises(ValueError, match=r"reflect padding \(3\) must be smaller than the input size \(3\) along L"):
             viz.sliding_window_diagram(3, 3, padding=3, padding_mode="reflect")
 
     def test_highlight_out_of_range(self):

@@ -136,7 +136,7 @@ def _values(geo, x, weight, bias, padding_mode):
             raise ValueError(f"x has {x.shape[0]} values but length is {geo.length}")
         pairs = ((geo.before, geo.after),)
         if padding_mode != "zeros":
-            _check_pad_fits((geo.length,), pairs, padding_mode)
+            _check_pad_fits((geo.length,), pairs, padding_mode, ("L",))
         padded = pad_input(x[None, None], pairs, padding_mode)[0, 0]
     if weight is not None:
         w = float_array(weight, "weight")
@@ -154,7 +154,7 @@ def _source_labels(geo, padding_mode):
     """What a cell holds when no values are given: ``x_j`` (or 0 for zero padding)."""
     pairs = ((geo.before, geo.after),)
     if padding_mode != "zeros":
-        _check_pad_fits((geo.length,), pairs, padding_mode)
+        _check_pad_fits((geo.length,), pairs, padding_mode, ("L",))
     source = pad_input(np.arange(geo.length, dtype=np.float64)[None, None], pairs, padding_mode)[0, 0]
     labels = []
     for pos, j in enumerate(range(geo.first, geo.last + 1)):
@@ -470,7 +470,7 @@ def padding_modes_figure(x, pad, modes=PADDING_MODES):
     pairs = tuple((p, p) for p in pads)
     for mode in modes:
         if mode != "zeros":
-            _check_pad_fits(arr.shape, pairs, mode)
+            _check_pad_fits(arr.shape, pairs, mode, ("L",) if arr.ndim == 1 else ("H", "W"))
     grid = arr if arr.ndim == 2 else arr[None]
     grid_pairs = pairs if arr.ndim == 2 else ((0, 0),) + pairs
     rows, cols = grid.shape[0] + 2 * grid_pairs[0][0], grid.shape[1] + 2 * grid_pairs[1][0]
