@@ -28,3 +28,19 @@ __all__ = [
     "count_params",
     "count_macs",
 ]
+
+from .separable import (SeparatedKernel, depthwise_separable_conv2d, separate_kernel,
+                        spatially_separable_conv2d)
+from .shapes import (count_macs_depthwise_separable, count_macs_spatially_separable,
+                     count_params_depthwise_separable, count_params_spatially_separable)
+
+__all__ += [
+    "depthwise_separable_conv2d",
+    "separate_kernel",
+    "SeparatedKernel",
+    "spatially_separable_conv2d",
+    "count_params_depthwise_separable",
+    "count_macs_depthwise_separable",
+    "count_params_spatially_separable",
+    "count_macs_spatially_separable",
+]

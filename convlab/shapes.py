@@ -409,3 +409,123 @@ __all__ += [
     "conv_transpose_output_padding",
     "tf_conv_transpose_output_size",
 ]
+
+
+# --- separable convolutions (convlab.separable) ------------------------------------------------
+# Built on count_params / count_macs / conv_output_size above, so every count the separable
+# chapter prints goes through the same formulas as the plain layers.
+
+def count_params_depthwise_separable(in_channels, out_channels, kernel_size, depth_multiplier=1,
+                                     bias=True):
+    """Parameters of a depthwise-separable layer: a depthwise conv then a 1x1 conv.
+
+    The depthwise conv (``groups = C_in``, ``K`` filters per channel) has ``C_in K prod(k)``
+    weights, the 1x1 conv ``C_out C_in K``; with ``bias`` each adds its output channels
+    (``C_in K`` and ``C_out``). Against a standard conv's ``C_out C_in prod(k)`` weights the ratio
+    is ``1 / C_out + 1 / prod(k)`` for ``K = 1`` (Howard et al. 2017, eq. 5).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or tuple of int
+        Of the depthwise conv; an int means a square 2-D kernel.
+    depth_multiplier : int
+        ``K``, depthwise filters per input channel.
+    bias : bool
+        Whether both convolutions have a bias.
+
+    Examples
+    --------
+    >>> count_params_depthwise_separable(3, 4, 3, bias=False)   # the seed's 27 + 12
+    39
+    >>> count_params_depthwise_separable(3, 4, 3, depth_multiplier=2, bias=False)   # 54 + 24
+    78
+    """
+    c_in = positive_int(in_channels, "in_channels")
+    c_out = positive_int(out_channels, "out_channels")
+    k_mult = positive_int(depth_multiplier, "depth_multiplier")
+    ks = ntuple(kernel_size, 2, "kernel_size") if _is_int(kernel_size) else \
+        ntuple(kernel_size, len(kernel_size), "kernel_size")
+    depthwise = count_params(c_in, c_in * k_mult, ks, groups=c_in, bias=bias)
+    pointwise = count_params(c_in * k_mult, c_out, (1,) * len(ks), bias=bias)
+    return depthwise + pointwise
+
+
+def count_macs_depthwise_separable(in_channels, out_channels, kernel_size, input_size, stride=1,
+                                   padding=0, dilation=1, depth_multiplier=1, batch=1):
+    """Multiply-accumulates of a depthwise-separable layer (depthwise conv, then 1x1 conv).
+
+    ``count_macs`` of the depthwise conv (``groups = C_in``, output ``C_in K`` channels, with the
+    given stride, padding and dilation) plus ``count_macs`` of the 1x1 conv on its output:
+    ``D_O^2 (C_in K D_K^2 + C_in K C_out)`` for square sizes, against ``D_O^2 C_in C_out D_K^2``
+    for the standard conv. Bias additions are not counted.
+
+    Examples
+    --------
+    >>> count_macs_depthwise_separable(64, 128, 3, (56, 56), padding=1)   # 1806336 + 25690112
+    27496448
+    >>> count_macs(64, 128, 3, (56, 56), padding=1)                        # standard conv
+    231211008
+    """
+    c_in = positive_int(in_channels, "in_channels")
+    c_out = positive_int(out_channels, "out_channels")
+    k_mult = positive_int(depth_multiplier, "depth_multiplier")
+    depthwise = count_macs(c_in, c_in * k_mult, kernel_size, input_size, stride, padding, dilation,
+                           groups=c_in, batch=batch)
+    out = conv_output_size(input_size, kernel_size, stride, padding, dilation)
+    pointwise = count_macs(c_in * k_mult, c_out, 1, out, batch=batch)
+    return depthwise + pointwise
+
+
+def count_params_spatially_separable(kernel_size, rank=1):
+    """Numbers stored for a 2-D kernel kept as ``rank`` column/row factor pairs: ``r (kH + kW)``.
+
+    Against ``kH kW`` for the full kernel (:func:`count_params` with one channel, no bias): 6
+    instead of 9 for a rank-1 3x3 kernel.
+
+    Examples
+    --------
+    >>> count_params_spatially_separable(3)
+    6
+    >>> count_params_spatially_separable((5, 7), rank=2)
+    24
+    """
+    kh, kw = ntuple(kernel_size, 2, "kernel_size")
+    return positive_int(rank, "rank") * (kh + kw)
+
+
+def count_macs_spatially_separable(channels, kernel_size, input_size, rank=1, stride=1, padding=0,
+                                   batch=1):
+    """Multiply-accumulates of :func:`convlab.spatially_separable_conv2d`, counted exactly.
+
+    Per channel and rank term, the column pass computes ``H_out x W_c`` values with ``kH`` taps,
+    where ``W_c = (W_out - 1) s_w + kW`` are the columns the row pass reads, and the row pass
+    ``H_out x W_out`` values with ``kW`` taps:
+    ``batch * C * r * H_out * (W_c kH + W_out kW)``, about ``r (kH + kW)`` per output pixel for
+    large images, against ``kH kW`` for the full kernel (:func:`count_macs` with
+    ``groups = C``).
+
+    Examples
+    --------
+    >>> count_macs_spatially_separable(1, 3, (10, 10))    # 8 * (10*3 + 8*3)
+    432
+    >>> count_macs(1, 1, 3, (10, 10))                      # 8 * 8 * 9
+    576
+    """
+    c = positive_int(channels, "channels")
+    r = positive_int(rank, "rank")
+    b = positive_int(batch, "batch") if batch != 0 else 0
+    kh, kw = ntuple(kernel_size, 2, "kernel_size")
+    size = ntuple(input_size, 2, "input_size", allow_zero=True)   # an int means a square image
+    oh, ow = conv_output_size(size, (kh, kw), stride, padding)
+    sw = ntuple(stride, 2, "stride")[1]
+    wc = (ow - 1) * sw + kw
+    return b * c * r * oh * (wc * kh + ow * kw)
+
+
+__all__ += [
+    "count_params_depthwise_separable",
+    "count_macs_depthwise_separable",
+    "count_params_spatially_separable",
+    "count_macs_spatially_separable",
+]
