@@ -1,0 +1,376 @@
+"""Deformable convolution v1 and v2: ``deform_conv2d`` (exactly ``torchvision.ops.deform_conv2d``)
+and its gradients, ``deform_conv2d_grad``.
+
+A deformable convolution (Dai et al. 2017) is a 2-D convolution whose kernel taps do not sit on
+the regular grid: every output position ``p`` and tap ``t`` carries a learned offset
+``(dy, dx)``, and the tap reads the input at the fractional point ``grid(p, t) + (dy, dx)`` by
+bilinear interpolation. Deformable ConvNets v2 (Zhu et al. 2019) also multiply every sample by a
+modulation scalar ``mask[p, t]``. With zero offsets and no mask the layer is ``conv2d``.
+
+Implementation: the wrapper validates, then for each image (1) computes the sampling plan once
+per offset group (:func:`convlab._kernels_deformable._deform_plan`), (2) samples tiles of the
+column matrix of a deformable im2col in parallel Numba code, and (3) multiplies each tile by the
+weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
+memory stays below the full column matrix that torchvision allocates.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from . import _kernels_deformable as _k
+from ._args import check_rank, float_array, ntuple
+from .config import parallel_launch
+from .shapes import conv_output_size
+
+__all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
+
+#: upper bound (bytes) on one tile of the sampled column matrix: small enough to stay in a core's
+#: L2 cache between sampling and the matrix product, large enough (at least 256 columns) for BLAS
+COLUMN_TILE_BYTES = 2 * 2**20
+_MIN_TILE_COLUMNS = 256
+
+# the sampling plan stores int32 indices into one padded plane
+_MAX_PLANE = 2**31 - 1
+
+DeformConv2dGrads = namedtuple("DeformConv2dGrads", ["input", "offset", "weight", "bias", "mask"])
+DeformConv2dGrads.__doc__ = """Gradients of :func:`deform_conv2d`, one field per argument.
+
+``bias`` is None when the call had no bias, ``mask`` is None when it had no mask; every other
+field has the shape and dtype of the corresponding argument (in the input's dtype).
+"""
+
+
+class _Prepared:
+    """Validated arguments of one deformable convolution."""
+
+    __slots__ = ("x", "offset", "w", "b", "has_bias", "mask", "stride", "padding", "dilation",
+                 "groups", "offset_groups", "out_hw")
+
+
+def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
+    x = float_array(input, "input")
+    check_rank(x, (4,), "input", "(N, C_in, H, W) (torchvision's deform_conv2d needs a batch dimension)")
+    w = float_array(weight, "weight", dtype=x.dtype)
+    check_rank(w, (4,), "weight", "(C_out, C_in/groups, kH, kW)")
+    off = float_array(offset, "offset", dtype=x.dtype)
+    check_rank(off, (4,), "offset", "(N, 2*offset_groups*kH*kW, H_out, W_out)")
+    if 0 in w.shape:
+        raise ValueError(f"weight must not have a zero-size dimension, got shape {w.shape}")
+    stride = ntuple(stride, 2, "stride")
+    padding = ntuple(padding, 2, "padding", allow_zero=True)
+    dilation = ntuple(dilation, 2, "dilation")
+
+    n_batch, c_in, height, width = x.shape
+    c_out, c_per_group, kh, kw = w.shape
+    taps = kh * kw
+    if c_in == 0:
+        raise ValueError(f"input must have at least one channel, got shape {x.shape}")
+    # torchvision infers both group counts from the shapes: weight groups from C_in / weight.shape[1]
+    if c_in % c_per_group:
+        raise ValueError(
+            f"in_channels ({c_in}) must be divisible by weight.shape[1] ({c_per_group}): the weight "
+            f"groups are inferred as C_in / weight.shape[1]"
+        )
+    groups = c_in // c_per_group
+    if c_out % groups:
+        raise ValueError(
+            f"out_channels ({c_out}, weight.shape[0]) must be divisible by the weight groups "
+            f"({groups} = C_in {c_in} / weight.shape[1] {c_per_group})"
+        )
+    # ... and offset groups from the offset's channels
+    if off.shape[1] == 0 or off.shape[1] % (2 * taps):
+        raise ValueError(
+            f"offset.shape[1] ({off.shape[1]}) must be a positive multiple of 2*kH*kW = 2*{kh}*{kw} "
+            f"= {2 * taps}: one (dy, dx) pair per kernel tap and offset group"
+        )
+    offset_groups = off.shape[1] // (2 * taps)
+    if c_in % offset_groups:
+        raise ValueError(
+            f"in_channels ({c_in}) must be divisible by the offset groups ({offset_groups} = "
+            f"offset.shape[1] {off.shape[1]} / (2*kH*kW) {2 * taps})"
+        )
+    if off.shape[0] != n_batch:
+        raise ValueError(f"offset has batch size {off.shape[0]} but input has {n_batch}")
+    out_hw = conv_output_size((height, width), (kh, kw), stride, padding, dilation)
+    if off.shape[2:] != out_hw:
+        raise ValueError(
+            f"offset's spatial size {off.shape[2:]} must equal the output size {out_hw} "
+            f"(H_out, W_out from conv_output_size({(height, width)}, {(kh, kw)}, stride={stride}, "
+            f"padding={padding}, dilation={dilation}))"
+        )
+    if mask is not None:
+        m = float_array(mask, "mask", dtype=x.dtype)
+        check_rank(m, (4,), "mask", "(N, offset_groups*kH*kW, H_out, W_out)")
+        if m.shape[0] != n_batch:
+            raise ValueError(f"mask has batch size {m.shape[0]} but input has {n_batch}")
+        if m.shape[1] != offset_groups * taps:
+            raise ValueError(
+                f"mask.shape[1] ({m.shape[1]}) must equal offset_groups*kH*kW = "
+                f"{offset_groups}*{kh}*{kw} = {offset_groups * taps}"
+            )
+        if m.shape[2:] != out_hw:
+            raise ValueError(f"mask's spatial size {m.shape[2:]} must equal the output size {out_hw}")
+    else:
+        m = None
+    if bias is not None:
+        b = float_array(bias, "bias", dtype=x.dtype)
+        if b.shape != (c_out,):
+            raise ValueError(f"bias must have shape (C_out,) = ({c_out},), got {b.shape}")
+    else:
+        b = np.zeros(c_out, dtype=x.dtype)
+    if (height + 3) * (width + 2) > _MAX_PLANE:
+        raise ValueError(f"input planes of {height} x {width} are too large (the sampling plan uses int32 indices)")
+
+    p = _Prepared()
+    p.x, p.offset, p.w, p.b, p.has_bias, p.mask = x, off, w, b, bias is not None, m
+    p.stride, p.padding, p.dilation = stride, padding, dilation
+    p.groups, p.offset_groups, p.out_hw = groups, offset_groups, out_hw
+    return p
+
+
+class _Sampler:
+    """Buffers and geometry shared by the forward and backward passes over one call's images."""
+
+    def __init__(self, p):
+        x = p.x
+        n_batch, c_in, height, width = x.shape
+        kh, kw = p.w.shape[2:]
+        oh, ow = p.out_hw
+        self.height, self.width, self.taps = height, width, kh * kw
+        self.positions = oh * ow
+        self.wp = width + 2
+        dtype = x.dtype
+        # base sampling coordinates oy*s - p + i*d, stored in the input's dtype (torchvision adds
+        # the offset to this int converted to scalar_t)
+        self.ybase = (np.arange(oh)[None, :] * p.stride[0] - p.padding[0]
+                      + np.arange(kh)[:, None] * p.dilation[0]).astype(dtype)
+        self.xbase = (np.arange(ow)[None, :] * p.stride[1] - p.padding[1]
+                      + np.arange(kw)[:, None] * p.dilation[1]).astype(dtype)
+        g, t, pos = p.offset_groups, self.taps, self.positions
+        self.idx = np.empty((g, t, pos), dtype=np.int32)
+        self.lh = np.empty((g, t, pos), dtype=dtype)
+        self.lw = np.empty((g, t, pos), dtype=dtype)
+        # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
+        self.xp = np.zeros((c_in, height + 3, width + 2), dtype=dtype)
+        self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
+        self.use_mask = p.mask is not None
+        self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
+                      else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
+        rows = c_in * t
+        tile = max(_MIN_TILE_COLUMNS, COLUMN_TILE_BYTES // (rows * x.itemsize))
+        self.tile = min(pos, tile)
+        self.cols = np.empty((rows, self.tile), dtype=dtype)
+        self.x = x
+
+    def load(self, n):
+        """Pad image ``n`` and compute its sampling plan."""
+        self.xp[:, 1:self.height + 1, 1:self.width + 1] = self.x[n]
+        with parallel_launch():
+            _k._deform_plan(self.offsets[n], self.ybase, self.xbase, self.height, self.width,
+                            self.idx, self.lh, self.lw)
+
+    def tiles(self):
+        for p0 in range(0, self.positions, self.tile):
+            yield p0, min(self.positions, p0 + self.tile)
+
+    def sample(self, n, p0, p1):
+        """The deformable im2col columns of image ``n`` for positions ``p0:p1`` (a view)."""
+        cols = self.cols[:, :p1 - p0]
+        with parallel_launch():
+            _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx, self.lh,
+                              self.lw, self.masks[n], self.use_mask, cols, p0)
+        return cols
+
+
+def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+    """Deformable 2-D convolution, exactly ``torchvision.ops.deform_conv2d``.
+
+    Output position ``(oy, ox)`` and kernel tap ``(i, j)`` read input channel ``c`` at the point
+    ``y = oy*sh - ph + i*dh + dy``, ``x = ox*sw - pw + j*dw + dx``, where ``(dy, dx)`` is the
+    offset of that tap, position and offset group, by bilinear interpolation; the sample is
+    multiplied by ``mask`` (v2) if given, then by the weight, and summed as in :func:`conv2d`.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W)
+        A batch dimension is required, as in torchvision.
+    offset : array_like, shape (N, 2 * offset_groups * kH * kW, H_out, W_out)
+        Channel ``2*(g*kH*kW + i*kW + j)`` holds ``dy`` and the next one ``dx`` of tap ``(i, j)``
+        in offset group ``g``. The number of offset groups is inferred from the channels; input
+        channel ``c`` uses group ``c // (C_in / offset_groups)``. A NaN offset gives NaN samples
+        (as torchvision does).
+    weight : array_like, shape (C_out, C_in / groups, kH, kW)
+        The weight groups are inferred as ``C_in / weight.shape[1]``.
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or tuple of 2 ints, positive
+    padding : int or tuple of 2 ints, non-negative
+        Only moves the regular grid (``- ph``): the image is never padded with values; points
+        outside it read 0.
+    mask : array_like, shape (N, offset_groups * kH * kW, H_out, W_out), optional
+        Modulation scalars of Deformable ConvNets v2, one per tap, position and offset group.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, H_out, W_out)
+        ``H_out, W_out`` from :func:`convlab.conv_output_size`; the input's dtype (float32 or
+        float64; integers compute in float64).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For wrong ranks, offset channels that are not a multiple of ``2*kH*kW``, offset or mask
+        sizes that do not match the output, mask channels other than ``offset_groups*kH*kW``,
+        channels not divisible by the groups, batch mismatches; before any kernel runs.
+
+    Notes
+    -----
+    Bilinear interpolation follows torchvision's ``bilinear_interpolate``: a point with
+    ``y <= -1``, ``y >= H``, ``x <= -1`` or ``x >= W`` reads 0; otherwise the value is
+    ``hh*hw*v(y0, x0) + hh*lw*v(y0, x0+1) + lh*hw*v(y0+1, x0) + lh*lw*v(y0+1, x0+1)`` with
+    ``y0 = floor(y)``, ``lh = y - y0``, ``hh = 1 - lh`` (likewise ``x``), and a neighbour outside
+    the image counts as 0. References: Dai et al., *Deformable Convolutional Networks*, ICCV 2017;
+    Zhu et al., *Deformable ConvNets v2*, CVPR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 2, 2))
+    >>> deform_conv2d(x, np.zeros((1, 8, 3, 3)), w)[0, 0]       # zero offsets: a plain conv
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    >>> off = np.zeros((1, 8, 3, 3)); off[:, 1::2] = 0.5          # every tap half a pixel right
+    >>> deform_conv2d(x, off, w)[0, 0, 0]
+    array([12., 16., 16.5])
+    """
+    p = _prepare(input, offset, weight, bias, stride, padding, dilation, mask)
+    n_batch = p.x.shape[0]
+    c_out, c_per_group, kh, kw = p.w.shape
+    oh, ow = p.out_hw
+    out = np.empty((n_batch, c_out, oh, ow), dtype=p.x.dtype)
+    if out.size == 0:
+        return out
+    s = _Sampler(p)
+    rows = c_per_group * kh * kw
+    out_per_group = c_out // p.groups
+    w2 = p.w.reshape(c_out, rows)
+    out3 = out.reshape(n_batch, c_out, oh * ow)
+    for n in range(n_batch):
+        s.load(n)
+        for p0, p1 in s.tiles():
+            cols = s.sample(n, p0, p1)
+            for g in range(p.groups):
+                o = slice(g * out_per_group, (g + 1) * out_per_group)
+                np.matmul(w2[o], cols[g * rows:(g + 1) * rows], out=out3[n, o, p0:p1])
+    if p.has_bias:
+        out3 += p.b[None, :, None]
+    return out
+
+
+def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, padding=0,
+                       dilation=1, mask=None):
+    """Gradients of :func:`deform_conv2d` with respect to all its arrays, given ``grad_output``.
+
+    Computes what ``torch.autograd`` returns for ``torchvision.ops.deform_conv2d``: for a scalar
+    loss ``L`` with ``grad_output = dL/d(output)``, the derivatives of ``L`` with respect to
+    ``input``, ``offset``, ``weight``, ``bias`` and ``mask``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, H_out, W_out)
+        The gradient flowing back into the layer's output.
+    input, offset, weight, bias, stride, padding, dilation, mask
+        Exactly the arguments of the forward call (see :func:`deform_conv2d`).
+
+    Returns
+    -------
+    DeformConv2dGrads
+        Named tuple ``(input, offset, weight, bias, mask)``; ``bias`` is None without a bias and
+        ``mask`` is None without a mask.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For arguments :func:`deform_conv2d` rejects, or a ``grad_output`` whose shape is not the
+        output's.
+
+    Notes
+    -----
+    With the columns ``C[c*T + t, p] = mask * bilinear(x[c], point(t, p))`` of the forward pass
+    and ``G = grad_output`` (per weight group):
+
+    * ``dW = G @ C.T`` and ``db = sum(G)``;
+    * ``dC = W.T @ G``, which is scattered back onto the four neighbours of every point with
+      their bilinear weights times the mask to give ``d input`` (the adjoint of the sampling);
+    * ``d mask = sum_c dC * bilinear(x[c], point)`` over the channels of the offset group;
+    * ``d offset_y = sum_c dC * mask * (lw*(v11 - v01) + (1-lw)*(v10 - v00))`` (and likewise along
+      ``x``), the derivative of the bilinear formula inside its cell. The bilinear value is
+      piecewise linear, so at integer coordinates this is the one-sided derivative towards
+      larger coordinates, as in torchvision (``get_coordinate_weight``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> off = np.zeros((1, 8, 3, 3)); off[:, 1::2] = 0.5
+    >>> g = deform_conv2d_grad(np.ones((1, 1, 3, 3)), x, off, np.ones((1, 1, 2, 2)))
+    >>> g.weight[0, 0]                            # sum of the samples each tap saw
+    array([[ 58.5,  67.5],
+           [ 94.5, 103.5]])
+    >>> g.offset[0, 1]                            # d/d(dx) of tap (0, 0): the slope along x is 1
+    array([[1., 1., 1.],
+           [1., 1., 1.],
+           [1., 1., 1.]])
+    """
+    p = _prepare(input, offset, weight, bias, stride, padding, dilation, mask)
+    n_batch, c_in, height, width = p.x.shape
+    c_out, c_per_group, kh, kw = p.w.shape
+    oh, ow = p.out_hw
+    gout = float_array(grad_output, "grad_output", dtype=p.x.dtype)
+    if gout.shape != (n_batch, c_out, oh, ow):
+        raise ValueError(
+            f"grad_output must have the output's shape (N, C_out, H_out, W_out) = "
+            f"{(n_batch, c_out, oh, ow)}, got {gout.shape}"
+        )
+    dtype = p.x.dtype
+    gx = np.zeros_like(p.x)
+    goff = np.zeros_like(p.offset)
+    gw = np.zeros_like(p.w)
+    gb = gout.sum(axis=(0, 2, 3)) if p.has_bias else None
+    gm = np.zeros_like(p.mask) if p.mask is not None else None
+    if gout.size == 0:
+        return DeformConv2dGrads(gx, goff, gw, gb, gm)
+
+    s = _Sampler(p)
+    taps = kh * kw
+    rows = c_per_group * taps
+    out_per_group = c_out // p.groups
+    w2 = p.w.reshape(c_out, rows)
+    gw2 = gw.reshape(c_out, rows)
+    g3 = gout.reshape(n_batch, c_out, oh * ow)
+    gcols_buf = np.empty_like(s.cols)
+    gxp = np.empty_like(s.xp)
+    gxp_flat = gxp.reshape(c_in, -1)
+    goffsets = goff.reshape(n_batch, p.offset_groups, taps, 2, oh * ow)
+    gmasks = (gm.reshape(n_batch, p.offset_groups, taps, oh * ow) if gm is not None
+              else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
+    xp_flat = s.xp.reshape(c_in, -1)
+    for n in range(n_batch):
+        s.load(n)
+        gxp[...] = 0
+        for p0, p1 in s.tiles():
+            cols = s.sample(n, p0, p1)
+            gcols = gcols_buf[:, :p1 - p0]
+            for g in range(p.groups):
+                o = slice(g * out_per_group, (g + 1) * out_per_group)
+                r = slice(g * rows, (g + 1) * rows)
+                gw2[o] += g3[n, o, p0:p1] @ cols[r].T
+                np.matmul(w2[o].T, g3[n, o, p0:p1], out=gcols[r])
+            with parallel_launch():
+                _k._deform_col2im(gcols, s.wp, s.idx, s.lh, s.lw, s.masks[n], s.use_mask, gxp_flat, p0)
+                _k._deform_coord_grad(xp_flat, s.wp, gcols, s.offsets[n], s.ybase, s.xbase, height,
+                                      width, s.masks[n], s.use_mask, goffsets[n], gmasks[n], p0)
+        gx[n] = gxp[:, 1:height + 1, 1:width + 1]
+    return DeformConv2dGrads(gx, goff, gw, gb, gm)
