@@ -104,24 +104,29 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1):
     oh_n, ow_n = (conv_output_size(size + before + after, k, s, 0, d)
                   for size, k, s, d, (before, after) in zip((h, wd), (kh_n, kw_n), stride, dilation, pairs))
 
-    # One entry per (oc, ci', kh, kw, oh, ow), by broadcasting index grids of shape
-    # (C_out, C_in/g, kH, kW, H_out, W_out).
+    # One entry per (oc, oh, ow, ci', kh, kw), by broadcasting index grids of shape
+    # (C_out, H_out, W_out, C_in/g, kH, kW). In this order the rows come out sorted and, within a
+    # row, the columns too (channel, then input row, then input column), so the CSR arrays are
+    # built directly, without a COO sort.
     oc = np.arange(c_out).reshape(-1, 1, 1, 1, 1, 1)
-    cil = np.arange(c_per_group).reshape(1, -1, 1, 1, 1, 1)
-    kh = np.arange(kh_n).reshape(1, 1, -1, 1, 1, 1)
-    kw = np.arange(kw_n).reshape(1, 1, 1, -1, 1, 1)
-    oh = np.arange(oh_n).reshape(1, 1, 1, 1, -1, 1)
-    ow = np.arange(ow_n).reshape(1, 1, 1, 1, 1, -1)
+    oh = np.arange(oh_n).reshape(1, -1, 1, 1, 1, 1)
+    ow = np.arange(ow_n).reshape(1, 1, -1, 1, 1, 1)
+    cil = np.arange(c_per_group).reshape(1, 1, 1, -1, 1, 1)
+    kh = np.arange(kh_n).reshape(1, 1, 1, 1, -1, 1)
+    kw = np.arange(kw_n).reshape(1, 1, 1, 1, 1, -1)
     ih = oh * stride[0] - pairs[0][0] + kh * dilation[0]
     iw = ow * stride[1] - pairs[1][0] + kw * dilation[1]
     ci = (oc // (c_out // groups)) * c_per_group + cil
-    full = (c_out, c_per_group, kh_n, kw_n, oh_n, ow_n)
+    full = (c_out, oh_n, ow_n, c_per_group, kh_n, kw_n)
     inside = np.broadcast_to((ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd), full)
-    rows = np.broadcast_to((oc * oh_n + oh) * ow_n + ow, full)[inside]
     cols = np.broadcast_to((ci * h + ih) * wd + iw, full)[inside]
-    data = np.broadcast_to(w[:, :, :, :, None, None], full)[inside]
-    # each (row, col) pair occurs once (distinct taps read distinct input elements), so COO -> CSR
-    # sums nothing; explicit zeros are kept on purpose (see Returns)
-    matrix = scipy.sparse.coo_array((data, (rows.astype(np.int64), cols.astype(np.int64))),
+    data = np.broadcast_to(w[:, None, None], full)[inside]
+    per_row = inside.reshape(c_out * oh_n * ow_n, -1).sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(per_row)])
+    # each (row, col) pair occurs once: distinct taps of one window read distinct input elements.
+    # Explicit zeros are kept on purpose (see Returns).
+    index_dtype = np.int32 if max(cols.size, c_in * h * wd) < 2**31 else np.int64
+    matrix = scipy.sparse.csr_array((data, cols.astype(index_dtype), indptr.astype(index_dtype)),
                                     shape=(c_out * oh_n * ow_n, c_in * h * wd))
-    return matrix.tocsr()
+    matrix.has_sorted_indices = True
+    return matrix
