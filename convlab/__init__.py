@@ -44,3 +44,19 @@ __all__ += [
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
 ]
+
+from . import grad
+from .matrix import conv_matrix
+from .shapes import conv_transpose_output_padding, conv_transpose_output_size, tf_conv_transpose_output_size
+from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
+
+__all__ += [
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_matrix",
+    "grad",
+    "conv_transpose_output_size",
+    "conv_transpose_output_padding",
+    "tf_conv_transpose_output_size",
+]
