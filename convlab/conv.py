@@ -6,7 +6,7 @@ padding, output shape, allocation) and then makes one call into a Numba kernel.
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
 from .algorithms import conv2d_im2col, im2col_buffer_nbytes
 from .config import parallel_launch
@@ -152,6 +152,12 @@ def _conv2d_prepared(p, algorithm):
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size == 0:
         return out
+    if algorithm in ("auto", "direct") and p.groups == p.x.shape[1]:
+        # Depthwise (any multiplier K = C_out / C_in): the dedicated kernel gives the generic
+        # kernel's results bit for bit, several times faster (benchmarks/bench_depthwise.py).
+        with parallel_launch():
+            _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
+        return out
     if algorithm == "auto":
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize)
     if algorithm == "im2col":
@@ -289,7 +295,10 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     """
     p = _prepare(3, input, weight, bias, stride, padding, dilation, groups, padding_mode)
     out = np.empty(p.out_shape, dtype=p.x.dtype)
-    if out.size:
+    if out.size and p.groups == p.x.shape[1]:
+        with parallel_launch():  # depthwise: the dedicated kernel, as in _conv2d_prepared
+            _kernels_depthwise._conv3d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
+    elif out.size:
         with parallel_launch():
             _kernels._conv3d_direct(p.x, p.w, p.b, out, *p.stride, *p.dilation, p.groups)
     return _finish(p, out)
