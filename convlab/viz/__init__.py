@@ -9,5 +9,8 @@ is optional and imported only inside the functions that need it.
 
 from ._sliding import (conv_explorer, padding_modes_figure, sliding_window_animation,
                        sliding_window_diagram, sliding_windows)
+from ._dilation import (dilated_taps, dilation_grid_figure, gridding_counts, gridding_figure,
+                        receptive_field_growth, receptive_field_growth_figure)
+from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
 from ._separable import (blur_timing_figure, blur_two_ways, filtered_images_figure, low_rank_figure,
                          mobilenet_macs_figure, separable_cost_figure, separable_cost_ratios)
