@@ -242,8 +242,8 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
            [26., 30., 34.],
            [42., 46., 50.]])
     >>> off = np.zeros((1, 8, 3, 3)); off[:, 1::2] = 0.5          # every tap half a pixel right
-    >>> deform_conv2d(x, off, w)[0, 0, 0]
-    array([12., 16., 16.5])
+    >>> deform_conv2d(x, off, w)[0, 0, 0]     # the last window's right taps half leave the image
+    array([12., 16., 14.])
     """
     p = _prepare(input, offset, weight, bias, stride, padding, dilation, mask)
     n_batch = p.x.shape[0]
@@ -317,8 +317,8 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     >>> off = np.zeros((1, 8, 3, 3)); off[:, 1::2] = 0.5
     >>> g = deform_conv2d_grad(np.ones((1, 1, 3, 3)), x, off, np.ones((1, 1, 2, 2)))
     >>> g.weight[0, 0]                            # sum of the samples each tap saw
-    array([[ 58.5,  67.5],
-           [ 94.5, 103.5]])
+    array([[49.5, 46.5],
+           [85.5, 76.5]])
     >>> g.offset[0, 1]                            # d/d(dx) of tap (0, 0): the slope along x is 1
     array([[1., 1., 1.],
            [1., 1., 1.],
