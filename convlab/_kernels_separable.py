@@ -23,8 +23,7 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
     One task per (image, block of ``rows`` output rows). The task computes the depthwise output of
     every intermediate channel for its block into a small buffer (C_in*K x rows*OW, a few kB to
     tens of kB, so it stays in cache) and mixes it at once into the C_out output blocks, which are
-    contiguous in NCHW; the intermediate tensor is never written to memory. The mixing is a small
-    matrix product ``wp @ mid``, handed to BLAS through ``np.dot``.
+    contiguous in NCHW; the intermediate tensor is never written to memory.
     """
     n_batch, c_out, oh_n, ow_n = out.shape
     c_mid = wd.shape[0]
@@ -58,14 +57,43 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
                         else:
                             for ow in range(ow_n):
                                 seg[ow] += wv * line[ow * sw + col0]
-        mixed = np.dot(wp, mid)
-        for co in range(c_out):
-            dst = out[n, co].reshape(oh_n * ow_n)
-            src_row = mixed[co]
-            bias = bp[co]
-            start = oh0 * ow_n
+        # The mixing, a small matrix product (C_out x C_mid) @ (C_mid x width), as loops: np.dot
+        # would call a multi-threaded BLAS from inside every prange thread and oversubscribe the
+        # cores. Four output channels at a time share each load of an intermediate row.
+        start = oh0 * ow_n
+        co = 0
+        while co + 4 <= c_out:
+            d0 = out[n, co].reshape(oh_n * ow_n)[start:start + width]
+            d1 = out[n, co + 1].reshape(oh_n * ow_n)[start:start + width]
+            d2 = out[n, co + 2].reshape(oh_n * ow_n)[start:start + width]
+            d3 = out[n, co + 3].reshape(oh_n * ow_n)[start:start + width]
+            b0, b1, b2, b3 = bp[co], bp[co + 1], bp[co + 2], bp[co + 3]
             for i in range(width):
-                dst[start + i] = src_row[i] + bias
+                d0[i] = b0
+                d1[i] = b1
+                d2[i] = b2
+                d3[i] = b3
+            for m in range(c_mid):
+                w0, w1, w2, w3 = wp[co, m], wp[co + 1, m], wp[co + 2, m], wp[co + 3, m]
+                src_row = mid[m]
+                for i in range(width):
+                    v = src_row[i]
+                    d0[i] += w0 * v
+                    d1[i] += w1 * v
+                    d2[i] += w2 * v
+                    d3[i] += w3 * v
+            co += 4
+        while co < c_out:
+            d0 = out[n, co].reshape(oh_n * ow_n)[start:start + width]
+            b0 = bp[co]
+            for i in range(width):
+                d0[i] = b0
+            for m in range(c_mid):
+                w0 = wp[co, m]
+                src_row = mid[m]
+                for i in range(width):
+                    d0[i] += w0 * src_row[i]
+            co += 1
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)

@@ -69,28 +69,33 @@ def choose_separable_algorithm(c_mid, c_out):
     """The algorithm ``depthwise_separable_conv2d(..., algorithm="auto")`` runs.
 
     ``c_mid = C_in * K`` intermediate channels, ``c_out`` output channels. The fused kernel never
-    writes the intermediate tensor to memory and wins on narrow layers, where the per-call overhead
-    of two convolutions and the intermediate's round trip dominate; once the 1x1 convolution is a
-    large matrix product, one big BLAS GEMM over the whole image (the two-pass path, through
-    conv2d's im2col) beats the fused kernel's GEMMs over blocks of rows. Measured by
-    ``benchmarks/bench_separable.py`` (float32, batch 1, 3x3, 2-core machine, one thread):
+    writes the intermediate tensor to memory and wins on narrow layers, where the fixed costs of
+    two convolutions and the intermediate's round trip dominate. Once the 1x1 convolution is a
+    sizeable matrix product, one BLAS GEMM over the whole image (the two-pass path, through
+    conv2d) beats the fused kernel's plain loops; the fused kernel cannot call BLAS itself, since
+    a multi-threaded BLAS called from every ``prange`` thread oversubscribes the cores (a version
+    that did took 460 ms instead of 48 ms for 64 -> 128 channels at 56 x 56 on a loaded 2-core
+    machine). ``benchmarks/bench_separable.py``, float32, batch 1, 3x3,
+    padding 1, one thread (``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``; a shared 2-core machine
+    under load gave unusable multi-threaded numbers), milliseconds:
 
-    ==============  ======  ======  ==================
-    layer           fused   two     two / fused
-    ==============  ======  ======  ==================
-    3 -> 4, 32^2    0.08    0.15    1.9 (fused wins)
-    16 -> 32, 64^2  0.26    0.39    1.5 (fused wins)
-    128 -> 128, 56  2.29    1.95    0.85
-    512 -> 512, 14  1.49    1.32    0.88
-    ==============  ======  ======  ==================
+    ===================  ======  ======  ============
+    layer (56 x 56)      fused   two     two / fused
+    ===================  ======  ======  ============
+    8 -> 8               0.13    0.31    2.4
+    16 -> 32             0.30    0.52    1.8
+    32 -> 32             0.43    0.39    0.91
+    64 -> 64             1.22    0.76    0.63
+    128 -> 128           5.50    1.84    0.33
+    ===================  ======  ======  ============
 
-    (milliseconds). The crossover is between ``c_mid * c_out`` of 512 and 8192.
+    so "auto" fuses while ``c_mid * c_out < FUSED_MAX_PRODUCT`` (1024).
     """
     return "fused" if c_mid * c_out < FUSED_MAX_PRODUCT else "two_pass"
 
 
 #: "auto" fuses while ``C_in*K * C_out`` is below this (see :func:`choose_separable_algorithm`)
-FUSED_MAX_PRODUCT = 4096
+FUSED_MAX_PRODUCT = 1024
 
 
 def depthwise_separable_conv2d(input, depthwise_weight, pointwise_weight, depthwise_bias=None,
@@ -120,9 +125,10 @@ def depthwise_separable_conv2d(input, depthwise_weight, pointwise_weight, depthw
     padding : int, tuple of 2 ints, ``"same"`` or ``"valid"``
         Zero padding of the depthwise convolution, as in :func:`convlab.conv2d`.
     algorithm : {"auto", "fused", "two_pass"}
-        ``"fused"`` runs one Numba kernel that computes each output row's intermediate channels
-        in a small buffer and mixes them at once; ``"two_pass"`` makes the two
-        :func:`convlab.conv2d` calls; ``"auto"`` picks by :func:`choose_separable_algorithm`.
+        ``"fused"`` runs one Numba kernel that computes a block of output rows of every
+        intermediate channel in a small buffer and mixes it at once; ``"two_pass"`` makes the two
+        :func:`convlab.conv2d` calls; ``"auto"`` picks by :func:`choose_separable_algorithm`
+        (fused for narrow layers, two passes otherwise). All give the same result to rounding.
 
     Returns
     -------
