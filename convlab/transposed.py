@@ -10,8 +10,9 @@ convolution's matrix (:func:`convlab.conv_matrix`). It maps a size ``i`` to
 Two algorithms compute it, both without building a dense matrix or inserting zeros:
 
 ``"direct"``
-    a Numba kernel that scatters every input element times every tap straight into the output;
-    each parallel task owns one (image, output channel) plane, so there are no write races.
+    a Numba kernel that scatters every input element times every tap into the output; each
+    parallel task owns one (image, output channel) plane, so there are no write races. In 2-D the
+    task scatters into its plane split by stride phase, so that reads and writes are contiguous.
 ``"gemm"``
     one matrix product per group, ``cols = W_g^T @ x_g`` (every input pixel times every tap of
     every output channel), then a Numba kernel that folds the columns into the output
@@ -174,18 +175,26 @@ def choose_algorithm(x_shape, w_shape, groups, itemsize):
 
 
 def _gemm_columns(x, w, groups):
-    """``cols[n, (oc*prod(k) + tap), pixel] = sum_ci w[ci, oc, tap] * x[n, ci, pixel]`` per group."""
+    """``cols[oc*prod(k) + tap, n, pixel] = sum_ci w[ci, oc, tap] * x[n, ci, pixel]``, per group.
+
+    The batch goes into the columns, ``(C_in, N * pixels)``, so each group is a single large
+    matrix product: BLAS runs one big GEMM much faster than N small ones (or NumPy's stacked
+    matmul with a broadcast weight).
+    """
     n_batch, c_in = x.shape[0], x.shape[1]
     pixels = math.prod(x.shape[2:])
     in_per_group, out_per_group = c_in // groups, w.shape[1]
     rows = out_per_group * math.prod(w.shape[2:])
-    x3 = x.reshape(n_batch, c_in, pixels)
+    if n_batch == 1:
+        x2 = x.reshape(c_in, pixels)
+    else:
+        x2 = np.ascontiguousarray(x.reshape(n_batch, c_in, pixels).transpose(1, 0, 2)).reshape(c_in, -1)
     w2 = w.reshape(c_in, rows)
-    cols = np.empty((n_batch, groups * rows, pixels), dtype=x.dtype)
+    cols = np.empty((groups * rows, n_batch * pixels), dtype=x.dtype)
     for g in range(groups):
         i = slice(g * in_per_group, (g + 1) * in_per_group)
-        np.matmul(w2[i].T, x3[:, i], out=cols[:, g * rows:(g + 1) * rows])
-    return cols
+        np.matmul(w2[i].T, x2[i], out=cols[g * rows:(g + 1) * rows])
+    return cols.reshape(groups * rows, n_batch, pixels)
 
 
 def _run(p, algorithm):
@@ -210,7 +219,7 @@ def _run(p, algorithm):
     else:
         with parallel_launch():
             if nd == 2:
-                _kernels._conv_transpose2d_scatter(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
+                _kernels._conv_transpose2d_phases(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
             else:
                 _kernels._conv_transpose3d_scatter(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
     return out
