@@ -88,6 +88,7 @@ def test_blur_timing_figure():
     np.testing.assert_array_equal(_by_gid(right.lines, "macs:conv2d").get_ydata(), [9, 25, 81])
     np.testing.assert_array_equal(_by_gid(right.lines, "macs:separable").get_ydata(), [6, 10, 18])
     np.testing.assert_allclose(_by_gid(twin.lines, "speedup:measured").get_ydata(), [1.5, 10 / 3, 6.0])
+    np.testing.assert_allclose(_by_gid(twin.lines, "speedup:ideal").get_ydata(), [1.5, 2.5, 4.5])
 
 
 def test_blur_timing_figure_rejects_mismatched_lengths():

@@ -157,7 +157,8 @@ def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
     matplotlib.figure.Figure
         Two Axes. Left lines ``gid="time:conv2d"`` and ``gid="time:separable"`` (milliseconds);
         right lines ``gid="macs:conv2d"`` (``k^2``), ``gid="macs:separable"`` (``2k``) and on a
-        twin axis ``gid="speedup:measured"``.
+        twin axis ``gid="speedup:measured"`` (``full / separable``) and ``gid="speedup:ideal"``
+        (``k / 2``).
 
     Examples
     --------
@@ -190,7 +191,9 @@ def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
     right.set_ylabel("multiply-adds per pixel")
     twin = right.twinx()
     twin.plot(k, full / sep, "k^:", label="measured speed-up", gid="speedup:measured")
-    twin.set_ylabel("speed-up (dotted)")
+    twin.plot(k, k / 2, color="0.6", linestyle=":", label="ideal speed-up k/2", gid="speedup:ideal")
+    twin.legend(fontsize=8, loc="lower right")
+    twin.set_ylabel("speed-up (dotted lines)")
     right.set_title("cost per pixel and speed-up")
     right.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
