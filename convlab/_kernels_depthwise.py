@@ -38,7 +38,9 @@ from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
 
-@njit(**NJIT_OPTIONS)
+# inline="always": a row update is called once per (output row, kernel row), and on the short rows
+# of late layers (14 or 28 outputs) the call itself cost as much as the arithmetic.
+@njit(inline="always", **NJIT_OPTIONS)
 def _row_taps(dst, row, taps, sw, dw):
     """``dst[ow] += sum_kw taps[kw] * row[ow * sw + kw * dw]``, taps applied in order.
 

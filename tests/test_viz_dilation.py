@@ -94,9 +94,17 @@ def test_grid_figure_two_outputs_get_two_colours():
     assert second == {(a * 2, 1 + b * 2) for a in range(3) for b in range(3)}
 
 
-def test_grid_figure_rejects_output_missing_at_some_rate():
-    with pytest.raises(ValueError, match=r"output \(2, 0\) is outside the output grid of size \(1, 1\)"):
-        viz.dilation_grid_figure(7, 3, rates=(1, 3), outputs=((2, 0),))
+def test_grid_figure_skips_an_output_missing_at_some_rate():
+    # the seed's 7x7 input has a 1x1 output at rate 3: output (0, 1) exists only at rates 1, 2
+    fig = viz.dilation_grid_figure(7, 3, rates=(1, 2, 3), outputs=((0, 0), (0, 1)))
+    assert [len(_gids(ax, "read:1:")) for ax in fig.axes] == [9, 9, 0]
+    assert [len(_gids(ax, "read:0:")) for ax in fig.axes] == [9, 9, 9]
+    assert [len(_gids(ax, "window:")) for ax in fig.axes] == [2, 2, 1]
+
+
+def test_grid_figure_rejects_output_missing_at_every_rate():
+    with pytest.raises(ValueError, match=r"output \(5, 0\) is outside the output grid at every rate \(2, 3\)"):
+        viz.dilation_grid_figure(7, 3, rates=(2, 3), outputs=((5, 0),))
 
 
 def test_grid_figure_rejects_empty_rates():

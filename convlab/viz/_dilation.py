@@ -110,7 +110,9 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
     rates : sequence of int
         One panel per dilation rate.
     outputs : sequence of (int, int)
-        Output positions to highlight; each must exist at every rate.
+        Output positions to highlight. An output that does not exist at some rate (the grid
+        shrinks as the rate grows) is left out of that panel; each must exist at one rate at
+        least.
     stride : int
 
     Returns
@@ -131,7 +133,14 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
     if not rates:
         raise ValueError("rates must hold at least one dilation rate")
     outputs = [tuple(ntuple(o, 2, "output", allow_zero=True)) for o in outputs]
-    taps = {(r, o): dilated_taps(n, k, r, o, stride) for r in rates for o in outputs}
+    taps = {}
+    for o in outputs:
+        for r in rates:
+            size = conv_output_size(n, k, stride, 0, r)  # raises if the kernel does not fit
+            if o[0] < size and o[1] < size:
+                taps[(r, o)] = dilated_taps(n, k, r, o, stride)
+        if not any((r, o) in taps for r in rates):
+            raise ValueError(f"output {o} is outside the output grid at every rate {tuple(rates)}")
 
     fig, axes = _subplots(len(rates), 3.2 * len(rates), 3.6)
     for ax, rate in zip(axes, rates):
@@ -142,6 +151,8 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
         extent = effective_kernel_size(k, rate)
         for o_index, o in enumerate(outputs):
             colour = _CYCLE[o_index % len(_CYCLE)]
+            if (rate, o) not in taps:  # this output does not exist at this rate
+                continue
             cells = taps[(rate, o)]
             for r, c in cells:
                 ax.add_patch(Rectangle((c, r), 1, 1, facecolor=colour, edgecolor=EDGE, lw=0.8,
