@@ -351,6 +351,16 @@ class TestConvExplorer:
         bundle = ex._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
 
+    def test_render_path_prints_message(self, ipywidgets, monkeypatch, capsys):
+        """Inside IPython the update renders a PNG and prints the output (outside, nothing)."""
+        import IPython
+
+        monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+        ex = viz.conv_explorer()
+        ex.sliders["stride"].value = 3
+        out = capsys.readouterr().out
+        assert "Image" in out and "= [12., 30.]" in out
+
     def test_missing_ipywidgets(self, monkeypatch):
         monkeypatch.setitem(sys.modules, "ipywidgets", None)
         with pytest.raises(ImportError, match="pip install ipywidgets"):

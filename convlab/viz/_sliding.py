@@ -585,14 +585,20 @@ class ConvExplorer:
         self._render()
 
     def _render(self):
+        import io
+
         from IPython import get_ipython
-        from IPython.display import clear_output, display
+        from IPython.display import Image, clear_output, display
 
         if get_ipython() is None:  # plain Python (tests): nothing to show the widget in
             return
+        # a PNG, not the Figure itself: a Figure made without pyplot has no inline display
+        # formatter until pyplot has been imported in the kernel
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
         with self.output:
             clear_output(wait=True)
-            display(self.figure)
+            display(Image(data=buffer.getvalue(), format="png"))
             print(self.message)
 
     def _repr_mimebundle_(self, **kwargs):
