@@ -152,9 +152,12 @@ def test_dtype_follows_input_and_integers_become_float64():
     assert out32.dtype == np.float32
 
 
-def test_empty_batch():
-    out = convlab.depthwise_separable_conv2d(np.ones((0, 2, 5, 5)), np.ones((2, 1, 3, 3)), np.ones((3, 2)))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batch(algorithm):
+    out = convlab.depthwise_separable_conv2d(np.ones((0, 2, 5, 5)), np.ones((2, 1, 3, 3)), np.ones((3, 2)),
+                                             algorithm=algorithm)
     assert out.shape == (0, 3, 3, 3)
+    assert convlab.spatially_separable_conv2d(np.ones((0, 2, 5, 5)), np.ones(3), np.ones(3)).shape == (0, 2, 3, 3)
 
 
 def test_fused_block_sizes():
