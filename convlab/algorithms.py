@@ -4,6 +4,10 @@ im2col copies every receptive field of the input into one column of a matrix wit
 ``C * kH * kW`` rows and ``H_out * W_out`` columns (Chellapilla et al. 2006). A convolution is then
 ``weight.reshape(C_out, -1) @ columns``: one GEMM per group, which BLAS runs near peak speed, at the
 price of a buffer about ``kH * kW`` times the size of the input.
+
+The other fast algorithms :func:`convlab.conv2d` can run live in their own modules and are
+re-exported here: Winograd F(2x2, 3x3) (``_winograd.py``, Lavin & Gray 2016) and the FFT
+(``_fft.py``).
 """
 
 import math
@@ -12,10 +16,13 @@ import numpy as np
 
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
+from ._fft import conv2d_fft
+from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
 
-__all__ = ["im2col", "col2im", "im2col_buffer_nbytes"]
+__all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "conv2d_im2col", "conv2d_winograd", "conv2d_fft",
+           "check_winograd"]
 
 
 def im2col_buffer_nbytes(batch, channels, kernel_size, output_size, itemsize):
@@ -136,7 +143,7 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
         # a 1x1, stride-1 convolution needs no copy: the input already is the column matrix
         cols = xp.reshape(n_batch, c_in, oh * ow)
     else:
-        cols = np.empty((n_batch, c_in * kh * kw, oh * ow), dtype=xp.dtype)
+        cols = workspace("im2col_cols", (n_batch, c_in * kh * kw, oh * ow), xp.dtype)
         with parallel_launch():
             _kernels._im2col(xp, cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], oh, ow)
     rows = c_per_group * kh * kw
@@ -147,3 +154,27 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
         o = slice(g * out_per_group, (g + 1) * out_per_group)
         np.matmul(w2[o], cols[:, g * rows:(g + 1) * rows], out=out3[:, o])
     out3 += b[None, :, None]
+
+
+def check_winograd(w_shape, stride, dilation):
+    """Raise ``ValueError`` unless Winograd F(2x2, 3x3) applies: 3x3 filters, stride 1, dilation 1.
+
+    ``w_shape`` is the weight's shape (C_out, C_in/groups, kH, kW); ``stride`` and ``dilation`` are
+    pairs. Called by :func:`convlab.conv2d` before anything is computed.
+    """
+    kernel = tuple(w_shape[2:])
+    if kernel != (3, 3):
+        raise ValueError(
+            f"algorithm='winograd' implements F(2x2, 3x3) and needs a 3x3 kernel, got kernel size "
+            f"{kernel[0]}x{kernel[1]}; use 'direct', 'im2col', 'fft' or 'auto'"
+        )
+    if tuple(stride) != (1, 1):
+        raise ValueError(
+            f"algorithm='winograd' needs stride 1, got stride={tuple(stride)}; use 'direct', "
+            f"'im2col', 'fft' or 'auto'"
+        )
+    if tuple(dilation) != (1, 1):
+        raise ValueError(
+            f"algorithm='winograd' needs dilation 1, got dilation={tuple(dilation)}; use 'direct', "
+            f"'im2col', 'fft' or 'auto'"
+        )

@@ -8,14 +8,15 @@ import numpy as np
 
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
-from .algorithms import conv2d_im2col, im2col_buffer_nbytes
+from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
+                         im2col_buffer_nbytes)
 from .config import parallel_launch
 from .shapes import conv_output_size, padding_pairs
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: algorithms accepted by :func:`conv2d` (and :func:`conv1d`, which runs on the 2-D kernels)
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
 
 # np.pad's names for PyTorch's padding modes (torch.nn.ConvNd pads with F.pad, whose 'replicate'
 # is NumPy's 'edge' and whose 'circular' is NumPy's 'wrap').
@@ -132,23 +133,87 @@ def _check_algorithm(algorithm):
 IM2COL_AUTO_LIMIT = 256 * 2**20
 
 
-def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize):
+#: "auto" uses the FFT for stride-1 kernels with at least this many taps (9x9) ...
+FFT_AUTO_MIN_TAPS = 81
+#: ... when a group has at most this many (input channel, output channel) pairs (8 x 8)
+FFT_AUTO_MAX_CHANNEL_PAIRS = 64
+#: "auto" uses Winograd when a group has at least this many input and output channels
+WINOGRAD_AUTO_MIN_CHANNELS = 16
+
+
+def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1),
+                     finite=True):
     """The algorithm ``conv2d(..., algorithm="auto")`` runs for these shapes.
 
-    im2col turns the convolution into one matrix product per group, which BLAS runs close to the
-    machine's peak; it pays off when each group has enough input channels x taps to make the
-    product large. The direct kernel wins for depthwise and narrow groups (little to multiply per
-    copied element) and whenever the column buffer would be huge.
+    ``x_shape`` is the padded input's shape, ``w_shape`` the weight's, ``out_shape`` the output's;
+    ``stride`` and ``dilation`` are pairs; ``finite`` says that input and weight hold no NaN or
+    inf. Only shapes are looked at: nothing is allocated. Depthwise layers (``groups == C_in``)
+    never get here: :func:`conv2d` sends them to the dedicated depthwise kernel.
+
+    The rule, first match wins:
+
+    1. ``"fft"`` for stride 1, a kernel of at least ``FFT_AUTO_MIN_TAPS`` (81) taps and at most
+       ``FFT_AUTO_MAX_CHANNEL_PAIRS`` (64) input x output channels per group: its cost does not
+       grow with the kernel, but it transforms every filter, so it needs big kernels and few of
+       them;
+    2. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
+       (16) input and output channels per group: 2.25x fewer multiplications, in 16 BLAS GEMMs;
+    3. ``"im2col"`` when its column buffer (:func:`convlab.algorithms.im2col_buffer_nbytes`,
+       about ``kH * kW`` times the input) is at most ``IM2COL_AUTO_LIMIT`` bytes;
+    4. ``"direct"`` otherwise: no extra memory at all.
+
+    The transforms (1, 2) are used only when ``finite``: the FFT spreads a NaN or inf over the
+    whole plane and Winograd turns an inf into NaNs (``inf - inf`` inside a tile), where PyTorch
+    (and im2col, and direct) give +-inf or NaN only to the outputs whose window holds it.
+
+    Notes
+    -----
+    The thresholds come from these single-thread float32 timings (ms, best of 5; Intel Xeon with
+    AVX-512, OpenBLAS 0.3.31, numba 0.68; ``python -m convlab.bench`` re-measures the benchmark
+    layers on any machine)::
+
+        layer (N x C_in -> C_out, H=W, kernel, stride, groups)   direct  im2col winograd    fft
+        1x8->8      56  3x3                                        0.42    0.29    0.23    1.10
+        1x16->16    14  3x3                                        0.16    0.12    0.14    0.32
+        1x16->16    56  3x3                                        1.18    0.55    0.39    5.31
+        1x64->64    14  3x3                                        1.30    0.30    0.24    3.41
+        1x64->64    56  3x3                                       15.86    3.64    1.94   68.34
+        1x128->128  28  3x3                                       16.23    2.49    1.72   68.09
+        1x256->256  14  3x3                                       18.57    2.42    2.06   72.15
+        8x64->64    56  3x3                                      126.33   38.47   15.23  138.17
+        1x64->64    56  3x3 g8                                     2.70    2.06    1.30    8.56
+        1x256->256  14  3x3 g64                                    0.59    0.78    0.61    1.50
+        1x3->64    224  7x7 s2                                    34.40    3.40       -   84.88
+        1x64->256   56  1x1                                       10.44    1.15       -  263.79
+        1x256->128  28  1x1 s2                                     6.16    0.19       -  133.49
+        1x64->64    28  5x5                                       12.44    2.27       -   13.30
+        1x16->16    64  9x9                                       11.65    6.26       -    7.04
+        1x8->8      64  15x15                                      8.98    8.48       -    2.73
+        1x3->3     128  9x9                                        4.85    4.81       -    1.88
+        1x1->1     256  31x31                                     21.39   58.32       -    1.49
+
+    im2col runs BLAS close to its peak, so it beats the direct loop everywhere it fits in memory,
+    even for narrow channels (the seed article's case for the direct loop does not show up with
+    a tuned BLAS on a CPU, except for depthwise layers, which have their own kernel).
     """
     c_per_group, kh, kw = w_shape[1], w_shape[2], w_shape[3]
-    taps = c_per_group * kh * kw
+    out_per_group = w_shape[0] // groups
+    stride_1 = tuple(stride) == (1, 1)
+    if finite and stride_1 and kh * kw >= FFT_AUTO_MIN_TAPS \
+            and c_per_group * out_per_group <= FFT_AUTO_MAX_CHANNEL_PAIRS:
+        return "fft"
+    if finite and stride_1 and (kh, kw) == (3, 3) and tuple(dilation) == (1, 1) \
+            and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS:
+        return "winograd"
     nbytes = im2col_buffer_nbytes(x_shape[0], x_shape[1], (kh, kw), out_shape[2:], itemsize)
-    if taps >= 16 and w_shape[0] // groups >= 8 and nbytes <= IM2COL_AUTO_LIMIT:
+    if nbytes <= IM2COL_AUTO_LIMIT:
         return "im2col"
     return "direct"
 
 
 def _conv2d_prepared(p, algorithm):
+    if algorithm == "winograd":
+        check_winograd(p.w.shape, p.stride, p.dilation)
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size == 0:
         return out
@@ -159,8 +224,18 @@ def _conv2d_prepared(p, algorithm):
             _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
         return out
     if algorithm == "auto":
-        algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize)
-    if algorithm == "im2col":
+        # The FFT spreads a NaN or inf over the whole plane and Winograd turns an inf into NaNs
+        # (inf - inf in a tile), where PyTorch gives +-inf or NaN only to the outputs whose window
+        # holds it: "auto" uses the transforms on finite data only. A sum is a cheap test (an
+        # overflowing float32 sum only costs the transforms, never a wrong result).
+        finite = bool(np.isfinite(p.x.sum()) and np.isfinite(p.w.sum()))
+        algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
+                                     stride=p.stride, dilation=p.dilation, finite=finite)
+    if algorithm == "winograd":
+        conv2d_winograd(p.x, p.w, p.b, out, p.groups)
+    elif algorithm == "fft":
+        conv2d_fft(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups)
+    elif algorithm == "im2col":
         conv2d_im2col(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups)
     else:
         with parallel_launch():
