@@ -10,7 +10,7 @@ interpolation with torchvision's rules (``torchvision/csrc/ops/cpu/deform_conv2d
 and inside that band each of the four neighbours that falls outside the image counts as 0.
 
 The point depends on the offset group, the tap and the position but not on the channel, so
-:func:`_deform_plan` computes it once per (group, tap, position) and every channel of the group
+:func:`_deform_plan` computes it once per (image, group, tap, position) and every channel of the group
 reuses it. The plan holds the flat index of the top-left neighbour in a *padded* image (one zero
 row and column before, two zero rows and one zero column after: ``Hp = H + 3``, ``Wp = W + 2``),
 so that the four neighbours ``k, k+1, k+Wp, k+Wp+1`` are always inside the array and a neighbour
@@ -32,43 +32,44 @@ from .config import NJIT_PARALLEL_OPTIONS
 
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _deform_plan(offset, ybase, xbase, height, width, idx, lh, lw):
-    """Sampling points of one image.
+    """Sampling points of every image of the batch (one launch for the whole call).
 
-    offset: (G, T, 2, P) the image's offsets (``dy`` then ``dx`` per tap; ``T = KH*KW``,
+    offset: (N, G, T, 2, P) the offsets (``dy`` then ``dx`` per tap; ``T = KH*KW``,
     ``P = OH*OW``); ybase: (KH, OH) holds ``oy*sh - ph + i*dh`` and xbase: (KW, OW) holds
     ``ox*sw - pw + j*dw``, both in the input's dtype so that ``base + offset`` is rounded as
-    torchvision rounds it; idx (int32), lh, lw: (G, T, P), overwritten.
+    torchvision rounds it; idx (int32), lh, lw: (N, G, T, P), overwritten.
     """
-    n_groups, taps, _, positions = offset.shape
+    n_batch, n_groups, taps, _, positions = offset.shape
     kw_n = xbase.shape[0]
     ow_n = xbase.shape[1]
     wp = width + 2
     zero_block = (height + 1) * wp
     zero = ybase.dtype.type(0)
-    for task in prange(n_groups * taps):
-        g = task // taps
+    for task in prange(n_batch * n_groups * taps):
+        n = task // (n_groups * taps)
+        g = (task // taps) % n_groups
         t = task % taps
         i = t // kw_n
         j = t % kw_n
         for p in range(positions):
-            y = ybase[i, p // ow_n] + offset[g, t, 0, p]
-            x = xbase[j, p % ow_n] + offset[g, t, 1, p]
+            y = ybase[i, p // ow_n] + offset[n, g, t, 0, p]
+            x = xbase[j, p % ow_n] + offset[n, g, t, 1, p]
             # written so that a NaN point fails it too and reads 0 instead of a wild index
             if y > -1 and y < height and x > -1 and x < width:
                 fy = np.floor(y)
                 fx = np.floor(x)
-                lh[g, t, p] = y - fy
-                lw[g, t, p] = x - fx
-                idx[g, t, p] = (int(fy) + 1) * wp + int(fx) + 1
+                lh[n, g, t, p] = y - fy
+                lw[n, g, t, p] = x - fx
+                idx[n, g, t, p] = (int(fy) + 1) * wp + int(fx) + 1
             elif np.isnan(y) or np.isnan(x):
                 # torchvision gives NaN for a NaN offset: NaN weights on the zero block do that
-                lh[g, t, p] = np.nan
-                lw[g, t, p] = np.nan
-                idx[g, t, p] = zero_block
+                lh[n, g, t, p] = np.nan
+                lw[n, g, t, p] = np.nan
+                idx[n, g, t, p] = zero_block
             else:
-                lh[g, t, p] = zero
-                lw[g, t, p] = zero
-                idx[g, t, p] = zero_block
+                lh[n, g, t, p] = zero
+                lw[n, g, t, p] = zero
+                idx[n, g, t, p] = zero_block
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -226,3 +227,4 @@ def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask,
             goffset[g, t, 1, p0 + q] = acc_x[q]
             if use_mask:
                 gmask[g, t, p0 + q] = acc_m[q]
+

@@ -7,11 +7,12 @@ the regular grid: every output position ``p`` and tap ``t`` carries a learned of
 bilinear interpolation. Deformable ConvNets v2 (Zhu et al. 2019) also multiply every sample by a
 modulation scalar ``mask[p, t]``. With zero offsets and no mask the layer is ``conv2d``.
 
-Implementation: the wrapper validates, then for each image (1) computes the sampling plan once
-per offset group (:func:`convlab._kernels_deformable._deform_plan`), (2) samples tiles of the
-column matrix of a deformable im2col in parallel Numba code, and (3) multiplies each tile by the
+Implementation: the wrapper validates, then (1) computes the sampling plan of the whole batch in
+one parallel launch, once per offset group rather than per channel
+(:func:`convlab._kernels_deformable._deform_plan`), and for each image (2) samples tiles of the
+column matrix of a deformable im2col in parallel Numba code and (3) multiplies each tile by the
 weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
-memory stays below the full column matrix that torchvision allocates.
+memory stays below that of torchvision, which holds the full column matrix.
 """
 
 from collections import namedtuple
@@ -25,9 +26,11 @@ from .shapes import conv_output_size
 
 __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
 
-#: upper bound (bytes) on one tile of the sampled column matrix: small enough to stay in a core's
-#: L2 cache between sampling and the matrix product, large enough (at least 256 columns) for BLAS
-COLUMN_TILE_BYTES = 2 * 2**20
+#: upper bound (bytes) on one tile of the sampled column matrix (at least 256 columns, for BLAS):
+#: about one core's L2 cache. Each tile costs two parallel launches (sampling, then the matrix
+#: product), so fewer, larger tiles are faster on a busy machine; the bound keeps the peak memory
+#: below torchvision's, which holds the whole column matrix of the batch at once
+COLUMN_TILE_BYTES = 4 * 2**20
 _MIN_TILE_COLUMNS = 256
 
 # the sampling plan stores int32 indices into one padded plane
@@ -148,12 +151,15 @@ class _Sampler:
         self.xbase = (np.arange(ow)[None, :] * p.stride[1] - p.padding[1]
                       + np.arange(kw)[:, None] * p.dilation[1]).astype(dtype)
         g, t, pos = p.offset_groups, self.taps, self.positions
-        self.idx = np.empty((g, t, pos), dtype=np.int32)
-        self.lh = np.empty((g, t, pos), dtype=dtype)
-        self.lw = np.empty((g, t, pos), dtype=dtype)
+        # the sampling plan of the whole batch, in one launch (12 bytes per point)
+        self.idx = np.empty((n_batch, g, t, pos), dtype=np.int32)
+        self.lh = np.empty((n_batch, g, t, pos), dtype=dtype)
+        self.lw = np.empty((n_batch, g, t, pos), dtype=dtype)
+        self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
+        with parallel_launch():
+            _k._deform_plan(self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw)
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
         self.xp = np.zeros((c_in, height + 3, width + 2), dtype=dtype)
-        self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
         self.use_mask = p.mask is not None
         self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
                       else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
@@ -164,11 +170,8 @@ class _Sampler:
         self.x = x
 
     def load(self, n):
-        """Pad image ``n`` and compute its sampling plan."""
+        """Copy image ``n`` into the padded buffer."""
         self.xp[:, 1:self.height + 1, 1:self.width + 1] = self.x[n]
-        with parallel_launch():
-            _k._deform_plan(self.offsets[n], self.ybase, self.xbase, self.height, self.width,
-                            self.idx, self.lh, self.lw)
 
     def tiles(self):
         for p0 in range(0, self.positions, self.tile):
@@ -178,8 +181,8 @@ class _Sampler:
         """The deformable im2col columns of image ``n`` for positions ``p0:p1`` (a view)."""
         cols = self.cols[:, :p1 - p0]
         with parallel_launch():
-            _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx, self.lh,
-                              self.lw, self.masks[n], self.use_mask, cols, p0)
+            _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx[n], self.lh[n],
+                              self.lw[n], self.masks[n], self.use_mask, cols, p0)
         return cols
 
 
@@ -369,7 +372,7 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
                 gw2[o] += g3[n, o, p0:p1] @ cols[r].T
                 np.matmul(w2[o].T, g3[n, o, p0:p1], out=gcols[r])
             with parallel_launch():
-                _k._deform_col2im(gcols, s.wp, s.idx, s.lh, s.lw, s.masks[n], s.use_mask, gxp_flat, p0)
+                _k._deform_col2im(gcols, s.wp, s.idx[n], s.lh[n], s.lw[n], s.masks[n], s.use_mask, gxp_flat, p0)
                 _k._deform_coord_grad(xp_flat, s.wp, gcols, s.offsets[n], s.ybase, s.xbase, height,
                                       width, s.masks[n], s.use_mask, goffsets[n], gmasks[n], p0)
         gx[n] = gxp[:, 1:height + 1, 1:width + 1]

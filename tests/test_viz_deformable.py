@@ -99,10 +99,12 @@ def test_sampling_grid_figure_draws_regular_and_deformed_taps():
     np.testing.assert_array_equal(grid, regular[5, 5][:, ::-1])        # (x, y) in the plot
     samples = _by_gid(ax, "samples:0")
     np.testing.assert_allclose(samples.get_offsets(), deformed[2, 3][:, ::-1])
-    np.testing.assert_allclose(samples.get_sizes(), 36 * mask[0, :, 2, 3])
+    np.testing.assert_allclose(samples.get_sizes(), 14 * mask[0, :, 2, 3])
     arrows = _by_gid(ax, "arrows:0")
     np.testing.assert_allclose(arrows.U, off[0, 1::2, 2, 3])
     np.testing.assert_allclose(arrows.V, off[0, 0::2, 2, 3])
+    ax = viz.sampling_grid_figure(image, off, 3, [(2, 3)], padding=1, view=(1, 5, 2, 7))
+    assert ax.get_xlim() == (1.5, 6.5) and ax.get_ylim() == (4.5, 0.5)
 
 
 def test_offset_fields_figure_has_one_panel_per_field():

@@ -148,8 +148,10 @@ def bilinear_figure(image, points, ax=None, title=None):
                 ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, facecolor="none", edgecolor=color,
                                        lw=1.5, gid=f"neighbour:{n}:{r}:{c}"))
             ax.plot([x, c], [y, r], color=color, lw=0.8 + 3 * w, alpha=0.7)
-            ax.text(c + 0.28 * np.sign(c - x + 1e-9), r - 0.25, f"{w:.2f}", color=color, fontsize=8,
-                    ha="center", va="center", gid=f"weight:{n}:{r}:{c}")
+            # the weight sits on the line, 60% of the way from the point to the neighbour
+            ax.text(x + 0.6 * (c - x), y + 0.6 * (r - y), f"{w:.2f}", color=color, fontsize=8,
+                    ha="center", va="center", gid=f"weight:{n}:{r}:{c}",
+                    bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.85))
         ax.plot([x], [y], "o", color=color, ms=8, gid=f"point:{n}")
     ys = [p[0] for p in points] + [-1.5, height + 0.5]
     xs = [p[1] for p in points] + [-1.5, width + 0.5]
@@ -164,7 +166,7 @@ def bilinear_figure(image, points, ax=None, title=None):
 
 
 def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, padding=0, dilation=1,
-                         mask=None, ax=None, title=None):
+                         mask=None, ax=None, title=None, view=None, marker_size=14.0):
     """The regular and the deformed sampling grids of some output positions, over an image.
 
     Parameters
@@ -180,6 +182,10 @@ def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, paddin
         deformed points, arrows from the first to the second.
     mask : array_like, shape (1, kH*kW, H_out, W_out), optional
         DCN v2 modulation: the dots are scaled by it (a tap with mask 0 vanishes).
+    view : (row0, row1, col0, col1), optional
+        Show only this part of the image (the default shows all of it).
+    marker_size : float
+        Area (points^2) of a dot with mask 1.
 
     Returns
     -------
@@ -193,14 +199,15 @@ def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, paddin
     for n, (oy, ox) in enumerate(positions):
         color = _CYCLE[n % len(_CYCLE)]
         reg, dfm = regular[oy, ox], deformed[oy, ox]
-        ax.scatter(reg[:, 1], reg[:, 0], s=30, marker="s", facecolors="none", edgecolors=color, lw=1.2,
-                   gid=f"grid:{n}")
-        sizes = 36.0 * (np.ones(len(dfm)) if m is None else np.clip(m[:, oy, ox], 0, None))
+        ax.scatter(reg[:, 1], reg[:, 0], s=marker_size, marker="s", facecolors="none", edgecolors=color,
+                   lw=0.8, gid=f"grid:{n}")
+        sizes = marker_size * (np.ones(len(dfm)) if m is None else np.clip(m[:, oy, ox], 0, None))
         ax.scatter(dfm[:, 1], dfm[:, 0], s=sizes, color=color, gid=f"samples:{n}")
         ax.quiver(reg[:, 1], reg[:, 0], dfm[:, 1] - reg[:, 1], dfm[:, 0] - reg[:, 0], color=color,
                   angles="xy", scale_units="xy", scale=1, width=0.004, gid=f"arrows:{n}")
-    ax.set_xlim(-0.5, img.shape[1] - 0.5)
-    ax.set_ylim(img.shape[0] - 0.5, -0.5)
+    row0, row1, col0, col1 = (0, img.shape[0], 0, img.shape[1]) if view is None else view
+    ax.set_xlim(col0 - 0.5, col1 - 0.5)
+    ax.set_ylim(row1 - 0.5, row0 - 0.5)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -209,13 +216,15 @@ def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, paddin
 
 
 def offset_fields_figure(image, fields, kernel_size, positions, padding=0, dilation=1, masks=None,
-                         ncols=2, panel_size=3.6):
+                         ncols=2, panel_size=3.6, view=None, marker_size=14.0):
     """One :func:`sampling_grid_figure` panel per named offset field.
 
     Parameters
     ----------
     fields : dict of name -> offset array (1, 2*kH*kW, H_out, W_out)
     masks : dict of name -> mask array, optional
+    view, marker_size
+        As for :func:`sampling_grid_figure`.
 
     Returns
     -------
@@ -230,7 +239,7 @@ def offset_fields_figure(image, fields, kernel_size, positions, padding=0, dilat
     for ax, name in zip(axes.ravel(), names):
         mask = None if masks is None else masks.get(name)
         sampling_grid_figure(image, fields[name], kernel_size, positions, padding=padding, dilation=dilation,
-                             mask=mask, ax=ax, title=name)
+                             mask=mask, ax=ax, title=name, view=view, marker_size=marker_size)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     fig.tight_layout()
