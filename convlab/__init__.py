@@ -60,3 +60,7 @@ __all__ += [
     "conv_transpose_output_padding",
     "tf_conv_transpose_output_size",
 ]
+
+from .deformable import deform_conv2d
+
+__all__ += ["deform_conv2d"]
