@@ -14,3 +14,5 @@ from ._dilation import (dilated_taps, dilation_grid_figure, gridding_counts, gri
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
 from ._separable import (blur_timing_figure, blur_two_ways, filtered_images_figure, low_rank_figure,
                          mobilenet_macs_figure, separable_cost_figure, separable_cost_ratios)
+from ._deformable import (bilinear_figure, bilinear_neighbours, loss_curve_figure, offset_fields_figure,
+                          sampling_grid_figure, sampling_points, timing_figure)
