@@ -12,6 +12,11 @@ from every input channel of that channel's group. The padding ``p`` of the trans
 while copying out; the 3-D kernel and the folds compute for every tap the range of input
 rows/columns whose targets fall inside the cropped output (:func:`_first_in` and
 :func:`_stop_in`). Either way no index ever leaves an array.
+
+Innermost loops index plain ``range`` variables into row views sliced beforehand
+(``dst = plane[r, start:stop:step]``, then ``dst[i]``), never ``row[i + offset]``: Numba cannot prove
+``i + offset >= 0``, so it would emit a negative-index wraparound branch per element and LLVM
+would not vectorise the loop (measured 3-10x slower on 28-wide rows).
 """
 
 import numpy as np
@@ -51,7 +56,7 @@ def _conv_transpose2d_phases(x, w, b, out, sh, sw, ph, pw, dh, dw, groups):
     reads an input row *and* writes a buffer row contiguously (LLVM vectorises it), then
     interleaves the phases into the output and crops the padding in one pass. (Writing straight
     into the output with stride ``s``, as :func:`_conv_transpose3d_scatter` does, measured
-    1.4-2x slower.) The output padding needs no code: the buffer covers the padded size and the
+    slower except for depthwise layers.) The output padding needs no code: the buffer covers the padded size and the
     rows it adds receive whatever taps reach them.
     """
     n_batch, c_out, oh_n, ow_n = out.shape
@@ -80,10 +85,10 @@ def _conv_transpose2d_phases(x, w, b, out, sh, sw, ph, pw, dh, dw, groups):
                     wv = w[ci, ocl, kh, kw]
                     phase = buf[rh, rw]
                     for ih in range(h_n):
-                        dst = phase[ih + qh0]
+                        dst = phase[ih + qh0, qw0:qw0 + w_n]
                         row = src[ih]
                         for iw in range(w_n):
-                            dst[iw + qw0] += wv * row[iw]
+                            dst[iw] += wv * row[iw]
         plane = out[n, oc]
         bias = b[oc]
         for oh in range(oh_n):
@@ -138,16 +143,20 @@ def _conv_transpose3d_scatter(x, w, b, out, sd, sh, sw, pd, ph, pw, dd, dh, dw, 
                         off_w = kw * dw - pw
                         iw0 = _first_in(off_w, sw)
                         iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                        if iw1 <= iw0:
+                            continue
                         wv = w[ci, ocl, kd, kh, kw]
+                        first = iw0 * sw + off_w
+                        last = (iw1 - 1) * sw + off_w
                         for i_d in range(id0, id1):
                             for ih in range(ih0, ih1):
-                                dst = vol[i_d * sd + off_d, ih * sh + off_h]
-                                row = src[i_d, ih]
-                                for iw in range(iw0, iw1):
-                                    dst[iw * sw + off_w] += wv * row[iw]
+                                dst = vol[i_d * sd + off_d, ih * sh + off_h, first:last + 1:sw]
+                                row = src[i_d, ih, iw0:iw1]
+                                for j in range(iw1 - iw0):
+                                    dst[j] += wv * row[j]
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_n):
     """Second half of the GEMM form of a 2-D transposed convolution: scatter-add the columns.
 
@@ -155,10 +164,16 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
     ``sum_ci w[ci, oc, kh, kw] * x[n, ci, ih, iw]`` (the matrix product ``W^T @ x`` per group, with
     the batch folded into the columns so that it is one large GEMM);
     out: (N, C_out, OH, OW), overwritten with the bias plus every column value at its target.
-    This is ``col2im`` with the padding cropped on the fly; one task per (image, channel) plane.
+    This is ``col2im`` with the padding cropped on the fly, one (image, channel) plane at a time.
+
+    Deliberately serial: it runs right after the BLAS call that filled ``cols``, while BLAS's
+    worker threads still busy-wait for more work (OpenBLAS spins for a while before sleeping, as
+    do MKL and OpenMP runtimes). A Numba thread pool started then competes with them for the same
+    cores; on the 2-core benchmark machine gemm + parallel fold measured several times slower than
+    gemm + this serial fold, which takes a fraction of the GEMM's time anyway.
     """
     n_batch, c_out, oh_n, ow_n = out.shape
-    for task in prange(n_batch * c_out):
+    for task in range(n_batch * c_out):
         n = task // c_out
         oc = task % c_out
         plane = out[n, oc]
@@ -174,19 +189,26 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
                 off_w = kw * dw - pw
                 iw0 = _first_in(off_w, sw)
                 iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                if iw1 <= iw0:
+                    continue
                 src = cols[(oc * kh_n + kh) * kw_n + kw, n]
+                first = iw0 * sw + off_w
+                last = (iw1 - 1) * sw + off_w
                 for ih in range(ih0, ih1):
-                    dst = plane[ih * sh + off_h]
-                    base = ih * w_n
-                    for iw in range(iw0, iw1):
-                        dst[iw * sw + off_w] += src[base + iw]
+                    dst = plane[ih * sh + off_h, first:last + 1:sw]
+                    row = src[ih * w_n + iw0:ih * w_n + iw1]
+                    for j in range(iw1 - iw0):
+                        dst[j] += row[j]
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _fold_transposed3d(cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n):
-    """:func:`_fold_transposed2d` in 3-D: cols (C_out*KD*KH*KW, N, D*H*W); out (N, C_out, OD, OH, OW)."""
+    """:func:`_fold_transposed2d` in 3-D (serial for the same reason).
+
+    cols: (C_out*KD*KH*KW, N, D*H*W); out: (N, C_out, OD, OH, OW).
+    """
     n_batch, c_out, od_n, oh_n, ow_n = out.shape
-    for task in prange(n_batch * c_out):
+    for task in range(n_batch * c_out):
         n = task // c_out
         oc = task % c_out
         vol = out[n, oc]
@@ -207,13 +229,18 @@ def _fold_transposed3d(cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, d
                     off_w = kw * dw - pw
                     iw0 = _first_in(off_w, sw)
                     iw1 = _stop_in(off_w, sw, ow_n, w_n)
+                    if iw1 <= iw0:
+                        continue
                     src = cols[((oc * kd_n + kd) * kh_n + kh) * kw_n + kw, n]
+                    first = iw0 * sw + off_w
+                    last = (iw1 - 1) * sw + off_w
                     for i_d in range(id0, id1):
                         for ih in range(ih0, ih1):
-                            dst = vol[i_d * sd + off_d, ih * sh + off_h]
+                            dst = vol[i_d * sd + off_d, ih * sh + off_h, first:last + 1:sw]
                             base = (i_d * h_n + ih) * w_n
-                            for iw in range(iw0, iw1):
-                                dst[iw * sw + off_w] += src[base + iw]
+                            row = src[base + iw0:base + iw1]
+                            for j in range(iw1 - iw0):
+                                dst[j] += row[j]
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -224,7 +251,9 @@ def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
     grad_w: (C_out, C_in/groups, KH, KW), overwritten with
     ``sum_{n, oh, ow} grad_out[n, oc, oh, ow] * xp[n, g*C_in/groups + ci, oh*sh + kh*dh, ow*sw + kw*dw]``:
     the cross-correlation of the input with the output gradient. One task per
-    (output channel, input channel) pair owns its ``KH x KW`` slice of ``grad_w``.
+    (output channel, input channel) pair owns its ``KH x KW`` slice of ``grad_w``. Each task sums
+    into a float64 row of ``OW`` partial sums (an elementwise update LLVM vectorises without
+    reassociating anything) and adds the row up at the end of each tap.
     """
     c_out, c_per_group, kh_n, kw_n = grad_w.shape
     n_batch, oh_n, ow_n = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3]
@@ -234,19 +263,20 @@ def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
         ci = task % c_per_group
         g = oc // out_per_group
         cin = g * c_per_group + ci
+        acc = np.empty(ow_n, dtype=np.float64)
         for kh in range(kh_n):
             for kw in range(kw_n):
                 col0 = kw * dw
-                acc = 0.0  # float64 accumulator: the sums run over N*OH*OW terms
+                acc[:] = 0.0
                 for n in range(n_batch):
                     src = xp[n, cin]
                     gplane = grad_out[n, oc]
                     for oh in range(oh_n):
-                        row = src[oh * sh + kh * dh]
+                        seg = src[oh * sh + kh * dh, col0:col0 + (ow_n - 1) * sw + 1:sw]
                         grow = gplane[oh]
                         for ow in range(ow_n):
-                            acc += grow[ow] * row[ow * sw + col0]
-                grad_w[oc, ci, kh, kw] = acc
+                            acc[ow] += np.float64(grow[ow]) * seg[ow]
+                grad_w[oc, ci, kh, kw] = acc.sum()
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -260,18 +290,19 @@ def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
         ci = task % c_per_group
         g = oc // out_per_group
         cin = g * c_per_group + ci
+        acc = np.empty(ow_n, dtype=np.float64)
         for kd in range(kd_n):
             for kh in range(kh_n):
                 for kw in range(kw_n):
                     col0 = kw * dw
-                    acc = 0.0
+                    acc[:] = 0.0
                     for n in range(n_batch):
                         src = xp[n, cin]
                         gvol = grad_out[n, oc]
                         for od in range(od_n):
                             for oh in range(oh_n):
-                                row = src[od * sd + kd * dd, oh * sh + kh * dh]
+                                seg = src[od * sd + kd * dd, oh * sh + kh * dh, col0:col0 + (ow_n - 1) * sw + 1:sw]
                                 grow = gvol[od, oh]
                                 for ow in range(ow_n):
-                                    acc += grow[ow] * row[ow * sw + col0]
-                    grad_w[oc, ci, kd, kh, kw] = acc
+                                    acc[ow] += np.float64(grow[ow]) * seg[ow]
+                    grad_w[oc, ci, kd, kh, kw] = acc.sum()

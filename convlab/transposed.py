@@ -15,8 +15,9 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
     task scatters into its plane split by stride phase, so that reads and writes are contiguous.
 ``"gemm"``
     one matrix product per group, ``cols = W_g^T @ x_g`` (every input pixel times every tap of
-    every output channel), then a Numba kernel that folds the columns into the output
-    (``col2im``), cropping the padding on the fly. BLAS does the multiplications near peak speed.
+    every output channel, the whole batch at once), then a Numba kernel that folds the columns
+    into the output (``col2im``), cropping the padding on the fly. BLAS does the multiplications
+    near peak speed.
 
 Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
 """
@@ -209,13 +210,13 @@ def _run(p, algorithm):
     nd = x.ndim - 2
     if algorithm == "gemm":
         cols = _gemm_columns(x, w, p.groups)
-        with parallel_launch():
-            if nd == 2:
-                _kernels._fold_transposed2d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
-                                            *x.shape[2:])
-            else:
-                _kernels._fold_transposed3d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
-                                            *x.shape[2:])
+        # the folds are serial kernels (see their docstrings), so no parallel_launch() here
+        if nd == 2:
+            _kernels._fold_transposed2d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
+                                        *x.shape[2:])
+        else:
+            _kernels._fold_transposed3d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
+                                        *x.shape[2:])
     else:
         with parallel_launch():
             if nd == 2:
