@@ -228,3 +228,53 @@ def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask,
             if use_mask:
                 gmask[g, t, p0 + q] = acc_m[q]
 
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _deform_im2col_hwc(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0):
+    """Deformable im2col of one image in channels-last layout, for positions ``p0 .. p0 + L - 1``.
+
+    xph: (Hp*Wp, C) the padded image with channels last, ``wp`` its row length; idx, lh, lw: the
+    plan (G, T, P); mask: (G, T, P), read only when ``use_mask``; segments: (S, 4) int64 rows
+    ``(c0, c1, offset group, weight group)`` cutting the channels into runs that share both groups;
+    cols: (L, groups, T, C/groups), overwritten: ``cols[q, gw, t, c - gw*C/groups]`` holds
+    ``mask * bilinear(x[c], point(t, p0 + q))``.
+
+    The sampling point and its four bilinear weights are the same for every channel of an offset
+    group, and in this layout the four neighbours of a point are four contiguous rows of ``C``
+    values: the innermost loop runs over channels with contiguous loads and stores (no gathers).
+    """
+    length = cols.shape[0]
+    taps = idx.shape[1]
+    cpg = cols.shape[3]
+    one = lh.dtype.type(1)
+    for q in prange(length):
+        p = p0 + q
+        for t in range(taps):
+            for s in range(segments.shape[0]):
+                c0 = segments[s, 0]
+                c1 = segments[s, 1]
+                g = segments[s, 2]
+                gw = segments[s, 3]
+                k = idx[g, t, p]
+                a = lh[g, t, p]
+                b = lw[g, t, p]
+                hh = one - a
+                hw = one - b
+                w1 = hh * hw
+                w2 = hh * b
+                w3 = a * hw
+                w4 = a * b
+                m = mask[g, t, p] if use_mask else one
+                v00 = xph[k]
+                v01 = xph[k + 1]
+                v10 = xph[k + wp]
+                v11 = xph[k + wp + 1]
+                dst = cols[q, gw, t]
+                base = gw * cpg
+                if use_mask:
+                    for c in range(c0, c1):
+                        dst[c - base] = m * (w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c])
+                else:
+                    for c in range(c0, c1):
+                        dst[c - base] = w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c]

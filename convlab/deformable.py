@@ -10,7 +10,9 @@ modulation scalar ``mask[p, t]``. With zero offsets and no mask the layer is ``c
 Implementation: the wrapper validates, then (1) computes the sampling plan of the whole batch in
 one parallel launch, once per offset group rather than per channel
 (:func:`convlab._kernels_deformable._deform_plan`), and for each image (2) samples tiles of the
-column matrix of a deformable im2col in parallel Numba code and (3) multiplies each tile by the
+column matrix of a deformable im2col in parallel Numba code, from a channels-last copy of the
+image so that the innermost loop runs over contiguous channels
+(:func:`convlab._kernels_deformable._deform_im2col_hwc`), and (3) multiplies each tile by the
 weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
 memory stays below that of torchvision, which holds the full column matrix.
 """
@@ -133,9 +135,15 @@ def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
 
 
 class _Sampler:
-    """Buffers and geometry shared by the forward and backward passes over one call's images."""
+    """Buffers and geometry shared by the forward and backward passes over one call's images.
 
-    def __init__(self, p):
+    ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image
+    into column tiles ``(L, groups, T, C/groups)``: the four neighbours of a point are then four
+    contiguous runs of channels, so sampling needs no gathers. The backward pass uses the
+    channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)`` that its scatter kernels expect.
+    """
+
+    def __init__(self, p, channels_last):
         x = p.x
         n_batch, c_in, height, width = x.shape
         kh, kw = p.w.shape[2:]
@@ -143,6 +151,7 @@ class _Sampler:
         self.height, self.width, self.taps = height, width, kh * kw
         self.positions = oh * ow
         self.wp = width + 2
+        self.channels_last = channels_last
         dtype = x.dtype
         # base sampling coordinates oy*s - p + i*d, stored in the input's dtype (torchvision adds
         # the offset to this int converted to scalar_t)
@@ -158,20 +167,31 @@ class _Sampler:
         self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
         with parallel_launch():
             _k._deform_plan(self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw)
-        # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
-        self.xp = np.zeros((c_in, height + 3, width + 2), dtype=dtype)
         self.use_mask = p.mask is not None
         self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
                       else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
         rows = c_in * t
         tile = max(_MIN_TILE_COLUMNS, COLUMN_TILE_BYTES // (rows * x.itemsize))
         self.tile = min(pos, tile)
-        self.cols = np.empty((rows, self.tile), dtype=dtype)
+        # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
+        if channels_last:
+            self.xp = np.zeros((height + 3, width + 2, c_in), dtype=dtype)
+            self.cols = np.empty((self.tile, p.groups, t, c_in // p.groups), dtype=dtype)
+            # runs of channels that share their offset group and their weight group
+            cuts = sorted(set(range(0, c_in, c_in // g)) | set(range(0, c_in, c_in // p.groups)) | {c_in})
+            self.segments = np.array([(c0, c1, c0 // (c_in // g), c0 // (c_in // p.groups))
+                                      for c0, c1 in zip(cuts[:-1], cuts[1:])], dtype=np.int64)
+        else:
+            self.xp = np.zeros((c_in, height + 3, width + 2), dtype=dtype)
+            self.cols = np.empty((rows, self.tile), dtype=dtype)
         self.x = x
 
     def load(self, n):
         """Copy image ``n`` into the padded buffer."""
-        self.xp[:, 1:self.height + 1, 1:self.width + 1] = self.x[n]
+        if self.channels_last:
+            self.xp[1:self.height + 1, 1:self.width + 1] = self.x[n].transpose(1, 2, 0)
+        else:
+            self.xp[:, 1:self.height + 1, 1:self.width + 1] = self.x[n]
 
     def tiles(self):
         for p0 in range(0, self.positions, self.tile):
@@ -179,6 +199,13 @@ class _Sampler:
 
     def sample(self, n, p0, p1):
         """The deformable im2col columns of image ``n`` for positions ``p0:p1`` (a view)."""
+        if self.channels_last:
+            cols = self.cols[:p1 - p0]
+            with parallel_launch():
+                _k._deform_im2col_hwc(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
+                                      self.lh[n], self.lw[n], self.masks[n], self.use_mask, self.segments,
+                                      cols, p0)
+            return cols
         cols = self.cols[:, :p1 - p0]
         with parallel_launch():
             _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx[n], self.lh[n],
@@ -255,10 +282,11 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     out = np.empty((n_batch, c_out, oh, ow), dtype=p.x.dtype)
     if out.size == 0:
         return out
-    s = _Sampler(p)
+    s = _Sampler(p, channels_last=True)
     rows = c_per_group * kh * kw
     out_per_group = c_out // p.groups
-    w2 = p.w.reshape(c_out, rows)
+    # the weight flattened in the columns' (tap, channel) order
+    w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, rows)
     out3 = out.reshape(n_batch, c_out, oh * ow)
     for n in range(n_batch):
         s.load(n)
@@ -266,7 +294,8 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
             cols = s.sample(n, p0, p1)
             for g in range(p.groups):
                 o = slice(g * out_per_group, (g + 1) * out_per_group)
-                np.matmul(w2[o], cols[g * rows:(g + 1) * rows], out=out3[n, o, p0:p1])
+                # (C_out/groups, T*C/groups) @ (T*C/groups, L): BLAS reads the tile transposed
+                np.matmul(w2[o], cols[:, g].reshape(p1 - p0, rows).T, out=out3[n, o, p0:p1])
     if p.has_bias:
         out3 += p.b[None, :, None]
     return out
@@ -346,7 +375,7 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     if gout.size == 0:
         return DeformConv2dGrads(gx, goff, gw, gb, gm)
 
-    s = _Sampler(p)
+    s = _Sampler(p, channels_last=False)
     taps = kh * kw
     rows = c_per_group * taps
     out_per_group = c_out // p.groups
