@@ -16,3 +16,5 @@ from ._separable import (blur_timing_figure, blur_two_ways, filtered_images_figu
                          mobilenet_macs_figure, separable_cost_figure, separable_cost_ratios)
 from ._deformable import (bilinear_figure, bilinear_neighbours, loss_curve_figure, offset_fields_figure,
                           sampling_grid_figure, sampling_points, timing_figure)
+from ._performance import (benchmark_figure, direct_access_pattern, im2col_figure, memory_access_figure,
+                           roofline_figure)

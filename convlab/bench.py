@@ -1,0 +1,547 @@
+"""Benchmark convlab's convolution algorithms against each other and against PyTorch.
+
+Run ``python -m convlab.bench`` (or the ``convlab-bench`` console script)::
+
+    python -m convlab.bench                          # dense + depthwise layers, 2 threads and 1
+    python -m convlab.bench --layers tiny --repeats 2 --threads 1 --out-dir /tmp/bench
+    python -m convlab.bench --layers resnet_64x56,stem_7x7_s2 --algorithms auto,im2col
+
+For every thread count the measurements run in a fresh subprocess, because the BLAS library
+NumPy links (OpenBLAS) reads its thread count from the environment once, when it is loaded; the
+subprocess gets ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
+``NUMBA_NUM_THREADS`` set to that count and calls ``torch.set_num_threads`` when PyTorch is
+installed. No thread-pool library is needed.
+
+In each subprocess:
+
+* the machine's peak is measured with a BLAS probe (a float32 2048 x 2048 matrix product, best of
+  several) and its memory bandwidth with a parallel copy of 64 MiB, for the "% of peak" column and
+  the roofline;
+* every algorithm is called once on each layer and that first call is timed on its own: it pays
+  for the JIT compilation of the kernels it uses (or for loading them from Numba's on-disk cache;
+  ``--cold-cache`` points Numba at an empty cache so that it really compiles);
+* then ``--repeats`` rounds time every algorithm and PyTorch once per round, in a rotating order
+  (interleaved, so that a burst of load from other processes hits all of them alike), and the
+  best time is kept (the median is stored too).
+
+The results are printed as a table, written to ``bench.json`` and drawn to ``bench.png`` (by
+:func:`convlab.viz.benchmark_figure`) in ``--out-dir``. Ratios are ``torch_time / convlab_time``:
+above 1 convlab is faster. PyTorch is optional; without it the ratio column is empty.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+
+from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
+from .shapes import conv_output_size, count_macs
+
+__all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "measure_peak",
+           "measure_bandwidth", "summarize", "format_table", "main"]
+
+#: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
+ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
+
+
+class Layer:
+    """One convolution layer to time: float32 input (N, C_in, H, W), weight and bias."""
+
+    __slots__ = ("name", "batch", "c_in", "c_out", "size", "kernel", "stride", "padding", "groups",
+                 "kind")
+
+    def __init__(self, name, batch, c_in, c_out, size, kernel, stride=1, padding=0, groups=1,
+                 kind="dense"):
+        self.name, self.batch, self.c_in, self.c_out = name, batch, c_in, c_out
+        self.size, self.kernel, self.stride, self.padding = size, kernel, stride, padding
+        self.groups, self.kind = groups, kind
+
+    def args(self):
+        return dict(stride=self.stride, padding=self.padding, groups=self.groups)
+
+    @property
+    def out_size(self):
+        return conv_output_size((self.size, self.size), self.kernel, self.stride, self.padding)
+
+    @property
+    def macs(self):
+        return count_macs(self.c_in, self.c_out, self.kernel, (self.size, self.size), self.stride,
+                          self.padding, groups=self.groups, batch=self.batch)
+
+    @property
+    def flops(self):
+        """Floating-point operations: 2 per multiply-accumulate (bias additions not counted)."""
+        return 2 * self.macs
+
+    @property
+    def min_bytes(self):
+        """Bytes a perfect implementation must move: read input and weight, write output."""
+        oh, ow = self.out_size
+        n_in = self.batch * self.c_in * self.size * self.size
+        n_w = self.c_out * (self.c_in // self.groups) * self.kernel * self.kernel
+        n_out = self.batch * self.c_out * oh * ow
+        return 4 * (n_in + n_w + n_out)
+
+    @property
+    def intensity(self):
+        """Arithmetic intensity (FLOP per byte of compulsory traffic), the roofline's x axis."""
+        return self.flops / self.min_bytes
+
+    def describe(self):
+        g = f" g{self.groups}" if self.groups > 1 else ""
+        b = f"{self.batch}x" if self.batch > 1 else ""
+        return (f"{b}{self.c_in}->{self.c_out} {self.size}x{self.size} k{self.kernel} "
+                f"s{self.stride} p{self.padding}{g}")
+
+    def as_dict(self):
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d.update(flops=self.flops, min_bytes=self.min_bytes, out_size=list(self.out_size),
+                 description=self.describe())
+        return d
+
+    def __repr__(self):
+        return f"Layer({self.name!r}: {self.describe()})"
+
+
+_LAYER_LIST = [
+    # ResNet-style dense layers (He et al. 2016): the 3x3 convs of stages 1-3, a batch of 8, the
+    # 7x7 stride-2 stem, the 1x1 convs of a bottleneck (the stride-2 one on a 28x28 input) and a
+    # small 16x16 map where fixed per-call overheads dominate.
+    Layer("resnet_64x56", 1, 64, 64, 56, 3, 1, 1),
+    Layer("resnet_128x28", 1, 128, 128, 28, 3, 1, 1),
+    Layer("resnet_256x14", 1, 256, 256, 14, 3, 1, 1),
+    Layer("resnet_64x56_b8", 8, 64, 64, 56, 3, 1, 1),
+    Layer("stem_7x7_s2", 1, 3, 64, 224, 7, 2, 3),
+    Layer("pointwise_64to256", 1, 64, 256, 56, 1),
+    Layer("pointwise_256to128_s2", 1, 256, 128, 28, 1, 2, 0),
+    Layer("resnet_64x16", 1, 64, 64, 16, 3, 1, 1),
+    # MobileNet-style depthwise layers (3x3, padding 1)
+    Layer("dw_32x112", 1, 32, 32, 112, 3, 1, 1, groups=32, kind="depthwise"),
+    Layer("dw_144x56_s2", 1, 144, 144, 56, 3, 2, 1, groups=144, kind="depthwise"),
+    Layer("dw_384x14", 1, 384, 384, 14, 3, 1, 1, groups=384, kind="depthwise"),
+    Layer("dw_96x56_b8", 8, 96, 96, 56, 3, 1, 1, groups=96, kind="depthwise"),
+    Layer("dw_64x56_x2", 1, 64, 128, 56, 3, 1, 1, groups=64, kind="depthwise"),
+    # tiny layers for smoke tests (seconds, not minutes)
+    Layer("tiny_3x3", 1, 8, 8, 12, 3, 1, 1, kind="tiny"),
+    Layer("tiny_dw", 1, 8, 8, 12, 3, 1, 1, groups=8, kind="tiny"),
+]
+#: every layer the benchmark knows, by name
+LAYERS = {layer.name: layer for layer in _LAYER_LIST}
+#: named sets of layers for ``--layers``
+LAYER_SETS = {
+    "dense": [l.name for l in _LAYER_LIST if l.kind == "dense"],
+    "depthwise": [l.name for l in _LAYER_LIST if l.kind == "depthwise"],
+    "tiny": [l.name for l in _LAYER_LIST if l.kind == "tiny"],
+}
+LAYER_SETS["all"] = LAYER_SETS["dense"] + LAYER_SETS["depthwise"]
+
+
+def applicable(layer, algorithm):
+    """Whether ``algorithm`` can run ``layer`` (Winograd F(2x2, 3x3) needs 3x3, stride 1)."""
+    if algorithm == "winograd":
+        return layer.kernel == 3 and layer.stride == 1
+    return True
+
+
+# ------------------------------------------------------------------------------------ probes
+
+def _best_time(fn, repeats):
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure_peak(n=2048, repeats=5):
+    """Machine peak in GFLOP/s, measured: the best of ``repeats`` float32 ``n x n`` BLAS products.
+
+    BLAS sgemm is the fastest float32 code on the machine, so it stands for "peak" in the "% of
+    peak" column (with the current BLAS thread count).
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=c)
+    return 2 * n ** 3 / _best_time(lambda: np.matmul(a, b, out=c), repeats) / 1e9
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _stream_copy(src, dst):
+    """dst[:] = src[:] over all threads (a STREAM "copy")."""
+    for i in prange(src.shape[0]):
+        dst[i] = src[i]
+
+
+def measure_bandwidth(nbytes=64 * 2**20, repeats=5):
+    """Memory bandwidth in GB/s, measured: a parallel copy of ``nbytes`` (read + write counted)."""
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+
+    def copy():
+        with parallel_launch():
+            _stream_copy(src, dst)
+
+    copy()
+    return 2 * nbytes / _best_time(copy, repeats) / 1e9
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ------------------------------------------------------------------------------- measuring
+
+def _torch_module():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _progress(done, total, text, stream=None, width=24):
+    stream = sys.stderr if stream is None else stream
+    filled = int(width * done / total) if total else width
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done:>3}/{total} {text}", file=stream,
+          flush=True)
+
+
+def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, progress=True,
+                  quick=False):
+    """Time ``algorithms`` (and PyTorch) on the named layers in this process; return a dict.
+
+    The caller has set the thread count of BLAS (environment, before NumPy was imported); this
+    function sets Numba's and PyTorch's to ``threads``. ``quick`` shrinks the peak and bandwidth
+    probes (a 512 x 512 product, an 8 MiB copy): for smoke tests, not for numbers to keep.
+    """
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick):
+    from .conv import conv2d
+
+    torch = _torch_module() if use_torch else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    peak = measure_peak(512 if quick else 2048)
+    bandwidth = measure_bandwidth(8 * 2**20 if quick else 64 * 2**20)
+    results = []
+    layers = [LAYERS[name] for name in layer_names]
+    total = len(layers)
+    for index, layer in enumerate(layers):
+        if progress:
+            _progress(index, total, f"threads={threads} {layer.name}")
+        rng = np.random.default_rng(index)
+        x = rng.standard_normal((layer.batch, layer.c_in, layer.size, layer.size), dtype=np.float32)
+        w = rng.standard_normal((layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel),
+                                dtype=np.float32)
+        b = rng.standard_normal(layer.c_out, dtype=np.float32)
+        calls = {}
+        for algorithm in algorithms:
+            if applicable(layer, algorithm):
+                calls[algorithm] = (lambda a=algorithm: conv2d(x, w, b, **layer.args(), algorithm=a))
+        if torch is not None:
+            xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+            f = torch.nn.functional.conv2d
+
+            def torch_call():
+                with torch.no_grad():
+                    return f(xt, wt, bt, **layer.args())
+
+            calls["torch"] = torch_call
+        first = {}
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            first[name] = time.perf_counter() - t0
+        times = {name: [] for name in calls}
+        names = list(calls)
+        for r in range(repeats):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                t0 = time.perf_counter()
+                calls[name]()
+                times[name].append(time.perf_counter() - t0)
+        torch_best = min(times["torch"]) if "torch" in times else None
+        for name in names:
+            best = min(times[name])
+            gflops = layer.flops / best / 1e9
+            results.append(dict(
+                layer=layer.name, kind=layer.kind, algorithm=name, threads=threads,
+                best_s=best, median_s=statistics.median(times[name]), first_call_s=first[name],
+                jit_s=max(first[name] - best, 0.0), gflops=gflops, pct_peak=100 * gflops / peak,
+                ratio_torch=(torch_best / best) if torch_best is not None else None,
+            ))
+    if progress:
+        _progress(total, total, f"threads={threads} done")
+    return dict(threads=threads, peak_gflops=peak, bandwidth_gbs=bandwidth, results=results,
+                torch=None if torch is None else torch.__version__, quick=quick)
+
+
+# ------------------------------------------------------------------------------- reporting
+
+def _geomean(values):
+    values = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def summarize(runs, layers):
+    """Geometric-mean torch ratios per layer kind and algorithm, and the 2-vs-1-thread speed-ups.
+
+    ``runs`` is the list of per-thread-count results of :func:`run_benchmark`; ``layers`` maps
+    layer names to :class:`Layer`. "best" is, per layer, the fastest convlab algorithm timed.
+    Compute-bound layers are those whose arithmetic intensity is above the ridge point
+    ``peak / bandwidth`` of the run with the most threads.
+    """
+    summary = {"ratio_geomean": {}, "thread_speedup": {}}
+    for run in runs:
+        by_kind = {}
+        best_per_layer = {}
+        for r in run["results"]:
+            if r["algorithm"] == "torch":
+                continue
+            by_kind.setdefault(r["kind"], {}).setdefault(r["algorithm"], []).append(r["ratio_torch"])
+            if r["ratio_torch"] is not None:
+                key = (r["kind"], r["layer"])
+                best_per_layer[key] = max(best_per_layer.get(key, 0), r["ratio_torch"])
+        for kind, per_alg in by_kind.items():
+            for algorithm, ratios in per_alg.items():
+                summary["ratio_geomean"].setdefault(str(run["threads"]), {}).setdefault(kind, {})[
+                    algorithm] = _geomean(ratios)
+            best = [v for (k, _), v in best_per_layer.items() if k == kind]
+            summary["ratio_geomean"].setdefault(str(run["threads"]), {}).setdefault(kind, {})[
+                "best"] = _geomean(best)
+    by_threads = {run["threads"]: run for run in runs}
+    if len(by_threads) > 1:
+        most = max(by_threads)
+        one = min(by_threads)
+        ridge = by_threads[most]["peak_gflops"] / by_threads[most]["bandwidth_gbs"]
+        bound = [name for name in layers if layers[name].intensity >= ridge]
+        summary["compute_bound_layers"] = bound
+        summary["ridge_flop_per_byte"] = ridge
+        fast = {(r["layer"], r["algorithm"]): r["best_s"] for r in by_threads[most]["results"]}
+        slow = {(r["layer"], r["algorithm"]): r["best_s"] for r in by_threads[one]["results"]}
+        per_alg = {}
+        for (layer, algorithm), t in fast.items():
+            if layer in bound and (layer, algorithm) in slow:
+                per_alg.setdefault(algorithm, []).append(slow[(layer, algorithm)] / t)
+        summary["thread_speedup"] = {
+            "threads": [one, most],
+            "geomean": {a: _geomean(v) for a, v in per_alg.items()},
+        }
+    return summary
+
+
+def format_table(data):
+    """The results as a text table, one block per thread count, then the summary."""
+    lines = []
+    for run in data["runs"]:
+        lines.append(f"threads={run['threads']}  peak (sgemm probe) {run['peak_gflops']:.1f} "
+                     f"GFLOP/s  bandwidth {run['bandwidth_gbs']:.1f} GB/s")
+        header = (f"{'layer':<22} {'algorithm':<9} {'time ms':>9} {'1st call ms':>11} "
+                  f"{'GFLOP/s':>8} {'% peak':>7} {'torch/x':>8}")
+        lines.append(header)
+        lines.append("-" * len(header))
+        for r in run["results"]:
+            ratio = "" if r["ratio_torch"] is None else f"{r['ratio_torch']:.2f}"
+            lines.append(f"{r['layer']:<22} {r['algorithm']:<9} {1e3 * r['best_s']:>9.3f} "
+                         f"{1e3 * r['first_call_s']:>11.1f} {r['gflops']:>8.1f} "
+                         f"{r['pct_peak']:>7.1f} {ratio:>8}")
+        lines.append("")
+    summary = data.get("summary", {})
+    for threads, kinds in summary.get("ratio_geomean", {}).items():
+        for kind, per_alg in kinds.items():
+            parts = [f"{a} {v:.2f}" for a, v in per_alg.items() if v is not None]
+            if parts:
+                lines.append(f"geomean torch/convlab, threads={threads}, {kind}: " + ", ".join(parts))
+    speed = summary.get("thread_speedup", {})
+    if speed.get("geomean"):
+        one, most = speed["threads"]
+        parts = [f"{a} {v:.2f}x" for a, v in speed["geomean"].items() if v is not None]
+        lines.append(f"speed-up {most} threads vs {one} on compute-bound layers "
+                     f"({', '.join(summary['compute_bound_layers']) or 'none'}): " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- the CLI
+
+def _parse_list(text, name, choices):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{name} must not be empty")
+    for item in items:
+        if item not in choices:
+            raise argparse.ArgumentTypeError(
+                f"unknown {name[:-1]} {item!r}; choose from {', '.join(choices)}")
+    return items
+
+
+def _layers_arg(text):
+    names = []
+    for item in _parse_list(text, "layers", list(LAYER_SETS) + list(LAYERS)):
+        for name in LAYER_SETS.get(item, [item]):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _algorithms_arg(text):
+    return _parse_list(text, "algorithms", ALGORITHMS)
+
+
+def _threads_arg(text):
+    out = []
+    for item in text.split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"threads must be positive integers, got {item!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"threads must be positive integers, got {value}")
+        out.append(value)
+    return out
+
+
+def _positive_int_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="convlab-bench",
+        description="Time convlab.conv2d's algorithms (and torch.nn.functional.conv2d when "
+                    "installed) on ResNet- and MobileNet-style layers; print a table, write "
+                    "bench.json and bench.png.",
+        epilog="layer sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in LAYER_SETS.items()),
+    )
+    parser.add_argument("--layers", type=_layers_arg, default=_layers_arg("all"),
+                        help="comma-separated layer names or sets (dense, depthwise, tiny, all); "
+                             "default: all")
+    parser.add_argument("--algorithms", type=_algorithms_arg, default=list(ALGORITHMS),
+                        help=f"comma-separated subset of {','.join(ALGORITHMS)}; default: all")
+    parser.add_argument("--threads", type=_threads_arg, default=[2, 1],
+                        help="comma-separated thread counts, each measured in its own subprocess; "
+                             "default: 2,1")
+    parser.add_argument("--repeats", type=_positive_int_arg, default=5,
+                        help="timed rounds per layer (the best is kept); default: 5")
+    parser.add_argument("--out-dir", type=Path, default=Path("bench-results"),
+                        help="where bench.json and bench.png go; default: ./bench-results")
+    parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
+    parser.add_argument("--no-plot", action="store_true", help="do not write bench.png")
+    parser.add_argument("--quick", action="store_true",
+                        help="small peak/bandwidth probes (a smoke test, not a measurement)")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="give the subprocesses an empty Numba cache, so that the first calls "
+                             "measure real JIT compilation")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: JSON to write
+    return parser
+
+
+def _worker_env(threads, cache_dir):
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    return env
+
+
+def _run_worker(args, threads, cache_dir):
+    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
+        out = Path(tmp) / "run.json"
+        cmd = [sys.executable, "-m", "convlab.bench", "--worker", str(out),
+               "--layers", ",".join(args.layers), "--algorithms", ",".join(args.algorithms),
+               "--threads", str(threads), "--repeats", str(args.repeats)]
+        for flag in ("no_torch", "quick"):
+            if getattr(args, flag):
+                cmd.append("--" + flag.replace("_", "-"))
+        proc = subprocess.run(cmd, env=_worker_env(threads, cache_dir))
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"benchmark subprocess for threads={threads} failed "
+                               f"(exit code {proc.returncode})")
+        return json.loads(out.read_text())
+
+
+def main(argv=None):
+    """Entry point of ``python -m convlab.bench`` and ``convlab-bench``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        run = run_benchmark(args.layers, args.algorithms, args.threads[0], args.repeats,
+                            use_torch=not args.no_torch, quick=args.quick)
+        args.worker.write_text(json.dumps(run))
+        return 0
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"cannot create --out-dir {str(args.out_dir)!r}: {exc}")
+    start = time.perf_counter()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:
+        for threads in args.threads:
+            runs.append(_run_worker(args, threads, cold if args.cold_cache else None))
+    import numba
+
+    torch_version = next((r["torch"] for r in runs if r.get("torch")), None)
+    data = dict(
+        created=datetime.datetime.now().isoformat(timespec="seconds"),
+        machine=dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
+                     python=platform.python_version(), numpy=np.__version__,
+                     numba=numba.__version__, torch=torch_version),
+        config=dict(layers=args.layers, algorithms=args.algorithms, threads=args.threads,
+                    repeats=args.repeats, cold_cache=args.cold_cache, quick=args.quick),
+        layers={name: LAYERS[name].as_dict() for name in args.layers},
+        runs=runs,
+        seconds=time.perf_counter() - start,
+    )
+    data["summary"] = summarize(runs, {name: LAYERS[name] for name in args.layers})
+    print(format_table(data))
+    json_path = args.out_dir / "bench.json"
+    json_path.write_text(json.dumps(data, indent=1))
+    print(f"wrote {json_path}")
+    if not args.no_plot:
+        from .viz import benchmark_figure
+
+        png_path = args.out_dir / "bench.png"
+        benchmark_figure(data).savefig(png_path, dpi=100)
+        print(f"wrote {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

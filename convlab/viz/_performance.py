@@ -1,0 +1,282 @@
+"""Figures for the performance chapter: memory order, im2col, and the benchmark's results.
+
+* :func:`memory_access_figure` draws a small feature map, its row-major memory order, and which
+  addresses each output of a direct convolution reads (the seed article 003's 3x3 map with a 2x2
+  kernel): the reads of one output are scattered over the memory line.
+* :func:`im2col_figure` draws the ``(K*K*C_i) x (H_o*W_o)`` matrix that :func:`convlab.im2col`
+  builds, each entry labelled by the input element it copies.
+* :func:`benchmark_figure` and :func:`roofline_figure` draw the results of ``python -m
+  convlab.bench`` (the dict it writes to ``bench.json``).
+
+Every function returns the ``matplotlib.figure.Figure`` it drew (no pyplot state). Artists carry
+``gid`` labels so that tests can ask what is shown: ``"cell:r:c"`` and ``"mem:i"`` for input cells
+and memory slots, ``"read:o:i"`` for "output ``o`` reads memory address ``i``", ``"col:r:c"`` for
+im2col entries, ``"bar:<layer>:<algorithm>"`` for benchmark bars and ``"point:<layer>:<algorithm>"``
+for roofline points.
+"""
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .._args import check_rank, float_array, positive_int
+from ..algorithms import im2col
+from ..shapes import conv_output_size
+
+__all__ = ["direct_access_pattern", "memory_access_figure", "im2col_figure", "benchmark_figure",
+           "roofline_figure", "ALGORITHM_COLORS"]
+
+#: one colour per algorithm, used by every performance figure
+ALGORITHM_COLORS = {"auto": "#4c4c4c", "direct": "#1f77b4", "im2col": "#ff7f0e",
+                    "winograd": "#2ca02c", "fft": "#9467bd", "torch": "#d62728"}
+_OUTPUT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b",
+                  "#e377c2", "#bcbd22")
+EDGE = "#333333"
+
+
+def direct_access_pattern(height, width, kernel):
+    """Row-major addresses each output of a stride-1, unpadded direct convolution reads.
+
+    Returns an int array of shape ``(H_o * W_o, K * K)``: row ``o = oh * W_o + ow`` lists, in tap
+    order, the addresses ``(oh + kh) * W + (ow + kw)`` of the input elements output ``o`` multiplies
+    (the sizes come from :func:`convlab.conv_output_size`).
+
+    Examples
+    --------
+    >>> direct_access_pattern(3, 3, 2)
+    array([[0, 1, 3, 4],
+           [1, 2, 4, 5],
+           [3, 4, 6, 7],
+           [4, 5, 7, 8]])
+    """
+    height, width, kernel = (positive_int(v, n) for v, n in
+                             ((height, "height"), (width, "width"), (kernel, "kernel")))
+    oh_n, ow_n = conv_output_size((height, width), kernel)
+    rows = []
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            rows.append([(oh + kh) * width + ow + kw for kh in range(kernel) for kw in range(kernel)])
+    return np.array(rows, dtype=np.int64)
+
+
+def memory_access_figure(height=3, width=3, kernel=2):
+    """The input map, its memory order, and the addresses each output reads.
+
+    Top left: the ``height x width`` map with its elements named ``x_rc`` (1-based, as in the seed);
+    top right: the same elements in row-major memory order, one slot per address; below, one row
+    per output ``y_ij`` with the slots it reads filled in that output's colour. Read across a row,
+    an output's reads jump over the memory line (by ``W - K + 1`` after each kernel row), and
+    neighbouring outputs reread most of the same slots.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Artists: ``cell:r:c`` (map cells), ``mem:i`` (memory slots), ``read:o:i`` (output ``o``
+        reads address ``i``).
+    """
+    pattern = direct_access_pattern(height, width, kernel)
+    n_mem = height * width
+    n_out = pattern.shape[0]
+    oh_n, ow_n = conv_output_size((height, width), kernel)
+    fig = Figure(figsize=(2.0 + 0.55 * (n_mem + width), 1.6 + 0.5 * (n_out + height)))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    top = n_out + 1.5
+    # the 2-D map
+    for r in range(height):
+        for c in range(width):
+            y = top + (height - 1 - r)
+            ax.add_patch(Rectangle((c, y), 1, 1, facecolor="#ffffff", edgecolor=EDGE, gid=f"cell:{r}:{c}"))
+            ax.text(c + 0.5, y + 0.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9)
+    ax.text(width / 2, top + height + 0.3, "feature map", ha="center", fontsize=9)
+    # memory line
+    x0 = width + 1.5
+    for i in range(n_mem):
+        r, c = divmod(i, width)
+        ax.add_patch(Rectangle((x0 + i, top + 1), 1, 1, facecolor="#f0f0f0", edgecolor=EDGE, gid=f"mem:{i}"))
+        ax.text(x0 + i + 0.5, top + 1.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9)
+        ax.text(x0 + i + 0.5, top + 0.6, str(i), ha="center", va="center", fontsize=7, color="#666666")
+    ax.text(x0 + n_mem / 2, top + 2.3, "memory (row-major), address below", ha="center", fontsize=9)
+    # one row per output
+    for o in range(n_out):
+        oh, ow = divmod(o, ow_n)
+        y = n_out - 1 - o
+        color = _OUTPUT_COLORS[o % len(_OUTPUT_COLORS)]
+        ax.text(x0 - 0.3, y + 0.5, f"$y_{{{oh + 1}{ow + 1}}}$", ha="right", va="center", fontsize=9)
+        read = set(pattern[o].tolist())
+        for i in range(n_mem):
+            if i in read:
+                ax.add_patch(Rectangle((x0 + i, y), 1, 1, facecolor=color, alpha=0.75, edgecolor=EDGE,
+                                       gid=f"read:{o}:{i}"))
+            else:
+                ax.add_patch(Rectangle((x0 + i, y), 1, 1, facecolor="none", edgecolor="#cccccc"))
+    ax.set_xlim(-0.2, x0 + n_mem + 0.2)
+    ax.set_ylim(-0.2, top + height + 0.8)
+    return fig
+
+
+def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
+    """The column matrix of :func:`convlab.im2col` for one image, drawn with its entries labelled.
+
+    Parameters
+    ----------
+    x : array_like, shape (C, H, W)
+        One image (a small one: every entry is drawn).
+    kernel, stride, padding : int
+        As in :func:`convlab.im2col`.
+    labels : array_like of str, shape (C, H, W), optional
+        Text for each input element; default ``c:rc`` style names (``x_{rc}`` for one channel).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with the ``(K*K*C) x (H_o*W_o)`` matrix; the cell at row ``r``, column ``c`` has
+        gid ``col:r:c`` and shows the label of the input element it copies (or ``0`` for padding).
+    """
+    arr = float_array(x, "x")
+    check_rank(arr, (3,), "x", "(C, H, W)")
+    channels, height, width = arr.shape
+    if labels is None:
+        if channels == 1:
+            labels = np.array([[[f"$x_{{{r + 1}{c + 1}}}$" for c in range(width)] for r in range(height)]])
+        else:
+            labels = np.array([[[f"{ch}:{r + 1}{c + 1}" for c in range(width)] for r in range(height)]
+                               for ch in range(channels)])
+    labels = np.asarray(labels)
+    if labels.shape != arr.shape:
+        raise ValueError(f"labels must have the shape of x {arr.shape}, got {labels.shape}")
+    # im2col of the element *indices* tells which element lands in each cell (-1: padding)
+    index = np.arange(arr.size, dtype=np.float64).reshape(arr.shape) + 1.0
+    cols = im2col(index, kernel, padding=padding, stride=stride).astype(np.int64) - 1
+    n_rows, n_cols = cols.shape
+    fig = Figure(figsize=(1.2 + 0.62 * n_cols, 0.8 + 0.42 * n_rows))
+    ax = fig.add_subplot()
+    ax.set_aspect("equal")
+    flat_labels = labels.reshape(-1)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            src = cols[r, c]
+            ax.add_patch(Rectangle((c, n_rows - 1 - r), 1, 1, gid=f"col:{r}:{c}", edgecolor=EDGE,
+                                   facecolor=_OUTPUT_COLORS[c % len(_OUTPUT_COLORS)] if src >= 0 else "#d9d9d9",
+                                   alpha=0.35))
+            ax.text(c + 0.5, n_rows - 0.5 - r, flat_labels[src] if src >= 0 else "0", ha="center",
+                    va="center", fontsize=8)
+    ax.set_xlim(0, n_cols)
+    ax.set_ylim(0, n_rows)
+    ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in range(n_cols)])
+    ax.set_yticks(np.arange(n_rows) + 0.5, [str(r) for r in range(n_rows)][::-1])
+    ax.set_xlabel("column = output position oh * W_o + ow")
+    ax.set_ylabel("row = (c * K + kh) * K + kw")
+    ax.tick_params(length=0, labelsize=8)
+    return fig
+
+
+def _run(data, threads):
+    runs = data["runs"]
+    if threads is None:
+        return max(runs, key=lambda run: run["threads"])
+    for run in runs:
+        if run["threads"] == threads:
+            return run
+    raise ValueError(f"no run with threads={threads}; the data has {[r['threads'] for r in runs]}")
+
+
+def benchmark_figure(data, threads=None, layers=None):
+    """Time, GFLOP/s and % of peak per algorithm per layer, from ``python -m convlab.bench``'s JSON.
+
+    Parameters
+    ----------
+    data : dict
+        The content of ``bench.json`` (:func:`convlab.bench.main`).
+    threads : int, optional
+        Which run to draw; default: the one with the most threads.
+    layers : list of str, optional
+        Layers to draw, in order; default: all in the run.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three axes (time in ms on a log scale, GFLOP/s, % of the measured peak); bars have gid
+        ``bar:<layer>:<algorithm>`` on the first axes. The title names the CPU and thread count.
+    """
+    run = _run(data, threads)
+    results = run["results"]
+    if layers is None:
+        layers = list(dict.fromkeys(r["layer"] for r in results))
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in results))
+    lookup = {(r["layer"], r["algorithm"]): r for r in results}
+    fig = Figure(figsize=(max(8.0, 0.9 * len(layers) + 3), 9.0), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    width = 0.8 / len(algorithms)
+    metrics = (("best_s", 1e3, "time (ms, log)"), ("gflops", 1.0, "GFLOP/s"),
+               ("pct_peak", 1.0, "% of measured peak"))
+    for ax, (key, scale, label) in zip(axes, metrics):
+        for a, algorithm in enumerate(algorithms):
+            xs, ys = [], []
+            for i, layer in enumerate(layers):
+                r = lookup.get((layer, algorithm))
+                if r is not None:
+                    xs.append(i - 0.4 + width * (a + 0.5))
+                    ys.append(r[key] * scale)
+            bars = ax.bar(xs, ys, width, label=algorithm, color=ALGORITHM_COLORS.get(algorithm, "#777777"))
+            if key == "best_s":
+                present = [layer for layer in layers if (layer, algorithm) in lookup]
+                for bar, layer in zip(bars, present):
+                    bar.set_gid(f"bar:{layer}:{algorithm}")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[2].axhline(100, color="#999999", lw=0.8, ls="--")
+    axes[0].legend(ncol=len(algorithms), fontsize=8, loc="upper left")
+    axes[-1].set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=8)
+    cpu = data.get("machine", {}).get("cpu", "unknown CPU")
+    fig.suptitle(f"{cpu}, {run['threads']} thread(s): peak {run['peak_gflops']:.0f} GFLOP/s (sgemm probe)",
+                 fontsize=10)
+    return fig
+
+
+def roofline_figure(data, threads=None, algorithms=None):
+    """The roofline of the measured machine with every (layer, algorithm) placed on it.
+
+    The roof is ``min(peak, bandwidth * intensity)`` with the peak and bandwidth measured in the
+    same run; a layer's intensity is its FLOPs over its compulsory bytes (read input and weight,
+    write output once). Points below the sloped part are memory-bound, below the flat part
+    compute-bound.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Log-log axes; points have gid ``point:<layer>:<algorithm>``; the roof line has gid
+        ``roof``.
+    """
+    run = _run(data, threads)
+    peak, bandwidth = run["peak_gflops"], run["bandwidth_gbs"]
+    layers = data["layers"]
+    results = [r for r in run["results"] if algorithms is None or r["algorithm"] in algorithms]
+    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    intensities = [layers[r["layer"]]["flops"] / layers[r["layer"]]["min_bytes"] for r in results]
+    lo = min(intensities + [peak / bandwidth]) / 2
+    hi = max(intensities + [peak / bandwidth]) * 2
+    xs = np.geomspace(lo, hi, 200)
+    ax.plot(xs, np.minimum(peak, bandwidth * xs), color="#333333", lw=2, gid="roof")
+    ax.annotate(f"peak {peak:.0f} GFLOP/s", (hi, peak), ha="right", va="bottom", fontsize=8)
+    ax.annotate(f"{bandwidth:.0f} GB/s", (lo * 1.1, bandwidth * lo * 1.1), fontsize=8, rotation=0)
+    seen = set()
+    for r, ai in zip(results, intensities):
+        algorithm = r["algorithm"]
+        label = algorithm if algorithm not in seen else None
+        seen.add(algorithm)
+        (pt,) = ax.plot([ai], [r["gflops"]], "o", color=ALGORITHM_COLORS.get(algorithm, "#777777"),
+                        label=label, alpha=0.8)
+        pt.set_gid(f"point:{r['layer']}:{algorithm}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / compulsory byte)")
+    ax.set_ylabel("achieved GFLOP/s")
+    ax.grid(which="both", alpha=0.25)
+    ax.legend(fontsize=8)
+    cpu = data.get("machine", {}).get("cpu", "unknown CPU")
+    ax.set_title(f"roofline, {cpu}, {run['threads']} thread(s)", fontsize=10)
+    return fig

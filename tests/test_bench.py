@@ -1,0 +1,169 @@
+"""The benchmark CLI (python -m convlab.bench): a quick run on tiny layers, its JSON and PNG, its
+argument errors, and the arithmetic of its summary."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convlab import bench
+from convlab.shapes import count_macs
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One real run: tiny layers, 1 repeat, one thread (a subprocess), no plot checks yet."""
+    out = tmp_path_factory.mktemp("bench")
+    code = bench.main(["--layers", "tiny", "--repeats", "1", "--threads", "1", "--quick",
+                       "--no-torch", "--out-dir", str(out)])
+    return code, out
+
+
+def test_cli_runs_and_writes_valid_json(tiny_run, capsys):
+    code, out = tiny_run
+    assert code == 0
+    data = json.loads((out / "bench.json").read_text())
+    assert data["config"]["layers"] == bench.LAYER_SETS["tiny"]
+    assert data["machine"]["cpu"] and data["machine"]["cores"] >= 1
+    (run,) = data["runs"]
+    assert run["threads"] == 1 and run["peak_gflops"] > 0 and run["bandwidth_gbs"] > 0
+    timed = {(r["layer"], r["algorithm"]) for r in run["results"]}
+    expected = {(layer, a) for layer in bench.LAYER_SETS["tiny"] for a in bench.ALGORITHMS
+                if bench.applicable(bench.LAYERS[layer], a)}
+    assert timed == expected  # --no-torch: no torch rows
+    for r in run["results"]:
+        assert 0 < r["best_s"] <= r["median_s"]
+        assert r["first_call_s"] > 0 and r["jit_s"] >= 0
+        assert r["ratio_torch"] is None
+        layer = bench.LAYERS[r["layer"]]
+        assert math.isclose(r["gflops"], layer.flops / r["best_s"] / 1e9)
+        assert math.isclose(r["pct_peak"], 100 * r["gflops"] / run["peak_gflops"])
+
+
+def test_cli_writes_a_png(tiny_run):
+    import matplotlib.image
+
+    _, out = tiny_run
+    png = out / "bench.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
+
+
+def test_module_entry_point_help():
+    proc = subprocess.run([sys.executable, "-m", "convlab.bench", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    for option in ("--layers", "--algorithms", "--threads", "--repeats", "--out-dir"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layers", "resnet_999"], r"unknown layer 'resnet_999'; choose from dense, depthwise"),
+    (["--layers", ""], r"layers must not be empty"),
+    (["--algorithms", "fastest"], r"unknown algorithm 'fastest'; choose from auto, direct"),
+    (["--threads", "0"], r"threads must be positive integers, got 0"),
+    (["--threads", "two"], r"threads must be positive integers, got 'two'"),
+    (["--repeats", "0"], r"must be a positive integer, got 0"),
+    (["--repeats", "many"], r"must be a positive integer, got 'many'"),
+    (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
+], ids=["layer", "empty-layers", "algorithm", "threads-zero", "threads-word", "repeats-zero",
+        "repeats-word", "unknown-option"])
+def test_argument_errors_are_clear(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: convlab-bench" in err
+    assert re.search(message, err), err
+
+
+def test_out_dir_that_is_a_file_is_an_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--layers", "tiny", "--out-dir", str(blocker)])
+    assert exc.value.code == 2
+    assert "cannot create --out-dir" in capsys.readouterr().err
+
+
+def test_layer_sets_and_arithmetic():
+    assert len(bench.LAYER_SETS["dense"]) == 8 and len(bench.LAYER_SETS["depthwise"]) == 5
+    assert bench.LAYER_SETS["all"] == bench.LAYER_SETS["dense"] + bench.LAYER_SETS["depthwise"]
+    layer = bench.LAYERS["resnet_64x56"]
+    assert layer.macs == count_macs(64, 64, 3, (56, 56), padding=1) == 115605504
+    assert layer.flops == 2 * layer.macs
+    assert layer.min_bytes == 4 * (64 * 56 * 56 * 2 + 64 * 64 * 9)
+    stem = bench.LAYERS["stem_7x7_s2"]
+    assert stem.out_size == (112, 112)
+    dw = bench.LAYERS["dw_64x56_x2"]
+    assert dw.macs == 128 * 56 * 56 * 9  # multiplier 2: one input channel per output channel
+    assert dw.intensity < layer.intensity  # depthwise layers are memory-bound
+    assert not bench.applicable(stem, "winograd") and bench.applicable(layer, "winograd")
+    assert not bench.applicable(bench.LAYERS["dw_144x56_s2"], "winograd")
+
+
+def _fake_run(threads, times, peak=100.0, bandwidth=10.0):
+    results = []
+    for (layer, algorithm), t in times.items():
+        results.append(dict(layer=layer, kind=bench.LAYERS[layer].kind, algorithm=algorithm,
+                            threads=threads, best_s=t, median_s=t, first_call_s=t, gflops=1.0,
+                            pct_peak=1.0, ratio_torch=times[(layer, "torch")] / t))
+    return dict(threads=threads, peak_gflops=peak, bandwidth_gbs=bandwidth, results=results)
+
+
+def test_summary_geomeans_and_thread_speedup():
+    layers = {name: bench.LAYERS[name] for name in ("resnet_64x56", "resnet_64x16", "dw_32x112")}
+    two = _fake_run(2, {("resnet_64x56", "auto"): 2.0, ("resnet_64x56", "im2col"): 1.0,
+                        ("resnet_64x56", "torch"): 1.0,
+                        ("resnet_64x16", "auto"): 1.0, ("resnet_64x16", "im2col"): 4.0,
+                        ("resnet_64x16", "torch"): 2.0,
+                        ("dw_32x112", "auto"): 1.0, ("dw_32x112", "torch"): 3.0})
+    one = _fake_run(1, {("resnet_64x56", "auto"): 3.6, ("resnet_64x56", "im2col"): 1.5,
+                        ("resnet_64x56", "torch"): 1.9,
+                        ("resnet_64x16", "auto"): 2.0, ("resnet_64x16", "im2col"): 8.0,
+                        ("resnet_64x16", "torch"): 4.0,
+                        ("dw_32x112", "auto"): 1.2, ("dw_32x112", "torch"): 3.0})
+    s = bench.summarize([two, one], layers)
+    dense = s["ratio_geomean"]["2"]["dense"]
+    assert dense["auto"] == pytest.approx(math.sqrt(0.5 * 2.0))
+    assert dense["im2col"] == pytest.approx(math.sqrt(1.0 * 0.5))
+    assert dense["best"] == pytest.approx(math.sqrt(1.0 * 2.0))  # per layer, the fastest algorithm
+    assert s["ratio_geomean"]["2"]["depthwise"]["auto"] == pytest.approx(3.0)
+    # ridge = 100 / 10 = 10 FLOP/byte: both dense layers are above it, the depthwise one below
+    assert s["compute_bound_layers"] == ["resnet_64x56", "resnet_64x16"]
+    assert s["thread_speedup"]["threads"] == [1, 2]
+    assert s["thread_speedup"]["geomean"]["auto"] == pytest.approx(math.sqrt(1.8 * 2.0))
+    text = bench.format_table({"runs": [two, one], "summary": s})
+    assert "geomean torch/convlab, threads=2, dense: auto 1.00" in text
+    assert "speed-up 2 threads vs 1 on compute-bound layers (resnet_64x56, resnet_64x16): auto 1.90x" in text
+
+
+def test_summary_without_torch_has_no_ratios():
+    run = dict(threads=1, peak_gflops=1.0, bandwidth_gbs=1.0, results=[dict(
+        layer="tiny_3x3", kind="tiny", algorithm="auto", threads=1, best_s=1.0, ratio_torch=None)])
+    s = bench.summarize([run], {"tiny_3x3": bench.LAYERS["tiny_3x3"]})
+    assert s["ratio_geomean"]["1"]["tiny"] == {"auto": None, "best": None}
+    assert "thread_speedup" not in s or not s["thread_speedup"]
+
+
+def test_probes_measure_something():
+    assert bench.measure_peak(256, repeats=2) > 0.1
+    assert bench.measure_bandwidth(2**20, repeats=2) > 0.05
+
+
+def test_cpu_model_is_a_string():
+    assert isinstance(bench.cpu_model(), str) and bench.cpu_model()
+
+
+def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
+    run = bench.run_benchmark(["tiny_3x3"], ["winograd", "direct"], threads=1, repeats=2,
+                              use_torch=False, quick=True)
+    assert [r["algorithm"] for r in run["results"]] == ["winograd", "direct"]
+    err = capsys.readouterr().err
+    assert "1/1 threads=1 done" in err  # the progress bar reached the end
+    assert np.isfinite([r["gflops"] for r in run["results"]]).all()

@@ -1,0 +1,165 @@
+"""What the performance figures draw: the addresses each output reads, the im2col matrix's entries,
+the benchmark's bars and the roofline's points, checked on the returned artists."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import convlab  # noqa: E402
+from convlab import viz  # noqa: E402
+from convlab.bench import LAYERS  # noqa: E402
+
+
+def _gids(fig, prefix):
+    found = {}
+    for ax in fig.axes:
+        for artist in list(ax.patches) + list(ax.lines):
+            gid = artist.get_gid()
+            if gid and gid.startswith(prefix):
+                found[gid] = artist
+    return found
+
+
+# --- direct convolution's memory accesses (seed 003: 3x3 map, 2x2 kernel) -----------------------------
+def test_access_pattern_is_the_seed_example():
+    # y11 = w11 x11 + w12 x12 + w21 x21 + w22 x22, ... with x_rc at address 3 (r-1) + (c-1)
+    expected = [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]]
+    np.testing.assert_array_equal(viz.direct_access_pattern(3, 3, 2), expected)
+
+
+def test_access_pattern_matches_im2col_of_addresses():
+    addresses = np.arange(5 * 6, dtype=np.float64).reshape(1, 1, 5, 6)
+    cols = convlab.im2col(addresses, 3)[0]  # rows: taps, columns: outputs
+    np.testing.assert_array_equal(viz.direct_access_pattern(5, 6, 3), cols.T.astype(int))
+
+
+def test_access_pattern_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="kernel extent"):
+        viz.direct_access_pattern(2, 2, 3)
+    with pytest.raises(ValueError, match="height must be a positive int, got 0"):
+        viz.direct_access_pattern(0, 3, 2)
+
+
+def test_memory_access_figure_marks_exactly_the_reads():
+    fig = viz.memory_access_figure(3, 3, 2)
+    reads = _gids(fig, "read:")
+    pattern = viz.direct_access_pattern(3, 3, 2)
+    expected = {f"read:{o}:{i}" for o in range(4) for i in pattern[o]}
+    assert set(reads) == expected
+    assert len(_gids(fig, "mem:")) == 9 and len(_gids(fig, "cell:")) == 9
+    # y11 reads addresses 0, 1, 3, 4: it skips address 2 between its two kernel rows
+    assert "read:0:2" not in reads
+    # each output has its own colour
+    colours = {tuple(reads[f"read:{o}:{pattern[o][0]}"].get_facecolor()) for o in range(4)}
+    assert len(colours) == 4
+
+
+def test_memory_access_figure_other_sizes():
+    fig = viz.memory_access_figure(4, 5, 3)
+    assert len(_gids(fig, "read:")) == 2 * 3 * 9
+    assert len(_gids(fig, "mem:")) == 20
+
+
+# --- im2col matrix -----------------------------------------------------------------------------------
+def _texts(fig):
+    ax = fig.axes[0]
+    return {(round(t.get_position()[0] - 0.5), round(t.get_position()[1] - 0.5)): t.get_text() for t in ax.texts}
+
+
+def test_im2col_figure_single_channel_labels():
+    fig = viz.im2col_figure(np.arange(9.0).reshape(1, 3, 3), 2)
+    cells = _gids(fig, "col:")
+    assert len(cells) == 4 * 4  # (K*K*C) x (H_o*W_o) = 4 x 4
+    texts = _texts(fig)
+    n_rows = 4
+    # column 0 is output y11: x11, x12, x21, x22 from top to bottom
+    assert [texts[(0, n_rows - 1 - r)] for r in range(4)] == ["$x_{11}$", "$x_{12}$", "$x_{21}$", "$x_{22}$"]
+    # row 1 (tap w12) across outputs: x12, x13, x22, x23
+    assert [texts[(c, n_rows - 2)] for c in range(4)] == ["$x_{12}$", "$x_{13}$", "$x_{22}$", "$x_{23}$"]
+
+
+def test_im2col_figure_padding_cells_are_zero_and_grey():
+    fig = viz.im2col_figure(np.ones((1, 2, 2)), 3, padding=1)
+    cells = _gids(fig, "col:")
+    assert len(cells) == 9 * 4
+    texts = _texts(fig)
+    assert texts[(0, 8)] == "0"  # output (0, 0), tap (0, 0) reads the padded corner
+    grey = matplotlib.colors.to_rgba("#d9d9d9", 0.35)
+    assert np.allclose(cells["col:0:0"].get_facecolor(), grey)
+    assert sum(t == "0" for t in texts.values()) == 36 - 4 * 4  # every output sees 4 real pixels
+
+
+def test_im2col_figure_multichannel_rows_and_labels():
+    fig = viz.im2col_figure(np.zeros((2, 3, 3)), 2)
+    assert len(_gids(fig, "col:")) == (2 * 4) * 4
+    assert _texts(fig)[(0, 3)] == "1:11"  # row 4 = channel 1, tap (0, 0)
+
+
+def test_im2col_figure_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"x must be 3-D \(C, H, W\)"):
+        viz.im2col_figure(np.zeros((3, 3)), 2)
+    with pytest.raises(ValueError, match="labels must have the shape of x"):
+        viz.im2col_figure(np.zeros((1, 3, 3)), 2, labels=[["a"]])
+
+
+# --- benchmark results ---------------------------------------------------------------------------------
+def _bench_data():
+    layers = ["resnet_64x56", "stem_7x7_s2"]
+    runs = []
+    for threads, scale in ((2, 1.0), (1, 1.9)):
+        results = []
+        for layer in layers:
+            for k, algorithm in enumerate(("auto", "im2col", "torch")):
+                best = scale * (1 + k) * 1e-3
+                gflops = LAYERS[layer].flops / best / 1e9
+                results.append(dict(layer=layer, algorithm=algorithm, threads=threads, best_s=best,
+                                    gflops=gflops, pct_peak=100 * gflops / 200.0))
+        runs.append(dict(threads=threads, peak_gflops=200.0, bandwidth_gbs=20.0, results=results))
+    return dict(machine=dict(cpu="Test CPU 9000"), runs=runs,
+                layers={name: LAYERS[name].as_dict() for name in layers})
+
+
+def test_benchmark_figure_bars_are_the_times():
+    data = _bench_data()
+    fig = viz.benchmark_figure(data)
+    bars = _gids(fig, "bar:")
+    assert len(bars) == 6
+    assert bars["bar:stem_7x7_s2:im2col"].get_height() == pytest.approx(2.0)  # ms, 2-thread run
+    assert len(fig.axes) == 3
+    assert fig.axes[0].get_yscale() == "log"
+    assert "Test CPU 9000, 2 thread(s)" in fig._suptitle.get_text()
+    heights = [p.get_height() for p in fig.axes[2].patches]
+    fastest = max(LAYERS[name].flops for name in ("resnet_64x56", "stem_7x7_s2")) / 1e-3 / 1e9
+    assert max(heights) == pytest.approx(100 * fastest / 200.0)  # % of the 200 GFLOP/s peak
+
+
+def test_benchmark_figure_other_run_and_errors():
+    data = _bench_data()
+    fig = viz.benchmark_figure(data, threads=1, layers=["stem_7x7_s2"])
+    bars = _gids(fig, "bar:")
+    assert set(bars) == {f"bar:stem_7x7_s2:{a}" for a in ("auto", "im2col", "torch")}
+    assert bars["bar:stem_7x7_s2:auto"].get_height() == pytest.approx(1.9)
+    with pytest.raises(ValueError, match=r"no run with threads=4; the data has \[2, 1\]"):
+        viz.benchmark_figure(data, threads=4)
+
+
+def test_roofline_points_and_roof():
+    data = _bench_data()
+    fig = viz.roofline_figure(data)
+    points = _gids(fig, "point:")
+    assert len(points) == 6
+    x, y = points["point:resnet_64x56:auto"].get_data()
+    assert x[0] == pytest.approx(LAYERS["resnet_64x56"].intensity)
+    assert y[0] == pytest.approx(LAYERS["resnet_64x56"].flops / 1e-3 / 1e9)
+    (roof,) = [line for line in fig.axes[0].lines if line.get_gid() == "roof"]
+    xs, ys = roof.get_data()
+    np.testing.assert_allclose(ys, np.minimum(200.0, 20.0 * xs))
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+
+
+def test_roofline_algorithm_filter():
+    fig = viz.roofline_figure(_bench_data(), algorithms=["torch"])
+    assert set(_gids(fig, "point:")) == {"point:resnet_64x56:torch", "point:stem_7x7_s2:torch"}
