@@ -29,20 +29,22 @@ plane, which is why ``algorithm="auto"`` uses the FFT only on finite data.
 
 import numpy as np
 import scipy.fft
-from numba import njit, prange
+from numba import njit
 
-from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
+from ._winograd import split_launch
+from .config import NJIT_OPTIONS
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _fft_channel_sum(xf, wf, yf, c_per_group, out_per_group):
+@njit(**NJIT_OPTIONS)
+def _fft_channel_sum(xf, wf, yf, c_per_group, out_per_group, start, stop):
     """``yf[n, o] = sum_c xf[n, g * C_in/groups + c] * conj(wf[o, c])`` per frequency.
 
     xf: (N, C_in, F) transformed input planes, flattened; wf: (C_out, C_in/groups, F) transformed
-    filters; yf: (N, C_out, F), overwritten. One task per (image, output channel).
+    filters; yf: (N, C_out, F), overwritten. Tasks ``start <= task < stop`` of the ``N * C_out``
+    (image, output channel) pairs (:func:`convlab._winograd.split_launch`).
     """
-    n_batch, c_out, n_freq = yf.shape
-    for task in prange(n_batch * c_out):
+    c_out, n_freq = yf.shape[1], yf.shape[2]
+    for task in range(start, stop):
         n = task // c_out
         o = task % c_out
         g = o // out_per_group
@@ -81,9 +83,9 @@ def conv2d_fft(xp, w, b, out, stride, dilation, groups, workers=None):
     spectrum = xf.shape[2:]
     n_freq = spectrum[0] * spectrum[1]
     yf = np.empty((n_batch, c_out, n_freq), dtype=xf.dtype)
-    with parallel_launch():
-        _fft_channel_sum(np.ascontiguousarray(xf).reshape(n_batch, c_in, n_freq),
-                         np.ascontiguousarray(wf).reshape(c_out, c_per_group, n_freq),
-                         yf, c_per_group, c_out // groups)
+    split_launch(_fft_channel_sum, n_batch * c_out,
+                 np.ascontiguousarray(xf).reshape(n_batch, c_in, n_freq),
+                 np.ascontiguousarray(wf).reshape(c_out, c_per_group, n_freq),
+                 yf, c_per_group, c_out // groups)
     y = scipy.fft.irfft2(yf.reshape((n_batch, c_out) + spectrum), s=size, workers=workers)
     np.add(y[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw], b[None, :, None, None], out=out)

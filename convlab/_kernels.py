@@ -25,9 +25,8 @@ FLAT_SEGMENT = 512
 # four (``_x4``), with the weights held in scalars. Every accumulator is updated ``acc += w * x``
 # once per tap, taps in order, so each output element is summed in exactly the order of the plain
 # loop "bias, then every (ci, kh, kw)": the blocking changes the speed, not a single bit of the
-# result (fastmath is off, so LLVM may not reassociate). ``inline="always"`` lets each call site
-# pass a literal stride, which LLVM folds into unit-stride (stride 1) or interleaved (stride 2)
-# vector loads.
+# result (fastmath is off, so LLVM may not reassociate). ``inline="always"`` lets the stride-1
+# call sites pass a literal 1, which LLVM folds into unit-stride vector loads.
 
 @njit(inline="always", **NJIT_OPTIONS)
 def _taps3_x4(a0, a1, a2, a3, src, j0, sw, c0, dw, n,
@@ -157,7 +156,8 @@ def _conv2d_direct(xp, w, b, out, sh, sw, dh, dw, groups):
       that stays in L1, then keeps the ``ow < OW`` elements. The ``Wp - OW`` extra columns per row
       are the price (3.6% for a 56x56 3x3 "same" layer);
     * other strides: one task per (image, channel block, output row), accumulating straight into
-      the output rows; stride 2 gets its own compiled loop (interleaved loads).
+      the output rows (a copy of the loops specialised for stride 2 measured no faster and doubled
+      the compile time, so there is none).
 
     Tasks are (image, channel block, segment or row) triples, spread over the threads by
     ``prange``.
@@ -230,26 +230,14 @@ def _conv2d_direct(xp, w, b, out, sh, sw, dh, dw, groups):
                     r1[i] = b1
                     r2[i] = b2
                     r3[i] = b3
-                if sw == 1:
-                    _accumulate_x4(xp, w, r0, r1, r2, r3, n, cin0, o0, o1, o2, o3,
-                                   row0, xp.shape[3], 0, 1, dh, dw, ow_n)
-                elif sw == 2:
-                    _accumulate_x4(xp, w, r0, r1, r2, r3, n, cin0, o0, o1, o2, o3,
-                                   row0, xp.shape[3], 0, 2, dh, dw, ow_n)
-                else:
-                    _accumulate_x4(xp, w, r0, r1, r2, r3, n, cin0, o0, o1, o2, o3,
-                                   row0, xp.shape[3], 0, sw, dh, dw, ow_n)
+                _accumulate_x4(xp, w, r0, r1, r2, r3, n, cin0, o0, o1, o2, o3,
+                               row0, xp.shape[3], 0, sw, dh, dw, ow_n)
             else:
                 r0 = out[n, o0, oh]
                 b0 = b[o0]
                 for i in range(ow_n):
                     r0[i] = b0
-                if sw == 1:
-                    _accumulate_x1(xp, w, r0, n, cin0, o0, row0, xp.shape[3], 0, 1, dh, dw, ow_n)
-                elif sw == 2:
-                    _accumulate_x1(xp, w, r0, n, cin0, o0, row0, xp.shape[3], 0, 2, dh, dw, ow_n)
-                else:
-                    _accumulate_x1(xp, w, r0, n, cin0, o0, row0, xp.shape[3], 0, sw, dh, dw, ow_n)
+                _accumulate_x1(xp, w, r0, n, cin0, o0, row0, xp.shape[3], 0, sw, dh, dw, ow_n)
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -307,6 +295,39 @@ def _im2col(xp, cols, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n):
                     base = oh * ow_n
                     for ow in range(ow_n):
                         dst[base + ow] = row[ow * sw + kw * dw]
+
+
+@njit(**NJIT_OPTIONS)
+def _im2col_tasks(xp, cols, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n, start, stop):
+    """:func:`_im2col` for tasks ``start <= task < stop`` of the ``N * C * KH`` (image, channel,
+    kernel row) triples.
+
+    Serial and ``nogil``: the im2col + GEMM path of ``conv2d`` runs it on Python threads
+    (:func:`convlab._winograd.split_launch`) so that Numba's workers never compete with BLAS's.
+    A task per kernel row, not per plane, so that a 3-channel stem layer still has 21 tasks to
+    share; stride 1 and 2 get loops with a literal stride (unit-stride or interleaved loads).
+    """
+    channels = xp.shape[1]
+    for task in range(start, stop):
+        n = task // (channels * kh_n)
+        c = (task // kh_n) % channels
+        kh = task % kh_n
+        src = xp[n, c]
+        for kw in range(kw_n):
+            dst = cols[n, (c * kh_n + kh) * kw_n + kw]
+            col0 = kw * dw
+            for oh in range(oh_n):
+                row = src[oh * sh + kh * dh]
+                base = oh * ow_n
+                if sw == 1:
+                    for ow in range(ow_n):
+                        dst[base + ow] = row[ow + col0]
+                elif sw == 2:
+                    for ow in range(ow_n):
+                        dst[base + ow] = row[2 * ow + col0]
+                else:
+                    for ow in range(ow_n):
+                        dst[base + ow] = row[ow * sw + col0]
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)

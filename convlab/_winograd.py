@@ -37,11 +37,13 @@ finite data.
 """
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
+from .config import NJIT_OPTIONS
 
 #: F(2, 3) input transform B^T (4 x 4), Lavin & Gray (2016), eq. (8)
 BT = np.array([[1, 0, -1, 0],
@@ -87,6 +89,40 @@ def workspace(slot, shape, dtype):
     return buf[:size].reshape(shape)
 
 
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def split_launch(kernel, n_tasks, *args):
+    """Run ``kernel(*args, start, stop)`` over ``[0, n_tasks)`` split across threads; wait for all.
+
+    The kernels of the BLAS-based algorithms (im2col, Winograd, FFT) are serial, ``nogil`` Numba
+    functions over a range of tasks, run by the calling thread and a small pool of Python threads
+    (as many threads in all as ``numba.get_num_threads()``), not by Numba's ``parallel=True``
+    machinery. The reason is measured: Numba's OpenMP workers busy-wait after each parallel
+    region, and so do OpenBLAS's workers after each GEMM (for up to ~0.1 s), so alternating the
+    two pools on a two-core machine made a 64-channel 56x56 Winograd layer 10x slower (24 ms
+    instead of 2.3 ms). Idle Python threads sleep, so the GEMMs always find the cores free.
+    """
+    threads = min(numba.get_num_threads(), n_tasks)
+    if threads <= 1:
+        kernel(*args, 0, n_tasks)
+        return
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                       thread_name_prefix="convlab")
+        pool = _POOL
+    bounds = [n_tasks * i // threads for i in range(threads + 1)]
+    futures = [pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()
+
+
 def _row_length(columns, itemsize):
     """Row length (elements) of a ``(channels, 16, row)`` buffer whose 16 rows do not alias in L1.
 
@@ -119,19 +155,20 @@ def winograd_weight_transform(w, out=None):
     return out
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_input_transform(xp, v, th_n, tw_n):
+@njit(**NJIT_OPTIONS)
+def _winograd_input_transform(xp, v, th_n, tw_n, start, stop):
     """``V = B^T d B`` for every 4x4 input tile ``d`` (tiles step by 2).
 
     xp: (N, C, Hp, Wp) padded input with ``Hp >= 2 th_n + 2`` and ``Wp >= 2 tw_n + 2``;
     v: (C, 16, >= N * th_n * tw_n), overwritten; ``v[c, 4 i + j, t]`` is entry ``(i, j)`` of the
     transformed tile ``t = (n * th_n + ti) * tw_n + tj``, whose top-left input element is
-    ``(2 ti, 2 tj)``. One task per (image, channel) plane; the
-    innermost loop runs along a row of tiles, so each of the 16 outputs is written contiguously.
+    ``(2 ti, 2 tj)``. Tasks ``start <= task < stop`` of the
+    ``N * C`` (image, channel) planes (:func:`split_launch`); the innermost loop runs along a row
+    of tiles, so each of the 16 outputs is written contiguously.
     """
-    n_batch, channels = xp.shape[0], xp.shape[1]
+    channels = xp.shape[1]
     tiles = th_n * tw_n
-    for task in prange(n_batch * channels):
+    for task in range(start, stop):
         n = task // channels
         c = task % channels
         src = xp[n, c]
@@ -180,16 +217,17 @@ def _winograd_input_transform(xp, v, th_n, tw_n):
                 v[c, 15, p] = t31 - t33
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_output_transform(m, b, out, th_n, tw_n):
+@njit(**NJIT_OPTIONS)
+def _winograd_output_transform(m, b, out, th_n, tw_n, start, stop):
     """``Y = A^T M A + bias`` for every tile: the 2x2 outputs of the 16 products.
 
     m: (C_out, 16, >= N * th_n * tw_n) products, laid out like ``v`` above; b: (C_out,); out: (N, C_out, 2 th_n, 2 tw_n),
-    overwritten. One task per (image, output channel) plane.
+    overwritten. Tasks ``start <= task < stop`` of the ``N * C_out`` (image, output channel)
+    planes.
     """
-    n_batch, c_out = out.shape[0], out.shape[1]
+    c_out = out.shape[1]
     tiles = th_n * tw_n
-    for task in prange(n_batch * c_out):
+    for task in range(start, stop):
         n = task // c_out
         o = task % c_out
         bias = b[o]
@@ -256,8 +294,7 @@ def _winograd_chunk(xp, u, b, out, groups, th_n, tw_n):
     # (channel, position, tile) layout, rows padded (see _row_length); the GEMMs see the
     # (position, channel, tile) views, which BLAS takes as matrices with a leading dimension.
     v = workspace("winograd_v", (c_in, ALPHA * ALPHA, _row_length(tiles, xp.itemsize)), xp.dtype)
-    with parallel_launch():
-        _winograd_input_transform(xp, v, th_n, tw_n)
+    split_launch(_winograd_input_transform, n_batch * c_in, xp, v, th_n, tw_n)
     m = workspace("winograd_m", (c_out, ALPHA * ALPHA, v.shape[2]), xp.dtype)
     vk = v.transpose(1, 0, 2)[:, :, :tiles]
     mk = m.transpose(1, 0, 2)[:, :, :tiles]
@@ -266,5 +303,4 @@ def _winograd_chunk(xp, u, b, out, groups, th_n, tw_n):
         o = slice(g * out_per_group, (g + 1) * out_per_group)
         i = slice(g * c_per_group, (g + 1) * c_per_group)
         np.matmul(u[:, o], vk[:, i], out=mk[:, o])
-    with parallel_launch():
-        _winograd_output_transform(m, b, out, th_n, tw_n)
+    split_launch(_winograd_output_transform, n_batch * c_out, m, b, out, th_n, tw_n)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
 from ._fft import conv2d_fft
-from ._winograd import conv2d_winograd, workspace
+from ._winograd import conv2d_winograd, split_launch, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
 
@@ -134,26 +134,36 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
 def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
     """Fill ``out`` with the convolution of the padded input ``xp``: im2col, then one GEMM per group.
 
-    Arguments are already validated by :func:`convlab.conv2d`.
+    Arguments are already validated by :func:`convlab.conv2d`. The column matrix lives in a
+    reused per-thread buffer (:func:`convlab._winograd.workspace`). Without groups, the bias rides
+    along in the GEMM as one more column of the weight matrix times a row of ones under the
+    columns, which saves a pass over the output.
     """
     n_batch, c_in = xp.shape[0], xp.shape[1]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
+    rows = c_per_group * kh * kw
+    w2 = w.reshape(c_out, rows)
+    fold_bias = False
     if kh == 1 and kw == 1 and stride == (1, 1):
         # a 1x1, stride-1 convolution needs no copy: the input already is the column matrix
         cols = xp.reshape(n_batch, c_in, oh * ow)
     else:
-        cols = workspace("im2col_cols", (n_batch, c_in * kh * kw, oh * ow), xp.dtype)
-        with parallel_launch():
-            _kernels._im2col(xp, cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], oh, ow)
-    rows = c_per_group * kh * kw
+        fold_bias = groups == 1
+        cols = workspace("im2col_cols", (n_batch, c_in * kh * kw + fold_bias, oh * ow), xp.dtype)
+        split_launch(_kernels._im2col_tasks, n_batch * c_in * kh, xp, cols, kh, kw, stride[0],
+                     stride[1], dilation[0], dilation[1], oh, ow)
+        if fold_bias:
+            cols[:, rows] = 1
+            w2 = np.concatenate([w2, b[:, None]], axis=1)
+            rows += 1
     out_per_group = c_out // groups
-    w2 = w.reshape(c_out, rows)
     out3 = out.reshape(n_batch, c_out, oh * ow)
     for g in range(groups):
         o = slice(g * out_per_group, (g + 1) * out_per_group)
         np.matmul(w2[o], cols[:, g * rows:(g + 1) * rows], out=out3[:, o])
-    out3 += b[None, :, None]
+    if not fold_bias and b.any():
+        out3 += b[None, :, None]
 
 
 def check_winograd(w_shape, stride, dilation):

@@ -53,6 +53,14 @@ __all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "meas
 
 #: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
+#: pause before every timed call (seconds). Three thread pools share the process: Numba's and
+#: PyTorch's OpenMP workers busy-wait for a while after each parallel region, OpenBLAS's after
+#: each GEMM (up to ~0.1 s, yielding). Timed back to back, a call would compete with the previous
+#: call's spinning workers, whoever made it: on two cores that made PyTorch 20x slower after a
+#: Numba kernel and convlab 10x slower after PyTorch. The pause lets the workers go to sleep, so
+#: each call is timed on an idle machine, as it would run in a program that does other work in
+#: between.
+SETTLE_SECONDS = 0.1
 
 
 class Layer:
@@ -229,24 +237,26 @@ def _progress(done, total, text, stream=None, width=24):
 
 
 def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, progress=True,
-                  quick=False):
+                  quick=False, settle=SETTLE_SECONDS):
     """Time ``algorithms`` (and PyTorch) on the named layers in this process; return a dict.
 
     The caller has set the thread count of BLAS (environment, before NumPy was imported); this
     function sets Numba's and PyTorch's to ``threads``. ``quick`` shrinks the peak and bandwidth
     probes (a 512 x 512 product, an 8 MiB copy): for smoke tests, not for numbers to keep.
+    ``settle`` is the pause (seconds, not timed) before every timed call; see ``SETTLE_SECONDS``.
     """
     import numba
 
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        return _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick)
+        return _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick,
+                              settle)
     finally:
         numba.set_num_threads(previous)
 
 
-def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick):
+def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle):
     from .conv import conv2d
 
     torch = _torch_module() if use_torch else None
@@ -288,6 +298,8 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
         for r in range(repeats):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
+                if settle:
+                    time.sleep(settle)
                 t0 = time.perf_counter()
                 calls[name]()
                 times[name].append(time.perf_counter() - t0)
@@ -441,6 +453,16 @@ def _positive_int_arg(text):
     return value
 
 
+def _settle_arg(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {value}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="convlab-bench",
@@ -463,6 +485,9 @@ def build_parser():
                         help="where bench.json and bench.png go; default: ./bench-results")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench.png")
+    parser.add_argument("--settle", type=_settle_arg, default=SETTLE_SECONDS,
+                        help=f"pause in seconds before every timed call, so that the thread pools of "
+                             f"the previous call are idle; default: {SETTLE_SECONDS}")
     parser.add_argument("--quick", action="store_true",
                         help="small peak/bandwidth probes (a smoke test, not a measurement)")
     parser.add_argument("--cold-cache", action="store_true",
@@ -486,7 +511,8 @@ def _run_worker(args, threads, cache_dir):
         out = Path(tmp) / "run.json"
         cmd = [sys.executable, "-m", "convlab.bench", "--worker", str(out),
                "--layers", ",".join(args.layers), "--algorithms", ",".join(args.algorithms),
-               "--threads", str(threads), "--repeats", str(args.repeats)]
+               "--threads", str(threads), "--repeats", str(args.repeats),
+               "--settle", str(args.settle)]
         for flag in ("no_torch", "quick"):
             if getattr(args, flag):
                 cmd.append("--" + flag.replace("_", "-"))
@@ -503,7 +529,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker is not None:
         run = run_benchmark(args.layers, args.algorithms, args.threads[0], args.repeats,
-                            use_torch=not args.no_torch, quick=args.quick)
+                            use_torch=not args.no_torch, quick=args.quick, settle=args.settle)
         args.worker.write_text(json.dumps(run))
         return 0
     try:
@@ -524,7 +550,8 @@ def main(argv=None):
                      python=platform.python_version(), numpy=np.__version__,
                      numba=numba.__version__, torch=torch_version),
         config=dict(layers=args.layers, algorithms=args.algorithms, threads=args.threads,
-                    repeats=args.repeats, cold_cache=args.cold_cache, quick=args.quick),
+                    repeats=args.repeats, cold_cache=args.cold_cache, quick=args.quick,
+                    settle=args.settle),
         layers={name: LAYERS[name].as_dict() for name in args.layers},
         runs=runs,
         seconds=time.perf_counter() - start,

@@ -19,7 +19,7 @@ def tiny_run(tmp_path_factory):
     """One real run: tiny layers, 1 repeat, one thread (a subprocess), no plot checks yet."""
     out = tmp_path_factory.mktemp("bench")
     code = bench.main(["--layers", "tiny", "--repeats", "1", "--threads", "1", "--quick",
-                       "--no-torch", "--out-dir", str(out)])
+                       "--settle", "0", "--no-torch", "--out-dir", str(out)])
     return code, out
 
 
@@ -70,9 +70,11 @@ def test_module_entry_point_help():
     (["--threads", "two"], r"threads must be positive integers, got 'two'"),
     (["--repeats", "0"], r"must be a positive integer, got 0"),
     (["--repeats", "many"], r"must be a positive integer, got 'many'"),
+    (["--settle", "-1"], r"argument --settle: must be a number of seconds >= 0, got -1.0"),
+    (["--settle", "soon"], r"argument --settle: must be a number of seconds >= 0, got 'soon'"),
     (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
 ], ids=["layer", "empty-layers", "algorithm", "threads-zero", "threads-word", "repeats-zero",
-        "repeats-word", "unknown-option"])
+        "repeats-word", "settle-negative", "settle-word", "unknown-option"])
 def test_argument_errors_are_clear(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
@@ -162,7 +164,7 @@ def test_cpu_model_is_a_string():
 
 def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
     run = bench.run_benchmark(["tiny_3x3"], ["winograd", "direct"], threads=1, repeats=2,
-                              use_torch=False, quick=True)
+                              use_torch=False, quick=True, settle=0.001)
     assert [r["algorithm"] for r in run["results"]] == ["winograd", "direct"]
     err = capsys.readouterr().err
     assert "1/1 threads=1 done" in err  # the progress bar reached the end
