@@ -33,14 +33,15 @@ import tracemalloc
 
 import numpy as np
 
-import convlab
-from convlab.deformable import deform_conv2d_grad
-
-try:  # optional: only for comparison
+try:  # optional: only for comparison. Imported before convlab, so that torch's OpenMP runtime starts
+    # with its own defaults (convlab sets OMP_WAIT_POLICY=PASSIVE for Numba's, see convlab.deformable)
     import torch
     from torchvision.ops import deform_conv2d as tv_deform_conv2d
 except ImportError:
     torch = None
+
+import convlab  # noqa: E402
+from convlab.deformable import deform_conv2d_grad  # noqa: E402
 
 #: (N, C_in, H, W, C_out) of the target layers
 LAYERS = [(1, 64, 56, 56, 64), (2, 128, 28, 28, 128), (1, 256, 14, 14, 256)]
@@ -60,14 +61,20 @@ def make_inputs(layer, seed=0):
     )
 
 
-def best_time(func, repeat):
-    """Minimum wall time of ``func()`` over ``repeat`` calls, after one warm-up call."""
-    func()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_times(funcs, repeat):
+    """Minimum wall time of each of ``funcs`` over ``repeat`` calls, after one warm-up call each.
+
+    Each function runs all its calls in one block: idle OpenMP threads of one library keep
+    spinning for a while after its call, and alternating calls would charge that to the other.
+    """
+    best = {}
+    for name, func in funcs.items():
         func()
-        best = min(best, time.perf_counter() - start)
+        best[name] = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            func()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -108,14 +115,17 @@ def timings(repeat):
     rows = []
     for layer in LAYERS:
         a = make_inputs(layer)
-        row = {"layer": layer}
-        row["convlab"] = best_time(convlab_forward(a), repeat)
-        row["conv2d"] = best_time(lambda: convlab.conv2d(a["x"], a["w"], a["b"], padding=1), repeat)
-        fwd_bwd = convlab_forward(a), convlab_backward(a)
-        row["convlab fwd+bwd"] = best_time(lambda: (fwd_bwd[0](), fwd_bwd[1]()), repeat)
+        forward, backward = convlab_forward(a), convlab_backward(a)
+        funcs = {
+            "convlab": forward,
+            "conv2d": lambda: convlab.conv2d(a["x"], a["w"], a["b"], padding=1),
+            "convlab fwd+bwd": lambda: (forward(), backward()),
+        }
         if torch is not None:
-            row["torchvision"] = best_time(torchvision_forward(a), repeat)
-            row["torchvision fwd+bwd"] = best_time(torchvision_backward(a), repeat)
+            funcs["torchvision"] = torchvision_forward(a)
+            funcs["torchvision fwd+bwd"] = torchvision_backward(a)
+        row = best_times(funcs, repeat)
+        row["layer"] = layer
         rows.append(row)
     return rows
 

@@ -232,21 +232,24 @@ def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask,
 
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _deform_im2col_hwc(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0):
-    """Deformable im2col of one image in channels-last layout, for positions ``p0 .. p0 + L - 1``.
+    """Deformable im2col of one image from a channels-last copy, positions ``p0 .. p0 + L - 1``.
 
     xph: (Hp*Wp, C) the padded image with channels last, ``wp`` its row length; idx, lh, lw: the
     plan (G, T, P); mask: (G, T, P), read only when ``use_mask``; segments: (S, 4) int64 rows
     ``(c0, c1, offset group, weight group)`` cutting the channels into runs that share both groups;
-    cols: (L, groups, T, C/groups), overwritten: ``cols[q, gw, t, c - gw*C/groups]`` holds
-    ``mask * bilinear(x[c], point(t, p0 + q))``.
+    cols: (L, groups, C/groups, T), overwritten: ``cols[q, gw, c - gw*C/groups, t]`` holds
+    ``mask * bilinear(x[c], point(t, p0 + q))``. Per image and weight group that is the transpose
+    of the (C/groups * T, L) column matrix in the weight's own (channel, tap) order, so the matrix
+    product needs no reordered copy of the weight.
 
     The sampling point and its four bilinear weights are the same for every channel of an offset
     group, and in this layout the four neighbours of a point are four contiguous rows of ``C``
-    values: the innermost loop runs over channels with contiguous loads and stores (no gathers).
+    values: the innermost loop over channels reads contiguous memory (no gathers) and writes one
+    small L1-resident row with stride ``T``.
     """
     length = cols.shape[0]
     taps = idx.shape[1]
-    cpg = cols.shape[3]
+    cpg = cols.shape[2]
     one = lh.dtype.type(1)
     for q in prange(length):
         p = p0 + q
@@ -265,16 +268,16 @@ def _deform_im2col_hwc(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0)
                 w2 = hh * b
                 w3 = a * hw
                 w4 = a * b
-                m = mask[g, t, p] if use_mask else one
                 v00 = xph[k]
                 v01 = xph[k + 1]
                 v10 = xph[k + wp]
                 v11 = xph[k + wp + 1]
-                dst = cols[q, gw, t]
+                dst = cols[q, gw]
                 base = gw * cpg
                 if use_mask:
+                    m = mask[g, t, p]
                     for c in range(c0, c1):
-                        dst[c - base] = m * (w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c])
+                        dst[c - base, t] = m * (w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c])
                 else:
                     for c in range(c0, c1):
-                        dst[c - base] = w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c]
+                        dst[c - base, t] = w1 * v00[c] + w2 * v01[c] + w3 * v10[c] + w4 * v11[c]

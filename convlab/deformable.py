@@ -17,14 +17,24 @@ weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`
 memory stays below that of torchvision, which holds the full column matrix.
 """
 
+import os
 from collections import namedtuple
 
-import numpy as np
+# GNU OpenMP, the runtime behind Numba's "omp" threading layer, keeps idle worker threads spinning
+# for a long while after each parallel region. deform_conv2d alternates parallel Numba regions
+# (sampling) with multithreaded BLAS calls (the matrix product), so on a machine with few cores a
+# spinning Numba worker takes a core away from BLAS: 5-10x slower on 2 cores in
+# benchmarks/bench_deformable.py. PASSIVE puts idle workers to sleep at once. libgomp reads the
+# variable when Numba loads it, at the first parallel launch, which importing convlab precedes; a
+# value set by the user wins. (The same holds for conv2d's im2col path: this belongs in config.py.)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _kernels_deformable as _k
-from ._args import check_rank, float_array, ntuple
-from .config import parallel_launch
-from .shapes import conv_output_size
+import numpy as np  # noqa: E402
+
+from . import _kernels_deformable as _k  # noqa: E402
+from ._args import check_rank, float_array, ntuple  # noqa: E402
+from .config import parallel_launch  # noqa: E402
+from .shapes import conv_output_size  # noqa: E402
 
 __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
 
@@ -138,8 +148,9 @@ class _Sampler:
     """Buffers and geometry shared by the forward and backward passes over one call's images.
 
     ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image
-    into column tiles ``(L, groups, T, C/groups)``: the four neighbours of a point are then four
-    contiguous runs of channels, so sampling needs no gathers. The backward pass uses the
+    into column tiles ``(L, groups, C/groups, T)``: the four neighbours of a point are then four
+    contiguous runs of channels, so sampling needs no gathers, and each group's tile is the
+    transposed column matrix in the weight's own (channel, tap) order. The backward pass uses the
     channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)`` that its scatter kernels expect.
     """
 
@@ -176,7 +187,7 @@ class _Sampler:
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
         if channels_last:
             self.xp = np.zeros((height + 3, width + 2, c_in), dtype=dtype)
-            self.cols = np.empty((self.tile, p.groups, t, c_in // p.groups), dtype=dtype)
+            self.cols = np.empty((self.tile, p.groups, c_in // p.groups, t), dtype=dtype)
             # runs of channels that share their offset group and their weight group
             cuts = sorted(set(range(0, c_in, c_in // g)) | set(range(0, c_in, c_in // p.groups)) | {c_in})
             self.segments = np.array([(c0, c1, c0 // (c_in // g), c0 // (c_in // p.groups))
@@ -285,8 +296,7 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     s = _Sampler(p, channels_last=True)
     rows = c_per_group * kh * kw
     out_per_group = c_out // p.groups
-    # the weight flattened in the columns' (tap, channel) order
-    w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, rows)
+    w2 = p.w.reshape(c_out, rows)      # a view: the columns follow the weight's (channel, tap) order
     out3 = out.reshape(n_batch, c_out, oh * ow)
     for n in range(n_batch):
         s.load(n)
