@@ -48,8 +48,8 @@ from numba import njit, prange
 from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
 from .shapes import conv_output_size, count_macs
 
-__all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "measure_peak",
-           "measure_bandwidth", "summarize", "format_table", "main"]
+__all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "benchmark_in_process",
+           "measure_peak", "measure_bandwidth", "machine_info", "summarize", "format_table", "main"]
 
 #: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
@@ -523,6 +523,52 @@ def _run_worker(args, threads, cache_dir):
         return json.loads(out.read_text())
 
 
+def machine_info(torch_version=None):
+    """CPU model, core count and library versions, for labelling results."""
+    import numba
+
+    return dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
+                python=platform.python_version(), numpy=np.__version__, numba=numba.__version__,
+                torch=torch_version)
+
+
+def _results(runs, layer_names, config, seconds):
+    """The dict written to bench.json: machine, config, layers, runs and their summary."""
+    torch_version = next((r["torch"] for r in runs if r.get("torch")), None)
+    layers = {name: LAYERS[name] for name in layer_names}
+    return dict(
+        created=datetime.datetime.now().isoformat(timespec="seconds"),
+        machine=machine_info(torch_version), config=config,
+        layers={name: layer.as_dict() for name, layer in layers.items()},
+        runs=runs, seconds=seconds, summary=summarize(runs, layers),
+    )
+
+
+def benchmark_in_process(layer_names, algorithms=ALGORITHMS, repeats=3, use_torch=True,
+                         quick=True, settle=0.02, progress=False):
+    """A quick benchmark in this process, with its current thread settings: the dict of bench.json.
+
+    For notebooks: no subprocess, so BLAS keeps the thread count it was loaded with and Numba
+    and PyTorch run with ``numba.get_num_threads()`` threads. ``python -m convlab.bench`` is the
+    careful measurement (one subprocess per thread count, full-size probes).
+
+    Examples
+    --------
+    >>> data = benchmark_in_process(["tiny_3x3"], ["im2col"], repeats=1, use_torch=False)
+    >>> [(r["layer"], r["algorithm"]) for r in data["runs"][0]["results"]]
+    [('tiny_3x3', 'im2col')]
+    """
+    import numba
+
+    start = time.perf_counter()
+    threads = numba.get_num_threads()
+    run = run_benchmark(layer_names, algorithms, threads, repeats, use_torch=use_torch,
+                        progress=progress, quick=quick, settle=settle)
+    config = dict(layers=list(layer_names), algorithms=list(algorithms), threads=[threads],
+                  repeats=repeats, cold_cache=False, quick=quick, settle=settle, in_process=True)
+    return _results([run], layer_names, config, time.perf_counter() - start)
+
+
 def main(argv=None):
     """Entry point of ``python -m convlab.bench`` and ``convlab-bench``; returns the exit code."""
     parser = build_parser()
@@ -541,22 +587,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:
         for threads in args.threads:
             runs.append(_run_worker(args, threads, cold if args.cold_cache else None))
-    import numba
-
-    torch_version = next((r["torch"] for r in runs if r.get("torch")), None)
-    data = dict(
-        created=datetime.datetime.now().isoformat(timespec="seconds"),
-        machine=dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
-                     python=platform.python_version(), numpy=np.__version__,
-                     numba=numba.__version__, torch=torch_version),
-        config=dict(layers=args.layers, algorithms=args.algorithms, threads=args.threads,
-                    repeats=args.repeats, cold_cache=args.cold_cache, quick=args.quick,
-                    settle=args.settle),
-        layers={name: LAYERS[name].as_dict() for name in args.layers},
-        runs=runs,
-        seconds=time.perf_counter() - start,
-    )
-    data["summary"] = summarize(runs, {name: LAYERS[name] for name in args.layers})
+    data = _results(runs, args.layers, dict(
+        layers=args.layers, algorithms=args.algorithms, threads=args.threads, repeats=args.repeats,
+        cold_cache=args.cold_cache, quick=args.quick, settle=args.settle),
+        time.perf_counter() - start)
     print(format_table(data))
     json_path = args.out_dir / "bench.json"
     json_path.write_text(json.dumps(data, indent=1))

@@ -169,3 +169,12 @@ def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
     err = capsys.readouterr().err
     assert "1/1 threads=1 done" in err  # the progress bar reached the end
     assert np.isfinite([r["gflops"] for r in run["results"]]).all()
+
+
+def test_benchmark_in_process_gives_the_json_structure():
+    data = bench.benchmark_in_process(["tiny_dw"], ["auto", "fft"], repeats=1, use_torch=False,
+                                      quick=True, settle=0)
+    assert set(data) >= {"machine", "config", "layers", "runs", "summary"}
+    assert data["config"]["in_process"] and data["layers"]["tiny_dw"]["groups"] == 8
+    assert [r["algorithm"] for r in data["runs"][0]["results"]] == ["auto", "fft"]
+    json.dumps(data)  # serialisable, like bench.json
