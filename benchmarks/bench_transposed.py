@@ -1,13 +1,14 @@
 """convlab.conv_transpose2d vs torch.nn.functional.conv_transpose2d on decoder (upsampling) layers.
 
-    python benchmarks/bench_transposed.py [--threads 2] [--repeats 7] [--algorithm auto|direct|gemm]
+    python benchmarks/bench_transposed.py [--threads 2] [--repeats 10] [--algorithm auto|direct|gemm]
 
 Needs torch in the same environment for the ratio column (``pip install torch==2.13.0``); without
-it only convlab's times are printed. Times are the best of ``--repeats`` warm runs; the first call
-(JIT compilation or loading the on-disk cache) is reported separately. The convlab and torch calls
-alternate, so that both see the same background load on a shared machine. Ratio = torch time /
-convlab time: 1.0 is as fast as torch, 0.5 twice as slow. Both libraries get the same number of
-threads (Numba's and BLAS's pools for convlab, ``torch.set_num_threads`` for torch).
+it only convlab's times are printed. Times are the best of 3 x ``--repeats`` warm runs; the first
+call (JIT compilation or loading the on-disk cache) is reported separately. Blocks of convlab calls
+and blocks of torch calls alternate (see :func:`best_times`). Ratio = torch time / convlab time:
+1.0 is as fast as torch, 0.5 twice as slow. Both libraries get the same number of threads (Numba's
+and BLAS's pools for convlab, ``torch.set_num_threads`` for torch). On a shared machine, run it
+when nothing else is busy: other processes' load distorts both columns, torch's more.
 """
 
 import argparse
@@ -23,21 +24,28 @@ LAYERS = [
 ]
 
 
-def best_times(fns, repeats):
-    """Best wall time of each function over ``repeats`` rounds that call them in turn."""
+def best_times(fns, repeats, blocks=3):
+    """Best wall time of each function: ``blocks`` rounds, each calling every function ``repeats``
+    times back to back.
+
+    Alternating whole blocks spreads background load over both libraries on a shared machine,
+    while back-to-back calls inside a block keep each library's own threads warm (a call right
+    after the *other* library's is slowed by that library's still-spinning worker threads).
+    """
     best = [math.inf] * len(fns)
-    for _ in range(repeats):
+    for _ in range(blocks):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=10, help="calls per block (3 blocks per library)")
     parser.add_argument("--algorithm", default="auto", choices=["auto", "direct", "gemm"])
     args = parser.parse_args(argv)
     # BLAS reads its thread count when NumPy is first imported, so set it before that.
