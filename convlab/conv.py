@@ -168,33 +168,49 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
 
     Notes
     -----
-    The thresholds come from these single-thread float32 timings (ms, best of 5; Intel Xeon with
-    AVX-512, OpenBLAS 0.3.31, numba 0.68; ``python -m convlab.bench`` re-measures the benchmark
-    layers on any machine)::
+    The thresholds come from these float32 timings (ms, CPU time of one thread, best of 5-9:
+    robust on a shared machine; Intel Xeon with AVX-512, OpenBLAS 0.3.31, Numba 0.68).
+    ``python -m convlab.bench`` re-measures the benchmark layers on any machine, with threads::
 
-        layer (N x C_in -> C_out, H=W, kernel, stride, groups)   direct  im2col winograd    fft
-        1x8->8      56  3x3                                        0.42    0.29    0.23    1.10
-        1x16->16    14  3x3                                        0.16    0.12    0.14    0.32
-        1x16->16    56  3x3                                        1.18    0.55    0.39    5.31
-        1x64->64    14  3x3                                        1.30    0.30    0.24    3.41
-        1x64->64    56  3x3                                       15.86    3.64    1.94   68.34
-        1x128->128  28  3x3                                       16.23    2.49    1.72   68.09
-        1x256->256  14  3x3                                       18.57    2.42    2.06   72.15
-        8x64->64    56  3x3                                      126.33   38.47   15.23  138.17
-        1x64->64    56  3x3 g8                                     2.70    2.06    1.30    8.56
-        1x256->256  14  3x3 g64                                    0.59    0.78    0.61    1.50
-        1x3->64    224  7x7 s2                                    34.40    3.40       -   84.88
-        1x64->256   56  1x1                                       10.44    1.15       -  263.79
-        1x256->128  28  1x1 s2                                     6.16    0.19       -  133.49
-        1x64->64    28  5x5                                       12.44    2.27       -   13.30
-        1x16->16    64  9x9                                       11.65    6.26       -    7.04
-        1x8->8      64  15x15                                      8.98    8.48       -    2.73
-        1x3->3     128  9x9                                        4.85    4.81       -    1.88
-        1x1->1     256  31x31                                     21.39   58.32       -    1.49
+        layer                                     direct  im2col winograd     fft
+        1x8->8          56  3x3                     0.39    0.25     0.23    1.49
+        1x16->16        14  3x3                     0.16    0.12     0.13    0.34
+        1x16->16        56  3x3                     1.19    0.49     0.38    5.12
+        1x64->64        14  3x3                     1.27    0.30     0.26    3.38
+        1x64->64        16  3x3                     1.52    0.33     0.29    4.87
+        1x64->64        28  3x3                     4.10    0.81     0.62   12.54
+        1x64->64        56  3x3                    15.62    2.87     2.01   70.50
+        1x128->128      14  3x3                     4.76    0.79     0.67   13.33
+        1x128->128      28  3x3                    15.98    2.36     1.78   70.53
+        1x256->256      14  3x3                    18.46    2.37     2.15   73.67
+        1x256->256      28  3x3                    62.88    8.18     5.67  262.68
+        8x64->64        56  3x3                   125.66   29.56    16.59  140.62
+        1x64->64        56  3x3 g8                  2.77    1.47     1.23    7.72
+        1x256->256      14  3x3 g64                 0.56    0.63     0.58    1.34
+        1x3->64        224  7x7 s2                 34.58    3.37        -   90.09
+        1x64->256       56  1x1                    10.69    0.84        -  271.54
+        1x256->128      28  1x1 s2                  5.91    0.20        -  133.59
+        1x64->64        28  5x5                    12.20    2.11        -   13.99
+        1x16->16        64  9x9                    11.82    5.12        -    4.79
+        1x8->8          64  15x15                   8.72    6.62        -    1.69
+        1x3->3         128  9x9                     4.81    3.13        -    1.16
+        1x1->1         256  31x31                  21.65   44.04        -    1.05
 
-    im2col runs BLAS close to its peak, so it beats the direct loop everywhere it fits in memory,
-    even for narrow channels (the seed article's case for the direct loop does not show up with
-    a tuned BLAS on a CPU, except for depthwise layers, which have their own kernel).
+    Winograd wins every 3x3 stride-1 layer with 16 or more channels per group, from 14x14 maps
+    up; the FFT wins only big kernels on few channels (9x9 on 16 channels is a tie, left to
+    im2col, which is more accurate); im2col beats the direct loop everywhere it fits in memory,
+    even for narrow channels (with a tuned BLAS on a CPU the seed article's case for the direct
+    loop only shows for depthwise layers, which have their own kernel, and for single-channel
+    maps, where both take microseconds).
+
+    Examples
+    --------
+    >>> choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3), (1, 64, 56, 56), 1, 4)
+    'winograd'
+    >>> choose_algorithm((1, 3, 230, 230), (64, 3, 7, 7), (1, 64, 112, 112), 1, 4, stride=(2, 2))
+    'im2col'
+    >>> choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3), (1, 64, 56, 56), 1, 4, finite=False)
+    'im2col'
     """
     c_per_group, kh, kw = w_shape[1], w_shape[2], w_shape[3]
     out_per_group = w_shape[0] // groups
@@ -224,13 +240,28 @@ def _conv2d_prepared(p, algorithm):
             _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
         return out
     if algorithm == "auto":
-        # The FFT spreads a NaN or inf over the whole plane and Winograd turns an inf into NaNs
-        # (inf - inf in a tile), where PyTorch gives +-inf or NaN only to the outputs whose window
-        # holds it: "auto" uses the transforms on finite data only. A sum is a cheap test (an
-        # overflowing float32 sum only costs the transforms, never a wrong result).
-        finite = bool(np.isfinite(p.x.sum()) and np.isfinite(p.w.sum()))
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
-                                     stride=p.stride, dilation=p.dilation, finite=finite)
+                                     stride=p.stride, dilation=p.dilation)
+        if algorithm in ("winograd", "fft"):
+            _run_algorithm(p, out, algorithm)
+            # The FFT spreads a NaN or inf over the whole plane and Winograd turns an inf into
+            # NaNs (inf - inf in a tile), where PyTorch gives +-inf or NaN only to the outputs
+            # whose window holds it. Every input and weight element reaches some output of these
+            # two, so a finite sum of the output proves the data finite; otherwise (rare: the sum
+            # may also just overflow) the layer is computed again without the transforms.
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = out.sum()
+            if np.isfinite(total):
+                return out
+            algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups,
+                                         p.x.itemsize, stride=p.stride, dilation=p.dilation,
+                                         finite=False)
+    _run_algorithm(p, out, algorithm)
+    return out
+
+
+def _run_algorithm(p, out, algorithm):
+    """Fill ``out`` with the convolution of the prepared arguments ``p`` by ``algorithm``."""
     if algorithm == "winograd":
         conv2d_winograd(p.x, p.w, p.b, out, p.groups)
     elif algorithm == "fft":
@@ -240,7 +271,6 @@ def _conv2d_prepared(p, algorithm):
     else:
         with parallel_launch():
             _kernels._conv2d_direct(p.x, p.w, p.b, out, *p.stride, *p.dilation, p.groups)
-    return out
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
@@ -261,8 +291,9 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         ``C_out``.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How padded elements are filled, as in ``torch.nn.Conv1d``.
-    algorithm : {"auto", "direct", "im2col"}
-        See :func:`conv2d`; every choice gives the same result.
+    algorithm : {"auto", "direct", "im2col", "winograd", "fft"}
+        See :func:`conv2d`; every choice gives the same result (``"winograd"`` needs a 3x3 kernel,
+        so it is always rejected here).
 
     Returns
     -------
@@ -318,10 +349,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How padding is filled, as in ``torch.nn.Conv2d``. Reflect padding must be smaller than the
         input; circular padding must not exceed it.
-    algorithm : {"auto", "direct", "im2col"}
+    algorithm : {"auto", "direct", "im2col", "winograd", "fft"}
         ``"direct"`` loops over the output in Numba; ``"im2col"`` copies every receptive field
-        into a column matrix and does one matrix product per group; ``"auto"`` picks by
-        :func:`convlab.conv.choose_algorithm`. All give the same result to float rounding.
+        into a column matrix and does one matrix product per group; ``"winograd"`` is
+        F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1 only; anything else is a ``ValueError``);
+        ``"fft"`` multiplies in the frequency domain; ``"auto"`` picks by
+        :func:`convlab.conv.choose_algorithm`. All give the same result to float rounding (the
+        FFT's error is relative to the largest output of the plane; on NaN/inf the transforms
+        differ from PyTorch, so ``"auto"`` does not use them there).
 
     Returns
     -------

@@ -13,6 +13,7 @@ Tolerances, in one place. For data of unit scale (the recorded torch cases, N(0,
 
 import pathlib
 import threading
+import warnings
 import tracemalloc
 
 import numpy as np
@@ -443,3 +444,30 @@ def test_property_all_algorithms_agree(n, groups, c_per_group, out_per_group, h,
         if _applies(algorithm, wt.shape, kwargs):
             assert_close(convlab.conv2d(x, wt, **kwargs, algorithm=algorithm), expected, algorithm,
                          np.float64)
+
+
+def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
+    """auto runs Winograd, sees a non-finite output and computes the layer again with im2col."""
+    calls = []
+    real = {name: getattr(conv_module, name) for name in ("conv2d_winograd", "conv2d_im2col")}
+    for name in real:
+        monkeypatch.setattr(conv_module, name,
+                            lambda *a, _n=name: (calls.append(_n), real[_n](*a))[1])
+    x = np.random.default_rng(4).standard_normal((1, 16, 8, 8))
+    w = np.random.default_rng(5).standard_normal((16, 16, 3, 3))
+    convlab.conv2d(x, w, padding=1)
+    assert calls == ["conv2d_winograd"]
+    x[0, 0, 0, 0] = np.inf
+    out = convlab.conv2d(x, w, padding=1)
+    assert calls == ["conv2d_winograd", "conv2d_winograd", "conv2d_im2col"]
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(convlab.conv2d(x, w, padding=1, algorithm="direct")))
+
+
+def test_auto_overflowing_sum_still_gives_the_right_result():
+    x = np.full((1, 16, 6, 6), 3e37, dtype=np.float32)
+    w = np.full((16, 16, 3, 3), 1e-2, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflowing check itself must not warn
+        out = convlab.conv2d(x, w, padding=1)  # outputs ~1.4e38: finite, their sum is not
+    np.testing.assert_allclose(out, convlab.conv2d(x, w, padding=1, algorithm="direct"), rtol=1e-5)
+    assert np.isfinite(out).all()
