@@ -55,9 +55,9 @@ def _conv_transpose2d_phases(x, w, b, out, sh, sw, ph, pw, dh, dw, groups):
     channel) scatters into a private buffer ``buf[r_h, r_w, q_h, q_w]`` where the innermost loop
     reads an input row *and* writes a buffer row contiguously (LLVM vectorises it), then
     interleaves the phases into the output and crops the padding in one pass. (Writing straight
-    into the output with stride ``s``, as :func:`_conv_transpose3d_scatter` does, measured
-    slower except for depthwise layers.) The output padding needs no code: the buffer covers the padded size and the
-    rows it adds receive whatever taps reach them.
+    into the output with stride ``s``, as :func:`_conv_transpose3d_scatter` does, measured slower
+    except for depthwise layers.) The output padding needs no code: the buffer covers the padded
+    size and the rows it adds receive whatever taps reach them.
     """
     n_batch, c_out, oh_n, ow_n = out.shape
     c_in, h_n, w_n = x.shape[1], x.shape[2], x.shape[3]

@@ -170,7 +170,8 @@ def choose_algorithm(x_shape, w_shape, groups, itemsize):
     """
     in_per_group = x_shape[1] // groups
     rows = w_shape[1] * math.prod(w_shape[2:])
-    if in_per_group >= 8 and rows >= 16 and gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize) <= GEMM_AUTO_LIMIT:
+    small_enough = gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize) <= GEMM_AUTO_LIMIT
+    if in_per_group >= 8 and rows >= 16 and small_enough:
         return "gemm"
     return "direct"
 
