@@ -6,24 +6,33 @@ Run from the repository root in a venv that has torchvision and convlab (``pip i
 
 Without torchvision only convlab's numbers are printed. The layers are DCN v2 layers as used in
 detection backbones: 3x3 kernels, padding 1, stride 1, one offset group, random offsets (standard
-deviation 1 pixel) and masks, float32, ``torch.set_num_threads(2)`` (the machine's two cores).
+deviation 1 pixel) and masks, float32, two threads for both libraries (the machine's two cores;
+``torch.set_num_threads(2)``).
+
+Every measurement runs in a fresh subprocess that imports only the library it measures, so that
+each library runs with its own defaults. That matters: torch ships its own ``libgomp.so.1``, and
+whichever of torch and Numba loads the OpenMP runtime first decides its settings for both
+(convlab asks for ``OMP_WAIT_POLICY=PASSIVE``, see :mod:`convlab.deformable`).
 
 Time: the minimum over ``--repeat`` calls after one warm-up call (on a shared machine the minimum
 is the measurement least disturbed by other processes), for convlab's forward pass, torchvision's,
-convlab's plain ``conv2d`` of the same shape (what the offsets cost), and the backward passes
-(``deform_conv2d_grad`` against ``torch.autograd``).
+convlab's plain ``conv2d`` of the same shape (what the offsets cost), and forward + backward
+(``deform_conv2d`` + ``deform_conv2d_grad`` against ``torch.autograd``).
 
-Peak memory: each measurement runs in a fresh subprocess that builds the inputs, warms the
-function up on a tiny layer (so that JIT compilation and library start-up are not counted),
-resets the kernel's peak-RSS counter (``echo 5 > /proc/self/clear_refs``), records its resident
-set, calls the function once on the real layer and reads the peak (``VmHWM``). The difference is
-the extra memory the call touched, measured the same way for both libraries. For reference the
-table also prints torchvision's column buffer, ``C_in*kH*kW * n_parallel_imgs * H_out*W_out * 4``
-bytes (``n_parallel_imgs`` is 1 for these batch sizes), and convlab's tracemalloc peak (every
-NumPy buffer it allocates, output included).
+Peak memory: the subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB, so that every
+large buffer gets fresh pages) builds the inputs, warms the function up on a tiny layer (so that
+JIT compilation and library start-up are not counted), returns freed heap memory to the kernel
+(``malloc_trim``), resets the kernel's peak-RSS counter
+(``echo 5 > /proc/self/clear_refs``), records its resident set, calls the function once on the
+real layer and reads the peak (``VmHWM``). The difference is the extra memory the call touched,
+measured the same way for both libraries. For reference the table also prints torchvision's column
+buffer, ``C_in*kH*kW * n_parallel_imgs * H_out*W_out * 4`` bytes (``n_parallel_imgs`` is 1 for
+these batch sizes), and convlab's tracemalloc peak (every NumPy buffer it allocates, output
+included).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -33,18 +42,10 @@ import tracemalloc
 
 import numpy as np
 
-try:  # optional: only for comparison. Imported before convlab, so that torch's OpenMP runtime starts
-    # with its own defaults (convlab sets OMP_WAIT_POLICY=PASSIVE for Numba's, see convlab.deformable)
-    import torch
-    from torchvision.ops import deform_conv2d as tv_deform_conv2d
-except ImportError:
-    torch = None
-
-import convlab  # noqa: E402
-from convlab.deformable import deform_conv2d_grad  # noqa: E402
-
 #: (N, C_in, H, W, C_out) of the target layers
 LAYERS = [(1, 64, 56, 56, 64), (2, 128, 28, 28, 128), (1, 256, 14, 14, 256)]
+THREADS = 2
+HAVE_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
 def make_inputs(layer, seed=0):
@@ -61,76 +62,68 @@ def make_inputs(layer, seed=0):
     )
 
 
-def best_times(funcs, repeat):
-    """Minimum wall time of each of ``funcs`` over ``repeat`` calls, after one warm-up call each.
-
-    Each function runs all its calls in one block: idle OpenMP threads of one library keep
-    spinning for a while after its call, and alternating calls would charge that to the other.
-    """
-    best = {}
-    for name, func in funcs.items():
+def best_time(func, repeat):
+    """Minimum wall time of ``func()`` over ``repeat`` calls, after one warm-up call."""
+    func()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
         func()
-        best[name] = float("inf")
-        for _ in range(repeat):
-            start = time.perf_counter()
-            func()
-            best[name] = min(best[name], time.perf_counter() - start)
+        best = min(best, time.perf_counter() - start)
     return best
 
 
-def convlab_forward(a):
-    return lambda: convlab.deform_conv2d(a["x"], a["offset"], a["w"], a["b"], padding=1, mask=a["mask"])
+# --------------------------------------------------------------------------- the measured calls
 
+def convlab_calls(a):
+    import convlab
+    from convlab.deformable import deform_conv2d_grad
 
-def convlab_backward(a):
-    return lambda: deform_conv2d_grad(a["grad_out"], a["x"], a["offset"], a["w"], a["b"], padding=1,
-                                      mask=a["mask"])
+    def forward():
+        return convlab.deform_conv2d(a["x"], a["offset"], a["w"], a["b"], padding=1, mask=a["mask"])
 
+    def forward_backward():
+        forward()
+        return deform_conv2d_grad(a["grad_out"], a["x"], a["offset"], a["w"], a["b"], padding=1,
+                                  mask=a["mask"])
 
-def torch_tensors(a, requires_grad=False):
-    return {k: torch.tensor(v, requires_grad=requires_grad and k != "grad_out") for k, v in a.items()}
-
-
-def torchvision_forward(a):
-    t = torch_tensors(a)
-
-    def run():
-        with torch.no_grad():
-            return tv_deform_conv2d(t["x"], t["offset"], t["w"], t["b"], padding=1, mask=t["mask"])
-    return run
-
-
-def torchvision_backward(a):
-    t = torch_tensors(a, requires_grad=True)
-
-    def run():  # forward + backward: autograd needs the forward graph
-        for k in ("x", "offset", "w", "b", "mask"):
-            t[k].grad = None
-        out = tv_deform_conv2d(t["x"], t["offset"], t["w"], t["b"], padding=1, mask=t["mask"])
-        out.backward(t["grad_out"])
-    return run
-
-
-def timings(repeat):
-    rows = []
-    for layer in LAYERS:
-        a = make_inputs(layer)
-        forward, backward = convlab_forward(a), convlab_backward(a)
-        funcs = {
-            "convlab": forward,
+    return {"convlab": forward,
             "conv2d": lambda: convlab.conv2d(a["x"], a["w"], a["b"], padding=1),
-            "convlab fwd+bwd": lambda: (forward(), backward()),
-        }
-        if torch is not None:
-            funcs["torchvision"] = torchvision_forward(a)
-            funcs["torchvision fwd+bwd"] = torchvision_backward(a)
-        row = best_times(funcs, repeat)
-        row["layer"] = layer
-        rows.append(row)
-    return rows
+            "convlab fwd+bwd": forward_backward}
 
 
-# --------------------------------------------------------------------------- memory
+def torchvision_calls(a):
+    import torch
+    from torchvision.ops import deform_conv2d
+
+    torch.set_num_threads(THREADS)
+    t = {k: torch.tensor(v) for k, v in a.items()}
+    tg = {k: torch.tensor(v, requires_grad=k != "grad_out") for k, v in a.items()}
+
+    def forward():
+        with torch.no_grad():
+            return deform_conv2d(t["x"], t["offset"], t["w"], t["b"], padding=1, mask=t["mask"])
+
+    def forward_backward():  # autograd needs the forward graph
+        for k in ("x", "offset", "w", "b", "mask"):
+            tg[k].grad = None
+        out = deform_conv2d(tg["x"], tg["offset"], tg["w"], tg["b"], padding=1, mask=tg["mask"])
+        out.backward(tg["grad_out"])
+
+    return {"torchvision": forward, "torchvision fwd+bwd": forward_backward}
+
+
+CALLS = {"convlab": convlab_calls, "torchvision": torchvision_calls}
+
+
+def time_child(impl, repeat):
+    """Run in a subprocess: print {layer index: {name: seconds}} as JSON."""
+    result = {}
+    for i, layer in enumerate(LAYERS):
+        calls = CALLS[impl](make_inputs(layer))
+        result[i] = {name: best_time(func, repeat) for name, func in calls.items()}
+    print(json.dumps(result))
+
 
 def _status_kib(field):
     with open("/proc/self/status") as f:
@@ -141,14 +134,15 @@ def _status_kib(field):
 
 
 def memory_child(impl, index):
-    """Run in a subprocess: print the peak extra RSS (bytes) of one call as JSON."""
-    if impl == "torchvision":
-        torch.set_num_threads(2)
-    layer = LAYERS[index]
-    tiny = make_inputs((1, 4, 6, 6, 4))
-    func = {"convlab": convlab_forward, "torchvision": torchvision_forward}[impl]
-    func(tiny)()  # JIT compilation, thread pools, library initialisation
-    run = func(make_inputs(layer))
+    """Run in a subprocess: print the peak extra RSS (bytes) of one forward call as JSON."""
+    import ctypes
+
+    tiny = CALLS[impl](make_inputs((1, 4, 6, 6, 4)))
+    tiny[impl]()  # JIT compilation, thread pools, library initialisation
+    run = CALLS[impl](make_inputs(LAYERS[index]))[impl]
+    # Hand freed heap memory (make_inputs' float64 temporaries) back to the kernel, so that the
+    # call's buffers cannot reuse pages that are already resident and hide from the RSS count.
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM (peak RSS) to the current RSS
     before = _status_kib("VmRSS")
@@ -158,17 +152,21 @@ def memory_child(impl, index):
     print(json.dumps({"extra_bytes": (peak - before) * 1024}))
 
 
-def peak_extra_bytes(impl, index):
-    proc = subprocess.run([sys.executable, __file__, "--memory-child", impl, str(index)],
-                          capture_output=True, text=True, check=True, env=os.environ.copy())
-    return json.loads(proc.stdout.strip().splitlines()[-1])["extra_bytes"]
+def _child(*args):
+    # a fixed mmap threshold: glibc then gives every large buffer fresh pages (by default the
+    # threshold grows after frees, and big buffers come from a heap that may already be resident)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    proc = subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def convlab_tracemalloc_peak(layer):
-    a = make_inputs(layer)
-    convlab_forward(a)()
+    forward = convlab_calls(make_inputs(layer))["convlab"]
+    forward()
     tracemalloc.start()
-    convlab_forward(a)()
+    forward()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak
@@ -184,53 +182,48 @@ def torchvision_column_bytes(layer):
     return c_in * 9 * n_parallel * h * w * 4
 
 
-def memory_rows(samples):
-    rows = []
-    for i, layer in enumerate(LAYERS):
-        row = {"layer": layer, "convlab": min(peak_extra_bytes("convlab", i) for _ in range(samples)),
-               "convlab tracemalloc": convlab_tracemalloc_peak(layer),
-               "tv columns": torchvision_column_bytes(layer)}
-        if torch is not None:
-            row["torchvision"] = min(peak_extra_bytes("torchvision", i) for _ in range(samples))
-        rows.append(row)
-    return rows
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--memory-samples", type=int, default=2)
+    parser.add_argument("--time-child", metavar="IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "INDEX"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if torch is not None:
-        torch.set_num_threads(2)
+    if args.time_child:
+        time_child(args.time_child, args.repeat)
+        return 0
     if args.memory_child:
         memory_child(args.memory_child[0], int(args.memory_child[1]))
         return 0
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
 
-    print(f"convlab {convlab.__version__}" + (f", torch {torch.__version__}" if torch else ", no torchvision"))
-    print(f"\ntime (ms, min of {args.repeat}); speed-up = torchvision / convlab")
-    head = f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'conv2d':>8} {'tv':>8} {'speed-up':>8}" \
-           f" {'cl f+b':>8} {'tv f+b':>8} {'speed-up':>8}"
-    print(head)
+    impls = ["convlab"] + (["torchvision"] if HAVE_TORCHVISION else [])
+    times = {impl: _child("--time-child", impl, "--repeat", args.repeat) for impl in impls}
+    print(f"time (ms, min of {args.repeat}, {THREADS} threads); speed-up = torchvision / convlab"
+          + ("" if HAVE_TORCHVISION else "; torchvision is not installed"))
+    print(f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'conv2d':>8} {'tv':>8} {'speed-up':>8}"
+          f" {'cl f+b':>8} {'tv f+b':>8} {'speed-up':>8}")
     ok = True
-    for r in timings(args.repeat):
-        tv = r.get("torchvision", float("nan"))
-        tvb = r.get("torchvision fwd+bwd", float("nan"))
+    nan = float("nan")
+    for i, layer in enumerate(LAYERS):
+        r = dict(times["convlab"][str(i)], **(times["torchvision"][str(i)] if HAVE_TORCHVISION else {}))
+        tv, tvb = r.get("torchvision", nan), r.get("torchvision fwd+bwd", nan)
         ratio, ratio_b = tv / r["convlab"], tvb / r["convlab fwd+bwd"]
-        ok &= not (ratio < 5)
-        print(f"{str(r['layer']):30} {1e3 * r['convlab']:8.2f} {1e3 * r['conv2d']:8.2f} {1e3 * tv:8.2f} "
+        ok &= ratio >= 5
+        print(f"{str(layer):30} {1e3 * r['convlab']:8.2f} {1e3 * r['conv2d']:8.2f} {1e3 * tv:8.2f} "
               f"{ratio:7.1f}x {1e3 * r['convlab fwd+bwd']:8.2f} {1e3 * tvb:8.2f} {ratio_b:7.1f}x")
 
     print("\npeak extra memory of one forward call (MiB; RSS high-water mark in a fresh subprocess)")
     print(f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'tv':>8} {'cl trace':>8} {'tv cols':>8}")
     mib = 2.0 ** 20
-    for r in memory_rows(args.memory_samples):
-        tv = r.get("torchvision", float("nan"))
-        ok &= not (r["convlab"] > tv)
-        print(f"{str(r['layer']):30} {r['convlab'] / mib:8.2f} {tv / mib:8.2f} "
-              f"{r['convlab tracemalloc'] / mib:8.2f} {r['tv columns'] / mib:8.2f}")
-    if torch is not None:
+    for i, layer in enumerate(LAYERS):
+        extra = {impl: min(_child("--memory-child", impl, i)["extra_bytes"] for _ in range(args.memory_samples))
+                 for impl in impls}
+        tv = extra.get("torchvision", nan)
+        ok &= extra["convlab"] <= tv
+        print(f"{str(layer):30} {extra['convlab'] / mib:8.2f} {tv / mib:8.2f} "
+              f"{convlab_tracemalloc_peak(layer) / mib:8.2f} {torchvision_column_bytes(layer) / mib:8.2f}")
+    if HAVE_TORCHVISION:
         print("\ntarget (>= 5x faster, peak memory <= torchvision's):", "met" if ok else "NOT met")
     return 0
 
