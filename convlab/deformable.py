@@ -44,6 +44,9 @@ __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_T
 #: below torchvision's, which holds the whole column matrix of the batch at once
 COLUMN_TILE_BYTES = 4 * 2**20
 _MIN_TILE_COLUMNS = 256
+# sample in (tap, channel) order, which needs a reordered copy of the weight, only while that copy
+# is at most 1/4 of the column tile
+_TAP_MAJOR_WEIGHT_SHARE = 4
 
 # the sampling plan stores int32 indices into one padded plane
 _MAX_PLANE = 2**31 - 1
@@ -150,7 +153,8 @@ class _Sampler:
     ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image
     into column tiles ``(L, groups, C/groups, T)``: the four neighbours of a point are then four
     contiguous runs of channels, so sampling needs no gathers, and each group's tile is the
-    transposed column matrix in the weight's own (channel, tap) order. The backward pass uses the
+    transposed column matrix in the weight's own (channel, tap) order; or, when the weight is small
+    next to the tile, ``(L, groups, T, C/groups)`` with a reordered copy of the weight. The backward pass uses the
     channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)`` that its scatter kernels expect.
     """
 
@@ -187,7 +191,11 @@ class _Sampler:
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
         if channels_last:
             self.xp = np.zeros((height + 3, width + 2, c_in), dtype=dtype)
-            self.cols = np.empty((self.tile, p.groups, c_in // p.groups, t), dtype=dtype)
+            # (tap, channel) columns sample faster but need a reordered copy of the weight: worth
+            # it while that copy is small next to the column tile
+            self.tap_major = p.w.nbytes * _TAP_MAJOR_WEIGHT_SHARE <= self.tile * rows * x.itemsize
+            shape = (t, c_in // p.groups) if self.tap_major else (c_in // p.groups, t)
+            self.cols = np.empty((self.tile, p.groups) + shape, dtype=dtype)
             # runs of channels that share their offset group and their weight group
             cuts = sorted(set(range(0, c_in, c_in // g)) | set(range(0, c_in, c_in // p.groups)) | {c_in})
             self.segments = np.array([(c0, c1, c0 // (c_in // g), c0 // (c_in // p.groups))
@@ -215,7 +223,7 @@ class _Sampler:
             with parallel_launch():
                 _k._deform_im2col_hwc(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
                                       self.lh[n], self.lw[n], self.masks[n], self.use_mask, self.segments,
-                                      cols, p0)
+                                      self.tap_major, cols, p0)
             return cols
         cols = self.cols[:, :p1 - p0]
         with parallel_launch():
@@ -296,7 +304,10 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     s = _Sampler(p, channels_last=True)
     rows = c_per_group * kh * kw
     out_per_group = c_out // p.groups
-    w2 = p.w.reshape(c_out, rows)      # a view: the columns follow the weight's (channel, tap) order
+    if s.tap_major:   # the weight flattened in the columns' (tap, channel) order: a small copy
+        w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, rows)
+    else:             # a view: the columns follow the weight's own (channel, tap) order
+        w2 = p.w.reshape(c_out, rows)
     out3 = out.reshape(n_batch, c_out, oh * ow)
     for n in range(n_batch):
         s.load(n)

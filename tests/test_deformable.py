@@ -88,6 +88,17 @@ def test_gradients_match_torchvision_autograd(name):
         assert got.shape == arg.shape and got.dtype == x.dtype
 
 
+@pytest.mark.kernels
+@pytest.mark.parametrize("tap_major", [True, False])
+@pytest.mark.parametrize("name", ["basic", "both_groups", "weight_groups2", "groups_f64", "no_mask"])
+def test_both_column_layouts_match_torchvision(name, tap_major, monkeypatch):
+    """The forward pass samples in (tap, channel) or (channel, tap) order depending on sizes."""
+    monkeypatch.setattr(deformable, "_TAP_MAJOR_WEIGHT_SHARE", 0 if tap_major else 10**12)
+    x, off, w, b, m = _inputs(name)
+    out = deform_conv2d(x, off, w, b, mask=m, **_call_args(name))
+    np.testing.assert_allclose(out, REF[f"{name}/out"], **tol(x.dtype))
+
+
 # --------------------------------------------------------------------------- naive reference
 
 
@@ -429,3 +440,28 @@ def test_rejection_happens_before_any_kernel(monkeypatch):
         deform_conv2d(X, np.zeros((2, 18, 3, 4)), W)
     with pytest.raises(ValueError):
         deform_conv2d_grad(np.zeros((2, 3, 4, 4)), X, OFF, W, mask=np.zeros((2, 8, 4, 4)))
+
+
+def test_concurrent_calls_from_python_threads():
+    """Every parallel launch goes through parallel_launch(): threads get their own, right results."""
+    import threading
+
+    rng = np.random.default_rng(12)
+    jobs = [(_rand(rng, (1, 4, 7 + i, 6)), 1.5 * _rand(rng, (1, 18, 7 + i, 6)), rng.random((1, 9, 7 + i, 6)))
+            for i in range(4)]
+    w = _rand(rng, (3, 4, 3, 3))
+    expected = [deform_conv2d(x, off, w, padding=1, mask=m) for x, off, m in jobs]
+    results = [None] * len(jobs)
+
+    def worker(i):
+        x, off, m = jobs[i]
+        for _ in range(3):
+            results[i] = deform_conv2d(x, off, w, padding=1, mask=m)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, exp in zip(results, expected):
+        np.testing.assert_array_equal(got, exp)
