@@ -137,8 +137,10 @@ IM2COL_AUTO_LIMIT = 256 * 2**20
 FFT_AUTO_MIN_TAPS = 81
 #: ... when a group has at most this many (input channel, output channel) pairs (8 x 8)
 FFT_AUTO_MAX_CHANNEL_PAIRS = 64
-#: "auto" uses Winograd when a group has at least this many input and output channels
+#: "auto" uses Winograd when a group has at least this many input and output channels ...
 WINOGRAD_AUTO_MIN_CHANNELS = 16
+#: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map)
+WINOGRAD_AUTO_MIN_TILES = 64
 
 
 def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1),
@@ -157,7 +159,12 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
        grow with the kernel, but it transforms every filter, so it needs big kernels and few of
        them;
     2. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
-       (16) input and output channels per group: 2.25x fewer multiplications, in 16 BLAS GEMMs;
+       (16) input and output channels per group and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
+       of 2x2: 2.25x fewer multiplications, in 16 BLAS GEMMs. With fewer tiles the 16 GEMMs are
+       narrow; one thread still gains 10-15% over im2col there, but with two threads on a busy
+       machine each of the 16 BLAS calls may wait for its second thread to be scheduled, and a
+       256-channel 14x14 layer measured anywhere from 2.7 to 120 ms, against 2.5-5 ms for im2col's
+       single GEMM;
     3. ``"im2col"`` when its column buffer (:func:`convlab.algorithms.im2col_buffer_nbytes`,
        about ``kH * kW`` times the input) is at most ``IM2COL_AUTO_LIMIT`` bytes;
     4. ``"direct"`` otherwise: no extra memory at all.
@@ -197,7 +204,7 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
         1x1->1         256  31x31                  21.65   44.04        -    1.05
 
     Winograd wins every 3x3 stride-1 layer with 16 or more channels per group, from 14x14 maps
-    up; the FFT wins only big kernels on few channels (9x9 on 16 channels is a tie, left to
+    up, with one thread (see rule 2 for why small maps still go to im2col); the FFT wins only big kernels on few channels (9x9 on 16 channels is a tie, left to
     im2col, which is more accurate); im2col beats the direct loop everywhere it fits in memory,
     even for narrow channels (with a tuned BLAS on a CPU the seed article's case for the direct
     loop only shows for depthwise layers, which have their own kernel, and for single-channel
@@ -218,8 +225,10 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
     if finite and stride_1 and kh * kw >= FFT_AUTO_MIN_TAPS \
             and c_per_group * out_per_group <= FFT_AUTO_MAX_CHANNEL_PAIRS:
         return "fft"
+    tiles = out_shape[0] * ((out_shape[2] + 1) // 2) * ((out_shape[3] + 1) // 2)
     if finite and stride_1 and (kh, kw) == (3, 3) and tuple(dilation) == (1, 1) \
-            and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS:
+            and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS \
+            and tiles >= WINOGRAD_AUTO_MIN_TILES:
         return "winograd"
     nbytes = im2col_buffer_nbytes(x_shape[0], x_shape[1], (kh, kw), out_shape[2:], itemsize)
     if nbytes <= IM2COL_AUTO_LIMIT:

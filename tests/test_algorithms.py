@@ -213,9 +213,9 @@ def test_auto_keeps_torch_nonfinite_propagation_for_transform_shapes(value):
     either over the whole plane. "auto" therefore falls back to im2col for non-finite data.
     """
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
-    assert choose_algorithm((1, 16, 14, 14), w.shape, (1, 16, 12, 12), 1, 4) == "winograd"
+    assert choose_algorithm((1, 16, 18, 18), w.shape, (1, 16, 16, 16), 1, 4) == "winograd"
     x[0, 3, 5, 5] = value
     direct = convlab.conv2d(x, w, padding=1, algorithm="direct")
     auto = convlab.conv2d(x, w, padding=1)
@@ -252,8 +252,10 @@ AUTO_RULE = [
     # (layer, expected): each row of the measured table in choose_algorithm's docstring
     (_shapes(1, 64, 64, 56, 3), "winograd"),
     (_shapes(8, 64, 64, 56, 3), "winograd"),
-    (_shapes(1, 256, 256, 14, 3), "winograd"),
-    (_shapes(1, 16, 16, 14, 3), "winograd"),
+    (_shapes(1, 256, 256, 14, 3), "im2col"),          # 49 tiles: narrow GEMMs, see the rule
+    (_shapes(1, 16, 16, 14, 3), "im2col"),
+    (_shapes(1, 64, 64, 16, 3), "winograd"),          # 64 tiles
+    (_shapes(4, 256, 256, 14, 3), "winograd"),        # 4 images: 196 tiles
     (_shapes(1, 8, 8, 56, 3), "im2col"),            # too narrow for Winograd's threshold
     (_shapes(1, 64, 64, 56, 3, groups=32), "im2col"),
     (_shapes(1, 64, 128, 56, 3, stride=2), "im2col"),
@@ -453,7 +455,7 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
     for name in real:
         monkeypatch.setattr(conv_module, name,
                             lambda *a, _n=name: (calls.append(_n), real[_n](*a))[1])
-    x = np.random.default_rng(4).standard_normal((1, 16, 8, 8))
+    x = np.random.default_rng(4).standard_normal((1, 16, 16, 16))
     w = np.random.default_rng(5).standard_normal((16, 16, 3, 3))
     convlab.conv2d(x, w, padding=1)
     assert calls == ["conv2d_winograd"]
@@ -464,7 +466,7 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
 
 
 def test_auto_overflowing_sum_still_gives_the_right_result():
-    x = np.full((1, 16, 6, 6), 3e37, dtype=np.float32)
+    x = np.full((1, 16, 16, 16), 3e37, dtype=np.float32)
     w = np.full((16, 16, 3, 3), 1e-2, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the overflowing check itself must not warn
