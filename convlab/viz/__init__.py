@@ -18,3 +18,7 @@ from ._deformable import (bilinear_figure, bilinear_neighbours, loss_curve_figur
                           sampling_grid_figure, sampling_points, timing_figure)
 from ._performance import (benchmark_figure, direct_access_pattern, im2col_figure, memory_access_figure,
                            roofline_figure)
+from ._transposed import (ZeroInsertion, ZeroInsertionAnimation, conv_matrix_figure, coverage_figure,
+                          insert_zeros, overlap_figure, resize_conv_coverage, scatter_figure, scatter_stamps,
+                          transposed_coverage, zero_insertion_animation, zero_insertion_figure,
+                          zero_insertion_steps)
