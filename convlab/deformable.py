@@ -8,12 +8,12 @@ bilinear interpolation. Deformable ConvNets v2 (Zhu et al. 2019) also multiply e
 modulation scalar ``mask[p, t]``. With zero offsets and no mask the layer is ``conv2d``.
 
 Implementation: the wrapper validates, then (1) computes the sampling plan of the whole batch in
-one parallel launch, once per offset group rather than per channel
+one call, once per offset group rather than per channel
 (:func:`convlab._kernels_deformable._deform_plan`), and for each image (2) samples tiles of the
 column matrix of a deformable im2col in parallel Numba code, from a channels-last copy of the
 image so that the innermost loop runs over contiguous channels
-(:func:`convlab._kernels_deformable._deform_im2col_hwc`), and (3) multiplies each tile by the
-weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
+(:func:`convlab._kernels_deformable._deform_im2col_hwc` and ``_deform_im2col_blocked``), and (3)
+multiplies each tile by the weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
 memory stays below that of torchvision, which holds the full column matrix.
 """
 
@@ -150,11 +150,11 @@ def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
 class _Sampler:
     """Buffers and geometry shared by the forward and backward passes over one call's images.
 
-    ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image
-    into column tiles ``(L, groups, C/groups, T)``: the four neighbours of a point are then four
-    contiguous runs of channels, so sampling needs no gathers, and each group's tile is the
-    transposed column matrix in the weight's own (channel, tap) order; or, when the weight is small
-    next to the tile, ``(L, groups, T, C/groups)`` with a reordered copy of the weight. The backward pass uses the
+    ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image:
+    the four neighbours of a point are then four contiguous runs of channels, so sampling needs no
+    gathers. When the weight is small next to the column tile, the tile is ``(L, groups, T,
+    C/groups)``, written contiguously, and the weight gets a reordered copy; otherwise the tile is
+    the usual ``(C*T, L)`` in the weight's own order, written transposed through a small buffer. The backward pass uses the
     channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)`` that its scatter kernels expect.
     """
 
@@ -175,13 +175,12 @@ class _Sampler:
         self.xbase = (np.arange(ow)[None, :] * p.stride[1] - p.padding[1]
                       + np.arange(kw)[:, None] * p.dilation[1]).astype(dtype)
         g, t, pos = p.offset_groups, self.taps, self.positions
-        # the sampling plan of the whole batch, in one launch (12 bytes per point)
+        # the sampling plan of the whole batch, in one serial call (12 bytes per point)
         self.idx = np.empty((n_batch, g, t, pos), dtype=np.int32)
         self.lh = np.empty((n_batch, g, t, pos), dtype=dtype)
         self.lw = np.empty((n_batch, g, t, pos), dtype=dtype)
         self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
-        with parallel_launch():
-            _k._deform_plan(self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw)
+        _k._deform_plan(self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw)
         self.use_mask = p.mask is not None
         self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
                       else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
@@ -191,11 +190,14 @@ class _Sampler:
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
         if channels_last:
             self.xp = np.zeros((height + 3, width + 2, c_in), dtype=dtype)
-            # (tap, channel) columns sample faster but need a reordered copy of the weight: worth
-            # it while that copy is small next to the column tile
+            # (tap, channel) columns sample fastest but need a reordered copy of the weight: worth
+            # it while that copy is small next to the column tile; otherwise the columns are
+            # written transposed in blocks into the usual (channel, tap) x position layout
             self.tap_major = p.w.nbytes * _TAP_MAJOR_WEIGHT_SHARE <= self.tile * rows * x.itemsize
-            shape = (t, c_in // p.groups) if self.tap_major else (c_in // p.groups, t)
-            self.cols = np.empty((self.tile, p.groups) + shape, dtype=dtype)
+            if self.tap_major:
+                self.cols = np.empty((self.tile, p.groups, t, c_in // p.groups), dtype=dtype)
+            else:
+                self.cols = np.empty((rows, self.tile), dtype=dtype)
             # runs of channels that share their offset group and their weight group
             cuts = sorted(set(range(0, c_in, c_in // g)) | set(range(0, c_in, c_in // p.groups)) | {c_in})
             self.segments = np.array([(c0, c1, c0 // (c_in // g), c0 // (c_in // p.groups))
@@ -218,12 +220,19 @@ class _Sampler:
 
     def sample(self, n, p0, p1):
         """The deformable im2col columns of image ``n`` for positions ``p0:p1`` (a view)."""
-        if self.channels_last:
+        if self.channels_last and self.tap_major:
             cols = self.cols[:p1 - p0]
             with parallel_launch():
                 _k._deform_im2col_hwc(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
                                       self.lh[n], self.lw[n], self.masks[n], self.use_mask, self.segments,
-                                      self.tap_major, cols, p0)
+                                      cols, p0)
+            return cols
+        if self.channels_last:
+            cols = self.cols[:, :p1 - p0]
+            with parallel_launch():
+                _k._deform_im2col_blocked(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
+                                          self.lh[n], self.lw[n], self.masks[n], self.use_mask,
+                                          self.segments, cols, p0)
             return cols
         cols = self.cols[:, :p1 - p0]
         with parallel_launch():
@@ -315,8 +324,11 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
             cols = s.sample(n, p0, p1)
             for g in range(p.groups):
                 o = slice(g * out_per_group, (g + 1) * out_per_group)
-                # (C_out/groups, T*C/groups) @ (T*C/groups, L): BLAS reads the tile transposed
-                np.matmul(w2[o], cols[:, g].reshape(p1 - p0, rows).T, out=out3[n, o, p0:p1])
+                if s.tap_major:   # (C_out/groups, T*C/groups) @ (T*C/groups, L), read transposed
+                    block = cols[:, g].reshape(p1 - p0, rows).T
+                else:             # (C_out/groups, C/groups*T) @ (C/groups*T, L)
+                    block = cols[g * rows:(g + 1) * rows]
+                np.matmul(w2[o], block, out=out3[n, o, p0:p1])
     if p.has_bias:
         out3 += p.b[None, :, None]
     return out
