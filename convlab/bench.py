@@ -20,9 +20,10 @@ In each subprocess:
 * every algorithm is called once on each layer and that first call is timed on its own: it pays
   for the JIT compilation of the kernels it uses (or for loading them from Numba's on-disk cache;
   ``--cold-cache`` points Numba at an empty cache so that it really compiles);
-* then ``--repeats`` rounds time every algorithm and PyTorch once per round, in a rotating order
-  (interleaved, so that a burst of load from other processes hits all of them alike), and the
-  best time is kept (the median is stored too).
+* then ``--repeats`` rounds time every algorithm and PyTorch in a rotating order (interleaved, so
+  that a burst of load from other processes hits all of them alike), ``--block`` calls back to
+  back each time (the first absorbs the switch from the previous library's thread pool, see
+  ``BLOCK``), and the best time is kept (the median is stored too).
 
 The results are printed as a table, written to ``bench.json`` and drawn to ``bench.png`` (by
 :func:`convlab.viz.benchmark_figure`) in ``--out-dir``. Ratios are ``torch_time / convlab_time``:
@@ -53,14 +54,18 @@ __all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "benc
 
 #: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
-#: pause before every timed call (seconds). Three thread pools share the process: Numba's and
-#: PyTorch's OpenMP workers busy-wait for a while after each parallel region, OpenBLAS's after
-#: each GEMM (up to ~0.1 s, yielding). Timed back to back, a call would compete with the previous
-#: call's spinning workers, whoever made it: on two cores that made PyTorch 20x slower after a
-#: Numba kernel and convlab 10x slower after PyTorch. The pause lets the workers go to sleep, so
-#: each call is timed on an idle machine, as it would run in a program that does other work in
-#: between.
-SETTLE_SECONDS = 0.1
+#: calls of the same function timed back to back in each round (``--block``). Three thread pools
+#: share the process: Numba's and PyTorch's OpenMP workers busy-wait for a while after each
+#: parallel region, OpenBLAS's after each GEMM (up to ~0.1 s, yielding). The first call after
+#: another library's call competes with that library's spinning workers (on two cores this made
+#: PyTorch up to 20x slower right after a Numba kernel); the following calls of the block run in
+#: the steady state of a network that calls the same library layer after layer, and the best time
+#: is kept.
+BLOCK = 3
+#: pause before each block (seconds). Zero by default: on the virtual machine this was developed
+#: on, an idle second core is halted, and waking it for the next parallel region took 4-16 ms
+#: after a 0.1 s pause, for NumPy's and PyTorch's matrix products alike.
+SETTLE_SECONDS = 0.0
 
 
 class Layer:
@@ -237,13 +242,14 @@ def _progress(done, total, text, stream=None, width=24):
 
 
 def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, progress=True,
-                  quick=False, settle=SETTLE_SECONDS):
+                  quick=False, settle=SETTLE_SECONDS, block=BLOCK):
     """Time ``algorithms`` (and PyTorch) on the named layers in this process; return a dict.
 
     The caller has set the thread count of BLAS (environment, before NumPy was imported); this
     function sets Numba's and PyTorch's to ``threads``. ``quick`` shrinks the peak and bandwidth
     probes (a 512 x 512 product, an 8 MiB copy): for smoke tests, not for numbers to keep.
-    ``settle`` is the pause (seconds, not timed) before every timed call; see ``SETTLE_SECONDS``.
+    ``settle`` is the pause (seconds, not timed) before every block of ``block`` back-to-back
+    calls; see ``SETTLE_SECONDS`` and ``BLOCK``.
     """
     import numba
 
@@ -251,12 +257,13 @@ def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, pro
     numba.set_num_threads(threads)
     try:
         return _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick,
-                              settle)
+                              settle, block)
     finally:
         numba.set_num_threads(previous)
 
 
-def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle):
+def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle,
+                   block):
     from .conv import conv2d
 
     torch = _torch_module() if use_torch else None
@@ -300,9 +307,10 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
             for name in order:
                 if settle:
                     time.sleep(settle)
-                t0 = time.perf_counter()
-                calls[name]()
-                times[name].append(time.perf_counter() - t0)
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    calls[name]()
+                    times[name].append(time.perf_counter() - t0)
         torch_best = min(times["torch"]) if "torch" in times else None
         for name in names:
             best = min(times[name])
@@ -485,9 +493,11 @@ def build_parser():
                         help="where bench.json and bench.png go; default: ./bench-results")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench.png")
+    parser.add_argument("--block", type=_positive_int_arg, default=BLOCK,
+                        help=f"back-to-back calls of each function per round (the first absorbs "
+                             f"the switch from the previous library); default: {BLOCK}")
     parser.add_argument("--settle", type=_settle_arg, default=SETTLE_SECONDS,
-                        help=f"pause in seconds before every timed call, so that the thread pools of "
-                             f"the previous call are idle; default: {SETTLE_SECONDS}")
+                        help=f"pause in seconds before every block; default: {SETTLE_SECONDS}")
     parser.add_argument("--quick", action="store_true",
                         help="small peak/bandwidth probes (a smoke test, not a measurement)")
     parser.add_argument("--cold-cache", action="store_true",
@@ -512,7 +522,7 @@ def _run_worker(args, threads, cache_dir):
         cmd = [sys.executable, "-m", "convlab.bench", "--worker", str(out),
                "--layers", ",".join(args.layers), "--algorithms", ",".join(args.algorithms),
                "--threads", str(threads), "--repeats", str(args.repeats),
-               "--settle", str(args.settle)]
+               "--settle", str(args.settle), "--block", str(args.block)]
         for flag in ("no_torch", "quick"):
             if getattr(args, flag):
                 cmd.append("--" + flag.replace("_", "-"))
@@ -545,7 +555,7 @@ def _results(runs, layer_names, config, seconds):
 
 
 def benchmark_in_process(layer_names, algorithms=ALGORITHMS, repeats=3, use_torch=True,
-                         quick=True, settle=0.02, progress=False):
+                         quick=True, settle=SETTLE_SECONDS, progress=False, block=BLOCK):
     """A quick benchmark in this process, with its current thread settings: the dict of bench.json.
 
     For notebooks: no subprocess, so BLAS keeps the thread count it was loaded with and Numba
@@ -563,9 +573,10 @@ def benchmark_in_process(layer_names, algorithms=ALGORITHMS, repeats=3, use_torc
     start = time.perf_counter()
     threads = numba.get_num_threads()
     run = run_benchmark(layer_names, algorithms, threads, repeats, use_torch=use_torch,
-                        progress=progress, quick=quick, settle=settle)
+                        progress=progress, quick=quick, settle=settle, block=block)
     config = dict(layers=list(layer_names), algorithms=list(algorithms), threads=[threads],
-                  repeats=repeats, cold_cache=False, quick=quick, settle=settle, in_process=True)
+                  repeats=repeats, cold_cache=False, quick=quick, settle=settle, block=block,
+                  in_process=True)
     return _results([run], layer_names, config, time.perf_counter() - start)
 
 
@@ -575,7 +586,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker is not None:
         run = run_benchmark(args.layers, args.algorithms, args.threads[0], args.repeats,
-                            use_torch=not args.no_torch, quick=args.quick, settle=args.settle)
+                            use_torch=not args.no_torch, quick=args.quick, settle=args.settle,
+                            block=args.block)
         args.worker.write_text(json.dumps(run))
         return 0
     try:
@@ -589,7 +601,7 @@ def main(argv=None):
             runs.append(_run_worker(args, threads, cold if args.cold_cache else None))
     data = _results(runs, args.layers, dict(
         layers=args.layers, algorithms=args.algorithms, threads=args.threads, repeats=args.repeats,
-        cold_cache=args.cold_cache, quick=args.quick, settle=args.settle),
+        cold_cache=args.cold_cache, quick=args.quick, settle=args.settle, block=args.block),
         time.perf_counter() - start)
     print(format_table(data))
     json_path = args.out_dir / "bench.json"

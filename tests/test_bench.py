@@ -72,9 +72,10 @@ def test_module_entry_point_help():
     (["--repeats", "many"], r"must be a positive integer, got 'many'"),
     (["--settle", "-1"], r"argument --settle: must be a number of seconds >= 0, got -1.0"),
     (["--settle", "soon"], r"argument --settle: must be a number of seconds >= 0, got 'soon'"),
+    (["--block", "0"], r"argument --block: must be a positive integer, got 0"),
     (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
 ], ids=["layer", "empty-layers", "algorithm", "threads-zero", "threads-word", "repeats-zero",
-        "repeats-word", "settle-negative", "settle-word", "unknown-option"])
+        "repeats-word", "settle-negative", "settle-word", "block-zero", "unknown-option"])
 def test_argument_errors_are_clear(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
