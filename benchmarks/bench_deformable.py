@@ -20,8 +20,9 @@ convlab's plain ``conv2d`` of the same shape (what the offsets cost), and forwar
 (``deform_conv2d`` + ``deform_conv2d_grad`` against ``torch.autograd``).
 
 Peak memory: the subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB, so that every
-large buffer gets fresh pages) builds the inputs, warms the function up on a tiny layer (so that
-JIT compilation and library start-up are not counted), returns freed heap memory to the kernel
+large buffer gets fresh pages) builds the inputs, calls the function once to warm it up (so that
+JIT compilation or loading and library start-up are not counted; its buffers are freed again),
+returns freed heap memory to the kernel
 (``malloc_trim``), resets the kernel's peak-RSS counter
 (``echo 5 > /proc/self/clear_refs``), records its resident set, calls the function once on the
 real layer and reads the peak (``VmHWM``). The difference is the extra memory the call touched,
@@ -137,9 +138,8 @@ def memory_child(impl, index):
     """Run in a subprocess: print the peak extra RSS (bytes) of one forward call as JSON."""
     import ctypes
 
-    tiny = CALLS[impl](make_inputs((1, 4, 6, 6, 4)))
-    tiny[impl]()  # JIT compilation, thread pools, library initialisation
     run = CALLS[impl](make_inputs(LAYERS[index]))[impl]
+    run()  # JIT compilation or loading, thread pools, library initialisation; buffers are freed
     # Hand freed heap memory (make_inputs' float64 temporaries) back to the kernel, so that the
     # call's buffers cannot reuse pages that are already resident and hide from the RSS count.
     ctypes.CDLL("libc.so.6").malloc_trim(0)
