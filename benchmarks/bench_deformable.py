@@ -153,9 +153,12 @@ def memory_child(impl, index):
 
 
 def _child(*args):
-    # a fixed mmap threshold: glibc then gives every large buffer fresh pages (by default the
-    # threshold grows after frees, and big buffers come from a heap that may already be resident)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    env = dict(os.environ)
+    if args[0] == "--memory-child":
+        # a fixed mmap threshold: glibc then gives every large buffer fresh pages (by default the
+        # threshold grows after frees, and big buffers come from a heap that may be resident);
+        # only for the memory measurement, as fresh pages cost page faults on every call
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     proc = subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{proc.stderr}")
