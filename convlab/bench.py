@@ -226,6 +226,14 @@ def cpu_model():
 
 # ------------------------------------------------------------------------------- measuring
 
+def _load_average():
+    """The machine's 1-minute load average (other processes compete for the cores), or None."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _torch_module():
     try:
         import torch
@@ -269,6 +277,7 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
     torch = _torch_module() if use_torch else None
     if torch is not None:
         torch.set_num_threads(threads)
+    load_before = _load_average()
     peak = measure_peak(512 if quick else 2048)
     bandwidth = measure_bandwidth(8 * 2**20 if quick else 64 * 2**20)
     results = []
@@ -324,7 +333,8 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
     if progress:
         _progress(total, total, f"threads={threads} done")
     return dict(threads=threads, peak_gflops=peak, bandwidth_gbs=bandwidth, results=results,
-                torch=None if torch is None else torch.__version__, quick=quick)
+                torch=None if torch is None else torch.__version__, quick=quick,
+                load_average=[load_before, _load_average()])
 
 
 # ------------------------------------------------------------------------------- reporting
@@ -385,8 +395,10 @@ def format_table(data):
     """The results as a text table, one block per thread count, then the summary."""
     lines = []
     for run in data["runs"]:
+        load = run.get("load_average") or [None, None]
+        load_text = "" if load[0] is None else f"  load average {load[0]:.1f} -> {load[1]:.1f}"
         lines.append(f"threads={run['threads']}  peak (sgemm probe) {run['peak_gflops']:.1f} "
-                     f"GFLOP/s  bandwidth {run['bandwidth_gbs']:.1f} GB/s")
+                     f"GFLOP/s  bandwidth {run['bandwidth_gbs']:.1f} GB/s{load_text}")
         header = (f"{'layer':<22} {'algorithm':<9} {'time ms':>9} {'1st call ms':>11} "
                   f"{'GFLOP/s':>8} {'% peak':>7} {'torch/x':>8}")
         lines.append(header)

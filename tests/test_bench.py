@@ -31,6 +31,7 @@ def test_cli_runs_and_writes_valid_json(tiny_run, capsys):
     assert data["machine"]["cpu"] and data["machine"]["cores"] >= 1
     (run,) = data["runs"]
     assert run["threads"] == 1 and run["peak_gflops"] > 0 and run["bandwidth_gbs"] > 0
+    assert len(run["load_average"]) == 2  # how busy the machine was, before and after
     timed = {(r["layer"], r["algorithm"]) for r in run["results"]}
     expected = {(layer, a) for layer in bench.LAYER_SETS["tiny"] for a in bench.ALGORITHMS
                 if bench.applicable(bench.LAYERS[layer], a)}
