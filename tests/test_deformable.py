@@ -220,6 +220,23 @@ def test_weight_groups_are_concatenated_convolutions():
     np.testing.assert_allclose(out, np.concatenate(halves, axis=1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.kernels
+@pytest.mark.parametrize("tap_major", [True, False])
+def test_offset_and_weight_groups_that_cut_each_other(tap_major, monkeypatch):
+    """6 channels in 2 offset groups (3 + 3) and 3 weight groups (2 + 2 + 2): the channel runs
+    that share both groups are 2, 1, 1, 2 long."""
+    monkeypatch.setattr(deformable, "_TAP_MAJOR_WEIGHT_SHARE", 0 if tap_major else 10**12)
+    rng = np.random.default_rng(13)
+    x = _rand(rng, (2, 6, 5, 4))
+    w = _rand(rng, (3, 2, 3, 3))
+    off = 1.4 * _rand(rng, (2, 36, 5, 4))
+    m = rng.random((2, 18, 5, 4))
+    b = _rand(rng, (3,))
+    args = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=m, **args),
+                               naive_deform_conv2d(x, off, w, b, mask=m, **args), rtol=1e-12, atol=1e-12)
+
+
 def test_offset_groups_split_the_channels():
     rng = np.random.default_rng(4)
     x = _rand(rng, (1, 4, 5, 6))
