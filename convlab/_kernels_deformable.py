@@ -301,14 +301,14 @@ def _deform_im2col_blocked(xph, wp, idx, lh, lw, mask, use_mask, segments, cols,
 
     Channels last, the four neighbours of a point are four contiguous runs of channels, so the
     sampling loop over channels reads contiguous memory (no gathers) and fills a small buffer of
-    ``block`` positions x C channels in L1; the buffer is then written out transposed, one
+    ``block`` positions x C channels in L1 (32 x C); the buffer is then written out transposed, one
     contiguous run of ``block`` positions per (channel, tap) row. One task per block of positions.
     """
     length = cols.shape[1]
     channels = xph.shape[1]
     taps = idx.shape[1]
     one = lh.dtype.type(1)
-    block = 16
+    block = 32
     n_blocks = (length + block - 1) // block
     for bi in prange(n_blocks):
         q0 = bi * block

@@ -187,9 +187,14 @@ class _Sampler:
         rows = c_in * t
         tile = max(_MIN_TILE_COLUMNS, COLUMN_TILE_BYTES // (rows * x.itemsize))
         self.tile = min(pos, tile)
-        # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after
+        # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after (only the
+        # border is zeroed: load() overwrites the inside)
         if channels_last:
-            self.xp = np.zeros((height + 3, width + 2, c_in), dtype=dtype)
+            self.xp = np.empty((height + 3, width + 2, c_in), dtype=dtype)
+            self.xp[0] = 0
+            self.xp[height + 1:] = 0
+            self.xp[:, 0] = 0
+            self.xp[:, width + 1] = 0
             # (tap, channel) columns sample fastest but need a reordered copy of the weight: worth
             # it while that copy is small next to the column tile; otherwise the columns are
             # written transposed in blocks into the usual (channel, tap) x position layout
