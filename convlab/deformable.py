@@ -13,8 +13,10 @@ one call, once per offset group rather than per channel
 column matrix of a deformable im2col in parallel Numba code, from a channels-last copy of the
 image so that the innermost loop runs over contiguous channels
 (:func:`convlab._kernels_deformable._deform_im2col_hwc` and ``_deform_im2col_blocked``), and (3)
-multiplies each tile by the weight matrix with BLAS. The column tiles are bounded (:data:`COLUMN_TILE_BYTES`), so the peak
-memory stays below that of torchvision, which holds the full column matrix.
+multiplies each tile by the weight matrix with BLAS. The column tiles are bounded
+(:data:`COLUMN_TILE_BYTES`), so the peak memory stays below that of torchvision, which holds the
+full column matrix. The gradients use the same plan with channel-first kernels that scatter onto
+the four neighbours (:func:`deform_conv2d_grad`).
 """
 
 import os
