@@ -622,8 +622,12 @@ def main(argv=None):
     if not args.no_plot:
         from .viz import benchmark_figure
 
+        import matplotlib.pyplot as plt
+
         png_path = args.out_dir / "bench.png"
-        benchmark_figure(data).savefig(png_path, dpi=100)
+        fig = benchmark_figure(data)
+        fig.savefig(png_path, dpi=100)
+        plt.close(fig)
         print(f"wrote {png_path}")
     return 0
 

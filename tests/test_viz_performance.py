@@ -5,12 +5,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import convlab  # noqa: E402
 from convlab import viz  # noqa: E402
 from convlab.bench import LAYERS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 def _gids(fig, prefix):

@@ -8,7 +8,8 @@
 * :func:`benchmark_figure` and :func:`roofline_figure` draw the results of ``python -m
   convlab.bench`` (the dict it writes to ``bench.json``).
 
-Every function returns the ``matplotlib.figure.Figure`` it drew (no pyplot state). Artists carry
+Every function returns the ``matplotlib.figure.Figure`` it drew (created through pyplot, so that
+a notebook shows it; close it with ``plt.close(fig)`` when drawing many). Artists carry
 ``gid`` labels so that tests can ask what is shown: ``"cell:r:c"`` and ``"mem:i"`` for input cells
 and memory slots, ``"read:o:i"`` for "output ``o`` reads memory address ``i``", ``"col:r:c"`` for
 im2col entries, ``"bar:<layer>:<algorithm>"`` for benchmark bars and ``"point:<layer>:<algorithm>"``
@@ -16,7 +17,6 @@ for roofline points.
 """
 
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .._args import check_rank, float_array, positive_int
@@ -32,6 +32,14 @@ ALGORITHM_COLORS = {"auto": "#4c4c4c", "direct": "#1f77b4", "im2col": "#ff7f0e",
 _OUTPUT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b",
                   "#e377c2", "#bcbd22")
 EDGE = "#333333"
+
+
+def _new_figure(**kwargs):
+    """A figure managed by pyplot, so that a notebook's inline backend shows it (as the other
+    chapters' figures are shown); callers that only save it should ``plt.close`` it."""
+    import matplotlib.pyplot as plt
+
+    return plt.figure(**kwargs)
 
 
 def direct_access_pattern(height, width, kernel):
@@ -78,7 +86,7 @@ def memory_access_figure(height=3, width=3, kernel=2):
     n_mem = height * width
     n_out = pattern.shape[0]
     oh_n, ow_n = conv_output_size((height, width), kernel)
-    fig = Figure(figsize=(2.0 + 0.55 * (n_mem + width), 1.6 + 0.5 * (n_out + height)))
+    fig = _new_figure(figsize=(2.0 + 0.55 * (n_mem + width), 1.6 + 0.5 * (n_out + height)))
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_aspect("equal")
@@ -150,7 +158,7 @@ def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
     index = np.arange(arr.size, dtype=np.float64).reshape(arr.shape) + 1.0
     cols = im2col(index, kernel, padding=padding, stride=stride).astype(np.int64) - 1
     n_rows, n_cols = cols.shape
-    fig = Figure(figsize=(1.2 + 0.62 * n_cols, 0.8 + 0.42 * n_rows))
+    fig = _new_figure(figsize=(1.2 + 0.62 * n_cols, 0.8 + 0.42 * n_rows))
     ax = fig.add_subplot()
     ax.set_aspect("equal")
     flat_labels = labels.reshape(-1)
@@ -206,7 +214,7 @@ def benchmark_figure(data, threads=None, layers=None):
         layers = list(dict.fromkeys(r["layer"] for r in results))
     algorithms = list(dict.fromkeys(r["algorithm"] for r in results))
     lookup = {(r["layer"], r["algorithm"]): r for r in results}
-    fig = Figure(figsize=(max(8.0, 0.9 * len(layers) + 3), 9.0), layout="constrained")
+    fig = _new_figure(figsize=(max(8.0, 0.9 * len(layers) + 3), 9.0), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     width = 0.8 / len(algorithms)
     metrics = (("best_s", 1e3, "time (ms, log)"), ("gflops", 1.0, "GFLOP/s"),
@@ -254,7 +262,7 @@ def roofline_figure(data, threads=None, algorithms=None):
     peak, bandwidth = run["peak_gflops"], run["bandwidth_gbs"]
     layers = data["layers"]
     results = [r for r in run["results"] if algorithms is None or r["algorithm"] in algorithms]
-    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
+    fig = _new_figure(figsize=(7.5, 5.0), layout="constrained")
     ax = fig.add_subplot()
     intensities = [layers[r["layer"]]["flops"] / layers[r["layer"]]["min_bytes"] for r in results]
     lo = min(intensities + [peak / bandwidth]) / 2
