@@ -12,7 +12,8 @@ deviation 1 pixel) and masks, float32, two threads for both libraries (the machi
 Every measurement runs in a fresh subprocess that imports only the library it measures, so that
 each library runs with its own defaults. That matters: torch ships its own ``libgomp.so.1``, and
 whichever of torch and Numba loads the OpenMP runtime first decides its settings for both
-(convlab asks for ``OMP_WAIT_POLICY=PASSIVE``, see :mod:`convlab.deformable`).
+(convlab's subprocesses get ``OMP_WAIT_POLICY=PASSIVE`` unless it is already set, as
+:mod:`convlab.config` recommends for few-core machines; torchvision's run with torch's defaults).
 
 Time: the minimum over ``--repeat`` calls after one warm-up call (on a shared machine the minimum
 is the measurement least disturbed by other processes), for convlab's forward pass, torchvision's,
@@ -154,6 +155,8 @@ def memory_child(impl, index):
 
 def _child(*args):
     env = dict(os.environ)
+    if args[1] != "torchvision":
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see convlab.config; torch keeps its default
     if args[0] == "--memory-child":
         # a fixed mmap threshold: glibc then gives every large buffer fresh pages (by default the
         # threshold grows after frees, and big buffers come from a heap that may be resident);

@@ -11,6 +11,18 @@ stumpy's ``config.py``). Set them through environment variables before importing
 ``NUMBA_CACHE_DIR``
     where Numba stores compiled kernels (``cache=True``); the test command points it at a temporary
     directory.
+
+OpenMP wait policy
+------------------
+Numba's ``omp`` threading layer runs on GNU OpenMP, whose idle workers keep spinning for a while
+after each parallel region. Pipelines that alternate a parallel Numba kernel with a multithreaded
+BLAS call (``deform_conv2d``'s sampling and matrix product) then lose a core to a spinning worker:
+5-10x slower on a 2-core machine. ``OMP_WAIT_POLICY=PASSIVE`` in the environment, before the
+process starts, puts idle workers to sleep at once. convlab does not set it itself: the variable is
+process-wide and read once, when the OpenMP runtime loads, and PyTorch shares that runtime
+(``libgomp.so.1``): on this project's 2-core machine PyTorch's convolutions ran 1.3-4x slower under
+PASSIVE. The benchmarks therefore time convlab and PyTorch each in the process settings they are
+meant to run in, and say which.
 """
 
 import os

@@ -19,24 +19,18 @@ full column matrix. The gradients use the same plan with channel-first kernels t
 the four neighbours (:func:`deform_conv2d_grad`).
 """
 
-import os
 from collections import namedtuple
 
-# GNU OpenMP, the runtime behind Numba's "omp" threading layer, keeps idle worker threads spinning
-# for a long while after each parallel region. deform_conv2d alternates parallel Numba regions
-# (sampling) with multithreaded BLAS calls (the matrix product), so on a machine with few cores a
-# spinning Numba worker takes a core away from BLAS: 5-10x slower on 2 cores in
-# benchmarks/bench_deformable.py. PASSIVE puts idle workers to sleep at once. libgomp reads the
-# variable when Numba loads it, at the first parallel launch, which importing convlab precedes; a
-# value set by the user wins. (The same holds for conv2d's im2col path: this belongs in config.py.)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# On a machine with few cores, set OMP_WAIT_POLICY=PASSIVE for the fastest deform_conv2d (see the
+# "OpenMP wait policy" note in convlab.config): convlab does not set it for you, because it would
+# slow every other OpenMP library in the process, PyTorch's included.
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from . import _kernels_deformable as _k  # noqa: E402
-from ._args import check_rank, float_array, ntuple  # noqa: E402
-from .config import parallel_launch  # noqa: E402
-from .shapes import conv_output_size  # noqa: E402
+from . import _kernels_deformable as _k
+from ._args import check_rank, float_array, ntuple
+from .config import parallel_launch
+from .shapes import conv_output_size
 
 __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
 
