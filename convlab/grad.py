@@ -28,6 +28,10 @@ from .conv import pad_input
 from .shapes import conv_output_size, conv_transpose_output_padding
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
+# torch has no deform_conv2d in torch.nn.grad; convlab's lives beside the forward pass and is
+# re-exported here so that every gradient is found in one place.
+from .deformable import deform_conv2d_grad as deform_conv2d
+
 __all__ = [
     "conv1d_input",
     "conv2d_input",
@@ -35,6 +39,7 @@ __all__ = [
     "conv1d_weight",
     "conv2d_weight",
     "conv3d_weight",
+    "deform_conv2d",
 ]
 
 _TRANSPOSE = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}

@@ -216,3 +216,20 @@ BAD = [
 def test_rejects(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         func(*args, **kwargs)
+
+
+def test_deform_conv2d_gradient_is_reexported():
+    """convlab.grad.deform_conv2d is the documented deformable gradient, and it is a gradient:
+    with zero offsets and no mask, its input/weight parts equal the plain conv's."""
+    import convlab.grad
+    from convlab.deformable import deform_conv2d_grad
+
+    assert convlab.grad.deform_conv2d is deform_conv2d_grad
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 6, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    offset = np.zeros((1, 2 * 9, 6, 6))
+    g = rng.standard_normal((1, 3, 6, 6))
+    grads = convlab.grad.deform_conv2d(g, x, offset, w, padding=1)
+    np.testing.assert_allclose(grads.input, convlab.grad.conv2d_input(x.shape, w, g, padding=1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grads.weight, convlab.grad.conv2d_weight(x, w.shape, g, padding=1), rtol=1e-10, atol=1e-10)
