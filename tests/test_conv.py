@@ -8,18 +8,10 @@ import pytest
 import convlab
 from conv_cases import CASES
 from naive import convnd
+from tolerances import tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 CONV = {1: convlab.conv1d, 2: convlab.conv2d, 3: convlab.conv3d}
-
-# Tolerances per dtype, in one place (scipy.signal's habit): torch and convlab sum in different
-# orders, so float32 results differ in the last bits.
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def tol(dtype):
-    return TOL[np.dtype(dtype).type]
-
 
 @pytest.fixture(scope="module")
 def torch_ref():

@@ -14,20 +14,11 @@ from convlab import conv2d, deform_conv2d
 from convlab.deformable import deform_conv2d_grad
 from naive_deformable import bilinear
 from naive_deformable import deform_conv2d as naive_deform_conv2d
+from tolerances import load_npz, tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 
-# Tolerances per dtype in one place: torchvision and convlab sample identically but sum the
-# matrix product in different orders.
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def tol(dtype):
-    return TOL[np.dtype(dtype).type]
-
-
-with np.load(DATA / "deformable.npz") as _f:
-    REF = {k: _f[k] for k in _f.files}
+REF = load_npz(DATA / "deformable.npz")
 NAMES = sorted({k.split("/")[0] for k in REF})
 
 

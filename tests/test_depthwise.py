@@ -19,16 +19,10 @@ from convlab import _kernels, _kernels_depthwise
 from convlab._kernels_depthwise import conv2d_generic_grouped, conv2d_per_group
 from convlab.conv import _prepare
 from naive_depthwise import depthwise as naive_depthwise
+from tolerances import tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 CONV = {1: convlab.conv1d, 2: convlab.conv2d, 3: convlab.conv3d}
-
-# Tolerances per dtype, in one place: torch and convlab sum in different orders.
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def tol(dtype):
-    return TOL[np.dtype(dtype).type]
 
 
 def _recorded_names():

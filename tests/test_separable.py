@@ -15,18 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlab
+import tolerances
 from naive_separable import depthwise_separable, filter_channels, gaussian_kernel
 
 DATA = pathlib.Path(__file__).parent / "data"
 ALGORITHMS = ("auto", "fused", "two_pass")
 
-# Tolerances per dtype, in one place: the fused kernel, the two-pass path, torch and the naive
-# loops all sum in different orders.
-TOL = {np.float32: dict(rtol=3e-5, atol=3e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
 def tol(dtype):
-    return TOL[np.dtype(dtype).type]
+    # two passes (depthwise, then pointwise) round twice in float32
+    return tolerances.tol(dtype, float32=3e-5)
 
 
 @pytest.fixture(scope="module")

@@ -16,25 +16,13 @@ import convlab
 from convlab import shapes
 from convlab.transposed import choose_algorithm
 from naive_transposed import conv_forward, conv_transpose_scatter, conv_transpose_zero_insertion
+from tolerances import load_npz, tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 TRANSPOSE = {1: convlab.conv_transpose1d, 2: convlab.conv_transpose2d, 3: convlab.conv_transpose3d}
 CONV = {1: convlab.conv1d, 2: convlab.conv2d, 3: convlab.conv3d}
 
-# Tolerances per dtype, in one place: torch and convlab sum in different orders.
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def tol(dtype):
-    return TOL[np.dtype(dtype).type]
-
-
-def _load(path):
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-
-
-REF = _load(DATA / "transposed.npz")
+REF = load_npz(DATA / "transposed.npz")
 CASE_NAMES = sorted({k.split("/")[0] for k in REF if "/" in k})
 
 
