@@ -1,5 +1,8 @@
 """Fixtures shared by several test modules.
 
+Figures: every test runs with matplotlib's non-interactive Agg backend (set here, before any test
+module imports pyplot) and the figures it opened are closed after it (``_close_figures``).
+
 ``built_site``: the Jupyter Book, built once per test session for tests/test_site.py and
 tests/test_browser.py. Under pytest-xdist the first worker that asks builds it into the run's
 shared temporary directory while holding a file lock; the other workers wait on the lock and reuse
@@ -14,7 +17,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib
 import pytest
+
+matplotlib.use("Agg")
 
 try:
     import fcntl
@@ -22,6 +28,14 @@ except ImportError:  # not POSIX: every worker builds its own copy
     fcntl = None
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test opened, so that hundreds of viz tests do not pile them up."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 def toc_docnames(toc_path=ROOT / "_toc.yml"):

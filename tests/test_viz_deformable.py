@@ -5,22 +5,12 @@ The expected grids come from the convolution formula written out here (tap ``(i,
 computed by hand.
 """
 
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
+import convlab
+from convlab import viz
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import convlab  # noqa: E402
-from convlab import viz  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _by_gid(ax, gid):

@@ -6,22 +6,13 @@ producing half the output channels") and cross-checked against convlab.conv2d it
 channel depends on an input channel exactly when a connection is listed.
 """
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
+import convlab
+from convlab import viz
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import convlab  # noqa: E402
-from convlab import viz  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 CONFIGS = [(6, 6, 1), (6, 6, 2), (6, 6, 3), (6, 6, 6), (4, 8, 4), (2, 6, 2), (6, 2, 2), (1, 3, 1)]

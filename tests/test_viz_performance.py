@@ -1,23 +1,14 @@
 """What the performance figures draw: the addresses each output reads, the im2col matrix's entries,
 the benchmark's bars and the roofline's points, checked on the returned artists."""
 
-import matplotlib
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
 
-matplotlib.use("Agg")
+import convlab
+from convlab import viz
+from convlab.bench import LAYERS
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import convlab  # noqa: E402
-from convlab import viz  # noqa: E402
-from convlab.bench import LAYERS  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _gids(fig, prefix):
@@ -94,7 +85,7 @@ def test_im2col_figure_padding_cells_are_zero_and_grey():
     assert len(cells) == 9 * 4
     texts = _texts(fig)
     assert texts[(0, 8)] == "0"  # output (0, 0), tap (0, 0) reads the padded corner
-    grey = matplotlib.colors.to_rgba("#d9d9d9", 0.35)
+    grey = to_rgba("#d9d9d9", 0.35)
     assert np.allclose(cells["col:0:0"].get_facecolor(), grey)
     assert sum(t == "0" for t in texts.values()) == 36 - 4 * 4  # every output sees 4 real pixels
 

@@ -4,23 +4,13 @@ Expected values are written out here from the formulas (``1/N + 1/D_K^2``, ``k^2
 Eckart–Young's ``sqrt(sum of discarded s^2)``), not taken from the functions under test.
 """
 
-import matplotlib
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
 
-matplotlib.use("Agg")
+from convlab import viz
+from convlab.viz import _separable
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-
-from convlab import viz  # noqa: E402
-from convlab.viz import _separable  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _by_gid(artists, gid):

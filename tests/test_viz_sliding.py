@@ -11,18 +11,14 @@ import re
 import sys
 import warnings
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-
-import convlab  # noqa: E402
-from convlab import viz  # noqa: E402
-from convlab.viz import _sliding  # noqa: E402
+import convlab
+from convlab import viz
+from convlab.viz import _sliding
 
 SEED_X = np.arange(1, 7, dtype=np.float64)
 
@@ -58,11 +54,6 @@ SEED_OUTPUTS = [
 
 NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def naive_pads(L, k, s, padding, d):

@@ -6,26 +6,16 @@ overlap counts enumerated here tap by tap (``count[o] = #{(i, t): i s + t - p = 
 in 2-D so the 2-D counts are outer products of 1-D ones).
 """
 
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import convlab  # noqa: E402
-from convlab import viz  # noqa: E402
-from naive_transposed import conv_transpose_scatter  # noqa: E402
+import convlab
+from convlab import viz
+from naive_transposed import conv_transpose_scatter
 
 SEED_X = np.array([[1.0, 2.0], [3.0, 4.0]])
 SEED_KERNEL = np.array([[-1, 2, -3], [4, -5, 6], [-7, 8, -9]], dtype=np.float64)
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _gids(ax, prefix):
