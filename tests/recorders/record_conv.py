@@ -17,7 +17,7 @@ from conv_cases import CASES, UNFOLD_CASES  # noqa: E402
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def _torch_conv(case, x, w, b):
+def torch_conv(case, x, w, b):
     """torch.nn.ConvNd's forward: F.pad with the mode, then convolution without padding."""
     nd = case["nd"]
     conv = _CONV[nd]
@@ -46,7 +46,7 @@ def record(out_dir):
         w = rng.standard_normal(case["w"]).astype(dtype)
         b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
         with torch.no_grad():
-            out = _torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
+            out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
                               None if b is None else torch.from_numpy(b))
         name = case["name"]
         arrays[f"{name}/x"] = x

@@ -12,11 +12,15 @@ Run with a venv that has torch: ``python tests/record_references.py depthwise``.
 """
 
 import json
+import pathlib
+import sys
 
 import numpy as np
 import torch
 
-_MODULES = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
+# the same torch call as the plain-convolution references (nn.ConvNd's padding_mode handling)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from record_conv import torch_conv  # noqa: E402
 
 
 def _case(name, nd, x, k, multiplier=1, bias=True, stride=1, padding=0, dilation=1,
@@ -72,20 +76,6 @@ CASES = [
 ]
 
 
-def _torch_conv(case, x, w, b):
-    """torch.nn.ConvNd's forward with the case's padding mode (the module pads for us)."""
-    nd = case["nd"]
-    c_in = x.shape[-nd - 1]
-    m = _MODULES[nd](c_in, w.shape[0], w.shape[2:], stride=case["stride"], padding=case["padding"],
-                     dilation=case["dilation"], groups=case["groups"], bias=b is not None,
-                     padding_mode=case["padding_mode"]).to(w.dtype)
-    with torch.no_grad():
-        m.weight.copy_(w)
-        if b is not None:
-            m.bias.copy_(b)
-        return m(x)
-
-
 def record(out_dir):
     import pathlib
 
@@ -96,7 +86,7 @@ def record(out_dir):
         x = rng.standard_normal(case["x"]).astype(dtype)
         w = rng.standard_normal(case["w"]).astype(dtype)
         b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
-        out = _torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
+        out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
                           None if b is None else torch.from_numpy(b))
         name = case["name"]
         arrays[f"{name}/x"], arrays[f"{name}/w"], arrays[f"{name}/out"] = x, w, out.detach().numpy()
