@@ -22,7 +22,24 @@ from .config import parallel_launch
 from .shapes import conv_output_size
 
 __all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "conv2d_im2col", "conv2d_winograd", "conv2d_fft",
-           "check_winograd"]
+           "check_winograd", "pad_input"]
+
+
+# np.pad's names for PyTorch's padding modes (torch.nn.ConvNd pads with F.pad, whose 'replicate'
+# is NumPy's 'edge' and whose 'circular' is NumPy's 'wrap').
+_NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad_input(x, pairs, padding_mode):
+    """Pad the spatial dimensions of ``x`` (N, C, *spatial) as ``torch.nn.ConvNd`` does.
+
+    ``pairs`` holds one ``(before, after)`` per spatial dimension; ``padding_mode`` is one of
+    ``zeros``, ``reflect``, ``replicate``, ``circular``. The caller has checked the sizes.
+    """
+    if all(before == 0 and after == 0 for before, after in pairs):
+        return x
+    width = ((0, 0), (0, 0)) + tuple(pairs)
+    return np.pad(x, width, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
 def im2col_buffer_nbytes(batch, channels, kernel_size, output_size, itemsize):
@@ -70,7 +87,7 @@ def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     if unbatched:
         x = x[None]
     ks, ds, ps, ss, (oh, ow) = _unfold_geometry(x.shape[2:], kernel_size, dilation, padding, stride)
-    xp = np.pad(x, ((0, 0), (0, 0), (ps[0], ps[0]), (ps[1], ps[1]))) if any(ps) else x
+    xp = pad_input(x, ((ps[0], ps[0]), (ps[1], ps[1])), "zeros")
     cols = np.empty((x.shape[0], x.shape[1] * ks[0] * ks[1], oh * ow), dtype=x.dtype)
     if cols.size:
         with parallel_launch():

@@ -9,7 +9,7 @@ import numpy as np
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
 from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
-                         im2col_buffer_nbytes)
+                         im2col_buffer_nbytes, pad_input)  # pad_input stays importable from here
 from .config import parallel_launch
 from .shapes import conv_output_size, padding_pairs
 
@@ -17,10 +17,6 @@ __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: algorithms accepted by :func:`conv2d` (and :func:`conv1d`, which runs on the 2-D kernels)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
-
-# np.pad's names for PyTorch's padding modes (torch.nn.ConvNd pads with F.pad, whose 'replicate'
-# is NumPy's 'edge' and whose 'circular' is NumPy's 'wrap').
-_NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 _LAYOUT = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)", 3: "(N, C, D, H, W) or (C, D, H, W)"}
 _DIMS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -30,18 +26,6 @@ class _Prepared:
     """Validated, padded arguments of one convolution call."""
 
     __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched")
-
-
-def pad_input(x, pairs, padding_mode):
-    """Pad the spatial dimensions of ``x`` (N, C, *spatial) as ``torch.nn.ConvNd`` does.
-
-    ``pairs`` holds one ``(before, after)`` per spatial dimension; ``padding_mode`` is one of
-    ``zeros``, ``reflect``, ``replicate``, ``circular``. The caller has checked the sizes.
-    """
-    if all(before == 0 and after == 0 for before, after in pairs):
-        return x
-    width = ((0, 0), (0, 0)) + tuple(pairs)
-    return np.pad(x, width, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
 def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
