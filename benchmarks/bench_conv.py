@@ -16,6 +16,8 @@ import numpy as np
 
 import convlab
 
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
+
 LAYERS = [
     # name, N, C_in, H, W, C_out, k, stride, padding, groups
     ("64->64 56x56 3x3", 1, 64, 56, 56, 64, 3, 1, 1, 1),
@@ -26,15 +28,6 @@ LAYERS = [
     ("256->128 28x28 1x1 s2", 1, 256, 28, 28, 128, 1, 2, 0, 1),
     ("depthwise 32ch 112x112 3x3", 1, 32, 112, 112, 32, 3, 1, 1, 32),
 ]
-
-
-def best_time(fn, repeats):
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):

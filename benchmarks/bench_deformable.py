@@ -39,10 +39,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import numpy as np
+
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 #: (N, C_in, H, W, C_out) of the target layers
 LAYERS = [(1, 64, 56, 56, 64), (2, 128, 28, 28, 128), (1, 256, 14, 14, 256)]
@@ -62,17 +63,6 @@ def make_inputs(layer, seed=0):
         b=rng.standard_normal(c_out).astype(f32),
         grad_out=rng.standard_normal((n, c_out, h, w)).astype(f32),
     )
-
-
-def best_time(func, repeat):
-    """Minimum wall time of ``func()`` over ``repeat`` calls, after one warm-up call."""
-    func()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # --------------------------------------------------------------------------- the measured calls

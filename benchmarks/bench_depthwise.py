@@ -28,13 +28,14 @@ seeded generator; the weights are ``(K * C, 1, k, k)``.
 
 import argparse
 import sys
-import time
 
 import numba
 import numpy as np
 
 import convlab
 from convlab._kernels_depthwise import conv2d_generic_grouped, conv2d_per_group
+
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 try:  # optional: only for comparison
     import torch
@@ -53,17 +54,6 @@ LAYERS = [
 ]
 
 METHODS = ("dedicated", "generic", "im2col", "per-group", "torch")
-
-
-def best_time(func, repeat):
-    """Minimum wall time of ``func()`` over ``repeat`` calls, after one warm-up call."""
-    func()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def make_inputs(layer, dtype, seed=0):

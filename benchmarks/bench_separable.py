@@ -18,12 +18,13 @@ least disturbed by other processes on a shared machine):
 """
 
 import argparse
-import time
 
 import numpy as np
 
 import convlab
 from convlab.separable import choose_separable_algorithm
+
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 try:  # optional: only for comparison
     import torch
@@ -38,17 +39,6 @@ MOBILENET_PAIRS = [
     (512, 512, 14, 1), (512, 1024, 14, 2), (1024, 1024, 7, 1),
 ]
 SMALL_LAYERS = [(3, 4, 32, 1), (8, 16, 32, 1), (16, 32, 64, 1)]
-
-
-def best_time(func, repeat):
-    """Minimum wall time of ``func()`` over ``repeat`` calls, after one warm-up call (compiles)."""
-    func()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def fused_vs_two_pass(repeat, dtype=np.float32, batch=1):
