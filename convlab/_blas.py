@@ -1,0 +1,109 @@
+"""Matrix products inside parallel Numba kernels, one BLAS thread per Numba thread.
+
+The fast algorithms (Winograd, im2col, deformable) are "transform a block of the input, multiply
+it by the weights, transform the result back". Done as three separate steps, each parallel on its
+own, that pipeline alternates two thread pools: Numba's workers for the transforms and the BLAS
+library's workers for the GEMMs. Both pools busy-wait for a while after each job, so on a machine
+with few cores the one that is idle steals time from the one that works, and the many short GEMMs
+of a layer scale badly (measured on 2 cores: 16 Winograd GEMMs of 64x64x784 went from 0.91 ms on
+one thread to only 0.74 ms on two).
+
+The kernels here instead split the *output* among Numba's threads (``prange`` over the threads)
+and let every thread run its whole pipeline on its own blocks: transform, ``np.dot`` (which Numba
+compiles to a call of SciPy's BLAS), transform back, with the block still in the thread's cache.
+For that, each of these BLAS calls must run on the calling thread only. OpenBLAS (0.3.27 and
+later) and MKL both have a *thread-local* setting for this, so the rest of the process (and other
+threads calling SciPy or NumPy meanwhile) keeps its own BLAS thread count.
+
+:func:`blas_threads_setter` finds that setting in the BLAS library SciPy's ``cython_blas`` uses
+and returns it as a ctypes function, which the kernels take as an argument (an argument, not a
+global: a ctypes pointer in a global would stop Numba from caching the kernel on disk). When the
+library has no such function (another BLAS), a no-op is returned: the kernels stay correct, and
+the BLAS library decides its own threading.
+"""
+
+import ctypes
+import glob
+import os
+import threading
+
+__all__ = ["blas_threads_setter", "blas_library"]
+
+# the thread-local setters, newest first; each takes the thread count and returns the previous one
+_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local",
+            "mkl_set_num_threads_local", "MKL_Set_Num_Threads_Local")
+
+_LOCK = threading.Lock()
+_CACHE = {}
+
+_SETTER_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
+
+
+@_SETTER_TYPE
+def _no_setter(threads):
+    """Stand-in when SciPy's BLAS has no thread-local setting: changes nothing."""
+    return 0
+
+
+def _candidate_libraries():
+    """Paths of the BLAS shared libraries that SciPy ships or links, most likely first."""
+    try:
+        import scipy
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return []
+    root = os.path.dirname(scipy.__file__)
+    patterns = [
+        os.path.join(root, os.pardir, "scipy.libs", "*openblas*"),   # Linux and Windows wheels
+        os.path.join(root, ".dylibs", "*openblas*"),                 # macOS wheels
+        os.path.join(root, os.pardir, "scipy.libs", "*mkl_rt*"),
+    ]
+    found = []
+    for pattern in patterns:
+        found.extend(sorted(glob.glob(pattern)))
+    return found
+
+
+def _open_loaded(path):
+    """``ctypes.CDLL`` of an already loaded library, without loading anything new."""
+    mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL
+    try:
+        return ctypes.CDLL(path, mode=mode)
+    except OSError:
+        return None
+
+
+def _find_setter():
+    # Numba's np.dot binds to scipy.linalg.cython_blas; importing it loads SciPy's BLAS.
+    import scipy.linalg.cython_blas  # noqa: F401
+    for path in _candidate_libraries():
+        lib = _open_loaded(path)
+        if lib is None:
+            continue
+        for name in _SETTERS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                setter = _SETTER_TYPE((name, lib))
+                return setter, f"{os.path.basename(path)}:{name}"
+    # MKL or a system BLAS linked by name (conda): look in the process itself
+    process = ctypes.CDLL(None)
+    for name in _SETTERS:
+        if getattr(process, name, None) is not None:
+            return _SETTER_TYPE((name, process)), f"process:{name}"
+    return _no_setter, None
+
+
+def blas_threads_setter():
+    """The ctypes function ``set(threads) -> previous`` for SciPy's BLAS on the calling thread.
+
+    Found once per process; a no-op function when the BLAS library has no thread-local setting.
+    """
+    with _LOCK:
+        if "setter" not in _CACHE:
+            _CACHE["setter"], _CACHE["library"] = _find_setter()
+        return _CACHE["setter"]
+
+
+def blas_library():
+    """``"library:function"`` of the thread-local setter in use, or ``None`` if there is none."""
+    blas_threads_setter()
+    return _CACHE["library"]
