@@ -297,37 +297,89 @@ def _im2col(xp, cols, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n):
                         dst[base + ow] = row[ow * sw + kw * dw]
 
 
-@njit(**NJIT_OPTIONS)
-def _im2col_tasks(xp, cols, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n, start, stop):
-    """:func:`_im2col` for tasks ``start <= task < stop`` of the ``N * C * KH`` (image, channel,
-    kernel row) triples.
+@njit(inline="always", **NJIT_OPTIONS)
+def _im2col_block(xp, n, cols, kh_n, kw_n, sh, sw, dh, dw, ow_n, p0, p1):
+    """Columns ``p0 <= p < p1`` (output position ``p = oh * OW + ow``) of image ``n``'s im2col.
 
-    Serial and ``nogil``: the im2col + GEMM path of ``conv2d`` runs it on Python threads
-    (:func:`convlab._winograd.split_launch`) so that Numba's workers never compete with BLAS's.
-    A task per kernel row, not per plane, so that a 3-channel stem layer still has 21 tasks to
-    share; stride 1 and 2 get loops with a literal stride (unit-stride or interleaved loads).
+    cols: (C * KH * KW, >= p1 - p0), row ``(c * KH + kh) * KW + kw`` as in :func:`_im2col`. The
+    block may start and end in the middle of an output row; stride 1 and 2 get loops with a
+    literal stride.
     """
     channels = xp.shape[1]
-    for task in range(start, stop):
-        n = task // (channels * kh_n)
-        c = (task // kh_n) % channels
-        kh = task % kh_n
+    oh_first = p0 // ow_n
+    oh_last = (p1 - 1) // ow_n
+    for c in range(channels):
         src = xp[n, c]
-        for kw in range(kw_n):
-            dst = cols[n, (c * kh_n + kh) * kw_n + kw]
-            col0 = kw * dw
-            for oh in range(oh_n):
-                row = src[oh * sh + kh * dh]
-                base = oh * ow_n
-                if sw == 1:
-                    for ow in range(ow_n):
-                        dst[base + ow] = row[ow + col0]
-                elif sw == 2:
-                    for ow in range(ow_n):
-                        dst[base + ow] = row[2 * ow + col0]
-                else:
-                    for ow in range(ow_n):
-                        dst[base + ow] = row[ow * sw + col0]
+        for kh in range(kh_n):
+            for kw in range(kw_n):
+                dst = cols[(c * kh_n + kh) * kw_n + kw]
+                col0 = kw * dw
+                for oh in range(oh_first, oh_last + 1):
+                    ow0 = p0 - oh * ow_n if oh == oh_first else 0
+                    ow1 = p1 - oh * ow_n if oh == oh_last else ow_n
+                    # slices, so that every index below counts up from 0 (a possibly negative
+                    # index gets a wraparound check that stops LLVM from vectorising)
+                    seg = dst[oh * ow_n + ow0 - p0:oh * ow_n + ow1 - p0]
+                    row = src[oh * sh + kh * dh, col0 + ow0 * sw:]
+                    if sw == 1:
+                        for i in range(ow1 - ow0):
+                            seg[i] = row[i]
+                    elif sw == 2:
+                        for i in range(ow1 - ow0):
+                            seg[i] = row[2 * i]
+                    else:
+                        for i in range(ow1 - ow0):
+                            seg[i] = row[i * sw]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _im2col_gemm(set_blas_threads, xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, groups, block,
+                 cols_buf, prod_buf):
+    """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
+
+    xp: (N, C_in, Hp, Wp) padded input; w2: (C_out, C_in/groups * KH * KW) weight matrix; b:
+    (C_out,); out: (N, C_out, OH, OW), overwritten. The ``N * OH * OW`` output positions are split
+    into ``cols_buf.shape[0]`` contiguous ranges, one per thread (``prange``); a thread walks its
+    range in blocks of at most ``block`` positions (never across images): im2col of the block into
+    its ``cols`` (C_in * KH * KW, T), ``np.dot(w2, cols)`` per group into its ``prod`` (C_out, T)
+    with BLAS held to the calling thread (``set_blas_threads``, see :mod:`convlab._blas`), then the
+    products plus bias into ``out``. The block never leaves the thread's cache, and the column
+    buffer is ``threads * block`` columns instead of the whole ``OH * OW``.
+    """
+    n_threads = cols_buf.shape[0]
+    n_batch, c_out = out.shape[0], out.shape[1]
+    ow_n = out.shape[3]
+    positions = out.shape[2] * ow_n
+    rows = xp.shape[1] * kh_n * kw_n
+    rows_per_group = rows // groups
+    out_per_group = c_out // groups
+    out2 = out.reshape((n_batch, c_out, positions))
+    total = n_batch * positions
+    for t in prange(n_threads):
+        previous = set_blas_threads(1)
+        q = total * t // n_threads
+        hi = total * (t + 1) // n_threads
+        while q < hi:
+            n = q // positions
+            p0 = q - n * positions
+            p1 = min(positions, p0 + block, p0 + (hi - q))
+            width = p1 - p0
+            cols = cols_buf[t, :rows * width].reshape((rows, width))
+            prod = prod_buf[t, :c_out * width].reshape((c_out, width))
+            _im2col_block(xp, n, cols, kh_n, kw_n, sh, sw, dh, dw, ow_n, p0, p1)
+            for g in range(groups):
+                o0 = g * out_per_group
+                r0 = g * rows_per_group
+                np.dot(w2[o0:o0 + out_per_group], cols[r0:r0 + rows_per_group],
+                       prod[o0:o0 + out_per_group])
+            for o in range(c_out):
+                bias = b[o]
+                dst = out2[n, o]
+                src = prod[o]
+                for i in range(width):
+                    dst[p0 + i] = src[i] + bias
+            q += width
+        set_blas_threads(previous)
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -350,13 +402,3 @@ def _col2im(cols, outp, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n):
                     base = oh * ow_n
                     for ow in range(ow_n):
                         row[ow * sw + kw * dw] += src[base + ow]
-
-
-@njit(**NJIT_OPTIONS)
-def _add_bias(out, b):
-    """out: (N, C, L) += b[c]."""
-    for n in range(out.shape[0]):
-        for c in range(out.shape[1]):
-            bias = b[c]
-            for i in range(out.shape[2]):
-                out[n, c, i] += bias

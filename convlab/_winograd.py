@@ -16,11 +16,16 @@ be taken in the transformed domain: for each of the 16 positions ``(i, j)`` of t
 ``M[i, j] = U[i, j] @ V[i, j]``, a matrix product of the transformed filters ``U`` (C_out x C_in)
 and the transformed input tiles ``V`` (C_in x tiles). So the layer becomes:
 
-1. the filter transform ``U = G g G^T`` (once per call, one small matrix product);
-2. the input transform ``V = B^T d B`` of every overlapping 4x4 tile (tiles step by 2): a Numba
-   kernel, additions and subtractions only;
-3. sixteen GEMMs ``M[k] = U[k] @ V[k]`` (BLAS, via ``numpy.matmul``);
-4. the output transform ``Y = A^T M A`` of every tile plus the bias: a Numba kernel.
+1. the filter transform ``U = G g G^T`` (once per call; a Numba loop over the filters);
+2. the input transform ``V = B^T d B`` of every overlapping 4x4 tile (tiles step by 2): additions
+   and subtractions only;
+3. sixteen GEMMs ``M[k] = U[k] @ V[k]`` (BLAS);
+4. the output transform ``Y = A^T M A`` of every tile plus the bias.
+
+Steps 2-4 run in one parallel Numba kernel (:func:`_winograd_fused`): each thread takes a share of
+the tile rows and pushes blocks of about a hundred tiles through all three steps, calling BLAS for
+its own GEMMs on its own core (:mod:`convlab._blas`), so a block's V and M never leave the core's
+cache and no thread waits for another between the steps.
 
 Accuracy: F(2x2, 3x3) needs no looser tolerance than the direct loop. Its transforms use only
 0, +-1 and 1/2, which are exact in binary floating point, and each transformed value adds at most
@@ -41,9 +46,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .config import NJIT_OPTIONS
+from ._blas import blas_threads_setter
+from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
 #: F(2, 3) input transform B^T (4 x 4), Lavin & Gray (2016), eq. (8)
 BT = np.array([[1, 0, -1, 0],
@@ -61,9 +67,6 @@ AT = np.array([[1, 1, 1, 0],
 
 #: output tile size m, filter size r and input tile size alpha = m + r - 1 of F(m x m, r x r)
 TILE, TAPS, ALPHA = 2, 3, 4
-_G_KRON_G = np.kron(G, G)
-#: bytes of transformed tiles (input and products) processed at once; see conv2d_winograd
-CHUNK_BYTES = 8 * 2**20
 
 
 _WORKSPACE = threading.local()
@@ -96,13 +99,14 @@ _POOL_LOCK = threading.Lock()
 def split_launch(kernel, n_tasks, *args):
     """Run ``kernel(*args, start, stop)`` over ``[0, n_tasks)`` split across threads; wait for all.
 
-    The kernels of the BLAS-based algorithms (im2col, Winograd, FFT) are serial, ``nogil`` Numba
-    functions over a range of tasks, run by the calling thread and a small pool of Python threads
-    (as many threads in all as ``numba.get_num_threads()``), not by Numba's ``parallel=True``
-    machinery. The reason is measured: Numba's OpenMP workers busy-wait after each parallel
-    region, and so do OpenBLAS's workers after each GEMM (for up to ~0.1 s), so alternating the
-    two pools on a two-core machine made a 64-channel 56x56 Winograd layer 10x slower (24 ms
-    instead of 2.3 ms). Idle Python threads sleep, so the GEMMs always find the cores free.
+    The FFT's channel sums are serial, ``nogil`` Numba functions over a range of tasks, run by the
+    calling thread and a small pool of Python threads (as many threads in all as
+    ``numba.get_num_threads()``), not by Numba's ``parallel=True`` machinery, because they
+    alternate with NumPy's FFTs: Numba's OpenMP workers busy-wait after each parallel region, and
+    alternating them with another library's threads on a two-core machine made a 64-channel 56x56
+    Winograd layer 10x slower (24 ms instead of 2.3 ms) back when Winograd was built that way.
+    Idle Python threads sleep. (im2col and Winograd now call BLAS from inside one parallel Numba
+    kernel instead: :mod:`convlab._blas`.)
     """
     threads = min(numba.get_num_threads(), n_tasks)
     if threads <= 1:
@@ -123,21 +127,6 @@ def split_launch(kernel, n_tasks, *args):
             future.result()
 
 
-def _row_length(columns, itemsize):
-    """Row length (elements) of a ``(channels, 16, row)`` buffer whose 16 rows do not alias in L1.
-
-    The transform kernels write (or read) the 16 rows of one channel in lockstep. When the rows
-    are a multiple of 1 KiB apart, the 16 streams fall into at most four L1 cache sets and evict
-    each other (with planes a multiple of 4 KiB apart, a 64-channel 56x56 layer's input transform
-    ran ten times slower per element than a 14x14 one); a few elements of padding per row break
-    the alignment.
-    """
-    length = columns
-    while (length * itemsize) % 1024 == 0:
-        length += 16
-    return length
-
-
 def winograd_weight_transform(w, out=None):
     """``U = G g G^T`` for every filter: (C_out, C_in/groups, 3, 3) -> (16, C_out, C_in/groups).
 
@@ -145,114 +134,245 @@ def winograd_weight_transform(w, out=None):
     computed in ``w``'s dtype (C-contiguous ``w`` expected); ``out``, if given, is a C-contiguous
     array of that shape and dtype to write into.
     """
-    # vec(G g G^T) = (G kron G) vec(g) for row-major vec: one (16 x 9) @ (9 x filters) product.
-    # G's entries (0, 1/2, 1) and the 16 x 9 product's sums of at most 9 terms are exact enough in
-    # the weight's own precision.
-    g = w.reshape(w.shape[0] * w.shape[1], TAPS * TAPS)
     if out is None:
         out = np.empty((ALPHA * ALPHA, w.shape[0], w.shape[1]), dtype=w.dtype)
-    np.matmul(_G_KRON_G.astype(w.dtype), g.T, out=out.reshape(ALPHA * ALPHA, g.shape[0]))
+    with parallel_launch():
+        _weight_transform(np.ascontiguousarray(w), out.reshape(ALPHA * ALPHA, -1))
     return out
 
 
-@njit(**NJIT_OPTIONS)
-def _winograd_input_transform(xp, v, th_n, tw_n, start, stop):
-    """``V = B^T d B`` for every 4x4 input tile ``d`` (tiles step by 2).
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _weight_transform(w, u):
+    """``G g G^T`` of every 3x3 filter ``g``, spelled out: G's entries are 0, 1/2 and 1.
 
-    xp: (N, C, Hp, Wp) padded input with ``Hp >= 2 th_n + 2`` and ``Wp >= 2 tw_n + 2``;
-    v: (C, 16, >= N * th_n * tw_n), overwritten; ``v[c, 4 i + j, t]`` is entry ``(i, j)`` of the
-    transformed tile ``t = (n * th_n + ti) * tw_n + tj``, whose top-left input element is
-    ``(2 ti, 2 tj)``. Tasks ``start <= task < stop`` of the
-    ``N * C`` (image, channel) planes (:func:`split_launch`); the innermost loop runs along a row
-    of tiles, so each of the 16 outputs is written contiguously.
+    A Numba loop, not a (16 x 9) @ (9 x filters) BLAS product: the product is too small to be worth
+    waking the BLAS library's threads, which then spin while the Numba kernels that follow want
+    both cores (measured: a 64-channel 56x56 layer took 6 ms instead of 1 ms). u: (16, filters).
+    Blocks of 64 filters are spread over the threads: for wide layers the transform is bound by
+    memory traffic (256 x 256 filters: 2.4 MB read, 4 MB written), which two cores move faster.
+    """
+    filters = u.shape[1]
+    g = w.reshape(filters, TAPS * TAPS)
+    half = w.dtype.type(0.5)
+    # 64 filters at a time: their taps transposed into ``gt`` (9, 64), so that every step below
+    # is a unit-stride loop over 64 filters that LLVM vectorises; the 16 rows of the result are
+    # then copied out one at a time (writing the 16 rows of u in lockstep is 4K-aliased whenever
+    # a row is a multiple of 4 KiB: 16x slower at 256x256 channels)
+    for b in prange((filters + 63) // 64):
+        f0 = 64 * b
+        n = min(filters, f0 + 64) - f0
+        gt = np.empty((TAPS * TAPS, 64), dtype=w.dtype)
+        a = np.empty((ALPHA, TAPS, 64), dtype=w.dtype)
+        for q in range(n):
+            for tap in range(TAPS * TAPS):
+                gt[tap, q] = g[f0 + q, tap]
+        # G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of each filter, per column
+        for col in range(TAPS):
+            for q in range(n):
+                g0, g1, g2 = gt[col, q], gt[TAPS + col, q], gt[2 * TAPS + col, q]
+                a[0, col, q] = g0
+                a[1, col, q] = (g0 + g1 + g2) * half
+                a[2, col, q] = (g0 - g1 + g2) * half
+                a[3, col, q] = g2
+        # (G g) G^T: the same along each row, straight into u
+        for row in range(ALPHA):
+            k = row * ALPHA
+            for q in range(n):
+                h0, h1, h2 = a[row, 0, q], a[row, 1, q], a[row, 2, q]
+                u[k, f0 + q] = h0
+                u[k + 1, f0 + q] = (h0 + h1 + h2) * half
+                u[k + 2, f0 + q] = (h0 - h1 + h2) * half
+                u[k + 3, f0 + q] = h2
+
+
+@njit(**NJIT_OPTIONS)
+def _winograd_input_transform(xp, v, th_n, tw_n, r0, r1):
+    """``V = B^T d B`` for every 4x4 input tile ``d`` of the tile rows ``r0 <= r < r1``.
+
+    xp: (N, C, Hp, Wp) padded input with ``Hp >= 2 th_n + 2`` and ``Wp >= 2 tw_n + 2``; tile row
+    ``r`` is row ``ti = r % th_n`` of image ``n = r // th_n``, and tile ``(ti, tj)`` has its top-left
+    input element at ``(2 ti, 2 tj)``. v: (16, C, >= (r1 - r0) tw_n), overwritten;
+    ``v[4 i + j, c, p]`` is entry ``(i, j)`` of the transformed tile ``p = (r - r0) tw_n + tj`` of
+    channel ``c``. The innermost loop runs along a row of tiles, so each of the 16 outputs is
+    written contiguously.
     """
     channels = xp.shape[1]
-    tiles = th_n * tw_n
-    for task in range(start, stop):
-        n = task // channels
-        c = task % channels
-        src = xp[n, c]
-        for ti in range(th_n):
-            r0 = src[2 * ti]
-            r1 = src[2 * ti + 1]
-            r2 = src[2 * ti + 2]
-            r3 = src[2 * ti + 3]
-            base = n * tiles + ti * tw_n
+    for c in range(channels):
+        for r in range(r0, r1):
+            n = r // th_n
+            ti = r % th_n
+            src = xp[n, c]
+            x0 = src[2 * ti]
+            x1 = src[2 * ti + 1]
+            x2 = src[2 * ti + 2]
+            x3 = src[2 * ti + 3]
+            base = (r - r0) * tw_n
             for tj in range(tw_n):
                 j = 2 * tj
                 # B^T d: combine the four rows of the tile (column by column)
-                t00 = r0[j] - r2[j]
-                t01 = r0[j + 1] - r2[j + 1]
-                t02 = r0[j + 2] - r2[j + 2]
-                t03 = r0[j + 3] - r2[j + 3]
-                t10 = r1[j] + r2[j]
-                t11 = r1[j + 1] + r2[j + 1]
-                t12 = r1[j + 2] + r2[j + 2]
-                t13 = r1[j + 3] + r2[j + 3]
-                t20 = r2[j] - r1[j]
-                t21 = r2[j + 1] - r1[j + 1]
-                t22 = r2[j + 2] - r1[j + 2]
-                t23 = r2[j + 3] - r1[j + 3]
-                t30 = r1[j] - r3[j]
-                t31 = r1[j + 1] - r3[j + 1]
-                t32 = r1[j + 2] - r3[j + 2]
-                t33 = r1[j + 3] - r3[j + 3]
+                t00 = x0[j] - x2[j]
+                t01 = x0[j + 1] - x2[j + 1]
+                t02 = x0[j + 2] - x2[j + 2]
+                t03 = x0[j + 3] - x2[j + 3]
+                t10 = x1[j] + x2[j]
+                t11 = x1[j + 1] + x2[j + 1]
+                t12 = x1[j + 2] + x2[j + 2]
+                t13 = x1[j + 3] + x2[j + 3]
+                t20 = x2[j] - x1[j]
+                t21 = x2[j + 1] - x1[j + 1]
+                t22 = x2[j + 2] - x1[j + 2]
+                t23 = x2[j + 3] - x1[j + 3]
+                t30 = x1[j] - x3[j]
+                t31 = x1[j + 1] - x3[j + 1]
+                t32 = x1[j + 2] - x3[j + 2]
+                t33 = x1[j + 3] - x3[j + 3]
                 # (B^T d) B: the same combination along each row
                 p = base + tj
-                v[c, 0, p] = t00 - t02
-                v[c, 1, p] = t01 + t02
-                v[c, 2, p] = t02 - t01
-                v[c, 3, p] = t01 - t03
-                v[c, 4, p] = t10 - t12
-                v[c, 5, p] = t11 + t12
-                v[c, 6, p] = t12 - t11
-                v[c, 7, p] = t11 - t13
-                v[c, 8, p] = t20 - t22
-                v[c, 9, p] = t21 + t22
-                v[c, 10, p] = t22 - t21
-                v[c, 11, p] = t21 - t23
-                v[c, 12, p] = t30 - t32
-                v[c, 13, p] = t31 + t32
-                v[c, 14, p] = t32 - t31
-                v[c, 15, p] = t31 - t33
+                v[0, c, p] = t00 - t02
+                v[1, c, p] = t01 + t02
+                v[2, c, p] = t02 - t01
+                v[3, c, p] = t01 - t03
+                v[4, c, p] = t10 - t12
+                v[5, c, p] = t11 + t12
+                v[6, c, p] = t12 - t11
+                v[7, c, p] = t11 - t13
+                v[8, c, p] = t20 - t22
+                v[9, c, p] = t21 + t22
+                v[10, c, p] = t22 - t21
+                v[11, c, p] = t21 - t23
+                v[12, c, p] = t30 - t32
+                v[13, c, p] = t31 + t32
+                v[14, c, p] = t32 - t31
+                v[15, c, p] = t31 - t33
 
 
 @njit(**NJIT_OPTIONS)
-def _winograd_output_transform(m, b, out, th_n, tw_n, start, stop):
-    """``Y = A^T M A + bias`` for every tile: the 2x2 outputs of the 16 products.
+def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
+    """``Y = A^T M A + bias`` for every tile of the tile rows ``r0 <= r < r1``.
 
-    m: (C_out, 16, >= N * th_n * tw_n) products, laid out like ``v`` above; b: (C_out,); out: (N, C_out, 2 th_n, 2 tw_n),
-    overwritten. Tasks ``start <= task < stop`` of the ``N * C_out`` (image, output channel)
-    planes.
+    m: (16, C_out, >= (r1 - r0) tw_n) products, laid out like ``v`` above; b: (C_out,);
+    out: (N, C_out, H_out, W_out) with ``H_out >= 2 th_n - 1`` and ``W_out >= 2 tw_n - 1``: the
+    outputs of the last tile row and column that fall outside an odd-sized ``out`` are dropped.
     """
     c_out = out.shape[1]
-    tiles = th_n * tw_n
-    for task in range(start, stop):
-        n = task // c_out
-        o = task % c_out
+    oh, ow = out.shape[2], out.shape[3]
+    full_w = 2 * tw_n == ow
+    for o in range(c_out):
         bias = b[o]
-        plane = out[n, o]
-        for ti in range(th_n):
+        for r in range(r0, r1):
+            n = r // th_n
+            ti = r % th_n
+            plane = out[n, o]
             y0 = plane[2 * ti]
-            y1 = plane[2 * ti + 1]
-            base = n * tiles + ti * tw_n
-            for tj in range(tw_n):
+            second_row = 2 * ti + 1 < oh
+            y1 = plane[2 * ti + 1] if second_row else plane[2 * ti]
+            base = (r - r0) * tw_n
+            last = tw_n if full_w else tw_n - 1
+            for tj in range(last):
                 p = base + tj
                 # A^T M: rows 0 + 1 + 2 and 1 - 2 - 3 of the 4x4 product tile
-                s00 = m[o, 0, p] + m[o, 4, p] + m[o, 8, p]
-                s01 = m[o, 1, p] + m[o, 5, p] + m[o, 9, p]
-                s02 = m[o, 2, p] + m[o, 6, p] + m[o, 10, p]
-                s03 = m[o, 3, p] + m[o, 7, p] + m[o, 11, p]
-                s10 = m[o, 4, p] - m[o, 8, p] - m[o, 12, p]
-                s11 = m[o, 5, p] - m[o, 9, p] - m[o, 13, p]
-                s12 = m[o, 6, p] - m[o, 10, p] - m[o, 14, p]
-                s13 = m[o, 7, p] - m[o, 11, p] - m[o, 15, p]
+                s00 = m[0, o, p] + m[4, o, p] + m[8, o, p]
+                s01 = m[1, o, p] + m[5, o, p] + m[9, o, p]
+                s02 = m[2, o, p] + m[6, o, p] + m[10, o, p]
+                s03 = m[3, o, p] + m[7, o, p] + m[11, o, p]
+                s10 = m[4, o, p] - m[8, o, p] - m[12, o, p]
+                s11 = m[5, o, p] - m[9, o, p] - m[13, o, p]
+                s12 = m[6, o, p] - m[10, o, p] - m[14, o, p]
+                s13 = m[7, o, p] - m[11, o, p] - m[15, o, p]
                 # (A^T M) A: the same along each row
                 j = 2 * tj
                 y0[j] = bias + (s00 + s01 + s02)
                 y0[j + 1] = bias + (s01 - s02 - s03)
-                y1[j] = bias + (s10 + s11 + s12)
-                y1[j + 1] = bias + (s11 - s12 - s13)
+                if second_row:
+                    y1[j] = bias + (s10 + s11 + s12)
+                    y1[j + 1] = bias + (s11 - s12 - s13)
+            if not full_w:
+                # odd width: the last tile of the row has one output column
+                p = base + tw_n - 1
+                s00 = m[0, o, p] + m[4, o, p] + m[8, o, p]
+                s01 = m[1, o, p] + m[5, o, p] + m[9, o, p]
+                s02 = m[2, o, p] + m[6, o, p] + m[10, o, p]
+                s10 = m[4, o, p] - m[8, o, p] - m[12, o, p]
+                s11 = m[5, o, p] - m[9, o, p] - m[13, o, p]
+                s12 = m[6, o, p] - m[10, o, p] - m[14, o, p]
+                j = 2 * (tw_n - 1)
+                y0[j] = bias + (s00 + s01 + s02)
+                if second_row:
+                    y1[j] = bias + (s10 + s11 + s12)
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_per_block,
+                    v_buf, m_buf):
+    """The whole layer: every thread transforms, multiplies and transforms back its own tiles.
+
+    The ``N * th_n`` tile rows are split into ``v_buf.shape[0]`` contiguous ranges, one per thread
+    (``prange``); a thread walks its range in blocks of ``rows_per_block`` tile rows: input
+    transform into its ``v`` (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` with BLAS
+    held to the calling thread (``set_blas_threads``, see :mod:`convlab._blas`), output transform
+    of its ``m`` (16, C_out, T). Nothing waits between the steps and a block's ``v`` and ``m``
+    stay in the thread's cache. ``v_buf`` and ``m_buf`` are (threads, size) scratch rows; a
+    block's T columns may get one zero column more (:func:`_block_columns`) so that the 16 slabs
+    do not alias.
+    """
+    n_threads = v_buf.shape[0]
+    rows = out.shape[0] * th_n
+    c_in = xp.shape[1]
+    c_out = out.shape[1]
+    c_per_group = c_in // groups
+    out_per_group = c_out // groups
+    for t in prange(n_threads):
+        previous = set_blas_threads(1)
+        lo = rows * t // n_threads
+        hi = rows * (t + 1) // n_threads
+        for r0 in range(lo, hi, rows_per_block):
+            r1 = min(hi, r0 + rows_per_block)
+            cols = _block_columns((r1 - r0) * tw_n, c_in, c_out, xp.itemsize)
+            v = v_buf[t, :ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
+            m = m_buf[t, :ALPHA * ALPHA * c_out * cols].reshape((ALPHA * ALPHA, c_out, cols))
+            _winograd_input_transform(xp, v, th_n, tw_n, r0, r1)
+            v[:, :, (r1 - r0) * tw_n:] = 0
+            for k in range(ALPHA * ALPHA):
+                for g in range(groups):
+                    o0 = g * out_per_group
+                    i0 = g * c_per_group
+                    np.dot(u[k, o0:o0 + out_per_group], v[k, i0:i0 + c_per_group],
+                           m[k, o0:o0 + out_per_group])
+            _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1)
+        set_blas_threads(previous)
+
+
+@njit(**NJIT_OPTIONS)
+def _block_columns(tiles, c_in, c_out, itemsize):
+    """Columns of a block's (16, C, T) slabs: ``tiles``, or one more if the slabs would alias.
+
+    The transforms write (or read) the 16 slabs in lockstep. When a slab's size is a multiple of
+    4 KiB the 16 streams compete for the same L1 sets and 4K-aliasing stalls every store: a
+    64-channel 56x56 layer ran 3-10x slower in the input transform with 112- or 784-tile blocks
+    than with 56-tile ones. An odd column count fixes it whenever ``C * itemsize`` is not itself a
+    multiple of 4 KiB (then nothing would). The extra column is zeroed and its products dropped.
+    """
+    if tiles % 2 == 0 and ((c_in * tiles * itemsize) % 4096 == 0
+                           or (c_out * tiles * itemsize) % 4096 == 0):
+        return tiles + 1
+    return tiles
+
+
+def _rows_per_block(th_n, tw_n, c_in, c_out, itemsize, rows, threads):
+    """Tile rows per block: about ``BLOCK_TILES`` tiles, within ``BLOCK_BYTES`` of V and M."""
+    per_tile = ALPHA * ALPHA * (c_in + c_out) * itemsize
+    tiles = max(MIN_BLOCK_TILES, min(BLOCK_TILES, BLOCK_BYTES // per_tile))
+    per_thread = -(-rows // threads)
+    return max(1, min(per_thread, round(tiles / tw_n)))
+
+
+#: tiles per block a thread works on: enough columns for the GEMMs to run near full speed ...
+BLOCK_TILES = 128
+#: ... as long as V and M of a block fit in this many bytes (a core's L2 on this project's machine
+#: is 2 MiB) ...
+BLOCK_BYTES = 2**20
+#: ... but never fewer tiles than this (wide layers: the GEMMs need columns more than cache)
+MIN_BLOCK_TILES = 32
 
 
 def conv2d_winograd(xp, w, b, out, groups):
@@ -262,45 +382,22 @@ def conv2d_winograd(xp, w, b, out, groups):
     everything and checked that the filters are 3x3 with stride and dilation 1.
     """
     n_batch, c_in = xp.shape[0], xp.shape[1]
-    c_out, c_per_group = w.shape[0], w.shape[1]
+    c_out = w.shape[0]
     oh, ow = out.shape[2], out.shape[3]
     th_n, tw_n = (oh + TILE - 1) // TILE, (ow + TILE - 1) // TILE
     # An odd output size needs one more input row/column for the last tile: zeros, whose outputs
-    # are computed and dropped.
+    # are dropped by the output transform.
     extra_h = TILE * th_n + TAPS - 1 - xp.shape[2]
     extra_w = TILE * tw_n + TAPS - 1 - xp.shape[3]
     if extra_h or extra_w:
         xp = np.pad(xp, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)))
+    xp = np.ascontiguousarray(xp)
     u = winograd_weight_transform(w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype))
-    full = out if (oh, ow) == (TILE * th_n, TILE * tw_n) else np.empty(
-        (n_batch, c_out, TILE * th_n, TILE * tw_n), dtype=out.dtype)
-    # Images go through in chunks whose transformed tiles (V and M) take about CHUNK_BYTES, so
-    # that the buffers are reused while still in cache (a batch of 8 64-channel 56x56 images at
-    # once was 1.6x slower than one image at a time).
-    per_image = (c_in + c_out) * ALPHA * ALPHA * th_n * tw_n * xp.itemsize
-    chunk = max(1, min(n_batch, CHUNK_BYTES // per_image))
-    for start in range(0, n_batch, chunk):
-        stop = min(n_batch, start + chunk)
-        _winograd_chunk(xp[start:stop], u, b, full[start:stop], groups, th_n, tw_n)
-    if full is not out:
-        out[...] = full[:, :, :oh, :ow]
-
-
-def _winograd_chunk(xp, u, b, out, groups, th_n, tw_n):
-    """Input transform, 16 GEMMs and output transform for the images of ``xp`` (contiguous)."""
-    n_batch, c_in = xp.shape[0], xp.shape[1]
-    c_out, c_per_group = u.shape[1], u.shape[2]
-    tiles = n_batch * th_n * tw_n
-    # (channel, position, tile) layout, rows padded (see _row_length); the GEMMs see the
-    # (position, channel, tile) views, which BLAS takes as matrices with a leading dimension.
-    v = workspace("winograd_v", (c_in, ALPHA * ALPHA, _row_length(tiles, xp.itemsize)), xp.dtype)
-    split_launch(_winograd_input_transform, n_batch * c_in, xp, v, th_n, tw_n)
-    m = workspace("winograd_m", (c_out, ALPHA * ALPHA, v.shape[2]), xp.dtype)
-    vk = v.transpose(1, 0, 2)[:, :, :tiles]
-    mk = m.transpose(1, 0, 2)[:, :, :tiles]
-    out_per_group = c_out // groups
-    for g in range(groups):
-        o = slice(g * out_per_group, (g + 1) * out_per_group)
-        i = slice(g * c_per_group, (g + 1) * c_per_group)
-        np.matmul(u[:, o], vk[:, i], out=mk[:, o])
-    split_launch(_winograd_output_transform, n_batch * c_out, m, b, out, th_n, tw_n)
+    rows = n_batch * th_n
+    threads = max(1, min(numba.get_num_threads(), rows))
+    rpb = _rows_per_block(th_n, tw_n, c_in, c_out, xp.itemsize, rows, threads)
+    cols = rpb * tw_n + 1
+    v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), xp.dtype)
+    m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), xp.dtype)
+    with parallel_launch():
+        _winograd_fused(blas_threads_setter(), xp, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf)

@@ -12,12 +12,14 @@ re-exported here: Winograd F(2x2, 3x3) (``_winograd.py``, Lavin & Gray 2016) and
 
 import math
 
+import numba
 import numpy as np
 
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
 from ._fft import conv2d_fft
-from ._winograd import conv2d_winograd, split_launch, workspace
+from ._blas import blas_threads_setter
+from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
 
@@ -151,36 +153,36 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
 def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
     """Fill ``out`` with the convolution of the padded input ``xp``: im2col, then one GEMM per group.
 
-    Arguments are already validated by :func:`convlab.conv2d`. The column matrix lives in a
-    reused per-thread buffer (:func:`convlab._winograd.workspace`). Without groups, the bias rides
-    along in the GEMM as one more column of the weight matrix times a row of ones under the
-    columns, which saves a pass over the output.
+    Arguments are already validated by :func:`convlab.conv2d`. The work is split by output
+    positions: every thread builds the columns of a block of positions, multiplies them by the
+    weight matrix and writes the block of output (:func:`convlab._kernels._im2col_gemm`), so the
+    column buffer holds ``threads * block`` columns (``IM2COL_BLOCK_BYTES`` per thread), not the
+    whole ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts.
     """
-    n_batch, c_in = xp.shape[0], xp.shape[1]
+    n_batch = xp.shape[0]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
-    rows = c_per_group * kh * kw
-    w2 = w.reshape(c_out, rows)
-    fold_bias = False
-    if kh == 1 and kw == 1 and stride == (1, 1):
-        # a 1x1, stride-1 convolution needs no copy: the input already is the column matrix
-        cols = xp.reshape(n_batch, c_in, oh * ow)
-    else:
-        fold_bias = groups == 1
-        cols = workspace("im2col_cols", (n_batch, c_in * kh * kw + fold_bias, oh * ow), xp.dtype)
-        split_launch(_kernels._im2col_tasks, n_batch * c_in * kh, xp, cols, kh, kw, stride[0],
-                     stride[1], dilation[0], dilation[1], oh, ow)
-        if fold_bias:
-            cols[:, rows] = 1
-            w2 = np.concatenate([w2, b[:, None]], axis=1)
-            rows += 1
-    out_per_group = c_out // groups
-    out3 = out.reshape(n_batch, c_out, oh * ow)
-    for g in range(groups):
-        o = slice(g * out_per_group, (g + 1) * out_per_group)
-        np.matmul(w2[o], cols[:, g * rows:(g + 1) * rows], out=out3[:, o])
-    if not fold_bias and b.any():
-        out3 += b[None, :, None]
+    rows = xp.shape[1] * kh * kw
+    w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
+    total = n_batch * oh * ow
+    threads = max(1, min(numba.get_num_threads(), total))
+    per_column = (rows + c_out) * xp.itemsize
+    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // per_column)
+    block = min(block, -(-total // threads))
+    cols_buf = workspace("im2col_cols", (threads, rows * block), xp.dtype)
+    prod_buf = workspace("im2col_prod", (threads, c_out * block), xp.dtype)
+    with parallel_launch():
+        _kernels._im2col_gemm(blas_threads_setter(), np.ascontiguousarray(xp), w2, b, out, kh, kw,
+                              stride[0], stride[1], dilation[0], dilation[1], groups, block,
+                              cols_buf, prod_buf)
+
+
+#: bytes of columns and products one thread works on at a time in :func:`conv2d_im2col`: well
+#: inside a core's L2 (2 MiB on this project's machine), so the GEMM reads columns that the im2col
+#: step has just written ...
+IM2COL_BLOCK_BYTES = 2**19
+#: ... but never fewer positions than this: a GEMM needs columns to run near full speed
+IM2COL_MIN_BLOCK = 64
 
 
 def check_winograd(w_shape, stride, dilation):

@@ -419,6 +419,82 @@ def test_transforms_from_several_threads():
         assert_close(out, expected[j], algorithm, np.float64)
 
 
+# --- the per-thread blocks of im2col and Winograd ----------------------------------------------------
+# Both split the output among the threads and walk each share in blocks (im2col: blocks of output
+# positions, which may start and end mid-row and never cross an image; Winograd: blocks of tile
+# rows). The default blocks are bigger than the small test inputs, so these tests shrink them.
+BLOCK_CASES = [
+    # (x shape, w shape, conv2d keyword arguments)
+    ((3, 4, 9, 7), (6, 4, 3, 3), dict(padding=1)),
+    ((2, 6, 11, 13), (4, 3, 3, 2), dict(padding=(2, 1), stride=(2, 1), dilation=(1, 2), groups=2)),
+    ((2, 3, 15, 12), (5, 3, 5, 5), dict(stride=3, padding=2)),
+    ((3, 8, 7, 5), (4, 8, 1, 1), {}),
+    ((1, 4, 13, 13), (4, 2, 3, 3), dict(padding=1, groups=2)),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("block", [1, 5, 7, 64])
+@pytest.mark.parametrize("case", range(len(BLOCK_CASES)))
+def test_im2col_blocks_across_rows_and_images(monkeypatch, case, block):
+    """Blocks of 1, 5 and 7 positions split output rows (widths 3-13) and images anywhere."""
+    from convlab import algorithms
+    monkeypatch.setattr(algorithms, "IM2COL_MIN_BLOCK", block)
+    monkeypatch.setattr(algorithms, "IM2COL_BLOCK_BYTES", 1)
+    xs, ws, kwargs = BLOCK_CASES[case]
+    rng = np.random.default_rng(20 + case)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    assert_close(convlab.conv2d(x, w, b, algorithm="im2col", **kwargs),
+                 einsum_conv2d(x, w, b, **kwargs), "im2col", np.float64)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("tiles", [1, 3, 8, 1000])
+@pytest.mark.parametrize("shape", [(3, 4, 9, 7), (2, 6, 8, 8), (1, 4, 1, 1), (2, 4, 2, 5)])
+def test_winograd_blocks_and_odd_sizes(monkeypatch, shape, tiles):
+    """Blocks of 1 tile row up to all of them; odd heights and widths drop the extra outputs."""
+    from convlab import _winograd
+    monkeypatch.setattr(_winograd, "BLOCK_TILES", tiles)
+    monkeypatch.setattr(_winograd, "MIN_BLOCK_TILES", 1)
+    rng = np.random.default_rng(30)
+    x = rng.standard_normal(shape)
+    for groups in (1, 2):
+        w, b = rng.standard_normal((6, shape[1] // groups, 3, 3)), rng.standard_normal(6)
+        assert_close(convlab.conv2d(x, w, b, padding=1, groups=groups, algorithm="winograd"),
+                     einsum_conv2d(x, w, b, padding=1, groups=groups), "winograd", np.float64)
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_thread_and_two_threads(algorithm, dtype):
+    """Both thread counts are right. They need not agree bit for bit: the split changes the width
+    of the blocks, and BLAS may pick another kernel (and summation order) for another width."""
+    import numba
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 16, 14, 14)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = convlab.conv2d(x, w, padding=1, algorithm=algorithm)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = convlab.conv2d(x, w, padding=1, algorithm=algorithm)
+    finally:
+        numba.set_num_threads(previous)
+    expected = einsum_conv2d(x, w, padding=1)
+    assert_close(one, expected, algorithm, dtype)
+    assert_close(two, expected, algorithm, dtype)
+
+
+def test_blas_setter_is_found_and_restores():
+    """The thread-local BLAS setting exists for SciPy's OpenBLAS wheels and round-trips."""
+    from convlab._blas import blas_library, blas_threads_setter
+    setter = blas_threads_setter()
+    assert blas_library() is not None, "SciPy's BLAS has no thread-local thread count"
+    previous = setter(1)
+    assert setter(previous) == 1
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_empty_batch(algorithm):
     out = convlab.conv2d(np.ones((0, 2, 6, 6)), np.ones((3, 2, 3, 3)), padding=1, algorithm=algorithm)
