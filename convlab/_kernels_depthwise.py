@@ -2,26 +2,43 @@
 
 A depthwise layer has one input channel per group, so the generic grouped kernel
 (:func:`convlab._kernels._conv2d_direct`) spends its time on bookkeeping that buys nothing: for
-every kernel tap it sweeps the whole output plane once more (nine read-modify-write passes over a
-plane that may not fit in L1 for a 3x3 kernel), and its innermost loop multiplies by a runtime
-stride, which stops LLVM from vectorising the stride-1 case. The seed article on convolution
-layers (``003``) reports the same effect on GPUs, where a dedicated depthwise kernel is about ten
-times faster than the grouped path.
+every kernel tap it sweeps the whole output plane once more, and its innermost loop multiplies by
+a runtime stride, which stops LLVM from vectorising. The seed article on convolution layers
+(``003``) reports the same effect on GPUs, where a dedicated depthwise kernel is about ten times
+faster than the grouped path. A depthwise layer does 9 multiply-adds per output for a 3x3 kernel
+and reads one input element per output, so it is limited by memory traffic and per-row overheads
+far more than by arithmetic; the 2-D kernel is built around that.
 
-The kernels here keep the structure "one task per (image, output channel) pair" (``prange``), so
-that a layer with a channel multiplier ``K = C_out / C_in`` or a single input channel still has
-``N * C_out`` independent tasks, and change what happens inside a task:
+2-D (:func:`_conv2d_depthwise`): each thread takes a contiguous run of (image, output channel)
+pairs, so a layer with a channel multiplier ``K = C_out / C_in`` or a single input channel still
+spreads over the threads, and for every input plane it meets
 
-* the output is produced one row at a time, so the row being accumulated stays in L1;
-* the weights are read into scalars (registers) and several taps are applied in one pass over the
-  row (all nine at once for a 3x3 kernel; three at a time along the kernel width otherwise);
-* stride 1 has its own loop with unit-stride indices, which LLVM vectorises;
-* for the most common layer (3x3, stride 1, dilation 1) two output rows are computed per pass so
-  that they share three of their four input rows.
+* copies the plane once into a per-thread buffer that holds the *zero-padded, polyphase* plane:
+  for stride ``(sh, sw)`` it is split into ``sh * sw`` phases, phase ``(py, px)`` holding padded
+  rows ``py, py + sh, ...`` and columns ``px, px + sw, ...``. Zero padding is done here, inside
+  the kernel (the positions that fall in the padding are zeroed once, when the buffer is
+  allocated, and never written), so the caller may pass the *unpadded* input with the padding
+  amounts and skip the ``np.pad`` copy, a full extra pass over memory. In the buffer every tap
+  ``(a, b)`` of every output ``(i, j)`` is a read at ``i * cols + j + offset[a, b]``: unit stride
+  for any stride and dilation (stride 2 reads the deinterleaved even and odd columns);
+* computes each of the plane's ``K`` output channels from the buffer, all taps of a 3x3 kernel in
+  one pass with the weights in registers. When the output width is a multiple of 8 it writes the
+  output rows directly (the vector loop has no remainder); otherwise (narrow or odd widths, like
+  14 or 28) it runs one flat loop over the whole plane, ``oh * cols`` outputs including the few
+  junk columns between rows, into a per-thread buffer, and copies the rows out: one long vector
+  loop instead of many short rows with scalar tails. Other kernel sizes take the taps three at a
+  time along the kernel width, in the same flat layout.
+
+Indices in the inner loops are unsigned: Numba wraps negative signed indices (``a[-1]``), and that
+check on ``buf[i + offset]`` made LLVM emit gathers instead of plain vector loads.
+
+3-D (:func:`_conv3d_depthwise`): one task per (image, output channel) pair over a padded input;
+each output row is accumulated in L1 from ``KD * KH`` input rows, taps three at a time.
 
 Every output element is accumulated in exactly the order of the generic kernel
-(``bias + w[0, 0] x + w[0, 1] x + ...``, row-major over the taps) and fastmath stays off, so the
-results are bit-for-bit those of the generic kernel, not merely close.
+(``bias + w[0, 0] x + w[0, 1] x + ...``, row-major over the taps, one multiply and one add per tap)
+and fastmath stays off, so the results are bit-for-bit those of the generic kernel, not merely
+close, whatever path a layer takes.
 
 Besides the kernels, this module exposes two small plain-Python helpers used by the benchmark
 (``benchmarks/bench_depthwise.py``) and the groups chapter to time the alternatives the dedicated
@@ -30,13 +47,211 @@ arguments) and :func:`conv2d_per_group` (one :func:`convlab.conv2d` call per gro
 the way the seed says frameworks used to implement grouped convolution).
 """
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
+
+# --- 2-D -----------------------------------------------------------------------------------------
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols):
+    """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf`` (flat).
+
+    Phase ``(py, px)`` starts at ``(py * sw + px) * rows * cols``; its element ``(r, j)`` is
+    ``padded[r * sh + py, j * sw + px]`` where ``padded`` is ``src`` with ``ph`` zero rows above
+    and ``pw`` zero columns to the left. Only positions inside ``src`` are written (the same ones
+    for every plane), so the padding keeps the zeros the buffer was allocated with; rows and
+    columns the output never reads (past ``rows`` / ``cols``) are skipped.
+    """
+    h, w = src.shape
+    block = rows * cols
+    for i in range(h):
+        rp = i + ph
+        py = rp % sh
+        r = rp // sh
+        if r >= rows:
+            continue
+        if sw == 1:
+            base = uint64(py * block + r * cols + pw)
+            for j in range(uint64(max(0, min(w, cols - pw)))):
+                buf[base + j] = src[i, j]
+        elif sw == 2:
+            # input column c sits at padded column c + pw: phase (c + pw) % 2, index (c + pw) // 2;
+            # even and odd columns in one loop, which LLVM turns into vector shuffles
+            even = uint64((py * 2 + pw % 2) * block + r * cols + pw // 2)
+            odd = uint64((py * 2 + (pw + 1) % 2) * block + r * cols + (pw + 1) // 2)
+            n = max(0, min(w // 2, cols - (pw + 1) // 2))
+            for j in range(uint64(n)):
+                buf[even + j] = src[i, 2 * j]
+                buf[odd + j] = src[i, 2 * j + 1]
+            for c in range(2 * n, w):
+                j = (c + pw) // 2
+                if j < cols:
+                    buf[(py * 2 + (c + pw) % 2) * block + r * cols + j] = src[i, c]
+        else:
+            for c in range(w):
+                j = (c + pw) // sw
+                if j < cols:
+                    buf[(py * sw + (c + pw) % sw) * block + r * cols + j] = src[i, c]
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _rows_3x3(buf, k, bias, dst, cols, offset):
+    """``dst[r, j] = bias + sum k[a, b] * buf[r * cols + j + offset[a, b]]``, row by row."""
+    oh_n, ow_n = dst.shape
+    w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
+    w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
+    w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
+    for r in range(oh_n):
+        base = r * cols
+        o00, o01, o02 = uint64(base + offset[0, 0]), uint64(base + offset[0, 1]), uint64(base + offset[0, 2])
+        o10, o11, o12 = uint64(base + offset[1, 0]), uint64(base + offset[1, 1]), uint64(base + offset[1, 2])
+        o20, o21, o22 = uint64(base + offset[2, 0]), uint64(base + offset[2, 1]), uint64(base + offset[2, 2])
+        for j in range(uint64(ow_n)):
+            acc = bias
+            acc += w00 * buf[o00 + j]
+            acc += w01 * buf[o01 + j]
+            acc += w02 * buf[o02 + j]
+            acc += w10 * buf[o10 + j]
+            acc += w11 * buf[o11 + j]
+            acc += w12 * buf[o12 + j]
+            acc += w20 * buf[o20 + j]
+            acc += w21 * buf[o21 + j]
+            acc += w22 * buf[o22 + j]
+            dst[r, j] = acc
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _flat_3x3(buf, k, bias, obuf, n, offset):
+    """``obuf[i] = bias + sum k[a, b] * buf[i + offset[a, b]]`` for ``i < n``, taps in row-major order."""
+    w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
+    w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
+    w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
+    o00, o01, o02 = uint64(offset[0, 0]), uint64(offset[0, 1]), uint64(offset[0, 2])
+    o10, o11, o12 = uint64(offset[1, 0]), uint64(offset[1, 1]), uint64(offset[1, 2])
+    o20, o21, o22 = uint64(offset[2, 0]), uint64(offset[2, 1]), uint64(offset[2, 2])
+    for i in range(uint64(n)):
+        acc = bias
+        acc += w00 * buf[o00 + i]
+        acc += w01 * buf[o01 + i]
+        acc += w02 * buf[o02 + i]
+        acc += w10 * buf[o10 + i]
+        acc += w11 * buf[o11 + i]
+        acc += w12 * buf[o12 + i]
+        acc += w20 * buf[o20 + i]
+        acc += w21 * buf[o21 + i]
+        acc += w22 * buf[o22 + i]
+        obuf[i] = acc
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _flat_general(buf, k, bias, obuf, n, offset):
+    """As :func:`_flat_3x3` for any kernel: taps three (then two, then one) per pass, in order."""
+    kh_n, kw_n = k.shape
+    un = uint64(n)
+    for i in range(un):
+        obuf[i] = bias
+    for a in range(kh_n):
+        b = 0
+        while b + 3 <= kw_n:
+            w0, w1, w2 = k[a, b], k[a, b + 1], k[a, b + 2]
+            p0, p1, p2 = uint64(offset[a, b]), uint64(offset[a, b + 1]), uint64(offset[a, b + 2])
+            for i in range(un):
+                acc = obuf[i]
+                acc += w0 * buf[p0 + i]
+                acc += w1 * buf[p1 + i]
+                acc += w2 * buf[p2 + i]
+                obuf[i] = acc
+            b += 3
+        if b + 2 == kw_n:
+            w0, w1 = k[a, b], k[a, b + 1]
+            p0, p1 = uint64(offset[a, b]), uint64(offset[a, b + 1])
+            for i in range(un):
+                acc = obuf[i]
+                acc += w0 * buf[p0 + i]
+                acc += w1 * buf[p1 + i]
+                obuf[i] = acc
+        elif b + 1 == kw_n:
+            w0 = k[a, b]
+            p0 = uint64(offset[a, b])
+            for i in range(un):
+                obuf[i] += w0 * buf[p0 + i]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
+    """The 2-D kernel behind :func:`_conv2d_depthwise` (see the module notes).
+
+    ``rowwise_min``: output widths at least this write rows directly (3x3 only); ``-1`` means
+    "when the width is a multiple of 8", the default. Tests force either path with it.
+    """
+    n_batch, c_in = x.shape[0], x.shape[1]
+    c_out, oh_n, ow_n = out.shape[1], out.shape[2], out.shape[3]
+    mult = c_out // c_in
+    kh_n, kw_n = w.shape[2], w.shape[3]
+    rows = oh_n + ((kh_n - 1) * dh) // sh  # rows per phase that some output reads
+    cols = ow_n + ((kw_n - 1) * dw) // sw
+    block = rows * cols
+    n_flat = oh_n * cols
+    offset = np.empty((kh_n, kw_n), dtype=np.int64)
+    for a in range(kh_n):
+        for c in range(kw_n):
+            ra = a * dh
+            cb = c * dw
+            offset[a, c] = ((ra % sh) * sw + cb % sw) * block + (ra // sh) * cols + cb // sw
+    square3 = kh_n == 3 and kw_n == 3
+    if rowwise_min < 0:
+        rowwise = square3 and ow_n % 8 == 0
+    else:
+        rowwise = square3 and ow_n >= rowwise_min
+    # Work units are (image, output channel) pairs, in memory order, so that the K outputs of one
+    # input plane are neighbours and a thread fills the buffer once for all of those it owns.
+    units = n_batch * c_out
+    nt = max(1, min(n_threads, units))
+    for t in prange(nt):
+        buf = np.zeros(sh * sw * block + cols, dtype=x.dtype)  # + cols: slack for the last taps
+        obuf = np.empty(0 if rowwise else n_flat, dtype=x.dtype)
+        filled = -1
+        for unit in range(t * units // nt, (t + 1) * units // nt):
+            n = unit // c_out
+            oc = unit % c_out
+            plane = unit // mult  # n * c_in + input channel
+            if plane != filled:
+                _fill_polyphase(buf, x[n, oc // mult], sh, sw, ph, pw, rows, cols)
+                filled = plane
+            k = w[oc, 0]
+            if rowwise:
+                _rows_3x3(buf, k, b[oc], out[n, oc], cols, offset)
+                continue
+            if square3:
+                _flat_3x3(buf, k, b[oc], obuf, n_flat, offset)
+            else:
+                _flat_general(buf, k, b[oc], obuf, n_flat, offset)
+            for r in range(oh_n):
+                base = uint64(r * cols)
+                for j in range(uint64(ow_n)):
+                    out[n, oc, r, j] = obuf[base + j]
+
+
+def _conv2d_depthwise(x, w, b, out, sh, sw, dh, dw, ph=0, pw=0, rowwise_min=-1):
+    """Depthwise 2-D cross-correlation (``groups == C_in``), zero padding done in the kernel.
+
+    x: (N, C_in, H, W), the input *without* its zero padding, or an already padded input with
+    ``ph = pw = 0``; ``ph``, ``pw``: zero rows above and zero columns to the left (the padding
+    below and to the right follows from ``out``'s shape); w: (C_out, 1, KH, KW) with
+    ``C_out = K * C_in``; b: (C_out,) (zeros when there is no bias); out: (N, C_out, OH, OW),
+    overwritten. Output channel ``oc`` reads input channel ``oc // K``, as in PyTorch. Uses
+    Numba's current thread count.
+    """
+    _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, numba.get_num_threads(), rowwise_min)
+
+
+# --- 3-D -----------------------------------------------------------------------------------------
 
 # inline="always": a row update is called once per (output row, kernel row), and on the short rows
 # of late layers (14 or 28 outputs) the call itself cost as much as the arithmetic.
@@ -98,125 +313,6 @@ def _row_taps(dst, row, taps, sw, dw):
         else:
             for ow in range(n):
                 dst[ow] += w0 * row[ow * sw + c0]
-
-
-@njit(**NJIT_OPTIONS)
-def _plane_general(src, k, bias, plane, sh, sw, dh, dw):
-    """One output plane of a depthwise 2-D layer, any kernel size: row by row, taps by rows."""
-    oh_n = plane.shape[0]
-    kh_n = k.shape[0]
-    for oh in range(oh_n):
-        dst = plane[oh]
-        dst[:] = bias
-        for kh in range(kh_n):
-            _row_taps(dst, src[oh * sh + kh * dh], k[kh], sw, dw)
-
-
-@njit(**NJIT_OPTIONS)
-def _plane_3x3(src, k, bias, plane, sh, sw, dh, dw):
-    """One output plane of a depthwise 3x3 layer: all nine weights in scalars, one pass per row."""
-    oh_n, ow_n = plane.shape
-    w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
-    w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
-    w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
-    c1 = dw
-    c2 = 2 * dw
-    oh = 0
-    if sh == 1 and dh == 1 and sw == 1:
-        # The most common depthwise layer (MobileNet's 3x3, stride 1): output rows oh and oh + 1
-        # read input rows oh..oh+2 and oh+1..oh+3, so computing them together loads each shared
-        # input element once for both.
-        while oh + 2 <= oh_n:
-            d0 = plane[oh]
-            d1 = plane[oh + 1]
-            r0 = src[oh]
-            r1 = src[oh + 1]
-            r2 = src[oh + 2]
-            r3 = src[oh + 3]
-            for ow in range(ow_n):
-                a0 = bias
-                a1 = bias
-                a0 += w00 * r0[ow]
-                a0 += w01 * r0[ow + c1]
-                a0 += w02 * r0[ow + c2]
-                y0 = r1[ow]
-                y1 = r1[ow + c1]
-                y2 = r1[ow + c2]
-                a0 += w10 * y0
-                a0 += w11 * y1
-                a0 += w12 * y2
-                a1 += w00 * y0
-                a1 += w01 * y1
-                a1 += w02 * y2
-                z0 = r2[ow]
-                z1 = r2[ow + c1]
-                z2 = r2[ow + c2]
-                a0 += w20 * z0
-                a0 += w21 * z1
-                a0 += w22 * z2
-                a1 += w10 * z0
-                a1 += w11 * z1
-                a1 += w12 * z2
-                a1 += w20 * r3[ow]
-                a1 += w21 * r3[ow + c1]
-                a1 += w22 * r3[ow + c2]
-                d0[ow] = a0
-                d1[ow] = a1
-            oh += 2
-    while oh < oh_n:
-        dst = plane[oh]
-        r0 = src[oh * sh]
-        r1 = src[oh * sh + dh]
-        r2 = src[oh * sh + 2 * dh]
-        if sw == 1:
-            for ow in range(ow_n):
-                acc = bias
-                acc += w00 * r0[ow]
-                acc += w01 * r0[ow + c1]
-                acc += w02 * r0[ow + c2]
-                acc += w10 * r1[ow]
-                acc += w11 * r1[ow + c1]
-                acc += w12 * r1[ow + c2]
-                acc += w20 * r2[ow]
-                acc += w21 * r2[ow + c1]
-                acc += w22 * r2[ow + c2]
-                dst[ow] = acc
-        else:
-            for ow in range(ow_n):
-                j = ow * sw
-                acc = bias
-                acc += w00 * r0[j]
-                acc += w01 * r0[j + c1]
-                acc += w02 * r0[j + c2]
-                acc += w10 * r1[j]
-                acc += w11 * r1[j + c1]
-                acc += w12 * r1[j + c2]
-                acc += w20 * r2[j]
-                acc += w21 * r2[j + c1]
-                acc += w22 * r2[j + c2]
-                dst[ow] = acc
-        oh += 1
-
-
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _conv2d_depthwise(xp, w, b, out, sh, sw, dh, dw):
-    """Depthwise 2-D cross-correlation over a padded input (``groups == C_in``).
-
-    xp: (N, C_in, Hp, Wp) padded input; w: (C_out, 1, KH, KW) with ``C_out = K * C_in``; b: (C_out,)
-    (zeros when there is no bias); out: (N, C_out, OH, OW), overwritten. Output channel ``oc``
-    reads input channel ``oc // K``, as in PyTorch. One task per (image, output channel) pair.
-    """
-    n_batch, c_out, oh_n, ow_n = out.shape
-    multiplier = c_out // xp.shape[1]
-    square3 = w.shape[2] == 3 and w.shape[3] == 3
-    for task in prange(n_batch * c_out):
-        n = task // c_out
-        oc = task % c_out
-        src = xp[n, oc // multiplier]
-        if square3:
-            _plane_3x3(src, w[oc, 0], b[oc], out[n, oc], sh, sw, dh, dw)
-        else:
-            _plane_general(src, w[oc, 0], b[oc], out[n, oc], sh, sw, dh, dw)
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
