@@ -41,6 +41,7 @@ itself (``inf - inf``), where PyTorch gives +-inf. ``algorithm="auto"`` uses Win
 finite data.
 """
 
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,8 +84,7 @@ def workspace(slot, shape, dtype):
     again.
     """
     buffers = _WORKSPACE.__dict__
-    size = int(np.prod(shape))
-    dtype = np.dtype(dtype)
+    size = math.prod(shape)
     buf = buffers.get(slot)
     if buf is None or buf.dtype != dtype or buf.size < size:
         buf = np.empty(size, dtype=dtype)
@@ -253,7 +253,10 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
     m: (16, C_out, >= (r1 - r0) tw_n) products, laid out like ``v`` above; b: (C_out,);
     out: (N, C_out, H_out, W_out) with ``H_out >= 2 th_n - 1`` and ``W_out >= 2 tw_n - 1``: the
     outputs of the last tile row and column that fall outside an odd-sized ``out`` are dropped.
+    Returns the sum of the outputs written (float64): finite exactly when they all are, unless it
+    overflows (see :func:`conv2d_winograd`).
     """
+    total = 0.0
     c_out = out.shape[1]
     oh, ow = out.shape[2], out.shape[3]
     full_w = 2 * tw_n == ow
@@ -281,11 +284,17 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
                 s13 = m[7, o, p] - m[11, o, p] - m[15, o, p]
                 # (A^T M) A: the same along each row
                 j = 2 * tj
-                y0[j] = bias + (s00 + s01 + s02)
-                y0[j + 1] = bias + (s01 - s02 - s03)
+                a = bias + (s00 + s01 + s02)
+                c = bias + (s01 - s02 - s03)
+                y0[j] = a
+                y0[j + 1] = c
+                total += a + c
                 if second_row:
-                    y1[j] = bias + (s10 + s11 + s12)
-                    y1[j + 1] = bias + (s11 - s12 - s13)
+                    a = bias + (s10 + s11 + s12)
+                    c = bias + (s11 - s12 - s13)
+                    y1[j] = a
+                    y1[j + 1] = c
+                    total += a + c
             if not full_w:
                 # odd width: the last tile of the row has one output column
                 p = base + tw_n - 1
@@ -296,9 +305,14 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
                 s11 = m[5, o, p] - m[9, o, p] - m[13, o, p]
                 s12 = m[6, o, p] - m[10, o, p] - m[14, o, p]
                 j = 2 * (tw_n - 1)
-                y0[j] = bias + (s00 + s01 + s02)
+                a = bias + (s00 + s01 + s02)
+                y0[j] = a
+                total += a
                 if second_row:
-                    y1[j] = bias + (s10 + s11 + s12)
+                    a = bias + (s10 + s11 + s12)
+                    y1[j] = a
+                    total += a
+    return total
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -311,7 +325,8 @@ def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_pe
     transform into its ``v`` (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` with BLAS
     held to the calling thread (``set_blas_threads``, see :mod:`convlab._blas`), output transform
     of its ``m`` (16, C_out, T). Nothing waits between the steps and a block's ``v`` and ``m``
-    stay in the thread's cache. ``v_buf`` and ``m_buf`` are (threads, size) scratch rows; a
+    stay in the thread's cache. Returns the sum of all outputs (float64; see
+    :func:`_winograd_output_transform`). ``v_buf`` and ``m_buf`` are (threads, size) scratch rows; a
     block's T columns may get one zero column more (:func:`_block_columns`) so that the 16 slabs
     do not alias.
     """
@@ -321,6 +336,7 @@ def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_pe
     c_out = out.shape[1]
     c_per_group = c_in // groups
     out_per_group = c_out // groups
+    total = 0.0
     for t in prange(n_threads):
         previous = set_blas_threads(1)
         lo = rows * t // n_threads
@@ -338,8 +354,9 @@ def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_pe
                     i0 = g * c_per_group
                     np.dot(u[k, o0:o0 + out_per_group], v[k, i0:i0 + c_per_group],
                            m[k, o0:o0 + out_per_group])
-            _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1)
+            total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1)
         set_blas_threads(previous)
+    return total
 
 
 @njit(**NJIT_OPTIONS)
@@ -379,7 +396,10 @@ def conv2d_winograd(xp, w, b, out, groups):
     """Fill ``out`` with the stride-1, dilation-1 convolution of ``xp`` by 3x3 filters ``w``.
 
     ``xp`` is the padded input (N, C_in, Hp, Wp); the caller (:func:`convlab.conv2d`) has validated
-    everything and checked that the filters are 3x3 with stride and dilation 1.
+    everything and checked that the filters are 3x3 with stride and dilation 1. Returns the sum of
+    the outputs (float64), computed on the way: ``conv2d(algorithm="auto")`` checks it for
+    non-finite values (a NaN or inf anywhere in the data makes it NaN or inf, because every input
+    and weight element reaches some output) without another pass over ``out``.
     """
     n_batch, c_in = xp.shape[0], xp.shape[1]
     c_out = w.shape[0]
@@ -400,4 +420,5 @@ def conv2d_winograd(xp, w, b, out, groups):
     v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), xp.dtype)
     m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), xp.dtype)
     with parallel_launch():
-        _winograd_fused(blas_threads_setter(), xp, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf)
+        return _winograd_fused(blas_threads_setter(), xp, u, b, out, th_n, tw_n, groups, rpb, v_buf,
+                               m_buf)

@@ -32,14 +32,35 @@ __all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "conv2d_im2col", "conv2d_
 _NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-def pad_input(x, pairs, padding_mode):
+def pad_input(x, pairs, padding_mode, scratch=None):
     """Pad the spatial dimensions of ``x`` (N, C, *spatial) as ``torch.nn.ConvNd`` does.
 
     ``pairs`` holds one ``(before, after)`` per spatial dimension; ``padding_mode`` is one of
     ``zeros``, ``reflect``, ``replicate``, ``circular``. The caller has checked the sizes.
+
+    With ``scratch`` (a :func:`convlab._winograd.workspace` slot name), zero padding goes into
+    that reused per-thread buffer (borders zeroed, the inside copied) instead of a new array: a
+    fresh array of a few MB costs page faults on every call, about as much as the copy itself.
+    The result is then only valid until the same thread asks for that slot again.
     """
     if all(before == 0 and after == 0 for before, after in pairs):
         return x
+    if scratch is not None and padding_mode == "zeros":
+        shape = x.shape[:2] + tuple(size + before + after
+                                    for size, (before, after) in zip(x.shape[2:], pairs))
+        xp = workspace(scratch, shape, x.dtype)
+        inside = [slice(None), slice(None)]
+        for axis, (before, after) in enumerate(pairs, start=2):
+            edge = [slice(None)] * xp.ndim
+            if before:
+                edge[axis] = slice(0, before)
+                xp[tuple(edge)] = 0
+            if after:
+                edge[axis] = slice(xp.shape[axis] - after, None)
+                xp[tuple(edge)] = 0
+            inside.append(slice(before, before + x.shape[axis]))
+        xp[tuple(inside)] = x
+        return xp
     width = ((0, 0), (0, 0)) + tuple(pairs)
     return np.pad(x, width, mode=_NUMPY_PAD_MODE[padding_mode])
 

@@ -95,7 +95,8 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
         out_spatial.append(conv_output_size(size + before + after, k, s, 0, d))
 
     p = _Prepared()
-    p.x = pad_input(x, pairs, padding_mode) if x.shape[0] else x
+    # the padded copy lives in a reused buffer: it is only read during this call
+    p.x = pad_input(x, pairs, padding_mode, scratch="conv_input") if x.shape[0] else x
     p.x = np.ascontiguousarray(p.x)
     p.w, p.b = w, b
     p.stride, p.dilation, p.groups = stride, dilation, groups
@@ -236,14 +237,16 @@ def _conv2d_prepared(p, algorithm):
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
                                      stride=p.stride, dilation=p.dilation)
         if algorithm in ("winograd", "fft"):
-            _run_algorithm(p, out, algorithm)
+            total = _run_algorithm(p, out, algorithm)
             # The FFT spreads a NaN or inf over the whole plane and Winograd turns an inf into
             # NaNs (inf - inf in a tile), where PyTorch gives +-inf or NaN only to the outputs
             # whose window holds it. Every input and weight element reaches some output of these
             # two, so a finite sum of the output proves the data finite; otherwise (rare: the sum
             # may also just overflow) the layer is computed again without the transforms.
-            with np.errstate(over="ignore", invalid="ignore"):
-                total = out.sum()
+            # Winograd's kernel sums its outputs as it writes them; the FFT's are summed here.
+            if total is None:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    total = out.sum(dtype=np.float64)
             if np.isfinite(total):
                 return out
             algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups,
@@ -254,9 +257,12 @@ def _conv2d_prepared(p, algorithm):
 
 
 def _run_algorithm(p, out, algorithm):
-    """Fill ``out`` with the convolution of the prepared arguments ``p`` by ``algorithm``."""
+    """Fill ``out`` with the convolution of the prepared arguments ``p`` by ``algorithm``.
+
+    Returns Winograd's checksum (see :func:`convlab.algorithms.conv2d_winograd`), else ``None``.
+    """
     if algorithm == "winograd":
-        conv2d_winograd(p.x, p.w, p.b, out, p.groups)
+        return conv2d_winograd(p.x, p.w, p.b, out, p.groups)
     elif algorithm == "fft":
         conv2d_fft(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups)
     elif algorithm == "im2col":
