@@ -58,7 +58,7 @@ __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
 # --- 2-D -----------------------------------------------------------------------------------------
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols):
     """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf`` (flat).
 
@@ -100,7 +100,7 @@ def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols):
                     buf[(py * sw + (c + pw) % sw) * block + r * cols + j] = src[i, c]
 
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _rows_3x3(buf, k, bias, dst, cols, offset):
     """``dst[r, j] = bias + sum k[a, b] * buf[r * cols + j + offset[a, b]]``, row by row."""
     oh_n, ow_n = dst.shape
@@ -126,7 +126,7 @@ def _rows_3x3(buf, k, bias, dst, cols, offset):
             dst[r, j] = acc
 
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _flat_3x3(buf, k, bias, obuf, n, offset):
     """``obuf[i] = bias + sum k[a, b] * buf[i + offset[a, b]]`` for ``i < n``, taps in row-major order."""
     w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
@@ -149,7 +149,7 @@ def _flat_3x3(buf, k, bias, obuf, n, offset):
         obuf[i] = acc
 
 
-@njit(inline="always", **NJIT_OPTIONS)
+@njit(**NJIT_OPTIONS)
 def _flat_general(buf, k, bias, obuf, n, offset):
     """As :func:`_flat_3x3` for any kernel: taps three (then two, then one) per pass, in order."""
     kh_n, kw_n = k.shape
@@ -157,28 +157,28 @@ def _flat_general(buf, k, bias, obuf, n, offset):
     for i in range(un):
         obuf[i] = bias
     for a in range(kh_n):
-        b = 0
-        while b + 3 <= kw_n:
-            w0, w1, w2 = k[a, b], k[a, b + 1], k[a, b + 2]
-            p0, p1, p2 = uint64(offset[a, b]), uint64(offset[a, b + 1]), uint64(offset[a, b + 2])
+        kb = 0
+        while kb + 3 <= kw_n:
+            w0, w1, w2 = k[a, kb], k[a, kb + 1], k[a, kb + 2]
+            p0, p1, p2 = uint64(offset[a, kb]), uint64(offset[a, kb + 1]), uint64(offset[a, kb + 2])
             for i in range(un):
                 acc = obuf[i]
                 acc += w0 * buf[p0 + i]
                 acc += w1 * buf[p1 + i]
                 acc += w2 * buf[p2 + i]
                 obuf[i] = acc
-            b += 3
-        if b + 2 == kw_n:
-            w0, w1 = k[a, b], k[a, b + 1]
-            p0, p1 = uint64(offset[a, b]), uint64(offset[a, b + 1])
+            kb += 3
+        if kb + 2 == kw_n:
+            w0, w1 = k[a, kb], k[a, kb + 1]
+            p0, p1 = uint64(offset[a, kb]), uint64(offset[a, kb + 1])
             for i in range(un):
                 acc = obuf[i]
                 acc += w0 * buf[p0 + i]
                 acc += w1 * buf[p1 + i]
                 obuf[i] = acc
-        elif b + 1 == kw_n:
-            w0 = k[a, b]
-            p0 = uint64(offset[a, b])
+        elif kb + 1 == kw_n:
+            w0 = k[a, kb]
+            p0 = uint64(offset[a, kb])
             for i in range(un):
                 obuf[i] += w0 * buf[p0 + i]
 
@@ -211,6 +211,9 @@ def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
         rowwise = square3 and ow_n >= rowwise_min
     # Work units are (image, output channel) pairs, in memory order, so that the K outputs of one
     # input plane are neighbours and a thread fills the buffer once for all of those it owns.
+    # The helpers are called, not inlined (inline="always"): inlined into this prange body, a
+    # helper's locals could clash with names of this function (a wrong index under
+    # NUMBA_BOUNDSCHECK=1); the calls cost 2-8% on the benchmark layers.
     units = n_batch * c_out
     nt = max(1, min(n_threads, units))
     for t in prange(nt):

@@ -315,3 +315,106 @@ def test_helper_docstring_examples_run():
     with np.printoptions(legacy=False):
         result = doctest.testmod(_kernels_depthwise, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
+
+
+# --- the 2-D kernel's own paths: padding inside the kernel, row-wise or flat, thread splits -----
+
+def _kernel_vs_references(x, w, b, stride, pairs, dilation, rowwise_min=-1):
+    """Run _conv2d_depthwise on the *unpadded* x with the top/left padding, check it is bit-identical
+    to the generic kernel on the padded input and close to the naive definition."""
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pairs))
+    expected = conv2d_generic_grouped(xp, w, b, stride=stride, dilation=dilation, groups=x.shape[1])
+    out = np.full(expected.shape, np.nan, dtype=x.dtype)  # every element must be written
+    _kernels_depthwise._conv2d_depthwise(x, w, b, out, *stride, *dilation, pairs[0][0], pairs[1][0],
+                                         rowwise_min)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_allclose(out, naive_depthwise(xp, w, b, stride, 0, dilation), **tol(x.dtype))
+    return out
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("rowwise_min", [-1, 0, 10**6], ids=["default", "rows", "flat"])
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 5), (1, 1), (4, 2)], ids=str)
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (1, 2), (3, 3), (2, 3)], ids=str)
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 3)], ids=str)
+def test_kernel_pads_inside(kernel, stride, dilation, rowwise_min):
+    """Every padding amount, before and after, on odd and even sizes, multipliers 1 and 3."""
+    rng = np.random.default_rng([*kernel, *stride, *dilation])
+    for pairs in [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((2, 0), (0, 3)), ((0, 2), (3, 1)),
+                  ((3, 3), (2, 2)), ((1, 2), (2, 1))]:
+        for (h, w_size), multiplier in [((9, 10), 1), ((7, 17), 3), ((16, 24), 1)]:
+            h_out = (h + sum(pairs[0]) - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+            w_out = (w_size + sum(pairs[1]) - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+            if h_out < 1 or w_out < 1:
+                continue
+            x = rng.standard_normal((2, 3, h, w_size)).astype(np.float32)
+            w = rng.standard_normal((3 * multiplier, 1) + kernel).astype(np.float32)
+            b = rng.standard_normal(3 * multiplier).astype(np.float32)
+            _kernel_vs_references(x, w, b, stride, pairs, dilation, rowwise_min)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_pads_inside_wide_rows_and_float64(dtype):
+    """Output widths that are multiples of 8 (written row by row by default), stride 2 with odd
+    and even left padding (the even/odd column split), a padding wider than the kernel needs."""
+    rng = np.random.default_rng(11)
+    for shape, stride, pairs in [((1, 4, 32, 32), (1, 1), ((1, 1), (1, 1))),
+                                 ((1, 4, 33, 31), (2, 2), ((1, 1), (1, 1))),
+                                 ((1, 4, 30, 30), (2, 2), ((0, 1), (0, 1))),
+                                 ((1, 4, 30, 29), (2, 2), ((2, 2), (2, 3))),
+                                 ((1, 2, 8, 8), (1, 1), ((5, 5), (4, 6)))]:
+        x = rng.standard_normal(shape).astype(dtype)
+        for multiplier in (1, 2):
+            w = rng.standard_normal((shape[1] * multiplier, 1, 3, 3)).astype(dtype)
+            b = rng.standard_normal(shape[1] * multiplier).astype(dtype)
+            for rowwise_min in (-1, 0, 10**6):
+                _kernel_vs_references(x, w, b, stride, pairs, (1, 1), rowwise_min)
+
+
+@pytest.mark.kernels
+def test_kernel_takes_non_contiguous_input():
+    rng = np.random.default_rng(12)
+    big = rng.standard_normal((2, 6, 22, 26)).astype(np.float32)
+    x = big[:, ::2, 1::2, ::2]  # (2, 3, 11, 13), strided in every axis
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    for stride in ((1, 1), (2, 2)):
+        out = _kernel_vs_references(x, w, b, stride, ((1, 1), (1, 1)), (1, 1))
+        np.testing.assert_array_equal(
+            out, _kernel_vs_references(np.ascontiguousarray(x), w, b, stride, ((1, 1), (1, 1)), (1, 1)))
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kernel_thread_splits(n_threads):
+    """The threads split (image, output channel) pairs: fewer pairs than threads, a split in the
+    middle of one input plane's K outputs, and one image with one channel all give the same."""
+    import numba
+
+    rng = np.random.default_rng(13)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for n, c, multiplier in [(1, 1, 1), (1, 1, 5), (3, 1, 3), (2, 3, 2), (1, 5, 1)]:
+            x = rng.standard_normal((n, c, 10, 9)).astype(np.float32)
+            w = rng.standard_normal((c * multiplier, 1, 3, 3)).astype(np.float32)
+            b = rng.standard_normal(c * multiplier).astype(np.float32)
+            _kernel_vs_references(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.kernels
+def test_kernel_padding_keeps_nonfinite_where_torch_has_them():
+    """NaN and inf at the image border stay in the windows that hold them; the zero padding
+    around them is a real zero (0 * w), never garbage from an earlier plane."""
+    x = np.ones((1, 2, 6, 8), dtype=np.float32)
+    x[0, 0, 0, 0] = np.nan
+    x[0, 1, 5, 7] = np.inf
+    w = np.ones((2, 1, 3, 3), dtype=np.float32)
+    b = np.zeros(2, dtype=np.float32)
+    out = _kernel_vs_references(x, w, b, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert np.isnan(out[0, 0, :2, :2]).all() and np.isfinite(out[0, 0, 2:]).all()
+    assert np.isinf(out[0, 1, 4:, 6:]).all() and np.isfinite(out[0, 1, :4]).all()
+    assert out[0, 0, 5, 7] == 4.0  # a corner window: 4 ones and 5 zeros of padding
