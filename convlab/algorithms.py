@@ -23,7 +23,7 @@ from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
 
-__all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "conv2d_im2col", "conv2d_winograd", "conv2d_fft",
+__all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "im2col_workspace_nbytes", "conv2d_im2col", "conv2d_winograd", "conv2d_fft",
            "check_winograd", "pad_input"]
 
 
@@ -185,11 +185,7 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
     oh, ow = out.shape[2], out.shape[3]
     rows = xp.shape[1] * kh * kw
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
-    total = n_batch * oh * ow
-    threads = max(1, min(numba.get_num_threads(), total))
-    per_column = (rows + c_out) * xp.itemsize
-    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // per_column)
-    block = min(block, -(-total // threads))
+    threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)
     cols_buf = workspace("im2col_cols", (threads, rows * block), xp.dtype)
     prod_buf = workspace("im2col_prod", (threads, c_out * block), xp.dtype)
     with parallel_launch():
@@ -198,12 +194,41 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
                               cols_buf, prod_buf)
 
 
+def _im2col_blocks(total, rows, c_out, itemsize, threads=None):
+    """(threads, positions per block) of :func:`conv2d_im2col` for ``total`` output positions."""
+    threads = max(1, min(numba.get_num_threads() if threads is None else threads, total))
+    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // ((rows + c_out) * itemsize))
+    return threads, min(block, -(-total // threads))
+
+
+def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None):
+    """Bytes of the column and product blocks :func:`convlab.conv2d`'s im2col path allocates.
+
+    ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
+    ``C_in * kH * kW`` x ``block`` columns and ``C_out`` x ``block`` products, so the buffer grows
+    with the channels and the kernel, not with the image, unlike the full matrix of
+    :func:`im2col_buffer_nbytes`.
+
+    Examples
+    --------
+    >>> im2col_buffer_nbytes(1, 64, (3, 3), (56, 56), 4) / 2**20          # the whole matrix, MiB
+    6.890625
+    >>> im2col_workspace_nbytes(1, 64, 64, (3, 3), (56, 56), 4, threads=2) / 2**20
+    1.25
+    """
+    rows = c_in * math.prod(kernel_size)
+    threads, block = _im2col_blocks(batch * math.prod(output_size), rows, c_out, itemsize, threads)
+    return threads * (rows + c_out) * block * itemsize
+
+
 #: bytes of columns and products one thread works on at a time in :func:`conv2d_im2col`: well
 #: inside a core's L2 (2 MiB on this project's machine), so the GEMM reads columns that the im2col
 #: step has just written ...
 IM2COL_BLOCK_BYTES = 2**19
-#: ... but never fewer positions than this: a GEMM needs columns to run near full speed
-IM2COL_MIN_BLOCK = 64
+#: ... but never fewer positions than this: every block reads the whole weight matrix again
+#: (2.4 MB for 256 -> 256 channels, 3x3), so wide layers need wide blocks (measured on 2 threads:
+#: a 256-channel 28x28 layer took 5.9 ms with 64-position blocks and 4.2 ms with 256)
+IM2COL_MIN_BLOCK = 256
 
 
 def check_winograd(w_shape, stride, dilation):

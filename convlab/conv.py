@@ -9,7 +9,8 @@ import numpy as np
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
 from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
-                         im2col_buffer_nbytes, pad_input)  # pad_input stays importable from here
+                         im2col_buffer_nbytes, im2col_workspace_nbytes,  # noqa: F401
+                         pad_input)  # pad_input and im2col_buffer_nbytes stay importable from here
 from .config import parallel_launch
 from .shapes import conv_output_size, padding_pairs
 
@@ -114,7 +115,7 @@ def _check_algorithm(algorithm):
         raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
 
 
-#: "auto" never lets im2col allocate more than this (bytes) for its column buffer
+#: "auto" never lets im2col allocate more than this (bytes) for its blocks of columns
 IM2COL_AUTO_LIMIT = 256 * 2**20
 
 
@@ -145,13 +146,15 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
        them;
     2. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
        (16) input and output channels per group and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
-       of 2x2: 2.25x fewer multiplications, in 16 BLAS GEMMs. With fewer tiles the 16 GEMMs are
-       narrow; one thread still gains 10-15% over im2col there, but with two threads on a busy
-       machine each of the 16 BLAS calls may wait for its second thread to be scheduled, and a
-       256-channel 14x14 layer measured anywhere from 2.7 to 120 ms, against 2.5-5 ms for im2col's
-       single GEMM;
-    3. ``"im2col"`` when its column buffer (:func:`convlab.algorithms.im2col_buffer_nbytes`,
-       about ``kH * kW`` times the input) is at most ``IM2COL_AUTO_LIMIT`` bytes;
+       of 2x2: 2.25x fewer multiplications. With fewer tiles each thread's 16 GEMMs get only a
+       couple of dozen columns while every one of them reads a full ``C_out x C_in`` slice of the
+       transformed filters, and with two threads im2col wins (a 256-channel 14x14 layer: 1.26 ms
+       against 1.76 ms);
+    3. ``"im2col"`` when the blocks of columns it works in
+       (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
+       ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
+       column matrix of :func:`convlab.algorithms.im2col_buffer_nbytes` (about ``kH * kW`` times
+       the input) is never built by :func:`conv2d`;
     4. ``"direct"`` otherwise: no extra memory at all.
 
     The transforms (1, 2) are used only when ``finite``: the FFT spreads a NaN or inf over the
@@ -160,40 +163,42 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
 
     Notes
     -----
-    The thresholds come from these float32 timings (ms, CPU time of one thread, best of 5-9:
-    robust on a shared machine; Intel Xeon with AVX-512, OpenBLAS 0.3.31, Numba 0.68).
-    ``python -m convlab.bench`` re-measures the benchmark layers on any machine, with threads::
+    The thresholds come from these float32 timings (ms, best of 5-9; CPU time of one thread is
+    robust on a shared machine, wall time of two threads is what a user sees; Intel Xeon with
+    AVX-512, 2 cores, OpenBLAS 0.3.31, Numba 0.68). ``python -m convlab.bench`` re-measures the
+    benchmark layers on any machine::
 
-        layer                                     direct  im2col winograd     fft
-        1x8->8          56  3x3                     0.39    0.25     0.23    1.49
-        1x16->16        14  3x3                     0.16    0.12     0.13    0.34
-        1x16->16        56  3x3                     1.19    0.49     0.38    5.12
-        1x64->64        14  3x3                     1.27    0.30     0.26    3.38
-        1x64->64        16  3x3                     1.52    0.33     0.29    4.87
-        1x64->64        28  3x3                     4.10    0.81     0.62   12.54
-        1x64->64        56  3x3                    15.62    2.87     2.01   70.50
-        1x128->128      14  3x3                     4.76    0.79     0.67   13.33
-        1x128->128      28  3x3                    15.98    2.36     1.78   70.53
-        1x256->256      14  3x3                    18.46    2.37     2.15   73.67
-        1x256->256      28  3x3                    62.88    8.18     5.67  262.68
-        8x64->64        56  3x3                   125.66   29.56    16.59  140.62
-        1x64->64        56  3x3 g8                  2.77    1.47     1.23    7.72
-        1x256->256      14  3x3 g64                 0.56    0.63     0.58    1.34
-        1x3->64        224  7x7 s2                 34.58    3.37        -   90.09
-        1x64->256       56  1x1                    10.69    0.84        -  271.54
-        1x256->128      28  1x1 s2                  5.91    0.20        -  133.59
-        1x64->64        28  5x5                    12.20    2.11        -   13.99
-        1x16->16        64  9x9                    11.82    5.12        -    4.79
-        1x8->8          64  15x15                   8.72    6.62        -    1.69
-        1x3->3         128  9x9                     4.81    3.13        -    1.16
-        1x1->1         256  31x31                  21.65   44.04        -    1.05
+        layer                        direct  im2col winograd      fft     im2col winograd
+                                     ------ 1 thread, CPU time -----     - 2 threads, wall -
+        1x8->8          56  3x3        0.39    0.16     0.19     1.49       0.12     0.14
+        1x16->16        14  3x3        0.16    0.09     0.09     0.34       0.07     0.09
+        1x16->16        56  3x3        1.19    0.50     0.38     5.12       0.28     0.21
+        1x64->64        14  3x3        1.27    0.30     0.23     3.38       0.19     0.20
+        1x64->64        16  3x3        1.52    0.35     0.25     4.87       0.21     0.20
+        1x64->64        28  3x3        4.10    0.78     0.60    12.54       0.45     0.33
+        1x64->64        56  3x3       15.62    3.04     1.92    70.50       1.53     0.97
+        1x128->128      14  3x3        4.76    0.82     0.70    13.33       0.44     0.48
+        1x128->128      28  3x3       15.98    2.99     1.97    70.53       1.33     1.01
+        1x256->256      14  3x3       18.46    2.88     2.63    73.67       1.26     1.76
+        1x256->256      28  3x3       62.88   10.19     6.51   262.68       4.09     3.15
+        8x64->64        56  3x3      125.66   23.71    13.42   140.62      11.90     7.17
+        1x64->64        56  3x3 g8     2.77    0.90     1.15     7.72       0.58     0.68
+        1x256->256      14  3x3 g64    0.56    0.52     0.44     1.34       0.31     0.32
+        1x3->64        224  7x7 s2    34.58    3.00        -    90.09
+        1x64->256       56  1x1       10.69    1.29        -   271.54
+        1x256->128      28  1x1 s2     5.91    0.20        -   133.59
+        1x64->64        28  5x5       12.20    2.47        -    13.99
+        1x16->16        64  9x9       11.82    4.58        -     4.79
+        1x8->8          64  15x15      8.72    5.40        -     1.69
+        1x3->3         128  9x9        4.81    1.21        -     1.16
+        1x1->1         256  31x31     21.65   11.79        -     1.05
 
-    Winograd wins every 3x3 stride-1 layer with 16 or more channels per group, from 14x14 maps
-    up, with one thread (see rule 2 for why small maps still go to im2col); the FFT wins only big kernels on few channels (9x9 on 16 channels is a tie, left to
-    im2col, which is more accurate); im2col beats the direct loop everywhere it fits in memory,
-    even for narrow channels (with a tuned BLAS on a CPU the seed article's case for the direct
-    loop only shows for depthwise layers, which have their own kernel, and for single-channel
-    maps, where both take microseconds).
+    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group, from 14x14 maps up
+    on one thread and from 16x16 up on two (rule 2); the FFT wins only big kernels on few
+    channels (9x9 on 16 channels is close, left to im2col, which is more accurate); im2col beats
+    the direct loop everywhere, even for narrow channels (with a tuned BLAS on a CPU the seed
+    article's case for the direct loop only shows for depthwise layers, which have their own
+    kernel, and for single-channel maps, where both take microseconds).
 
     Examples
     --------
@@ -215,7 +220,8 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
             and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS \
             and tiles >= WINOGRAD_AUTO_MIN_TILES:
         return "winograd"
-    nbytes = im2col_buffer_nbytes(x_shape[0], x_shape[1], (kh, kw), out_shape[2:], itemsize)
+    nbytes = im2col_workspace_nbytes(x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:],
+                                     itemsize)
     if nbytes <= IM2COL_AUTO_LIMIT:
         return "im2col"
     return "direct"

@@ -25,7 +25,7 @@ import convlab
 from conv_cases import CASES
 from convlab import conv as conv_module
 from convlab._winograd import AT, BT, G, winograd_weight_transform
-from convlab.algorithms import im2col_buffer_nbytes
+from convlab.algorithms import im2col_buffer_nbytes, im2col_workspace_nbytes
 from convlab.conv import IM2COL_AUTO_LIMIT, choose_algorithm
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -282,11 +282,19 @@ def test_auto_rule_without_finite_data_avoids_transforms():
     assert choose_algorithm(**_shapes(1, 1, 1, 256, 31), finite=False) == "im2col"
 
 
-def test_auto_picks_direct_when_im2col_buffer_exceeds_limit_without_allocating():
-    # 5x5: neither Winograd nor the FFT applies; a 1022x1022 map would need a 53 GB column buffer
+def test_auto_keeps_im2col_for_a_53_gb_matrix_because_conv2d_never_builds_it():
+    # 5x5: neither Winograd nor the FFT applies; a 1022x1022 map would need a 53 GB column matrix,
+    # but conv2d's im2col works in blocks of a few MB per thread
     shapes = _shapes(1, 512, 512, 1022, 5)
-    needed = im2col_buffer_nbytes(1, 512, (5, 5), shapes["out_shape"][2:], 4)
-    assert needed > 100 * IM2COL_AUTO_LIMIT
+    assert im2col_buffer_nbytes(1, 512, (5, 5), shapes["out_shape"][2:], 4) > 100 * IM2COL_AUTO_LIMIT
+    assert im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4) < 2**25
+    assert choose_algorithm(**shapes) == "im2col"
+
+
+def test_auto_picks_direct_when_the_im2col_blocks_exceed_the_limit_without_allocating(monkeypatch):
+    shapes = _shapes(1, 512, 512, 1022, 5)
+    needed = im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4)
+    monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", needed - 1)
     tracemalloc.start()
     try:
         assert choose_algorithm(**shapes) == "direct"
@@ -297,18 +305,52 @@ def test_auto_picks_direct_when_im2col_buffer_exceeds_limit_without_allocating()
 
 
 def test_auto_limit_is_respected_by_conv2d(monkeypatch):
-    """With the limit lowered below a layer's buffer, conv2d(auto) never calls im2col."""
+    """With the limit lowered below a layer's blocks, conv2d(auto) never calls im2col."""
     x = np.random.default_rng(0).standard_normal((1, 4, 12, 12))
     w = np.random.default_rng(1).standard_normal((8, 4, 5, 5))
     calls = []
+    needed = im2col_workspace_nbytes(1, 4, 8, (5, 5), (8, 8), 8)
     monkeypatch.setattr(conv_module, "conv2d_im2col", lambda *a: calls.append(a))
-    monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", im2col_buffer_nbytes(1, 4, (5, 5), (8, 8), 8) - 1)
+    monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", needed - 1)
     out = convlab.conv2d(x, w)
     assert calls == []
     np.testing.assert_allclose(out, einsum_conv2d(x, w), rtol=1e-12, atol=1e-12)
-    monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", im2col_buffer_nbytes(1, 4, (5, 5), (8, 8), 8))
+    monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", needed)
     convlab.conv2d(x, w)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_im2col_conv2d_allocates_its_blocks_not_the_matrix(threads):
+    """Measured with tracemalloc, in a fresh thread (whose reused buffers start empty)."""
+    import numba
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    x = np.random.default_rng(2).standard_normal((1, 64, 56, 56)).astype(np.float32)
+    w = (np.random.default_rng(3).standard_normal((64, 64, 5, 5)) / 40).astype(np.float32)  # unit scale
+    matrix = im2col_buffer_nbytes(1, 64, (5, 5), (56, 56), 4)
+    blocks = im2col_workspace_nbytes(1, 64, 64, (5, 5), (56, 56), 4, threads=threads)
+    result = {}
+
+    def run():
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        tracemalloc.start()
+        try:
+            out = convlab.conv2d(x, w, padding=2, algorithm="im2col")
+            result["peak"] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            numba.set_num_threads(previous)
+        result["out"] = out
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    padded = x[0].size * 60 * 60 // (56 * 56) * 4
+    # blocks + output + padded input copy + small arrays; the full matrix is 19 MiB
+    assert blocks <= result["peak"] <= blocks + x.nbytes + padded + w.nbytes + 2**16
+    assert result["peak"] < matrix / 3
+    assert_close(result["out"], einsum_conv2d(x, w, padding=2), "im2col", np.float32)
 
 
 def test_im2col_buffer_nbytes_is_the_buffer_im2col_builds():
