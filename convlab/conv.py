@@ -26,7 +26,7 @@ _DIMS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 class _Prepared:
     """Validated, padded arguments of one convolution call."""
 
-    __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched")
+    __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched", "pad_before")
 
 
 def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
@@ -48,11 +48,14 @@ def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
             raise ValueError(f"replicate padding needs a non-empty input along {name}")
 
 
-def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None):
+def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None,
+             depthwise_pads_itself=False):
     """Validate everything for an ``nd``-dimensional convolution and pad the input.
 
     ``dim_names`` names the spatial dimensions in messages (conv1d runs as a height-1 conv2d but
-    its users know their dimension as L).
+    its users know their dimension as L). With ``depthwise_pads_itself``, a zero-padded 2-D
+    depthwise layer (``groups == C_in``) is left unpadded and ``p.pad_before`` holds the padding
+    above and to the left: the depthwise kernel pads inside (no ``np.pad`` copy of the input).
     """
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
@@ -96,9 +99,14 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
         out_spatial.append(conv_output_size(size + before + after, k, s, 0, d))
 
     p = _Prepared()
-    # the padded copy lives in a reused buffer: it is only read during this call
-    p.x = pad_input(x, pairs, padding_mode, scratch="conv_input") if x.shape[0] else x
-    p.x = np.ascontiguousarray(p.x)
+    if depthwise_pads_itself and nd == 2 and padding_mode == "zeros" and groups == c_in:
+        p.x = np.ascontiguousarray(x)
+        p.pad_before = tuple(before for before, _ in pairs)
+    else:
+        # the padded copy lives in a reused buffer: it is only read during this call
+        p.x = pad_input(x, pairs, padding_mode, scratch="conv_input") if x.shape[0] else x
+        p.x = np.ascontiguousarray(p.x)
+        p.pad_before = (0,) * nd
     p.w, p.b = w, b
     p.stride, p.dilation, p.groups = stride, dilation, groups
     p.out_shape = (x.shape[0], c_out) + tuple(out_spatial)
@@ -236,8 +244,10 @@ def _conv2d_prepared(p, algorithm):
     if algorithm in ("auto", "direct") and p.groups == p.x.shape[1]:
         # Depthwise (any multiplier K = C_out / C_in): the dedicated kernel gives the generic
         # kernel's results bit for bit, several times faster (benchmarks/bench_depthwise.py).
+        # p.x is unpadded when the layer pads with zeros: the kernel pads as it reads.
         with parallel_launch():
-            _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
+            _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation,
+                                                 *p.pad_before)
         return out
     if algorithm == "auto":
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
@@ -328,7 +338,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if not isinstance(padding, str):
         padding = (0,) + ntuple(padding, 1, "padding", allow_zero=True)
     p = _prepare(2, x[..., None, :], w[:, :, None, :], bias, (1,) + stride, padding, (1,) + dilation,
-                 groups, padding_mode, dim_names=("H", "L"))
+                 groups, padding_mode, dim_names=("H", "L"),
+                 depthwise_pads_itself=algorithm in ("auto", "direct"))
     out = _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
@@ -383,7 +394,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
              [81., 90.]]]])
     """
     _check_algorithm(algorithm)
-    p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 depthwise_pads_itself=algorithm in ("auto", "direct"))
     return _finish(p, _conv2d_prepared(p, algorithm))
 
 
