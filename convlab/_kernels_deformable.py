@@ -232,35 +232,34 @@ def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask,
                 gmask[g, t, p0 + q] = acc_m[q]
 
 
+@njit(**NJIT_OPTIONS)
+def _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1,
+                      t0, t1, cols, ld):
+    """Columns of positions ``q0 .. q0+nq-1``, taps ``t0 .. t1-1``, channels ``c0 .. c1-1``, in
+    (tap, channel) order, from a channels-last image: no gathers, contiguous writes.
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_im2col_hwc(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0):
-    """Deformable im2col of one image from a channels-last copy, in (tap, channel) order.
+    xph: (Hp*Wp*C,) the padded channels-last image, flat; ``wp`` its row length; idx, lh, lw,
+    mask: the plan of this image (G, T, P); ``c_per_og``: channels per offset group; cols: flat,
+    row ``q`` (``ld`` apart) gets ``mask * bilinear(x[c], point(t, q0 + q))`` at
+    ``(t - t0) * (c1 - c0) + c - c0``.
 
-    xph: (Hp*Wp, C) the padded image with channels last, ``wp`` its row length; idx, lh, lw: the
-    plan (G, T, P); mask: (G, T, P), read only when ``use_mask``; segments: (S, 4) int64 rows
-    ``(c0, c1, offset group, weight group)`` cutting the channels into runs that share both groups;
-    cols: (L, groups, T, C/groups), overwritten: ``cols[q, gw, t, c - gw*C/groups]`` holds
-    ``mask * bilinear(x[c], point(t, p0 + q))``: per weight group the transposed column matrix in
-    (tap, channel) order, which the caller multiplies by a reordered copy of the weight.
-
-    The sampling point and its four bilinear weights are the same for every channel of an offset
-    group, and channels last the four neighbours of a point are four contiguous rows of ``C``
-    values: the innermost loop over channels reads and writes contiguous memory (no gathers). One
-    task per output position.
+    The four neighbours of a point are four contiguous runs of ``C`` values, so the loop over the
+    channels of a run that shares its offset group reads and writes contiguous memory and LLVM
+    vectorises it. Flat arrays and unsigned indices: no wraparound checks and no array views in
+    the loop (a view per run cost 3-4x when runs are short).
     """
-    length = cols.shape[0]
-    taps = idx.shape[1]
-    cpg = cols.shape[3]
     one = lh.dtype.type(1)
-    for q in prange(length):
-        p = p0 + q
-        for t in range(taps):
-            for s in range(segments.shape[0]):
-                c0 = segments[s, 0]
-                c1 = segments[s, 1]
-                g = segments[s, 2]
-                gw = segments[s, 3]
+    uc = np.uint64(channels)
+    width = np.uint64(c1 - c0)
+    for qq in range(nq):
+        p = q0 + qq
+        row = np.uint64(qq * ld)
+        for t in range(t0, t1):
+            dst0 = row + np.uint64(t - t0) * width
+            s0 = c0
+            while s0 < c1:
+                g = s0 // c_per_og
+                s1 = min(c1, (g + 1) * c_per_og)
                 k = idx[g, t, p]
                 a = lh[g, t, p]
                 b = lw[g, t, p]
@@ -270,82 +269,229 @@ def _deform_im2col_hwc(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0)
                 w2 = hh * b
                 w3 = a * hw
                 w4 = a * b
-                # slices, so that the loop index starts at 0: Numba then knows it is not
-                # negative, drops the wraparound check and LLVM vectorises the loop (3-4x faster)
-                v00 = xph[k, c0:c1]
-                v01 = xph[k + 1, c0:c1]
-                v10 = xph[k + wp, c0:c1]
-                v11 = xph[k + wp + 1, c0:c1]
-                base = gw * cpg
-                row = cols[q, gw, t, c0 - base:c1 - base]
+                b00 = np.uint64(k) * uc + np.uint64(s0)
+                b01 = b00 + uc
+                b10 = np.uint64(k + wp) * uc + np.uint64(s0)
+                b11 = b10 + uc
+                d = dst0 + np.uint64(s0 - c0)
+                n = np.uint64(s1 - s0)
                 if use_mask:
                     m = mask[g, t, p]
-                    for j in range(c1 - c0):
-                        row[j] = m * (w1 * v00[j] + w2 * v01[j] + w3 * v10[j] + w4 * v11[j])
+                    for j in range(n):
+                        cols[d + j] = m * (w1 * xph[b00 + j] + w2 * xph[b01 + j]
+                                           + w3 * xph[b10 + j] + w4 * xph[b11 + j])
                 else:
-                    for j in range(c1 - c0):
-                        row[j] = w1 * v00[j] + w2 * v01[j] + w3 * v10[j] + w4 * v11[j]
+                    for j in range(n):
+                        cols[d + j] = (w1 * xph[b00 + j] + w2 * xph[b01 + j]
+                                       + w3 * xph[b10 + j] + w4 * xph[b11 + j])
+                s0 = s1
+
+
+@njit(**NJIT_OPTIONS)
+def _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1,
+                          tmp, cols, ld):
+    """Columns of positions ``q0 .. q0+nq-1``, all taps, channels ``c0 .. c1-1``, in the weight's
+    own (channel, tap) order: row ``q`` (``ld`` apart) of the flat ``cols`` gets the sample of
+    channel ``c`` and tap ``t`` at ``(c - c0) * T + t``.
+
+    Arguments as in :func:`_sample_tap_major`. Each position is sampled tap-major into ``tmp``
+    (T * (c1 - c0) values, contiguous and vectorised) and then transposed into its row: writing
+    the samples straight to their stride-T places kept LLVM from vectorising the sampling and was
+    twice as slow. The transpose reads T streams and writes contiguously; with the 3x3 kernel's
+    T = 9 spelled out as a constant LLVM unrolls it, twice as fast as with T a variable.
+    """
+    taps = idx.shape[1]
+    width = c1 - c0
+    samples = tmp[:taps * width].reshape((taps, width))
+    for qq in range(nq):
+        _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0 + qq, 1,
+                          c0, c1, 0, taps, tmp, 0)
+        row = cols[qq * ld:qq * ld + width * taps].reshape((width, taps))
+        if taps == 9:
+            for j in range(width):
+                for t in range(9):
+                    row[j, t] = samples[t, j]
+        else:
+            for j in range(width):
+                for t in range(taps):
+                    row[j, t] = samples[t, j]
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_im2col_blocked(xph, wp, idx, lh, lw, mask, use_mask, segments, cols, p0):
-    """Deformable im2col of one image from a channels-last copy, into the usual column layout.
+def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
+                         w2, tap_major, groups, bias, has_bias, out, block, chunk, k_parts, partial,
+                         cols_buf, tmp_buf):
+    """One image of the forward pass: every thread samples and multiplies its own work items.
 
-    xph: (Hp*Wp, C) the padded image with channels last, ``wp`` its row length; idx, lh, lw: the
-    plan (G, T, P); mask: (G, T, P), read only when ``use_mask``; segments: (S, 4) int64 rows
-    ``(c0, c1, offset group, weight group)`` cutting the channels into runs that share their
-    groups (the weight group is not needed here);
-    cols: (C*T, L), overwritten: row ``c*T + t`` (the weight's own (channel, tap) order, so that a
-    weight group's rows are one contiguous block) and column ``q`` hold
-    ``mask * bilinear(x[c], point(t, p0 + q))``.
+    xph: (Hp*Wp*C,) the padded channels-last image, flat, ``wp`` its row length; idx, lh, lw,
+    mask: the plan of this image (G, T, P); w2: (C_out, K) the weight matrix, ``K = C/groups * T``
+    in (tap, channel) order when ``tap_major``, else in its own (channel, tap) order; bias: (C_out,),
+    added when ``has_bias``; out: (C_out, P) the image's output, C-contiguous, overwritten.
 
-    Channels last, the four neighbours of a point are four contiguous runs of channels, so the
-    sampling loop over channels reads contiguous memory (no gathers) and fills a small buffer of
-    ``block`` positions x C channels in L1 (32 x C); the buffer is then written out transposed, one
-    contiguous run of ``block`` positions per (channel, tap) row. One task per block of positions.
+    The P positions are cut into blocks of ``block``, and the ``chunk``-sized pieces of every
+    weight group's rows (``chunk`` taps, tap-major, or ``chunk`` channels with all their taps)
+    into ``k_parts`` parts: a work item is one block and one part, and thread ``i`` of
+    ``cols_buf.shape[0]`` (``prange``) takes a contiguous run of items. For each chunk of its item
+    a thread samples the block's columns into its row of ``cols_buf`` (one row per position,
+    ``ld`` apart) and multiplies them by the matching rows of the weight with ``gemm`` (BLAS
+    ``sgemm``/``dgemm``, held to the calling thread by ``set_blas_threads``, see
+    :mod:`convlab._blas`), accumulating in place: part 0 into ``out``, part ``j`` into
+    ``partial[j - 1]`` (C_out, P), which are added to ``out`` at the end, in order, with the bias.
+    BLAS's leading dimensions let it read the weight rows and write the strided output block with
+    no copies. In column-major BLAS terms: ``out[:, block]^T (nq x C_out/groups, ld P) +=
+    cols^T (nq x kc, the row-major (nq, ld) buffer) @ w2[group, rows]^T (kc x C_out/groups, ld K)``.
+
+    Several parts (split-K) are for layers with few positions and a large weight: split by
+    positions, every thread would read (and BLAS pack) the whole weight for its own small block.
+    The blocks and parts are fixed by the caller from the shapes alone, so the sums, and the
+    result, do not depend on the number of threads.
     """
-    length = cols.shape[1]
-    channels = xph.shape[1]
+    n_threads = cols_buf.shape[0]
     taps = idx.shape[1]
-    one = lh.dtype.type(1)
-    block = 32
-    n_blocks = (length + block - 1) // block
-    for bi in prange(n_blocks):
-        q0 = bi * block
-        nq = min(block, length - q0)
-        buf = np.empty((block, channels), dtype=cols.dtype)
-        for t in range(taps):
-            for qq in range(nq):
-                p = p0 + q0 + qq
-                row = buf[qq]
-                for s in range(segments.shape[0]):
-                    c0 = segments[s, 0]
-                    c1 = segments[s, 1]
-                    g = segments[s, 2]
-                    k = idx[g, t, p]
-                    a = lh[g, t, p]
-                    b = lw[g, t, p]
-                    hh = one - a
-                    hw = one - b
-                    w1 = hh * hw
-                    w2 = hh * b
-                    w3 = a * hw
-                    w4 = a * b
-                    # slices: a loop index from 0 lets LLVM vectorise (see _deform_im2col_hwc)
-                    v00 = xph[k, c0:c1]
-                    v01 = xph[k + 1, c0:c1]
-                    v10 = xph[k + wp, c0:c1]
-                    v11 = xph[k + wp + 1, c0:c1]
-                    seg = row[c0:c1]
-                    if use_mask:
-                        m = mask[g, t, p]
-                        for j in range(c1 - c0):
-                            seg[j] = m * (w1 * v00[j] + w2 * v01[j] + w3 * v10[j] + w4 * v11[j])
+    positions = idx.shape[2]
+    c_out = w2.shape[0]
+    k_rows = w2.shape[1]
+    c_per_group = channels // groups
+    out_per_group = c_out // groups
+    c_per_og = channels // idx.shape[0]
+    ld = cols_buf.shape[1] // block
+    n_blocks = (positions + block - 1) // block
+    n_items = n_blocks * k_parts
+    n_chunks = (taps + chunk - 1) // chunk if tap_major else (c_per_group + chunk - 1) // chunk
+    w_flat = w2.reshape(-1)
+    for th in prange(n_threads):
+        previous = set_blas_threads(1)
+        cols = cols_buf[th]
+        tmp = tmp_buf[th]
+        # BLAS takes every argument by reference
+        trans = np.empty(2, dtype=np.int8)
+        trans[0] = ord("T")
+        trans[1] = ord("N")
+        dims = np.empty(6, dtype=np.int32)
+        scalars = np.empty(2, dtype=cols.dtype)
+        scalars[0] = 1
+        for item in range(n_items * th // n_threads, n_items * (th + 1) // n_threads):
+            part = item % k_parts
+            q0 = (item // k_parts) * block
+            nq = min(positions, q0 + block) - q0
+            target = out.reshape(-1) if part == 0 else partial[part - 1].reshape(-1)
+            for gw in range(groups):
+                c_first = gw * c_per_group
+                first = n_chunks * part // k_parts
+                for ci in range(first, n_chunks * (part + 1) // k_parts):
+                    if tap_major:
+                        t0 = ci * chunk
+                        t1 = min(taps, t0 + chunk)
+                        k0 = t0 * c_per_group
+                        kc = (t1 - t0) * c_per_group
+                        _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og,
+                                          q0, nq, c_first, c_first + c_per_group, t0, t1, cols, ld)
                     else:
-                        for j in range(c1 - c0):
-                            seg[j] = w1 * v00[j] + w2 * v01[j] + w3 * v10[j] + w4 * v11[j]
-            for c in range(channels):
-                dst = cols[c * taps + t, q0:q0 + nq]
-                src = buf[:nq, c]
-                for qq in range(nq):
-                    dst[qq] = src[qq]
+                        c0 = c_first + ci * chunk
+                        c1 = min(c_first + c_per_group, c0 + chunk)
+                        k0 = (c0 - c_first) * taps
+                        kc = (c1 - c0) * taps
+                        _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask,
+                                              c_per_og, q0, nq, c0, c1, tmp, cols, ld)
+                    dims[0] = nq
+                    dims[1] = out_per_group
+                    dims[2] = kc
+                    dims[3] = ld
+                    dims[4] = k_rows
+                    dims[5] = positions
+                    scalars[1] = 0 if ci == first else 1
+                    gemm(trans[0:].ctypes, trans[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+                         dims[2:].ctypes, scalars[0:].ctypes, cols.ctypes, dims[3:].ctypes,
+                         w_flat[gw * out_per_group * k_rows + k0:].ctypes, dims[4:].ctypes,
+                         scalars[1:].ctypes, target[gw * out_per_group * positions + q0:].ctypes,
+                         dims[5:].ctypes)
+            if has_bias and k_parts == 1:
+                for o in range(c_out):
+                    b = bias[o]
+                    dst = out[o, q0:q0 + nq]
+                    for j in range(nq):
+                        dst[j] += b
+        set_blas_threads(previous)
+    if k_parts > 1:   # serial: one pass over the (small) output of a layer with few positions
+        for o in range(c_out):
+            dst = out[o]
+            for j in range(1, k_parts):
+                src = partial[j - 1, o]
+                for q in range(positions):
+                    dst[q] += src[q]
+            if has_bias:
+                b = bias[o]
+                for q in range(positions):
+                    dst[q] += b
+
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _deform_backward_products(set_blas_threads, gemm, n_threads, grad, p0, length, cols, w2, groups,
+                              grad_w2, grad_cols):
+    """The two matrix products of the backward pass for one tile of positions.
+
+    grad: (C_out, P) the output gradient of one image, of which positions ``p0 .. p0+length-1``
+    are used; cols: (C*T, ld) the tile's columns (channel-first, the first ``length`` of each
+    row); w2: (C_out, K) the weight matrix, ``K = C/groups * T``; grad_w2: (C_out, K),
+    accumulated into; grad_cols: (C*T, ld), its first ``length`` columns overwritten. Per weight
+    group, with ``o`` its output channels and ``r`` its rows: ``grad_w2[o] += grad[o] @ cols[r].T``
+    and ``grad_cols[r] = w2[o].T @ grad[o]``.
+
+    Thread ``i`` of ``n_threads`` (``prange``) computes its share of the output channels of the
+    first product and of the rows of the second with ``gemm`` (BLAS ``sgemm``/``dgemm``) held to
+    the calling thread (``set_blas_threads``, see :mod:`convlab._blas`): the same single-threaded
+    calls as the forward pass, so that the backward pass never wakes another BLAS thread pool
+    (NumPy's), whose idle workers keep spinning for a while and slowed a following forward pass
+    1.6x on two cores. In column-major BLAS terms, ``grad_w2[o]^T (K/g x o, ld K) +=
+    cols[r] (K/g x L, stored L x K/g, ld) @ grad[o]^T (L x o, ld P)`` and ``grad_cols[r]^T
+    (L x K/g, ld) = grad[o]^T (L x o, ld P) @ w2[o, r] (o x K/g, stored K/g x o, ld K)``.
+    """
+    c_out, k_rows = w2.shape
+    positions = grad.shape[1]
+    ld = cols.shape[1]
+    out_per_group = c_out // groups
+    g_flat = grad.reshape(-1)
+    c_flat = cols.reshape(-1)
+    w_flat = w2.reshape(-1)
+    gw_flat = grad_w2.reshape(-1)
+    gc_flat = grad_cols.reshape(-1)
+    for th in prange(n_threads):
+        previous = set_blas_threads(1)
+        trans = np.empty(2, dtype=np.int8)
+        trans[0] = ord("T")
+        trans[1] = ord("N")
+        dims = np.empty(6, dtype=np.int32)
+        scalars = np.empty(3, dtype=cols.dtype)
+        scalars[0] = 1
+        scalars[1] = 0
+        o0 = out_per_group * th // n_threads
+        o1 = out_per_group * (th + 1) // n_threads
+        r0 = k_rows * th // n_threads
+        r1 = k_rows * (th + 1) // n_threads
+        for g in range(groups):
+            first = g * out_per_group
+            if o1 > o0:   # grad_w2[first+o0 : first+o1] += grad[...] @ cols[rows of g].T
+                dims[0] = k_rows
+                dims[1] = o1 - o0
+                dims[2] = length
+                dims[3] = ld
+                dims[4] = positions
+                dims[5] = k_rows
+                gemm(trans[0:].ctypes, trans[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+                     dims[2:].ctypes, scalars[0:].ctypes, c_flat[g * k_rows * ld:].ctypes,
+                     dims[3:].ctypes, g_flat[(first + o0) * positions + p0:].ctypes,
+                     dims[4:].ctypes, scalars[0:].ctypes, gw_flat[(first + o0) * k_rows:].ctypes,
+                     dims[5:].ctypes)
+            if r1 > r0:   # grad_cols[rows r0:r1 of g] = w2[o of g, r0:r1].T @ grad[o of g]
+                dims[0] = length
+                dims[1] = r1 - r0
+                dims[2] = out_per_group
+                dims[3] = positions
+                dims[4] = k_rows
+                dims[5] = ld
+                gemm(trans[1:].ctypes, trans[0:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+                     dims[2:].ctypes, scalars[0:].ctypes, g_flat[first * positions + p0:].ctypes,
+                     dims[3:].ctypes, w_flat[first * k_rows + r0:].ctypes, dims[4:].ctypes,
+                     scalars[1:].ctypes, gc_flat[(g * k_rows + r0) * ld:].ctypes, dims[5:].ctypes)
+        set_blas_threads(previous)

@@ -9,39 +9,55 @@ modulation scalar ``mask[p, t]``. With zero offsets and no mask the layer is ``c
 
 Implementation: the wrapper validates, then (1) computes the sampling plan of the whole batch in
 one call, once per offset group rather than per channel
-(:func:`convlab._kernels_deformable._deform_plan`), and for each image (2) samples tiles of the
-column matrix of a deformable im2col in parallel Numba code, from a channels-last copy of the
-image so that the innermost loop runs over contiguous channels
-(:func:`convlab._kernels_deformable._deform_im2col_hwc` and ``_deform_im2col_blocked``), and (3)
-multiplies each tile by the weight matrix with BLAS. The column tiles are bounded
-(:data:`COLUMN_TILE_BYTES`), so the peak memory stays below that of torchvision, which holds the
-full column matrix. The gradients use the same plan with channel-first kernels that scatter onto
-the four neighbours (:func:`deform_conv2d_grad`).
+(:func:`convlab._kernels_deformable._deform_plan`), and for each image (2) runs one parallel Numba
+kernel (:func:`convlab._kernels_deformable._deform_conv_forward`) in which every thread takes its
+own blocks of output positions, samples a chunk of their column matrix (a deformable im2col) from
+a channels-last copy of the image into a small buffer of its own, and multiplies it by the
+matching slice of the weight with a single-threaded BLAS call that accumulates straight into the
+output. Sampling and matrix products never wait for each other or for another thread pool, and
+the column matrix exists only ``threads * block`` positions and one chunk of rows at a time
+(:data:`BLOCK_BYTES` per thread), far below torchvision's full column matrix. The gradients
+sample tiles of the column matrix (:data:`COLUMN_TILE_BYTES`) with channel-first kernels that
+scatter onto the four neighbours (:func:`deform_conv2d_grad`).
 """
 
+import ctypes
+import threading
 from collections import namedtuple
+from contextlib import contextmanager
 
 # On a machine with few cores, set OMP_WAIT_POLICY=PASSIVE for the fastest deform_conv2d (see the
 # "OpenMP wait policy" note in convlab.config): convlab does not set it for you, because it would
 # slow every other OpenMP library in the process, PyTorch's included.
 
+import numba
 import numpy as np
 
 from . import _kernels_deformable as _k
 from ._args import check_rank, float_array, ntuple
+from ._blas import blas_threads_setter
 from .config import parallel_launch
 from .shapes import conv_output_size
 
 __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
 
-#: upper bound (bytes) on one tile of the sampled column matrix (at least 256 columns, for BLAS):
-#: about one core's L2 cache. Each tile costs two parallel launches (sampling, then the matrix
-#: product), so fewer, larger tiles are faster on a busy machine; the bound keeps the peak memory
-#: below torchvision's, which holds the whole column matrix of the batch at once
+#: upper bound (bytes) on one tile of the sampled column matrix in :func:`deform_conv2d_grad` (at
+#: least 256 columns, for BLAS); the bound keeps the peak memory below torchvision's, which holds
+#: the whole column matrix of the batch at once
 COLUMN_TILE_BYTES = 4 * 2**20
 _MIN_TILE_COLUMNS = 256
+
+#: the forward pass: bytes of sampled columns per thread (one block of positions times one chunk
+#: of rows), about a tenth of a core's L2 cache, so that the block stays in cache between the
+#: sampling and the matrix product that reads it
+BLOCK_BYTES = 2**18
+#: rows of the column matrix (channels times taps) per matrix product: fewer rows per call cost
+#: more passes over the output block, more rows a larger buffer
+_CHUNK_ROWS = 576
+#: fewest positions per block, for BLAS
+_MIN_BLOCK = 32
 # sample in (tap, channel) order, which needs a reordered copy of the weight, only while that copy
-# is at most 1/4 of the column tile
+# is at most 1/4 of one image's column matrix (the memory torchvision needs anyway)
 _TAP_MAJOR_WEIGHT_SHARE = 4
 
 # the sampling plan stores int32 indices into one padded plane
@@ -144,14 +160,12 @@ def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
 
 
 class _Sampler:
-    """Buffers and geometry shared by the forward and backward passes over one call's images.
+    """Sampling plan and padded image shared by the forward and backward passes over one call's images.
 
-    ``channels_last`` (the forward pass) samples from a padded ``(Hp*Wp, C)`` copy of each image:
-    the four neighbours of a point are then four contiguous runs of channels, so sampling needs no
-    gathers. When the weight is small next to the column tile, the tile is ``(L, groups, T,
-    C/groups)``, written contiguously, and the weight gets a reordered copy; otherwise the tile is
-    the usual ``(C*T, L)`` in the weight's own order, written transposed through a small buffer. The backward pass uses the
-    channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)`` that its scatter kernels expect.
+    ``channels_last`` (the forward pass) keeps a padded ``(Hp*Wp, C)`` copy of each image: the
+    four neighbours of a point are then four contiguous runs of channels, so sampling needs no
+    gathers. The backward pass uses the channel-first layout ``(C, Hp*Wp)`` and tiles ``(C*T, L)``
+    of the column matrix (``cols``, ``tiles()``, ``sample()``) that its scatter kernels expect.
     """
 
     def __init__(self, p, channels_last):
@@ -180,9 +194,6 @@ class _Sampler:
         self.use_mask = p.mask is not None
         self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
                       else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
-        rows = c_in * t
-        tile = max(_MIN_TILE_COLUMNS, COLUMN_TILE_BYTES // (rows * x.itemsize))
-        self.tile = min(pos, tile)
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after (only the
         # border is zeroed: load() overwrites the inside)
         if channels_last:
@@ -191,19 +202,10 @@ class _Sampler:
             self.xp[height + 1:] = 0
             self.xp[:, 0] = 0
             self.xp[:, width + 1] = 0
-            # (tap, channel) columns sample fastest but need a reordered copy of the weight: worth
-            # it while that copy is small next to the column tile; otherwise the columns are
-            # written transposed in blocks into the usual (channel, tap) x position layout
-            self.tap_major = p.w.nbytes * _TAP_MAJOR_WEIGHT_SHARE <= self.tile * rows * x.itemsize
-            if self.tap_major:
-                self.cols = np.empty((self.tile, p.groups, t, c_in // p.groups), dtype=dtype)
-            else:
-                self.cols = np.empty((rows, self.tile), dtype=dtype)
-            # runs of channels that share their offset group and their weight group
-            cuts = sorted(set(range(0, c_in, c_in // g)) | set(range(0, c_in, c_in // p.groups)) | {c_in})
-            self.segments = np.array([(c0, c1, c0 // (c_in // g), c0 // (c_in // p.groups))
-                                      for c0, c1 in zip(cuts[:-1], cuts[1:])], dtype=np.int64)
         else:
+            rows = c_in * t
+            tile = max(_MIN_TILE_COLUMNS, COLUMN_TILE_BYTES // (rows * x.itemsize))
+            self.tile = min(pos, tile)
             self.xp = np.zeros((c_in, height + 3, width + 2), dtype=dtype)
             self.cols = np.empty((rows, self.tile), dtype=dtype)
         self.x = x
@@ -220,26 +222,120 @@ class _Sampler:
             yield p0, min(self.positions, p0 + self.tile)
 
     def sample(self, n, p0, p1):
-        """The deformable im2col columns of image ``n`` for positions ``p0:p1`` (a view)."""
-        if self.channels_last and self.tap_major:
-            cols = self.cols[:p1 - p0]
-            with parallel_launch():
-                _k._deform_im2col_hwc(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
-                                      self.lh[n], self.lw[n], self.masks[n], self.use_mask, self.segments,
-                                      cols, p0)
-            return cols
-        if self.channels_last:
-            cols = self.cols[:, :p1 - p0]
-            with parallel_launch():
-                _k._deform_im2col_blocked(self.xp.reshape(-1, self.xp.shape[2]), self.wp, self.idx[n],
-                                          self.lh[n], self.lw[n], self.masks[n], self.use_mask,
-                                          self.segments, cols, p0)
-            return cols
+        """The deformable im2col columns (channel-first) of image ``n`` for positions ``p0:p1``."""
         cols = self.cols[:, :p1 - p0]
         with parallel_launch():
             _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx[n], self.lh[n],
                               self.lw[n], self.masks[n], self.use_mask, cols, p0)
         return cols
+
+
+_GEMM_LOCK = threading.Lock()
+_GEMM = {}
+
+
+def _blas_gemm(dtype):
+    """SciPy's BLAS ``sgemm`` (float32) or ``dgemm`` (float64) as a ctypes function.
+
+    These are the functions Numba's ``np.dot`` calls (``scipy.linalg.cython_blas``), in the BLAS
+    library whose thread-local thread count :func:`convlab._blas.blas_threads_setter` sets; called
+    directly because their leading-dimension arguments let a kernel multiply a slice of the weight
+    into a strided block of the output, which ``np.dot`` (contiguous arrays only) cannot. Fortran
+    convention: every argument by reference, ``char`` flags passed as ``int8``.
+    """
+    dtype = np.dtype(dtype)
+    with _GEMM_LOCK:
+        if dtype not in _GEMM:
+            from scipy.linalg import cython_blas
+
+            name = "sgemm" if dtype == np.float32 else "dgemm"
+            capsule = cython_blas.__pyx_capi__[name]
+            get_name = ctypes.pythonapi.PyCapsule_GetName
+            get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+            get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+            get_pointer.restype = ctypes.c_void_p
+            get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            signature = get_name(capsule)
+            if signature.count(b"int *") != 6:    # m, n, k, lda, ldb, ldc as C ints (LP64)
+                raise RuntimeError(f"unexpected scipy.linalg.cython_blas.{name} signature {signature!r}")
+            real = ctypes.POINTER(ctypes.c_float if dtype == np.float32 else ctypes.c_double)
+            flag, integer = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int)
+            prototype = ctypes.CFUNCTYPE(None, flag, flag, integer, integer, integer, real, real,
+                                         integer, real, integer, real, real, integer)
+            _GEMM[dtype] = prototype(get_pointer(capsule, signature))
+        return _GEMM[dtype]
+
+
+_ONE_THREAD_LOCK = threading.Lock()
+_ONE_THREAD = {"depth": 0, "previous": 0}
+
+
+@contextmanager
+def _one_blas_thread(setter):
+    """Hold SciPy's BLAS to one thread (``setter(1)``) while any deformable kernel runs.
+
+    The kernels call ``setter(1)`` on every thread, as :mod:`convlab._blas` intends, but in an
+    OpenBLAS built with pthreads (SciPy's wheels) ``openblas_set_num_threads_local`` sets the
+    *global* thread count and returns the previous one. Two kernel threads then race: the first
+    to finish restores the count to 2 while the other still multiplies, whose next GEMMs wake
+    OpenBLAS's own worker (which then keeps spinning for a while, slowing the next calls), and
+    the last to finish may leave the process at 1. Setting 1 once around the launch, and
+    restoring it when the last concurrent caller leaves, makes the per-thread calls no-ops there
+    and changes nothing where the setting really is thread-local (MKL, OpenMP builds).
+    """
+    with _ONE_THREAD_LOCK:
+        if _ONE_THREAD["depth"] == 0:
+            _ONE_THREAD["previous"] = setter(1)
+        _ONE_THREAD["depth"] += 1
+    try:
+        yield
+    finally:
+        with _ONE_THREAD_LOCK:
+            _ONE_THREAD["depth"] -= 1
+            if _ONE_THREAD["depth"] == 0:
+                setter(_ONE_THREAD["previous"])
+
+
+def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize):
+    """How :func:`deform_conv2d` cuts one image's work: ``(tap_major, chunk, ld, block, k_parts)``.
+
+    ``tap_major``: sample in (tap, channel) order (fastest) against a reordered copy of the weight,
+    while that copy is small (:data:`_TAP_MAJOR_WEIGHT_SHARE`); ``chunk``: taps (tap-major) or
+    channels (each with all its taps) per matrix product, about :data:`_CHUNK_ROWS` rows; ``ld``:
+    the stride of a buffer row, padded so that it is never a multiple of 1 KiB (rows that far
+    apart share L1 sets, and BLAS reads 16 of them at once); ``block``: positions per block, so
+    that a block's chunk fills about :data:`BLOCK_BYTES`, but at least one per output channel of a
+    group (BLAS packs the group's weight for every block: with fewer positions than that, packing
+    the weight would cost more than the product), at least :data:`_MIN_BLOCK`, all blocks but the
+    last the same size; ``k_parts``: when there are fewer blocks than threads, the chunks of every
+    group are split into that many parts (split-K) so that every thread gets work, else 1.
+
+    Depends on the shapes only, not on the current number of threads, so that the sums (and the
+    result) do not either.
+    """
+    out_per_group = c_out // groups
+    weight_bytes = c_out * c_per_group * taps * itemsize
+    tap_major = weight_bytes * _TAP_MAJOR_WEIGHT_SHARE <= c_in * taps * positions * itemsize
+    if tap_major:
+        chunk = max(1, min(taps, _CHUNK_ROWS // c_per_group))
+        ld = chunk * c_per_group
+        n_chunks = -(-taps // chunk)
+    else:
+        chunk = max(1, min(c_per_group, _CHUNK_ROWS // taps))
+        ld = chunk * taps
+        n_chunks = -(-c_per_group // chunk)
+    if (ld * itemsize) % 1024 == 0:
+        ld += 64 // itemsize
+    block = max(_MIN_BLOCK, BLOCK_BYTES // (ld * itemsize), out_per_group)
+    n_blocks = -(-positions // block)
+    threads = numba.config.NUMBA_NUM_THREADS
+    k_parts = 1
+    if n_blocks < threads:
+        k_parts = min(-(-threads // n_blocks), n_chunks)
+        if n_blocks * k_parts < threads:
+            n_blocks = max(n_blocks, min(-(-threads // k_parts), -(-positions // _MIN_BLOCK)))
+    block = -(-positions // n_blocks)
+    return tap_major, chunk, ld, block, k_parts
 
 
 def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
@@ -312,26 +408,28 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     if out.size == 0:
         return out
     s = _Sampler(p, channels_last=True)
-    rows = c_per_group * kh * kw
-    out_per_group = c_out // p.groups
-    if s.tap_major:   # the weight flattened in the columns' (tap, channel) order: a small copy
-        w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, rows)
-    else:             # a view: the columns follow the weight's own (channel, tap) order
-        w2 = p.w.reshape(c_out, rows)
-    out3 = out.reshape(n_batch, c_out, oh * ow)
+    taps = kh * kw
+    positions = oh * ow
+    c_in = p.x.shape[1]
+    tap_major, chunk, ld, block, k_parts = _forward_layout(c_in, c_per_group, c_out, p.groups, taps,
+                                                           positions, p.x.itemsize)
+    if tap_major:   # the weight flattened in the columns' (tap, channel) order: a small copy
+        w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, -1)
+    else:           # a view: the columns follow the weight's own (channel, tap) order
+        w2 = p.w.reshape(c_out, -1)
+    threads = max(1, min(numba.get_num_threads(), -(-positions // block) * k_parts))
+    cols_buf = np.empty((threads, block * ld), dtype=p.x.dtype)
+    tmp_buf = np.empty((threads, 0 if tap_major else taps * chunk), dtype=p.x.dtype)
+    partial = np.empty((k_parts - 1, c_out, positions), dtype=p.x.dtype)
+    out3 = out.reshape(n_batch, c_out, positions)
+    xph = s.xp.reshape(-1)
+    setter, gemm = blas_threads_setter(), _blas_gemm(p.x.dtype)
     for n in range(n_batch):
         s.load(n)
-        for p0, p1 in s.tiles():
-            cols = s.sample(n, p0, p1)
-            for g in range(p.groups):
-                o = slice(g * out_per_group, (g + 1) * out_per_group)
-                if s.tap_major:   # (C_out/groups, T*C/groups) @ (T*C/groups, L), read transposed
-                    block = cols[:, g].reshape(p1 - p0, rows).T
-                else:             # (C_out/groups, C/groups*T) @ (C/groups*T, L)
-                    block = cols[g * rows:(g + 1) * rows]
-                np.matmul(w2[o], block, out=out3[n, o, p0:p1])
-    if p.has_bias:
-        out3 += p.b[None, :, None]
+        with parallel_launch(), _one_blas_thread(setter):
+            _k._deform_conv_forward(setter, gemm, xph, c_in, s.wp, s.idx[n], s.lh[n], s.lw[n],
+                                    s.masks[n], s.use_mask, w2, tap_major, p.groups, p.b, p.has_bias,
+                                    out3[n], block, chunk, k_parts, partial, cols_buf, tmp_buf)
     return out
 
 
@@ -412,7 +510,6 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     s = _Sampler(p, channels_last=False)
     taps = kh * kw
     rows = c_per_group * taps
-    out_per_group = c_out // p.groups
     w2 = p.w.reshape(c_out, rows)
     gw2 = gw.reshape(c_out, rows)
     g3 = gout.reshape(n_batch, c_out, oh * ow)
@@ -423,18 +520,16 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     gmasks = (gm.reshape(n_batch, p.offset_groups, taps, oh * ow) if gm is not None
               else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
     xp_flat = s.xp.reshape(c_in, -1)
+    setter, gemm, threads = blas_threads_setter(), _blas_gemm(dtype), numba.get_num_threads()
     for n in range(n_batch):
         s.load(n)
         gxp[...] = 0
         for p0, p1 in s.tiles():
-            cols = s.sample(n, p0, p1)
+            s.sample(n, p0, p1)   # into s.cols
             gcols = gcols_buf[:, :p1 - p0]
-            for g in range(p.groups):
-                o = slice(g * out_per_group, (g + 1) * out_per_group)
-                r = slice(g * rows, (g + 1) * rows)
-                gw2[o] += g3[n, o, p0:p1] @ cols[r].T
-                np.matmul(w2[o].T, g3[n, o, p0:p1], out=gcols[r])
-            with parallel_launch():
+            with parallel_launch(), _one_blas_thread(setter):
+                _k._deform_backward_products(setter, gemm, threads, g3[n], p0, p1 - p0, s.cols, w2,
+                                             p.groups, gw2, gcols_buf)
                 _k._deform_col2im(gcols, s.wp, s.idx[n], s.lh[n], s.lw[n], s.masks[n], s.use_mask, gxp_flat, p0)
                 _k._deform_coord_grad(xp_flat, s.wp, gcols, s.offsets[n], s.ybase, s.xbase, height,
                                       width, s.masks[n], s.use_mask, goffsets[n], gmasks[n], p0)
