@@ -315,6 +315,123 @@ def test_column_tiles_give_the_same_result(monkeypatch):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
+# --------------------------------------------------------------------------- forward work split
+
+# The forward pass cuts each image's output positions into blocks and the rows of its column matrix
+# into chunks (and, when there are fewer blocks than threads, the chunks into parts whose sums are
+# added at the end): these settings force every cut on small inputs.
+_CUTS = {
+    "one block": dict(BLOCK_BYTES=2**30, _MIN_BLOCK=32, _CHUNK_ROWS=10**6, _LAYOUT_THREADS=1),
+    # 63 positions (7 x 9) in blocks of 10: block edges in the middle of output rows
+    "blocks of 10": dict(BLOCK_BYTES=1, _MIN_BLOCK=10, _CHUNK_ROWS=10**6, _LAYOUT_THREADS=1),
+    "chunks": dict(BLOCK_BYTES=1, _MIN_BLOCK=10, _CHUNK_ROWS=1, _LAYOUT_THREADS=1),
+    # one block, rows split into up to 4 parts (split-K), whatever the machine's thread count
+    "split-K": dict(BLOCK_BYTES=2**30, _MIN_BLOCK=32, _CHUNK_ROWS=1, _LAYOUT_THREADS=4),
+    "blocks and split-K": dict(BLOCK_BYTES=1, _MIN_BLOCK=32, _CHUNK_ROWS=1, _LAYOUT_THREADS=4),
+}
+
+
+def _set_cut(monkeypatch, cut, tap_major):
+    for name, value in _CUTS[cut].items():
+        monkeypatch.setattr(deformable, name, value)
+    monkeypatch.setattr(deformable, "_TAP_MAJOR_WEIGHT_SHARE", 0 if tap_major else 10**12)
+
+
+def _layer(rng, dtype, n=2, c_in=6, c_out=4, groups=2, offset_groups=3, hw=(7, 9), use_mask=True):
+    x = _rand(rng, (n, c_in, *hw), dtype)
+    w = _rand(rng, (c_out, c_in // groups, 3, 3), dtype)
+    b = _rand(rng, (c_out,), dtype)
+    off = (1.7 * _rand(rng, (n, 18 * offset_groups, *hw))).astype(dtype)
+    m = rng.random((n, 9 * offset_groups, *hw)).astype(dtype) if use_mask else None
+    return x, off, w, b, m
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("tap_major", [True, False])
+@pytest.mark.parametrize("cut", sorted(_CUTS))
+@pytest.mark.parametrize("groups, offset_groups", [(1, 1), (2, 3), (3, 2)])
+def test_forward_cuts_match_naive(cut, tap_major, groups, offset_groups, monkeypatch):
+    """Batch 2, weight and offset groups that cut each other's channels, every way of cutting the
+    work: float64 results equal the naive reference."""
+    _set_cut(monkeypatch, cut, tap_major)
+    layout = deformable._forward_layout(6, 6 // groups, 6, groups, 9, 63, 8)
+    assert layout[0] == tap_major
+    if cut.endswith("split-K"):
+        assert layout[4] > 1
+    x, off, w, b, m = _layer(np.random.default_rng(20), np.float64, c_out=6, groups=groups,
+                             offset_groups=offset_groups)
+    args = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=m, **args),
+                               naive_deform_conv2d(x, off, w, b, mask=m, **args), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("tap_major", [True, False])
+@pytest.mark.parametrize("cut", ["blocks of 10", "split-K"])
+def test_forward_cuts_float32_without_mask_or_bias(cut, tap_major, monkeypatch):
+    _set_cut(monkeypatch, cut, tap_major)
+    x, off, w, _, _ = _layer(np.random.default_rng(21), np.float32, use_mask=False)
+    out = deform_conv2d(x, off, w, padding=1)
+    assert out.dtype == np.float32
+    expected = naive_deform_conv2d(x, off, w, padding=(1, 1))
+    np.testing.assert_allclose(out, expected, **tol(np.float32))
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tap_major", [True, False])
+@pytest.mark.parametrize("cut", ["blocks of 10", "chunks", "blocks and split-K"])
+def test_forward_is_identical_on_one_thread(cut, tap_major, dtype, monkeypatch):
+    """The blocks and parts are fixed by the shapes, not by the thread count: bit-identical."""
+    import numba
+
+    _set_cut(monkeypatch, cut, tap_major)
+    x, off, w, b, m = _layer(np.random.default_rng(22), dtype, c_in=16, c_out=8, groups=2,
+                             offset_groups=2, hw=(9, 11))
+    many = deform_conv2d(x, off, w, b, padding=1, mask=m)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = deform_conv2d(x, off, w, b, padding=1, mask=m)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_forward_layout_bounds_the_columns():
+    """The benchmark layers: rows padded off multiples of 1 KiB, blocks that cover the positions,
+    and a column buffer far below the whole column matrix (torchvision's)."""
+    for c, hw, c_out in [(64, 56, 64), (128, 28, 128), (256, 14, 256), (16, 5, 8)]:
+        positions = hw * hw
+        for itemsize in (4, 8):
+            tap_major, chunk, ld, block, k_parts = deformable._forward_layout(c, c, c_out, 1, 9, positions,
+                                                                              itemsize)
+            assert (ld * itemsize) % 1024 != 0
+            assert ld >= (chunk * c if tap_major else chunk * 9)
+            n_blocks = -(-positions // block)
+            assert (n_blocks - 1) * block < positions <= n_blocks * block
+            if positions >= 56 * 56:
+                assert k_parts == 1
+            threads = 2
+            assert threads * block * ld < c * 9 * positions or positions < 64
+
+
+def test_blas_thread_count_is_restored():
+    """deform_conv2d holds SciPy's BLAS to one thread while it runs and restores the setting."""
+    from convlab._blas import blas_library, blas_threads_setter
+
+    if blas_library() is None:
+        pytest.skip("SciPy's BLAS has no thread setter")
+    setter = blas_threads_setter()
+    previous = setter(3)
+    try:
+        x, off, w, b, m = _layer(np.random.default_rng(23), np.float32)
+        deform_conv2d(x, off, w, b, padding=1, mask=m)
+        deform_conv2d_grad(np.ones((2, 4, 7, 9), np.float32), x, off, w, b, padding=1, mask=m)
+    finally:
+        assert setter(previous) == 3
+
+
 # --------------------------------------------------------------------------- gradients
 
 
