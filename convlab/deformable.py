@@ -48,9 +48,10 @@ COLUMN_TILE_BYTES = 4 * 2**20
 _MIN_TILE_COLUMNS = 256
 
 #: the forward pass: bytes of sampled columns per thread (one block of positions times one chunk
-#: of rows), about a tenth of a core's L2 cache, so that the block stays in cache between the
-#: sampling and the matrix product that reads it
-BLOCK_BYTES = 2**18
+#: of rows), a quarter of a core's L2 cache (2 MiB on this project's machine), so that the block
+#: stays in cache between the sampling and the matrix product that reads it (256 KiB and 1 MiB
+#: were as fast within the noise on the benchmark layers)
+BLOCK_BYTES = 2**19
 #: rows of the column matrix (channels times taps) per matrix product: fewer rows per call cost
 #: more passes over the output block, more rows a larger buffer
 _CHUNK_ROWS = 576
@@ -319,14 +320,15 @@ def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize)
     out_per_group = c_out // groups
     weight_bytes = c_out * c_per_group * taps * itemsize
     tap_major = weight_bytes * _TAP_MAJOR_WEIGHT_SHARE <= c_in * taps * positions * itemsize
+    # chunks of equal size (a last chunk of one tap would be a slow, thin matrix product)
     if tap_major:
-        chunk = max(1, min(taps, _CHUNK_ROWS // c_per_group))
+        n_chunks = -(-taps // max(1, min(taps, _CHUNK_ROWS // c_per_group)))
+        chunk = -(-taps // n_chunks)
         ld = chunk * c_per_group
-        n_chunks = -(-taps // chunk)
     else:
-        chunk = max(1, min(c_per_group, _CHUNK_ROWS // taps))
+        n_chunks = -(-c_per_group // max(1, min(c_per_group, _CHUNK_ROWS // taps)))
+        chunk = -(-c_per_group // n_chunks)
         ld = chunk * taps
-        n_chunks = -(-c_per_group // chunk)
     if (ld * itemsize) % 1024 == 0:
         ld += 64 // itemsize
     block = max(_MIN_BLOCK, BLOCK_BYTES // (ld * itemsize), out_per_group)
@@ -337,6 +339,8 @@ def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize)
         k_parts = min(-(-threads // n_blocks), n_chunks)
         if n_blocks * k_parts < threads:
             n_blocks = max(n_blocks, min(-(-threads // k_parts), -(-positions // _MIN_BLOCK)))
+    else:   # a multiple of the threads, so that they all get the same number of blocks
+        n_blocks = min(-(-n_blocks // threads) * threads, max(n_blocks, positions // _MIN_BLOCK))
     block = -(-positions // n_blocks)
     return tap_major, chunk, ld, block, k_parts
 
