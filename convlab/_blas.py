@@ -12,22 +12,28 @@ The kernels here instead split the *output* among Numba's threads (``prange`` ov
 and let every thread run its whole pipeline on its own blocks: transform, ``np.dot`` (which Numba
 compiles to a call of SciPy's BLAS), transform back, with the block still in the thread's cache.
 For that, each of these BLAS calls must run on the calling thread only. OpenBLAS (0.3.27 and
-later) and MKL both have a *thread-local* setting for this, so the rest of the process (and other
-threads calling SciPy or NumPy meanwhile) keeps its own BLAS thread count.
+later) and MKL have ``*_set_num_threads_local`` for this. It is thread-local in MKL and in OpenMP
+builds of OpenBLAS, but in the pthreads build SciPy's wheels ship it sets the *global* count
+(measured: a second Python thread sees the value the first one set). Called on every kernel
+thread, set-and-restore pairs would race: the first thread to finish would give the other one's
+GEMMs OpenBLAS's own worker again, and the last one could leave SciPy's BLAS at one thread for
+the rest of the process.
 
-:func:`blas_threads_setter` finds that setting in the BLAS library SciPy's ``cython_blas`` uses
-and returns it as a ctypes function, which the kernels take as an argument (an argument, not a
-global: a ctypes pointer in a global would stop Numba from caching the kernel on disk). When the
-library has no such function (another BLAS), a no-op is returned: the kernels stay correct, and
-the BLAS library decides its own threading.
+So the kernels do not set it themselves. :func:`one_blas_thread` is held around every launch of
+a kernel that calls BLAS: the first caller sets one thread, the last concurrent caller to leave
+restores the previous count, so concurrent convlab calls from several Python threads share one
+hold. :func:`blas_threads_setter` finds the setter in the BLAS library SciPy's ``cython_blas``
+uses; when the library has none (another BLAS), a no-op is used and the BLAS library decides its
+own threading (the results are the same either way).
 """
 
 import ctypes
 import glob
 import os
 import threading
+from contextlib import contextmanager
 
-__all__ = ["blas_threads_setter", "blas_library"]
+__all__ = ["blas_threads_setter", "blas_library", "one_blas_thread"]
 
 # the thread-local setters, newest first; each takes the thread count and returns the previous one
 _SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local",
@@ -107,3 +113,28 @@ def blas_library():
     """``"library:function"`` of the thread-local setter in use, or ``None`` if there is none."""
     blas_threads_setter()
     return _CACHE["library"]
+
+
+_HOLD_LOCK = threading.Lock()
+_HOLD = {"depth": 0, "previous": 0}
+
+
+@contextmanager
+def one_blas_thread():
+    """Hold SciPy's BLAS to one thread while the ``with`` block runs (see the module docstring).
+
+    Re-entrant and shared by all Python threads: the first to enter sets one thread, the last to
+    leave restores the count found on entry.
+    """
+    setter = blas_threads_setter()
+    with _HOLD_LOCK:
+        if _HOLD["depth"] == 0:
+            _HOLD["previous"] = setter(1)
+        _HOLD["depth"] += 1
+    try:
+        yield
+    finally:
+        with _HOLD_LOCK:
+            _HOLD["depth"] -= 1
+            if _HOLD["depth"] == 0:
+                setter(_HOLD["previous"])

@@ -333,8 +333,7 @@ def _im2col_block(xp, n, cols, kh_n, kw_n, sh, sw, dh, dw, ow_n, p0, p1):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _im2col_gemm(set_blas_threads, xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, groups, block,
-                 cols_buf, prod_buf):
+def _im2col_gemm(xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, groups, block, cols_buf, prod_buf):
     """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
 
     xp: (N, C_in, Hp, Wp) padded input; w2: (C_out, C_in/groups * KH * KW) weight matrix; b:
@@ -342,7 +341,7 @@ def _im2col_gemm(set_blas_threads, xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, g
     into ``cols_buf.shape[0]`` contiguous ranges, one per thread (``prange``); a thread walks its
     range in blocks of at most ``block`` positions (never across images): im2col of the block into
     its ``cols`` (C_in * KH * KW, T), ``np.dot(w2, cols)`` per group into its ``prod`` (C_out, T)
-    with BLAS held to the calling thread (``set_blas_threads``, see :mod:`convlab._blas`), then the
+    (the caller holds BLAS to one thread: :func:`convlab._blas.one_blas_thread`), then the
     products plus bias into ``out``. The block never leaves the thread's cache, and the column
     buffer is ``threads * block`` columns instead of the whole ``OH * OW``.
     """
@@ -356,7 +355,6 @@ def _im2col_gemm(set_blas_threads, xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, g
     out2 = out.reshape((n_batch, c_out, positions))
     total = n_batch * positions
     for t in prange(n_threads):
-        previous = set_blas_threads(1)
         q = total * t // n_threads
         hi = total * (t + 1) // n_threads
         while q < hi:
@@ -379,7 +377,6 @@ def _im2col_gemm(set_blas_threads, xp, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, g
                 for i in range(width):
                     dst[p0 + i] = src[i] + bias
             q += width
-        set_blas_threads(previous)
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)

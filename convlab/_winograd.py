@@ -49,7 +49,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._blas import blas_threads_setter
+from ._blas import one_blas_thread
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
 #: F(2, 3) input transform B^T (4 x 4), Lavin & Gray (2016), eq. (8)
@@ -316,14 +316,13 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_per_block,
-                    v_buf, m_buf):
+def _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_buf):
     """The whole layer: every thread transforms, multiplies and transforms back its own tiles.
 
     The ``N * th_n`` tile rows are split into ``v_buf.shape[0]`` contiguous ranges, one per thread
     (``prange``); a thread walks its range in blocks of ``rows_per_block`` tile rows: input
-    transform into its ``v`` (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` with BLAS
-    held to the calling thread (``set_blas_threads``, see :mod:`convlab._blas`), output transform
+    transform into its ``v`` (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` (the caller
+    holds BLAS to one thread: :func:`convlab._blas.one_blas_thread`), output transform
     of its ``m`` (16, C_out, T). Nothing waits between the steps and a block's ``v`` and ``m``
     stay in the thread's cache. Returns the sum of all outputs (float64; see
     :func:`_winograd_output_transform`). ``v_buf`` and ``m_buf`` are (threads, size) scratch rows; a
@@ -338,7 +337,6 @@ def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_pe
     out_per_group = c_out // groups
     total = 0.0
     for t in prange(n_threads):
-        previous = set_blas_threads(1)
         lo = rows * t // n_threads
         hi = rows * (t + 1) // n_threads
         for r0 in range(lo, hi, rows_per_block):
@@ -355,7 +353,6 @@ def _winograd_fused(set_blas_threads, xp, u, b, out, th_n, tw_n, groups, rows_pe
                     np.dot(u[k, o0:o0 + out_per_group], v[k, i0:i0 + c_per_group],
                            m[k, o0:o0 + out_per_group])
             total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1)
-        set_blas_threads(previous)
     return total
 
 
@@ -422,6 +419,5 @@ def conv2d_winograd(xp, w, b, out, groups):
     cols = rpb * tw_n + 1
     v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), xp.dtype)
     m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), xp.dtype)
-    with parallel_launch():
-        return _winograd_fused(blas_threads_setter(), xp, u, b, out, th_n, tw_n, groups, rpb, v_buf,
-                               m_buf)
+    with parallel_launch(), one_blas_thread():
+        return _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf)

@@ -18,7 +18,7 @@ import numpy as np
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
 from ._fft import conv2d_fft
-from ._blas import blas_threads_setter
+from ._blas import one_blas_thread
 from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
@@ -188,10 +188,9 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
     threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)
     cols_buf = workspace("im2col_cols", (threads, rows * block), xp.dtype)
     prod_buf = workspace("im2col_prod", (threads, c_out * block), xp.dtype)
-    with parallel_launch():
-        _kernels._im2col_gemm(blas_threads_setter(), np.ascontiguousarray(xp), w2, b, out, kh, kw,
-                              stride[0], stride[1], dilation[0], dilation[1], groups, block,
-                              cols_buf, prod_buf)
+    with parallel_launch(), one_blas_thread():
+        _kernels._im2col_gemm(np.ascontiguousarray(xp), w2, b, out, kh, kw, stride[0], stride[1],
+                              dilation[0], dilation[1], groups, block, cols_buf, prod_buf)
 
 
 def _im2col_blocks(total, rows, c_out, itemsize, threads=None):

@@ -529,12 +529,44 @@ def test_one_thread_and_two_threads(algorithm, dtype):
 
 
 def test_blas_setter_is_found_and_restores():
-    """The thread-local BLAS setting exists for SciPy's OpenBLAS wheels and round-trips."""
+    """The thread-count setter exists for SciPy's OpenBLAS wheels and round-trips."""
     from convlab._blas import blas_library, blas_threads_setter
     setter = blas_threads_setter()
-    assert blas_library() is not None, "SciPy's BLAS has no thread-local thread count"
+    assert blas_library() is not None, "SciPy's BLAS has no thread-count setter"
     previous = setter(1)
     assert setter(previous) == 1
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+def test_blas_thread_count_is_restored_after_calls_from_several_threads(algorithm):
+    """conv2d holds SciPy's BLAS at one thread only while its kernels run, even when several
+    Python threads call it at once (the setter is global in SciPy's OpenBLAS build)."""
+    from convlab._blas import blas_threads_setter
+    setter = blas_threads_setter()
+    before = setter(3)
+    try:
+        x = np.random.default_rng(40).standard_normal((2, 16, 20, 20))
+        w = np.random.default_rng(41).standard_normal((16, 16, 3, 3))
+        expected = einsum_conv2d(x, w, padding=1)
+        errors = []
+
+        def work():
+            try:
+                for _ in range(20):
+                    assert_close(convlab.conv2d(x, w, padding=1, algorithm=algorithm), expected,
+                                 algorithm, np.float64)
+            except Exception as exc:  # pragma: no cover - reported by the assert
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert setter(3) == 3, "conv2d left SciPy's BLAS thread count changed"
+    finally:
+        setter(before)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
