@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _kernels_deformable as _k
 from ._args import check_rank, float_array, ntuple
-from ._blas import blas_threads_setter
+from ._blas import blas_threads_setter, one_blas_thread
 from .config import parallel_launch
 from .shapes import conv_output_size
 
@@ -270,34 +270,18 @@ def _blas_gemm(dtype):
         return _GEMM[dtype]
 
 
-_ONE_THREAD_LOCK = threading.Lock()
-_ONE_THREAD = {"depth": 0, "previous": 0}
-
-
 @contextmanager
 def _one_blas_thread(setter):
-    """Hold SciPy's BLAS to one thread (``setter(1)``) while any deformable kernel runs.
+    """Hold SciPy's BLAS to one thread while a deformable kernel runs.
 
-    The kernels call ``setter(1)`` on every thread, as :mod:`convlab._blas` intends, but in an
-    OpenBLAS built with pthreads (SciPy's wheels) ``openblas_set_num_threads_local`` sets the
-    *global* thread count and returns the previous one. Two kernel threads then race: the first
-    to finish restores the count to 2 while the other still multiplies, whose next GEMMs wake
-    OpenBLAS's own worker (which then keeps spinning for a while, slowing the next calls), and
-    the last to finish may leave the process at 1. Setting 1 once around the launch, and
-    restoring it when the last concurrent caller leaves, makes the per-thread calls no-ops there
-    and changes nothing where the setting really is thread-local (MKL, OpenMP builds).
+    The kernels call ``setter(1)`` on every thread, but in an OpenBLAS built with pthreads
+    (SciPy's wheels) ``openblas_set_num_threads_local`` sets the *global* thread count, so those
+    per-thread calls would race. :func:`convlab._blas.one_blas_thread` sets one thread around the
+    launch, shared with conv2d's kernels and every Python thread, which makes the per-thread calls
+    no-ops.
     """
-    with _ONE_THREAD_LOCK:
-        if _ONE_THREAD["depth"] == 0:
-            _ONE_THREAD["previous"] = setter(1)
-        _ONE_THREAD["depth"] += 1
-    try:
+    with one_blas_thread():
         yield
-    finally:
-        with _ONE_THREAD_LOCK:
-            _ONE_THREAD["depth"] -= 1
-            if _ONE_THREAD["depth"] == 0:
-                setter(_ONE_THREAD["previous"])
 
 
 def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize):
