@@ -33,7 +33,9 @@ import os
 import threading
 from contextlib import contextmanager
 
-__all__ = ["blas_threads_setter", "blas_library", "one_blas_thread"]
+import numpy as np
+
+__all__ = ["blas_threads_setter", "blas_library", "one_blas_thread", "blas_gemm"]
 
 # the thread-local setters, newest first; each takes the thread count and returns the previous one
 _SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local",
@@ -138,3 +140,39 @@ def one_blas_thread():
             _HOLD["depth"] -= 1
             if _HOLD["depth"] == 0:
                 setter(_HOLD["previous"])
+
+
+_GEMM_LOCK = threading.Lock()
+_GEMM = {}
+
+
+def blas_gemm(dtype):
+    """SciPy's BLAS ``sgemm`` (float32) or ``dgemm`` (float64) as a ctypes function.
+
+    These are the functions Numba's ``np.dot`` calls (``scipy.linalg.cython_blas``), in the BLAS
+    library :func:`one_blas_thread` holds to one thread; a kernel takes one as an argument and calls
+    it directly because their leading-dimension arguments let a kernel multiply a slice of the weight
+    into a strided block of the output, which ``np.dot`` (contiguous arrays only) cannot. Fortran
+    convention: every argument by reference, ``char`` flags passed as ``int8``.
+    """
+    dtype = np.dtype(dtype)
+    with _GEMM_LOCK:
+        if dtype not in _GEMM:
+            from scipy.linalg import cython_blas
+
+            name = "sgemm" if dtype == np.float32 else "dgemm"
+            capsule = cython_blas.__pyx_capi__[name]
+            get_name = ctypes.pythonapi.PyCapsule_GetName
+            get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+            get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+            get_pointer.restype = ctypes.c_void_p
+            get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            signature = get_name(capsule)
+            if signature.count(b"int *") != 6:    # m, n, k, lda, ldb, ldc as C ints (LP64)
+                raise RuntimeError(f"unexpected scipy.linalg.cython_blas.{name} signature {signature!r}")
+            real = ctypes.POINTER(ctypes.c_float if dtype == np.float32 else ctypes.c_double)
+            flag, integer = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int)
+            prototype = ctypes.CFUNCTYPE(None, flag, flag, integer, integer, integer, real, real,
+                                         integer, real, integer, real, real, integer)
+            _GEMM[dtype] = prototype(get_pointer(capsule, signature))
+        return _GEMM[dtype]

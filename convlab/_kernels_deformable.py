@@ -318,7 +318,7 @@ def _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
+def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
                          w2, tap_major, groups, bias, has_bias, out, block, chunk, k_parts, partial,
                          cols_buf, tmp_buf):
     """One image of the forward pass: every thread samples and multiplies its own work items.
@@ -334,8 +334,8 @@ def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw,
     ``cols_buf.shape[0]`` (``prange``) takes a contiguous run of items. For each chunk of its item
     a thread samples the block's columns into its row of ``cols_buf`` (one row per position,
     ``ld`` apart) and multiplies them by the matching rows of the weight with ``gemm`` (BLAS
-    ``sgemm``/``dgemm``, held to the calling thread by ``set_blas_threads``, see
-    :mod:`convlab._blas`), accumulating in place: part 0 into ``out``, part ``j`` into
+    ``sgemm``/``dgemm``; the caller holds BLAS to one thread, see
+    :func:`convlab._blas.one_blas_thread`), accumulating in place: part 0 into ``out``, part ``j`` into
     ``partial[j - 1]`` (C_out, P), which are added to ``out`` at the end, in order, with the bias.
     BLAS's leading dimensions let it read the weight rows and write the strided output block with
     no copies. In column-major BLAS terms: ``out[:, block]^T (nq x C_out/groups, ld P) +=
@@ -360,7 +360,6 @@ def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw,
     n_chunks = (taps + chunk - 1) // chunk if tap_major else (c_per_group + chunk - 1) // chunk
     w_flat = w2.reshape(-1)
     for th in prange(n_threads):
-        previous = set_blas_threads(1)
         cols = cols_buf[th]
         tmp = tmp_buf[th]
         # BLAS takes every argument by reference
@@ -411,7 +410,6 @@ def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw,
                     dst = out[o, q0:q0 + nq]
                     for j in range(nq):
                         dst[j] += b
-        set_blas_threads(previous)
     if k_parts > 1:   # serial: one pass over the (small) output of a layer with few positions
         for o in range(c_out):
             dst = out[o]
@@ -427,7 +425,7 @@ def _deform_conv_forward(set_blas_threads, gemm, xph, channels, wp, idx, lh, lw,
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_backward_products(set_blas_threads, gemm, n_threads, grad, p0, length, cols, w2, groups,
+def _deform_backward_products(gemm, n_threads, grad, p0, length, cols, w2, groups,
                               grad_w2, grad_cols):
     """The two matrix products of the backward pass for one tile of positions.
 
@@ -440,7 +438,7 @@ def _deform_backward_products(set_blas_threads, gemm, n_threads, grad, p0, lengt
 
     Thread ``i`` of ``n_threads`` (``prange``) computes its share of the output channels of the
     first product and of the rows of the second with ``gemm`` (BLAS ``sgemm``/``dgemm``) held to
-    the calling thread (``set_blas_threads``, see :mod:`convlab._blas`): the same single-threaded
+    one thread by the caller (:func:`convlab._blas.one_blas_thread`): the same single-threaded
     calls as the forward pass, so that the backward pass never wakes another BLAS thread pool
     (NumPy's), whose idle workers keep spinning for a while and slowed a following forward pass
     1.6x on two cores. In column-major BLAS terms, ``grad_w2[o]^T (K/g x o, ld K) +=
@@ -457,7 +455,6 @@ def _deform_backward_products(set_blas_threads, gemm, n_threads, grad, p0, lengt
     gw_flat = grad_w2.reshape(-1)
     gc_flat = grad_cols.reshape(-1)
     for th in prange(n_threads):
-        previous = set_blas_threads(1)
         trans = np.empty(2, dtype=np.int8)
         trans[0] = ord("T")
         trans[1] = ord("N")
@@ -494,4 +491,3 @@ def _deform_backward_products(set_blas_threads, gemm, n_threads, grad, p0, lengt
                      dims[2:].ctypes, scalars[0:].ctypes, g_flat[first * positions + p0:].ctypes,
                      dims[3:].ctypes, w_flat[first * k_rows + r0:].ctypes, dims[4:].ctypes,
                      scalars[1:].ctypes, gc_flat[(g * k_rows + r0) * ld:].ctypes, dims[5:].ctypes)
-        set_blas_threads(previous)

@@ -9,8 +9,7 @@ import numpy as np
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
 from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
-                         im2col_buffer_nbytes, im2col_workspace_nbytes,  # noqa: F401
-                         pad_input)  # pad_input and im2col_buffer_nbytes stay importable from here
+                         im2col_workspace_nbytes, pad_input)  # pad_input stays importable from here
 from .config import parallel_launch
 from .shapes import conv_output_size, padding_pairs
 

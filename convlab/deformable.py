@@ -21,10 +21,7 @@ sample tiles of the column matrix (:data:`COLUMN_TILE_BYTES`) with channel-first
 scatter onto the four neighbours (:func:`deform_conv2d_grad`).
 """
 
-import ctypes
-import threading
 from collections import namedtuple
-from contextlib import contextmanager
 
 # On a machine with few cores, set OMP_WAIT_POLICY=PASSIVE for the fastest deform_conv2d (see the
 # "OpenMP wait policy" note in convlab.config): convlab does not set it for you, because it would
@@ -35,7 +32,7 @@ import numpy as np
 
 from . import _kernels_deformable as _k
 from ._args import check_rank, float_array, ntuple
-from ._blas import blas_threads_setter, one_blas_thread
+from ._blas import blas_gemm, one_blas_thread
 from .config import parallel_launch
 from .shapes import conv_output_size
 
@@ -234,56 +231,6 @@ class _Sampler:
         return cols
 
 
-_GEMM_LOCK = threading.Lock()
-_GEMM = {}
-
-
-def _blas_gemm(dtype):
-    """SciPy's BLAS ``sgemm`` (float32) or ``dgemm`` (float64) as a ctypes function.
-
-    These are the functions Numba's ``np.dot`` calls (``scipy.linalg.cython_blas``), in the BLAS
-    library whose thread-local thread count :func:`convlab._blas.blas_threads_setter` sets; called
-    directly because their leading-dimension arguments let a kernel multiply a slice of the weight
-    into a strided block of the output, which ``np.dot`` (contiguous arrays only) cannot. Fortran
-    convention: every argument by reference, ``char`` flags passed as ``int8``.
-    """
-    dtype = np.dtype(dtype)
-    with _GEMM_LOCK:
-        if dtype not in _GEMM:
-            from scipy.linalg import cython_blas
-
-            name = "sgemm" if dtype == np.float32 else "dgemm"
-            capsule = cython_blas.__pyx_capi__[name]
-            get_name = ctypes.pythonapi.PyCapsule_GetName
-            get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-            get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-            get_pointer.restype = ctypes.c_void_p
-            get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-            signature = get_name(capsule)
-            if signature.count(b"int *") != 6:    # m, n, k, lda, ldb, ldc as C ints (LP64)
-                raise RuntimeError(f"unexpected scipy.linalg.cython_blas.{name} signature {signature!r}")
-            real = ctypes.POINTER(ctypes.c_float if dtype == np.float32 else ctypes.c_double)
-            flag, integer = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int)
-            prototype = ctypes.CFUNCTYPE(None, flag, flag, integer, integer, integer, real, real,
-                                         integer, real, integer, real, real, integer)
-            _GEMM[dtype] = prototype(get_pointer(capsule, signature))
-        return _GEMM[dtype]
-
-
-@contextmanager
-def _one_blas_thread(setter):
-    """Hold SciPy's BLAS to one thread while a deformable kernel runs.
-
-    The kernels call ``setter(1)`` on every thread, but in an OpenBLAS built with pthreads
-    (SciPy's wheels) ``openblas_set_num_threads_local`` sets the *global* thread count, so those
-    per-thread calls would race. :func:`convlab._blas.one_blas_thread` sets one thread around the
-    launch, shared with conv2d's kernels and every Python thread, which makes the per-thread calls
-    no-ops.
-    """
-    with one_blas_thread():
-        yield
-
-
 def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize):
     """How :func:`deform_conv2d` cuts one image's work: ``(tap_major, chunk, ld, block, k_parts)``.
 
@@ -414,11 +361,11 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     partial = np.empty((k_parts - 1, c_out, positions), dtype=p.x.dtype)
     out3 = out.reshape(n_batch, c_out, positions)
     xph = s.xp.reshape(-1)
-    setter, gemm = blas_threads_setter(), _blas_gemm(p.x.dtype)
+    gemm = blas_gemm(p.x.dtype)
     for n in range(n_batch):
         s.load(n)
-        with parallel_launch(), _one_blas_thread(setter):
-            _k._deform_conv_forward(setter, gemm, xph, c_in, s.wp, s.idx[n], s.lh[n], s.lw[n],
+        with parallel_launch(), one_blas_thread():
+            _k._deform_conv_forward(gemm, xph, c_in, s.wp, s.idx[n], s.lh[n], s.lw[n],
                                     s.masks[n], s.use_mask, w2, tap_major, p.groups, p.b, p.has_bias,
                                     out3[n], block, chunk, k_parts, partial, cols_buf, tmp_buf)
     return out
@@ -511,15 +458,15 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     gmasks = (gm.reshape(n_batch, p.offset_groups, taps, oh * ow) if gm is not None
               else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
     xp_flat = s.xp.reshape(c_in, -1)
-    setter, gemm, threads = blas_threads_setter(), _blas_gemm(dtype), numba.get_num_threads()
+    gemm, threads = blas_gemm(dtype), numba.get_num_threads()
     for n in range(n_batch):
         s.load(n)
         gxp[...] = 0
         for p0, p1 in s.tiles():
             s.sample(n, p0, p1)   # into s.cols
             gcols = gcols_buf[:, :p1 - p0]
-            with parallel_launch(), _one_blas_thread(setter):
-                _k._deform_backward_products(setter, gemm, threads, g3[n], p0, p1 - p0, s.cols, w2,
+            with parallel_launch(), one_blas_thread():
+                _k._deform_backward_products(gemm, threads, g3[n], p0, p1 - p0, s.cols, w2,
                                              p.groups, gw2, gcols_buf)
                 _k._deform_col2im(gcols, s.wp, s.idx[n], s.lh[n], s.lw[n], s.masks[n], s.use_mask, gxp_flat, p0)
                 _k._deform_coord_grad(xp_flat, s.wp, gcols, s.offsets[n], s.ybase, s.xbase, height,
