@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = ["blas_threads_setter", "blas_library", "one_blas_thread", "blas_gemm"]
 
-# the thread-local setters, newest first; each takes the thread count and returns the previous one
+# the ``*_set_num_threads_local`` setters, newest first; each takes the thread count and returns the previous one
 _SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local",
             "mkl_set_num_threads_local", "MKL_Set_Num_Threads_Local")
 
@@ -49,7 +49,7 @@ _SETTER_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
 
 @_SETTER_TYPE
 def _no_setter(threads):
-    """Stand-in when SciPy's BLAS has no thread-local setting: changes nothing."""
+    """Stand-in when SciPy's BLAS has no setter of its own: changes nothing."""
     return 0
 
 
@@ -101,9 +101,11 @@ def _find_setter():
 
 
 def blas_threads_setter():
-    """The ctypes function ``set(threads) -> previous`` for SciPy's BLAS on the calling thread.
+    """The ctypes function ``set(threads) -> previous`` of SciPy's BLAS (its ``*_local`` setter).
 
-    Found once per process; a no-op function when the BLAS library has no thread-local setting.
+    Global or per thread depending on the build (see the module docstring), so code should hold
+    it through :func:`one_blas_thread` rather than call it. Found once per process; a no-op
+    function when the BLAS library has no such setter.
     """
     with _LOCK:
         if "setter" not in _CACHE:
@@ -112,7 +114,7 @@ def blas_threads_setter():
 
 
 def blas_library():
-    """``"library:function"`` of the thread-local setter in use, or ``None`` if there is none."""
+    """``"library:function"`` of the setter in use, or ``None`` if there is none."""
     blas_threads_setter()
     return _CACHE["library"]
 
