@@ -1,4 +1,4 @@
-"""The timing rule shared by the benchmark scripts in this folder.
+"""The timing rule and thread setup shared by the benchmark scripts in this folder.
 
 On a shared machine the minimum over repeated calls is the measurement least disturbed by other
 processes, so every script reports the best of ``repeat`` warm calls. (``convlab.bench``, the
@@ -22,3 +22,19 @@ def best_time(func, repeat, warmup=True):
         func()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def set_threads(threads):
+    """Give Numba and (when installed) PyTorch ``threads`` threads; return ``torch`` or ``None``.
+
+    BLAS reads its own count from the environment when NumPy loads, so scripts set that first.
+    """
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: printing convlab times only")
+        return None
+    torch.set_num_threads(threads)
+    return torch

@@ -16,7 +16,7 @@ import numpy as np
 
 import convlab
 
-from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
+from _timing import best_time, set_threads  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 LAYERS = [
     # name, N, C_in, H, W, C_out, k, stride, padding, groups
@@ -37,15 +37,9 @@ def main(argv=None):
     parser.add_argument("--algorithm", default="auto", choices=["auto", "direct", "im2col"])
     args = parser.parse_args(argv)
 
-    import numba
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        import torch
+    torch = set_threads(args.threads)
+    if torch is not None:
         import torch.nn.functional as F
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
-        print("torch is not installed: printing convlab times only")
 
     rng = np.random.default_rng(0)
     print(f"{'layer':30s} {'first call':>10s} {'convlab':>10s} {'torch':>10s} {'ratio':>7s} {'GFLOP/s':>8s}")

@@ -16,6 +16,8 @@ import math
 import os
 import time
 
+from _timing import set_threads  # benchmarks/_timing.py (the script's folder is on sys.path)
+
 LAYERS = [
     # name, N, C_in, H, W, C_out, k, stride, padding, output_padding
     ("128->64 28x28 k4 s2 p1", 4, 128, 28, 28, 64, 4, 2, 1, 0),
@@ -52,20 +54,14 @@ def main(argv=None):
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
 
-    import numba
     import numpy as np
 
     import convlab
     from convlab.transposed import choose_algorithm
 
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        import torch
+    torch = set_threads(args.threads)
+    if torch is not None:
         import torch.nn.functional as F
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
-        print("torch is not installed: printing convlab times only")
 
     rng = np.random.default_rng(0)
     print(f"threads: {args.threads}, repeats: {args.repeats}, float32, algorithm={args.algorithm}")
