@@ -37,23 +37,28 @@ def torch_conv(case, x, w, b):
         return m(x)
 
 
+def record_case(rng, case, arrays):
+    """Draw a case's input, weight and bias from ``rng``, run torch, store all four in ``arrays``."""
+    dtype = np.dtype(case["dtype"])
+    x = rng.standard_normal(case["x"]).astype(dtype)
+    w = rng.standard_normal(case["w"]).astype(dtype)
+    b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
+    with torch.no_grad():
+        out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
+                         None if b is None else torch.from_numpy(b))
+    name = case["name"]
+    arrays[f"{name}/x"] = x
+    arrays[f"{name}/w"] = w
+    if b is not None:
+        arrays[f"{name}/b"] = b
+    arrays[f"{name}/out"] = out.numpy()
+
+
 def record(out_dir):
     rng = np.random.default_rng(20261125)
     arrays = {}
     for case in CASES:
-        dtype = np.dtype(case["dtype"])
-        x = rng.standard_normal(case["x"]).astype(dtype)
-        w = rng.standard_normal(case["w"]).astype(dtype)
-        b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
-        with torch.no_grad():
-            out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
-                              None if b is None else torch.from_numpy(b))
-        name = case["name"]
-        arrays[f"{name}/x"] = x
-        arrays[f"{name}/w"] = w
-        if b is not None:
-            arrays[f"{name}/b"] = b
-        arrays[f"{name}/out"] = out.numpy()
+        record_case(rng, case, arrays)
 
     # NaN and inf propagate through the windows that contain them.
     x = rng.standard_normal((1, 2, 7, 7)).astype(np.float32)

@@ -20,7 +20,7 @@ import torch
 
 # the same torch call as the plain-convolution references (nn.ConvNd's padding_mode handling)
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from record_conv import torch_conv  # noqa: E402
+from record_conv import record_case  # noqa: E402
 
 
 def _case(name, nd, x, k, multiplier=1, bias=True, stride=1, padding=0, dilation=1,
@@ -82,16 +82,8 @@ def record(out_dir):
     rng = np.random.default_rng(4_2026)
     arrays = {}
     for case in CASES:
-        dtype = np.dtype(case["dtype"])
-        x = rng.standard_normal(case["x"]).astype(dtype)
-        w = rng.standard_normal(case["w"]).astype(dtype)
-        b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
-        out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
-                          None if b is None else torch.from_numpy(b))
+        record_case(rng, case, arrays)
         name = case["name"]
-        arrays[f"{name}/x"], arrays[f"{name}/w"], arrays[f"{name}/out"] = x, w, out.detach().numpy()
-        if b is not None:
-            arrays[f"{name}/b"] = b
         args = {k: case[k] for k in ("nd", "stride", "padding", "dilation", "groups", "padding_mode")}
         arrays[f"{name}/args"] = np.array(json.dumps(args))
 
