@@ -20,9 +20,7 @@ import itertools
 
 import numpy as np
 
-
-def _tuple(value, n):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+from naive import _tuple, convnd  # the direct convolution, from its definition
 
 
 def conv_transpose_scatter(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -55,27 +53,9 @@ def conv_transpose_scatter(x, w, b=None, stride=1, padding=0, output_padding=0, 
 
 
 def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
-    """Cross-correlation of ``x`` (N, C_in, *S) with ``w`` (C_out, C_in/groups, *K), zero padding."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    nd = w.ndim - 2
-    kernel = w.shape[2:]
-    stride, padding, dilation = _tuple(stride, nd), _tuple(padding, nd), _tuple(dilation, nd)
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    c_out, c_per_group = w.shape[:2]
-    out_per_group = c_out // groups
-    sizes = [(xp.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
-    out = np.zeros((x.shape[0], c_out, *sizes))
-    for n, oc in itertools.product(range(x.shape[0]), range(c_out)):
-        g = oc // out_per_group
-        for pos in itertools.product(*(range(s) for s in sizes)):
-            total = 0.0
-            for ci in range(c_per_group):
-                for tap in itertools.product(*(range(k) for k in kernel)):
-                    idx = tuple(pos[i] * stride[i] + tap[i] * dilation[i] for i in range(nd))
-                    total += w[(oc, ci) + tap] * xp[(n, g * c_per_group + ci) + idx]
-            out[(n, oc) + pos] = total
-    return out
+    """Cross-correlation of ``x`` (N, C_in, *S) with ``w`` (C_out, C_in/groups, *K), zero padding:
+    :func:`naive.convnd` without a bias."""
+    return convnd(x, w, None, stride, padding, dilation, groups)
 
 
 def conv_transpose_zero_insertion(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -87,7 +67,7 @@ def conv_transpose_zero_insertion(x, w, b=None, stride=1, padding=0, output_padd
     stride, padding = _tuple(stride, nd), _tuple(padding, nd)
     output_padding, dilation = _tuple(output_padding, nd), _tuple(dilation, nd)
     n_batch, c_in = x.shape[:2]
-    in_per_group, out_per_group = c_in // groups, w.shape[1]
+    in_per_group = c_in // groups
     # 1. s - 1 zeros between neighbouring input elements
     spread = np.zeros((n_batch, c_in, *[(x.shape[2 + i] - 1) * stride[i] + 1 for i in range(nd)]))
     spread[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = x
@@ -102,10 +82,7 @@ def conv_transpose_zero_insertion(x, w, b=None, stride=1, padding=0, output_padd
     conv_w = np.concatenate([
         np.swapaxes(flipped[g * in_per_group:(g + 1) * in_per_group], 0, 1) for g in range(groups)
     ])
-    out = conv_forward(spread, conv_w, 1, 0, dilation, groups)
-    if b is not None:
-        out = out + np.asarray(b, dtype=np.float64).reshape((1, -1) + (1,) * nd)
-    return out
+    return convnd(spread, conv_w, b, 1, 0, dilation, groups)
 
 
 def conv_weight_grad(x, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1):
