@@ -451,25 +451,16 @@ def _algorithms_arg(text):
 
 
 def _threads_arg(text):
-    out = []
-    for item in text.split(","):
-        try:
-            value = int(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"threads must be positive integers, got {item!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"threads must be positive integers, got {value}")
-        out.append(value)
-    return out
+    return [_positive_int_arg(item, "threads must be positive integers") for item in text.split(",")]
 
 
-def _positive_int_arg(text):
+def _positive_int_arg(text, rule="must be a positive integer"):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{rule}, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"{rule}, got {value}")
     return value
 
 
