@@ -392,7 +392,7 @@ BLOCK_BYTES = 8 * 2**20
 MIN_BLOCK_TILES = 32
 
 
-def conv2d_winograd(xp, w, b, out, groups):
+def conv2d_winograd(xp, w, b, out, groups, padding=(0, 0)):
     """Fill ``out`` with the stride-1, dilation-1 convolution of ``xp`` by 3x3 filters ``w``.
 
     ``xp`` is the padded input (N, C_in, Hp, Wp); the caller (:func:`convlab.conv2d`) has validated
@@ -407,10 +407,10 @@ def conv2d_winograd(xp, w, b, out, groups):
     th_n, tw_n = (oh + TILE - 1) // TILE, (ow + TILE - 1) // TILE
     # An odd output size needs one more input row/column for the last tile: zeros, whose outputs
     # are dropped by the output transform.
-    extra_h = TILE * th_n + TAPS - 1 - xp.shape[2]
-    extra_w = TILE * tw_n + TAPS - 1 - xp.shape[3]
-    if extra_h or extra_w:
-        xp = np.pad(xp, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)))
+    extra_h = TILE * th_n + TAPS - 1 - xp.shape[2] - padding[0]
+    extra_w = TILE * tw_n + TAPS - 1 - xp.shape[3] - padding[1]
+    if extra_h or extra_w or any(padding):
+        xp = np.pad(xp, ((0, 0), (0, 0), (padding[0], extra_h), (padding[1], extra_w)))
     xp = np.ascontiguousarray(xp)
     u = winograd_weight_transform(w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype))
     rows = n_batch * th_n

@@ -171,8 +171,11 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return out[0] if unbatched else out
 
 
-def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
-    """Fill ``out`` with the convolution of the padded input ``xp``: im2col, then one GEMM per group.
+def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
+    """Fill ``out`` with the convolution of ``xp``: im2col, then one GEMM per group.
+
+    ``padding`` is the zero padding above and to the left of ``xp``; below and to the right it
+    follows from ``out``'s size.
 
     Arguments are already validated by :func:`convlab.conv2d`. The work is split by output
     positions: every thread builds the columns of a block of positions, multiplies them by the
@@ -183,6 +186,11 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups):
     n_batch = xp.shape[0]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
+    if any(padding):
+        pairs = tuple((before, max(0, (o - 1) * s + d * (k - 1) + 1 - size - before))
+                      for before, o, s, d, k, size in zip(padding, (oh, ow), stride, dilation,
+                                                          (kh, kw), xp.shape[2:]))
+        xp = pad_input(xp, pairs, "zeros", scratch="conv_input")
     rows = xp.shape[1] * kh * kw
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
     threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)

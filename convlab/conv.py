@@ -11,7 +11,7 @@ from ._args import check_padding_mode, check_rank, float_array, ntuple, positive
 from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
                          im2col_workspace_nbytes, pad_input)  # pad_input stays importable from here
 from .config import parallel_launch
-from .shapes import conv_output_size, padding_pairs
+from .shapes import padding_pairs
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
@@ -23,9 +23,10 @@ _DIMS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 class _Prepared:
-    """Validated, padded arguments of one convolution call."""
+    """Validated arguments of one convolution call (the input padded or not: see ``pairs``)."""
 
-    __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched", "pad_before")
+    __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched", "pairs",
+                 "padding_mode")
 
 
 def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
@@ -47,14 +48,31 @@ def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
             raise ValueError(f"replicate padding needs a non-empty input along {name}")
 
 
+def _output_length(size, kernel, stride, dilation, before, after):
+    """:func:`convlab.shapes.conv_output_size` for one validated dimension, with its message.
+
+    Inlined here because ``conv_output_size`` re-validates every argument (about 6 us a call, and
+    conv2d needs two: a measurable share of a small layer's time, all of it on one thread).
+    """
+    padded = size + before + after
+    extent = dilation * (kernel - 1) + 1
+    if extent > padded:
+        raise ValueError(
+            f"kernel extent d*(k-1)+1 = {dilation}*({kernel}-1)+1 = {extent} is larger than the "
+            f"padded input size {size} + {before} + {after} = {padded}"
+        )
+    return (padded - extent) // stride + 1
+
+
 def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None,
-             depthwise_pads_itself=False):
-    """Validate everything for an ``nd``-dimensional convolution and pad the input.
+             pad=True):
+    """Validate everything for an ``nd``-dimensional convolution and (with ``pad``) pad the input.
 
     ``dim_names`` names the spatial dimensions in messages (conv1d runs as a height-1 conv2d but
-    its users know their dimension as L). With ``depthwise_pads_itself``, a zero-padded 2-D
-    depthwise layer (``groups == C_in``) is left unpadded and ``p.pad_before`` holds the padding
-    above and to the left: the depthwise kernel pads inside (no ``np.pad`` copy of the input).
+    its users know their dimension as L). Without ``pad`` the input is left as it is and
+    ``p.pairs`` holds the ``(before, after)`` padding still to apply: conv2d's kernels that pad
+    zeros as they read (depthwise, im2col, Winograd) get the unpadded input, the others call
+    :func:`_pad` first. With ``pad``, ``p.pairs`` is all zeros.
     """
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
@@ -93,24 +111,40 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
     spatial = x.shape[2:]
     if padding_mode != "zeros":
         _check_pad_fits(spatial, pairs, padding_mode, dim_names or _DIMS[nd])
-    out_spatial = []
-    for size, k, s, d, (before, after) in zip(spatial, kernel, stride, dilation, pairs):
-        out_spatial.append(conv_output_size(size + before + after, k, s, 0, d))
+    out_spatial = tuple(_output_length(size, k, s, d, before, after)
+                        for size, k, s, d, (before, after) in zip(spatial, kernel, stride, dilation, pairs))
 
     p = _Prepared()
-    if depthwise_pads_itself and nd == 2 and padding_mode == "zeros" and groups == c_in:
-        p.x = np.ascontiguousarray(x)
-        p.pad_before = tuple(before for before, _ in pairs)
-    else:
-        # the padded copy lives in a reused buffer: it is only read during this call
-        p.x = pad_input(x, pairs, padding_mode, scratch="conv_input") if x.shape[0] else x
-        p.x = np.ascontiguousarray(p.x)
-        p.pad_before = (0,) * nd
+    p.x = np.ascontiguousarray(x)
+    p.pairs = pairs
+    p.padding_mode = padding_mode
     p.w, p.b = w, b
     p.stride, p.dilation, p.groups = stride, dilation, groups
-    p.out_shape = (x.shape[0], c_out) + tuple(out_spatial)
+    p.out_shape = (x.shape[0], c_out) + out_spatial
     p.unbatched = unbatched
+    if pad:
+        _pad(p)
     return p
+
+
+def _pad(p):
+    """Pad ``p.x`` by ``p.pairs`` in ``p.padding_mode`` (if it is not padded yet)."""
+    if any(before or after for before, after in p.pairs):
+        # the padded copy lives in a reused buffer: it is only read during this call
+        if p.x.shape[0]:
+            p.x = np.ascontiguousarray(pad_input(p.x, p.pairs, p.padding_mode, scratch="conv_input"))
+        p.pairs = ((0, 0),) * len(p.pairs)
+
+
+def _zero_pad_before(p):
+    """The padding above and to the left that a kernel padding zeros as it reads gets.
+
+    Pads ``p.x`` first unless the padding mode is zeros (the kernels only know zeros); the
+    padding below and to the right follows from the input and output sizes.
+    """
+    if p.padding_mode != "zeros":
+        _pad(p)
+    return tuple(before for before, _ in p.pairs)
 
 
 def _finish(p, out):
@@ -235,6 +269,7 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
 
 
 def _conv2d_prepared(p, algorithm):
+    """Run the 2-D convolution ``p`` (from ``_prepare(..., pad=False)``) by ``algorithm``."""
     if algorithm == "winograd":
         check_winograd(p.w.shape, p.stride, p.dilation)
     out = np.empty(p.out_shape, dtype=p.x.dtype)
@@ -243,10 +278,11 @@ def _conv2d_prepared(p, algorithm):
     if algorithm in ("auto", "direct") and p.groups == p.x.shape[1]:
         # Depthwise (any multiplier K = C_out / C_in): the dedicated kernel gives the generic
         # kernel's results bit for bit, several times faster (benchmarks/bench_depthwise.py).
-        # p.x is unpadded when the layer pads with zeros: the kernel pads as it reads.
+        # It pads zeros as it reads: no padded copy of the input.
+        pad_before = _zero_pad_before(p)
         with parallel_launch():
             _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation,
-                                                 *p.pad_before)
+                                                 *pad_before)
         return out
     if algorithm == "auto":
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
@@ -274,17 +310,22 @@ def _conv2d_prepared(p, algorithm):
 def _run_algorithm(p, out, algorithm):
     """Fill ``out`` with the convolution of the prepared arguments ``p`` by ``algorithm``.
 
+    Winograd and im2col pad zeros as they read; direct and the FFT get a padded copy.
     Returns Winograd's checksum (see :func:`convlab.algorithms.conv2d_winograd`), else ``None``.
     """
-    if algorithm == "winograd":
-        return conv2d_winograd(p.x, p.w, p.b, out, p.groups)
-    elif algorithm == "fft":
+    if algorithm in ("winograd", "im2col"):
+        pad_before = _zero_pad_before(p)   # first: it may replace p.x by a padded copy
+        if algorithm == "winograd":
+            return conv2d_winograd(p.x, p.w, p.b, out, p.groups, pad_before)
+        conv2d_im2col(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
+        return None
+    _pad(p)
+    if algorithm == "fft":
         conv2d_fft(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups)
-    elif algorithm == "im2col":
-        conv2d_im2col(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups)
     else:
         with parallel_launch():
             _kernels._conv2d_direct(p.x, p.w, p.b, out, *p.stride, *p.dilation, p.groups)
+    return None
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
@@ -337,8 +378,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if not isinstance(padding, str):
         padding = (0,) + ntuple(padding, 1, "padding", allow_zero=True)
     p = _prepare(2, x[..., None, :], w[:, :, None, :], bias, (1,) + stride, padding, (1,) + dilation,
-                 groups, padding_mode, dim_names=("H", "L"),
-                 depthwise_pads_itself=algorithm in ("auto", "direct"))
+                 groups, padding_mode, dim_names=("H", "L"), pad=False)
     out = _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
@@ -393,8 +433,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
              [81., 90.]]]])
     """
     _check_algorithm(algorithm)
-    p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 depthwise_pads_itself=algorithm in ("auto", "direct"))
+    p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, pad=False)
     return _finish(p, _conv2d_prepared(p, algorithm))
 
 
