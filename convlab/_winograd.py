@@ -16,16 +16,26 @@ be taken in the transformed domain: for each of the 16 positions ``(i, j)`` of t
 ``M[i, j] = U[i, j] @ V[i, j]``, a matrix product of the transformed filters ``U`` (C_out x C_in)
 and the transformed input tiles ``V`` (C_in x tiles). So the layer becomes:
 
-1. the filter transform ``U = G g G^T`` (once per call; a Numba loop over the filters);
+1. the filter transform ``U = G g G^T`` (once per call; Numba loops over the filters);
 2. the input transform ``V = B^T d B`` of every overlapping 4x4 tile (tiles step by 2): additions
    and subtractions only;
 3. sixteen GEMMs ``M[k] = U[k] @ V[k]`` (BLAS);
 4. the output transform ``Y = A^T M A`` of every tile plus the bias.
 
-Steps 2-4 run in one parallel Numba kernel (:func:`_winograd_fused`): each thread takes a share of
-the tile rows and pushes blocks of about a hundred tiles through all three steps, calling BLAS for
-its own GEMMs on its own core (:mod:`convlab._blas`), so a block's V and M never leave the core's
-cache and no thread waits for another between the steps.
+Steps 2-4 run in one parallel Numba kernel that calls BLAS for each thread's own GEMMs on its own
+core (:mod:`convlab._blas`), in one of two ways:
+
+* by tiles (:func:`_winograd_fused`, layers with more than ``CHANNEL_SPLIT_TILES`` tiles): each
+  thread takes a share of the tile rows and pushes blocks of about a hundred tiles through all
+  three steps, so a block's V and M never leave the core's cache; U is made beforehand by a
+  parallel pass over the filters;
+* by output channels (:func:`_winograd_by_channels`, few tiles): the threads first share out the
+  input transform, then each takes a share of the output channels and transforms its own filters
+  block by block, right before the GEMMs that use them. With few tiles the filters are most of
+  the data (a 256-channel 14x14 layer has 49 tiles and 65,536 filters), so splitting by tiles
+  would have every thread read all of U, and each GEMM would get only a couple of dozen columns.
+
+Neither makes a padded copy of the input: the input transform reads zeros outside the image.
 
 Accuracy: F(2x2, 3x3) needs no looser tolerance than the direct loop. Its transforms use only
 0, +-1 and 1/2, which are exact in binary floating point, and each transformed value adds at most
@@ -143,129 +153,179 @@ def winograd_weight_transform(w, out=None):
 
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _weight_transform(w, u):
-    """``G g G^T`` of every 3x3 filter ``g``, spelled out: G's entries are 0, 1/2 and 1.
+    """``G g G^T`` of every 3x3 filter ``g`` into u (16, filters), blocks of filters per thread.
 
     A Numba loop, not a (16 x 9) @ (9 x filters) BLAS product: the product is too small to be worth
     waking the BLAS library's threads, which then spin while the Numba kernels that follow want
-    both cores (measured: a 64-channel 56x56 layer took 6 ms instead of 1 ms). u: (16, filters).
-    Blocks of 64 filters are spread over the threads: for wide layers the transform is bound by
-    memory traffic (256 x 256 filters: 2.4 MB read, 4 MB written), which two cores move faster.
+    both cores (measured: a 64-channel 56x56 layer took 6 ms instead of 1 ms). Each block is
+    transformed into a small scratch whose rows are not 4 KiB apart (:func:`_transform_filters`)
+    and then copied out one row at a time: writing the 16 rows of ``u`` in lockstep is 4K-aliased
+    whenever a row is a multiple of 4 KiB (10x slower at 64 x 64 channels).
     """
     filters = u.shape[1]
     g = w.reshape(filters, TAPS * TAPS)
-    half = w.dtype.type(0.5)
-    # 64 filters at a time: their taps transposed into ``gt`` (9, 64), so that every step below
-    # is a unit-stride loop over 64 filters that LLVM vectorises; the 16 rows of the result are
-    # then copied out one at a time (writing the 16 rows of u in lockstep is 4K-aliased whenever
-    # a row is a multiple of 4 KiB: 16x slower at 256x256 channels)
-    for b in prange((filters + 63) // 64):
-        f0 = 64 * b
-        n = min(filters, f0 + 64) - f0
-        gt = np.empty((TAPS * TAPS, 64), dtype=w.dtype)
-        a = np.empty((ALPHA, TAPS, 64), dtype=w.dtype)
-        for q in range(n):
-            for tap in range(TAPS * TAPS):
-                gt[tap, q] = g[f0 + q, tap]
-        # G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of each filter, per column
-        for col in range(TAPS):
-            for q in range(n):
-                g0, g1, g2 = gt[col, q], gt[TAPS + col, q], gt[2 * TAPS + col, q]
-                a[0, col, q] = g0
-                a[1, col, q] = (g0 + g1 + g2) * half
-                a[2, col, q] = (g0 - g1 + g2) * half
-                a[3, col, q] = g2
-        # (G g) G^T: the same along each row, straight into u
-        for row in range(ALPHA):
-            k = row * ALPHA
-            for q in range(n):
-                h0, h1, h2 = a[row, 0, q], a[row, 1, q], a[row, 2, q]
-                u[k, f0 + q] = h0
-                u[k + 1, f0 + q] = (h0 + h1 + h2) * half
-                u[k + 2, f0 + q] = (h0 - h1 + h2) * half
-                u[k + 3, f0 + q] = h2
+    block = WEIGHT_BLOCK
+    for i in prange((filters + block - 1) // block):
+        f0 = i * block
+        f1 = min(filters, f0 + block)
+        scratch = np.empty((ALPHA * ALPHA, block + 16), dtype=w.dtype)
+        _transform_filters(g, scratch, f0, f1)
+        for k in range(ALPHA * ALPHA):
+            dst = u[k, f0:f1]
+            src = scratch[k]
+            for q in range(f1 - f0):
+                dst[q] = src[q]
+
+
+#: filters per block of :func:`_weight_transform`
+WEIGHT_BLOCK = 1024
 
 
 @njit(**NJIT_OPTIONS)
-def _winograd_input_transform(xp, v, th_n, tw_n, r0, r1):
+def _transform_filters(g, u, f0, f1):
+    """``u[:, f - f0] = G g_f G^T`` (16 entries, row-major 4x4) for the filters ``f0 <= f < f1``.
+
+    g: (filters, 9) taps. G's entries are 0, 1/2 and 1, so each entry is spelled out with adds and
+    one halving. ``u``'s rows should not be a multiple of 4 KiB apart: the 16 rows are written in
+    lockstep (with 16 KiB rows this loop ran 10x slower).
+    """
+    half = g.dtype.type(0.5)
+    for f in range(f0, f1):
+        a0, a1, a2 = g[f, 0], g[f, 1], g[f, 2]
+        a3, a4, a5 = g[f, 3], g[f, 4], g[f, 5]
+        a6, a7, a8 = g[f, 6], g[f, 7], g[f, 8]
+        # G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of the filter
+        b0, b1, b2 = (a0 + a3 + a6) * half, (a1 + a4 + a7) * half, (a2 + a5 + a8) * half
+        c0, c1, c2 = (a0 - a3 + a6) * half, (a1 - a4 + a7) * half, (a2 - a5 + a8) * half
+        # (G g) G^T: the same along each row
+        q = f - f0
+        u[0, q] = a0
+        u[1, q] = (a0 + a1 + a2) * half
+        u[2, q] = (a0 - a1 + a2) * half
+        u[3, q] = a2
+        u[4, q] = b0
+        u[5, q] = (b0 + b1 + b2) * half
+        u[6, q] = (b0 - b1 + b2) * half
+        u[7, q] = b2
+        u[8, q] = c0
+        u[9, q] = (c0 + c1 + c2) * half
+        u[10, q] = (c0 - c1 + c2) * half
+        u[11, q] = c2
+        u[12, q] = a6
+        u[13, q] = (a6 + a7 + a8) * half
+        u[14, q] = (a6 - a7 + a8) * half
+        u[15, q] = a8
+
+
+@njit(**NJIT_OPTIONS)
+def _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, c0, c1):
     """``V = B^T d B`` for every 4x4 input tile ``d`` of the tile rows ``r0 <= r < r1``.
 
-    xp: (N, C, Hp, Wp) padded input with ``Hp >= 2 th_n + 2`` and ``Wp >= 2 tw_n + 2``; tile row
-    ``r`` is row ``ti = r % th_n`` of image ``n = r // th_n``, and tile ``(ti, tj)`` has its top-left
-    input element at ``(2 ti, 2 tj)``. v: (16, C, >= (r1 - r0) tw_n), overwritten;
-    ``v[4 i + j, c, p]`` is entry ``(i, j)`` of the transformed tile ``p = (r - r0) tw_n + tj`` of
-    channel ``c``. The innermost loop runs along a row of tiles, so each of the 16 outputs is
-    written contiguously.
+    x: (N, C, H, W) input, read as if padded with ``ph`` zero rows above and ``pw`` zero columns
+    to the left (and with zeros below and to the right as far as the tiles reach); tile row ``r``
+    is row ``ti = r % th_n`` of image ``n = r // th_n``, and tile ``(ti, tj)`` has its top-left
+    element at padded position ``(2 ti, 2 tj)``. v: (16, C, >= (r1 - r0) tw_n), overwritten;
+    ``v[4 i + j, c, p]`` is entry ``(i, j)`` of the transformed tile ``p = (r - r0) tw_n + tj``
+    of channel ``c``; only the channels ``c0 <= c < c1`` are done. ``even`` and ``odd`` are scratch, each at least
+    (2 min(th_n, r1 - r0) + 2, tw_n + 1).
+
+    Tiles overlap by two columns and step by two, so a direct loop over tiles reads every row
+    with stride 2 and LLVM does not vectorise it. The padded rows a run of tile rows needs are
+    therefore first split into their even and odd columns (``even[i, q]`` is padded column
+    ``2 q`` of padded row ``i``, zeros where that falls outside the input: no padded copy of the
+    input is made); the transform then reads ``even`` and ``odd`` with unit stride.
     """
-    channels = xp.shape[1]
-    for c in range(channels):
-        for r in range(r0, r1):
+    height, width = x.shape[2], x.shape[3]
+    half_w = tw_n + 1
+    for c in range(c0, c1):
+        r = r0
+        while r < r1:
             n = r // th_n
-            ti = r % th_n
-            src = xp[n, c]
-            x0 = src[2 * ti]
-            x1 = src[2 * ti + 1]
-            x2 = src[2 * ti + 2]
-            x3 = src[2 * ti + 3]
-            base = (r - r0) * tw_n
-            for tj in range(tw_n):
-                j = 2 * tj
-                # B^T d: combine the four rows of the tile (column by column)
-                t00 = x0[j] - x2[j]
-                t01 = x0[j + 1] - x2[j + 1]
-                t02 = x0[j + 2] - x2[j + 2]
-                t03 = x0[j + 3] - x2[j + 3]
-                t10 = x1[j] + x2[j]
-                t11 = x1[j + 1] + x2[j + 1]
-                t12 = x1[j + 2] + x2[j + 2]
-                t13 = x1[j + 3] + x2[j + 3]
-                t20 = x2[j] - x1[j]
-                t21 = x2[j + 1] - x1[j + 1]
-                t22 = x2[j + 2] - x1[j + 2]
-                t23 = x2[j + 3] - x1[j + 3]
-                t30 = x1[j] - x3[j]
-                t31 = x1[j + 1] - x3[j + 1]
-                t32 = x1[j + 2] - x3[j + 2]
-                t33 = x1[j + 3] - x3[j + 3]
-                # (B^T d) B: the same combination along each row
-                p = base + tj
-                v[0, c, p] = t00 - t02
-                v[1, c, p] = t01 + t02
-                v[2, c, p] = t02 - t01
-                v[3, c, p] = t01 - t03
-                v[4, c, p] = t10 - t12
-                v[5, c, p] = t11 + t12
-                v[6, c, p] = t12 - t11
-                v[7, c, p] = t11 - t13
-                v[8, c, p] = t20 - t22
-                v[9, c, p] = t21 + t22
-                v[10, c, p] = t22 - t21
-                v[11, c, p] = t21 - t23
-                v[12, c, p] = t30 - t32
-                v[13, c, p] = t31 + t32
-                v[14, c, p] = t32 - t31
-                v[15, c, p] = t31 - t33
+            first = r % th_n
+            stop = min(r1, (n + 1) * th_n)     # tile rows r ... stop - 1 are in image n
+            plane = x[n, c]
+            # padded rows 2 first ... 2 (first + stop - r) + 1, split into even and odd columns
+            for i in range(2 * (stop - r) + 2):
+                ih = 2 * first + i - ph
+                e = even[i]
+                o = odd[i]
+                if 0 <= ih < height:
+                    src = plane[ih]
+                    for q in range(half_w):
+                        col = 2 * q - pw
+                        e[q] = src[col] if 0 <= col < width else 0
+                        o[q] = src[col + 1] if 0 <= col + 1 < width else 0
+                else:
+                    for q in range(half_w):
+                        e[q] = 0
+                        o[q] = 0
+            for rr in range(r, stop):
+                i = 2 * (rr - r)
+                e0, o0 = even[i], odd[i]
+                e1, o1 = even[i + 1], odd[i + 1]
+                e2, o2 = even[i + 2], odd[i + 2]
+                e3, o3 = even[i + 3], odd[i + 3]
+                base = (rr - r0) * tw_n
+                for tj in range(tw_n):
+                    # tile columns 2 tj ... 2 tj + 3 are e[tj], o[tj], e[tj + 1], o[tj + 1]
+                    # B^T d: combine the four rows of the tile (column by column)
+                    t00 = e0[tj] - e2[tj]
+                    t01 = o0[tj] - o2[tj]
+                    t02 = e0[tj + 1] - e2[tj + 1]
+                    t03 = o0[tj + 1] - o2[tj + 1]
+                    t10 = e1[tj] + e2[tj]
+                    t11 = o1[tj] + o2[tj]
+                    t12 = e1[tj + 1] + e2[tj + 1]
+                    t13 = o1[tj + 1] + o2[tj + 1]
+                    t20 = e2[tj] - e1[tj]
+                    t21 = o2[tj] - o1[tj]
+                    t22 = e2[tj + 1] - e1[tj + 1]
+                    t23 = o2[tj + 1] - o1[tj + 1]
+                    t30 = e1[tj] - e3[tj]
+                    t31 = o1[tj] - o3[tj]
+                    t32 = e1[tj + 1] - e3[tj + 1]
+                    t33 = o1[tj + 1] - o3[tj + 1]
+                    # (B^T d) B: the same combination along each row
+                    p = base + tj
+                    v[0, c, p] = t00 - t02
+                    v[1, c, p] = t01 + t02
+                    v[2, c, p] = t02 - t01
+                    v[3, c, p] = t01 - t03
+                    v[4, c, p] = t10 - t12
+                    v[5, c, p] = t11 + t12
+                    v[6, c, p] = t12 - t11
+                    v[7, c, p] = t11 - t13
+                    v[8, c, p] = t20 - t22
+                    v[9, c, p] = t21 + t22
+                    v[10, c, p] = t22 - t21
+                    v[11, c, p] = t21 - t23
+                    v[12, c, p] = t30 - t32
+                    v[13, c, p] = t31 + t32
+                    v[14, c, p] = t32 - t31
+                    v[15, c, p] = t31 - t33
+            r = stop
 
 
 @njit(**NJIT_OPTIONS)
-def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
+def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
     """``Y = A^T M A + bias`` for every tile of the tile rows ``r0 <= r < r1``.
 
-    m: (16, C_out, >= (r1 - r0) tw_n) products, laid out like ``v`` above; b: (C_out,);
-    out: (N, C_out, H_out, W_out) with ``H_out >= 2 th_n - 1`` and ``W_out >= 2 tw_n - 1``: the
-    outputs of the last tile row and column that fall outside an odd-sized ``out`` are dropped.
-    Returns the sum of the outputs written (float64): finite exactly when they all are, unless it
-    overflows (see :func:`conv2d_winograd`).
+    m: (16, channels, >= (r1 - r0) tw_n) products of the output channels ``o0 ...
+    o0 + channels - 1``, laid out like ``v`` above; b: (C_out,); out: (N, C_out, H_out, W_out)
+    with ``H_out >= 2 th_n - 1`` and ``W_out >= 2 tw_n - 1``: the outputs of the last tile row and
+    column that fall outside an odd-sized ``out`` are dropped. Returns the sum of the outputs
+    written (float64): finite exactly when they all are, unless it overflows (see
+    :func:`conv2d_winograd`).
     """
     total = 0.0
-    c_out = out.shape[1]
     oh, ow = out.shape[2], out.shape[3]
     full_w = 2 * tw_n == ow
-    for o in range(c_out):
-        bias = b[o]
+    for o in range(m.shape[1]):
+        bias = b[o0 + o]
         for r in range(r0, r1):
             n = r // th_n
             ti = r % th_n
-            plane = out[n, o]
+            plane = out[n, o0 + o]
             y0 = plane[2 * ti]
             second_row = 2 * ti + 1 < oh
             y1 = plane[2 * ti + 1] if second_row else plane[2 * ti]
@@ -316,7 +376,7 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_buf):
+def _winograd_fused(x, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_buf, ph, pw):
     """The whole layer: every thread transforms, multiplies and transforms back its own tiles.
 
     The ``N * th_n`` tile rows are split into ``v_buf.shape[0]`` contiguous ranges, one per thread
@@ -331,7 +391,7 @@ def _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_
     """
     n_threads = v_buf.shape[0]
     rows = out.shape[0] * th_n
-    c_in = xp.shape[1]
+    c_in = x.shape[1]
     c_out = out.shape[1]
     c_per_group = c_in // groups
     out_per_group = c_out // groups
@@ -339,12 +399,14 @@ def _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_
     for t in prange(n_threads):
         lo = rows * t // n_threads
         hi = rows * (t + 1) // n_threads
+        even = np.empty((2 * min(th_n, rows_per_block) + 2, tw_n + 1), dtype=x.dtype)
+        odd = np.empty_like(even)
         for r0 in range(lo, hi, rows_per_block):
             r1 = min(hi, r0 + rows_per_block)
-            cols = _block_columns((r1 - r0) * tw_n, c_in, c_out, xp.itemsize)
+            cols = _block_columns((r1 - r0) * tw_n, c_in, c_out, x.itemsize)
             v = v_buf[t, :ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
             m = m_buf[t, :ALPHA * ALPHA * c_out * cols].reshape((ALPHA * ALPHA, c_out, cols))
-            _winograd_input_transform(xp, v, th_n, tw_n, r0, r1)
+            _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, 0, c_in)
             v[:, :, (r1 - r0) * tw_n:] = 0
             for k in range(ALPHA * ALPHA):
                 for g in range(groups):
@@ -352,7 +414,61 @@ def _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_
                     i0 = g * c_per_group
                     np.dot(u[k, o0:o0 + out_per_group], v[k, i0:i0 + c_per_group],
                            m[k, o0:o0 + out_per_group])
-            total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1)
+            total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, 0)
+    return total
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf, m_buf, ph, pw):
+    """The whole layer, split by output channels: for layers with few tiles and many channels.
+
+    First the threads (``prange`` over ``u_buf.shape[0]``) share out the input channels and
+    transform every tile into the common ``v`` (16, C_in, tiles) in ``v_buf``. Then thread ``t``
+    owns a contiguous range of output channels and walks it in blocks of ``o_block``: filter transform of the block's filters into its ``u``
+    (:func:`_transform_filters`), 16 GEMMs per group into its ``m``, output transform. A block's U
+    is used while it is in cache and never shared, so no thread reads what another wrote, and the
+    filter transform needs no separate parallel pass over all filters (at 256 x 256 channels that
+    pass moves 4 MB through memory). Returns the sum of all outputs, as :func:`_winograd_fused`.
+    """
+    n_threads = u_buf.shape[0]
+    rows = out.shape[0] * th_n
+    c_in, c_out = x.shape[1], out.shape[1]
+    c_per_group = c_in // groups
+    out_per_group = c_out // groups
+    g = w.reshape(c_out * c_per_group, TAPS * TAPS)
+    tiles = rows * tw_n
+    cols = _block_columns(tiles, c_in, o_block, x.itemsize)
+    u_stride = u_buf.shape[1] // (ALPHA * ALPHA)
+    v = v_buf[:ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
+    # first every thread transforms a share of the input channels (the GEMMs below need all)
+    for t in prange(n_threads):
+        even = np.empty((2 * th_n + 2, tw_n + 1), dtype=x.dtype)
+        odd = np.empty_like(even)
+        c_lo = c_in * t // n_threads
+        c_hi = c_in * (t + 1) // n_threads
+        _winograd_input_transform(x, v, th_n, tw_n, 0, rows, ph, pw, even, odd, c_lo, c_hi)
+        v[:, c_lo:c_hi, tiles:] = 0
+    total = 0.0
+    for t in prange(n_threads):
+        o_lo = c_out * t // n_threads
+        o_hi = c_out * (t + 1) // n_threads
+        u = u_buf[t].reshape((ALPHA * ALPHA, u_stride))
+        for o0 in range(o_lo, o_hi, o_block):
+            o1 = min(o_hi, o0 + o_block)
+            _transform_filters(g, u, o0 * c_per_group, o1 * c_per_group)
+            m = m_buf[t, :ALPHA * ALPHA * (o1 - o0) * cols].reshape((ALPHA * ALPHA, o1 - o0, cols))
+            for k in range(ALPHA * ALPHA):
+                # the block's channels, one piece per group they belong to
+                a = o0
+                while a < o1:
+                    gi = a // out_per_group
+                    e = min(o1, (gi + 1) * out_per_group)
+                    i0 = gi * c_per_group
+                    np.dot(u[k, (a - o0) * c_per_group:(e - o0) * c_per_group].reshape(
+                               (e - a, c_per_group)),
+                           v[k, i0:i0 + c_per_group], m[k, a - o0:e - o0])
+                    a = e
+            total += _winograd_output_transform(m, b, out, th_n, tw_n, 0, rows, o0)
     return total
 
 
@@ -392,32 +508,53 @@ BLOCK_BYTES = 8 * 2**20
 MIN_BLOCK_TILES = 32
 
 
-def conv2d_winograd(xp, w, b, out, groups, padding=(0, 0)):
-    """Fill ``out`` with the stride-1, dilation-1 convolution of ``xp`` by 3x3 filters ``w``.
+def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
+    """Fill ``out`` with the stride-1, dilation-1 convolution of ``x`` by 3x3 filters ``w``.
 
-    ``xp`` is the padded input (N, C_in, Hp, Wp); the caller (:func:`convlab.conv2d`) has validated
-    everything and checked that the filters are 3x3 with stride and dilation 1. Returns the sum of
-    the outputs (float64), computed on the way: ``conv2d(algorithm="auto")`` checks it for
-    non-finite values (a NaN or inf anywhere in the data makes it NaN or inf, because every input
-    and weight element reaches some output) without another pass over ``out``.
+    ``x`` is the input (N, C_in, H, W), read as if padded with ``padding = (ph, pw)`` zero rows
+    above and columns to the left, and with zeros below and to the right as far as ``out``'s size
+    needs (an odd output size also reads one row or column more for its last tile, whose extra
+    outputs are dropped). The caller (:func:`convlab.conv2d`) has validated everything and checked
+    that the filters are 3x3 with stride and dilation 1. Returns the sum of the outputs (float64),
+    computed on the way: ``conv2d(algorithm="auto")`` checks it for non-finite values (a NaN or
+    inf anywhere in the data makes it NaN or inf, because every input and weight element reaches
+    some output) without another pass over ``out``.
     """
-    n_batch, c_in = xp.shape[0], xp.shape[1]
+    n_batch, c_in = x.shape[0], x.shape[1]
     c_out = w.shape[0]
     oh, ow = out.shape[2], out.shape[3]
     th_n, tw_n = (oh + TILE - 1) // TILE, (ow + TILE - 1) // TILE
-    # An odd output size needs one more input row/column for the last tile: zeros, whose outputs
-    # are dropped by the output transform.
-    extra_h = TILE * th_n + TAPS - 1 - xp.shape[2] - padding[0]
-    extra_w = TILE * tw_n + TAPS - 1 - xp.shape[3] - padding[1]
-    if extra_h or extra_w or any(padding):
-        xp = np.pad(xp, ((0, 0), (0, 0), (padding[0], extra_h), (padding[1], extra_w)))
-    xp = np.ascontiguousarray(xp)
-    u = winograd_weight_transform(w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype))
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    ph, pw = int(padding[0]), int(padding[1])
     rows = n_batch * th_n
+    if rows * tw_n <= CHANNEL_SPLIT_TILES:
+        c_per_group = w.shape[1]
+        threads = max(1, min(numba.get_num_threads(), c_out))
+        per_filter = ALPHA * ALPHA * c_per_group * x.itemsize
+        o_block = max(1, min(-(-c_out // threads), U_BLOCK_BYTES // per_filter))
+        cols = rows * tw_n + 1
+        u_stride = o_block * c_per_group
+        if (u_stride * x.itemsize) % 4096 == 0:   # 16 rows written in lockstep: no 4K aliasing
+            u_stride += 16
+        v_buf = workspace("winograd_v", (ALPHA * ALPHA * c_in * cols,), x.dtype)
+        u_buf = workspace("winograd_u", (threads, ALPHA * ALPHA * u_stride), x.dtype)
+        m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * o_block * cols), x.dtype)
+        with parallel_launch(), one_blas_thread():
+            return _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf,
+                                         m_buf, ph, pw)
+    u = winograd_weight_transform(w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype))
     threads = max(1, min(numba.get_num_threads(), rows))
-    rpb = _rows_per_block(th_n, tw_n, c_in, c_out, xp.itemsize, rows, threads)
+    rpb = _rows_per_block(th_n, tw_n, c_in, c_out, x.itemsize, rows, threads)
     cols = rpb * tw_n + 1
-    v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), xp.dtype)
-    m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), xp.dtype)
+    v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), x.dtype)
+    m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), x.dtype)
     with parallel_launch(), one_blas_thread():
-        return _winograd_fused(xp, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf)
+        return _winograd_fused(x, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf, ph, pw)
+
+
+#: layers with at most this many 2x2 output tiles (all images) are split between the threads by
+#: output channels (:func:`_winograd_by_channels`), larger ones by tiles (:func:`_winograd_fused`)
+CHANNEL_SPLIT_TILES = 128
+#: bytes of transformed filters a thread makes and uses at a time in :func:`_winograd_by_channels`
+U_BLOCK_BYTES = 2**19

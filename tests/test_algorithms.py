@@ -16,6 +16,7 @@ import threading
 import warnings
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -504,6 +505,37 @@ def test_winograd_blocks_and_odd_sizes(monkeypatch, shape, tiles):
         w, b = rng.standard_normal((6, shape[1] // groups, 3, 3)), rng.standard_normal(6)
         assert_close(convlab.conv2d(x, w, b, padding=1, groups=groups, algorithm="winograd"),
                      einsum_conv2d(x, w, b, padding=1, groups=groups), "winograd", np.float64)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("split", ["tiles", "channels"])
+@pytest.mark.parametrize("u_block", [1, 3, 10**6])          # filters per block: 1, a few, all
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_splits_pad_as_they_read(monkeypatch, split, u_block, threads):
+    """Both ways of splitting a layer between threads, with the zero padding read in the kernel.
+
+    Padding 0-3 (more padding than the 3x3 window reaches gives outputs that see only zeros and
+    the bias), odd and tiny images, groups whose output channels straddle a thread's range or a
+    filter block, and filter blocks of 1 filter up to all of them.
+    """
+    from convlab import _winograd
+    monkeypatch.setattr(_winograd, "CHANNEL_SPLIT_TILES", 10**9 if split == "channels" else 0)
+    bytes_per_filter = 16 * 2 * 8          # 16 entries of 2 input channels per group, float64
+    monkeypatch.setattr(_winograd, "U_BLOCK_BYTES", u_block * bytes_per_filter)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(40 + threads)
+        for shape, padding, groups in [((2, 4, 9, 7), 1, 2), ((1, 6, 1, 2), 2, 3), ((2, 2, 5, 5), 0, 1),
+                                       ((1, 4, 3, 8), 3, 2), ((3, 6, 6, 11), (2, 0), 3)]:
+            x = rng.standard_normal(shape)
+            c_in = shape[1]
+            w = rng.standard_normal((3 * groups, c_in // groups, 3, 3))
+            b = rng.standard_normal(3 * groups)
+            assert_close(convlab.conv2d(x, w, b, padding=padding, groups=groups, algorithm="winograd"),
+                         einsum_conv2d(x, w, b, padding=padding, groups=groups), "winograd", np.float64)
+    finally:
+        numba.set_num_threads(before)
 
 
 @pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
