@@ -17,6 +17,8 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
     Raises ``TypeError`` for non-integers and ``ValueError`` for a wrong length or a value that is
     not positive (or non-negative when ``allow_zero``).
     """
+    if type(value) is int and (value > 0 or (value == 0 and allow_zero) or allow_negative):
+        return (value,) * n   # the common case, without the checks below (called on every conv)
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     if isinstance(value, np.ndarray) and value.ndim == 0:

@@ -31,7 +31,6 @@ import ctypes
 import glob
 import os
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -123,25 +122,30 @@ _HOLD_LOCK = threading.Lock()
 _HOLD = {"depth": 0, "previous": 0}
 
 
-@contextmanager
-def one_blas_thread():
+class one_blas_thread:
     """Hold SciPy's BLAS to one thread while the ``with`` block runs (see the module docstring).
 
     Re-entrant and shared by all Python threads: the first to enter sets one thread, the last to
-    leave restores the count found on entry.
+    leave restores the count found on entry. (A class, not a ``contextlib`` generator: it is
+    entered on every convolution call.)
     """
-    setter = blas_threads_setter()
-    with _HOLD_LOCK:
-        if _HOLD["depth"] == 0:
-            _HOLD["previous"] = setter(1)
-        _HOLD["depth"] += 1
-    try:
-        yield
-    finally:
+
+    __slots__ = ()
+
+    def __enter__(self):
+        setter = _CACHE.get("setter") or blas_threads_setter()
+        with _HOLD_LOCK:
+            if _HOLD["depth"] == 0:
+                _HOLD["previous"] = setter(1)
+            _HOLD["depth"] += 1
+        return self
+
+    def __exit__(self, *exc):
         with _HOLD_LOCK:
             _HOLD["depth"] -= 1
             if _HOLD["depth"] == 0:
-                setter(_HOLD["previous"])
+                _CACHE["setter"](_HOLD["previous"])
+        return False
 
 
 _GEMM_LOCK = threading.Lock()
