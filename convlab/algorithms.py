@@ -175,7 +175,8 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     """Fill ``out`` with the convolution of ``xp``: im2col, then one GEMM per group.
 
     ``padding`` is the zero padding above and to the left of ``xp``; below and to the right it
-    follows from ``out``'s size.
+    follows from ``out``'s size. ``xp`` is not padded: the kernel writes the zeros straight into
+    the columns (:func:`convlab._kernels._im2col_block`), so there is no padded copy of the input.
 
     Arguments are already validated by :func:`convlab.conv2d`. The work is split by output
     positions: every thread builds the columns of a block of positions, multiplies them by the
@@ -186,11 +187,6 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     n_batch = xp.shape[0]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
-    if any(padding):
-        pairs = tuple((before, max(0, (o - 1) * s + d * (k - 1) + 1 - size - before))
-                      for before, o, s, d, k, size in zip(padding, (oh, ow), stride, dilation,
-                                                          (kh, kw), xp.shape[2:]))
-        xp = pad_input(xp, pairs, "zeros", scratch="conv_input")
     rows = xp.shape[1] * kh * kw
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
     threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)
@@ -198,7 +194,8 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     prod_buf = workspace("im2col_prod", (threads, c_out * block), xp.dtype)
     with parallel_launch(), one_blas_thread():
         _kernels._im2col_gemm(np.ascontiguousarray(xp), w2, b, out, kh, kw, stride[0], stride[1],
-                              dilation[0], dilation[1], groups, block, cols_buf, prod_buf)
+                              dilation[0], dilation[1], padding[0], padding[1], groups, block,
+                              cols_buf, prod_buf)
 
 
 def _im2col_blocks(total, rows, c_out, itemsize, threads=None):

@@ -1,0 +1,201 @@
+"""conv2d(..., algorithm="im2col") against the naive loop, cut every way its kernel cuts the work.
+
+The im2col kernel (:func:`convlab._kernels._im2col_gemm`) reads the *unpadded* input and writes
+zeros for every tap that falls in the padding, splits each row segment of a column into a zero
+head, a copied middle and a zero tail, and multiplies each block of positions with BLAS straight
+into the output. These tests check it against ``tests/naive.py``'s ``convnd`` (float64, plain
+loops over a padded copy) for padding 0-4 (also more after than before: "same" with even kernels),
+padding wider than the kernel's reach (outputs that see only zeros), strides and dilations 1-3,
+groups, batches, odd sizes, images smaller than a block, blocks of a few positions that start and
+end mid-row, both dtypes, and one and two Numba threads.
+
+Tolerances: ``tests/tolerances.py`` (float64 1e-12, float32 2e-5, data of unit scale).
+"""
+
+import itertools
+
+import numba
+import numpy as np
+import pytest
+
+import convlab
+from convlab import _kernels, algorithms
+from convlab._winograd import workspace
+from naive import convnd
+from tolerances import tol
+
+pytestmark = pytest.mark.kernels
+
+THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+
+
+def _random_case(rng):
+    """(x shape, w shape, conv2d keyword arguments) of a small random layer."""
+    groups = int(rng.choice([1, 1, 2, 3]))
+    c_in = groups * int(rng.integers(1, 4))
+    c_out = groups * int(rng.integers(1, 4))
+    kh, kw = (int(k) for k in rng.integers(1, 5, size=2))
+    sh, sw = (int(s) for s in rng.integers(1, 4, size=2))
+    dh, dw = (int(d) for d in rng.integers(1, 4, size=2))
+    ph, pw = (int(p) for p in rng.integers(0, 5, size=2))
+    # at least one output in each direction
+    h = max(int(rng.integers(1, 12)), dh * (kh - 1) + 1 - 2 * ph, 1)
+    w = max(int(rng.integers(1, 12)), dw * (kw - 1) + 1 - 2 * pw, 1)
+    batch = int(rng.integers(1, 4))
+    return ((batch, c_in, h, w), (c_out, c_in // groups, kh, kw),
+            dict(stride=(sh, sw), dilation=(dh, dw), padding=(ph, pw), groups=groups))
+
+
+RANDOM_CASES = [_random_case(np.random.default_rng(1000 + i)) for i in range(40)]
+
+FIXED_CASES = [
+    # padding wider than the kernel's reach: the border outputs see only zeros (= the bias)
+    ((1, 2, 3, 3), (3, 2, 2, 2), dict(padding=4)),
+    ((2, 3, 2, 5), (2, 3, 3, 1), dict(padding=(4, 3), stride=(3, 2))),
+    # "same" with even kernels and dilation: one more zero after than before
+    ((2, 3, 8, 7), (4, 3, 4, 2), dict(padding="same")),
+    ((1, 4, 9, 6), (2, 4, 2, 4), dict(padding="same", dilation=(3, 1))),
+    ((1, 4, 6, 9), (4, 2, 2, 2), dict(padding="same", dilation=2, groups=2)),
+    # 1x1: stride 1 without padding reads the input in place; with stride or padding it copies
+    ((3, 8, 7, 5), (4, 8, 1, 1), {}),
+    ((2, 6, 5, 9), (6, 2, 1, 1), dict(groups=3)),
+    ((2, 6, 9, 7), (4, 6, 1, 1), dict(stride=2)),
+    ((1, 4, 5, 5), (3, 4, 1, 1), dict(padding=2)),
+    ((2, 4, 1, 1), (5, 4, 1, 1), {}),
+    # a whole image narrower than the kernel's reach without padding would be invalid; with it,
+    # every column of every output comes from a zero head, a middle and a zero tail
+    ((1, 3, 1, 2), (2, 3, 3, 3), dict(padding=1)),
+    ((2, 2, 13, 17), (3, 2, 7, 7), dict(padding=3, stride=2)),
+    ((1, 3, 16, 15), (4, 3, 3, 3), dict(padding=1)),
+]
+
+CASES = FIXED_CASES + RANDOM_CASES
+
+_EXPECTED = {}
+
+
+def _data(case, dtype):
+    xs, ws, kwargs = CASES[case]
+    rng = np.random.default_rng(50 + case)
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    if case not in _EXPECTED:
+        _EXPECTED[case] = convnd(x, w, b, **kwargs)
+    return x.astype(dtype), w.astype(dtype), b.astype(dtype), kwargs, _EXPECTED[case]
+
+
+def _poison_columns(dtype):
+    """Fill the reused column buffer with NaN, so that a column the kernel forgets to write (a
+    zero of the padding, say) shows up in the result instead of reading an earlier call's value."""
+    workspace("im2col_cols", (2**18,), np.dtype(dtype))[:] = np.nan
+
+
+def _conv_threads(threads, *args, **kwargs):
+    _poison_columns(args[0].dtype)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return convlab.conv2d(*args, algorithm="im2col", **kwargs)
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_im2col_matches_naive(case, dtype):
+    """Default blocks (bigger than these images: one block per thread), one and two threads."""
+    x, w, b, kwargs, expected = _data(case, dtype)
+    for threads in THREADS:
+        out = _conv_threads(threads, x, w, b, **kwargs)
+        assert out.dtype == dtype and out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, **tol(dtype), err_msg=f"{threads} threads")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("block", [1, 3, 7])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_im2col_blocks_that_start_and_end_mid_row(monkeypatch, case, block, dtype):
+    """Blocks of 1, 3 and 7 positions cut rows (widths 1-17) and images anywhere."""
+    monkeypatch.setattr(algorithms, "IM2COL_MIN_BLOCK", block)
+    monkeypatch.setattr(algorithms, "IM2COL_BLOCK_BYTES", 1)
+    x, w, b, kwargs, expected = _data(case, dtype)
+    for threads in THREADS:
+        out = _conv_threads(threads, x, w, b, **kwargs)
+        np.testing.assert_allclose(out, expected, **tol(dtype), err_msg=f"{threads} threads")
+
+
+def test_outputs_that_see_only_padding_are_the_bias():
+    x = np.random.default_rng(3).standard_normal((1, 2, 3, 3))
+    w = np.random.default_rng(4).standard_normal((3, 2, 2, 2))
+    b = np.array([1.5, -2.0, 0.25])
+    out = convlab.conv2d(x, w, b, padding=4, algorithm="im2col")
+    assert out.shape == (1, 3, 10, 10)
+    # output i reads padded rows i, i + 1, and the image is padded rows 4-6: rows (and columns)
+    # 0-2 and 7-9 of the output hold windows entirely in the padding
+    for o in range(3):
+        assert np.all(out[0, o, :3] == b[o]) and np.all(out[0, o, 7:] == b[o])
+        assert np.all(out[0, o, :, :3] == b[o]) and np.all(out[0, o, :, 7:] == b[o])
+        assert np.all(out[0, o, 3:7, 3:7] != b[o])
+
+
+def test_input_weight_and_bias_are_not_modified():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 4, 6, 7)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    copies = x.copy(), w.copy(), b.copy()
+    convlab.conv2d(x, w, b, padding=(2, 1), groups=2, algorithm="im2col")
+    for original, copy in zip((x, w, b), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_non_contiguous_input_and_several_blocks_per_thread(monkeypatch, dtype):
+    """A strided view as input, walked in blocks of 64 positions (5-11 blocks per thread)."""
+    monkeypatch.setattr(algorithms, "IM2COL_MIN_BLOCK", 64)
+    monkeypatch.setattr(algorithms, "IM2COL_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((2, 6, 30, 44))
+    x = base[:, ::2, :, ::2]                     # (2, 3, 30, 22), not contiguous
+    w = rng.standard_normal((5, 3, 3, 3))
+    expected = convnd(x, w, padding=(1, 2), stride=(1, 2))
+    for threads in THREADS:
+        out = _conv_threads(threads, x.astype(dtype), w.astype(dtype), padding=(1, 2), stride=(1, 2))
+        np.testing.assert_allclose(out, expected, **tol(dtype))
+
+
+@numba.njit
+def _block(x, n, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1):
+    _kernels._im2col_block(x, n, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1)
+
+
+def test_im2col_block_writes_its_columns_and_nothing_else():
+    """The kernel's im2col step alone, for 3000 random geometries and blocks: equal to columns cut
+    from a padded copy (np.pad and slicing), and every element outside the block's columns (the
+    row padding up to ``ld``, the rows past the last) still holds the NaN it was filled with."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    while checked < 3000:
+        c, h, w = (int(v) for v in rng.integers(1, 9, size=3))
+        c = min(c, 2)
+        kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, size=4))
+        dh, dw = (int(v) for v in rng.integers(1, 3, size=2))
+        ph, pw, pha, pwa = (int(v) for v in rng.integers(0, 4, size=4))  # before and after
+        oh = (h + ph + pha - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pw + pwa - dw * (kw - 1) - 1) // sw + 1
+        if oh < 1 or ow < 1:
+            continue
+        x = rng.standard_normal((2, c, h, w))
+        xp = np.pad(x[1], ((0, 0), (ph, pha), (pw, pwa)))
+        expected = np.empty((c * kh * kw, oh * ow))
+        for ci, i, j in itertools.product(range(c), range(kh), range(kw)):
+            window = xp[ci, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            expected[(ci * kh + i) * kw + j] = window.reshape(-1)
+        p0 = int(rng.integers(0, oh * ow))
+        p1 = int(rng.integers(p0 + 1, oh * ow + 1))
+        ld = p1 - p0 + int(rng.integers(0, 3))
+        cols = np.full((c * kh * kw + 1) * ld, np.nan)
+        _block(x, 1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow, p0, p1)
+        rows = cols.reshape(-1, ld)
+        np.testing.assert_array_equal(rows[:-1, :p1 - p0], expected[:, p0:p1])
+        assert np.isnan(rows[:-1, p1 - p0:]).all() and np.isnan(rows[-1]).all()
+        checked += 1
