@@ -400,20 +400,33 @@ def _im2col_block(x, n, cols, ld, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow_n, p0, 
                     _zero_run(cols, d + q + stop, d + q + ow1)
 
 
+@njit(**NJIT_OPTIONS)
+def _fill_run(a, start, count, value):
+    """``a[start:start + count] = value``."""
+    first = np.uint64(start)
+    for i in range(np.uint64(max(0, count))):
+        a[first + i] = value
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _im2col_gemm(x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups, block, cols_buf,
-                 prod_buf):
+def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups, block,
+                 cols_buf):
     """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
 
-    x: (N, C_in, H, W) unpadded input, read with ``ph``/``pw`` zeros above/left (see
-    :func:`_im2col_block`); w2: (C_out, C_in/groups * KH * KW) weight matrix; b:
-    (C_out,); out: (N, C_out, OH, OW), overwritten. The ``N * OH * OW`` output positions are split
-    into ``cols_buf.shape[0]`` contiguous ranges, one per thread (``prange``); a thread walks its
-    range in blocks of at most ``block`` positions (never across images): im2col of the block into
-    its ``cols`` (C_in * KH * KW, T), ``np.dot(w2, cols)`` per group into its ``prod`` (C_out, T)
-    (the caller holds BLAS to one thread: :func:`convlab._blas.one_blas_thread`), then the
-    products plus bias into ``out``. The block never leaves the thread's cache, and the column
-    buffer is ``threads * block`` columns instead of the whole ``OH * OW``.
+    gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
+    holds BLAS to one thread, :func:`convlab._blas.one_blas_thread`); x: (N, C_in, H, W), the
+    unpadded input, read with ``ph``/``pw`` zeros above/left (see :func:`_im2col_block`); w2:
+    (C_out, C_in/groups * KH * KW) weight matrix; b: (C_out,); out: (N, C_out, OH, OW), overwritten.
+
+    The ``N * OH * OW`` output positions are split into ``cols_buf.shape[0]`` contiguous ranges,
+    one per thread (``prange``); a thread walks its range in blocks of at most ``block`` positions
+    (never across images): it writes the block's columns into its row of ``cols_buf``
+    (C_in * KH * KW rows of the block's width), fills the block of ``out`` with the bias and
+    multiplies each group's weight rows by its columns straight into that block (``beta = 1``,
+    the output's row length as BLAS's leading dimension), so no product buffer and no copy. In
+    column-major BLAS terms: ``out[n, group, block]^T (T x C_out/groups, ld OH*OW) += cols^T
+    (T x K, ld T) @ w2[group]^T (K x C_out/groups, ld K)``. The block never leaves the thread's
+    cache, and the column buffer is ``threads * block`` columns instead of the whole ``OH * OW``.
     """
     n_threads = cols_buf.shape[0]
     n_batch, c_out = out.shape[0], out.shape[1]
@@ -422,9 +435,16 @@ def _im2col_gemm(x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups, bloc
     rows = x.shape[1] * kh_n * kw_n
     rows_per_group = rows // groups
     out_per_group = c_out // groups
-    out2 = out.reshape((n_batch, c_out, positions))
+    out_flat = out.reshape(-1)
+    w_flat = w2.reshape(-1)
     total = n_batch * positions
     for t in prange(n_threads):
+        cols = cols_buf[t]
+        # BLAS takes every argument by reference
+        flags = np.empty(1, dtype=np.int8)
+        flags[0] = ord("N")
+        dims = np.empty(6, dtype=np.int32)
+        scalars = np.ones(2, dtype=cols.dtype)   # alpha = beta = 1
         q = total * t // n_threads
         hi = total * (t + 1) // n_threads
         while q < hi:
@@ -432,21 +452,22 @@ def _im2col_gemm(x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups, bloc
             p0 = q - n * positions
             p1 = min(positions, p0 + block, p0 + (hi - q))
             width = p1 - p0
-            _im2col_block(x, n, cols_buf[t], width, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow_n,
-                          p0, p1)
-            cols = cols_buf[t, :rows * width].reshape((rows, width))
-            prod = prod_buf[t, :c_out * width].reshape((c_out, width))
-            for g in range(groups):
-                o0 = g * out_per_group
-                r0 = g * rows_per_group
-                np.dot(w2[o0:o0 + out_per_group], cols[r0:r0 + rows_per_group],
-                       prod[o0:o0 + out_per_group])
+            _im2col_block(x, n, cols, width, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow_n, p0, p1)
             for o in range(c_out):
-                bias = b[o]
-                dst = out2[n, o]
-                src = prod[o]
-                for i in range(width):
-                    dst[p0 + i] = src[i] + bias
+                _fill_run(out_flat, (n * c_out + o) * positions + p0, width, b[o])
+            dims[0] = width
+            dims[1] = out_per_group
+            dims[2] = rows_per_group
+            dims[3] = width
+            dims[4] = rows_per_group
+            dims[5] = positions
+            for g in range(groups):
+                gemm(flags.ctypes, flags.ctypes, dims[0:].ctypes, dims[1:].ctypes,
+                     dims[2:].ctypes, scalars[0:].ctypes, cols[g * rows_per_group * width:].ctypes,
+                     dims[3:].ctypes, w_flat[g * out_per_group * rows_per_group:].ctypes,
+                     dims[4:].ctypes, scalars[1:].ctypes,
+                     out_flat[(n * c_out + g * out_per_group) * positions + p0:].ctypes,
+                     dims[5:].ctypes)
             q += width
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
 from ._fft import conv2d_fft
-from ._blas import one_blas_thread
+from ._blas import blas_gemm, one_blas_thread
 from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
@@ -179,10 +179,12 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     the columns (:func:`convlab._kernels._im2col_block`), so there is no padded copy of the input.
 
     Arguments are already validated by :func:`convlab.conv2d`. The work is split by output
-    positions: every thread builds the columns of a block of positions, multiplies them by the
-    weight matrix and writes the block of output (:func:`convlab._kernels._im2col_gemm`), so the
-    column buffer holds ``threads * block`` columns (``IM2COL_BLOCK_BYTES`` per thread), not the
-    whole ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts.
+    positions: every thread builds the columns of a block of positions and multiplies them by the
+    weight matrix straight into that block of ``out`` (one single-threaded BLAS ``gemm`` per group,
+    :func:`convlab._kernels._im2col_gemm`), so the column buffer holds ``threads * block``
+    columns (about ``IM2COL_BLOCK_BYTES`` of columns and output per thread), not the whole
+    ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts, and there
+    is no buffer of products to copy into ``out``.
     """
     n_batch = xp.shape[0]
     c_out, c_per_group, kh, kw = w.shape
@@ -191,11 +193,10 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
     threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)
     cols_buf = workspace("im2col_cols", (threads, rows * block), xp.dtype)
-    prod_buf = workspace("im2col_prod", (threads, c_out * block), xp.dtype)
     with parallel_launch(), one_blas_thread():
-        _kernels._im2col_gemm(np.ascontiguousarray(xp), w2, b, out, kh, kw, stride[0], stride[1],
-                              dilation[0], dilation[1], padding[0], padding[1], groups, block,
-                              cols_buf, prod_buf)
+        _kernels._im2col_gemm(blas_gemm(xp.dtype), np.ascontiguousarray(xp), w2, b, out, kh, kw,
+                              stride[0], stride[1], dilation[0], dilation[1], padding[0],
+                              padding[1], groups, block, cols_buf)
 
 
 def _im2col_blocks(total, rows, c_out, itemsize, threads=None):
@@ -206,28 +207,29 @@ def _im2col_blocks(total, rows, c_out, itemsize, threads=None):
 
 
 def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None):
-    """Bytes of the column and product blocks :func:`convlab.conv2d`'s im2col path allocates.
+    """Bytes of the column blocks :func:`convlab.conv2d`'s im2col path allocates.
 
     ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
-    ``C_in * kH * kW`` x ``block`` columns and ``C_out`` x ``block`` products, so the buffer grows
-    with the channels and the kernel, not with the image, unlike the full matrix of
-    :func:`im2col_buffer_nbytes`.
+    ``C_in * kH * kW`` x ``block`` columns (the products go straight into the output), so the
+    buffer grows with the channels and the kernel, not with the image, unlike the full matrix of
+    :func:`im2col_buffer_nbytes`. ``c_out`` enters through the block width, which keeps the
+    columns and the block of output they produce in a core's cache.
 
     Examples
     --------
     >>> im2col_buffer_nbytes(1, 64, (3, 3), (56, 56), 4) / 2**20          # the whole matrix, MiB
     6.890625
     >>> im2col_workspace_nbytes(1, 64, 64, (3, 3), (56, 56), 4, threads=2) / 2**20
-    1.25
+    1.125
     """
     rows = c_in * math.prod(kernel_size)
     threads, block = _im2col_blocks(batch * math.prod(output_size), rows, c_out, itemsize, threads)
-    return threads * (rows + c_out) * block * itemsize
+    return threads * rows * block * itemsize
 
 
-#: bytes of columns and products one thread works on at a time in :func:`conv2d_im2col`: well
+#: bytes of columns and output one thread works on at a time in :func:`conv2d_im2col`: well
 #: inside a core's L2 (2 MiB on this project's machine), so the GEMM reads columns that the im2col
-#: step has just written ...
+#: step has just written, and adds to the block of output that was just filled with the bias ...
 IM2COL_BLOCK_BYTES = 2**19
 #: ... but never fewer positions than this: every block reads the whole weight matrix again
 #: (2.4 MB for 256 -> 256 channels, 3x3), so wide layers need wide blocks (measured on 2 threads:
