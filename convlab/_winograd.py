@@ -243,18 +243,20 @@ def _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, c0, c
             n = r // th_n
             first = r % th_n
             stop = min(r1, (n + 1) * th_n)     # tile rows r ... stop - 1 are in image n
-            plane = x[n, c]
-            # padded rows 2 first ... 2 (first + stop - r) + 1, split into even and odd columns
+            # padded rows 2 first ... 2 (first + stop - r) + 1, split into even and odd columns.
+            # x is indexed in full, never sliced: a view of an array all threads share updates
+            # its reference count atomically, and two cores doing that in a loop lose most of
+            # their speed-up to the contended cache line (even, odd and v's rows are the
+            # thread's own)
             for i in range(2 * (stop - r) + 2):
                 ih = 2 * first + i - ph
                 e = even[i]
                 o = odd[i]
                 if 0 <= ih < height:
-                    src = plane[ih]
                     for q in range(half_w):
                         col = 2 * q - pw
-                        e[q] = src[col] if 0 <= col < width else 0
-                        o[q] = src[col + 1] if 0 <= col + 1 < width else 0
+                        e[q] = x[n, c, ih, col] if 0 <= col < width else 0
+                        o[q] = x[n, c, ih, col + 1] if 0 <= col + 1 < width else 0
                 else:
                     for q in range(half_w):
                         e[q] = 0
@@ -325,10 +327,10 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
         for r in range(r0, r1):
             n = r // th_n
             ti = r % th_n
-            plane = out[n, o0 + o]
-            y0 = plane[2 * ti]
-            second_row = 2 * ti + 1 < oh
-            y1 = plane[2 * ti + 1] if second_row else plane[2 * ti]
+            # out is indexed in full, never sliced (see _winograd_input_transform)
+            oc = o0 + o
+            i0 = 2 * ti
+            second_row = i0 + 1 < oh
             base = (r - r0) * tw_n
             last = tw_n if full_w else tw_n - 1
             for tj in range(last):
@@ -346,14 +348,14 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
                 j = 2 * tj
                 a = bias + (s00 + s01 + s02)
                 c = bias + (s01 - s02 - s03)
-                y0[j] = a
-                y0[j + 1] = c
+                out[n, oc, i0, j] = a
+                out[n, oc, i0, j + 1] = c
                 total += a + c
                 if second_row:
                     a = bias + (s10 + s11 + s12)
                     c = bias + (s11 - s12 - s13)
-                    y1[j] = a
-                    y1[j + 1] = c
+                    out[n, oc, i0 + 1, j] = a
+                    out[n, oc, i0 + 1, j + 1] = c
                     total += a + c
             if not full_w:
                 # odd width: the last tile of the row has one output column
@@ -366,11 +368,11 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
                 s12 = m[6, o, p] - m[10, o, p] - m[14, o, p]
                 j = 2 * (tw_n - 1)
                 a = bias + (s00 + s01 + s02)
-                y0[j] = a
+                out[n, oc, i0, j] = a
                 total += a
                 if second_row:
                     a = bias + (s10 + s11 + s12)
-                    y1[j] = a
+                    out[n, oc, i0 + 1, j] = a
                     total += a
     return total
 
