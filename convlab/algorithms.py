@@ -178,42 +178,76 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     follows from ``out``'s size. ``xp`` is not padded: the kernel writes the zeros straight into
     the columns (:func:`convlab._kernels._im2col_block`), so there is no padded copy of the input.
 
-    Arguments are already validated by :func:`convlab.conv2d`. The work is split by output
-    positions: every thread builds the columns of a block of positions and multiplies them by the
-    weight matrix straight into that block of ``out`` (one single-threaded BLAS ``gemm`` per group,
-    :func:`convlab._kernels._im2col_gemm`), so the column buffer holds ``threads * block``
-    columns (about ``IM2COL_BLOCK_BYTES`` of columns and output per thread), not the whole
-    ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts, and there
-    is no buffer of products to copy into ``out``.
+    Arguments are already validated by :func:`convlab.conv2d`. One parallel kernel does all the
+    work (:func:`convlab._kernels._im2col_gemm`): every thread builds the columns of a block of
+    output positions and multiplies them by the weight matrix straight into that block of
+    ``out`` (one single-threaded BLAS ``gemm`` per group), so the column buffer holds ``threads
+    * block`` columns (about ``IM2COL_BLOCK_BYTES`` of columns and output per thread), not the
+    whole ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts, and
+    there is no buffer of products to copy into ``out``. The threads split the positions; on
+    layers with too few positions for that (a 14x14 map) they split the input channels instead
+    and add their partial sums (:func:`_im2col_plan`). A 1x1 kernel with stride 1 and no padding
+    builds no columns: BLAS reads the input in place.
     """
     n_batch = xp.shape[0]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
-    rows = xp.shape[1] * kh * kw
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
-    threads, block = _im2col_blocks(n_batch * oh * ow, rows, c_out, xp.itemsize)
-    cols_buf = workspace("im2col_cols", (threads, rows * block), xp.dtype)
+    in_place = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(padding)
+                and (oh, ow) == xp.shape[2:])
+    threads, block, k_parts, k_rows = _im2col_plan(n_batch, xp.shape[1], c_out, (kh, kw), (oh, ow),
+                                                   xp.itemsize, groups, in_place=in_place)
+    cols_buf = workspace("im2col_cols", (threads, k_rows * block), xp.dtype)
+    if k_parts > 1:
+        partial = workspace("im2col_partial", (k_parts - 1, out.size), xp.dtype)
+    else:
+        partial = _NO_PARTIAL[xp.dtype]      # conv2d's inputs are float32 or float64
     with parallel_launch(), one_blas_thread():
         _kernels._im2col_gemm(blas_gemm(xp.dtype), np.ascontiguousarray(xp), w2, b, out, kh, kw,
                               stride[0], stride[1], dilation[0], dilation[1], padding[0],
-                              padding[1], groups, block, cols_buf)
+                              padding[1], groups, block, k_parts, cols_buf, partial)
 
 
-def _im2col_blocks(total, rows, c_out, itemsize, threads=None):
-    """(threads, positions per block) of :func:`conv2d_im2col` for ``total`` output positions."""
+# what conv2d_im2col passes as the (unused) partial sums when the threads split the positions
+_NO_PARTIAL = {np.dtype(t): np.empty((0, 0), dtype=t) for t in (np.float32, np.float64)}
+
+
+def _im2col_plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups=1, threads=None,
+                 in_place=False):
+    """(threads, block, k_parts, k_rows) of :func:`conv2d_im2col`.
+
+    ``block``: positions per block; ``k_parts``: parts of each group's input channels (split-K,
+    one per thread, when a split by positions would leave a thread fewer than
+    ``IM2COL_MIN_BLOCK`` of them); ``k_rows``: rows of the column buffer per thread (0 for a
+    1x1 kernel read in place).
+    """
+    total = batch * math.prod(output_size)
+    taps = math.prod(kernel_size)
+    c_per_group = c_in // groups
     threads = max(1, min(numba.get_num_threads() if threads is None else threads, total))
-    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // ((rows + c_out) * itemsize))
-    return threads, min(block, -(-total // threads))
+    k_parts = 1
+    if threads > 1 and total < threads * IM2COL_MIN_BLOCK and c_per_group >= threads:
+        k_parts = threads
+    k_rows = 0 if in_place else -(-c_per_group // k_parts) * taps
+    # the columns and the block of output they produce stay in cache; the input rows a 1x1
+    # kernel reads in place stream through once
+    per_position = c_out + (0 if in_place else c_in * taps)
+    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // (per_position * itemsize))
+    return threads, min(block, -(-total // (threads // k_parts))), k_parts, k_rows
 
 
-def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None):
-    """Bytes of the column blocks :func:`convlab.conv2d`'s im2col path allocates.
+def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None,
+                            groups=1):
+    """Bytes of the buffers :func:`convlab.conv2d`'s im2col path allocates.
 
     ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
-    ``C_in * kH * kW`` x ``block`` columns (the products go straight into the output), so the
-    buffer grows with the channels and the kernel, not with the image, unlike the full matrix of
-    :func:`im2col_buffer_nbytes`. ``c_out`` enters through the block width, which keeps the
-    columns and the block of output they produce in a core's cache.
+    ``C_in / groups * kH * kW`` x ``block`` columns (one group's at a time; the products go
+    straight into the output), so the buffer grows with the channels and the kernel, not with
+    the image, unlike the full matrix of :func:`im2col_buffer_nbytes`. ``c_out`` enters through
+    the block width, which keeps the columns and the block of output they produce in a core's
+    cache. Layers with fewer than ``IM2COL_MIN_BLOCK`` positions per thread split the channels
+    among the threads instead, and add one output-sized buffer of partial sums per extra thread.
+    An upper bound for a 1x1 kernel with stride 1 and no padding, which needs no columns.
 
     Examples
     --------
@@ -221,10 +255,13 @@ def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsi
     6.890625
     >>> im2col_workspace_nbytes(1, 64, 64, (3, 3), (56, 56), 4, threads=2) / 2**20
     1.125
+    >>> im2col_workspace_nbytes(1, 256, 256, (3, 3), (14, 14), 4, threads=2) / 2**20  # split-K
+    1.9140625
     """
-    rows = c_in * math.prod(kernel_size)
-    threads, block = _im2col_blocks(batch * math.prod(output_size), rows, c_out, itemsize, threads)
-    return threads * rows * block * itemsize
+    threads, block, k_parts, k_rows = _im2col_plan(batch, c_in, c_out, kernel_size, output_size,
+                                                   itemsize, groups, threads)
+    partial = (k_parts - 1) * batch * c_out * math.prod(output_size)
+    return (threads * k_rows * block + partial) * itemsize
 
 
 #: bytes of columns and output one thread works on at a time in :func:`conv2d_im2col`: well
@@ -233,7 +270,10 @@ def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsi
 IM2COL_BLOCK_BYTES = 2**19
 #: ... but never fewer positions than this: every block reads the whole weight matrix again
 #: (2.4 MB for 256 -> 256 channels, 3x3), so wide layers need wide blocks (measured on 2 threads:
-#: a 256-channel 28x28 layer took 5.9 ms with 64-position blocks and 4.2 ms with 256)
+#: a 256-channel 28x28 layer took 5.9 ms with 64-position blocks and 4.2 ms with 256). Layers with
+#: fewer positions than this per thread split the input channels among the threads instead
+#: (split-K): a 256-channel 14x14 layer took 1.10 ms on two threads split by positions (98 x
+#: 256 x 2304 GEMMs) and 0.94 ms split by channels (196 x 256 x 1152), 1.84 ms on one
 IM2COL_MIN_BLOCK = 256
 
 

@@ -13,6 +13,8 @@ Tolerances: ``tests/tolerances.py`` (float64 1e-12, float32 2e-5, data of unit s
 """
 
 import itertools
+import threading
+import tracemalloc
 
 import numba
 import numpy as np
@@ -20,6 +22,7 @@ import pytest
 
 import convlab
 from convlab import _kernels, algorithms
+from convlab._blas import blas_gemm, one_blas_thread
 from convlab._winograd import workspace
 from naive import convnd
 from tolerances import tol
@@ -141,7 +144,8 @@ def test_outputs_that_see_only_padding_are_the_bias():
 
 def test_input_weight_and_bias_are_not_modified():
     rng = np.random.default_rng(5)
-    x, w, b = rng.standard_normal((2, 4, 6, 7)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    x, w = rng.standard_normal((2, 4, 6, 7)), rng.standard_normal((6, 2, 3, 2))
+    b = rng.standard_normal(6)
     copies = x.copy(), w.copy(), b.copy()
     convlab.conv2d(x, w, b, padding=(2, 1), groups=2, algorithm="im2col")
     for original, copy in zip((x, w, b), copies):
@@ -159,24 +163,28 @@ def test_non_contiguous_input_and_several_blocks_per_thread(monkeypatch, dtype):
     w = rng.standard_normal((5, 3, 3, 3))
     expected = convnd(x, w, padding=(1, 2), stride=(1, 2))
     for threads in THREADS:
-        out = _conv_threads(threads, x.astype(dtype), w.astype(dtype), padding=(1, 2), stride=(1, 2))
+        out = _conv_threads(threads, x.astype(dtype), w.astype(dtype), padding=(1, 2),
+                            stride=(1, 2))
         np.testing.assert_allclose(out, expected, **tol(dtype))
 
 
 @numba.njit
-def _block(x, n, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1):
-    _kernels._im2col_block(x, n, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1)
+def _block(x, n, c0, c1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1):
+    _kernels._im2col_block(x, n, c0, c1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow_n, p0, p1)
 
 
 def test_im2col_block_writes_its_columns_and_nothing_else():
-    """The kernel's im2col step alone, for 3000 random geometries and blocks: equal to columns cut
-    from a padded copy (np.pad and slicing), and every element outside the block's columns (the
-    row padding up to ``ld``, the rows past the last) still holds the NaN it was filled with."""
+    """The kernel's im2col step alone, for 3000 random geometries, blocks and channel ranges:
+    equal to columns cut from a padded copy (np.pad and slicing), and every element outside the
+    block's columns (the row padding up to ``ld``, the rows past the last) still holds the NaN it
+    was filled with."""
     rng = np.random.default_rng(7)
     checked = 0
     while checked < 3000:
         c, h, w = (int(v) for v in rng.integers(1, 9, size=3))
-        c = min(c, 2)
+        c = min(c, 3)
+        c0 = int(rng.integers(0, c))
+        c1 = int(rng.integers(c0 + 1, c + 1))
         kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, size=4))
         dh, dw = (int(v) for v in rng.integers(1, 3, size=2))
         ph, pw, pha, pwa = (int(v) for v in rng.integers(0, 4, size=4))  # before and after
@@ -186,16 +194,110 @@ def test_im2col_block_writes_its_columns_and_nothing_else():
             continue
         x = rng.standard_normal((2, c, h, w))
         xp = np.pad(x[1], ((0, 0), (ph, pha), (pw, pwa)))
-        expected = np.empty((c * kh * kw, oh * ow))
-        for ci, i, j in itertools.product(range(c), range(kh), range(kw)):
-            window = xp[ci, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
-            expected[(ci * kh + i) * kw + j] = window.reshape(-1)
+        expected = np.empty(((c1 - c0) * kh * kw, oh * ow))
+        for ci, i, j in itertools.product(range(c0, c1), range(kh), range(kw)):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            window = xp[ci, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            expected[((ci - c0) * kh + i) * kw + j] = window.reshape(-1)
         p0 = int(rng.integers(0, oh * ow))
         p1 = int(rng.integers(p0 + 1, oh * ow + 1))
         ld = p1 - p0 + int(rng.integers(0, 3))
-        cols = np.full((c * kh * kw + 1) * ld, np.nan)
-        _block(x, 1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow, p0, p1)
+        cols = np.full(((c1 - c0) * kh * kw + 1) * ld, np.nan)
+        _block(x, 1, c0, c1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow, p0, p1)
         rows = cols.reshape(-1, ld)
         np.testing.assert_array_equal(rows[:-1, :p1 - p0], expected[:, p0:p1])
         assert np.isnan(rows[:-1, p1 - p0:]).all() and np.isnan(rows[-1]).all()
         checked += 1
+
+
+# --- the kernel's ways of cutting the work, called directly -------------------------------------
+# conv2d picks one plan per layer and thread count (algorithms._im2col_plan); calling the kernel
+# with other plans checks every cut on any machine: threads (the first axis of the column buffer,
+# which may exceed Numba's thread count: prange then runs several on one thread), parts of the
+# input channels (split-K), blocks of positions, the 1x1 kernel read in place.
+
+KERNEL_CASES = [
+    ((2, 4, 7, 9), (6, 4, 3, 3), dict(stride=(1, 1), padding=(1, 1), groups=1)),
+    ((3, 6, 8, 5), (4, 3, 2, 3), dict(stride=(2, 1), padding=(2, 0), groups=2)),
+    ((2, 8, 5, 6), (6, 8, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=1)),   # in place
+    ((2, 8, 5, 6), (4, 4, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=2)),   # in place
+    ((1, 4, 9, 9), (5, 4, 1, 1), dict(stride=(2, 2), padding=(0, 0), groups=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", range(len(KERNEL_CASES)))
+def test_every_split_of_the_work(case, dtype):
+    xs, ws, kw = KERNEL_CASES[case]
+    rng = np.random.default_rng(60 + case)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    expected = convnd(x, w, b, **kw)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    c_out, c_per_group, kh, kwid = w.shape
+    groups = kw["groups"]
+    in_place = (kh, kwid) == (1, 1) and kw["stride"] == (1, 1) and kw["padding"] == (0, 0)
+    w2 = w.reshape(c_out, -1)
+    gemm = blas_gemm(dtype)
+    checked = 0
+    for threads, k_parts in [(1, 1), (2, 1), (3, 1), (2, 2), (4, 2), (4, 4)]:
+        if c_per_group < k_parts:
+            continue
+        k_rows = 0 if in_place else -(-c_per_group // k_parts) * kh * kwid
+        for block in (1, 5, 1000):
+            out = np.full(expected.shape, np.nan, dtype=dtype)
+            cols = np.full((threads, k_rows * block + 1), np.nan, dtype=dtype)
+            partial = np.full((k_parts - 1, out.size), np.nan, dtype=dtype)
+            with one_blas_thread():
+                _kernels._im2col_gemm(gemm, x, w2, b, out, kh, kwid, *kw["stride"], 1, 1,
+                                      *kw["padding"], groups, block, k_parts, cols, partial)
+            np.testing.assert_allclose(out, expected, **tol(dtype),
+                                       err_msg=f"threads={threads} k_parts={k_parts} block={block}")
+            checked += 1
+    assert checked >= 9
+
+
+def test_plan_splits_positions_or_channels():
+    plan = algorithms._im2col_plan
+    # (threads, block, k_parts, k_rows); 56x56: positions, blocks of at least IM2COL_MIN_BLOCK
+    assert plan(1, 64, 64, (3, 3), (56, 56), 4, threads=2) == (2, 256, 1, 576)
+    # 14x14 = 196 positions, fewer than 2 * 256: each thread half of the 256 channels
+    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=2) == (2, 196, 2, 128 * 9)
+    assert plan(1, 256, 128, (1, 1), (14, 14), 4, threads=2) == (2, 196, 2, 128)
+    # ... unless a group has fewer channels than threads, or there is one thread
+    assert plan(1, 8, 8, (3, 3), (14, 14), 4, groups=8, threads=2)[2] == 1
+    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=1)[2] == 1
+    # a 1x1 kernel read in place has no column buffer
+    assert plan(1, 64, 256, (1, 1), (56, 56), 4, threads=2, in_place=True)[3] == 0
+
+
+@pytest.mark.parametrize("size", [56, 14])   # positions split, split-K
+def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
+    """A 1x1 kernel with stride 1 reads the input in place: on 56x56 nothing but the output is
+    allocated; on 14x14 (split-K) one output-sized buffer of partial sums per extra thread, which
+    im2col_workspace_nbytes counts (the columns it also counts are not needed in place)."""
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    x = np.random.default_rng(8).standard_normal((1, 64, size, size)).astype(np.float32)
+    w = np.random.default_rng(9).standard_normal((128, 64, 1, 1)).astype(np.float32)
+    convlab.conv2d(x[:, :, :4, :4], w, algorithm="im2col")      # compile outside the window
+    out_bytes = 128 * size * size * 4
+    partial = (threads - 1) * out_bytes if size == 14 and threads == 2 else 0
+    result = {}
+
+    def run():
+        numba.set_num_threads(threads)
+        tracemalloc.start()
+        try:
+            result["out"] = convlab.conv2d(x, w, algorithm="im2col")
+            result["peak"] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert out_bytes + partial <= result["peak"] <= out_bytes + partial + 2**14
+    assert partial <= algorithms.im2col_workspace_nbytes(1, 64, 128, (1, 1), (size, size), 4,
+                                                         threads=threads)
+    # a 1x1 convolution is a matrix product over the channels
+    expected = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
+    np.testing.assert_allclose(result["out"], expected, **tol(np.float32))
