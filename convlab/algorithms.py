@@ -10,6 +10,7 @@ re-exported here: Winograd F(2x2, 3x3) (``_winograd.py``, Lavin & Gray 2016) and
 (``_fft.py``).
 """
 
+import functools
 import math
 
 import numba
@@ -196,12 +197,16 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     in_place = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(padding)
                 and (oh, ow) == xp.shape[2:])
     threads, block, k_parts, k_rows = _im2col_plan(n_batch, xp.shape[1], c_out, (kh, kw), (oh, ow),
-                                                   xp.itemsize, groups, in_place=in_place)
-    cols_buf = workspace("im2col_cols", (threads, k_rows * block), xp.dtype)
-    if k_parts > 1:
-        partial = workspace("im2col_partial", (k_parts - 1, out.size), xp.dtype)
+                                                   xp.itemsize, groups, numba.get_num_threads(),
+                                                   in_place)
+    cols_size = threads * k_rows * block
+    if k_parts > 1:   # the partial sums after the columns, in the same reused buffer
+        buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), xp.dtype)
+        partial = buf[cols_size:].reshape(k_parts - 1, out.size)
     else:
+        buf = workspace("im2col", (cols_size,), xp.dtype)
         partial = _NO_PARTIAL[xp.dtype]      # conv2d's inputs are float32 or float64
+    cols_buf = buf[:cols_size].reshape(threads, k_rows * block)
     with parallel_launch(), one_blas_thread():
         _kernels._im2col_gemm(blas_gemm(xp.dtype), np.ascontiguousarray(xp), w2, b, out, kh, kw,
                               stride[0], stride[1], dilation[0], dilation[1], padding[0],
@@ -219,20 +224,30 @@ def _im2col_plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups=
     ``block``: positions per block; ``k_parts``: parts of each group's input channels (split-K,
     one per thread, when a split by positions would leave a thread fewer than
     ``IM2COL_MIN_BLOCK`` of them); ``k_rows``: rows of the column buffer per thread (0 for a
-    1x1 kernel read in place).
+    1x1 kernel read in place). ``threads`` defaults to ``numba.get_num_threads()``.
     """
+    if threads is None:
+        threads = numba.get_num_threads()
+    return _plan(batch, c_in, c_out, tuple(kernel_size), tuple(output_size), itemsize, groups,
+                 threads, in_place, IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads, in_place,
+          min_block, block_bytes):
+    # cached: this arithmetic was a microsecond of every call's serial Python time
     total = batch * math.prod(output_size)
     taps = math.prod(kernel_size)
     c_per_group = c_in // groups
-    threads = max(1, min(numba.get_num_threads() if threads is None else threads, total))
+    threads = max(1, min(threads, total))
     k_parts = 1
-    if threads > 1 and total < threads * IM2COL_MIN_BLOCK and c_per_group >= threads:
+    if threads > 1 and total < threads * min_block and c_per_group >= threads:
         k_parts = threads
     k_rows = 0 if in_place else -(-c_per_group // k_parts) * taps
     # the columns and the block of output they produce stay in cache; the input rows a 1x1
     # kernel reads in place stream through once
     per_position = c_out + (0 if in_place else c_in * taps)
-    block = max(IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES // (per_position * itemsize))
+    block = max(min_block, block_bytes // (per_position * itemsize))
     return threads, min(block, -(-total // (threads // k_parts))), k_parts, k_rows
 
 

@@ -91,7 +91,7 @@ def _data(case, dtype):
 def _poison_columns(dtype):
     """Fill the reused column buffer with NaN, so that a column the kernel forgets to write (a
     zero of the padding, say) shows up in the result instead of reading an earlier call's value."""
-    workspace("im2col_cols", (2**18,), np.dtype(dtype))[:] = np.nan
+    workspace("im2col", (2**18,), np.dtype(dtype))[:] = np.nan
 
 
 def _conv_threads(threads, *args, **kwargs):
