@@ -166,15 +166,18 @@ FFT_AUTO_MIN_TAPS = 81
 FFT_AUTO_MAX_CHANNEL_PAIRS = 64
 #: "auto" uses Winograd when a group has at least this many input and output channels ...
 WINOGRAD_AUTO_MIN_CHANNELS = 16
-#: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map)
+#: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map),
 WINOGRAD_AUTO_MIN_TILES = 64
+#: ... or at least this many tiles (a 12x12 map) when a group has this many channels or more
+WINOGRAD_AUTO_MIN_TILES_WIDE = 36
+WINOGRAD_AUTO_WIDE_CHANNELS = 64
 
 
 def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1),
                      finite=True):
     """The algorithm ``conv2d(..., algorithm="auto")`` runs for these shapes.
 
-    ``x_shape`` is the padded input's shape, ``w_shape`` the weight's, ``out_shape`` the output's;
+    ``x_shape`` is the input's shape (padded or not: only N and C are used), ``w_shape`` the weight's, ``out_shape`` the output's;
     ``stride`` and ``dilation`` are pairs; ``finite`` says that input and weight hold no NaN or
     inf. Only shapes are looked at: nothing is allocated. Depthwise layers (``groups == C_in``)
     never get here: :func:`conv2d` sends them to the dedicated depthwise kernel.
@@ -187,10 +190,11 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
        them;
     2. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
        (16) input and output channels per group and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
-       of 2x2: 2.25x fewer multiplications. With fewer tiles each thread's 16 GEMMs get only a
-       couple of dozen columns while every one of them reads a full ``C_out x C_in`` slice of the
-       transformed filters, and with two threads im2col wins (a 256-channel 14x14 layer: 1.26 ms
-       against 1.76 ms);
+       of 2x2, or ``WINOGRAD_AUTO_MIN_TILES_WIDE`` (36) tiles with at least
+       ``WINOGRAD_AUTO_WIDE_CHANNELS`` (64) channels: 2.25x fewer multiplications. Below that its
+       16 GEMMs get too few columns and the filter transform (16 values per filter, more data
+       than the 9 taps) is most of the work: on 7x7 maps (16 tiles) im2col wins even at 512
+       channels, and on 14x14 maps (49 tiles) it wins up to 16 channels;
     3. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
@@ -259,7 +263,9 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
     tiles = out_shape[0] * ((out_shape[2] + 1) // 2) * ((out_shape[3] + 1) // 2)
     if finite and stride_1 and (kh, kw) == (3, 3) and tuple(dilation) == (1, 1) \
             and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS \
-            and tiles >= WINOGRAD_AUTO_MIN_TILES:
+            and (tiles >= WINOGRAD_AUTO_MIN_TILES
+                 or (tiles >= WINOGRAD_AUTO_MIN_TILES_WIDE
+                     and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_WIDE_CHANNELS)):
         return "winograd"
     nbytes = im2col_workspace_nbytes(x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:],
                                      itemsize)

@@ -253,8 +253,13 @@ AUTO_RULE = [
     # (layer, expected): each row of the measured table in choose_algorithm's docstring
     (_shapes(1, 64, 64, 56, 3), "winograd"),
     (_shapes(8, 64, 64, 56, 3), "winograd"),
-    (_shapes(1, 256, 256, 14, 3), "im2col"),          # 49 tiles: narrow GEMMs, see the rule
+    (_shapes(1, 256, 256, 14, 3), "winograd"),        # 49 tiles, but wide: its threads split channels
+    (_shapes(1, 64, 64, 14, 3), "winograd"),
+    (_shapes(1, 32, 32, 14, 3), "im2col"),            # 49 tiles of a narrower layer
     (_shapes(1, 16, 16, 14, 3), "im2col"),
+    (_shapes(1, 64, 64, 12, 3), "winograd"),          # 36 tiles: the smallest wide case
+    (_shapes(1, 64, 64, 10, 3), "im2col"),            # 25 tiles
+    (_shapes(1, 512, 512, 7, 3), "im2col"),           # 16 tiles: the filter transform dominates
     (_shapes(1, 64, 64, 16, 3), "winograd"),          # 64 tiles
     (_shapes(4, 256, 256, 14, 3), "winograd"),        # 4 images: 196 tiles
     (_shapes(1, 8, 8, 56, 3), "im2col"),            # too narrow for Winograd's threshold
