@@ -1,9 +1,11 @@
 """Numba kernels for plain convolution and im2col/col2im.
 
-Every kernel takes C-contiguous arrays that the public wrappers have already validated, padded and
-allocated; kernels only loop. Inputs arrive padded, so every index a kernel forms is in range by
-construction: ``(out - 1) * stride + (k - 1) * dilation < padded size`` is exactly the condition
-:func:`convlab.shapes.conv_output_size` enforces.
+Every kernel takes C-contiguous arrays that the public wrappers have already validated and
+allocated; kernels only loop. The direct kernels and col2im get padded inputs, so every index they
+form is in range by construction: ``(out - 1) * stride + (k - 1) * dilation < padded size`` is
+exactly the condition :func:`convlab.shapes.conv_output_size` enforces. The im2col kernels of
+``conv2d`` (``_im2col_block``, ``_im2col_gemm``) take the unpadded input and the padding above and
+to the left, and write zeros for the positions that fall in the padding instead of reading them.
 """
 
 import numpy as np

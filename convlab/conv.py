@@ -268,7 +268,7 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
                      and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_WIDE_CHANNELS)):
         return "winograd"
     nbytes = im2col_workspace_nbytes(x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:],
-                                     itemsize)
+                                     itemsize, groups=groups)
     if nbytes <= IM2COL_AUTO_LIMIT:
         return "im2col"
     return "direct"
