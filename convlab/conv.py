@@ -177,10 +177,11 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
                      finite=True):
     """The algorithm ``conv2d(..., algorithm="auto")`` runs for these shapes.
 
-    ``x_shape`` is the input's shape (padded or not: only N and C are used), ``w_shape`` the weight's, ``out_shape`` the output's;
-    ``stride`` and ``dilation`` are pairs; ``finite`` says that input and weight hold no NaN or
-    inf. Only shapes are looked at: nothing is allocated. Depthwise layers (``groups == C_in``)
-    never get here: :func:`conv2d` sends them to the dedicated depthwise kernel.
+    ``x_shape`` is the input's shape (padded or not: only N and C are used), ``w_shape`` the
+    weight's, ``out_shape`` the output's; ``stride`` and ``dilation`` are pairs; ``finite`` says
+    that input and weight hold no NaN or inf. Only shapes are looked at: nothing is allocated.
+    Depthwise layers (``groups == C_in``) never get here: :func:`conv2d` sends them to the
+    dedicated depthwise kernel.
 
     The rule, first match wins:
 
@@ -208,42 +209,50 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
 
     Notes
     -----
-    The thresholds come from these float32 timings (ms, best of 5-9; CPU time of one thread is
-    robust on a shared machine, wall time of two threads is what a user sees; Intel Xeon with
-    AVX-512, 2 cores, OpenBLAS 0.3.31, Numba 0.68). ``python -m convlab.bench`` re-measures the
-    benchmark layers on any machine::
+    The thresholds come from these float32 timings (ms, best of 9; CPU time of one thread is
+    robust on a shared machine, wall time of two threads is what a user sees; the last column is
+    what this rule picks; Intel Xeon with AVX-512, 2 cores, OpenBLAS 0.3.31, Numba 0.68).
+    ``python benchmarks/bench_auto_rule.py`` prints this table again on any machine, and
+    ``python -m convlab.bench`` times the benchmark layers against PyTorch::
 
-        layer                        direct  im2col winograd      fft     im2col winograd
-                                     ------ 1 thread, CPU time -----     - 2 threads, wall -
-        1x8->8          56  3x3        0.39    0.16     0.19     1.49       0.12     0.14
-        1x16->16        14  3x3        0.16    0.09     0.09     0.34       0.07     0.09
-        1x16->16        56  3x3        1.19    0.50     0.38     5.12       0.28     0.21
-        1x64->64        14  3x3        1.27    0.30     0.23     3.38       0.19     0.20
-        1x64->64        16  3x3        1.52    0.35     0.25     4.87       0.21     0.20
-        1x64->64        28  3x3        4.10    0.78     0.60    12.54       0.45     0.33
-        1x64->64        56  3x3       15.62    3.04     1.92    70.50       1.53     0.97
-        1x128->128      14  3x3        4.76    0.82     0.70    13.33       0.44     0.48
-        1x128->128      28  3x3       15.98    2.99     1.97    70.53       1.33     1.01
-        1x256->256      14  3x3       18.46    2.88     2.63    73.67       1.26     1.76
-        1x256->256      28  3x3       62.88   10.19     6.51   262.68       4.09     3.15
-        8x64->64        56  3x3      125.66   23.71    13.42   140.62      11.90     7.17
-        1x64->64        56  3x3 g8     2.77    0.90     1.15     7.72       0.58     0.68
-        1x256->256      14  3x3 g64    0.56    0.52     0.44     1.34       0.31     0.32
-        1x3->64        224  7x7 s2    34.58    3.00        -    90.09
-        1x64->256       56  1x1       10.69    1.29        -   271.54
-        1x256->128      28  1x1 s2     5.91    0.20        -   133.59
-        1x64->64        28  5x5       12.20    2.47        -    13.99
-        1x16->16        64  9x9       11.82    4.58        -     4.79
-        1x8->8          64  15x15      8.72    5.40        -     1.69
-        1x3->3         128  9x9        4.81    1.21        -     1.16
-        1x1->1         256  31x31     21.65   11.79        -     1.05
+        layer                          direct   im2col winograd      fft     im2col winograd   auto
+                                          ----- 1 thread, CPU time -----   - 2 threads, wall -
+        1x8->8          56  3x3          0.34     0.10     0.16     1.45       0.06     0.13   im2col
+        1x16->16        14  3x3          0.11     0.04     0.05     0.29       0.04     0.04   im2col
+        1x16->16        56  3x3          1.12     0.32     0.29     4.95       0.20     0.17   winograd
+        1x32->32        14  3x3          0.33     0.09     0.08     0.87       0.06     0.07   im2col
+        1x64->64        10  3x3          0.73     0.13     0.12     2.20       0.08     0.10   im2col
+        1x64->64        12  3x3          0.94     0.15     0.13     2.96       0.10     0.10   winograd
+        1x64->64        14  3x3          1.19     0.19     0.16     3.18       0.14     0.13   winograd
+        1x64->64        16  3x3          1.48     0.24     0.18     4.63       0.17     0.13   winograd
+        1x64->64        28  3x3          4.08     0.67     0.49    11.74       0.35     0.26   winograd
+        1x64->64        56  3x3         15.54     2.47     1.64    68.33       1.28     0.90   winograd
+        1x128->128      14  3x3          4.59     0.59     0.47    13.55       0.38     0.28   winograd
+        1x128->128      28  3x3         15.89     2.19     1.70    66.28       1.15     0.89   winograd
+        1x256->256       7  3x3          6.31     0.70     0.98    24.96       0.37     0.53   im2col
+        1x256->256      14  3x3         18.32     1.90     1.70    71.18       1.05     0.92   winograd
+        1x256->256      28  3x3         62.87     7.52     5.48   265.91       3.90     2.88   winograd
+        1x512->512       7  3x3         25.32     2.47     4.07   106.92       1.31     2.93   im2col
+        8x64->64        56  3x3        125.36    20.65    13.42   117.65      10.54     6.68   winograd
+        1x64->64        56  3x3 g8       2.62     0.77     1.14     7.14       0.42     0.64   im2col
+        1x256->256      14  3x3 g64      0.52     0.23     0.38     1.31       0.15     0.20   im2col
+        1x3->64        224  7x7 s2      34.27     2.84        -    79.75       2.14        -   im2col
+        1x64->256       56  1x1         10.46     0.96        -   275.16       0.51        -   im2col
+        1x256->128      28  1x1 s2       5.88     0.17        -   132.81       0.13        -   im2col
+        1x64->64        28  5x5         11.94     1.95        -    13.14       1.43        -   im2col
+        1x16->16        64  9x9         11.68     4.29        -     4.68       3.13        -   im2col
+        1x8->8          64  15x15        8.65     5.70        -     1.64       2.89        -   fft
+        1x3->3         128  9x9          4.62     1.09        -     1.08       0.58        -   fft
+        1x1->1         256  31x31        4.81    15.22        -     0.95       7.72        -   fft
 
-    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group, from 14x14 maps up
-    on one thread and from 16x16 up on two (rule 2); the FFT wins only big kernels on few
-    channels (9x9 on 16 channels is close, left to im2col, which is more accurate); im2col beats
-    the direct loop everywhere, even for narrow channels (with a tuned BLAS on a CPU the seed
-    article's case for the direct loop only shows for depthwise layers, which have their own
-    kernel, and for single-channel maps, where both take microseconds).
+    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group from 16x16 maps up,
+    and from 12x12 up with 64 or more channels (rule 2: with few tiles its threads split the
+    output channels and transform their own filters); on 7x7 maps the filter transform costs more
+    than the multiplications it saves. The FFT wins only big kernels on few channels (9x9 on 16
+    channels is close, left to im2col, which is more accurate). im2col beats the direct loop on
+    every multi-channel layer, even narrow ones (with a tuned BLAS on a CPU the seed article's
+    case for the direct loop only shows for depthwise layers, which have their own kernel, and for
+    single-channel maps with a big kernel, which go to the FFT).
 
     Examples
     --------
