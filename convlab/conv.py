@@ -11,7 +11,7 @@ from ._args import check_padding_mode, check_rank, float_array, ntuple, positive
 from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
                          im2col_workspace_nbytes, pad_input)  # pad_input stays importable from here
 from .config import parallel_launch
-from .shapes import padding_pairs
+from .shapes import _output_length, padding_pairs
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
@@ -46,22 +46,6 @@ def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
             )
         if padding_mode == "replicate" and size == 0:
             raise ValueError(f"replicate padding needs a non-empty input along {name}")
-
-
-def _output_length(size, kernel, stride, dilation, before, after):
-    """:func:`convlab.shapes.conv_output_size` for one validated dimension, with its message.
-
-    Inlined here because ``conv_output_size`` re-validates every argument (about 6 us a call, and
-    conv2d needs two: a measurable share of a small layer's time, all of it on one thread).
-    """
-    padded = size + before + after
-    extent = dilation * (kernel - 1) + 1
-    if extent > padded:
-        raise ValueError(
-            f"kernel extent d*(k-1)+1 = {dilation}*({kernel}-1)+1 = {extent} is larger than the "
-            f"padded input size {size} + {before} + {after} = {padded}"
-        )
-    return (padded - extent) // stride + 1
 
 
 def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None,

@@ -117,17 +117,26 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
     ss = ntuple(stride, n, "stride")
     ds = ntuple(dilation, n, "dilation")
     pairs = padding_pairs(padding, ks, ss, ds)
-    out = []
-    for size, k, s, d, (before, after) in zip(sizes, ks, ss, ds, pairs):
-        padded = size + before + after
-        extent = d * (k - 1) + 1
-        if extent > padded:
-            raise ValueError(
-                f"kernel extent d*(k-1)+1 = {d}*({k}-1)+1 = {extent} is larger than the padded "
-                f"input size {size} + {before} + {after} = {padded}"
-            )
-        out.append((padded - extent) // s + 1)
+    out = [_output_length(size, k, s, d, before, after)
+           for size, k, s, d, (before, after) in zip(sizes, ks, ss, ds, pairs)]
     return out[0] if scalar else tuple(out)
+
+
+def _output_length(size, kernel, stride, dilation, before, after):
+    """:func:`conv_output_size` of one dimension whose arguments are already validated ints.
+
+    ``before`` and ``after`` are the padding on each side. The public function checks its
+    arguments first (a few microseconds); :func:`convlab.conv2d`, which has validated them
+    itself, calls this directly, so that both use one formula and one message.
+    """
+    padded = size + before + after
+    extent = dilation * (kernel - 1) + 1
+    if extent > padded:
+        raise ValueError(
+            f"kernel extent d*(k-1)+1 = {dilation}*({kernel}-1)+1 = {extent} is larger than the "
+            f"padded input size {size} + {before} + {after} = {padded}"
+        )
+    return (padded - extent) // stride + 1
 
 
 def receptive_field(layers):
