@@ -179,7 +179,7 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
        ``WINOGRAD_AUTO_WIDE_CHANNELS`` (64) channels: 2.25x fewer multiplications. Below that its
        16 GEMMs get too few columns and the filter transform (16 values per filter, more data
        than the 9 taps) is most of the work: on 7x7 maps (16 tiles) im2col wins even at 512
-       channels, and on 14x14 maps (49 tiles) it wins up to 16 channels;
+       channels, and on 14x14 maps (49 tiles) it wins at 16 channels and ties at 32;
     3. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
