@@ -19,6 +19,8 @@ import numpy as np
 import convlab
 from convlab.conv import choose_algorithm
 
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
+
 # N, C_in, C_out, size, kernel, stride, groups: the layers of the docstring table
 LAYERS = [
     (1, 8, 8, 56, 3, 1, 1),
@@ -51,16 +53,6 @@ LAYERS = [
 ]
 ALGORITHMS = ("direct", "im2col", "winograd", "fft")
 TWO_THREADS = ("im2col", "winograd")
-
-
-def _best(func, repeats, clock):
-    func()
-    best = float("inf")
-    for _ in range(repeats):
-        start = clock()
-        func()
-        best = min(best, clock() - start)
-    return best
 
 
 def _applies(algorithm, k, stride):
@@ -96,14 +88,14 @@ def main(argv=None):
         numba.set_num_threads(1)
         for algorithm in ALGORITHMS:
             ok = _applies(algorithm, k, stride)
-            cells.append(f"{1e3 * _best(run(algorithm), args.repeats, time.process_time):8.2f}"
-                         if ok else f"{'-':>8s}")
+            seconds = best_time(run(algorithm), args.repeats, clock=time.process_time) if ok else None
+            cells.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
         numba.set_num_threads(2)
         two = []
         for algorithm in TWO_THREADS:
             ok = _applies(algorithm, k, stride)
-            two.append(f"{1e3 * _best(run(algorithm), args.repeats, time.perf_counter):8.2f}"
-                       if ok else f"{'-':>8s}")
+            seconds = best_time(run(algorithm), args.repeats) if ok else None
+            two.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
         out_size = (size + 2 * pad - k) // stride + 1
         auto = choose_algorithm((n, c_in, size, size), w.shape, (n, c_out, out_size, out_size),
                                 groups, 4, stride=(stride, stride))
