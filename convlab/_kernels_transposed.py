@@ -306,3 +306,56 @@ def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
                                 for ow in range(ow_n):
                                     acc[ow] += np.float64(grow[ow]) * seg[ow]
                     grad_w[oc, ci, kd, kh, kw] = acc.sum()
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _gemm_columns(gemm, x2, w2, cols, groups, n_threads):
+    """``cols[g*rows:(g+1)*rows] = w2[group g].T @ x2[group g]`` for every group, split among
+    ``n_threads`` threads.
+
+    x2: (C_in, M) input, one column per (image, pixel); w2: (C_in, rows) weight, ``rows = C_out/g
+    * prod(k)``; cols: (groups * rows, M), overwritten. Thread ``t`` (``prange``) takes a
+    contiguous range of the M columns, or of the rows when there are more rows than columns (a
+    small map), and makes one single-threaded BLAS call per group for it (``gemm``:
+    :func:`convlab._blas.blas_gemm`; the caller holds BLAS to one thread with
+    :func:`convlab._blas.one_blas_thread`). NumPy's ``matmul`` did this before, on NumPy's own
+    BLAS threads, which kept spinning for about 0.1 s after each product and slowed the next
+    parallel kernels (a ``conv2d`` right after it ran twice as long). In column-major BLAS terms,
+    ``cols[g]^T (M x rows, ld M) = x2[g]^T (M x C_in/g, ld M) @ w2[g] (C_in/g x rows, ld rows)``.
+    """
+    c_in, m_total = x2.shape
+    rows = w2.shape[1]
+    in_per_group = c_in // groups
+    by_rows = rows > m_total
+    x_flat = x2.reshape(-1)
+    w_flat = w2.reshape(-1)
+    c_flat = cols.reshape(-1)
+    for t in prange(n_threads):
+        size = rows if by_rows else m_total
+        lo = size * t // n_threads
+        hi = size * (t + 1) // n_threads
+        if hi > lo:
+            # BLAS takes every argument by reference
+            flags = np.empty(2, dtype=np.int8)
+            flags[0] = ord("N")
+            flags[1] = ord("T")
+            dims = np.empty(6, dtype=np.int32)
+            dims[0] = m_total if by_rows else hi - lo
+            dims[1] = hi - lo if by_rows else rows
+            dims[2] = in_per_group
+            dims[3] = m_total
+            dims[4] = rows
+            dims[5] = m_total
+            scalars = np.zeros(2, dtype=cols.dtype)   # alpha = 1, beta = 0
+            scalars[0] = 1
+            # where this thread's block starts in x2, w2 and cols
+            x_off = 0 if by_rows else lo
+            w_off = lo if by_rows else 0
+            c_off = lo * m_total if by_rows else lo
+            for g in range(groups):
+                gemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+                     dims[2:].ctypes, scalars[0:].ctypes,
+                     x_flat[g * in_per_group * m_total + x_off:].ctypes, dims[3:].ctypes,
+                     w_flat[g * in_per_group * rows + w_off:].ctypes, dims[4:].ctypes,
+                     scalars[1:].ctypes, c_flat[g * rows * m_total + c_off:].ctypes,
+                     dims[5:].ctypes)

@@ -25,9 +25,11 @@ Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
 import math
 import numbers
 
+import numba
 import numpy as np
 
 from . import _kernels_transposed as _kernels
+from ._blas import blas_gemm, one_blas_thread
 from ._args import check_rank, float_array, ntuple, positive_int
 from .config import parallel_launch
 from .shapes import conv_transpose_output_padding, conv_transpose_output_size
@@ -185,17 +187,20 @@ def _gemm_columns(x, w, groups):
     """
     n_batch, c_in = x.shape[0], x.shape[1]
     pixels = math.prod(x.shape[2:])
-    in_per_group, out_per_group = c_in // groups, w.shape[1]
+    out_per_group = w.shape[1]
     rows = out_per_group * math.prod(w.shape[2:])
     if n_batch == 1:
         x2 = x.reshape(c_in, pixels)
     else:
         x2 = np.ascontiguousarray(x.reshape(n_batch, c_in, pixels).transpose(1, 0, 2)).reshape(c_in, -1)
-    w2 = w.reshape(c_in, rows)
+    w2 = np.ascontiguousarray(w.reshape(c_in, rows))
+    x2 = np.ascontiguousarray(x2)
     cols = np.empty((groups * rows, n_batch * pixels), dtype=x.dtype)
-    for g in range(groups):
-        i = slice(g * in_per_group, (g + 1) * in_per_group)
-        np.matmul(w2[i].T, x2[i], out=cols[g * rows:(g + 1) * rows])
+    # every thread one range of columns (or rows), one single-threaded BLAS call per group (not
+    # NumPy's matmul, whose own BLAS threads would spin on after it: see _kernels._gemm_columns)
+    threads = max(1, min(numba.get_num_threads(), max(n_batch * pixels, rows)))
+    with parallel_launch(), one_blas_thread():
+        _kernels._gemm_columns(blas_gemm(x.dtype), x2, w2, cols, groups, threads)
     return cols.reshape(groups * rows, n_batch, pixels)
 
 

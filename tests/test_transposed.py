@@ -456,3 +456,34 @@ BAD = [
 def test_rejects(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         func(*args, **kwargs)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_split_between_threads(threads, dtype):
+    """The GEMM form's product, split by columns (many pixels) or by rows (a small map with many
+    output taps), with groups, batches and thread counts that do not divide the work evenly,
+    agrees with the scatter definition."""
+    import numba
+
+    rng = np.random.default_rng(50 + threads)
+    cases = [
+        ((3, 4, 7, 9), (4, 3, 3, 3), 1, 2, 1),     # 189 columns > 27 rows: split by columns
+        ((1, 6, 2, 3), (6, 5, 4, 4), 2, 2, 1),     # 6 columns < 80 rows: split by rows
+        ((2, 6, 1, 1), (6, 7, 3, 2), 3, 1, 0),     # 2 columns, 42 rows, three groups
+        ((1, 2, 5, 5), (2, 1, 1, 1), 1, 1, 0),     # 1 row
+    ]
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for x_shape, w_shape, groups, stride, padding in cases:
+            x = rng.standard_normal(x_shape).astype(dtype)
+            w = rng.standard_normal(w_shape).astype(dtype)
+            got = convlab.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups,
+                                           algorithm="gemm")
+            want = conv_transpose_scatter(x.astype(np.float64), w.astype(np.float64),
+                                          stride=stride, padding=padding, groups=groups)
+            np.testing.assert_allclose(got, want, **tol(dtype))
+    finally:
+        numba.set_num_threads(before)
