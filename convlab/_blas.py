@@ -9,8 +9,9 @@ of a layer scale badly (measured on 2 cores: 16 Winograd GEMMs of 64x64x784 went
 one thread to only 0.74 ms on two).
 
 The kernels here instead split the *output* among Numba's threads (``prange`` over the threads)
-and let every thread run its whole pipeline on its own blocks: transform, ``np.dot`` (which Numba
-compiles to a call of SciPy's BLAS), transform back, with the block still in the thread's cache.
+and let every thread run its whole pipeline on its own blocks: transform, a matrix product in
+SciPy's BLAS (``np.dot``, which Numba compiles to such a call, or :func:`gemm_call`, which also
+takes leading dimensions), transform back, with the block still in the thread's cache.
 For that, each of these BLAS calls must run on the calling thread only. OpenBLAS (0.3.27 and
 later) and MKL have ``*_set_num_threads_local`` for this. It is thread-local in MKL and in OpenMP
 builds of OpenBLAS, but in the pthreads build SciPy's wheels ship it sets the *global* count
@@ -33,6 +34,9 @@ import os
 import threading
 
 import numpy as np
+from numba import njit
+
+from .config import NJIT_OPTIONS
 
 __all__ = ["blas_threads_setter", "blas_library", "one_blas_thread", "blas_gemm"]
 
@@ -182,3 +186,35 @@ def blas_gemm(dtype):
                                          integer, real, integer, real, real, integer)
             _GEMM[dtype] = prototype(get_pointer(capsule, signature))
         return _GEMM[dtype]
+
+
+@njit(**NJIT_OPTIONS)
+def gemm_call(gemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """One call of ``gemm`` (:func:`blas_gemm`'s ``sgemm``/``dgemm``) from inside a Numba kernel.
+
+    BLAS's column-major convention: ``C = alpha op(A) op(B) + beta C`` with ``op(A)`` m x k,
+    ``op(B)`` k x n and ``C`` m x n; ``trans_a``/``trans_b`` are ``"N"`` or ``"T"``; ``a``, ``b``,
+    ``c`` are 1-D arrays starting at the matrix's first element (a slice of a flattened array) and
+    ``lda``, ``ldb``, ``ldc`` their leading dimensions, which let a product read or write a strided
+    block of a larger array in place. A row-major (rows x cols) block with row length ``ld`` is the
+    column-major (cols x rows) matrix with leading dimension ``ld``. BLAS takes every argument by
+    reference, so they are copied into three small arrays here (a few hundred nanoseconds, next to
+    the microseconds of any product worth a BLAS call). The caller holds BLAS to one thread
+    (:func:`one_blas_thread`).
+    """
+    flags = np.empty(2, dtype=np.int8)
+    flags[0] = ord(trans_a)
+    flags[1] = ord(trans_b)
+    dims = np.empty(6, dtype=np.int32)
+    dims[0] = m
+    dims[1] = n
+    dims[2] = k
+    dims[3] = lda
+    dims[4] = ldb
+    dims[5] = ldc
+    scalars = np.empty(2, dtype=c.dtype)
+    scalars[0] = alpha
+    scalars[1] = beta
+    gemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes, dims[2:].ctypes,
+         scalars[0:].ctypes, a.ctypes, dims[3:].ctypes, b.ctypes, dims[4:].ctypes,
+         scalars[1:].ctypes, c.ctypes, dims[5:].ctypes)

@@ -11,6 +11,7 @@ to the left, and write zeros for the positions that fall in the padding instead 
 import numpy as np
 from numba import njit, prange
 
+from ._blas import gemm_call
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
@@ -509,13 +510,7 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
         lo = c_per_group * part // k_parts
         hi = c_per_group * (part + 1) // k_parts
         target = out_flat if part == 0 else part_flat[(part - 1) * out_flat.shape[0]:]
-        # BLAS takes every argument by reference
-        flags = np.empty(1, dtype=np.int8)
-        flags[0] = ord("N")
-        dims = np.empty(6, dtype=np.int32)
-        scalars = np.ones(2, dtype=cols.dtype)   # alpha = 1; beta = 1 onto the bias, else 0
-        if part > 0:
-            scalars[1] = 0
+        beta = 1.0 if part == 0 else 0.0    # onto the bias in out, else into a fresh partial sum
         q = total * r // ranges
         q_end = total * (r + 1) // ranges
         while q < q_end:
@@ -526,12 +521,6 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
             if part == 0:
                 for o in range(c_out):
                     _fill_run(out_flat, (n * c_out + o) * positions + p0, width, b[o])
-            dims[0] = width
-            dims[1] = out_per_group
-            dims[2] = (hi - lo) * taps
-            dims[3] = positions if in_place else width
-            dims[4] = k_rows
-            dims[5] = positions
             for g in range(groups):
                 c0 = g * c_per_group + lo
                 if in_place:
@@ -540,12 +529,11 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
                     _im2col_block(x, n, c0, c0 + hi - lo, cols, width, kh_n, kw_n, sh, sw, dh, dw,
                                   ph, pw, ow_n, p0, p1)
                     a = cols
-                gemm(flags.ctypes, flags.ctypes, dims[0:].ctypes, dims[1:].ctypes,
-                     dims[2:].ctypes, scalars[0:].ctypes, a.ctypes, dims[3:].ctypes,
-                     w_flat[g * out_per_group * k_rows + lo * taps:].ctypes, dims[4:].ctypes,
-                     scalars[1:].ctypes,
-                     target[(n * c_out + g * out_per_group) * positions + p0:].ctypes,
-                     dims[5:].ctypes)
+                gemm_call(gemm, "N", "N", width, out_per_group, (hi - lo) * taps, 1.0,
+                          a, positions if in_place else width,
+                          w_flat[g * out_per_group * k_rows + lo * taps:], k_rows,
+                          beta, target[(n * c_out + g * out_per_group) * positions + p0:],
+                          positions)
             q += width
     if k_parts > 1:
         size = out_flat.shape[0]

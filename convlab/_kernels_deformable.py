@@ -27,6 +27,7 @@ bit; only the matrix product afterwards sums in a different order.
 import numpy as np
 from numba import njit, prange
 
+from ._blas import gemm_call
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
@@ -362,13 +363,6 @@ def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
     for th in prange(n_threads):
         cols = cols_buf[th]
         tmp = tmp_buf[th]
-        # BLAS takes every argument by reference
-        trans = np.empty(2, dtype=np.int8)
-        trans[0] = ord("T")
-        trans[1] = ord("N")
-        dims = np.empty(6, dtype=np.int32)
-        scalars = np.empty(2, dtype=cols.dtype)
-        scalars[0] = 1
         for item in range(n_items * th // n_threads, n_items * (th + 1) // n_threads):
             part = item % k_parts
             q0 = (item // k_parts) * block
@@ -392,18 +386,10 @@ def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
                         kc = (c1 - c0) * taps
                         _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask,
                                               c_per_og, q0, nq, c0, c1, tmp, cols, ld)
-                    dims[0] = nq
-                    dims[1] = out_per_group
-                    dims[2] = kc
-                    dims[3] = ld
-                    dims[4] = k_rows
-                    dims[5] = positions
-                    scalars[1] = 0 if ci == first else 1
-                    gemm(trans[0:].ctypes, trans[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
-                         dims[2:].ctypes, scalars[0:].ctypes, cols.ctypes, dims[3:].ctypes,
-                         w_flat[gw * out_per_group * k_rows + k0:].ctypes, dims[4:].ctypes,
-                         scalars[1:].ctypes, target[gw * out_per_group * positions + q0:].ctypes,
-                         dims[5:].ctypes)
+                    gemm_call(gemm, "T", "N", nq, out_per_group, kc, 1.0, cols, ld,
+                              w_flat[gw * out_per_group * k_rows + k0:], k_rows,
+                              0.0 if ci == first else 1.0,
+                              target[gw * out_per_group * positions + q0:], positions)
             if has_bias and k_parts == 1:
                 for o in range(c_out):
                     b = bias[o]
@@ -455,13 +441,6 @@ def _deform_backward_products(gemm, n_threads, grad, p0, length, cols, w2, group
     gw_flat = grad_w2.reshape(-1)
     gc_flat = grad_cols.reshape(-1)
     for th in prange(n_threads):
-        trans = np.empty(2, dtype=np.int8)
-        trans[0] = ord("T")
-        trans[1] = ord("N")
-        dims = np.empty(6, dtype=np.int32)
-        scalars = np.empty(3, dtype=cols.dtype)
-        scalars[0] = 1
-        scalars[1] = 0
         o0 = out_per_group * th // n_threads
         o1 = out_per_group * (th + 1) // n_threads
         r0 = k_rows * th // n_threads
@@ -469,25 +448,12 @@ def _deform_backward_products(gemm, n_threads, grad, p0, length, cols, w2, group
         for g in range(groups):
             first = g * out_per_group
             if o1 > o0:   # grad_w2[first+o0 : first+o1] += grad[...] @ cols[rows of g].T
-                dims[0] = k_rows
-                dims[1] = o1 - o0
-                dims[2] = length
-                dims[3] = ld
-                dims[4] = positions
-                dims[5] = k_rows
-                gemm(trans[0:].ctypes, trans[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
-                     dims[2:].ctypes, scalars[0:].ctypes, c_flat[g * k_rows * ld:].ctypes,
-                     dims[3:].ctypes, g_flat[(first + o0) * positions + p0:].ctypes,
-                     dims[4:].ctypes, scalars[0:].ctypes, gw_flat[(first + o0) * k_rows:].ctypes,
-                     dims[5:].ctypes)
+                gemm_call(gemm, "T", "N", k_rows, o1 - o0, length, 1.0,
+                          c_flat[g * k_rows * ld:], ld,
+                          g_flat[(first + o0) * positions + p0:], positions,
+                          1.0, gw_flat[(first + o0) * k_rows:], k_rows)
             if r1 > r0:   # grad_cols[rows r0:r1 of g] = w2[o of g, r0:r1].T @ grad[o of g]
-                dims[0] = length
-                dims[1] = r1 - r0
-                dims[2] = out_per_group
-                dims[3] = positions
-                dims[4] = k_rows
-                dims[5] = ld
-                gemm(trans[1:].ctypes, trans[0:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
-                     dims[2:].ctypes, scalars[0:].ctypes, g_flat[first * positions + p0:].ctypes,
-                     dims[3:].ctypes, w_flat[first * k_rows + r0:].ctypes, dims[4:].ctypes,
-                     scalars[1:].ctypes, gc_flat[(g * k_rows + r0) * ld:].ctypes, dims[5:].ctypes)
+                gemm_call(gemm, "N", "T", length, r1 - r0, out_per_group, 1.0,
+                          g_flat[first * positions + p0:], positions,
+                          w_flat[first * k_rows + r0:], k_rows,
+                          0.0, gc_flat[(g * k_rows + r0) * ld:], ld)

@@ -22,6 +22,7 @@ would not vectorise the loop (measured 3-10x slower on 28-wide rows).
 import numpy as np
 from numba import njit, prange
 
+from ._blas import gemm_call
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
@@ -335,27 +336,14 @@ def _gemm_columns(gemm, x2, w2, cols, groups, n_threads):
         lo = size * t // n_threads
         hi = size * (t + 1) // n_threads
         if hi > lo:
-            # BLAS takes every argument by reference
-            flags = np.empty(2, dtype=np.int8)
-            flags[0] = ord("N")
-            flags[1] = ord("T")
-            dims = np.empty(6, dtype=np.int32)
-            dims[0] = m_total if by_rows else hi - lo
-            dims[1] = hi - lo if by_rows else rows
-            dims[2] = in_per_group
-            dims[3] = m_total
-            dims[4] = rows
-            dims[5] = m_total
-            scalars = np.zeros(2, dtype=cols.dtype)   # alpha = 1, beta = 0
-            scalars[0] = 1
-            # where this thread's block starts in x2, w2 and cols
+            # this thread's block: M x (hi - lo) of cols^T, or (hi - lo) x rows
+            m = m_total if by_rows else hi - lo
+            n = hi - lo if by_rows else rows
             x_off = 0 if by_rows else lo
             w_off = lo if by_rows else 0
             c_off = lo * m_total if by_rows else lo
             for g in range(groups):
-                gemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
-                     dims[2:].ctypes, scalars[0:].ctypes,
-                     x_flat[g * in_per_group * m_total + x_off:].ctypes, dims[3:].ctypes,
-                     w_flat[g * in_per_group * rows + w_off:].ctypes, dims[4:].ctypes,
-                     scalars[1:].ctypes, c_flat[g * rows * m_total + c_off:].ctypes,
-                     dims[5:].ctypes)
+                gemm_call(gemm, "N", "T", m, n, in_per_group, 1.0,
+                          x_flat[g * in_per_group * m_total + x_off:], m_total,
+                          w_flat[g * in_per_group * rows + w_off:], rows,
+                          0.0, c_flat[g * rows * m_total + c_off:], m_total)
