@@ -172,11 +172,11 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return out[0] if unbatched else out
 
 
-def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
-    """Fill ``out`` with the convolution of ``xp``: im2col, then one GEMM per group.
+def conv2d_im2col(x, w, b, out, stride, dilation, groups, padding=(0, 0)):
+    """Fill ``out`` with the convolution of ``x``: im2col, then one GEMM per group.
 
-    ``padding`` is the zero padding above and to the left of ``xp``; below and to the right it
-    follows from ``out``'s size. ``xp`` is not padded: the kernel writes the zeros straight into
+    ``padding`` is the zero padding above and to the left of ``x``; below and to the right it
+    follows from ``out``'s size. ``x`` is the unpadded input: the kernel writes the zeros straight into
     the columns (:func:`convlab._kernels._im2col_block`), so there is no padded copy of the input.
 
     Arguments are already validated by :func:`convlab.conv2d`. One parallel kernel does all the
@@ -190,25 +190,25 @@ def conv2d_im2col(xp, w, b, out, stride, dilation, groups, padding=(0, 0)):
     and add their partial sums (:func:`_im2col_plan`). A 1x1 kernel with stride 1 and no padding
     builds no columns: BLAS reads the input in place.
     """
-    n_batch = xp.shape[0]
+    n_batch = x.shape[0]
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
     in_place = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(padding)
-                and (oh, ow) == xp.shape[2:])
-    threads, block, k_parts, k_rows = _im2col_plan(n_batch, xp.shape[1], c_out, (kh, kw), (oh, ow),
-                                                   xp.itemsize, groups, numba.get_num_threads(),
+                and (oh, ow) == x.shape[2:])
+    threads, block, k_parts, k_rows = _im2col_plan(n_batch, x.shape[1], c_out, (kh, kw), (oh, ow),
+                                                   x.itemsize, groups, numba.get_num_threads(),
                                                    in_place)
     cols_size = threads * k_rows * block
     if k_parts > 1:   # the partial sums after the columns, in the same reused buffer
-        buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), xp.dtype)
+        buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), x.dtype)
         partial = buf[cols_size:].reshape(k_parts - 1, out.size)
     else:
-        buf = workspace("im2col", (cols_size,), xp.dtype)
-        partial = _NO_PARTIAL[xp.dtype]      # conv2d's inputs are float32 or float64
+        buf = workspace("im2col", (cols_size,), x.dtype)
+        partial = _NO_PARTIAL[x.dtype]      # conv2d's inputs are float32 or float64
     cols_buf = buf[:cols_size].reshape(threads, k_rows * block)
     with parallel_launch(), one_blas_thread():
-        _kernels._im2col_gemm(blas_gemm(xp.dtype), np.ascontiguousarray(xp), w2, b, out, kh, kw,
+        _kernels._im2col_gemm(blas_gemm(x.dtype), np.ascontiguousarray(x), w2, b, out, kh, kw,
                               stride[0], stride[1], dilation[0], dilation[1], padding[0],
                               padding[1], groups, block, k_parts, cols_buf, partial)
 
