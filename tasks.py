@@ -37,6 +37,7 @@ def say(msg):
 
 # --------------------------------------------------------------------------- the virtualenv
 
+
 def venv_bin(name):
     """Path of an executable inside .venv (bin/ on POSIX, Scripts/ on Windows)."""
     sub = "Scripts" if os.name == "nt" else "bin"
@@ -55,18 +56,22 @@ def install_key():
 def ensure_venv():
     """Create .venv if needed and install the project into it; return the venv's python."""
     if sys.version_info < MIN_PYTHON:
-        sys.exit(f"[tasks] convlab needs Python >= {'.'.join(map(str, MIN_PYTHON))}; "
-                 f"this is {sys.version.split()[0]} ({sys.executable}).")
+        sys.exit(
+            f"[tasks] convlab needs Python >= {'.'.join(map(str, MIN_PYTHON))}; "
+            f"this is {sys.version.split()[0]} ({sys.executable})."
+        )
     python = venv_bin("python")
     if not python.exists():
         # Debian/Ubuntu ship `venv` without `ensurepip` unless python3-venv is installed;
         # `python3 -m venv` then fails with a long message, so say it plainly first.
         missing = [m for m in ("venv", "ensurepip") if importlib.util.find_spec(m) is None]
         if missing:
-            sys.exit(f"[tasks] {sys.executable} cannot create a virtual environment: the module(s) "
-                     f"{', '.join(missing)} are missing. On Debian/Ubuntu: "
-                     f"apt-get install python3-venv (or python{sys.version_info[0]}."
-                     f"{sys.version_info[1]}-venv), then run this command again.")
+            sys.exit(
+                f"[tasks] {sys.executable} cannot create a virtual environment: the module(s) "
+                f"{', '.join(missing)} are missing. On Debian/Ubuntu: "
+                f"apt-get install python3-venv (or python{sys.version_info[0]}."
+                f"{sys.version_info[1]}-venv), then run this command again."
+            )
         say(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
         rc = subprocess.call([sys.executable, "-m", "venv", str(VENV)])
         if rc != 0 or not python.exists():
@@ -85,8 +90,10 @@ def ensure_venv():
     for cmd in steps:
         rc = subprocess.call(cmd, cwd=ROOT)
         if rc != 0:
-            sys.exit(f"[tasks] installation failed (exit code {rc}): {' '.join(cmd[2:])}\n"
-                     f"[tasks] the error is above; if .venv itself is broken, delete it and rerun")
+            sys.exit(
+                f"[tasks] installation failed (exit code {rc}): {' '.join(cmd[2:])}\n"
+                f"[tasks] the error is above; if .venv itself is broken, delete it and rerun"
+            )
     STAMP.write_text(key + "\n")
     return python
 
@@ -105,6 +112,7 @@ def venv_env():
 
 
 # --------------------------------------------------------------------------- book
+
 
 def build_book(python):
     """jupyter-book build . -W -n --keep-going: every warning (incl. broken references) fails it.
@@ -145,15 +153,20 @@ def cmd_publish(args):
 
 # --------------------------------------------------------------------------- test
 
+
 def warm_up(python, env):
     """Do the one-time work whose messages would otherwise land in a notebook's stored outputs.
 
     On a fresh machine the first ``import matplotlib`` prints "Matplotlib is building the font
     cache" to stderr; inside a chapter kernel that line becomes an output nbval does not expect.
     """
-    subprocess.call([str(python), "-c", "import matplotlib; matplotlib.use('Agg'); "
-                     "import matplotlib.pyplot"], cwd=ROOT, env=env,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.call(
+        [str(python), "-c", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_env(cache_dir):
@@ -181,9 +194,18 @@ def run_all_tests(python, extra):
         # names them book/NAME.ipynb::Cell N), on one worker: a notebook's cells share a kernel
         # and must run in order (nbval's docs: "use --dist loadscope" with pytest-xdist).
         # --nbval-current-env: run notebooks in this venv's kernel, whatever kernelspec they name.
-        cmd = pytest_cmd(python, "-n", "2", "--dist", "loadscope",
-                         "--nbval", "--nbval-current-env",
-                         "--nbval-sanitize-with", str(SANITIZE.relative_to(ROOT)), *extra)
+        cmd = pytest_cmd(
+            python,
+            "-n",
+            "2",
+            "--dist",
+            "loadscope",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(SANITIZE.relative_to(ROOT)),
+            *extra,
+        )
         say("$ " + " ".join(["pytest"] + cmd[3:]) + "   (NUMBA_CACHE_DIR=<fresh tmp>)")
         rc = subprocess.call(cmd, cwd=ROOT, env=env)
     if rc == PYTEST_NO_TESTS:
@@ -202,18 +224,28 @@ def run_boundscheck_tests(python, extra):
     with tempfile.TemporaryDirectory(prefix="convlab-numba-cache-bc-") as cache:
         env = test_env(cache)
         env["NUMBA_BOUNDSCHECK"] = "1"
-        probe = subprocess.run(pytest_cmd(python, "-m", "kernels", "--collect-only", "-q", *extra),
-                               cwd=ROOT, env=env, capture_output=True, text=True)
+        probe = subprocess.run(
+            pytest_cmd(python, "-m", "kernels", "--collect-only", "-q", *extra),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == PYTEST_NO_TESTS:
-            return PYTEST_OK, ("no test is marked `kernels` (pytestmark = pytest.mark.kernels) "
-                               "or none matches the arguments: nothing to re-run")
+            return PYTEST_OK, (
+                "no test is marked `kernels` (pytestmark = pytest.mark.kernels) "
+                "or none matches the arguments: nothing to re-run"
+            )
         if probe.returncode != PYTEST_OK:
             sys.stdout.write(probe.stdout)
             sys.stderr.write(probe.stderr)
             return probe.returncode, "collecting the `kernels` tests failed"
         cmd = pytest_cmd(python, "-n", "2", "--dist", "loadscope", "-m", "kernels", *extra)
-        say("$ NUMBA_BOUNDSCHECK=1 " + " ".join(["pytest"] + cmd[3:])
-            + "   (NUMBA_CACHE_DIR=<fresh tmp>)")
+        say(
+            "$ NUMBA_BOUNDSCHECK=1 "
+            + " ".join(["pytest"] + cmd[3:])
+            + "   (NUMBA_CACHE_DIR=<fresh tmp>)"
+        )
         rc = subprocess.call(cmd, cwd=ROOT, env=env)
     return rc, ("passed" if rc == PYTEST_OK else f"FAILED (exit code {rc})")
 

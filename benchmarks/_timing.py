@@ -31,6 +31,7 @@ def set_threads(threads):
     BLAS reads its own count from the environment when NumPy loads, so scripts set that first.
     """
     import numba
+
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         import torch

@@ -15,11 +15,10 @@ import time
 
 import numba
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 import convlab
 from convlab.conv import choose_algorithm
-
-from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 # N, C_in, C_out, size, kernel, stride, groups: the layers of the docstring table
 LAYERS = [
@@ -63,13 +62,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="the first four layers only")
-    parser.add_argument("--layers", default=None,
-                        help="comma-separated row numbers (0-based) of the table to run")
+    parser.add_argument(
+        "--layers", default=None, help="comma-separated row numbers (0-based) of the table to run"
+    )
     args = parser.parse_args(argv)
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("needs 2 Numba threads")
     rng = np.random.default_rng(0)
-    head = " ".join(f"{a:>8s}" for a in ALGORITHMS) + "   " + " ".join(f"{a:>8s}" for a in TWO_THREADS)
+    head = (
+        " ".join(f"{a:>8s}" for a in ALGORITHMS) + "   " + " ".join(f"{a:>8s}" for a in TWO_THREADS)
+    )
     print(f"{'layer':28s} {head}   auto")
     print(f"{'':28s} {'----- 1 thread, CPU time -----':>35s}   {'- 2 threads, wall -':>17s}")
     layers = LAYERS[:4] if args.quick else LAYERS
@@ -81,14 +83,17 @@ def main(argv=None):
         pad = k // 2
 
         def run(algorithm):
-            return lambda: convlab.conv2d(x, w, stride=stride, padding=pad, groups=groups,
-                                          algorithm=algorithm)
+            return lambda: convlab.conv2d(
+                x, w, stride=stride, padding=pad, groups=groups, algorithm=algorithm
+            )
 
         cells = []
         numba.set_num_threads(1)
         for algorithm in ALGORITHMS:
             ok = _applies(algorithm, k, stride)
-            seconds = best_time(run(algorithm), args.repeats, clock=time.process_time) if ok else None
+            seconds = (
+                best_time(run(algorithm), args.repeats, clock=time.process_time) if ok else None
+            )
             cells.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
         numba.set_num_threads(2)
         two = []
@@ -97,11 +102,20 @@ def main(argv=None):
             seconds = best_time(run(algorithm), args.repeats) if ok else None
             two.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
         out_size = (size + 2 * pad - k) // stride + 1
-        auto = choose_algorithm((n, c_in, size, size), w.shape, (n, c_out, out_size, out_size),
-                                groups, 4, stride=(stride, stride))
+        auto = choose_algorithm(
+            (n, c_in, size, size),
+            w.shape,
+            (n, c_out, out_size, out_size),
+            groups,
+            4,
+            stride=(stride, stride),
+        )
         name = f"{n}x{c_in}->{c_out}"
-        name = f"{name:14s}{size:4d}  {k}x{k}" + (f" s{stride}" if stride > 1 else "") + \
-            (f" g{groups}" if groups > 1 else "")
+        name = (
+            f"{name:14s}{size:4d}  {k}x{k}"
+            + (f" s{stride}" if stride > 1 else "")
+            + (f" g{groups}" if groups > 1 else "")
+        )
         print(f"{name:28s} {' '.join(cells)}   {' '.join(two)}   {auto}", flush=True)
 
 

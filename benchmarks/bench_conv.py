@@ -13,10 +13,12 @@ import math
 import time
 
 import numpy as np
+from _timing import (
+    best_time,
+    set_threads,
+)  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 import convlab
-
-from _timing import best_time, set_threads  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 LAYERS = [
     # name, N, C_in, H, W, C_out, k, stride, padding, groups
@@ -42,7 +44,9 @@ def main(argv=None):
         import torch.nn.functional as F
 
     rng = np.random.default_rng(0)
-    print(f"{'layer':30s} {'first call':>10s} {'convlab':>10s} {'torch':>10s} {'ratio':>7s} {'GFLOP/s':>8s}")
+    print(
+        f"{'layer':30s} {'first call':>10s} {'convlab':>10s} {'torch':>10s} {'ratio':>7s} {'GFLOP/s':>8s}"
+    )
     ratios = []
     for name, n, c_in, h, w, c_out, k, s, p, g in LAYERS:
         x = rng.standard_normal((n, c_in, h, w), dtype=np.float32)
@@ -50,21 +54,35 @@ def main(argv=None):
         t0 = time.perf_counter()
         convlab.conv2d(x, wt, stride=s, padding=p, groups=g, algorithm=args.algorithm)
         first = time.perf_counter() - t0
-        t_cl = best_time(lambda: convlab.conv2d(x, wt, stride=s, padding=p, groups=g, algorithm=args.algorithm),
-                         args.repeats)
-        flops = 2 * convlab.count_macs(c_in, c_out, k, (h, w), stride=s, padding=p, groups=g, batch=n)
+        t_cl = best_time(
+            lambda: convlab.conv2d(x, wt, stride=s, padding=p, groups=g, algorithm=args.algorithm),
+            args.repeats,
+        )
+        flops = 2 * convlab.count_macs(
+            c_in, c_out, k, (h, w), stride=s, padding=p, groups=g, batch=n
+        )
         if torch is not None:
             xt, wtt = torch.from_numpy(x), torch.from_numpy(wt)
             with torch.no_grad():
                 F.conv2d(xt, wtt, stride=s, padding=p, groups=g)
-                t_torch = best_time(lambda: F.conv2d(xt, wtt, stride=s, padding=p, groups=g), args.repeats)
+                t_torch = best_time(
+                    lambda: F.conv2d(xt, wtt, stride=s, padding=p, groups=g), args.repeats
+                )
             ratio = t_torch / t_cl
             ratios.append(ratio)
-            print(f"{name:30s} {first*1e3:8.1f}ms {t_cl*1e3:8.2f}ms {t_torch*1e3:8.2f}ms {ratio:7.2f} {flops/t_cl/1e9:8.1f}")
+            print(
+                f"{name:30s} {first * 1e3:8.1f}ms {t_cl * 1e3:8.2f}ms {t_torch * 1e3:8.2f}ms "
+                f"{ratio:7.2f} {flops / t_cl / 1e9:8.1f}"
+            )
         else:
-            print(f"{name:30s} {first*1e3:8.1f}ms {t_cl*1e3:8.2f}ms {'-':>10s} {'-':>7s} {flops/t_cl/1e9:8.1f}")
+            print(
+                f"{name:30s} {first * 1e3:8.1f}ms {t_cl * 1e3:8.2f}ms {'-':>10s} {'-':>7s} "
+                f"{flops / t_cl / 1e9:8.1f}"
+            )
     if ratios:
-        print(f"geometric-mean ratio (torch time / convlab time): {math.exp(np.mean(np.log(ratios))):.2f}")
+        print(
+            f"geometric-mean ratio (torch time / convlab time): {math.exp(np.mean(np.log(ratios))):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ import sys
 import tracemalloc
 
 import numpy as np
-
 from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 #: (N, C_in, H, W, C_out) of the target layers
@@ -67,6 +66,7 @@ def make_inputs(layer, seed=0):
 
 # --------------------------------------------------------------------------- the measured calls
 
+
 def convlab_calls(a):
     import convlab
     from convlab.deformable import deform_conv2d_grad
@@ -76,12 +76,15 @@ def convlab_calls(a):
 
     def forward_backward():
         forward()
-        return deform_conv2d_grad(a["grad_out"], a["x"], a["offset"], a["w"], a["b"], padding=1,
-                                  mask=a["mask"])
+        return deform_conv2d_grad(
+            a["grad_out"], a["x"], a["offset"], a["w"], a["b"], padding=1, mask=a["mask"]
+        )
 
-    return {"convlab": forward,
-            "conv2d": lambda: convlab.conv2d(a["x"], a["w"], a["b"], padding=1),
-            "convlab fwd+bwd": forward_backward}
+    return {
+        "convlab": forward,
+        "conv2d": lambda: convlab.conv2d(a["x"], a["w"], a["b"], padding=1),
+        "convlab fwd+bwd": forward_backward,
+    }
 
 
 def torchvision_calls(a):
@@ -152,7 +155,9 @@ def _child(*args):
         # threshold grows after frees, and big buffers come from a heap that may be resident);
         # only for the memory measurement, as fresh pages cost page faults on every call
         env["MALLOC_MMAP_THRESHOLD_"] = "131072"
-    proc = subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, *map(str, args)], capture_output=True, text=True, env=env
+    )
     if proc.returncode:
         raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -183,7 +188,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--memory-samples", type=int, default=2)
     parser.add_argument("--time-child", metavar="IMPL", help=argparse.SUPPRESS)
-    parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "INDEX"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("IMPL", "INDEX"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.time_child:
         time_child(args.time_child, args.repeat)
@@ -195,30 +202,48 @@ def main(argv=None):
 
     impls = ["convlab"] + (["torchvision"] if HAVE_TORCHVISION else [])
     times = {impl: _child("--time-child", impl, "--repeat", args.repeat) for impl in impls}
-    print(f"time (ms, min of {args.repeat}, {THREADS} threads); speed-up = torchvision / convlab"
-          + ("" if HAVE_TORCHVISION else "; torchvision is not installed"))
-    print(f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'conv2d':>8} {'tv':>8} {'speed-up':>8}"
-          f" {'cl f+b':>8} {'tv f+b':>8} {'speed-up':>8}")
+    print(
+        f"time (ms, min of {args.repeat}, {THREADS} threads); speed-up = torchvision / convlab"
+        + ("" if HAVE_TORCHVISION else "; torchvision is not installed")
+    )
+    print(
+        f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'conv2d':>8} {'tv':>8} {'speed-up':>8}"
+        f" {'cl f+b':>8} {'tv f+b':>8} {'speed-up':>8}"
+    )
     ok = True
     nan = float("nan")
     for i, layer in enumerate(LAYERS):
-        r = dict(times["convlab"][str(i)], **(times["torchvision"][str(i)] if HAVE_TORCHVISION else {}))
+        r = dict(
+            times["convlab"][str(i)], **(times["torchvision"][str(i)] if HAVE_TORCHVISION else {})
+        )
         tv, tvb = r.get("torchvision", nan), r.get("torchvision fwd+bwd", nan)
         ratio, ratio_b = tv / r["convlab"], tvb / r["convlab fwd+bwd"]
         ok &= ratio >= 5
-        print(f"{str(layer):30} {1e3 * r['convlab']:8.2f} {1e3 * r['conv2d']:8.2f} {1e3 * tv:8.2f} "
-              f"{ratio:7.1f}x {1e3 * r['convlab fwd+bwd']:8.2f} {1e3 * tvb:8.2f} {ratio_b:7.1f}x")
+        print(
+            f"{str(layer):30} {1e3 * r['convlab']:8.2f} {1e3 * r['conv2d']:8.2f} {1e3 * tv:8.2f} "
+            f"{ratio:7.1f}x {1e3 * r['convlab fwd+bwd']:8.2f} {1e3 * tvb:8.2f} {ratio_b:7.1f}x"
+        )
 
-    print("\npeak extra memory of one forward call (MiB; RSS high-water mark in a fresh subprocess)")
-    print(f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'tv':>8} {'cl trace':>8} {'tv cols':>8}")
-    mib = 2.0 ** 20
+    print(
+        "\npeak extra memory of one forward call (MiB; RSS high-water mark in a fresh subprocess)"
+    )
+    print(
+        f"{'layer (N, C_in, H, W, C_out)':30} {'convlab':>8} {'tv':>8} {'cl trace':>8} {'tv cols':>8}"
+    )
+    mib = 2.0**20
     for i, layer in enumerate(LAYERS):
-        extra = {impl: min(_child("--memory-child", impl, i)["extra_bytes"] for _ in range(args.memory_samples))
-                 for impl in impls}
+        extra = {
+            impl: min(
+                _child("--memory-child", impl, i)["extra_bytes"] for _ in range(args.memory_samples)
+            )
+            for impl in impls
+        }
         tv = extra.get("torchvision", nan)
         ok &= extra["convlab"] <= tv
-        print(f"{str(layer):30} {extra['convlab'] / mib:8.2f} {tv / mib:8.2f} "
-              f"{convlab_tracemalloc_peak(layer) / mib:8.2f} {torchvision_column_bytes(layer) / mib:8.2f}")
+        print(
+            f"{str(layer):30} {extra['convlab'] / mib:8.2f} {tv / mib:8.2f} "
+            f"{convlab_tracemalloc_peak(layer) / mib:8.2f} {torchvision_column_bytes(layer) / mib:8.2f}"
+        )
     if HAVE_TORCHVISION:
         print("\ntarget (>= 5x faster, peak memory <= torchvision's):", "met" if ok else "NOT met")
     return 0

@@ -31,11 +31,10 @@ import sys
 
 import numba
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 import convlab
 from convlab._kernels_depthwise import conv2d_generic_grouped, conv2d_per_group
-
-from _timing import best_time  # benchmarks/_timing.py (the script's folder is on sys.path)
 
 try:  # optional: only for comparison
     import torch
@@ -45,12 +44,12 @@ except ImportError:
 
 #: (label, N, C_in, H (= W), multiplier K, kernel, stride, padding, dilation)
 LAYERS = [
-    ("32ch 112x112 3x3", 1, 32, 112, 1, 3, 1, 1, 1),       # MobileNet v1, first depthwise layer
-    ("144ch 56x56 3x3 s2", 1, 144, 56, 1, 3, 2, 1, 1),     # MobileNet v2, a downsampling block
-    ("384ch 14x14 3x3", 1, 384, 14, 1, 3, 1, 1, 1),        # MobileNet v2, a late block
+    ("32ch 112x112 3x3", 1, 32, 112, 1, 3, 1, 1, 1),  # MobileNet v1, first depthwise layer
+    ("144ch 56x56 3x3 s2", 1, 144, 56, 1, 3, 2, 1, 1),  # MobileNet v2, a downsampling block
+    ("384ch 14x14 3x3", 1, 384, 14, 1, 3, 1, 1, 1),  # MobileNet v2, a late block
     ("batch 8 96ch 56x56 3x3", 8, 96, 56, 1, 3, 1, 1, 1),
-    ("K=2 64ch 56x56 3x3", 1, 64, 56, 2, 3, 1, 1, 1),      # depth multiplier 2 (seed 002)
-    ("128ch 28x28 5x5 d2", 1, 128, 28, 1, 5, 1, 4, 2),     # the general (non-3x3) path, dilated
+    ("K=2 64ch 56x56 3x3", 1, 64, 56, 2, 3, 1, 1, 1),  # depth multiplier 2 (seed 002)
+    ("128ch 28x28 5x5 d2", 1, 128, 28, 1, 5, 1, 4, 2),  # the general (non-3x3) path, dilated
 ]
 
 METHODS = ("dedicated", "generic", "im2col", "per-group", "torch")
@@ -82,6 +81,7 @@ def measure(layer, dtype=np.float32, repeat=20, methods=METHODS):
         def torch_call():
             with torch.no_grad():
                 return F.conv2d(xt, wt, bt, **args)
+
         calls["torch"] = torch_call
     reference = calls["dedicated"]()
     times = {}
@@ -103,9 +103,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for Numba and torch (default: Numba's default, all cores); "
-                             "1 is the steadiest measurement on a machine shared with other jobs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for Numba and torch (default: Numba's default, all cores); "
+        "1 is the steadiest measurement on a machine shared with other jobs",
+    )
     parser.add_argument("--quick", action="store_true", help="first two layers, 5 repeats")
     args = parser.parse_args(argv)
     dtype = np.dtype(args.dtype).type
@@ -116,9 +120,11 @@ def main(argv=None):
     threads = numba.get_num_threads()
     if torch is not None:
         torch.set_num_threads(threads)
-    print(f"convlab {convlab.__version__}, numba {numba.__version__} ({threads} threads), "
-          f"torch {torch.__version__ if torch is not None else 'not installed'}; {args.dtype}, "
-          f"min of {repeat} calls")
+    print(
+        f"convlab {convlab.__version__}, numba {numba.__version__} ({threads} threads), "
+        f"torch {torch.__version__ if torch is not None else 'not installed'}; {args.dtype}, "
+        f"min of {repeat} calls"
+    )
     methods = [m for m in METHODS if m != "torch" or torch is not None]
     header = f"{'layer':24s}" + "".join(f"{m + ' ms':>14s}" for m in methods)
     header += "".join(f"{m + '/ded':>14s}" for m in methods[1:])

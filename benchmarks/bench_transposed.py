@@ -47,7 +47,9 @@ def best_times(fns, repeats, blocks=3):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10, help="calls per block (3 blocks per library)")
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="calls per block (3 blocks per library)"
+    )
     parser.add_argument("--algorithm", default="auto", choices=["auto", "direct", "gemm"])
     args = parser.parse_args(argv)
     # BLAS reads its thread count when NumPy is first imported, so set it before that.
@@ -65,14 +67,21 @@ def main(argv=None):
 
     rng = np.random.default_rng(0)
     print(f"threads: {args.threads}, repeats: {args.repeats}, float32, algorithm={args.algorithm}")
-    print(f"{'layer':34s} {'algo':>6s} {'first call':>10s} {'convlab':>10s} {'torch':>10s} {'ratio':>6s} {'GFLOP/s':>8s}")
+    print(
+        f"{'layer':34s} {'algo':>6s} {'first call':>10s} {'convlab':>10s} {'torch':>10s} "
+        f"{'ratio':>6s} {'GFLOP/s':>8s}"
+    )
     ratios = []
     for name, n, c_in, h, w, c_out, k, s, p, op in LAYERS:
         x = rng.standard_normal((n, c_in, h, w), dtype=np.float32)
         wt = rng.standard_normal((c_in, c_out, k, k), dtype=np.float32)
         b = rng.standard_normal(c_out, dtype=np.float32)
         kwargs = dict(stride=s, padding=p, output_padding=op)
-        algo = args.algorithm if args.algorithm != "auto" else choose_algorithm(x.shape, wt.shape, 1, 4)
+        algo = (
+            args.algorithm
+            if args.algorithm != "auto"
+            else choose_algorithm(x.shape, wt.shape, 1, 4)
+        )
 
         def run():
             return convlab.conv_transpose2d(x, wt, b, **kwargs, algorithm=args.algorithm)
@@ -85,18 +94,26 @@ def main(argv=None):
             xt, wtt, bt = torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b)
             with torch.no_grad():
                 ref = F.conv_transpose2d(xt, wtt, bt, **kwargs).numpy()
-                t_cl, t_torch = best_times([run, lambda: F.conv_transpose2d(xt, wtt, bt, **kwargs)], args.repeats)
+                t_cl, t_torch = best_times(
+                    [run, lambda: F.conv_transpose2d(xt, wtt, bt, **kwargs)], args.repeats
+                )
             np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3)
             ratio = t_torch / t_cl
             ratios.append(ratio)
-            print(f"{name:34s} {algo:>6s} {first*1e3:8.1f}ms {t_cl*1e3:8.2f}ms {t_torch*1e3:8.2f}ms "
-                  f"{ratio:6.2f} {flops/t_cl/1e9:8.1f}")
+            print(
+                f"{name:34s} {algo:>6s} {first * 1e3:8.1f}ms {t_cl * 1e3:8.2f}ms {t_torch * 1e3:8.2f}ms "
+                f"{ratio:6.2f} {flops / t_cl / 1e9:8.1f}"
+            )
         else:
             (t_cl,) = best_times([run], args.repeats)
-            print(f"{name:34s} {algo:>6s} {first*1e3:8.1f}ms {t_cl*1e3:8.2f}ms {'-':>10s} {'-':>6s} "
-                  f"{flops/t_cl/1e9:8.1f}")
+            print(
+                f"{name:34s} {algo:>6s} {first * 1e3:8.1f}ms {t_cl * 1e3:8.2f}ms {'-':>10s} {'-':>6s} "
+                f"{flops / t_cl / 1e9:8.1f}"
+            )
     if ratios:
-        print(f"geometric-mean ratio (torch time / convlab time): {math.exp(np.mean(np.log(ratios))):.2f}")
+        print(
+            f"geometric-mean ratio (torch time / convlab time): {math.exp(np.mean(np.log(ratios))):.2f}"
+        )
 
 
 if __name__ == "__main__":

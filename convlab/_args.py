@@ -18,7 +18,7 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
     not positive (or non-negative when ``allow_zero``).
     """
     if type(value) is int and (value > 0 or (value == 0 and allow_zero) or allow_negative):
-        return (value,) * n   # the common case, without the checks below (called on every conv)
+        return (value,) * n  # the common case, without the checks below (called on every conv)
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -29,7 +29,9 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
         try:
             items = list(value)
         except TypeError:
-            raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}") from None
+            raise TypeError(
+                f"{name} must be an int or a tuple of {n} ints, got {value!r}"
+            ) from None
         if len(items) == 1:
             items = items * n
         if len(items) != n:

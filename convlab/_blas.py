@@ -40,9 +40,14 @@ from .config import NJIT_OPTIONS
 
 __all__ = ["blas_threads_setter", "blas_library", "one_blas_thread", "blas_gemm"]
 
-# the ``*_set_num_threads_local`` setters, newest first; each takes the thread count and returns the previous one
-_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local",
-            "mkl_set_num_threads_local", "MKL_Set_Num_Threads_Local")
+# the ``*_set_num_threads_local`` setters, newest first; each takes the thread count and returns
+# the previous one
+_SETTERS = (
+    "openblas_set_num_threads_local",
+    "scipy_openblas_set_num_threads_local",
+    "mkl_set_num_threads_local",
+    "MKL_Set_Num_Threads_Local",
+)
 
 _LOCK = threading.Lock()
 _CACHE = {}
@@ -64,8 +69,8 @@ def _candidate_libraries():
         return []
     root = os.path.dirname(scipy.__file__)
     patterns = [
-        os.path.join(root, os.pardir, "scipy.libs", "*openblas*"),   # Linux and Windows wheels
-        os.path.join(root, ".dylibs", "*openblas*"),                 # macOS wheels
+        os.path.join(root, os.pardir, "scipy.libs", "*openblas*"),  # Linux and Windows wheels
+        os.path.join(root, ".dylibs", "*openblas*"),  # macOS wheels
         os.path.join(root, os.pardir, "scipy.libs", "*mkl_rt*"),
     ]
     found = []
@@ -86,6 +91,7 @@ def _open_loaded(path):
 def _find_setter():
     # Numba's np.dot binds to scipy.linalg.cython_blas; importing it loads SciPy's BLAS.
     import scipy.linalg.cython_blas  # noqa: F401
+
     for path in _candidate_libraries():
         lib = _open_loaded(path)
         if lib is None:
@@ -178,12 +184,28 @@ def blas_gemm(dtype):
             get_pointer.restype = ctypes.c_void_p
             get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
             signature = get_name(capsule)
-            if signature.count(b"int *") != 6:    # m, n, k, lda, ldb, ldc as C ints (LP64)
-                raise RuntimeError(f"unexpected scipy.linalg.cython_blas.{name} signature {signature!r}")
+            if signature.count(b"int *") != 6:  # m, n, k, lda, ldb, ldc as C ints (LP64)
+                raise RuntimeError(
+                    f"unexpected scipy.linalg.cython_blas.{name} signature {signature!r}"
+                )
             real = ctypes.POINTER(ctypes.c_float if dtype == np.float32 else ctypes.c_double)
             flag, integer = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int)
-            prototype = ctypes.CFUNCTYPE(None, flag, flag, integer, integer, integer, real, real,
-                                         integer, real, integer, real, real, integer)
+            prototype = ctypes.CFUNCTYPE(
+                None,
+                flag,
+                flag,
+                integer,
+                integer,
+                integer,
+                real,
+                real,
+                integer,
+                real,
+                integer,
+                real,
+                real,
+                integer,
+            )
             _GEMM[dtype] = prototype(get_pointer(capsule, signature))
         return _GEMM[dtype]
 
@@ -215,6 +237,18 @@ def gemm_call(gemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, l
     scalars = np.empty(2, dtype=c.dtype)
     scalars[0] = alpha
     scalars[1] = beta
-    gemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes, dims[2:].ctypes,
-         scalars[0:].ctypes, a.ctypes, dims[3:].ctypes, b.ctypes, dims[4:].ctypes,
-         scalars[1:].ctypes, c.ctypes, dims[5:].ctypes)
+    gemm(
+        flags[0:].ctypes,
+        flags[1:].ctypes,
+        dims[0:].ctypes,
+        dims[1:].ctypes,
+        dims[2:].ctypes,
+        scalars[0:].ctypes,
+        a.ctypes,
+        dims[3:].ctypes,
+        b.ctypes,
+        dims[4:].ctypes,
+        scalars[1:].ctypes,
+        c.ctypes,
+        dims[5:].ctypes,
+    )

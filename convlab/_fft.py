@@ -83,9 +83,16 @@ def conv2d_fft(xp, w, b, out, stride, dilation, groups, workers=None):
     spectrum = xf.shape[2:]
     n_freq = spectrum[0] * spectrum[1]
     yf = np.empty((n_batch, c_out, n_freq), dtype=xf.dtype)
-    split_launch(_fft_channel_sum, n_batch * c_out,
-                 np.ascontiguousarray(xf).reshape(n_batch, c_in, n_freq),
-                 np.ascontiguousarray(wf).reshape(c_out, c_per_group, n_freq),
-                 yf, c_per_group, c_out // groups)
+    split_launch(
+        _fft_channel_sum,
+        n_batch * c_out,
+        np.ascontiguousarray(xf).reshape(n_batch, c_in, n_freq),
+        np.ascontiguousarray(wf).reshape(c_out, c_per_group, n_freq),
+        yf,
+        c_per_group,
+        c_out // groups,
+    )
     y = scipy.fft.irfft2(yf.reshape((n_batch, c_out) + spectrum), s=size, workers=workers)
-    np.add(y[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw], b[None, :, None, None], out=out)
+    np.add(
+        y[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw], b[None, :, None, None], out=out
+    )

@@ -14,7 +14,6 @@ from numba import njit, prange
 from ._blas import gemm_call
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
-
 #: output channels the direct kernel computes together: every input element it loads feeds this
 #: many accumulators, so the loads per multiply-add drop from ~1 to ~1/4 (register blocking)
 OC_BLOCK = 4
@@ -31,9 +30,32 @@ FLAT_SEGMENT = 512
 # result (fastmath is off, so LLVM may not reassociate). ``inline="always"`` lets the stride-1
 # call sites pass a literal 1, which LLVM folds into unit-stride vector loads.
 
+
 @njit(inline="always", **NJIT_OPTIONS)
-def _taps3_x4(a0, a1, a2, a3, src, j0, sw, c0, dw, n,
-              w00, w01, w02, w10, w11, w12, w20, w21, w22, w30, w31, w32):
+def _taps3_x4(
+    a0,
+    a1,
+    a2,
+    a3,
+    src,
+    j0,
+    sw,
+    c0,
+    dw,
+    n,
+    w00,
+    w01,
+    w02,
+    w10,
+    w11,
+    w12,
+    w20,
+    w21,
+    w22,
+    w30,
+    w31,
+    w32,
+):
     c1 = c0 + dw
     c2 = c1 + dw
     for i in range(n):
@@ -93,8 +115,9 @@ def _taps1_x1(a0, src, j0, sw, c0, n, w0):
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def _accumulate_x4(xp, w, a0, a1, a2, a3, n_img, cin0, o0, o1, o2, o3, row0, row_step, j0, sw, dh, dw,
-                   count):
+def _accumulate_x4(
+    xp, w, a0, a1, a2, a3, n_img, cin0, o0, o1, o2, o3, row0, row_step, j0, sw, dh, dw, count
+):
     """Add every (ci, kh, kw) term to four accumulator runs of output channels ``o0..o3``.
 
     Run element ``i`` reads input element ``row0 + kh * dh * row_step`` (a row of ``xp``'s
@@ -107,15 +130,47 @@ def _accumulate_x4(xp, w, a0, a1, a2, a3, n_img, cin0, o0, o1, o2, o3, row0, row
             start = (row0 + kh * dh) * row_step + j0
             kw = 0
             while kw + 3 <= kw_n:
-                _taps3_x4(a0, a1, a2, a3, plane, start, sw, kw * dw, dw, count,
-                          w[o0, ci, kh, kw], w[o0, ci, kh, kw + 1], w[o0, ci, kh, kw + 2],
-                          w[o1, ci, kh, kw], w[o1, ci, kh, kw + 1], w[o1, ci, kh, kw + 2],
-                          w[o2, ci, kh, kw], w[o2, ci, kh, kw + 1], w[o2, ci, kh, kw + 2],
-                          w[o3, ci, kh, kw], w[o3, ci, kh, kw + 1], w[o3, ci, kh, kw + 2])
+                _taps3_x4(
+                    a0,
+                    a1,
+                    a2,
+                    a3,
+                    plane,
+                    start,
+                    sw,
+                    kw * dw,
+                    dw,
+                    count,
+                    w[o0, ci, kh, kw],
+                    w[o0, ci, kh, kw + 1],
+                    w[o0, ci, kh, kw + 2],
+                    w[o1, ci, kh, kw],
+                    w[o1, ci, kh, kw + 1],
+                    w[o1, ci, kh, kw + 2],
+                    w[o2, ci, kh, kw],
+                    w[o2, ci, kh, kw + 1],
+                    w[o2, ci, kh, kw + 2],
+                    w[o3, ci, kh, kw],
+                    w[o3, ci, kh, kw + 1],
+                    w[o3, ci, kh, kw + 2],
+                )
                 kw += 3
             while kw < kw_n:
-                _taps1_x4(a0, a1, a2, a3, plane, start, sw, kw * dw, count,
-                          w[o0, ci, kh, kw], w[o1, ci, kh, kw], w[o2, ci, kh, kw], w[o3, ci, kh, kw])
+                _taps1_x4(
+                    a0,
+                    a1,
+                    a2,
+                    a3,
+                    plane,
+                    start,
+                    sw,
+                    kw * dw,
+                    count,
+                    w[o0, ci, kh, kw],
+                    w[o1, ci, kh, kw],
+                    w[o2, ci, kh, kw],
+                    w[o3, ci, kh, kw],
+                )
                 kw += 1
 
 
@@ -129,8 +184,18 @@ def _accumulate_x1(xp, w, a0, n_img, cin0, o0, row0, row_step, j0, sw, dh, dw, c
             start = (row0 + kh * dh) * row_step + j0
             kw = 0
             while kw + 3 <= kw_n:
-                _taps3_x1(a0, plane, start, sw, kw * dw, dw, count,
-                          w[o0, ci, kh, kw], w[o0, ci, kh, kw + 1], w[o0, ci, kh, kw + 2])
+                _taps3_x1(
+                    a0,
+                    plane,
+                    start,
+                    sw,
+                    kw * dw,
+                    dw,
+                    count,
+                    w[o0, ci, kh, kw],
+                    w[o0, ci, kh, kw + 1],
+                    w[o0, ci, kh, kw + 2],
+                )
                 kw += 3
             while kw < kw_n:
                 _taps1_x1(a0, plane, start, sw, kw * dw, count, w[o0, ci, kh, kw])
@@ -204,8 +269,27 @@ def _conv2d_direct(xp, w, b, out, sh, sw, dh, dw, groups):
                 for i in range(count):
                     acc[j, i] = bias
             if block == OC_BLOCK:
-                _accumulate_x4(xp, w, acc[0], acc[1], acc[2], acc[3], n, cin0, o0, o1, o2, o3,
-                               0, wp, q0, 1, dh, dw, count)
+                _accumulate_x4(
+                    xp,
+                    w,
+                    acc[0],
+                    acc[1],
+                    acc[2],
+                    acc[3],
+                    n,
+                    cin0,
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    0,
+                    wp,
+                    q0,
+                    1,
+                    dh,
+                    dw,
+                    count,
+                )
             else:
                 _accumulate_x1(xp, w, acc[0], n, cin0, o0, 0, wp, q0, 1, dh, dw, count)
             for j in range(block):
@@ -233,8 +317,27 @@ def _conv2d_direct(xp, w, b, out, sh, sw, dh, dw, groups):
                     r1[i] = b1
                     r2[i] = b2
                     r3[i] = b3
-                _accumulate_x4(xp, w, r0, r1, r2, r3, n, cin0, o0, o1, o2, o3,
-                               row0, xp.shape[3], 0, sw, dh, dw, ow_n)
+                _accumulate_x4(
+                    xp,
+                    w,
+                    r0,
+                    r1,
+                    r2,
+                    r3,
+                    n,
+                    cin0,
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    row0,
+                    xp.shape[3],
+                    0,
+                    sw,
+                    dh,
+                    dw,
+                    ow_n,
+                )
             else:
                 r0 = out[n, o0, oh]
                 b0 = b[o0]
@@ -310,6 +413,7 @@ def _im2col(xp, cols, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n):
 # other ``*_run``/``_rows`` helpers are ordinary (not inlined at Numba's level) functions, which
 # take their arrays without touching the count, and every offset they get is non-negative by
 # construction.
+
 
 @njit(**NJIT_OPTIONS)
 def _zero_run(cols, start, stop):
@@ -391,11 +495,11 @@ def _im2col_block(x, n, c0, c1, cols, ld, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow
     for c in range(c0, c1):
         plane = (n * channels + c) * plane_size
         for kh in range(kh_n):
-            row0 = kh * dh - ph          # input row of output row 0
+            row0 = kh * dh - ph  # input row of output row 0
             for kw in range(kw_n):
                 d = ((c - c0) * kh_n + kh) * kw_n + kw
-                d = d * ld - p0          # cols index of position p is d + p
-                col0 = kw * dw - pw      # input column of output column 0
+                d = d * ld - p0  # cols index of position p is d + p
+                col0 = kw * dw - pw  # input column of output column 0
                 # output columns lo <= ow < hi read inside the image: 0 <= ow * sw + col0 < W
                 lo = min(ow_n, max(0, -(col0 // sw)))
                 hi = max(lo, min(ow_n, -((col0 - w_in) // sw)))
@@ -427,9 +531,18 @@ def _im2col_block(x, n, c0, c1, cols, ld, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow
                         in0 = min(max(full0, -(row0 // sh)), full1)
                         in1 = max(in0, min(full1, -((row0 - h_in) // sh)))
                         _zero_run(cols, d + full0 * ow_n, d + in0 * ow_n)
-                        _copy_rows(cols, d + in0 * ow_n, xf,
-                                   plane + (in0 * sh + row0) * w_in + col0, in1 - in0, ow_n, lo,
-                                   hi, sw, sh * w_in)
+                        _copy_rows(
+                            cols,
+                            d + in0 * ow_n,
+                            xf,
+                            plane + (in0 * sh + row0) * w_in + col0,
+                            in1 - in0,
+                            ow_n,
+                            lo,
+                            hi,
+                            sw,
+                            sh * w_in,
+                        )
                         _zero_run(cols, d + in1 * ow_n, d + full1 * ow_n)
                     if full0 <= oh < full1:
                         continue
@@ -443,8 +556,14 @@ def _im2col_block(x, n, c0, c1, cols, ld, kh_n, kw_n, sh, sw, dh, dw, ph, pw, ow
                     head = min(max(lo, ow0), ow1)
                     stop = max(min(hi, ow1), head)
                     _zero_run(cols, d + q + ow0, d + q + head)
-                    _copy_run(cols, d + q + head, xf, plane + ih * w_in + head * sw + col0,
-                              stop - head, sw)
+                    _copy_run(
+                        cols,
+                        d + q + head,
+                        xf,
+                        plane + ih * w_in + head * sw + col0,
+                        stop - head,
+                        sw,
+                    )
                     _zero_run(cols, d + q + stop, d + q + ow1)
 
 
@@ -457,8 +576,26 @@ def _fill_run(a, start, count, value):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups, block,
-                 k_parts, cols_buf, partial):
+def _im2col_gemm(
+    gemm,
+    x,
+    w2,
+    b,
+    out,
+    kh_n,
+    kw_n,
+    sh,
+    sw,
+    dh,
+    dw,
+    ph,
+    pw,
+    groups,
+    block,
+    k_parts,
+    cols_buf,
+    partial,
+):
     """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
 
     gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
@@ -492,7 +629,7 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
     c_in = x.shape[1]
     c_per_group = c_in // groups
     taps = kh_n * kw_n
-    k_rows = c_per_group * taps          # w2's row length
+    k_rows = c_per_group * taps  # w2's row length
     out_per_group = c_out // groups
     out_flat = out.reshape(-1)
     w_flat = w2.reshape(-1)
@@ -500,8 +637,14 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
     part_flat = partial.reshape(-1)
     total = n_batch * positions
     ranges = n_threads // k_parts
-    in_place = (taps == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
-                and x.shape[2] * x.shape[3] == positions)
+    in_place = (
+        taps == 1
+        and sh == 1
+        and sw == 1
+        and ph == 0
+        and pw == 0
+        and x.shape[2] * x.shape[3] == positions
+    )
     for t in prange(n_threads):
         cols = cols_buf[t]
         part = t % k_parts
@@ -509,8 +652,8 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
         # this part's input channels of each group, and where its products go
         lo = c_per_group * part // k_parts
         hi = c_per_group * (part + 1) // k_parts
-        target = out_flat if part == 0 else part_flat[(part - 1) * out_flat.shape[0]:]
-        beta = 1.0 if part == 0 else 0.0    # onto the bias in out, else into a fresh partial sum
+        target = out_flat if part == 0 else part_flat[(part - 1) * out_flat.shape[0] :]
+        beta = 1.0 if part == 0 else 0.0  # onto the bias in out, else into a fresh partial sum
         q = total * r // ranges
         q_end = total * (r + 1) // ranges
         while q < q_end:
@@ -524,16 +667,44 @@ def _im2col_gemm(gemm, x, w2, b, out, kh_n, kw_n, sh, sw, dh, dw, ph, pw, groups
             for g in range(groups):
                 c0 = g * c_per_group + lo
                 if in_place:
-                    a = x_flat[(n * c_in + c0) * positions + p0:]
+                    a = x_flat[(n * c_in + c0) * positions + p0 :]
                 else:
-                    _im2col_block(x, n, c0, c0 + hi - lo, cols, width, kh_n, kw_n, sh, sw, dh, dw,
-                                  ph, pw, ow_n, p0, p1)
+                    _im2col_block(
+                        x,
+                        n,
+                        c0,
+                        c0 + hi - lo,
+                        cols,
+                        width,
+                        kh_n,
+                        kw_n,
+                        sh,
+                        sw,
+                        dh,
+                        dw,
+                        ph,
+                        pw,
+                        ow_n,
+                        p0,
+                        p1,
+                    )
                     a = cols
-                gemm_call(gemm, "N", "N", width, out_per_group, (hi - lo) * taps, 1.0,
-                          a, positions if in_place else width,
-                          w_flat[g * out_per_group * k_rows + lo * taps:], k_rows,
-                          beta, target[(n * c_out + g * out_per_group) * positions + p0:],
-                          positions)
+                gemm_call(
+                    gemm,
+                    "N",
+                    "N",
+                    width,
+                    out_per_group,
+                    (hi - lo) * taps,
+                    1.0,
+                    a,
+                    positions if in_place else width,
+                    w_flat[g * out_per_group * k_rows + lo * taps :],
+                    k_rows,
+                    beta,
+                    target[(n * c_out + g * out_per_group) * positions + p0 :],
+                    positions,
+                )
             q += width
     if k_parts > 1:
         size = out_flat.shape[0]

@@ -96,16 +96,21 @@ def _deform_im2col(xp, wp, idx, lh, lw, mask, use_mask, cols, p0):
         g = c // c_per_group
         src = xp[c]
         dst = cols[task]
-        ids = idx[g, t, p0:p0 + length]
-        fh = lh[g, t, p0:p0 + length]
-        fw = lw[g, t, p0:p0 + length]
+        ids = idx[g, t, p0 : p0 + length]
+        fh = lh[g, t, p0 : p0 + length]
+        fw = lw[g, t, p0 : p0 + length]
         for q in range(length):
             k = ids[q]
             a = fh[q]
             b = fw[q]
             hh = one - a
             hw = one - b
-            val = hh * hw * src[k] + hh * b * src[k + 1] + a * hw * src[k + wp] + a * b * src[k + wp + 1]
+            val = (
+                hh * hw * src[k]
+                + hh * b * src[k + 1]
+                + a * hw * src[k + wp]
+                + a * b * src[k + wp + 1]
+            )
             if use_mask:
                 val = mask[g, t, p0 + q] * val
             dst[q] = val
@@ -131,9 +136,9 @@ def _deform_col2im(gcols, wp, idx, lh, lw, mask, use_mask, gxp, p0):
         dst = gxp[c]
         for t in range(taps):
             src = gcols[c * taps + t]
-            ids = idx[g, t, p0:p0 + length]
-            fh = lh[g, t, p0:p0 + length]
-            fw = lw[g, t, p0:p0 + length]
+            ids = idx[g, t, p0 : p0 + length]
+            fh = lh[g, t, p0 : p0 + length]
+            fw = lw[g, t, p0 : p0 + length]
             for q in range(length):
                 k = ids[q]
                 a = fh[q]
@@ -149,8 +154,9 @@ def _deform_col2im(gcols, wp, idx, lh, lw, mask, use_mask, gxp, p0):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask, use_mask,
-                       goffset, gmask, p0):
+def _deform_coord_grad(
+    xp, wp, gcols, offset, ybase, xbase, height, width, mask, use_mask, goffset, gmask, p0
+):
     """Gradients with respect to the offsets and the mask, positions ``p0 .. p0 + L - 1``.
 
     xp: (C, Hp*Wp) padded image; gcols: (C*T, L) gradient of the columns; offset: (G, T, 2, P);
@@ -234,8 +240,9 @@ def _deform_coord_grad(xp, wp, gcols, offset, ybase, xbase, height, width, mask,
 
 
 @njit(**NJIT_OPTIONS)
-def _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1,
-                      t0, t1, cols, ld):
+def _sample_tap_major(
+    xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1, t0, t1, cols, ld
+):
     """Columns of positions ``q0 .. q0+nq-1``, taps ``t0 .. t1-1``, channels ``c0 .. c1-1``, in
     (tap, channel) order, from a channels-last image: no gathers, contiguous writes.
 
@@ -279,18 +286,27 @@ def _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, 
                 if use_mask:
                     m = mask[g, t, p]
                     for j in range(n):
-                        cols[d + j] = m * (w1 * xph[b00 + j] + w2 * xph[b01 + j]
-                                           + w3 * xph[b10 + j] + w4 * xph[b11 + j])
+                        cols[d + j] = m * (
+                            w1 * xph[b00 + j]
+                            + w2 * xph[b01 + j]
+                            + w3 * xph[b10 + j]
+                            + w4 * xph[b11 + j]
+                        )
                 else:
                     for j in range(n):
-                        cols[d + j] = (w1 * xph[b00 + j] + w2 * xph[b01 + j]
-                                       + w3 * xph[b10 + j] + w4 * xph[b11 + j])
+                        cols[d + j] = (
+                            w1 * xph[b00 + j]
+                            + w2 * xph[b01 + j]
+                            + w3 * xph[b10 + j]
+                            + w4 * xph[b11 + j]
+                        )
                 s0 = s1
 
 
 @njit(**NJIT_OPTIONS)
-def _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1,
-                          tmp, cols, ld):
+def _sample_channel_major(
+    xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0, nq, c0, c1, tmp, cols, ld
+):
     """Columns of positions ``q0 .. q0+nq-1``, all taps, channels ``c0 .. c1-1``, in the weight's
     own (channel, tap) order: row ``q`` (``ld`` apart) of the flat ``cols`` gets the sample of
     channel ``c`` and tap ``t`` at ``(c - c0) * T + t``.
@@ -303,11 +319,28 @@ def _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_
     """
     taps = idx.shape[1]
     width = c1 - c0
-    samples = tmp[:taps * width].reshape((taps, width))
+    samples = tmp[: taps * width].reshape((taps, width))
     for qq in range(nq):
-        _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og, q0 + qq, 1,
-                          c0, c1, 0, taps, tmp, 0)
-        row = cols[qq * ld:qq * ld + width * taps].reshape((width, taps))
+        _sample_tap_major(
+            xph,
+            channels,
+            wp,
+            idx,
+            lh,
+            lw,
+            mask,
+            use_mask,
+            c_per_og,
+            q0 + qq,
+            1,
+            c0,
+            c1,
+            0,
+            taps,
+            tmp,
+            0,
+        )
+        row = cols[qq * ld : qq * ld + width * taps].reshape((width, taps))
         if taps == 9:
             for j in range(width):
                 for t in range(9):
@@ -319,9 +352,29 @@ def _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
-                         w2, tap_major, groups, bias, has_bias, out, block, chunk, k_parts, partial,
-                         cols_buf, tmp_buf):
+def _deform_conv_forward(
+    gemm,
+    xph,
+    channels,
+    wp,
+    idx,
+    lh,
+    lw,
+    mask,
+    use_mask,
+    w2,
+    tap_major,
+    groups,
+    bias,
+    has_bias,
+    out,
+    block,
+    chunk,
+    k_parts,
+    partial,
+    cols_buf,
+    tmp_buf,
+):
     """One image of the forward pass: every thread samples and multiplies its own work items.
 
     xph: (Hp*Wp*C,) the padded channels-last image, flat, ``wp`` its row length; idx, lh, lw,
@@ -377,26 +430,71 @@ def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
                         t1 = min(taps, t0 + chunk)
                         k0 = t0 * c_per_group
                         kc = (t1 - t0) * c_per_group
-                        _sample_tap_major(xph, channels, wp, idx, lh, lw, mask, use_mask, c_per_og,
-                                          q0, nq, c_first, c_first + c_per_group, t0, t1, cols, ld)
+                        _sample_tap_major(
+                            xph,
+                            channels,
+                            wp,
+                            idx,
+                            lh,
+                            lw,
+                            mask,
+                            use_mask,
+                            c_per_og,
+                            q0,
+                            nq,
+                            c_first,
+                            c_first + c_per_group,
+                            t0,
+                            t1,
+                            cols,
+                            ld,
+                        )
                     else:
                         c0 = c_first + ci * chunk
                         c1 = min(c_first + c_per_group, c0 + chunk)
                         k0 = (c0 - c_first) * taps
                         kc = (c1 - c0) * taps
-                        _sample_channel_major(xph, channels, wp, idx, lh, lw, mask, use_mask,
-                                              c_per_og, q0, nq, c0, c1, tmp, cols, ld)
-                    gemm_call(gemm, "T", "N", nq, out_per_group, kc, 1.0, cols, ld,
-                              w_flat[gw * out_per_group * k_rows + k0:], k_rows,
-                              0.0 if ci == first else 1.0,
-                              target[gw * out_per_group * positions + q0:], positions)
+                        _sample_channel_major(
+                            xph,
+                            channels,
+                            wp,
+                            idx,
+                            lh,
+                            lw,
+                            mask,
+                            use_mask,
+                            c_per_og,
+                            q0,
+                            nq,
+                            c0,
+                            c1,
+                            tmp,
+                            cols,
+                            ld,
+                        )
+                    gemm_call(
+                        gemm,
+                        "T",
+                        "N",
+                        nq,
+                        out_per_group,
+                        kc,
+                        1.0,
+                        cols,
+                        ld,
+                        w_flat[gw * out_per_group * k_rows + k0 :],
+                        k_rows,
+                        0.0 if ci == first else 1.0,
+                        target[gw * out_per_group * positions + q0 :],
+                        positions,
+                    )
             if has_bias and k_parts == 1:
                 for o in range(c_out):
                     b = bias[o]
-                    dst = out[o, q0:q0 + nq]
+                    dst = out[o, q0 : q0 + nq]
                     for j in range(nq):
                         dst[j] += b
-    if k_parts > 1:   # serial: one pass over the (small) output of a layer with few positions
+    if k_parts > 1:  # serial: one pass over the (small) output of a layer with few positions
         for o in range(c_out):
             dst = out[o]
             for j in range(1, k_parts):
@@ -409,10 +507,10 @@ def _deform_conv_forward(gemm, xph, channels, wp, idx, lh, lw, mask, use_mask,
                     dst[q] += b
 
 
-
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _deform_backward_products(gemm, n_threads, grad, p0, length, cols, w2, groups,
-                              grad_w2, grad_cols):
+def _deform_backward_products(
+    gemm, n_threads, grad, p0, length, cols, w2, groups, grad_w2, grad_cols
+):
     """The two matrix products of the backward pass for one tile of positions.
 
     grad: (C_out, P) the output gradient of one image, of which positions ``p0 .. p0+length-1``
@@ -447,13 +545,37 @@ def _deform_backward_products(gemm, n_threads, grad, p0, length, cols, w2, group
         r1 = k_rows * (th + 1) // n_threads
         for g in range(groups):
             first = g * out_per_group
-            if o1 > o0:   # grad_w2[first+o0 : first+o1] += grad[...] @ cols[rows of g].T
-                gemm_call(gemm, "T", "N", k_rows, o1 - o0, length, 1.0,
-                          c_flat[g * k_rows * ld:], ld,
-                          g_flat[(first + o0) * positions + p0:], positions,
-                          1.0, gw_flat[(first + o0) * k_rows:], k_rows)
-            if r1 > r0:   # grad_cols[rows r0:r1 of g] = w2[o of g, r0:r1].T @ grad[o of g]
-                gemm_call(gemm, "N", "T", length, r1 - r0, out_per_group, 1.0,
-                          g_flat[first * positions + p0:], positions,
-                          w_flat[first * k_rows + r0:], k_rows,
-                          0.0, gc_flat[(g * k_rows + r0) * ld:], ld)
+            if o1 > o0:  # grad_w2[first+o0 : first+o1] += grad[...] @ cols[rows of g].T
+                gemm_call(
+                    gemm,
+                    "T",
+                    "N",
+                    k_rows,
+                    o1 - o0,
+                    length,
+                    1.0,
+                    c_flat[g * k_rows * ld :],
+                    ld,
+                    g_flat[(first + o0) * positions + p0 :],
+                    positions,
+                    1.0,
+                    gw_flat[(first + o0) * k_rows :],
+                    k_rows,
+                )
+            if r1 > r0:  # grad_cols[rows r0:r1 of g] = w2[o of g, r0:r1].T @ grad[o of g]
+                gemm_call(
+                    gemm,
+                    "N",
+                    "T",
+                    length,
+                    r1 - r0,
+                    out_per_group,
+                    1.0,
+                    g_flat[first * positions + p0 :],
+                    positions,
+                    w_flat[first * k_rows + r0 :],
+                    k_rows,
+                    0.0,
+                    gc_flat[(g * k_rows + r0) * ld :],
+                    ld,
+                )

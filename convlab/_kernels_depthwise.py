@@ -58,6 +58,7 @@ __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
 # --- 2-D -----------------------------------------------------------------------------------------
 
+
 @njit(**NJIT_OPTIONS)
 def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols):
     """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf`` (flat).
@@ -109,9 +110,21 @@ def _rows_3x3(buf, k, bias, dst, cols, offset):
     w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
     for r in range(oh_n):
         base = r * cols
-        o00, o01, o02 = uint64(base + offset[0, 0]), uint64(base + offset[0, 1]), uint64(base + offset[0, 2])
-        o10, o11, o12 = uint64(base + offset[1, 0]), uint64(base + offset[1, 1]), uint64(base + offset[1, 2])
-        o20, o21, o22 = uint64(base + offset[2, 0]), uint64(base + offset[2, 1]), uint64(base + offset[2, 2])
+        o00, o01, o02 = (
+            uint64(base + offset[0, 0]),
+            uint64(base + offset[0, 1]),
+            uint64(base + offset[0, 2]),
+        )
+        o10, o11, o12 = (
+            uint64(base + offset[1, 0]),
+            uint64(base + offset[1, 1]),
+            uint64(base + offset[1, 2]),
+        )
+        o20, o21, o22 = (
+            uint64(base + offset[2, 0]),
+            uint64(base + offset[2, 1]),
+            uint64(base + offset[2, 2]),
+        )
         for j in range(uint64(ow_n)):
             acc = bias
             acc += w00 * buf[o00 + j]
@@ -256,6 +269,7 @@ def _conv2d_depthwise(x, w, b, out, sh, sw, dh, dw, ph=0, pw=0, rowwise_min=-1):
 
 # --- 3-D -----------------------------------------------------------------------------------------
 
+
 # inline="always": a row update is called once per (output row, kernel row), and on the short rows
 # of late layers (14 or 28 outputs) the call itself cost as much as the arithmetic.
 @njit(inline="always", **NJIT_OPTIONS)
@@ -345,8 +359,9 @@ def _conv3d_depthwise(xp, w, b, out, sd, sh, sw, dd, dh, dw):
                         _row_taps(dst, src[od * sd + kd * dd, oh * sh + kh * dh], k[kd, kh], sw, dw)
 
 
-def conv2d_generic_grouped(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                           padding_mode="zeros"):
+def conv2d_generic_grouped(
+    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
     """:func:`convlab.conv2d` forced onto the generic grouped kernel, for benchmarks and tests.
 
     ``convlab.conv2d`` sends depthwise layers (``groups == C_in``) to the dedicated kernel of this
@@ -392,8 +407,9 @@ def conv2d_generic_grouped(input, weight, bias=None, stride=1, padding=0, dilati
     return _finish(p, out)
 
 
-def conv2d_per_group(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                     padding_mode="zeros"):
+def conv2d_per_group(
+    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
     """A grouped convolution as ``groups`` separate :func:`convlab.conv2d` calls, concatenated.
 
     Group ``g`` convolves input channels ``g*C_in/G ... (g+1)*C_in/G - 1`` with output filters
@@ -439,8 +455,8 @@ def conv2d_per_group(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     axis = x.ndim - 3  # the channel axis of (N, C, H, W) or (C, H, W)
     parts = []
     for g in range(p.groups):
-        xg = x[:, g * c_in_g:(g + 1) * c_in_g] if axis == 1 else x[g * c_in_g:(g + 1) * c_in_g]
-        wg = w[g * c_out_g:(g + 1) * c_out_g]
-        bg = None if b is None else b[g * c_out_g:(g + 1) * c_out_g]
+        xg = x[:, g * c_in_g : (g + 1) * c_in_g] if axis == 1 else x[g * c_in_g : (g + 1) * c_in_g]
+        wg = w[g * c_out_g : (g + 1) * c_out_g]
+        bg = None if b is None else b[g * c_out_g : (g + 1) * c_out_g]
         parts.append(conv2d(xg, wg, bg, stride, padding, dilation, 1, padding_mode))
     return np.concatenate(parts, axis=axis)

@@ -48,10 +48,10 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
                     for kw in range(kw_n):
                         wv = wd[m, 0, kh, kw]
                         col0 = kw * dw
-                        seg = dst[base:base + ow_n]
+                        seg = dst[base : base + ow_n]
                         if sw == 1:
                             # unit-stride indices: LLVM vectorises this loop
-                            win = line[col0:col0 + ow_n]
+                            win = line[col0 : col0 + ow_n]
                             for ow in range(ow_n):
                                 seg[ow] += wv * win[ow]
                         else:
@@ -63,10 +63,10 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
         start = oh0 * ow_n
         co = 0
         while co + 4 <= c_out:
-            d0 = out[n, co].reshape(oh_n * ow_n)[start:start + width]
-            d1 = out[n, co + 1].reshape(oh_n * ow_n)[start:start + width]
-            d2 = out[n, co + 2].reshape(oh_n * ow_n)[start:start + width]
-            d3 = out[n, co + 3].reshape(oh_n * ow_n)[start:start + width]
+            d0 = out[n, co].reshape(oh_n * ow_n)[start : start + width]
+            d1 = out[n, co + 1].reshape(oh_n * ow_n)[start : start + width]
+            d2 = out[n, co + 2].reshape(oh_n * ow_n)[start : start + width]
+            d3 = out[n, co + 3].reshape(oh_n * ow_n)[start : start + width]
             b0, b1, b2, b3 = bp[co], bp[co + 1], bp[co + 2], bp[co + 3]
             for i in range(width):
                 d0[i] = b0
@@ -84,7 +84,7 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
                     d3[i] += w3 * v
             co += 4
         while co < c_out:
-            d0 = out[n, co].reshape(oh_n * ow_n)[start:start + width]
+            d0 = out[n, co].reshape(oh_n * ow_n)[start : start + width]
             b0 = bp[co]
             for i in range(width):
                 d0[i] = b0

@@ -86,7 +86,7 @@ def _conv_transpose2d_phases(x, w, b, out, sh, sw, ph, pw, dh, dw, groups):
                     wv = w[ci, ocl, kh, kw]
                     phase = buf[rh, rw]
                     for ih in range(h_n):
-                        dst = phase[ih + qh0, qw0:qw0 + w_n]
+                        dst = phase[ih + qh0, qw0 : qw0 + w_n]
                         row = src[ih]
                         for iw in range(w_n):
                             dst[iw] += wv * row[iw]
@@ -151,7 +151,7 @@ def _conv_transpose3d_scatter(x, w, b, out, sd, sh, sw, pd, ph, pw, dd, dh, dw, 
                         last = (iw1 - 1) * sw + off_w
                         for i_d in range(id0, id1):
                             for ih in range(ih0, ih1):
-                                dst = vol[i_d * sd + off_d, ih * sh + off_h, first:last + 1:sw]
+                                dst = vol[i_d * sd + off_d, ih * sh + off_h, first : last + 1 : sw]
                                 row = src[i_d, ih, iw0:iw1]
                                 for j in range(iw1 - iw0):
                                     dst[j] += wv * row[j]
@@ -196,14 +196,16 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
                 first = iw0 * sw + off_w
                 last = (iw1 - 1) * sw + off_w
                 for ih in range(ih0, ih1):
-                    dst = plane[ih * sh + off_h, first:last + 1:sw]
-                    row = src[ih * w_n + iw0:ih * w_n + iw1]
+                    dst = plane[ih * sh + off_h, first : last + 1 : sw]
+                    row = src[ih * w_n + iw0 : ih * w_n + iw1]
                     for j in range(iw1 - iw0):
                         dst[j] += row[j]
 
 
 @njit(**NJIT_OPTIONS)
-def _fold_transposed3d(cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n):
+def _fold_transposed3d(
+    cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n
+):
     """:func:`_fold_transposed2d` in 3-D (serial for the same reason).
 
     cols: (C_out*KD*KH*KW, N, D*H*W); out: (N, C_out, OD, OH, OW).
@@ -237,9 +239,9 @@ def _fold_transposed3d(cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, d
                     last = (iw1 - 1) * sw + off_w
                     for i_d in range(id0, id1):
                         for ih in range(ih0, ih1):
-                            dst = vol[i_d * sd + off_d, ih * sh + off_h, first:last + 1:sw]
+                            dst = vol[i_d * sd + off_d, ih * sh + off_h, first : last + 1 : sw]
                             base = (i_d * h_n + ih) * w_n
-                            row = src[base + iw0:base + iw1]
+                            row = src[base + iw0 : base + iw1]
                             for j in range(iw1 - iw0):
                                 dst[j] += row[j]
 
@@ -273,7 +275,7 @@ def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
                     src = xp[n, cin]
                     gplane = grad_out[n, oc]
                     for oh in range(oh_n):
-                        seg = src[oh * sh + kh * dh, col0:col0 + (ow_n - 1) * sw + 1:sw]
+                        seg = src[oh * sh + kh * dh, col0 : col0 + (ow_n - 1) * sw + 1 : sw]
                         grow = gplane[oh]
                         for ow in range(ow_n):
                             acc[ow] += np.float64(grow[ow]) * seg[ow]
@@ -284,7 +286,12 @@ def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
 def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
     """:func:`_conv2d_weight_grad` in 3-D: xp (N, C_in, Dp, Hp, Wp), grad_out (N, C_out, OD, OH, OW)."""
     c_out, c_per_group, kd_n, kh_n, kw_n = grad_w.shape
-    n_batch, od_n, oh_n, ow_n = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3], grad_out.shape[4]
+    n_batch, od_n, oh_n, ow_n = (
+        grad_out.shape[0],
+        grad_out.shape[2],
+        grad_out.shape[3],
+        grad_out.shape[4],
+    )
     out_per_group = c_out // groups
     for task in prange(c_out * c_per_group):
         oc = task // c_per_group
@@ -302,7 +309,11 @@ def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
                         gvol = grad_out[n, oc]
                         for od in range(od_n):
                             for oh in range(oh_n):
-                                seg = src[od * sd + kd * dd, oh * sh + kh * dh, col0:col0 + (ow_n - 1) * sw + 1:sw]
+                                seg = src[
+                                    od * sd + kd * dd,
+                                    oh * sh + kh * dh,
+                                    col0 : col0 + (ow_n - 1) * sw + 1 : sw,
+                                ]
                                 grow = gvol[od, oh]
                                 for ow in range(ow_n):
                                     acc[ow] += np.float64(grow[ow]) * seg[ow]
@@ -343,7 +354,19 @@ def _gemm_columns(gemm, x2, w2, cols, groups, n_threads):
             w_off = lo if by_rows else 0
             c_off = lo * m_total if by_rows else lo
             for g in range(groups):
-                gemm_call(gemm, "N", "T", m, n, in_per_group, 1.0,
-                          x_flat[g * in_per_group * m_total + x_off:], m_total,
-                          w_flat[g * in_per_group * rows + w_off:], rows,
-                          0.0, c_flat[g * rows * m_total + c_off:], m_total)
+                gemm_call(
+                    gemm,
+                    "N",
+                    "T",
+                    m,
+                    n,
+                    in_per_group,
+                    1.0,
+                    x_flat[g * in_per_group * m_total + x_off :],
+                    m_total,
+                    w_flat[g * in_per_group * rows + w_off :],
+                    rows,
+                    0.0,
+                    c_flat[g * rows * m_total + c_off :],
+                    m_total,
+                )

@@ -62,6 +62,7 @@ from numba import njit, prange
 from ._blas import one_blas_thread
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
+# fmt: off
 #: F(2, 3) input transform B^T (4 x 4), Lavin & Gray (2016), eq. (8)
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
@@ -75,6 +76,7 @@ G = np.array([[1, 0, 0],
 #: F(2, 3) output transform A^T (2 x 4)
 AT = np.array([[1, 1, 1, 0],
                [0, 1, -1, -1]], dtype=np.float64)
+# fmt: on
 
 #: output tile size m, filter size r and input tile size alpha = m + r - 1 of F(m x m, r x r)
 TILE, TAPS, ALPHA = 2, 3, 4
@@ -125,8 +127,9 @@ def split_launch(kernel, n_tasks, *args):
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                       thread_name_prefix="convlab")
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1), thread_name_prefix="convlab"
+            )
         pool = _POOL
     bounds = [n_tasks * i // threads for i in range(threads + 1)]
     futures = [pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
@@ -226,8 +229,8 @@ def _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, c0, c
     is row ``ti = r % th_n`` of image ``n = r // th_n``, and tile ``(ti, tj)`` has its top-left
     element at padded position ``(2 ti, 2 tj)``. v: (16, C, >= (r1 - r0) tw_n), overwritten;
     ``v[4 i + j, c, p]`` is entry ``(i, j)`` of the transformed tile ``p = (r - r0) tw_n + tj``
-    of channel ``c``; only the channels ``c0 <= c < c1`` are done. ``even`` and ``odd`` are scratch, each at least
-    (2 min(th_n, r1 - r0) + 2, tw_n + 1).
+    of channel ``c``; only the channels ``c0 <= c < c1`` are done. ``even`` and ``odd`` are
+    scratch, each at least (2 min(th_n, r1 - r0) + 2, tw_n + 1).
 
     Tiles overlap by two columns and step by two, so a direct loop over tiles reads every row
     with stride 2 and LLVM does not vectorise it. The padded rows a run of tile rows needs are
@@ -242,7 +245,7 @@ def _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, c0, c
         while r < r1:
             n = r // th_n
             first = r % th_n
-            stop = min(r1, (n + 1) * th_n)     # tile rows r ... stop - 1 are in image n
+            stop = min(r1, (n + 1) * th_n)  # tile rows r ... stop - 1 are in image n
             # padded rows 2 first ... 2 (first + stop - r) + 1, split into even and odd columns.
             # x is indexed in full, never sliced: a view of an array all threads share updates
             # its reference count atomically, and two cores doing that in a loop lose most of
@@ -406,16 +409,19 @@ def _winograd_fused(x, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_b
         for r0 in range(lo, hi, rows_per_block):
             r1 = min(hi, r0 + rows_per_block)
             cols = _block_columns((r1 - r0) * tw_n, c_in, c_out, x.itemsize)
-            v = v_buf[t, :ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
-            m = m_buf[t, :ALPHA * ALPHA * c_out * cols].reshape((ALPHA * ALPHA, c_out, cols))
+            v = v_buf[t, : ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
+            m = m_buf[t, : ALPHA * ALPHA * c_out * cols].reshape((ALPHA * ALPHA, c_out, cols))
             _winograd_input_transform(x, v, th_n, tw_n, r0, r1, ph, pw, even, odd, 0, c_in)
-            v[:, :, (r1 - r0) * tw_n:] = 0
+            v[:, :, (r1 - r0) * tw_n :] = 0
             for k in range(ALPHA * ALPHA):
                 for g in range(groups):
                     o0 = g * out_per_group
                     i0 = g * c_per_group
-                    np.dot(u[k, o0:o0 + out_per_group], v[k, i0:i0 + c_per_group],
-                           m[k, o0:o0 + out_per_group])
+                    np.dot(
+                        u[k, o0 : o0 + out_per_group],
+                        v[k, i0 : i0 + c_per_group],
+                        m[k, o0 : o0 + out_per_group],
+                    )
             total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, 0)
     return total
 
@@ -426,9 +432,10 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
 
     First the threads (``prange`` over ``u_buf.shape[0]``) share out the input channels and
     transform every tile into the common ``v`` (16, C_in, tiles) in ``v_buf``. Then thread ``t``
-    owns a contiguous range of output channels and walks it in blocks of ``o_block``: filter transform of the block's filters into its ``u``
-    (:func:`_transform_filters`), 16 GEMMs per group into its ``m``, output transform. A block's U
-    is used while it is in cache and never shared, so no thread reads what another wrote, and the
+    owns a contiguous range of output channels and walks it in blocks of ``o_block``: filter
+    transform of the block's filters into its ``u`` (:func:`_transform_filters`), 16 GEMMs per
+    group into its ``m``, output transform. A block's U is used while it is in cache and never
+    shared, so no thread reads what another wrote, and the
     filter transform needs no separate parallel pass over all filters (at 256 x 256 channels that
     pass moves 4 MB through memory). Returns the sum of all outputs, as :func:`_winograd_fused`.
     """
@@ -441,7 +448,7 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
     tiles = rows * tw_n
     cols = _block_columns(tiles, c_in, o_block, x.itemsize)
     u_stride = u_buf.shape[1] // (ALPHA * ALPHA)
-    v = v_buf[:ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
+    v = v_buf[: ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
     # first every thread transforms a share of the input channels (the GEMMs below need all)
     for t in prange(n_threads):
         even = np.empty((2 * th_n + 2, tw_n + 1), dtype=x.dtype)
@@ -458,7 +465,7 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
         for o0 in range(o_lo, o_hi, o_block):
             o1 = min(o_hi, o0 + o_block)
             _transform_filters(g, u, o0 * c_per_group, o1 * c_per_group)
-            m = m_buf[t, :ALPHA * ALPHA * (o1 - o0) * cols].reshape((ALPHA * ALPHA, o1 - o0, cols))
+            m = m_buf[t, : ALPHA * ALPHA * (o1 - o0) * cols].reshape((ALPHA * ALPHA, o1 - o0, cols))
             for k in range(ALPHA * ALPHA):
                 # the block's channels, one piece per group they belong to
                 a = o0
@@ -466,9 +473,13 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
                     gi = a // out_per_group
                     e = min(o1, (gi + 1) * out_per_group)
                     i0 = gi * c_per_group
-                    np.dot(u[k, (a - o0) * c_per_group:(e - o0) * c_per_group].reshape(
-                               (e - a, c_per_group)),
-                           v[k, i0:i0 + c_per_group], m[k, a - o0:e - o0])
+                    np.dot(
+                        u[k, (a - o0) * c_per_group : (e - o0) * c_per_group].reshape(
+                            (e - a, c_per_group)
+                        ),
+                        v[k, i0 : i0 + c_per_group],
+                        m[k, a - o0 : e - o0],
+                    )
                     a = e
             total += _winograd_output_transform(m, b, out, th_n, tw_n, 0, rows, o0)
     return total
@@ -484,8 +495,9 @@ def _block_columns(tiles, c_in, c_out, itemsize):
     than with 56-tile ones. An odd column count fixes it whenever ``C * itemsize`` is not itself a
     multiple of 4 KiB (then nothing would). The extra column is zeroed and its products dropped.
     """
-    if tiles % 2 == 0 and ((c_in * tiles * itemsize) % 4096 == 0
-                           or (c_out * tiles * itemsize) % 4096 == 0):
+    if tiles % 2 == 0 and (
+        (c_in * tiles * itemsize) % 4096 == 0 or (c_out * tiles * itemsize) % 4096 == 0
+    ):
         return tiles + 1
     return tiles
 
@@ -537,15 +549,18 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
         o_block = max(1, min(-(-c_out // threads), U_BLOCK_BYTES // per_filter))
         cols = rows * tw_n + 1
         u_stride = o_block * c_per_group
-        if (u_stride * x.itemsize) % 4096 == 0:   # 16 rows written in lockstep: no 4K aliasing
+        if (u_stride * x.itemsize) % 4096 == 0:  # 16 rows written in lockstep: no 4K aliasing
             u_stride += 16
         v_buf = workspace("winograd_v", (ALPHA * ALPHA * c_in * cols,), x.dtype)
         u_buf = workspace("winograd_u", (threads, ALPHA * ALPHA * u_stride), x.dtype)
         m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * o_block * cols), x.dtype)
         with parallel_launch(), one_blas_thread():
-            return _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf,
-                                         m_buf, ph, pw)
-    u = winograd_weight_transform(w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype))
+            return _winograd_by_channels(
+                x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf, m_buf, ph, pw
+            )
+    u = winograd_weight_transform(
+        w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype)
+    )
     threads = max(1, min(numba.get_num_threads(), rows))
     rpb = _rows_per_block(th_n, tw_n, c_in, c_out, x.itemsize, rows, threads)
     cols = rpb * tw_n + 1

@@ -18,19 +18,33 @@ import numpy as np
 
 from . import _kernels
 from ._args import check_rank, float_array, ntuple
-from ._fft import conv2d_fft
 from ._blas import blas_gemm, one_blas_thread
+from ._fft import conv2d_fft
 from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
 from .shapes import conv_output_size
 
-__all__ = ["im2col", "col2im", "im2col_buffer_nbytes", "im2col_workspace_nbytes", "conv2d_im2col", "conv2d_winograd", "conv2d_fft",
-           "check_winograd", "pad_input"]
+__all__ = [
+    "im2col",
+    "col2im",
+    "im2col_buffer_nbytes",
+    "im2col_workspace_nbytes",
+    "conv2d_im2col",
+    "conv2d_winograd",
+    "conv2d_fft",
+    "check_winograd",
+    "pad_input",
+]
 
 
 # np.pad's names for PyTorch's padding modes (torch.nn.ConvNd pads with F.pad, whose 'replicate'
 # is NumPy's 'edge' and whose 'circular' is NumPy's 'wrap').
-_NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NUMPY_PAD_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 
 def pad_input(x, pairs, padding_mode, scratch=None):
@@ -47,8 +61,9 @@ def pad_input(x, pairs, padding_mode, scratch=None):
     if all(before == 0 and after == 0 for before, after in pairs):
         return x
     if scratch is not None and padding_mode == "zeros":
-        shape = x.shape[:2] + tuple(size + before + after
-                                    for size, (before, after) in zip(x.shape[2:], pairs))
+        shape = x.shape[:2] + tuple(
+            size + before + after for size, (before, after) in zip(x.shape[2:], pairs, strict=True)
+        )
         xp = workspace(scratch, shape, x.dtype)
         inside = [slice(None), slice(None)]
         for axis, (before, after) in enumerate(pairs, start=2):
@@ -115,7 +130,9 @@ def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     cols = np.empty((x.shape[0], x.shape[1] * ks[0] * ks[1], oh * ow), dtype=x.dtype)
     if cols.size:
         with parallel_launch():
-            _kernels._im2col(np.ascontiguousarray(xp), cols, ks[0], ks[1], ss[0], ss[1], ds[0], ds[1], oh, ow)
+            _kernels._im2col(
+                np.ascontiguousarray(xp), cols, ks[0], ks[1], ss[0], ss[1], ds[0], ds[1], oh, ow
+            )
     return cols[0] if unbatched else cols
 
 
@@ -167,7 +184,7 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if outp.size and c.size:
         with parallel_launch():
             _kernels._col2im(c, outp, ks[0], ks[1], ss[0], ss[1], ds[0], ds[1], oh, ow)
-    out = outp[:, :, ps[0]:ps[0] + size[0], ps[1]:ps[1] + size[1]]
+    out = outp[:, :, ps[0] : ps[0] + size[0], ps[1] : ps[1] + size[1]]
     out = np.ascontiguousarray(out)
     return out[0] if unbatched else out
 
@@ -194,31 +211,61 @@ def conv2d_im2col(x, w, b, out, stride, dilation, groups, padding=(0, 0)):
     c_out, c_per_group, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]
     w2 = np.ascontiguousarray(w.reshape(c_out, c_per_group * kh * kw))
-    in_place = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(padding)
-                and (oh, ow) == x.shape[2:])
-    threads, block, k_parts, k_rows = _im2col_plan(n_batch, x.shape[1], c_out, (kh, kw), (oh, ow),
-                                                   x.itemsize, groups, numba.get_num_threads(),
-                                                   in_place)
+    in_place = (
+        (kh, kw) == (1, 1)
+        and tuple(stride) == (1, 1)
+        and not any(padding)
+        and (oh, ow) == x.shape[2:]
+    )
+    threads, block, k_parts, k_rows = _im2col_plan(
+        n_batch,
+        x.shape[1],
+        c_out,
+        (kh, kw),
+        (oh, ow),
+        x.itemsize,
+        groups,
+        numba.get_num_threads(),
+        in_place,
+    )
     cols_size = threads * k_rows * block
-    if k_parts > 1:   # the partial sums after the columns, in the same reused buffer
+    if k_parts > 1:  # the partial sums after the columns, in the same reused buffer
         buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), x.dtype)
         partial = buf[cols_size:].reshape(k_parts - 1, out.size)
     else:
         buf = workspace("im2col", (cols_size,), x.dtype)
-        partial = _NO_PARTIAL[x.dtype]      # conv2d's inputs are float32 or float64
+        partial = _NO_PARTIAL[x.dtype]  # conv2d's inputs are float32 or float64
     cols_buf = buf[:cols_size].reshape(threads, k_rows * block)
     with parallel_launch(), one_blas_thread():
-        _kernels._im2col_gemm(blas_gemm(x.dtype), np.ascontiguousarray(x), w2, b, out, kh, kw,
-                              stride[0], stride[1], dilation[0], dilation[1], padding[0],
-                              padding[1], groups, block, k_parts, cols_buf, partial)
+        _kernels._im2col_gemm(
+            blas_gemm(x.dtype),
+            np.ascontiguousarray(x),
+            w2,
+            b,
+            out,
+            kh,
+            kw,
+            stride[0],
+            stride[1],
+            dilation[0],
+            dilation[1],
+            padding[0],
+            padding[1],
+            groups,
+            block,
+            k_parts,
+            cols_buf,
+            partial,
+        )
 
 
 # what conv2d_im2col passes as the (unused) partial sums when the threads split the positions
 _NO_PARTIAL = {np.dtype(t): np.empty((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
-def _im2col_plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups=1, threads=None,
-                 in_place=False):
+def _im2col_plan(
+    batch, c_in, c_out, kernel_size, output_size, itemsize, groups=1, threads=None, in_place=False
+):
     """(threads, block, k_parts, k_rows) of :func:`conv2d_im2col`.
 
     ``block``: positions per block; ``k_parts``: parts of each group's input channels (split-K,
@@ -228,13 +275,35 @@ def _im2col_plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups=
     """
     if threads is None:
         threads = numba.get_num_threads()
-    return _plan(batch, c_in, c_out, tuple(kernel_size), tuple(output_size), itemsize, groups,
-                 threads, in_place, IM2COL_MIN_BLOCK, IM2COL_BLOCK_BYTES)
+    return _plan(
+        batch,
+        c_in,
+        c_out,
+        tuple(kernel_size),
+        tuple(output_size),
+        itemsize,
+        groups,
+        threads,
+        in_place,
+        IM2COL_MIN_BLOCK,
+        IM2COL_BLOCK_BYTES,
+    )
 
 
 @functools.lru_cache(maxsize=256)
-def _plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads, in_place,
-          min_block, block_bytes):
+def _plan(
+    batch,
+    c_in,
+    c_out,
+    kernel_size,
+    output_size,
+    itemsize,
+    groups,
+    threads,
+    in_place,
+    min_block,
+    block_bytes,
+):
     # cached: this arithmetic was a microsecond of every call's serial Python time
     total = batch * math.prod(output_size)
     taps = math.prod(kernel_size)
@@ -251,8 +320,9 @@ def _plan(batch, c_in, c_out, kernel_size, output_size, itemsize, groups, thread
     return threads, min(block, -(-total // (threads // k_parts))), k_parts, k_rows
 
 
-def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None,
-                            groups=1):
+def im2col_workspace_nbytes(
+    batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None, groups=1
+):
     """Bytes of the buffers :func:`convlab.conv2d`'s im2col path allocates.
 
     ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
@@ -273,8 +343,9 @@ def im2col_workspace_nbytes(batch, c_in, c_out, kernel_size, output_size, itemsi
     >>> im2col_workspace_nbytes(1, 256, 256, (3, 3), (14, 14), 4, threads=2) / 2**20  # split-K
     1.9140625
     """
-    threads, block, k_parts, k_rows = _im2col_plan(batch, c_in, c_out, kernel_size, output_size,
-                                                   itemsize, groups, threads)
+    threads, block, k_parts, k_rows = _im2col_plan(
+        batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
+    )
     partial = (k_parts - 1) * batch * c_out * math.prod(output_size)
     return (threads * k_rows * block + partial) * itemsize
 

@@ -32,6 +32,7 @@ above 1 convlab is faster. PyTorch is optional; without it the ratio column is e
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import os
@@ -49,8 +50,20 @@ from numba import njit, prange
 from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
 from .shapes import conv_output_size, count_macs
 
-__all__ = ["Layer", "LAYERS", "LAYER_SETS", "ALGORITHMS", "run_benchmark", "benchmark_in_process",
-           "measure_peak", "measure_bandwidth", "machine_info", "summarize", "format_table", "main"]
+__all__ = [
+    "Layer",
+    "LAYERS",
+    "LAYER_SETS",
+    "ALGORITHMS",
+    "run_benchmark",
+    "benchmark_in_process",
+    "measure_peak",
+    "measure_bandwidth",
+    "machine_info",
+    "summarize",
+    "format_table",
+    "main",
+]
 
 #: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
@@ -71,11 +84,22 @@ SETTLE_SECONDS = 0.0
 class Layer:
     """One convolution layer to time: float32 input (N, C_in, H, W), weight and bias."""
 
-    __slots__ = ("name", "batch", "c_in", "c_out", "size", "kernel", "stride", "padding", "groups",
-                 "kind")
+    __slots__ = (
+        "name",
+        "batch",
+        "c_in",
+        "c_out",
+        "size",
+        "kernel",
+        "stride",
+        "padding",
+        "groups",
+        "kind",
+    )
 
-    def __init__(self, name, batch, c_in, c_out, size, kernel, stride=1, padding=0, groups=1,
-                 kind="dense"):
+    def __init__(
+        self, name, batch, c_in, c_out, size, kernel, stride=1, padding=0, groups=1, kind="dense"
+    ):
         self.name, self.batch, self.c_in, self.c_out = name, batch, c_in, c_out
         self.size, self.kernel, self.stride, self.padding = size, kernel, stride, padding
         self.groups, self.kind = groups, kind
@@ -89,8 +113,16 @@ class Layer:
 
     @property
     def macs(self):
-        return count_macs(self.c_in, self.c_out, self.kernel, (self.size, self.size), self.stride,
-                          self.padding, groups=self.groups, batch=self.batch)
+        return count_macs(
+            self.c_in,
+            self.c_out,
+            self.kernel,
+            (self.size, self.size),
+            self.stride,
+            self.padding,
+            groups=self.groups,
+            batch=self.batch,
+        )
 
     @property
     def flops(self):
@@ -114,13 +146,19 @@ class Layer:
     def describe(self):
         g = f" g{self.groups}" if self.groups > 1 else ""
         b = f"{self.batch}x" if self.batch > 1 else ""
-        return (f"{b}{self.c_in}->{self.c_out} {self.size}x{self.size} k{self.kernel} "
-                f"s{self.stride} p{self.padding}{g}")
+        return (
+            f"{b}{self.c_in}->{self.c_out} {self.size}x{self.size} k{self.kernel} "
+            f"s{self.stride} p{self.padding}{g}"
+        )
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in self.__slots__}
-        d.update(flops=self.flops, min_bytes=self.min_bytes, out_size=list(self.out_size),
-                 description=self.describe())
+        d.update(
+            flops=self.flops,
+            min_bytes=self.min_bytes,
+            out_size=list(self.out_size),
+            description=self.describe(),
+        )
         return d
 
     def __repr__(self):
@@ -153,11 +191,15 @@ _LAYER_LIST = [
 LAYERS = {layer.name: layer for layer in _LAYER_LIST}
 #: named sets of layers for ``--layers``
 LAYER_SETS = {
-    "dense": [l.name for l in _LAYER_LIST if l.kind == "dense"],
-    "depthwise": [l.name for l in _LAYER_LIST if l.kind == "depthwise"],
-    "tiny": [l.name for l in _LAYER_LIST if l.kind == "tiny"],
+    kind: [layer.name for layer in _LAYER_LIST if layer.kind == kind]
+    for kind in ("dense", "depthwise", "tiny")
 }
 LAYER_SETS["all"] = LAYER_SETS["dense"] + LAYER_SETS["depthwise"]
+
+
+def _torch_conv2d(torch, x, w, b, args):
+    with torch.no_grad():
+        return torch.nn.functional.conv2d(x, w, b, **args)
 
 
 def applicable(layer, algorithm):
@@ -168,6 +210,7 @@ def applicable(layer, algorithm):
 
 
 # ------------------------------------------------------------------------------------ probes
+
 
 def _best_time(fn, repeats):
     best = math.inf
@@ -189,7 +232,7 @@ def measure_peak(n=2048, repeats=5):
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
     np.matmul(a, b, out=c)
-    return 2 * n ** 3 / _best_time(lambda: np.matmul(a, b, out=c), repeats) / 1e9
+    return 2 * n**3 / _best_time(lambda: np.matmul(a, b, out=c), repeats) / 1e9
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -226,6 +269,7 @@ def cpu_model():
 
 # ------------------------------------------------------------------------------- measuring
 
+
 def _load_average():
     """The machine's 1-minute load average (other processes compete for the cores), or None."""
     try:
@@ -245,12 +289,24 @@ def _torch_module():
 def _progress(done, total, text, stream=None, width=24):
     stream = sys.stderr if stream is None else stream
     filled = int(width * done / total) if total else width
-    print(f"[{'#' * filled}{'.' * (width - filled)}] {done:>3}/{total} {text}", file=stream,
-          flush=True)
+    print(
+        f"[{'#' * filled}{'.' * (width - filled)}] {done:>3}/{total} {text}",
+        file=stream,
+        flush=True,
+    )
 
 
-def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, progress=True,
-                  quick=False, settle=SETTLE_SECONDS, block=BLOCK):
+def run_benchmark(
+    layer_names,
+    algorithms,
+    threads,
+    repeats,
+    use_torch=True,
+    progress=True,
+    quick=False,
+    settle=SETTLE_SECONDS,
+    block=BLOCK,
+):
     """Time ``algorithms`` (and PyTorch) on the named layers in this process; return a dict.
 
     The caller has set the thread count of BLAS (environment, before NumPy was imported); this
@@ -264,14 +320,16 @@ def run_benchmark(layer_names, algorithms, threads, repeats, use_torch=True, pro
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        return _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick,
-                              settle, block)
+        return _run_benchmark(
+            layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle, block
+        )
     finally:
         numba.set_num_threads(previous)
 
 
-def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle,
-                   block):
+def _run_benchmark(
+    layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle, block
+):
     from .conv import conv2d
 
     torch = _torch_module() if use_torch else None
@@ -288,22 +346,19 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
             _progress(index, total, f"threads={threads} {layer.name}")
         rng = np.random.default_rng(index)
         x = rng.standard_normal((layer.batch, layer.c_in, layer.size, layer.size), dtype=np.float32)
-        w = rng.standard_normal((layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel),
-                                dtype=np.float32)
+        w = rng.standard_normal(
+            (layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel), dtype=np.float32
+        )
         b = rng.standard_normal(layer.c_out, dtype=np.float32)
         calls = {}
         for algorithm in algorithms:
             if applicable(layer, algorithm):
-                calls[algorithm] = (lambda a=algorithm: conv2d(x, w, b, **layer.args(), algorithm=a))
+                calls[algorithm] = functools.partial(
+                    conv2d, x, w, b, **layer.args(), algorithm=algorithm
+                )
         if torch is not None:
             xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
-            f = torch.nn.functional.conv2d
-
-            def torch_call():
-                with torch.no_grad():
-                    return f(xt, wt, bt, **layer.args())
-
-            calls["torch"] = torch_call
+            calls["torch"] = functools.partial(_torch_conv2d, torch, xt, wt, bt, layer.args())
         first = {}
         for name, fn in calls.items():
             t0 = time.perf_counter()
@@ -312,7 +367,7 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
         times = {name: [] for name in calls}
         names = list(calls)
         for r in range(repeats):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 if settle:
                     time.sleep(settle)
@@ -324,20 +379,36 @@ def _run_benchmark(layer_names, algorithms, threads, repeats, use_torch, progres
         for name in names:
             best = min(times[name])
             gflops = layer.flops / best / 1e9
-            results.append(dict(
-                layer=layer.name, kind=layer.kind, algorithm=name, threads=threads,
-                best_s=best, median_s=statistics.median(times[name]), first_call_s=first[name],
-                jit_s=max(first[name] - best, 0.0), gflops=gflops, pct_peak=100 * gflops / peak,
-                ratio_torch=(torch_best / best) if torch_best is not None else None,
-            ))
+            results.append(
+                dict(
+                    layer=layer.name,
+                    kind=layer.kind,
+                    algorithm=name,
+                    threads=threads,
+                    best_s=best,
+                    median_s=statistics.median(times[name]),
+                    first_call_s=first[name],
+                    jit_s=max(first[name] - best, 0.0),
+                    gflops=gflops,
+                    pct_peak=100 * gflops / peak,
+                    ratio_torch=(torch_best / best) if torch_best is not None else None,
+                )
+            )
     if progress:
         _progress(total, total, f"threads={threads} done")
-    return dict(threads=threads, peak_gflops=peak, bandwidth_gbs=bandwidth, results=results,
-                torch=None if torch is None else torch.__version__, quick=quick,
-                load_average=[load_before, _load_average()])
+    return dict(
+        threads=threads,
+        peak_gflops=peak,
+        bandwidth_gbs=bandwidth,
+        results=results,
+        torch=None if torch is None else torch.__version__,
+        quick=quick,
+        load_average=[load_before, _load_average()],
+    )
 
 
 # ------------------------------------------------------------------------------- reporting
+
 
 def _geomean(values):
     values = [v for v in values if v is not None and v > 0]
@@ -359,17 +430,21 @@ def summarize(runs, layers):
         for r in run["results"]:
             if r["algorithm"] == "torch":
                 continue
-            by_kind.setdefault(r["kind"], {}).setdefault(r["algorithm"], []).append(r["ratio_torch"])
+            by_kind.setdefault(r["kind"], {}).setdefault(r["algorithm"], []).append(
+                r["ratio_torch"]
+            )
             if r["ratio_torch"] is not None:
                 key = (r["kind"], r["layer"])
                 best_per_layer[key] = max(best_per_layer.get(key, 0), r["ratio_torch"])
         for kind, per_alg in by_kind.items():
             for algorithm, ratios in per_alg.items():
                 summary["ratio_geomean"].setdefault(str(run["threads"]), {}).setdefault(kind, {})[
-                    algorithm] = _geomean(ratios)
+                    algorithm
+                ] = _geomean(ratios)
             best = [v for (k, _), v in best_per_layer.items() if k == kind]
             summary["ratio_geomean"].setdefault(str(run["threads"]), {}).setdefault(kind, {})[
-                "best"] = _geomean(best)
+                "best"
+            ] = _geomean(best)
     by_threads = {run["threads"]: run for run in runs}
     if len(by_threads) > 1:
         most = max(by_threads)
@@ -397,34 +472,45 @@ def format_table(data):
     for run in data["runs"]:
         load = run.get("load_average") or [None, None]
         load_text = "" if load[0] is None else f"  load average {load[0]:.1f} -> {load[1]:.1f}"
-        lines.append(f"threads={run['threads']}  peak (sgemm probe) {run['peak_gflops']:.1f} "
-                     f"GFLOP/s  bandwidth {run['bandwidth_gbs']:.1f} GB/s{load_text}")
-        header = (f"{'layer':<22} {'algorithm':<9} {'time ms':>9} {'1st call ms':>11} "
-                  f"{'GFLOP/s':>8} {'% peak':>7} {'torch/x':>8}")
+        lines.append(
+            f"threads={run['threads']}  peak (sgemm probe) {run['peak_gflops']:.1f} "
+            f"GFLOP/s  bandwidth {run['bandwidth_gbs']:.1f} GB/s{load_text}"
+        )
+        header = (
+            f"{'layer':<22} {'algorithm':<9} {'time ms':>9} {'1st call ms':>11} "
+            f"{'GFLOP/s':>8} {'% peak':>7} {'torch/x':>8}"
+        )
         lines.append(header)
         lines.append("-" * len(header))
         for r in run["results"]:
             ratio = "" if r["ratio_torch"] is None else f"{r['ratio_torch']:.2f}"
-            lines.append(f"{r['layer']:<22} {r['algorithm']:<9} {1e3 * r['best_s']:>9.3f} "
-                         f"{1e3 * r['first_call_s']:>11.1f} {r['gflops']:>8.1f} "
-                         f"{r['pct_peak']:>7.1f} {ratio:>8}")
+            lines.append(
+                f"{r['layer']:<22} {r['algorithm']:<9} {1e3 * r['best_s']:>9.3f} "
+                f"{1e3 * r['first_call_s']:>11.1f} {r['gflops']:>8.1f} "
+                f"{r['pct_peak']:>7.1f} {ratio:>8}"
+            )
         lines.append("")
     summary = data.get("summary", {})
     for threads, kinds in summary.get("ratio_geomean", {}).items():
         for kind, per_alg in kinds.items():
             parts = [f"{a} {v:.2f}" for a, v in per_alg.items() if v is not None]
             if parts:
-                lines.append(f"geomean torch/convlab, threads={threads}, {kind}: " + ", ".join(parts))
+                lines.append(
+                    f"geomean torch/convlab, threads={threads}, {kind}: " + ", ".join(parts)
+                )
     speed = summary.get("thread_speedup", {})
     if speed.get("geomean"):
         one, most = speed["threads"]
         parts = [f"{a} {v:.2f}x" for a, v in speed["geomean"].items() if v is not None]
-        lines.append(f"speed-up {most} threads vs {one} on compute-bound layers "
-                     f"({', '.join(summary['compute_bound_layers']) or 'none'}): " + ", ".join(parts))
+        lines.append(
+            f"speed-up {most} threads vs {one} on compute-bound layers "
+            f"({', '.join(summary['compute_bound_layers']) or 'none'}): " + ", ".join(parts)
+        )
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------- the CLI
+
 
 def _parse_list(text, name, choices):
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -433,7 +519,8 @@ def _parse_list(text, name, choices):
     for item in items:
         if item not in choices:
             raise argparse.ArgumentTypeError(
-                f"unknown {name[:-1]} {item!r}; choose from {', '.join(choices)}")
+                f"unknown {name[:-1]} {item!r}; choose from {', '.join(choices)}"
+            )
     return items
 
 
@@ -451,7 +538,9 @@ def _algorithms_arg(text):
 
 
 def _threads_arg(text):
-    return [_positive_int_arg(item, "threads must be positive integers") for item in text.split(",")]
+    return [
+        _positive_int_arg(item, "threads must be positive integers") for item in text.split(",")
+    ]
 
 
 def _positive_int_arg(text, rule="must be a positive integer"):
@@ -468,7 +557,9 @@ def _settle_arg(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds >= 0, got {text!r}"
+        ) from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {value}")
     return value
@@ -478,34 +569,66 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="convlab-bench",
         description="Time convlab.conv2d's algorithms (and torch.nn.functional.conv2d when "
-                    "installed) on ResNet- and MobileNet-style layers; print a table, write "
-                    "bench.json and bench.png.",
+        "installed) on ResNet- and MobileNet-style layers; print a table, write "
+        "bench.json and bench.png.",
         epilog="layer sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in LAYER_SETS.items()),
     )
-    parser.add_argument("--layers", type=_layers_arg, default=_layers_arg("all"),
-                        help="comma-separated layer names or sets (dense, depthwise, tiny, all); "
-                             "default: all")
-    parser.add_argument("--algorithms", type=_algorithms_arg, default=list(ALGORITHMS),
-                        help=f"comma-separated subset of {','.join(ALGORITHMS)}; default: all")
-    parser.add_argument("--threads", type=_threads_arg, default=[2, 1],
-                        help="comma-separated thread counts, each measured in its own subprocess; "
-                             "default: 2,1")
-    parser.add_argument("--repeats", type=_positive_int_arg, default=5,
-                        help="timed rounds per layer (the best is kept); default: 5")
-    parser.add_argument("--out-dir", type=Path, default=Path("bench-results"),
-                        help="where bench.json and bench.png go; default: ./bench-results")
+    parser.add_argument(
+        "--layers",
+        type=_layers_arg,
+        default=_layers_arg("all"),
+        help="comma-separated layer names or sets (dense, depthwise, tiny, all); default: all",
+    )
+    parser.add_argument(
+        "--algorithms",
+        type=_algorithms_arg,
+        default=list(ALGORITHMS),
+        help=f"comma-separated subset of {','.join(ALGORITHMS)}; default: all",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_threads_arg,
+        default=[2, 1],
+        help="comma-separated thread counts, each measured in its own subprocess; default: 2,1",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive_int_arg,
+        default=5,
+        help="timed rounds per layer (the best is kept); default: 5",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("bench-results"),
+        help="where bench.json and bench.png go; default: ./bench-results",
+    )
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     parser.add_argument("--no-plot", action="store_true", help="do not write bench.png")
-    parser.add_argument("--block", type=_positive_int_arg, default=BLOCK,
-                        help=f"back-to-back calls of each function per round (the first absorbs "
-                             f"the switch from the previous library); default: {BLOCK}")
-    parser.add_argument("--settle", type=_settle_arg, default=SETTLE_SECONDS,
-                        help=f"pause in seconds before every block; default: {SETTLE_SECONDS}")
-    parser.add_argument("--quick", action="store_true",
-                        help="small peak/bandwidth probes (a smoke test, not a measurement)")
-    parser.add_argument("--cold-cache", action="store_true",
-                        help="give the subprocesses an empty Numba cache, so that the first calls "
-                             "measure real JIT compilation")
+    parser.add_argument(
+        "--block",
+        type=_positive_int_arg,
+        default=BLOCK,
+        help=f"back-to-back calls of each function per round (the first absorbs "
+        f"the switch from the previous library); default: {BLOCK}",
+    )
+    parser.add_argument(
+        "--settle",
+        type=_settle_arg,
+        default=SETTLE_SECONDS,
+        help=f"pause in seconds before every block; default: {SETTLE_SECONDS}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small peak/bandwidth probes (a smoke test, not a measurement)",
+    )
+    parser.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="give the subprocesses an empty Numba cache, so that the first calls "
+        "measure real JIT compilation",
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: JSON to write
     return parser
 
@@ -522,17 +645,33 @@ def _worker_env(threads, cache_dir):
 def _run_worker(args, threads, cache_dir):
     with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
         out = Path(tmp) / "run.json"
-        cmd = [sys.executable, "-m", "convlab.bench", "--worker", str(out),
-               "--layers", ",".join(args.layers), "--algorithms", ",".join(args.algorithms),
-               "--threads", str(threads), "--repeats", str(args.repeats),
-               "--settle", str(args.settle), "--block", str(args.block)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "convlab.bench",
+            "--worker",
+            str(out),
+            "--layers",
+            ",".join(args.layers),
+            "--algorithms",
+            ",".join(args.algorithms),
+            "--threads",
+            str(threads),
+            "--repeats",
+            str(args.repeats),
+            "--settle",
+            str(args.settle),
+            "--block",
+            str(args.block),
+        ]
         for flag in ("no_torch", "quick"):
             if getattr(args, flag):
                 cmd.append("--" + flag.replace("_", "-"))
         proc = subprocess.run(cmd, env=_worker_env(threads, cache_dir))
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"benchmark subprocess for threads={threads} failed "
-                               f"(exit code {proc.returncode})")
+            raise RuntimeError(
+                f"benchmark subprocess for threads={threads} failed (exit code {proc.returncode})"
+            )
         return json.loads(out.read_text())
 
 
@@ -540,9 +679,15 @@ def machine_info(torch_version=None):
     """CPU model, core count and library versions, for labelling results."""
     import numba
 
-    return dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
-                python=platform.python_version(), numpy=np.__version__, numba=numba.__version__,
-                torch=torch_version)
+    return dict(
+        cpu=cpu_model(),
+        cores=os.cpu_count(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        numpy=np.__version__,
+        numba=numba.__version__,
+        torch=torch_version,
+    )
 
 
 def _results(runs, layer_names, config, seconds):
@@ -551,14 +696,25 @@ def _results(runs, layer_names, config, seconds):
     layers = {name: LAYERS[name] for name in layer_names}
     return dict(
         created=datetime.datetime.now().isoformat(timespec="seconds"),
-        machine=machine_info(torch_version), config=config,
+        machine=machine_info(torch_version),
+        config=config,
         layers={name: layer.as_dict() for name, layer in layers.items()},
-        runs=runs, seconds=seconds, summary=summarize(runs, layers),
+        runs=runs,
+        seconds=seconds,
+        summary=summarize(runs, layers),
     )
 
 
-def benchmark_in_process(layer_names, algorithms=ALGORITHMS, repeats=3, use_torch=True,
-                         quick=True, settle=SETTLE_SECONDS, progress=False, block=BLOCK):
+def benchmark_in_process(
+    layer_names,
+    algorithms=ALGORITHMS,
+    repeats=3,
+    use_torch=True,
+    quick=True,
+    settle=SETTLE_SECONDS,
+    progress=False,
+    block=BLOCK,
+):
     """A quick benchmark in this process, with its current thread settings: the dict of bench.json.
 
     For notebooks: no subprocess, so BLAS keeps the thread count it was loaded with and Numba
@@ -575,11 +731,28 @@ def benchmark_in_process(layer_names, algorithms=ALGORITHMS, repeats=3, use_torc
 
     start = time.perf_counter()
     threads = numba.get_num_threads()
-    run = run_benchmark(layer_names, algorithms, threads, repeats, use_torch=use_torch,
-                        progress=progress, quick=quick, settle=settle, block=block)
-    config = dict(layers=list(layer_names), algorithms=list(algorithms), threads=[threads],
-                  repeats=repeats, cold_cache=False, quick=quick, settle=settle, block=block,
-                  in_process=True)
+    run = run_benchmark(
+        layer_names,
+        algorithms,
+        threads,
+        repeats,
+        use_torch=use_torch,
+        progress=progress,
+        quick=quick,
+        settle=settle,
+        block=block,
+    )
+    config = dict(
+        layers=list(layer_names),
+        algorithms=list(algorithms),
+        threads=[threads],
+        repeats=repeats,
+        cold_cache=False,
+        quick=quick,
+        settle=settle,
+        block=block,
+        in_process=True,
+    )
     return _results([run], layer_names, config, time.perf_counter() - start)
 
 
@@ -588,9 +761,16 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.worker is not None:
-        run = run_benchmark(args.layers, args.algorithms, args.threads[0], args.repeats,
-                            use_torch=not args.no_torch, quick=args.quick, settle=args.settle,
-                            block=args.block)
+        run = run_benchmark(
+            args.layers,
+            args.algorithms,
+            args.threads[0],
+            args.repeats,
+            use_torch=not args.no_torch,
+            quick=args.quick,
+            settle=args.settle,
+            block=args.block,
+        )
         args.worker.write_text(json.dumps(run))
         return 0
     try:
@@ -602,18 +782,29 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:
         for threads in args.threads:
             runs.append(_run_worker(args, threads, cold if args.cold_cache else None))
-    data = _results(runs, args.layers, dict(
-        layers=args.layers, algorithms=args.algorithms, threads=args.threads, repeats=args.repeats,
-        cold_cache=args.cold_cache, quick=args.quick, settle=args.settle, block=args.block),
-        time.perf_counter() - start)
+    data = _results(
+        runs,
+        args.layers,
+        dict(
+            layers=args.layers,
+            algorithms=args.algorithms,
+            threads=args.threads,
+            repeats=args.repeats,
+            cold_cache=args.cold_cache,
+            quick=args.quick,
+            settle=args.settle,
+            block=args.block,
+        ),
+        time.perf_counter() - start,
+    )
     print(format_table(data))
     json_path = args.out_dir / "bench.json"
     json_path.write_text(json.dumps(data, indent=1))
     print(f"wrote {json_path}")
     if not args.no_plot:
-        from .viz import benchmark_figure
-
         import matplotlib.pyplot as plt
+
+        from .viz import benchmark_figure
 
         png_path = args.out_dir / "bench.png"
         fig = benchmark_figure(data)

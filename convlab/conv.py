@@ -8,8 +8,14 @@ import numpy as np
 
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
-from .algorithms import (check_winograd, conv2d_fft, conv2d_im2col, conv2d_winograd,
-                         im2col_workspace_nbytes, pad_input)  # pad_input stays importable from here
+from .algorithms import (
+    check_winograd,
+    conv2d_fft,
+    conv2d_im2col,
+    conv2d_winograd,
+    im2col_workspace_nbytes,
+    pad_input,
+)  # pad_input stays importable from here
 from .config import parallel_launch
 from .shapes import _output_length, padding_pairs
 
@@ -18,20 +24,34 @@ __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 #: algorithms accepted by :func:`conv2d` (and :func:`conv1d`, which runs on the 2-D kernels)
 ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
 
-_LAYOUT = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)", 3: "(N, C, D, H, W) or (C, D, H, W)"}
+_LAYOUT = {
+    1: "(N, C, L) or (C, L)",
+    2: "(N, C, H, W) or (C, H, W)",
+    3: "(N, C, D, H, W) or (C, D, H, W)",
+}
 _DIMS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 class _Prepared:
     """Validated arguments of one convolution call (the input padded or not: see ``pairs``)."""
 
-    __slots__ = ("x", "w", "b", "stride", "dilation", "groups", "out_shape", "unbatched", "pairs",
-                 "padding_mode")
+    __slots__ = (
+        "x",
+        "w",
+        "b",
+        "stride",
+        "dilation",
+        "groups",
+        "out_shape",
+        "unbatched",
+        "pairs",
+        "padding_mode",
+    )
 
 
 def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
     """PyTorch's limits on non-zero padding modes, checked before np.pad sees them."""
-    for name, size, (before, after) in zip(dim_names, spatial, pairs):
+    for name, size, (before, after) in zip(dim_names, spatial, pairs, strict=True):
         pad = max(before, after)
         if pad == 0:
             continue
@@ -48,8 +68,19 @@ def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
             raise ValueError(f"replicate padding needs a non-empty input along {name}")
 
 
-def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, dim_names=None,
-             pad=True):
+def _prepare(
+    nd,
+    input,
+    weight,
+    bias,
+    stride,
+    padding,
+    dilation,
+    groups,
+    padding_mode,
+    dim_names=None,
+    pad=True,
+):
     """Validate everything for an ``nd``-dimensional convolution and (with ``pad``) pad the input.
 
     ``dim_names`` names the spatial dimensions in messages (conv1d runs as a height-1 conv2d but
@@ -61,7 +92,12 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
     w = float_array(weight, "weight", dtype=x.dtype)
-    check_rank(w, (nd + 2,), "weight", "(C_out, C_in/groups, " + ", ".join(f"k{d}" for d in _DIMS[nd]) + ")")
+    check_rank(
+        w,
+        (nd + 2,),
+        "weight",
+        "(C_out, C_in/groups, " + ", ".join(f"k{d}" for d in _DIMS[nd]) + ")",
+    )
     if 0 in w.shape:
         raise ValueError(f"weight must not have a zero-size dimension, got shape {w.shape}")
     groups = positive_int(groups, "groups")
@@ -77,7 +113,9 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
     c_in = x.shape[1]
     c_out = w.shape[0]
     if c_out % groups:
-        raise ValueError(f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})"
+        )
     if c_in % groups:
         raise ValueError(f"in_channels ({c_in}) must be divisible by groups ({groups})")
     if c_in != w.shape[1] * groups:
@@ -95,8 +133,12 @@ def _prepare(nd, input, weight, bias, stride, padding, dilation, groups, padding
     spatial = x.shape[2:]
     if padding_mode != "zeros":
         _check_pad_fits(spatial, pairs, padding_mode, dim_names or _DIMS[nd])
-    out_spatial = tuple(_output_length(size, k, s, d, before, after)
-                        for size, k, s, d, (before, after) in zip(spatial, kernel, stride, dilation, pairs))
+    out_spatial = tuple(
+        _output_length(size, k, s, d, before, after)
+        for size, k, s, d, (before, after) in zip(
+            spatial, kernel, stride, dilation, pairs, strict=True
+        )
+    )
 
     p = _Prepared()
     p.x = np.ascontiguousarray(x)
@@ -116,7 +158,9 @@ def _pad(p):
     if any(before or after for before, after in p.pairs):
         # the padded copy lives in a reused buffer: it is only read during this call
         if p.x.shape[0]:
-            p.x = np.ascontiguousarray(pad_input(p.x, p.pairs, p.padding_mode, scratch="conv_input"))
+            p.x = np.ascontiguousarray(
+                pad_input(p.x, p.pairs, p.padding_mode, scratch="conv_input")
+            )
         p.pairs = ((0, 0),) * len(p.pairs)
 
 
@@ -137,7 +181,9 @@ def _finish(p, out):
 
 def _check_algorithm(algorithm):
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
+        raise ValueError(
+            f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}"
+        )
 
 
 #: "auto" never lets im2col allocate more than this (bytes) for its blocks of columns
@@ -157,8 +203,9 @@ WINOGRAD_AUTO_MIN_TILES_WIDE = 36
 WINOGRAD_AUTO_WIDE_CHANNELS = 64
 
 
-def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1),
-                     finite=True):
+def choose_algorithm(
+    x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1), finite=True
+):
     """The algorithm ``conv2d(..., algorithm="auto")`` runs for these shapes.
 
     ``x_shape`` is the input's shape (padded or not: only N and C are used), ``w_shape`` the
@@ -250,18 +297,32 @@ def choose_algorithm(x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1
     c_per_group, kh, kw = w_shape[1], w_shape[2], w_shape[3]
     out_per_group = w_shape[0] // groups
     stride_1 = tuple(stride) == (1, 1)
-    if finite and stride_1 and kh * kw >= FFT_AUTO_MIN_TAPS \
-            and c_per_group * out_per_group <= FFT_AUTO_MAX_CHANNEL_PAIRS:
+    if (
+        finite
+        and stride_1
+        and kh * kw >= FFT_AUTO_MIN_TAPS
+        and c_per_group * out_per_group <= FFT_AUTO_MAX_CHANNEL_PAIRS
+    ):
         return "fft"
     tiles = out_shape[0] * ((out_shape[2] + 1) // 2) * ((out_shape[3] + 1) // 2)
-    if finite and stride_1 and (kh, kw) == (3, 3) and tuple(dilation) == (1, 1) \
-            and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS \
-            and (tiles >= WINOGRAD_AUTO_MIN_TILES
-                 or (tiles >= WINOGRAD_AUTO_MIN_TILES_WIDE
-                     and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_WIDE_CHANNELS)):
+    if (
+        finite
+        and stride_1
+        and (kh, kw) == (3, 3)
+        and tuple(dilation) == (1, 1)
+        and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_MIN_CHANNELS
+        and (
+            tiles >= WINOGRAD_AUTO_MIN_TILES
+            or (
+                tiles >= WINOGRAD_AUTO_MIN_TILES_WIDE
+                and min(c_per_group, out_per_group) >= WINOGRAD_AUTO_WIDE_CHANNELS
+            )
+        )
+    ):
         return "winograd"
-    nbytes = im2col_workspace_nbytes(x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:],
-                                     itemsize, groups=groups)
+    nbytes = im2col_workspace_nbytes(
+        x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:], itemsize, groups=groups
+    )
     if nbytes <= IM2COL_AUTO_LIMIT:
         return "im2col"
     return "direct"
@@ -280,12 +341,20 @@ def _conv2d_prepared(p, algorithm):
         # It pads zeros as it reads: no padded copy of the input.
         pad_before = _zero_pad_before(p)
         with parallel_launch():
-            _kernels_depthwise._conv2d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation,
-                                                 *pad_before)
+            _kernels_depthwise._conv2d_depthwise(
+                p.x, p.w, p.b, out, *p.stride, *p.dilation, *pad_before
+            )
         return out
     if algorithm == "auto":
-        algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups, p.x.itemsize,
-                                     stride=p.stride, dilation=p.dilation)
+        algorithm = choose_algorithm(
+            p.x.shape,
+            p.w.shape,
+            p.out_shape,
+            p.groups,
+            p.x.itemsize,
+            stride=p.stride,
+            dilation=p.dilation,
+        )
         if algorithm in ("winograd", "fft"):
             total = _run_algorithm(p, out, algorithm)
             # The FFT spreads a NaN or inf over the whole plane and Winograd turns an inf into
@@ -299,9 +368,16 @@ def _conv2d_prepared(p, algorithm):
                     total = out.sum(dtype=np.float64)
             if np.isfinite(total):
                 return out
-            algorithm = choose_algorithm(p.x.shape, p.w.shape, p.out_shape, p.groups,
-                                         p.x.itemsize, stride=p.stride, dilation=p.dilation,
-                                         finite=False)
+            algorithm = choose_algorithm(
+                p.x.shape,
+                p.w.shape,
+                p.out_shape,
+                p.groups,
+                p.x.itemsize,
+                stride=p.stride,
+                dilation=p.dilation,
+                finite=False,
+            )
     _run_algorithm(p, out, algorithm)
     return out
 
@@ -313,7 +389,7 @@ def _run_algorithm(p, out, algorithm):
     Returns Winograd's checksum (see :func:`convlab.algorithms.conv2d_winograd`), else ``None``.
     """
     if algorithm in ("winograd", "im2col"):
-        pad_before = _zero_pad_before(p)   # first: it may replace p.x by a padded copy
+        pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
         if algorithm == "winograd":
             return conv2d_winograd(p.x, p.w, p.b, out, p.groups, pad_before)
         conv2d_im2col(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
@@ -327,8 +403,17 @@ def _run_algorithm(p, out, algorithm):
     return None
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           algorithm="auto"):
+def conv1d(
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    algorithm="auto",
+):
     """1-D cross-correlation, exactly ``torch.nn.functional.conv1d`` (plus ``padding_mode``).
 
     Parameters
@@ -376,14 +461,34 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     dilation = ntuple(dilation, 1, "dilation")
     if not isinstance(padding, str):
         padding = (0,) + ntuple(padding, 1, "padding", allow_zero=True)
-    p = _prepare(2, x[..., None, :], w[:, :, None, :], bias, (1,) + stride, padding, (1,) + dilation,
-                 groups, padding_mode, dim_names=("H", "L"), pad=False)
+    p = _prepare(
+        2,
+        x[..., None, :],
+        w[:, :, None, :],
+        bias,
+        (1,) + stride,
+        padding,
+        (1,) + dilation,
+        groups,
+        padding_mode,
+        dim_names=("H", "L"),
+        pad=False,
+    )
     out = _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           algorithm="auto"):
+def conv2d(
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    algorithm="auto",
+):
     """2-D cross-correlation, exactly ``torch.nn.functional.conv2d`` (plus ``padding_mode``).
 
     ``out[n, j] = bias[j] + sum_k weight[j, k] * input[n, g*C_in/groups + k]`` where ``*`` is the
@@ -436,7 +541,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return _finish(p, _conv2d_prepared(p, algorithm))
 
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def conv3d(
+    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
+):
     """3-D cross-correlation, exactly ``torch.nn.functional.conv3d`` (plus ``padding_mode``).
 
     Parameters

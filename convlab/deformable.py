@@ -26,7 +26,6 @@ from collections import namedtuple
 # On a machine with few cores, set OMP_WAIT_POLICY=PASSIVE for the fastest deform_conv2d (see the
 # "OpenMP wait policy" note in convlab.config): convlab does not set it for you, because it would
 # slow every other OpenMP library in the process, PyTorch's included.
-
 import numba
 import numpy as np
 
@@ -75,13 +74,27 @@ field has the shape and dtype of the corresponding argument (in the input's dtyp
 class _Prepared:
     """Validated arguments of one deformable convolution."""
 
-    __slots__ = ("x", "offset", "w", "b", "has_bias", "mask", "stride", "padding", "dilation",
-                 "groups", "offset_groups", "out_hw")
+    __slots__ = (
+        "x",
+        "offset",
+        "w",
+        "b",
+        "has_bias",
+        "mask",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "offset_groups",
+        "out_hw",
+    )
 
 
 def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
     x = float_array(input, "input")
-    check_rank(x, (4,), "input", "(N, C_in, H, W) (torchvision's deform_conv2d needs a batch dimension)")
+    check_rank(
+        x, (4,), "input", "(N, C_in, H, W) (torchvision's deform_conv2d needs a batch dimension)"
+    )
     w = float_array(weight, "weight", dtype=x.dtype)
     check_rank(w, (4,), "weight", "(C_out, C_in/groups, kH, kW)")
     off = float_array(offset, "offset", dtype=x.dtype)
@@ -141,7 +154,9 @@ def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
                 f"{offset_groups}*{kh}*{kw} = {offset_groups * taps}"
             )
         if m.shape[2:] != out_hw:
-            raise ValueError(f"mask's spatial size {m.shape[2:]} must equal the output size {out_hw}")
+            raise ValueError(
+                f"mask's spatial size {m.shape[2:]} must equal the output size {out_hw}"
+            )
     else:
         m = None
     if bias is not None:
@@ -151,7 +166,9 @@ def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
     else:
         b = np.zeros(c_out, dtype=x.dtype)
     if (height + 3) * (width + 2) > _MAX_PLANE:
-        raise ValueError(f"input planes of {height} x {width} are too large (the sampling plan uses int32 indices)")
+        raise ValueError(
+            f"input planes of {height} x {width} are too large (the sampling plan uses int32 indices)"
+        )
 
     p = _Prepared()
     p.x, p.offset, p.w, p.b, p.has_bias, p.mask = x, off, w, b, bias is not None, m
@@ -181,26 +198,37 @@ class _Sampler:
         dtype = x.dtype
         # base sampling coordinates oy*s - p + i*d, stored in the input's dtype (torchvision adds
         # the offset to this int converted to scalar_t)
-        self.ybase = (np.arange(oh)[None, :] * p.stride[0] - p.padding[0]
-                      + np.arange(kh)[:, None] * p.dilation[0]).astype(dtype)
-        self.xbase = (np.arange(ow)[None, :] * p.stride[1] - p.padding[1]
-                      + np.arange(kw)[:, None] * p.dilation[1]).astype(dtype)
+        self.ybase = (
+            np.arange(oh)[None, :] * p.stride[0]
+            - p.padding[0]
+            + np.arange(kh)[:, None] * p.dilation[0]
+        ).astype(dtype)
+        self.xbase = (
+            np.arange(ow)[None, :] * p.stride[1]
+            - p.padding[1]
+            + np.arange(kw)[:, None] * p.dilation[1]
+        ).astype(dtype)
         g, t, pos = p.offset_groups, self.taps, self.positions
         # the sampling plan of the whole batch, in one serial call (12 bytes per point)
         self.idx = np.empty((n_batch, g, t, pos), dtype=np.int32)
         self.lh = np.empty((n_batch, g, t, pos), dtype=dtype)
         self.lw = np.empty((n_batch, g, t, pos), dtype=dtype)
         self.offsets = p.offset.reshape(n_batch, g, t, 2, pos)
-        _k._deform_plan(self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw)
+        _k._deform_plan(
+            self.offsets, self.ybase, self.xbase, height, width, self.idx, self.lh, self.lw
+        )
         self.use_mask = p.mask is not None
-        self.masks = (p.mask.reshape(n_batch, g, t, pos) if self.use_mask
-                      else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
+        self.masks = (
+            p.mask.reshape(n_batch, g, t, pos)
+            if self.use_mask
+            else np.zeros((n_batch, 1, 1, 1), dtype=dtype)
+        )
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after (only the
         # border is zeroed: load() overwrites the inside)
         if channels_last:
             self.xp = np.empty((height + 3, width + 2, c_in), dtype=dtype)
             self.xp[0] = 0
-            self.xp[height + 1:] = 0
+            self.xp[height + 1 :] = 0
             self.xp[:, 0] = 0
             self.xp[:, width + 1] = 0
         else:
@@ -214,9 +242,9 @@ class _Sampler:
     def load(self, n):
         """Copy image ``n`` into the padded buffer."""
         if self.channels_last:
-            self.xp[1:self.height + 1, 1:self.width + 1] = self.x[n].transpose(1, 2, 0)
+            self.xp[1 : self.height + 1, 1 : self.width + 1] = self.x[n].transpose(1, 2, 0)
         else:
-            self.xp[:, 1:self.height + 1, 1:self.width + 1] = self.x[n]
+            self.xp[:, 1 : self.height + 1, 1 : self.width + 1] = self.x[n]
 
     def tiles(self):
         for p0 in range(0, self.positions, self.tile):
@@ -224,10 +252,19 @@ class _Sampler:
 
     def sample(self, n, p0, p1):
         """The deformable im2col columns (channel-first) of image ``n`` for positions ``p0:p1``."""
-        cols = self.cols[:, :p1 - p0]
+        cols = self.cols[:, : p1 - p0]
         with parallel_launch():
-            _k._deform_im2col(self.xp.reshape(self.xp.shape[0], -1), self.wp, self.idx[n], self.lh[n],
-                              self.lw[n], self.masks[n], self.use_mask, cols, p0)
+            _k._deform_im2col(
+                self.xp.reshape(self.xp.shape[0], -1),
+                self.wp,
+                self.idx[n],
+                self.lh[n],
+                self.lw[n],
+                self.masks[n],
+                self.use_mask,
+                cols,
+                p0,
+            )
         return cols
 
 
@@ -270,7 +307,7 @@ def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize)
         k_parts = min(-(-threads // n_blocks), n_chunks)
         if n_blocks * k_parts < threads:
             n_blocks = max(n_blocks, min(-(-threads // k_parts), -(-positions // _MIN_BLOCK)))
-    else:   # a multiple of the threads, so that they all get the same number of blocks
+    else:  # a multiple of the threads, so that they all get the same number of blocks
         n_blocks = min(-(-n_blocks // threads) * threads, max(n_blocks, positions // _MIN_BLOCK))
     block = -(-positions // n_blocks)
     return tap_major, chunk, ld, block, k_parts
@@ -349,11 +386,12 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     taps = kh * kw
     positions = oh * ow
     c_in = p.x.shape[1]
-    tap_major, chunk, ld, block, k_parts = _forward_layout(c_in, c_per_group, c_out, p.groups, taps,
-                                                           positions, p.x.itemsize)
-    if tap_major:   # the weight flattened in the columns' (tap, channel) order: a small copy
+    tap_major, chunk, ld, block, k_parts = _forward_layout(
+        c_in, c_per_group, c_out, p.groups, taps, positions, p.x.itemsize
+    )
+    if tap_major:  # the weight flattened in the columns' (tap, channel) order: a small copy
         w2 = np.ascontiguousarray(p.w.transpose(0, 2, 3, 1)).reshape(c_out, -1)
-    else:           # a view: the columns follow the weight's own (channel, tap) order
+    else:  # a view: the columns follow the weight's own (channel, tap) order
         w2 = p.w.reshape(c_out, -1)
     threads = max(1, min(numba.get_num_threads(), -(-positions // block) * k_parts))
     cols_buf = np.empty((threads, block * ld), dtype=p.x.dtype)
@@ -365,14 +403,35 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     for n in range(n_batch):
         s.load(n)
         with parallel_launch(), one_blas_thread():
-            _k._deform_conv_forward(gemm, xph, c_in, s.wp, s.idx[n], s.lh[n], s.lw[n],
-                                    s.masks[n], s.use_mask, w2, tap_major, p.groups, p.b, p.has_bias,
-                                    out3[n], block, chunk, k_parts, partial, cols_buf, tmp_buf)
+            _k._deform_conv_forward(
+                gemm,
+                xph,
+                c_in,
+                s.wp,
+                s.idx[n],
+                s.lh[n],
+                s.lw[n],
+                s.masks[n],
+                s.use_mask,
+                w2,
+                tap_major,
+                p.groups,
+                p.b,
+                p.has_bias,
+                out3[n],
+                block,
+                chunk,
+                k_parts,
+                partial,
+                cols_buf,
+                tmp_buf,
+            )
     return out
 
 
-def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, padding=0,
-                       dilation=1, mask=None):
+def deform_conv2d_grad(
+    grad_output, input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None
+):
     """Gradients of :func:`deform_conv2d` with respect to all its arrays, given ``grad_output``.
 
     Computes what ``torch.autograd`` returns for ``torchvision.ops.deform_conv2d``: for a scalar
@@ -455,21 +514,40 @@ def deform_conv2d_grad(grad_output, input, offset, weight, bias=None, stride=1, 
     gxp = np.empty_like(s.xp)
     gxp_flat = gxp.reshape(c_in, -1)
     goffsets = goff.reshape(n_batch, p.offset_groups, taps, 2, oh * ow)
-    gmasks = (gm.reshape(n_batch, p.offset_groups, taps, oh * ow) if gm is not None
-              else np.zeros((n_batch, 1, 1, 1), dtype=dtype))
+    gmasks = (
+        gm.reshape(n_batch, p.offset_groups, taps, oh * ow)
+        if gm is not None
+        else np.zeros((n_batch, 1, 1, 1), dtype=dtype)
+    )
     xp_flat = s.xp.reshape(c_in, -1)
     gemm, threads = blas_gemm(dtype), numba.get_num_threads()
     for n in range(n_batch):
         s.load(n)
         gxp[...] = 0
         for p0, p1 in s.tiles():
-            s.sample(n, p0, p1)   # into s.cols
-            gcols = gcols_buf[:, :p1 - p0]
+            s.sample(n, p0, p1)  # into s.cols
+            gcols = gcols_buf[:, : p1 - p0]
             with parallel_launch(), one_blas_thread():
-                _k._deform_backward_products(gemm, threads, g3[n], p0, p1 - p0, s.cols, w2,
-                                             p.groups, gw2, gcols_buf)
-                _k._deform_col2im(gcols, s.wp, s.idx[n], s.lh[n], s.lw[n], s.masks[n], s.use_mask, gxp_flat, p0)
-                _k._deform_coord_grad(xp_flat, s.wp, gcols, s.offsets[n], s.ybase, s.xbase, height,
-                                      width, s.masks[n], s.use_mask, goffsets[n], gmasks[n], p0)
-        gx[n] = gxp[:, 1:height + 1, 1:width + 1]
+                _k._deform_backward_products(
+                    gemm, threads, g3[n], p0, p1 - p0, s.cols, w2, p.groups, gw2, gcols_buf
+                )
+                _k._deform_col2im(
+                    gcols, s.wp, s.idx[n], s.lh[n], s.lw[n], s.masks[n], s.use_mask, gxp_flat, p0
+                )
+                _k._deform_coord_grad(
+                    xp_flat,
+                    s.wp,
+                    gcols,
+                    s.offsets[n],
+                    s.ybase,
+                    s.xbase,
+                    height,
+                    width,
+                    s.masks[n],
+                    s.use_mask,
+                    goffsets[n],
+                    gmasks[n],
+                    p0,
+                )
+        gx[n] = gxp[:, 1 : height + 1, 1 : width + 1]
     return DeformConv2dGrads(gx, goff, gw, gb, gm)

@@ -25,12 +25,12 @@ from . import _kernels_transposed as _kernels
 from ._args import check_rank, float_array, ntuple, positive_int
 from .config import parallel_launch
 from .conv import pad_input
-from .shapes import conv_output_size, conv_transpose_output_padding
-from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
 # torch has no deform_conv2d in torch.nn.grad; convlab's lives beside the forward pass and is
 # re-exported here so that every gradient is found in one place.
 from .deformable import deform_conv2d_grad as deform_conv2d
+from .shapes import conv_output_size, conv_transpose_output_padding
+from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
 __all__ = [
     "conv1d_input",
@@ -54,7 +54,9 @@ def _shape(value, name, ranks, layout):
     try:
         items = tuple(value)
     except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints (a full shape {layout}), got {value!r}") from None
+        raise TypeError(
+            f"{name} must be a sequence of ints (a full shape {layout}), got {value!r}"
+        ) from None
     if len(items) not in ranks:
         expected = " or ".join(str(r) for r in ranks)
         raise ValueError(f"{name} must have {expected} entries {layout}, got {value!r}")
@@ -63,7 +65,12 @@ def _shape(value, name, ranks, layout):
 
 def _grad_output(grad_output, nd, dtype=None):
     go = float_array(grad_output, "grad_output", dtype=dtype)
-    check_rank(go, (nd + 1, nd + 2), "grad_output", f"(N, C_out, {_SPATIAL[nd]}) or (C_out, {_SPATIAL[nd]})")
+    check_rank(
+        go,
+        (nd + 1, nd + 2),
+        "grad_output",
+        f"(N, C_out, {_SPATIAL[nd]}) or (C_out, {_SPATIAL[nd]})",
+    )
     return go
 
 
@@ -96,7 +103,9 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
     go_b = go if not unbatched else go[None]
     size_b = size if not unbatched else (go_b.shape[0],) + size
     if c_out % groups:
-        raise ValueError(f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})"
+        )
     if go_b.shape[1] != c_out:
         raise ValueError(
             f"grad_output has {go_b.shape[1]} channels but weight.shape[0] (C_out) is {c_out}"
@@ -107,15 +116,18 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
             f"{groups} = {w.shape[1] * groups}: weight must be (C_out, C_in/groups, *kernel)"
         )
     if size_b[0] != go_b.shape[0]:
-        raise ValueError(f"input_size has batch {size_b[0]} but grad_output has batch {go_b.shape[0]}")
+        raise ValueError(
+            f"input_size has batch {size_b[0]} but grad_output has batch {go_b.shape[0]}"
+        )
     in_spatial, out_spatial, kernel = size_b[2:], go_b.shape[2:], w.shape[2:]
     if 0 in in_spatial:
         raise ValueError(f"input_size must have non-empty spatial dimensions, got {tuple(size)}")
     _check_consistent(nd, in_spatial, kernel, out_spatial, stride, padding, dilation)
     # A strided convolution maps several input sizes to the same output size; the output padding
     # (always < stride here) makes the transposed convolution return the one in input_size.
-    output_padding = conv_transpose_output_padding(tuple(out_spatial), tuple(in_spatial), tuple(kernel),
-                                                   stride, padding, dilation)
+    output_padding = conv_transpose_output_padding(
+        tuple(out_spatial), tuple(in_spatial), tuple(kernel), stride, padding, dilation
+    )
     return _TRANSPOSE[nd](go, w, None, stride, padding, output_padding, groups, dilation)
 
 
@@ -125,7 +137,8 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     go = _grad_output(grad_output, nd, dtype=x.dtype)
     if go.ndim != x.ndim:
         raise ValueError(
-            f"input and grad_output must both be batched or both unbatched, got shapes {x.shape} and {go.shape}"
+            "input and grad_output must both be batched or both unbatched, got shapes "
+            f"{x.shape} and {go.shape}"
         )
     size = _shape(weight_size, "weight_size", (nd + 2,), f"(C_out, C_in/groups, {_KERNEL[nd]})")
     if 0 in size:
@@ -138,14 +151,18 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
         x, go = x[None], go[None]
     c_out, c_per_group, kernel = size[0], size[1], size[2:]
     if c_out % groups:
-        raise ValueError(f"out_channels ({c_out}, weight_size[0]) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"out_channels ({c_out}, weight_size[0]) must be divisible by groups ({groups})"
+        )
     if x.shape[1] != c_per_group * groups:
         raise ValueError(
             f"input has {x.shape[1]} channels but weight_size[1] * groups = {c_per_group} * {groups} = "
             f"{c_per_group * groups}: weight must be (C_out, C_in/groups, *kernel)"
         )
     if go.shape[1] != c_out:
-        raise ValueError(f"grad_output has {go.shape[1]} channels but weight_size[0] (C_out) is {c_out}")
+        raise ValueError(
+            f"grad_output has {go.shape[1]} channels but weight_size[0] (C_out) is {c_out}"
+        )
     if go.shape[0] != x.shape[0]:
         raise ValueError(f"input has batch {x.shape[0]} but grad_output has batch {go.shape[0]}")
     _check_consistent(nd, x.shape[2:], kernel, go.shape[2:], stride, padding, dilation)
@@ -168,7 +185,7 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     return grad_w
 
 
-_INPUT_DOC = """Gradient of ``conv{nd}d`` with respect to its input, exactly ``torch.nn.grad.conv{nd}d_input``.
+_INPUT_DOC = """Gradient of ``conv{nd}d`` with respect to its input: ``torch.nn.grad.conv{nd}d_input``.
 
     This *is* the transposed convolution: ``convlab.conv_transpose{nd}d(grad_output, weight,
     stride=s, padding=p, output_padding=a, groups=g, dilation=d)``, where ``a`` is derived from
@@ -199,7 +216,7 @@ _INPUT_DOC = """Gradient of ``conv{nd}d`` with respect to its input, exactly ``t
         not what the convolution gives for ``input_size``), before any kernel runs.
 """
 
-_WEIGHT_DOC = """Gradient of ``conv{nd}d`` with respect to its weight, exactly ``torch.nn.grad.conv{nd}d_weight``.
+_WEIGHT_DOC = """Gradient of ``conv{nd}d`` with respect to its weight: ``torch.nn.grad.conv{nd}d_weight``.
 
     ``grad_w[oc, ci, *k] = sum over n and output positions of grad_output[n, oc, *o] *
     input_padded[n, g*C_in/groups + ci, *(o*s + k*d)]``, computed by a Numba kernel in which each
@@ -304,5 +321,7 @@ _EXAMPLES = {
 
 for _nd, _spatial in _SPATIAL.items():
     for _func, _doc in ((f"conv{_nd}d_input", _INPUT_DOC), (f"conv{_nd}d_weight", _WEIGHT_DOC)):
-        globals()[_func].__doc__ = _doc.format(nd=_nd, spatial=_spatial, kernel=_KERNEL[_nd]) + _EXAMPLES[_func]
+        globals()[_func].__doc__ = (
+            _doc.format(nd=_nd, spatial=_spatial, kernel=_KERNEL[_nd]) + _EXAMPLES[_func]
+        )
 del _nd, _spatial, _func, _doc

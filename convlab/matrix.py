@@ -92,7 +92,9 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1):
     c_in, h, wd = shape
     c_out, c_per_group, kh_n, kw_n = w.shape
     if c_out % groups:
-        raise ValueError(f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"out_channels ({c_out}, weight.shape[0]) must be divisible by groups ({groups})"
+        )
     if c_in != c_per_group * groups:
         raise ValueError(
             f"input_shape has {c_in} channels but weight.shape[1] * groups = {c_per_group} * {groups} "
@@ -101,8 +103,12 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1):
     stride = ntuple(stride, 2, "stride")
     dilation = ntuple(dilation, 2, "dilation")
     pairs = padding_pairs(padding, (kh_n, kw_n), stride, dilation)
-    oh_n, ow_n = (conv_output_size(size + before + after, k, s, 0, d)
-                  for size, k, s, d, (before, after) in zip((h, wd), (kh_n, kw_n), stride, dilation, pairs))
+    oh_n, ow_n = (
+        conv_output_size(size + before + after, k, s, 0, d)
+        for size, k, s, d, (before, after) in zip(
+            (h, wd), (kh_n, kw_n), stride, dilation, pairs, strict=True
+        )
+    )
 
     # One entry per (oc, oh, ow, ci', kh, kw), by broadcasting index grids of shape
     # (C_out, H_out, W_out, C_in/g, kH, kW). In this order the rows come out sorted and, within a
@@ -126,7 +132,9 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1):
     # each (row, col) pair occurs once: distinct taps of one window read distinct input elements.
     # Explicit zeros are kept on purpose (see Returns).
     index_dtype = np.int32 if max(cols.size, c_in * h * wd) < 2**31 else np.int64
-    matrix = scipy.sparse.csr_array((data, cols.astype(index_dtype), indptr.astype(index_dtype)),
-                                    shape=(c_out * oh_n * ow_n, c_in * h * wd))
+    matrix = scipy.sparse.csr_array(
+        (data, cols.astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(c_out * oh_n * ow_n, c_in * h * wd),
+    )
     matrix.has_sorted_indices = True
     return matrix

@@ -98,8 +98,17 @@ def choose_separable_algorithm(c_mid, c_out):
 FUSED_MAX_PRODUCT = 1024
 
 
-def depthwise_separable_conv2d(input, depthwise_weight, pointwise_weight, depthwise_bias=None,
-                               pointwise_bias=None, stride=1, padding=0, dilation=1, algorithm="auto"):
+def depthwise_separable_conv2d(
+    input,
+    depthwise_weight,
+    pointwise_weight,
+    depthwise_bias=None,
+    pointwise_bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    algorithm="auto",
+):
     """Depthwise convolution followed by a 1x1 convolution (a depthwise-separable layer).
 
     Equal (to float rounding) to the two PyTorch-style calls ::
@@ -214,7 +223,9 @@ def depthwise_separable_conv2d(input, depthwise_weight, pointwise_weight, depthw
     pairs = padding_pairs(padding, kernel, stride, dilation)
     out_spatial = tuple(
         conv_output_size(size + before + after, k, s, 0, d)
-        for size, k, s, d, (before, after) in zip(x.shape[2:], kernel, stride, dilation, pairs)
+        for size, k, s, d, (before, after) in zip(
+            x.shape[2:], kernel, stride, dilation, pairs, strict=True
+        )
     )
     if algorithm == "auto":
         algorithm = choose_separable_algorithm(c_mid, c_out)
@@ -229,8 +240,16 @@ def depthwise_separable_conv2d(input, depthwise_weight, pointwise_weight, depthw
             xp = np.ascontiguousarray(pad_input(x, pairs, "zeros"))
             with parallel_launch():
                 _kernels_separable._depthwise_separable_fused(
-                    xp, wd, bd, np.ascontiguousarray(wp), bp, out, multiplier, *stride, *dilation,
-                    _fused_rows(out.shape)
+                    xp,
+                    wd,
+                    bd,
+                    np.ascontiguousarray(wp),
+                    bp,
+                    out,
+                    multiplier,
+                    *stride,
+                    *dilation,
+                    _fused_rows(out.shape),
                 )
     return out[0] if unbatched else out
 
@@ -286,8 +305,10 @@ class SeparatedKernel:
         return (self.col, self.row)[index]
 
     def __repr__(self):
-        return (f"SeparatedKernel(rank={self.rank}, error={self.error:.3g}, "
-                f"col.shape={self.col.shape}, row.shape={self.row.shape})")
+        return (
+            f"SeparatedKernel(rank={self.rank}, error={self.error:.3g}, "
+            f"col.shape={self.col.shape}, row.shape={self.row.shape})"
+        )
 
 
 def separate_kernel(kernel, rank=None, tol=None):
@@ -373,7 +394,9 @@ def separate_kernel(kernel, rank=None, tol=None):
     row = row * signs[:, None]
     col, row = col.astype(k.dtype), row.astype(k.dtype)
     # The residual of the factors returned (rounded to the kernel's dtype), computed in float64.
-    error = float(np.linalg.norm(k.astype(np.float64) - col.astype(np.float64) @ row.astype(np.float64)))
+    error = float(
+        np.linalg.norm(k.astype(np.float64) - col.astype(np.float64) @ row.astype(np.float64))
+    )
     return SeparatedKernel(col, row, error, s.astype(k.dtype))
 
 
@@ -449,7 +472,7 @@ def spatially_separable_conv2d(input, col, row, stride=1, padding=0):
     x, unbatched = _as_batched(x)
     out_spatial = tuple(
         conv_output_size(size + before + after, k, s, 0, 1)
-        for size, k, s, (before, after) in zip(x.shape[2:], kernel, stride, pairs)
+        for size, k, s, (before, after) in zip(x.shape[2:], kernel, stride, pairs, strict=True)
     )
     out = np.empty(x.shape[:2] + out_spatial, dtype=x.dtype)
     if out.size:

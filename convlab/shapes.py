@@ -43,7 +43,7 @@ def effective_kernel_size(kernel_size, dilation=1):
     n = len(kernel_size) if not _is_int(kernel_size) else len(dilation)
     ks = ntuple(kernel_size, n, "kernel_size")
     ds = ntuple(dilation, n, "dilation")
-    return tuple(d * (k - 1) + 1 for k, d in zip(ks, ds))
+    return tuple(d * (k - 1) + 1 for k, d in zip(ks, ds, strict=True))
 
 
 def padding_pairs(padding, kernel_size, stride, dilation):
@@ -64,11 +64,13 @@ def padding_pairs(padding, kernel_size, stride, dilation):
                     f"padding='same' is only supported with stride 1 (as in PyTorch), got stride={stride}"
                 )
             pairs = []
-            for k, d in zip(kernel_size, dilation):
+            for k, d in zip(kernel_size, dilation, strict=True):
                 total = d * (k - 1)
                 pairs.append((total // 2, total - total // 2))
             return tuple(pairs)
-        raise ValueError(f"padding must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}")
+        raise ValueError(
+            f"padding must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}"
+        )
     pads = ntuple(padding, n, "padding", allow_zero=True)
     return tuple((p, p) for p in pads)
 
@@ -117,8 +119,10 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
     ss = ntuple(stride, n, "stride")
     ds = ntuple(dilation, n, "dilation")
     pairs = padding_pairs(padding, ks, ss, ds)
-    out = [_output_length(size, k, s, d, before, after)
-           for size, k, s, d, (before, after) in zip(sizes, ks, ss, ds, pairs)]
+    out = [
+        _output_length(size, k, s, d, before, after)
+        for size, k, s, d, (before, after) in zip(sizes, ks, ss, ds, pairs, strict=True)
+    ]
     return out[0] if scalar else tuple(out)
 
 
@@ -179,7 +183,9 @@ def receptive_field(layers):
         else:
             items = tuple(layer)
             if not 1 <= len(items) <= 3:
-                raise ValueError(f"layer {i}: expected (kernel_size, stride, dilation), got {layer!r}")
+                raise ValueError(
+                    f"layer {i}: expected (kernel_size, stride, dilation), got {layer!r}"
+                )
             k, s, d = (items + (1, 1))[:3]
         k = positive_int(k, f"layer {i} kernel_size")
         s = positive_int(s, f"layer {i} stride")
@@ -225,8 +231,17 @@ def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True, nd
     return weights + (c_out if bias else 0)
 
 
-def count_macs(in_channels, out_channels, kernel_size, input_size, stride=1, padding=0, dilation=1,
-               groups=1, batch=1):
+def count_macs(
+    in_channels,
+    out_channels,
+    kernel_size,
+    input_size,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    batch=1,
+):
     """Multiply-accumulate operations of one forward pass of a convolution layer.
 
     Every output element costs ``(C_in / groups) * prod(k)`` MACs, so the layer costs
@@ -264,7 +279,7 @@ def _transpose_geometry(input_size, kernel_size, stride, padding, dilation):
 
 def _check_output_padding(output_padding, stride, dilation):
     """PyTorch's rule: each output padding must be smaller than its stride or its dilation."""
-    for a, s, d in zip(output_padding, stride, dilation):
+    for a, s, d in zip(output_padding, stride, dilation, strict=True):
         if not (a < s or a < d):
             raise ValueError(
                 f"output_padding ({a}) must be smaller than either stride ({s}) or dilation ({d}), "
@@ -272,7 +287,9 @@ def _check_output_padding(output_padding, stride, dilation):
             )
 
 
-def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
+def conv_transpose_output_size(
+    input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1
+):
     """Output length of a transposed convolution, per spatial dimension.
 
     ``(i - 1) s - 2p + d (k - 1) + a + 1``, the formula of ``torch.nn.ConvTranspose1d/2d/3d``
@@ -309,11 +326,13 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, out
     >>> conv_transpose_output_size((28, 28), 4, stride=2, padding=1)  # a DCGAN upsampling layer
     (56, 56)
     """
-    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(input_size, kernel_size, stride, padding, dilation)
+    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(
+        input_size, kernel_size, stride, padding, dilation
+    )
     ops = ntuple(output_padding, n, "output_padding", allow_zero=True)
     _check_output_padding(ops, ss, ds)
     out = []
-    for i, k, s, p, a, d in zip(sizes, ks, ss, ps, ops, ds):
+    for i, k, s, p, a, d in zip(sizes, ks, ss, ps, ops, ds, strict=True):
         o = (i - 1) * s - 2 * p + d * (k - 1) + a + 1
         if o <= 0:
             raise ValueError(
@@ -324,7 +343,9 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, out
     return out[0] if scalar else tuple(out)
 
 
-def conv_transpose_output_padding(input_size, output_size, kernel_size, stride=1, padding=0, dilation=1):
+def conv_transpose_output_padding(
+    input_size, output_size, kernel_size, stride=1, padding=0, dilation=1
+):
     """The ``output_padding`` that makes a transposed convolution produce ``output_size``.
 
     ``a = o - ((i - 1) s - 2p + d (k - 1) + 1)``; for ``d = 1`` and a reachable ``o`` this is the
@@ -363,7 +384,9 @@ def conv_transpose_output_padding(input_size, output_size, kernel_size, stride=1
     >>> conv_transpose_output_padding((7, 7), (14, 13), 3, stride=2, padding=1)
     (1, 0)
     """
-    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(input_size, kernel_size, stride, padding, dilation)
+    scalar, n, sizes, ks, ss, ps, ds = _transpose_geometry(
+        input_size, kernel_size, stride, padding, dilation
+    )
     if scalar != _is_int(output_size):
         raise ValueError(
             f"output_size ({output_size!r}) must be an int when input_size is an int and a tuple "
@@ -371,7 +394,7 @@ def conv_transpose_output_padding(input_size, output_size, kernel_size, stride=1
         )
     targets = ntuple(output_size, n, "output_size", allow_negative=True)
     out = []
-    for i, o, k, s, p, d in zip(sizes, targets, ks, ss, ps, ds):
+    for i, o, k, s, p, d in zip(sizes, targets, ks, ss, ps, ds, strict=True):
         smallest = (i - 1) * s - 2 * p + d * (k - 1) + 1
         largest = smallest + max(s, d) - 1
         if not max(smallest, 1) <= o <= largest:
@@ -403,11 +426,15 @@ def tf_conv_transpose_output_size(input_size, kernel_size, stride=1, padding="VA
     (5, 5)
     """
     if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
-        raise ValueError(f"padding must be 'SAME' or 'VALID' (TensorFlow's conventions), got {padding!r}")
+        raise ValueError(
+            f"padding must be 'SAME' or 'VALID' (TensorFlow's conventions), got {padding!r}"
+        )
     same = padding.upper() == "SAME"
-    scalar, n, sizes, ks, ss, _, ds = _transpose_geometry(input_size, kernel_size, stride, 0, dilation)
+    scalar, n, sizes, ks, ss, _, ds = _transpose_geometry(
+        input_size, kernel_size, stride, 0, dilation
+    )
     out = []
-    for i, k, s, d in zip(sizes, ks, ss, ds):
+    for i, k, s, d in zip(sizes, ks, ss, ds, strict=True):
         extent = d * (k - 1) + 1
         out.append(i * s if same else i * s + max(extent - s, 0))
     return out[0] if scalar else tuple(out)
@@ -424,8 +451,10 @@ __all__ += [
 # Built on count_params / count_macs / conv_output_size above, so every count the separable
 # chapter prints goes through the same formulas as the plain layers.
 
-def count_params_depthwise_separable(in_channels, out_channels, kernel_size, depth_multiplier=1,
-                                     bias=True):
+
+def count_params_depthwise_separable(
+    in_channels, out_channels, kernel_size, depth_multiplier=1, bias=True
+):
     """Parameters of a depthwise-separable layer: a depthwise conv then a 1x1 conv.
 
     The depthwise conv (``groups = C_in``, ``K`` filters per channel) has ``C_in K prod(k)``
@@ -453,15 +482,27 @@ def count_params_depthwise_separable(in_channels, out_channels, kernel_size, dep
     c_in = positive_int(in_channels, "in_channels")
     c_out = positive_int(out_channels, "out_channels")
     k_mult = positive_int(depth_multiplier, "depth_multiplier")
-    ks = ntuple(kernel_size, 2, "kernel_size") if _is_int(kernel_size) else \
-        ntuple(kernel_size, len(kernel_size), "kernel_size")
+    ks = (
+        ntuple(kernel_size, 2, "kernel_size")
+        if _is_int(kernel_size)
+        else ntuple(kernel_size, len(kernel_size), "kernel_size")
+    )
     depthwise = count_params(c_in, c_in * k_mult, ks, groups=c_in, bias=bias)
     pointwise = count_params(c_in * k_mult, c_out, (1,) * len(ks), bias=bias)
     return depthwise + pointwise
 
 
-def count_macs_depthwise_separable(in_channels, out_channels, kernel_size, input_size, stride=1,
-                                   padding=0, dilation=1, depth_multiplier=1, batch=1):
+def count_macs_depthwise_separable(
+    in_channels,
+    out_channels,
+    kernel_size,
+    input_size,
+    stride=1,
+    padding=0,
+    dilation=1,
+    depth_multiplier=1,
+    batch=1,
+):
     """Multiply-accumulates of a depthwise-separable layer (depthwise conv, then 1x1 conv).
 
     ``count_macs`` of the depthwise conv (``groups = C_in``, output ``C_in K`` channels, with the
@@ -479,8 +520,17 @@ def count_macs_depthwise_separable(in_channels, out_channels, kernel_size, input
     c_in = positive_int(in_channels, "in_channels")
     c_out = positive_int(out_channels, "out_channels")
     k_mult = positive_int(depth_multiplier, "depth_multiplier")
-    depthwise = count_macs(c_in, c_in * k_mult, kernel_size, input_size, stride, padding, dilation,
-                           groups=c_in, batch=batch)
+    depthwise = count_macs(
+        c_in,
+        c_in * k_mult,
+        kernel_size,
+        input_size,
+        stride,
+        padding,
+        dilation,
+        groups=c_in,
+        batch=batch,
+    )
     out = conv_output_size(input_size, kernel_size, stride, padding, dilation)
     pointwise = count_macs(c_in * k_mult, c_out, 1, out, batch=batch)
     return depthwise + pointwise
@@ -503,8 +553,9 @@ def count_params_spatially_separable(kernel_size, rank=1):
     return positive_int(rank, "rank") * (kh + kw)
 
 
-def count_macs_spatially_separable(channels, kernel_size, input_size, rank=1, stride=1, padding=0,
-                                   batch=1):
+def count_macs_spatially_separable(
+    channels, kernel_size, input_size, rank=1, stride=1, padding=0, batch=1
+):
     """Multiply-accumulates of :func:`convlab.spatially_separable_conv2d`, counted exactly.
 
     Per channel and rank term, the column pass computes ``H_out x W_c`` values with ``kH`` taps,
@@ -525,7 +576,7 @@ def count_macs_spatially_separable(channels, kernel_size, input_size, rank=1, st
     r = positive_int(rank, "rank")
     b = positive_int(batch, "batch") if batch != 0 else 0
     kh, kw = ntuple(kernel_size, 2, "kernel_size")
-    size = ntuple(input_size, 2, "input_size", allow_zero=True)   # an int means a square image
+    size = ntuple(input_size, 2, "input_size", allow_zero=True)  # an int means a square image
     oh, ow = conv_output_size(size, (kh, kw), stride, padding)
     sw = ntuple(stride, 2, "stride")[1]
     wc = (ow - 1) * sw + kw

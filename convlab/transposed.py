@@ -29,12 +29,18 @@ import numba
 import numpy as np
 
 from . import _kernels_transposed as _kernels
-from ._blas import blas_gemm, one_blas_thread
 from ._args import check_rank, float_array, ntuple, positive_int
+from ._blas import blas_gemm, one_blas_thread
 from .config import parallel_launch
 from .shapes import conv_transpose_output_padding, conv_transpose_output_size
 
-__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "ALGORITHMS", "choose_algorithm"]
+__all__ = [
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "ALGORITHMS",
+    "choose_algorithm",
+]
 
 #: algorithms accepted by the ``conv_transpose*`` functions
 ALGORITHMS = ("auto", "direct", "gemm")
@@ -42,8 +48,11 @@ ALGORITHMS = ("auto", "direct", "gemm")
 #: "auto" never lets the GEMM form allocate more than this (bytes) for its column buffer
 GEMM_AUTO_LIMIT = 256 * 2**20
 
-_LAYOUT = {1: "(N, C_in, L) or (C_in, L)", 2: "(N, C_in, H, W) or (C_in, H, W)",
-           3: "(N, C_in, D, H, W) or (C_in, D, H, W)"}
+_LAYOUT = {
+    1: "(N, C_in, L) or (C_in, L)",
+    2: "(N, C_in, H, W) or (C_in, H, W)",
+    3: "(N, C_in, D, H, W) or (C_in, D, H, W)",
+}
 _KERNEL_DIMS = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 
 
@@ -59,7 +68,9 @@ def _is_int(value):
 
 def _check_algorithm(algorithm):
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
+        raise ValueError(
+            f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}"
+        )
 
 
 def _requested_spatial_size(output_size, nd, leading):
@@ -75,16 +86,20 @@ def _requested_spatial_size(output_size, nd, leading):
     try:
         items = tuple(output_size)
     except TypeError:
-        raise TypeError(f"output_size must be an int or a sequence of ints, got {output_size!r}") from None
+        raise TypeError(
+            f"output_size must be an int or a sequence of ints, got {output_size!r}"
+        ) from None
     full = len(leading) + nd
     if len(items) == full:
-        given = tuple(ntuple(items[:len(leading)], len(leading), "output_size", allow_negative=True))
+        given = tuple(
+            ntuple(items[: len(leading)], len(leading), "output_size", allow_negative=True)
+        )
         if given != tuple(leading):
             raise ValueError(
                 f"output_size {tuple(items)} is a full shape whose leading entries {given} do not "
                 f"match the output's {tuple(leading)} (batch and channels)"
             )
-        items = items[len(leading):]
+        items = items[len(leading) :]
     elif len(items) != nd:
         raise ValueError(
             f"output_size must have {nd} entries (the spatial size) or {full} (the full output "
@@ -93,7 +108,9 @@ def _requested_spatial_size(output_size, nd, leading):
     return ntuple(items, nd, "output_size", allow_negative=True)
 
 
-def _prepare(nd, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size):
+def _prepare(
+    nd, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+):
     """Validate everything for an ``nd``-dimensional transposed convolution."""
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
@@ -146,8 +163,12 @@ def _prepare(nd, input, weight, bias, stride, padding, output_padding, groups, d
             )
         leading = (c_out,) if unbatched else (x.shape[0], c_out)
         size = _requested_spatial_size(output_size, nd, leading)
-        output_padding = conv_transpose_output_padding(tuple(spatial), size, kernel, stride, padding, dilation)
-    out_spatial = conv_transpose_output_size(tuple(spatial), kernel, stride, padding, output_padding, dilation)
+        output_padding = conv_transpose_output_padding(
+            tuple(spatial), size, kernel, stride, padding, dilation
+        )
+    out_spatial = conv_transpose_output_size(
+        tuple(spatial), kernel, stride, padding, output_padding, dilation
+    )
 
     p = _Prepared()
     p.x, p.w, p.b = x, w, b
@@ -192,7 +213,9 @@ def _gemm_columns(x, w, groups):
     if n_batch == 1:
         x2 = x.reshape(c_in, pixels)
     else:
-        x2 = np.ascontiguousarray(x.reshape(n_batch, c_in, pixels).transpose(1, 0, 2)).reshape(c_in, -1)
+        x2 = np.ascontiguousarray(x.reshape(n_batch, c_in, pixels).transpose(1, 0, 2)).reshape(
+            c_in, -1
+        )
     w2 = np.ascontiguousarray(w.reshape(c_in, rows))
     x2 = np.ascontiguousarray(x2)
     cols = np.empty((groups * rows, n_batch * pixels), dtype=x.dtype)
@@ -218,17 +241,23 @@ def _run(p, algorithm):
         cols = _gemm_columns(x, w, p.groups)
         # the folds are serial kernels (see their docstrings), so no parallel_launch() here
         if nd == 2:
-            _kernels._fold_transposed2d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
-                                        *x.shape[2:])
+            _kernels._fold_transposed2d(
+                cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
+            )
         else:
-            _kernels._fold_transposed3d(cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation,
-                                        *x.shape[2:])
+            _kernels._fold_transposed3d(
+                cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
+            )
     else:
         with parallel_launch():
             if nd == 2:
-                _kernels._conv_transpose2d_phases(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
+                _kernels._conv_transpose2d_phases(
+                    x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups
+                )
             else:
-                _kernels._conv_transpose3d_scatter(x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups)
+                _kernels._conv_transpose3d_scatter(
+                    x, w, p.b, out, *p.stride, *p.padding, *p.dilation, p.groups
+                )
     return out
 
 
@@ -241,8 +270,18 @@ def _lift_1d(p):
     return p
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                     output_size=None, algorithm="auto"):
+def conv_transpose1d(
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    output_size=None,
+    algorithm="auto",
+):
     """1-D transposed convolution, exactly ``torch.nn.functional.conv_transpose1d``.
 
     Parameters
@@ -265,13 +304,27 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     array([[[ 1., 10.,  2., 20.,  3., 30.]]])
     """
     _check_algorithm(algorithm)
-    p = _lift_1d(_prepare(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size))
+    p = _lift_1d(
+        _prepare(
+            1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+        )
+    )
     out = _run(p, algorithm)[:, :, 0, :]
     return out[0] if p.unbatched else out
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                     output_size=None, algorithm="auto"):
+def conv_transpose2d(
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    output_size=None,
+    algorithm="auto",
+):
     """2-D transposed convolution, exactly ``torch.nn.functional.conv_transpose2d``.
 
     Every input element ``x[n, ci, ih, iw]`` adds ``x * weight[ci, oc, kh, kw]`` to output
@@ -339,13 +392,25 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     (1, 1, 6, 6)
     """
     _check_algorithm(algorithm)
-    p = _prepare(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
+    p = _prepare(
+        2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+    )
     out = _run(p, algorithm)
     return out[0] if p.unbatched else out
 
 
-def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                     output_size=None, algorithm="auto"):
+def conv_transpose3d(
+    input,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    output_size=None,
+    algorithm="auto",
+):
     """3-D transposed convolution, exactly ``torch.nn.functional.conv_transpose3d``.
 
     Parameters
@@ -367,6 +432,8 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     (1, 2, 2, 2, 2)
     """
     _check_algorithm(algorithm)
-    p = _prepare(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size)
+    p = _prepare(
+        3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
+    )
     out = _run(p, algorithm)
     return out[0] if p.unbatched else out

@@ -66,8 +66,17 @@ def toc_docnames(toc_path=ROOT / "_toc.yml"):
 def _build(out_dir):
     """Build the book with the same flags as `python3 tasks.py book`; return a JSON-able result."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jupyter_book), "build", str(ROOT), "--path-output", str(out_dir),
-           "-W", "-n", "--keep-going", "--all"]
+    cmd = [
+        str(jupyter_book),
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(out_dir),
+        "-W",
+        "-n",
+        "--keep-going",
+        "--all",
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     return {
@@ -81,7 +90,9 @@ def _build(out_dir):
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory):
     """The book built into a temporary directory: .returncode, .log, .html (Path), .pages."""
-    pytest.importorskip("jupyter_book", reason="jupyter-book is not installed (pip install -e .[book])")
+    pytest.importorskip(
+        "jupyter_book", reason="jupyter-book is not installed (pip install -e .[book])"
+    )
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
         base = base.parent  # the run's temporary directory, common to all its workers
@@ -95,6 +106,10 @@ def built_site(tmp_path_factory):
         else:
             result = _build(out_dir)
             result_file.write_text(json.dumps(result))
-    return SimpleNamespace(returncode=result["returncode"], log=result["log"],
-                           seconds=result["seconds"], html=Path(result["html"]),
-                           pages=toc_docnames())
+    return SimpleNamespace(
+        returncode=result["returncode"],
+        log=result["log"],
+        seconds=result["seconds"],
+        html=Path(result["html"]),
+        pages=toc_docnames(),
+    )

@@ -7,10 +7,32 @@ run convlab on the stored input and compare.
 """
 
 
-def _case(name, nd, x, w, bias=True, stride=1, padding=0, dilation=1, groups=1,
-          padding_mode="zeros", dtype="float32"):
-    return dict(name=name, nd=nd, x=x, w=w, bias=bias, stride=stride, padding=padding,
-                dilation=dilation, groups=groups, padding_mode=padding_mode, dtype=dtype)
+def _case(
+    name,
+    nd,
+    x,
+    w,
+    bias=True,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    dtype="float32",
+):
+    return dict(
+        name=name,
+        nd=nd,
+        x=x,
+        w=w,
+        bias=bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        dtype=dtype,
+    )
 
 
 CASES = [
@@ -35,7 +57,15 @@ CASES = [
     _case("2d_basic", 2, (2, 3, 8, 9), (4, 3, 3, 3)),
     _case("2d_pad1", 2, (2, 3, 8, 8), (4, 3, 3, 3), padding=1),
     _case("2d_stride2_pad1", 2, (2, 3, 9, 8), (5, 3, 3, 3), stride=2, padding=1),
-    _case("2d_rect_args", 2, (1, 2, 10, 12), (3, 2, 3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1)),
+    _case(
+        "2d_rect_args",
+        2,
+        (1, 2, 10, 12),
+        (3, 2, 3, 5),
+        stride=(2, 1),
+        padding=(4, 2),
+        dilation=(3, 1),
+    ),
     _case("2d_dilation2", 2, (2, 2, 11, 11), (2, 2, 3, 3), dilation=2, padding=2),
     _case("2d_1x1", 2, (2, 6, 5, 5), (4, 6, 1, 1)),
     _case("2d_1x1_stride2", 2, (2, 6, 6, 7), (4, 6, 1, 1), stride=2),
@@ -53,13 +83,23 @@ CASES = [
     _case("2d_replicate", 2, (2, 2, 5, 6), (3, 2, 3, 3), padding=(3, 1), padding_mode="replicate"),
     _case("2d_circular", 2, (2, 2, 5, 6), (3, 2, 3, 3), padding=(5, 2), padding_mode="circular"),
     _case("2d_reflect_same", 2, (1, 2, 6, 6), (2, 2, 4, 4), padding="same", padding_mode="reflect"),
-    _case("2d_circular_groups", 2, (1, 4, 6, 6), (4, 2, 3, 3), padding=1, groups=2, padding_mode="circular"),
+    _case(
+        "2d_circular_groups",
+        2,
+        (1, 4, 6, 6),
+        (4, 2, 3, 3),
+        padding=1,
+        groups=2,
+        padding_mode="circular",
+    ),
     _case("2d_float64", 2, (2, 3, 8, 8), (4, 3, 3, 3), padding=1, stride=2, dtype="float64"),
     _case("2d_float64_groups", 2, (1, 4, 7, 7), (4, 2, 3, 3), padding=1, groups=2, dtype="float64"),
     # --- 3-D
     _case("3d_basic", 3, (2, 2, 5, 6, 6), (3, 2, 3, 3, 3)),
     _case("3d_pad_stride", 3, (1, 2, 6, 7, 5), (3, 2, 3, 3, 3), stride=(1, 2, 2), padding=1),
-    _case("3d_dilation", 3, (1, 2, 7, 7, 7), (2, 2, 3, 3, 3), dilation=(2, 1, 2), padding=(2, 1, 0)),
+    _case(
+        "3d_dilation", 3, (1, 2, 7, 7, 7), (2, 2, 3, 3, 3), dilation=(2, 1, 2), padding=(2, 1, 0)
+    ),
     _case("3d_groups", 3, (1, 4, 5, 5, 5), (4, 2, 3, 3, 3), groups=2, padding=1),
     _case("3d_same", 3, (1, 2, 5, 5, 6), (2, 2, 2, 3, 4), padding="same"),
     _case("3d_replicate", 3, (1, 2, 4, 4, 4), (2, 2, 3, 3, 3), padding=2, padding_mode="replicate"),
@@ -71,6 +111,13 @@ CASES = [
 UNFOLD_CASES = [
     dict(name="unfold_basic", x=(2, 3, 6, 7), kernel_size=(2, 3), dilation=1, padding=0, stride=1),
     dict(name="unfold_pad_stride", x=(1, 2, 7, 7), kernel_size=3, dilation=1, padding=1, stride=2),
-    dict(name="unfold_dilation", x=(1, 2, 9, 8), kernel_size=(3, 2), dilation=(2, 3), padding=(1, 2), stride=(1, 2)),
+    dict(
+        name="unfold_dilation",
+        x=(1, 2, 9, 8),
+        kernel_size=(3, 2),
+        dilation=(2, 3),
+        padding=(1, 2),
+        stride=(1, 2),
+    ),
     dict(name="unfold_unbatched", x=(3, 5, 5), kernel_size=2, dilation=1, padding=1, stride=1),
 ]

@@ -23,7 +23,10 @@ def pad(x, pads, mode):
 
 def same_pads(kernel, dilation):
     """PyTorch's 'same': total d(k-1), the odd element after."""
-    return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+    return [
+        (d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+        for k, d in zip(kernel, dilation, strict=True)
+    ]
 
 
 def convnd(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
@@ -98,4 +101,4 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
         range(n_batch), range(channels), range(kh), range(kw), range(oh), range(ow)
     ):
         out[n, c, r * sh + i * dh, s * sw + j * dw] += cols[n, (c * kh + i) * kw + j, r * ow + s]
-    return out[:, :, ph:ph + h, pw:pw + w]
+    return out[:, :, ph : ph + h, pw : pw + w]

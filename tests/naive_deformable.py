@@ -39,15 +39,24 @@ def sample_points(offset, kernel_size, stride, padding, dilation, out_hw):
                     ch = 2 * ((g * kh + i) * kw + j)
                     for oy in range(oh):
                         for ox in range(ow):
-                            pts[n, g, i, j, oy, ox, 0] = (oy * stride[0] - padding[0] + i * dilation[0]
-                                                          + offset[n, ch, oy, ox])
-                            pts[n, g, i, j, oy, ox, 1] = (ox * stride[1] - padding[1] + j * dilation[1]
-                                                          + offset[n, ch + 1, oy, ox])
+                            pts[n, g, i, j, oy, ox, 0] = (
+                                oy * stride[0]
+                                - padding[0]
+                                + i * dilation[0]
+                                + offset[n, ch, oy, ox]
+                            )
+                            pts[n, g, i, j, oy, ox, 1] = (
+                                ox * stride[1]
+                                - padding[1]
+                                + j * dilation[1]
+                                + offset[n, ch + 1, oy, ox]
+                            )
     return pts
 
 
-def deform_conv2d(x, offset, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                  mask=None):
+def deform_conv2d(
+    x, offset, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), mask=None
+):
     """out[n, o, oy, ox] = b[o] + sum over c in o's group, taps (i, j) of
     w[o, c, i, j] * m * bilinear(x[n, c], point)."""
     x = np.asarray(x, dtype=np.float64)

@@ -27,14 +27,17 @@ def depthwise(x, w, b=None, stride=1, padding=0, dilation=1, padding_mode="zeros
     stride, padding, dilation = as_tuple(stride), as_tuple(padding), as_tuple(dilation)
     kernel = w.shape[2:]
     xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding], mode=_PAD[padding_mode])
-    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
     # windows[n, c, *out_position, *tap_position]; keep every stride-th window, every d-th tap
     windows = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
-    windows = windows[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
-                      + tuple(slice(None, None, d) for d in dilation)]
+    windows = windows[
+        (slice(None), slice(None))
+        + tuple(slice(None, None, s) for s in stride)
+        + tuple(slice(None, None, d) for d in dilation)
+    ]
     multiplier = w.shape[0] // x.shape[1]
     c_out = w.shape[0]
-    out = np.empty((x.shape[0], c_out) + windows.shape[2:2 + nd])
+    out = np.empty((x.shape[0], c_out) + windows.shape[2 : 2 + nd])
     for oc in range(c_out):
         # tensordot over the tap axes of the window and the filter
         patch = windows[:, oc // multiplier]

@@ -15,7 +15,10 @@ def _pads(padding, kernel, dilation):
     if padding == "valid":
         return [(0, 0), (0, 0)]
     if padding == "same":  # PyTorch: total d(k-1), the odd element after
-        return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+        return [
+            (d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+            for k, d in zip(kernel, dilation, strict=True)
+        ]
     return [(p, p) for p in _pair(padding)]
 
 
@@ -45,7 +48,9 @@ def depthwise_separable(x, wd, wp, bd=None, bp=None, stride=1, padding=0, dilati
                     total = bd[m]
                     for a in range(kh):
                         for b in range(kw):
-                            total += wd[m, 0, a, b] * xp[n, m // mult, i * sh + a * dh, j * sw + b * dw]
+                            total += (
+                                wd[m, 0, a, b] * xp[n, m // mult, i * sh + a * dh, j * sw + b * dw]
+                            )
                     mid[n, m, i, j] = total
     out = np.zeros((n_batch, c_out, oh_n, ow_n))
     for n in range(n_batch):
@@ -71,14 +76,21 @@ def filter_channels(x, kernel, stride=1, padding=0):
         for c in range(x.shape[1]):
             for i in range(oh_n):
                 for j in range(ow_n):
-                    out[n, c, i, j] = sum(kernel[a, b] * xp[n, c, i * sh + a, j * sw + b]
-                                          for a in range(kh) for b in range(kw))
+                    out[n, c, i, j] = sum(
+                        kernel[a, b] * xp[n, c, i * sh + a, j * sw + b]
+                        for a in range(kh)
+                        for b in range(kw)
+                    )
     return out
 
 
 def gaussian_kernel(size, sigma):
     """A normalised ``size x size`` Gaussian, built as a 2-D function (not as an outer product)."""
     half = (size - 1) / 2
-    k = np.array([[np.exp(-((i - half) ** 2 + (j - half) ** 2) / (2 * sigma**2))
-                   for j in range(size)] for i in range(size)])
+    k = np.array(
+        [
+            [np.exp(-((i - half) ** 2 + (j - half) ** 2) / (2 * sigma**2)) for j in range(size)]
+            for i in range(size)
+        ]
+    )
     return k / k.sum()

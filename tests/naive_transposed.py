@@ -19,11 +19,12 @@ All accumulate in float64 and return float64; inputs are batched ``(N, C, *spati
 import itertools
 
 import numpy as np
-
 from naive import _tuple, convnd  # the direct convolution, from its definition
 
 
-def conv_transpose_scatter(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose_scatter(
+    x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Transposed convolution of ``x`` (N, C_in, *S) with ``w`` (C_in, C_out/groups, *K), by scattering."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -34,8 +35,10 @@ def conv_transpose_scatter(x, w, b=None, stride=1, padding=0, output_padding=0, 
     n_batch, c_in = x.shape[:2]
     in_per_group, out_per_group = c_in // groups, w.shape[1]
     c_out = out_per_group * groups
-    full = [(x.shape[2 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 + output_padding[i]
-            for i in range(nd)]
+    full = [
+        (x.shape[2 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 + output_padding[i]
+        for i in range(nd)
+    ]
     buf = np.zeros((n_batch, c_out, *full))
     for n, ci in itertools.product(range(n_batch), range(c_in)):
         g = ci // in_per_group
@@ -58,7 +61,9 @@ def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1):
     return convnd(x, w, None, stride, padding, dilation, groups)
 
 
-def conv_transpose_zero_insertion(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose_zero_insertion(
+    x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """Seed 001's construction: zero insertion, padding, stride-1 convolution with the flipped kernel."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -72,16 +77,24 @@ def conv_transpose_zero_insertion(x, w, b=None, stride=1, padding=0, output_padd
     spread = np.zeros((n_batch, c_in, *[(x.shape[2 + i] - 1) * stride[i] + 1 for i in range(nd)]))
     spread[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = x
     # 2. pad by d(k-1) - p on both sides, plus the output padding after
-    pads = [(dilation[i] * (kernel[i] - 1) - padding[i],
-             dilation[i] * (kernel[i] - 1) - padding[i] + output_padding[i]) for i in range(nd)]
+    pads = [
+        (
+            dilation[i] * (kernel[i] - 1) - padding[i],
+            dilation[i] * (kernel[i] - 1) - padding[i] + output_padding[i],
+        )
+        for i in range(nd)
+    ]
     if any(before < 0 for before, _ in pads):
         raise ValueError("zero insertion needs padding <= d(k-1)")
     spread = np.pad(spread, [(0, 0), (0, 0)] + pads)
     # 3. the flipped kernel with in/out channel axes swapped, per group: (C_out, C_in/groups, *K)
     flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
-    conv_w = np.concatenate([
-        np.swapaxes(flipped[g * in_per_group:(g + 1) * in_per_group], 0, 1) for g in range(groups)
-    ])
+    conv_w = np.concatenate(
+        [
+            np.swapaxes(flipped[g * in_per_group : (g + 1) * in_per_group], 0, 1)
+            for g in range(groups)
+        ]
+    )
     return convnd(spread, conv_w, b, 1, 0, dilation, groups)
 
 

@@ -32,7 +32,7 @@ def main(argv):
     DATA.mkdir(exist_ok=True)
     failed = []
     for path in sorted((HERE / "recorders").glob("record_*.py")):
-        family = path.stem[len("record_"):]
+        family = path.stem[len("record_") :]
         if wanted and family not in wanted:
             continue
         try:

@@ -13,17 +13,17 @@ Tolerances, in one place. For data of unit scale (the recorded torch cases, N(0,
 
 import pathlib
 import threading
-import warnings
 import tracemalloc
+import warnings
 
 import numba
 import numpy as np
 import pytest
+from conv_cases import CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlab
-from conv_cases import CASES
 from convlab import conv as conv_module
 from convlab._winograd import AT, BT, G, winograd_weight_transform
 from convlab.algorithms import im2col_buffer_nbytes, im2col_workspace_nbytes
@@ -40,11 +40,18 @@ def assert_close(out, expected, algorithm, dtype):
     single = np.dtype(dtype) == np.float32
     if algorithm == "fft":
         scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-        np.testing.assert_allclose(out, expected, rtol=0, atol=(1e-5 if single else 1e-12) * scale,
-                                   err_msg=f"algorithm={algorithm}")
+        np.testing.assert_allclose(
+            out,
+            expected,
+            rtol=0,
+            atol=(1e-5 if single else 1e-12) * scale,
+            err_msg=f"algorithm={algorithm}",
+        )
     else:
         tol = 2e-5 if single else 1e-12
-        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol, err_msg=f"algorithm={algorithm}")
+        np.testing.assert_allclose(
+            out, expected, rtol=tol, atol=tol, err_msg=f"algorithm={algorithm}"
+        )
 
 
 def winograd_applies(kernel, stride, dilation):
@@ -65,12 +72,19 @@ def einsum_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     out = np.zeros((x.shape[0], c_out, oh, ow))
     o_per_g = c_out // groups
     for g in range(groups):
-        xg = xp[:, g * c_per_group:(g + 1) * c_per_group]
-        wg = w[g * o_per_g:(g + 1) * o_per_g]
+        xg = xp[:, g * c_per_group : (g + 1) * c_per_group]
+        wg = w[g * o_per_g : (g + 1) * o_per_g]
         for kh in range(kh_n):
             for kw in range(kw_n):
-                patch = xg[:, :, kh * dh:kh * dh + (oh - 1) * sh + 1:sh, kw * dw:kw * dw + (ow - 1) * sw + 1:sw]
-                out[:, g * o_per_g:(g + 1) * o_per_g] += np.einsum("nchw,oc->nohw", patch, wg[:, :, kh, kw])
+                patch = xg[
+                    :,
+                    :,
+                    kh * dh : kh * dh + (oh - 1) * sh + 1 : sh,
+                    kw * dw : kw * dw + (ow - 1) * sw + 1 : sw,
+                ]
+                out[:, g * o_per_g : (g + 1) * o_per_g] += np.einsum(
+                    "nchw,oc->nohw", patch, wg[:, :, kh, kw]
+                )
     if b is not None:
         out += np.asarray(b, dtype=np.float64)[None, :, None, None]
     return out
@@ -94,7 +108,12 @@ AGREEMENT_CASES = [
     # FFT (and im2col, direct) beyond Winograd's reach
     ("5x5_stride2", (2, 3, 11, 10), (4, 3, 5, 5), dict(stride=2, padding=2)),
     ("3x3_dilation2", (1, 2, 11, 11), (3, 2, 3, 3), dict(dilation=2, padding=2)),
-    ("rect_kernel_mixed", (1, 2, 10, 12), (3, 2, 3, 5), dict(stride=(2, 1), padding=(4, 2), dilation=(3, 1))),
+    (
+        "rect_kernel_mixed",
+        (1, 2, 10, 12),
+        (3, 2, 3, 5),
+        dict(stride=(2, 1), padding=(4, 2), dilation=(3, 1)),
+    ),
     ("1x1", (2, 6, 5, 5), (4, 6, 1, 1), dict()),
     ("1x1_stride2", (1, 6, 7, 6), (4, 6, 1, 1), dict(stride=2)),
     ("7x7_stem", (1, 3, 20, 20), (4, 3, 7, 7), dict(stride=2, padding=3)),
@@ -119,8 +138,11 @@ def _case_params():
 
 def _data(x_shape, w_shape, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
-            rng.standard_normal(w_shape[0]))
+    return (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
 
 
 @pytest.mark.kernels
@@ -129,25 +151,36 @@ def _data(x_shape, w_shape, seed=0):
 def test_agrees_with_direct(x_shape, w_shape, kwargs, algorithm, dtype):
     x, w, b = _data(x_shape, w_shape)
     x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
-    expected = convlab.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                              **kwargs, algorithm="direct")
+    expected = convlab.conv2d(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        b.astype(np.float64),
+        **kwargs,
+        algorithm="direct",
+    )
     out = convlab.conv2d(x, w, b, **kwargs, algorithm=algorithm)
     assert out.dtype == dtype
     assert out.shape == expected.shape
     assert_close(out, expected, algorithm, dtype)
 
 
-@pytest.mark.parametrize("name, x_shape, w_shape, kwargs",
-                         [c for c in AGREEMENT_CASES if "padding_mode" not in c[3] and c[3].get("padding") != "same"],
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, x_shape, w_shape, kwargs",
+    [c for c in AGREEMENT_CASES if "padding_mode" not in c[3] and c[3].get("padding") != "same"],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_einsum_reference_float64(name, x_shape, w_shape, kwargs):
     """Every algorithm against the einsum reference, which shares no code with convlab."""
     x, w, b = _data(x_shape, w_shape, seed=1)
     expected = einsum_conv2d(x, w, b, **kwargs)
     for algorithm in ALGORITHMS:
         if _applies(algorithm, w_shape, kwargs):
-            assert_close(convlab.conv2d(x, w, b, **kwargs, algorithm=algorithm), expected, algorithm,
-                         np.float64)
+            assert_close(
+                convlab.conv2d(x, w, b, **kwargs, algorithm=algorithm),
+                expected,
+                algorithm,
+                np.float64,
+            )
 
 
 # --- recorded torch references (tests/data/conv.npz, written by tests/recorders/record_conv.py) ---
@@ -162,8 +195,10 @@ def _torch_params():
         if case["nd"] not in (1, 2):
             continue
         for algorithm in TRANSFORMS:
-            if algorithm == "winograd" and not (case["nd"] == 2 and winograd_applies(
-                    case["w"][2:], case["stride"], case["dilation"])):
+            if algorithm == "winograd" and not (
+                case["nd"] == 2
+                and winograd_applies(case["w"][2:], case["stride"], case["dilation"])
+            ):
                 continue
             yield pytest.param(case, algorithm, id=f"{case['name']}-{algorithm}")
 
@@ -197,8 +232,13 @@ def test_fft_error_follows_the_plane():
     w = rng.standard_normal((8, 8, 3, 3))
     exact = convlab.conv2d(x, w, padding=1, algorithm="direct")
     far = np.s_[:, :, 16:, 16:]
-    err = {a: np.abs(convlab.conv2d(x.astype(np.float32), w.astype(np.float32), padding=1, algorithm=a)
-                     - exact)[far].max() for a in ("direct", "winograd", "fft")}
+    err = {
+        a: np.abs(
+            convlab.conv2d(x.astype(np.float32), w.astype(np.float32), padding=1, algorithm=a)
+            - exact
+        )[far].max()
+        for a in ("direct", "winograd", "fft")
+    }
     assert err["winograd"] < 1e-4 and err["direct"] < 1e-4
     assert err["fft"] > 100 * err["direct"]
     assert err["fft"] < 1e-5 * np.abs(exact).max() * 10  # still within the plane-relative bound
@@ -244,41 +284,52 @@ def test_auto_fft_shape_with_inf_weight_uses_no_transform():
 def _shapes(n, c_in, c_out, size, k, stride=1, padding=None, groups=1):
     padding = k // 2 if padding is None else padding
     out = convlab.conv_output_size((size, size), k, stride, padding)
-    return dict(x_shape=(n, c_in, size + 2 * padding, size + 2 * padding),
-                w_shape=(c_out, c_in // groups, k, k), out_shape=(n, c_out) + out, groups=groups,
-                itemsize=4, stride=(stride, stride))
+    return dict(
+        x_shape=(n, c_in, size + 2 * padding, size + 2 * padding),
+        w_shape=(c_out, c_in // groups, k, k),
+        out_shape=(n, c_out) + out,
+        groups=groups,
+        itemsize=4,
+        stride=(stride, stride),
+    )
 
 
 AUTO_RULE = [
     # (layer, expected): each row of the measured table in choose_algorithm's docstring
     (_shapes(1, 64, 64, 56, 3), "winograd"),
     (_shapes(8, 64, 64, 56, 3), "winograd"),
-    (_shapes(1, 256, 256, 14, 3), "winograd"),        # 49 tiles, but wide: its threads split channels
+    (_shapes(1, 256, 256, 14, 3), "winograd"),  # 49 tiles, but wide: its threads split channels
     (_shapes(1, 64, 64, 14, 3), "winograd"),
-    (_shapes(1, 32, 32, 14, 3), "im2col"),            # 49 tiles of a narrower layer
+    (_shapes(1, 32, 32, 14, 3), "im2col"),  # 49 tiles of a narrower layer
     (_shapes(1, 16, 16, 14, 3), "im2col"),
-    (_shapes(1, 64, 64, 12, 3), "winograd"),          # 36 tiles: the smallest wide case
-    (_shapes(1, 64, 64, 10, 3), "im2col"),            # 25 tiles
-    (_shapes(1, 512, 512, 7, 3), "im2col"),           # 16 tiles: the filter transform dominates
-    (_shapes(1, 64, 64, 16, 3), "winograd"),          # 64 tiles
-    (_shapes(4, 256, 256, 14, 3), "winograd"),        # 4 images: 196 tiles
-    (_shapes(1, 8, 8, 56, 3), "im2col"),            # too narrow for Winograd's threshold
+    (_shapes(1, 64, 64, 12, 3), "winograd"),  # 36 tiles: the smallest wide case
+    (_shapes(1, 64, 64, 10, 3), "im2col"),  # 25 tiles
+    (_shapes(1, 512, 512, 7, 3), "im2col"),  # 16 tiles: the filter transform dominates
+    (_shapes(1, 64, 64, 16, 3), "winograd"),  # 64 tiles
+    (_shapes(4, 256, 256, 14, 3), "winograd"),  # 4 images: 196 tiles
+    (_shapes(1, 8, 8, 56, 3), "im2col"),  # too narrow for Winograd's threshold
     (_shapes(1, 64, 64, 56, 3, groups=32), "im2col"),
     (_shapes(1, 64, 128, 56, 3, stride=2), "im2col"),
     (_shapes(1, 3, 64, 224, 7, stride=2), "im2col"),
     (_shapes(1, 64, 256, 56, 1), "im2col"),
     (_shapes(1, 256, 128, 28, 1, stride=2), "im2col"),
     (_shapes(1, 64, 64, 28, 5), "im2col"),
-    (_shapes(1, 16, 16, 64, 9), "im2col"),          # 256 channel pairs: too many filters to transform
+    (_shapes(1, 16, 16, 64, 9), "im2col"),  # 256 channel pairs: too many filters to transform
     (_shapes(1, 8, 8, 64, 15), "fft"),
     (_shapes(1, 3, 3, 128, 9), "fft"),
     (_shapes(1, 1, 1, 256, 31), "fft"),
-    (_shapes(1, 8, 8, 64, 15, stride=2), "im2col"),  # the FFT computes every output: not for strides
+    (
+        _shapes(1, 8, 8, 64, 15, stride=2),
+        "im2col",
+    ),  # the FFT computes every output: not for strides
 ]
 
 
-@pytest.mark.parametrize("shapes, expected", AUTO_RULE,
-                         ids=[f"{s['w_shape']}-s{s['stride'][0]}-g{s['groups']}" for s, _ in AUTO_RULE])
+@pytest.mark.parametrize(
+    "shapes, expected",
+    AUTO_RULE,
+    ids=[f"{s['w_shape']}-s{s['stride'][0]}-g{s['groups']}" for s, _ in AUTO_RULE],
+)
 def test_auto_rule(shapes, expected):
     assert choose_algorithm(**shapes) == expected
 
@@ -292,7 +343,9 @@ def test_auto_keeps_im2col_for_a_53_gb_matrix_because_conv2d_never_builds_it():
     # 5x5: neither Winograd nor the FFT applies; a 1022x1022 map would need a 53 GB column matrix,
     # but conv2d's im2col works in blocks of a few MB per thread
     shapes = _shapes(1, 512, 512, 1022, 5)
-    assert im2col_buffer_nbytes(1, 512, (5, 5), shapes["out_shape"][2:], 4) > 100 * IM2COL_AUTO_LIMIT
+    assert (
+        im2col_buffer_nbytes(1, 512, (5, 5), shapes["out_shape"][2:], 4) > 100 * IM2COL_AUTO_LIMIT
+    )
     assert im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4) < 2**25
     assert choose_algorithm(**shapes) == "im2col"
 
@@ -330,9 +383,12 @@ def test_auto_limit_is_respected_by_conv2d(monkeypatch):
 def test_im2col_conv2d_allocates_its_blocks_not_the_matrix(threads):
     """Measured with tracemalloc, in a fresh thread (whose reused buffers start empty)."""
     import numba
+
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     x = np.random.default_rng(2).standard_normal((1, 64, 56, 56)).astype(np.float32)
-    w = (np.random.default_rng(3).standard_normal((64, 64, 5, 5)) / 40).astype(np.float32)  # unit scale
+    w = (np.random.default_rng(3).standard_normal((64, 64, 5, 5)) / 40).astype(
+        np.float32
+    )  # unit scale
     matrix = im2col_buffer_nbytes(1, 64, (5, 5), (56, 56), 4)
     blocks = im2col_workspace_nbytes(1, 64, 64, (5, 5), (56, 56), 4, threads=threads)
     result = {}
@@ -385,7 +441,7 @@ def test_winograd_f2x2_3x3_nested():
     rng = np.random.default_rng(6)
     d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
     products = (G @ g @ G.T) * (BT @ d @ BT.T)
-    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
+    direct = np.array([[np.sum(d[i : i + 3, j : j + 3] * g) for j in range(2)] for i in range(2)])
     np.testing.assert_allclose(AT @ products @ AT.T, direct, rtol=1e-13, atol=1e-13)
     assert products.size == 16 and direct.size * g.size == 36
 
@@ -397,7 +453,9 @@ def test_winograd_weight_transform_layout():
     assert u.shape == (16, 3, 2)
     for o in range(3):
         for c in range(2):
-            np.testing.assert_allclose(u[:, o, c].reshape(4, 4), G @ w[o, c] @ G.T, rtol=1e-14, atol=1e-14)
+            np.testing.assert_allclose(
+                u[:, o, c].reshape(4, 4), G @ w[o, c] @ G.T, rtol=1e-14, atol=1e-14
+            )
 
 
 # --- rejections: one test per rule ------------------------------------------------------------------
@@ -408,12 +466,16 @@ def test_winograd_rejects_other_kernel_sizes():
 
 def test_winograd_rejects_stride():
     with pytest.raises(ValueError, match=r"winograd.*stride 1, got stride=\(2, 1\)"):
-        convlab.conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), stride=(2, 1), algorithm="winograd")
+        convlab.conv2d(
+            np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), stride=(2, 1), algorithm="winograd"
+        )
 
 
 def test_winograd_rejects_dilation():
     with pytest.raises(ValueError, match=r"winograd.*dilation 1, got dilation=\(2, 2\)"):
-        convlab.conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), dilation=2, algorithm="winograd")
+        convlab.conv2d(
+            np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), dilation=2, algorithm="winograd"
+        )
 
 
 def test_winograd_rejects_conv1d():
@@ -437,16 +499,27 @@ def test_unknown_algorithm_lists_the_new_ones():
 def test_workspace_reuse_across_shapes(algorithm):
     """Reused scratch buffers: a big call, then a small one, then the big one again."""
     rng = np.random.default_rng(8)
-    shapes = [((2, 6, 13, 11), (5, 6, 3, 3)), ((1, 2, 4, 4), (3, 2, 3, 3)), ((2, 6, 13, 11), (5, 6, 3, 3))]
+    shapes = [
+        ((2, 6, 13, 11), (5, 6, 3, 3)),
+        ((1, 2, 4, 4), (3, 2, 3, 3)),
+        ((2, 6, 13, 11), (5, 6, 3, 3)),
+    ]
     for xs, ws in shapes:
         x, w = rng.standard_normal(xs), rng.standard_normal(ws)
-        assert_close(convlab.conv2d(x, w, padding=1, algorithm=algorithm),
-                     einsum_conv2d(x, w, padding=1), algorithm, np.float64)
+        assert_close(
+            convlab.conv2d(x, w, padding=1, algorithm=algorithm),
+            einsum_conv2d(x, w, padding=1),
+            algorithm,
+            np.float64,
+        )
 
 
 def test_transforms_from_several_threads():
     rng = np.random.default_rng(9)
-    jobs = [(rng.standard_normal((1, 16, 10 + i, 9)), rng.standard_normal((16, 16, 3, 3))) for i in range(6)]
+    jobs = [
+        (rng.standard_normal((1, 16, 10 + i, 9)), rng.standard_normal((16, 16, 3, 3)))
+        for i in range(6)
+    ]
     expected = [einsum_conv2d(x, w, padding=1) for x, w in jobs]
     results, errors = {}, []
 
@@ -464,7 +537,7 @@ def test_transforms_from_several_threads():
     for t in threads:
         t.join()
     assert errors == []
-    for (t, j), (algorithm, out) in results.items():
+    for (_, j), (algorithm, out) in results.items():
         assert_close(out, expected[j], algorithm, np.float64)
 
 
@@ -488,13 +561,18 @@ BLOCK_CASES = [
 def test_im2col_blocks_across_rows_and_images(monkeypatch, case, block):
     """Blocks of 1, 5 and 7 positions split output rows (widths 3-13) and images anywhere."""
     from convlab import algorithms
+
     monkeypatch.setattr(algorithms, "IM2COL_MIN_BLOCK", block)
     monkeypatch.setattr(algorithms, "IM2COL_BLOCK_BYTES", 1)
     xs, ws, kwargs = BLOCK_CASES[case]
     rng = np.random.default_rng(20 + case)
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
-    assert_close(convlab.conv2d(x, w, b, algorithm="im2col", **kwargs),
-                 einsum_conv2d(x, w, b, **kwargs), "im2col", np.float64)
+    assert_close(
+        convlab.conv2d(x, w, b, algorithm="im2col", **kwargs),
+        einsum_conv2d(x, w, b, **kwargs),
+        "im2col",
+        np.float64,
+    )
 
 
 @pytest.mark.kernels
@@ -503,19 +581,24 @@ def test_im2col_blocks_across_rows_and_images(monkeypatch, case, block):
 def test_winograd_blocks_and_odd_sizes(monkeypatch, shape, tiles):
     """Blocks of 1 tile row up to all of them; odd heights and widths drop the extra outputs."""
     from convlab import _winograd
+
     monkeypatch.setattr(_winograd, "BLOCK_TILES", tiles)
     monkeypatch.setattr(_winograd, "MIN_BLOCK_TILES", 1)
     rng = np.random.default_rng(30)
     x = rng.standard_normal(shape)
     for groups in (1, 2):
         w, b = rng.standard_normal((6, shape[1] // groups, 3, 3)), rng.standard_normal(6)
-        assert_close(convlab.conv2d(x, w, b, padding=1, groups=groups, algorithm="winograd"),
-                     einsum_conv2d(x, w, b, padding=1, groups=groups), "winograd", np.float64)
+        assert_close(
+            convlab.conv2d(x, w, b, padding=1, groups=groups, algorithm="winograd"),
+            einsum_conv2d(x, w, b, padding=1, groups=groups),
+            "winograd",
+            np.float64,
+        )
 
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("split", ["tiles", "channels"])
-@pytest.mark.parametrize("u_block", [1, 3, 10**6])          # filters per block: 1, a few, all
+@pytest.mark.parametrize("u_block", [1, 3, 10**6])  # filters per block: 1, a few, all
 @pytest.mark.parametrize("threads", [1, 2])
 def test_winograd_splits_pad_as_they_read(monkeypatch, split, u_block, threads):
     """Both ways of splitting a layer between threads, with the zero padding read in the kernel.
@@ -525,21 +608,31 @@ def test_winograd_splits_pad_as_they_read(monkeypatch, split, u_block, threads):
     filter block, and filter blocks of 1 filter up to all of them.
     """
     from convlab import _winograd
+
     monkeypatch.setattr(_winograd, "CHANNEL_SPLIT_TILES", 10**9 if split == "channels" else 0)
-    bytes_per_filter = 16 * 2 * 8          # 16 entries of 2 input channels per group, float64
+    bytes_per_filter = 16 * 2 * 8  # 16 entries of 2 input channels per group, float64
     monkeypatch.setattr(_winograd, "U_BLOCK_BYTES", u_block * bytes_per_filter)
     before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         rng = np.random.default_rng(40 + threads)
-        for shape, padding, groups in [((2, 4, 9, 7), 1, 2), ((1, 6, 1, 2), 2, 3), ((2, 2, 5, 5), 0, 1),
-                                       ((1, 4, 3, 8), 3, 2), ((3, 6, 6, 11), (2, 0), 3)]:
+        for shape, padding, groups in [
+            ((2, 4, 9, 7), 1, 2),
+            ((1, 6, 1, 2), 2, 3),
+            ((2, 2, 5, 5), 0, 1),
+            ((1, 4, 3, 8), 3, 2),
+            ((3, 6, 6, 11), (2, 0), 3),
+        ]:
             x = rng.standard_normal(shape)
             c_in = shape[1]
             w = rng.standard_normal((3 * groups, c_in // groups, 3, 3))
             b = rng.standard_normal(3 * groups)
-            assert_close(convlab.conv2d(x, w, b, padding=padding, groups=groups, algorithm="winograd"),
-                         einsum_conv2d(x, w, b, padding=padding, groups=groups), "winograd", np.float64)
+            assert_close(
+                convlab.conv2d(x, w, b, padding=padding, groups=groups, algorithm="winograd"),
+                einsum_conv2d(x, w, b, padding=padding, groups=groups),
+                "winograd",
+                np.float64,
+            )
     finally:
         numba.set_num_threads(before)
 
@@ -550,6 +643,7 @@ def test_one_thread_and_two_threads(algorithm, dtype):
     """Both thread counts are right. They need not agree bit for bit: the split changes the width
     of the blocks, and BLAS may pick another kernel (and summation order) for another width."""
     import numba
+
     rng = np.random.default_rng(31)
     x = rng.standard_normal((2, 16, 14, 14)).astype(dtype)
     w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
@@ -569,6 +663,7 @@ def test_one_thread_and_two_threads(algorithm, dtype):
 def test_blas_setter_is_found_and_restores():
     """The thread-count setter exists for SciPy's OpenBLAS wheels and round-trips."""
     from convlab._blas import blas_library, blas_threads_setter
+
     setter = blas_threads_setter()
     assert blas_library() is not None, "SciPy's BLAS has no thread-count setter"
     previous = setter(1)
@@ -580,6 +675,7 @@ def test_blas_thread_count_is_restored_after_calls_from_several_threads(algorith
     """conv2d holds SciPy's BLAS at one thread only while its kernels run, even when several
     Python threads call it at once (the setter is global in SciPy's OpenBLAS build)."""
     from convlab._blas import blas_threads_setter
+
     setter = blas_threads_setter()
     before = setter(3)
     try:
@@ -591,8 +687,12 @@ def test_blas_thread_count_is_restored_after_calls_from_several_threads(algorith
         def work():
             try:
                 for _ in range(20):
-                    assert_close(convlab.conv2d(x, w, padding=1, algorithm=algorithm), expected,
-                                 algorithm, np.float64)
+                    assert_close(
+                        convlab.conv2d(x, w, padding=1, algorithm=algorithm),
+                        expected,
+                        algorithm,
+                        np.float64,
+                    )
             except Exception as exc:  # pragma: no cover - reported by the assert
                 errors.append(repr(exc))
 
@@ -609,20 +709,30 @@ def test_blas_thread_count_is_restored_after_calls_from_several_threads(algorith
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_empty_batch(algorithm):
-    out = convlab.conv2d(np.ones((0, 2, 6, 6)), np.ones((3, 2, 3, 3)), padding=1, algorithm=algorithm)
+    out = convlab.conv2d(
+        np.ones((0, 2, 6, 6)), np.ones((3, 2, 3, 3)), padding=1, algorithm=algorithm
+    )
     assert out.shape == (0, 3, 6, 6)
 
 
 # --- property: every algorithm agrees with the einsum reference --------------------------------------
 @settings(max_examples=25, deadline=None)
 @given(
-    n=st.integers(1, 2), groups=st.integers(1, 2), c_per_group=st.integers(1, 3),
-    out_per_group=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 9),
-    k=st.sampled_from([1, 2, 3, 4]), stride=st.integers(1, 2), padding=st.integers(0, 2),
-    dilation=st.integers(1, 2), seed=st.integers(0, 2**16),
+    n=st.integers(1, 2),
+    groups=st.integers(1, 2),
+    c_per_group=st.integers(1, 3),
+    out_per_group=st.integers(1, 3),
+    h=st.integers(3, 9),
+    w=st.integers(3, 9),
+    k=st.sampled_from([1, 2, 3, 4]),
+    stride=st.integers(1, 2),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
 )
-def test_property_all_algorithms_agree(n, groups, c_per_group, out_per_group, h, w, k, stride, padding,
-                                       dilation, seed):
+def test_property_all_algorithms_agree(
+    n, groups, c_per_group, out_per_group, h, w, k, stride, padding, dilation, seed
+):
     if dilation * (k - 1) + 1 > min(h, w) + 2 * padding:
         return
     rng = np.random.default_rng(seed)
@@ -632,8 +742,12 @@ def test_property_all_algorithms_agree(n, groups, c_per_group, out_per_group, h,
     expected = einsum_conv2d(x, wt, **kwargs)
     for algorithm in ALGORITHMS:
         if _applies(algorithm, wt.shape, kwargs):
-            assert_close(convlab.conv2d(x, wt, **kwargs, algorithm=algorithm), expected, algorithm,
-                         np.float64)
+            assert_close(
+                convlab.conv2d(x, wt, **kwargs, algorithm=algorithm),
+                expected,
+                algorithm,
+                np.float64,
+            )
 
 
 def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
@@ -641,8 +755,9 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
     calls = []
     real = {name: getattr(conv_module, name) for name in ("conv2d_winograd", "conv2d_im2col")}
     for name in real:
-        monkeypatch.setattr(conv_module, name,
-                            lambda *a, _n=name: (calls.append(_n), real[_n](*a))[1])
+        monkeypatch.setattr(
+            conv_module, name, lambda *a, _n=name: (calls.append(_n), real[_n](*a))[1]
+        )
     x = np.random.default_rng(4).standard_normal((1, 16, 16, 16))
     w = np.random.default_rng(5).standard_normal((16, 16, 3, 3))
     convlab.conv2d(x, w, padding=1)
@@ -650,7 +765,9 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
     x[0, 0, 0, 0] = np.inf
     out = convlab.conv2d(x, w, padding=1)
     assert calls == ["conv2d_winograd", "conv2d_winograd", "conv2d_im2col"]
-    np.testing.assert_array_equal(np.isnan(out), np.isnan(convlab.conv2d(x, w, padding=1, algorithm="direct")))
+    np.testing.assert_array_equal(
+        np.isnan(out), np.isnan(convlab.conv2d(x, w, padding=1, algorithm="direct"))
+    )
 
 
 def test_auto_overflowing_sum_still_gives_the_right_result():

@@ -18,8 +18,22 @@ from convlab.shapes import count_macs
 def tiny_run(tmp_path_factory):
     """One real run: tiny layers, 1 repeat, one thread (a subprocess), no plot checks yet."""
     out = tmp_path_factory.mktemp("bench")
-    code = bench.main(["--layers", "tiny", "--repeats", "1", "--threads", "1", "--quick",
-                       "--settle", "0", "--no-torch", "--out-dir", str(out)])
+    code = bench.main(
+        [
+            "--layers",
+            "tiny",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--quick",
+            "--settle",
+            "0",
+            "--no-torch",
+            "--out-dir",
+            str(out),
+        ]
+    )
     return code, out
 
 
@@ -33,8 +47,12 @@ def test_cli_runs_and_writes_valid_json(tiny_run, capsys):
     assert run["threads"] == 1 and run["peak_gflops"] > 0 and run["bandwidth_gbs"] > 0
     assert len(run["load_average"]) == 2  # how busy the machine was, before and after
     timed = {(r["layer"], r["algorithm"]) for r in run["results"]}
-    expected = {(layer, a) for layer in bench.LAYER_SETS["tiny"] for a in bench.ALGORITHMS
-                if bench.applicable(bench.LAYERS[layer], a)}
+    expected = {
+        (layer, a)
+        for layer in bench.LAYER_SETS["tiny"]
+        for a in bench.ALGORITHMS
+        if bench.applicable(bench.LAYERS[layer], a)
+    }
     assert timed == expected  # --no-torch: no torch rows
     for r in run["results"]:
         assert 0 < r["best_s"] <= r["median_s"]
@@ -56,27 +74,46 @@ def test_cli_writes_a_png(tiny_run):
 
 
 def test_module_entry_point_help():
-    proc = subprocess.run([sys.executable, "-m", "convlab.bench", "--help"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "convlab.bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0
     for option in ("--layers", "--algorithms", "--threads", "--repeats", "--out-dir"):
         assert option in proc.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--layers", "resnet_999"], r"unknown layer 'resnet_999'; choose from dense, depthwise"),
-    (["--layers", ""], r"layers must not be empty"),
-    (["--algorithms", "fastest"], r"unknown algorithm 'fastest'; choose from auto, direct"),
-    (["--threads", "0"], r"threads must be positive integers, got 0"),
-    (["--threads", "two"], r"threads must be positive integers, got 'two'"),
-    (["--repeats", "0"], r"must be a positive integer, got 0"),
-    (["--repeats", "many"], r"must be a positive integer, got 'many'"),
-    (["--settle", "-1"], r"argument --settle: must be a number of seconds >= 0, got -1.0"),
-    (["--settle", "soon"], r"argument --settle: must be a number of seconds >= 0, got 'soon'"),
-    (["--block", "0"], r"argument --block: must be a positive integer, got 0"),
-    (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
-], ids=["layer", "empty-layers", "algorithm", "threads-zero", "threads-word", "repeats-zero",
-        "repeats-word", "settle-negative", "settle-word", "block-zero", "unknown-option"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--layers", "resnet_999"], r"unknown layer 'resnet_999'; choose from dense, depthwise"),
+        (["--layers", ""], r"layers must not be empty"),
+        (["--algorithms", "fastest"], r"unknown algorithm 'fastest'; choose from auto, direct"),
+        (["--threads", "0"], r"threads must be positive integers, got 0"),
+        (["--threads", "two"], r"threads must be positive integers, got 'two'"),
+        (["--repeats", "0"], r"must be a positive integer, got 0"),
+        (["--repeats", "many"], r"must be a positive integer, got 'many'"),
+        (["--settle", "-1"], r"argument --settle: must be a number of seconds >= 0, got -1.0"),
+        (["--settle", "soon"], r"argument --settle: must be a number of seconds >= 0, got 'soon'"),
+        (["--block", "0"], r"argument --block: must be a positive integer, got 0"),
+        (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
+    ],
+    ids=[
+        "layer",
+        "empty-layers",
+        "algorithm",
+        "threads-zero",
+        "threads-word",
+        "repeats-zero",
+        "repeats-word",
+        "settle-negative",
+        "settle-word",
+        "block-zero",
+        "unknown-option",
+    ],
+)
 def test_argument_errors_are_clear(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
@@ -114,24 +151,51 @@ def test_layer_sets_and_arithmetic():
 def _fake_run(threads, times, peak=100.0, bandwidth=10.0):
     results = []
     for (layer, algorithm), t in times.items():
-        results.append(dict(layer=layer, kind=bench.LAYERS[layer].kind, algorithm=algorithm,
-                            threads=threads, best_s=t, median_s=t, first_call_s=t, gflops=1.0,
-                            pct_peak=1.0, ratio_torch=times[(layer, "torch")] / t))
+        results.append(
+            dict(
+                layer=layer,
+                kind=bench.LAYERS[layer].kind,
+                algorithm=algorithm,
+                threads=threads,
+                best_s=t,
+                median_s=t,
+                first_call_s=t,
+                gflops=1.0,
+                pct_peak=1.0,
+                ratio_torch=times[(layer, "torch")] / t,
+            )
+        )
     return dict(threads=threads, peak_gflops=peak, bandwidth_gbs=bandwidth, results=results)
 
 
 def test_summary_geomeans_and_thread_speedup():
     layers = {name: bench.LAYERS[name] for name in ("resnet_64x56", "resnet_64x16", "dw_32x112")}
-    two = _fake_run(2, {("resnet_64x56", "auto"): 2.0, ("resnet_64x56", "im2col"): 1.0,
-                        ("resnet_64x56", "torch"): 1.0,
-                        ("resnet_64x16", "auto"): 1.0, ("resnet_64x16", "im2col"): 4.0,
-                        ("resnet_64x16", "torch"): 2.0,
-                        ("dw_32x112", "auto"): 1.0, ("dw_32x112", "torch"): 3.0})
-    one = _fake_run(1, {("resnet_64x56", "auto"): 3.6, ("resnet_64x56", "im2col"): 1.5,
-                        ("resnet_64x56", "torch"): 1.9,
-                        ("resnet_64x16", "auto"): 2.0, ("resnet_64x16", "im2col"): 8.0,
-                        ("resnet_64x16", "torch"): 4.0,
-                        ("dw_32x112", "auto"): 1.2, ("dw_32x112", "torch"): 3.0})
+    two = _fake_run(
+        2,
+        {
+            ("resnet_64x56", "auto"): 2.0,
+            ("resnet_64x56", "im2col"): 1.0,
+            ("resnet_64x56", "torch"): 1.0,
+            ("resnet_64x16", "auto"): 1.0,
+            ("resnet_64x16", "im2col"): 4.0,
+            ("resnet_64x16", "torch"): 2.0,
+            ("dw_32x112", "auto"): 1.0,
+            ("dw_32x112", "torch"): 3.0,
+        },
+    )
+    one = _fake_run(
+        1,
+        {
+            ("resnet_64x56", "auto"): 3.6,
+            ("resnet_64x56", "im2col"): 1.5,
+            ("resnet_64x56", "torch"): 1.9,
+            ("resnet_64x16", "auto"): 2.0,
+            ("resnet_64x16", "im2col"): 8.0,
+            ("resnet_64x16", "torch"): 4.0,
+            ("dw_32x112", "auto"): 1.2,
+            ("dw_32x112", "torch"): 3.0,
+        },
+    )
     s = bench.summarize([two, one], layers)
     dense = s["ratio_geomean"]["2"]["dense"]
     assert dense["auto"] == pytest.approx(math.sqrt(0.5 * 2.0))
@@ -144,12 +208,28 @@ def test_summary_geomeans_and_thread_speedup():
     assert s["thread_speedup"]["geomean"]["auto"] == pytest.approx(math.sqrt(1.8 * 2.0))
     text = bench.format_table({"runs": [two, one], "summary": s})
     assert "geomean torch/convlab, threads=2, dense: auto 1.00" in text
-    assert "speed-up 2 threads vs 1 on compute-bound layers (resnet_64x56, resnet_64x16): auto 1.90x" in text
+    assert (
+        "speed-up 2 threads vs 1 on compute-bound layers (resnet_64x56, resnet_64x16): auto 1.90x"
+        in text
+    )
 
 
 def test_summary_without_torch_has_no_ratios():
-    run = dict(threads=1, peak_gflops=1.0, bandwidth_gbs=1.0, results=[dict(
-        layer="tiny_3x3", kind="tiny", algorithm="auto", threads=1, best_s=1.0, ratio_torch=None)])
+    run = dict(
+        threads=1,
+        peak_gflops=1.0,
+        bandwidth_gbs=1.0,
+        results=[
+            dict(
+                layer="tiny_3x3",
+                kind="tiny",
+                algorithm="auto",
+                threads=1,
+                best_s=1.0,
+                ratio_torch=None,
+            )
+        ],
+    )
     s = bench.summarize([run], {"tiny_3x3": bench.LAYERS["tiny_3x3"]})
     assert s["ratio_geomean"]["1"]["tiny"] == {"auto": None, "best": None}
     assert "thread_speedup" not in s or not s["thread_speedup"]
@@ -165,8 +245,15 @@ def test_cpu_model_is_a_string():
 
 
 def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
-    run = bench.run_benchmark(["tiny_3x3"], ["winograd", "direct"], threads=1, repeats=2,
-                              use_torch=False, quick=True, settle=0.001)
+    run = bench.run_benchmark(
+        ["tiny_3x3"],
+        ["winograd", "direct"],
+        threads=1,
+        repeats=2,
+        use_torch=False,
+        quick=True,
+        settle=0.001,
+    )
     assert [r["algorithm"] for r in run["results"]] == ["winograd", "direct"]
     err = capsys.readouterr().err
     assert "1/1 threads=1 done" in err  # the progress bar reached the end
@@ -174,8 +261,9 @@ def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
 
 
 def test_benchmark_in_process_gives_the_json_structure():
-    data = bench.benchmark_in_process(["tiny_dw"], ["auto", "fft"], repeats=1, use_torch=False,
-                                      quick=True, settle=0)
+    data = bench.benchmark_in_process(
+        ["tiny_dw"], ["auto", "fft"], repeats=1, use_torch=False, quick=True, settle=0
+    )
     assert set(data) >= {"machine", "config", "layers", "runs", "summary"}
     assert data["config"]["in_process"] and data["layers"]["tiny_dw"]["groups"] == 8
     assert [r["algorithm"] for r in data["runs"][0]["results"]] == ["auto", "fft"]

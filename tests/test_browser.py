@@ -28,9 +28,16 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
     "--virtual-time-budget=5000",  # run the page's timers for 5 s of virtual time before the dump
     "--dump-dom",
 ]
@@ -108,9 +115,14 @@ def load(chromium, url):
     """Load `url`; return (dom, [uncaught JavaScript errors], stderr)."""
     with tempfile.TemporaryDirectory(prefix="convlab-chromium-") as profile:
         # its own process group, so that a hung browser is killed with all its helper processes
-        proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", url],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace", start_new_session=True)
+        proc = subprocess.Popen(
+            [chromium, *FLAGS, f"--user-data-dir={profile}", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
         try:
             dom, log = proc.communicate(timeout=PAGE_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -153,16 +165,16 @@ def test_every_page_loads_without_javascript_errors(built_site, chromium):
 
 PAGES = {
     "ok.html": "<html><body><main><p>Some text that is long enough to count.</p></main>"
-               '<script src="https://cdn.invalid/unreachable.js"></script>'
-               "<script>console.error('a console error is not an exception');</script></body></html>",
+    '<script src="https://cdn.invalid/unreachable.js"></script>'
+    "<script>console.error('a console error is not an exception');</script></body></html>",
     "throws.html": "<html><body><main><p>Text that is long enough, then a throw.</p></main>"
-                   "<script>throw new Error('injected failure');</script></body></html>",
+    "<script>throw new Error('injected failure');</script></body></html>",
     "late.html": "<html><body><main><p>Text that is long enough, then a late rejection.</p></main>"
-                 "<script>addEventListener('load', () => setTimeout("
-                 "() => Promise.reject(new TypeError('late rejection')), 1000));</script></body></html>",
+    "<script>addEventListener('load', () => setTimeout("
+    "() => Promise.reject(new TypeError('late rejection')), 1000));</script></body></html>",
     "blank.html": "<html><body><main>   </main><script>var x = 1;</script></body></html>",
     "emptied.html": "<html><body><main><p>Text that a script removes again.</p></main><script>"
-                    "document.querySelector('main').textContent = '';</script></body></html>",
+    "document.querySelector('main').textContent = '';</script></body></html>",
 }
 
 
@@ -179,12 +191,15 @@ def test_checker_passes_a_good_page_with_network_errors(chromium, checker_pages)
     assert check_page(chromium, checker_pages + "ok.html") == []
 
 
-@pytest.mark.parametrize("page, expected", [
-    ("throws.html", "Uncaught Error: injected failure"),
-    ("late.html", "Uncaught (in promise) TypeError: late rejection"),
-    ("blank.html", "blank page"),
-    ("emptied.html", "blank page"),
-])
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        ("throws.html", "Uncaught Error: injected failure"),
+        ("late.html", "Uncaught (in promise) TypeError: late rejection"),
+        ("blank.html", "blank page"),
+        ("emptied.html", "blank page"),
+    ],
+)
 def test_checker_reports_errors_and_blank_pages(chromium, checker_pages, page, expected):
     problems = check_page(chromium, checker_pages + page)
     assert len(problems) == 1 and expected in problems[0], problems

@@ -4,14 +4,15 @@ import pathlib
 
 import numpy as np
 import pytest
-
-import convlab
 from conv_cases import CASES
 from naive import convnd
 from tolerances import tol
 
+import convlab
+
 DATA = pathlib.Path(__file__).parent / "data"
 CONV = {1: convlab.conv1d, 2: convlab.conv2d, 3: convlab.conv3d}
+
 
 @pytest.fixture(scope="module")
 def torch_ref():
@@ -41,8 +42,9 @@ def test_matches_torch(case, torch_ref):
         np.testing.assert_allclose(out, expected, **tol(x.dtype), err_msg=f"algorithm={algorithm}")
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if np.prod(c["x"]) <= 400],
-                         ids=lambda c: c["name"])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if np.prod(c["x"]) <= 400], ids=lambda c: c["name"]
+)
 def test_matches_naive(case, torch_ref):
     """The recorded tensors and the naive reference agree with convlab (and so with each other)."""
     name = case["name"]
@@ -101,10 +103,17 @@ def test_seed000_groups2():
 def test_seed000_depthwise_multiplier2():
     w = np.array([2.0, 4.0, 6.0, 8.0], dtype=np.float32).reshape(4, 1, 1)
     out = convlab.conv1d(SEED_X2, w, groups=2)
-    np.testing.assert_array_equal(out, [[[2, 4, 6, 8, 10, 12],
-                                         [4, 8, 12, 16, 20, 24],
-                                         [60, 120, 180, 240, 300, 360],
-                                         [80, 160, 240, 320, 400, 480]]])
+    np.testing.assert_array_equal(
+        out,
+        [
+            [
+                [2, 4, 6, 8, 10, 12],
+                [4, 8, 12, 16, 20, 24],
+                [60, 120, 180, 240, 300, 360],
+                [80, 160, 240, 320, 400, 480],
+            ]
+        ],
+    )
 
 
 def test_seed002_conv1d_by_hand():
@@ -115,7 +124,9 @@ def test_seed002_conv1d_by_hand():
     assert out.shape == (1, 1, 14)
     # torch prints 4 decimals; the float32 sums round to exactly those.
     np.testing.assert_array_equal(np.round(out[0, 0], 4), np.array(printed, dtype=np.float32))
-    assert out[0, 0, 0] == np.float32(0) * np.float32(0.1) + np.float32(0.2) + np.float32(2) * np.float32(0.3)
+    assert out[0, 0, 0] == np.float32(0) * np.float32(0.1) + np.float32(0.2) + np.float32(
+        2
+    ) * np.float32(0.3)
 
 
 # --- input forms ----------------------------------------------------------------------------------
@@ -173,7 +184,7 @@ def test_does_not_modify_inputs():
     b = np.array([1.0])
     copies = x.copy(), w.copy(), b.copy()
     convlab.conv2d(x, w, b, padding=1, padding_mode="reflect")
-    for original, copy in zip((x, w, b), copies):
+    for original, copy in zip((x, w, b), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import scipy.sparse
+from naive_transposed import conv_forward
 
 import convlab
-from naive_transposed import conv_forward
 
 # (name, input_shape, weight_shape, kwargs)
 CASES = [
@@ -13,7 +13,12 @@ CASES = [
     ("single_channel_3d_shape", (1, 5, 6), (1, 1, 2, 3), {}),
     ("channels", (3, 6, 5), (4, 3, 3, 3), dict(padding=1)),
     ("stride2", (2, 7, 7), (3, 2, 3, 3), dict(stride=2)),
-    ("stride_pad_dil", (2, 9, 8), (2, 2, 3, 2), dict(stride=(2, 1), padding=(2, 1), dilation=(2, 3))),
+    (
+        "stride_pad_dil",
+        (2, 9, 8),
+        (2, 2, 3, 2),
+        dict(stride=(2, 1), padding=(2, 1), dilation=(2, 3)),
+    ),
     ("groups", (4, 5, 5), (6, 2, 3, 3), dict(groups=2, padding=1)),
     ("depthwise", (3, 6, 6), (3, 1, 3, 3), dict(groups=3, stride=2, padding=1)),
     ("same_even_kernel", (2, 5, 6), (2, 2, 4, 2), dict(padding="same")),
@@ -50,9 +55,11 @@ def test_matrix_times_input_is_conv(name, input_shape, weight_shape, kwargs):
     assert m.has_sorted_indices and np.all(np.diff(m.indices)[same_row] > 0)
 
 
-@pytest.mark.parametrize("name,input_shape,weight_shape,kwargs",
-                         [c for c in CASES if not isinstance(c[3].get("padding"), str)],
-                         ids=[c[0] for c in CASES if not isinstance(c[3].get("padding"), str)])
+@pytest.mark.parametrize(
+    "name,input_shape,weight_shape,kwargs",
+    [c for c in CASES if not isinstance(c[3].get("padding"), str)],
+    ids=[c[0] for c in CASES if not isinstance(c[3].get("padding"), str)],
+)
 def test_transpose_is_conv_transpose(name, input_shape, weight_shape, kwargs):
     """W'^T @ y is the transposed convolution that restores the input size: the seed's X' = W'^T @ O'."""
     x, w = _problem(input_shape, weight_shape, seed=1)
@@ -76,13 +83,14 @@ def test_seed001_matrix_view():
     # each row is the kernel laid into a 4x4 grid at the window's position, zeros elsewhere
     for row, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
         grid = np.zeros((4, 4), dtype=np.float32)
-        grid[i:i + 3, j:j + 3] = kernel
+        grid[i : i + 3, j : j + 3] = kernel
         np.testing.assert_array_equal(dense[row], grid.ravel())
     o = m @ x.ravel()
     np.testing.assert_array_equal(o, [-56, -61, -76, -81])
-    np.testing.assert_array_equal((m.T @ o).reshape(4, 4),
-                                  [[56, -51, 46, 183], [-148, -35, 35, -123], [88, 35, -35, 63],
-                                   [532, -41, 36, 729]])
+    np.testing.assert_array_equal(
+        (m.T @ o).reshape(4, 4),
+        [[56, -51, 46, 183], [-148, -35, 35, -123], [88, 35, -35, 63], [532, -41, 36, 729]],
+    )
 
 
 def test_explicit_zero_taps_are_kept():
@@ -117,28 +125,91 @@ def test_batch_by_matrix_product():
 
 
 BAD = [
-    ("weight_rank", (np.ones((2, 3, 3)), (3, 5, 5)), {}, ValueError,
-     r"weight must be 2-D or 4-D \(C_out, C_in/groups, kH, kW\) or a 2-D kernel \(kH, kW\), got shape \(2, 3, 3\)"),
-    ("weight_zero", (np.ones((0, 3)), (5, 5)), {}, ValueError, r"weight must not have a zero-size dimension"),
-    ("input_shape_batched", (np.ones((2, 3, 3, 3)), (1, 3, 5, 5)), {}, ValueError,
-     r"input_shape must be \(C_in, H, W\) or \(H, W\) for a single image \(no batch dimension\), got \(1, 3, 5, 5\)"),
-    ("input_shape_int", (np.ones((3, 3)), 5), {}, TypeError, r"input_shape must be a tuple \(C_in, H, W\) or \(H, W\), got 5"),
-    ("input_shape_zero", (np.ones((3, 3)), (0, 5)), {}, ValueError, r"input_shape must be positive, got \(0, 5\)"),
-    ("channels", (np.ones((2, 3, 3, 3)), (2, 5, 5)), {}, ValueError,
-     r"input_shape has 2 channels but weight.shape\[1\] \* groups = 3 \* 1 = 3"),
-    ("kernel_2d_multichannel", (np.ones((3, 3)), (2, 5, 5)), {}, ValueError,
-     r"input_shape has 2 channels but weight.shape\[1\] \* groups = 1 \* 1 = 1"),
-    ("groups", (np.ones((3, 2, 3, 3)), (4, 5, 5)), dict(groups=2), ValueError,
-     r"out_channels \(3, weight.shape\[0\]\) must be divisible by groups \(2\)"),
-    ("kernel_too_big", (np.ones((3, 3)), (2, 2)), {}, ValueError,
-     r"kernel extent d\*\(k-1\)\+1 = 1\*\(3-1\)\+1 = 3 is larger than the padded input size 2"),
-    ("stride_zero", (np.ones((3, 3)), (5, 5)), dict(stride=0), ValueError, r"stride must be positive, got 0"),
-    ("same_with_stride", (np.ones((3, 3)), (5, 5)), dict(stride=2, padding="same"), ValueError,
-     r"padding='same' is only supported with stride 1"),
+    (
+        "weight_rank",
+        (np.ones((2, 3, 3)), (3, 5, 5)),
+        {},
+        ValueError,
+        r"weight must be 2-D or 4-D \(C_out, C_in/groups, kH, kW\) or a 2-D kernel \(kH, kW\), "
+        r"got shape \(2, 3, 3\)",
+    ),
+    (
+        "weight_zero",
+        (np.ones((0, 3)), (5, 5)),
+        {},
+        ValueError,
+        r"weight must not have a zero-size dimension",
+    ),
+    (
+        "input_shape_batched",
+        (np.ones((2, 3, 3, 3)), (1, 3, 5, 5)),
+        {},
+        ValueError,
+        r"input_shape must be \(C_in, H, W\) or \(H, W\) for a single image "
+        r"\(no batch dimension\), got \(1, 3, 5, 5\)",
+    ),
+    (
+        "input_shape_int",
+        (np.ones((3, 3)), 5),
+        {},
+        TypeError,
+        r"input_shape must be a tuple \(C_in, H, W\) or \(H, W\), got 5",
+    ),
+    (
+        "input_shape_zero",
+        (np.ones((3, 3)), (0, 5)),
+        {},
+        ValueError,
+        r"input_shape must be positive, got \(0, 5\)",
+    ),
+    (
+        "channels",
+        (np.ones((2, 3, 3, 3)), (2, 5, 5)),
+        {},
+        ValueError,
+        r"input_shape has 2 channels but weight.shape\[1\] \* groups = 3 \* 1 = 3",
+    ),
+    (
+        "kernel_2d_multichannel",
+        (np.ones((3, 3)), (2, 5, 5)),
+        {},
+        ValueError,
+        r"input_shape has 2 channels but weight.shape\[1\] \* groups = 1 \* 1 = 1",
+    ),
+    (
+        "groups",
+        (np.ones((3, 2, 3, 3)), (4, 5, 5)),
+        dict(groups=2),
+        ValueError,
+        r"out_channels \(3, weight.shape\[0\]\) must be divisible by groups \(2\)",
+    ),
+    (
+        "kernel_too_big",
+        (np.ones((3, 3)), (2, 2)),
+        {},
+        ValueError,
+        r"kernel extent d\*\(k-1\)\+1 = 1\*\(3-1\)\+1 = 3 is larger than the padded input size 2",
+    ),
+    (
+        "stride_zero",
+        (np.ones((3, 3)), (5, 5)),
+        dict(stride=0),
+        ValueError,
+        r"stride must be positive, got 0",
+    ),
+    (
+        "same_with_stride",
+        (np.ones((3, 3)), (5, 5)),
+        dict(stride=2, padding="same"),
+        ValueError,
+        r"padding='same' is only supported with stride 1",
+    ),
 ]
 
 
-@pytest.mark.parametrize("args,kwargs,exc,match", [row[1:] for row in BAD], ids=[row[0] for row in BAD])
+@pytest.mark.parametrize(
+    "args,kwargs,exc,match", [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+)
 def test_rejects(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         convlab.conv_matrix(*args, **kwargs)

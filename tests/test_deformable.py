@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_deformable import bilinear
+from naive_deformable import deform_conv2d as naive_deform_conv2d
+from tolerances import load_npz, tol
 
 import convlab
 import convlab.deformable as deformable
 from convlab import conv2d, deform_conv2d
 from convlab.deformable import deform_conv2d_grad
-from naive_deformable import bilinear
-from naive_deformable import deform_conv2d as naive_deform_conv2d
-from tolerances import load_npz, tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -28,8 +28,13 @@ def _call_args(name):
 
 
 def _inputs(name):
-    return (REF[f"{name}/x"], REF[f"{name}/offset"], REF[f"{name}/w"], REF.get(f"{name}/b"),
-            REF.get(f"{name}/mask"))
+    return (
+        REF[f"{name}/x"],
+        REF[f"{name}/offset"],
+        REF[f"{name}/w"],
+        REF.get(f"{name}/b"),
+        REF.get(f"{name}/mask"),
+    )
 
 
 def _rand(rng, shape, dtype=np.float64):
@@ -40,8 +45,14 @@ def _rand(rng, shape, dtype=np.float64):
 
 
 def test_case_table_covers_what_it_should():
-    assert {"offset_groups2", "weight_groups2", "far_offsets", "integer_offsets", "no_mask",
-            "basic_f64"} <= set(NAMES)
+    assert {
+        "offset_groups2",
+        "weight_groups2",
+        "far_offsets",
+        "integer_offsets",
+        "no_mask",
+        "basic_f64",
+    } <= set(NAMES)
     dtypes = {REF[f"{n}/x"].dtype for n in NAMES}
     assert dtypes == {np.dtype(np.float32), np.dtype(np.float64)}
 
@@ -81,7 +92,9 @@ def test_gradients_match_torchvision_autograd(name):
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("tap_major", [True, False])
-@pytest.mark.parametrize("name", ["basic", "both_groups", "weight_groups2", "groups_f64", "no_mask"])
+@pytest.mark.parametrize(
+    "name", ["basic", "both_groups", "weight_groups2", "groups_f64", "no_mask"]
+)
 def test_both_column_layouts_match_torchvision(name, tap_major, monkeypatch):
     """The forward pass samples in (tap, channel) or (channel, tap) order depending on sizes."""
     monkeypatch.setattr(deformable, "_TAP_MAJOR_WEIGHT_SHARE", 0 if tap_major else 10**12)
@@ -116,11 +129,12 @@ def test_matches_naive(name):
     use_mask=st.booleans(),
     scale=st.sampled_from([0.5, 2.0, 5.0]),
 )
-def test_property_matches_naive(seed, hw, k, stride, padding, dilation, groups, offset_groups,
-                                use_mask, scale):
+def test_property_matches_naive(
+    seed, hw, k, stride, padding, dilation, groups, offset_groups, use_mask, scale
+):
     rng = np.random.default_rng(seed)
     extent = [dilation * (kk - 1) + 1 for kk in k]
-    if any(e > s + 2 * padding for e, s in zip(extent, hw)):
+    if any(e > s + 2 * padding for e, s in zip(extent, hw, strict=True)):
         return
     oh, ow = convlab.conv_output_size(hw, k, stride, padding, dilation)
     x = _rand(rng, (2, 2, *hw))
@@ -129,27 +143,38 @@ def test_property_matches_naive(seed, hw, k, stride, padding, dilation, groups, 
     m = rng.random((2, offset_groups * k[0] * k[1], oh, ow)) if use_mask else None
     b = _rand(rng, (2,))
     args = dict(stride=(stride,) * 2, padding=(padding,) * 2, dilation=(dilation,) * 2)
-    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=m, **args),
-                               naive_deform_conv2d(x, off, w, b, mask=m, **args), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, b, mask=m, **args),
+        naive_deform_conv2d(x, off, w, b, mask=m, **args),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_naive_bilinear_border_rule():
     """The naive reference's own border rule, checked by hand (torchvision's values)."""
-    plane = np.arange(1.0, 7.0).reshape(2, 3)   # [[1, 2, 3], [4, 5, 6]]
-    assert bilinear(plane, 0.5, 0.5) == 3.0      # (1 + 2 + 4 + 5) / 4
-    assert bilinear(plane, -0.5, 0.0) == 0.5     # half of row 0, half of the zero row above
-    assert bilinear(plane, -1.0, 0.0) == 0.0     # y <= -1: outside
-    assert bilinear(plane, 1.5, 2.5) == 1.5      # only (1, 2) is inside: 6 / 4
-    assert bilinear(plane, 0.0, 3.0) == 0.0      # x >= W: outside
+    plane = np.arange(1.0, 7.0).reshape(2, 3)  # [[1, 2, 3], [4, 5, 6]]
+    assert bilinear(plane, 0.5, 0.5) == 3.0  # (1 + 2 + 4 + 5) / 4
+    assert bilinear(plane, -0.5, 0.0) == 0.5  # half of row 0, half of the zero row above
+    assert bilinear(plane, -1.0, 0.0) == 0.0  # y <= -1: outside
+    assert bilinear(plane, 1.5, 2.5) == 1.5  # only (1, 2) is inside: 6 / 4
+    assert bilinear(plane, 0.0, 3.0) == 0.0  # x >= W: outside
 
 
 # --------------------------------------------------------------------------- cross-consistency
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("stride, padding, dilation, groups", [
-    (1, 0, 1, 1), (1, 1, 1, 1), (2, 1, 1, 1), (1, 2, 2, 1), ((2, 1), (1, 0), (1, 2), 2),
-])
+@pytest.mark.parametrize(
+    "stride, padding, dilation, groups",
+    [
+        (1, 0, 1, 1),
+        (1, 1, 1, 1),
+        (2, 1, 1, 1),
+        (1, 2, 2, 1),
+        ((2, 1), (1, 0), (1, 2), 2),
+    ],
+)
 def test_zero_offsets_equal_conv2d(stride, padding, dilation, groups):
     rng = np.random.default_rng(0)
     x = _rand(rng, (2, 4, 7, 6))
@@ -167,7 +192,7 @@ def _shifted_padded(x, dy, dx, padding):
     s = max(abs(dy), abs(dx))
     big = np.pad(x, ((0, 0), (0, 0), (padding + s,) * 2, (padding + s,) * 2))
     h, w = x.shape[-2] + 2 * padding, x.shape[-1] + 2 * padding
-    return big[..., s + dy:s + dy + h, s + dx:s + dx + w]
+    return big[..., s + dy : s + dy + h, s + dx : s + dx + w]
 
 
 @pytest.mark.kernels
@@ -195,8 +220,12 @@ def test_offsets_emulate_dilation_exactly():
         for j in range(3):
             off[:, 2 * (i * 3 + j)] = i - 1
             off[:, 2 * (i * 3 + j) + 1] = j - 1
-    np.testing.assert_allclose(deform_conv2d(x, off, w, padding=1),
-                               conv2d(x, w, padding=2, dilation=2), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, padding=1),
+        conv2d(x, w, padding=2, dilation=2),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_weight_groups_are_concatenated_convolutions():
@@ -206,8 +235,10 @@ def test_weight_groups_are_concatenated_convolutions():
     off = 1.3 * _rand(rng, (2, 18, 5, 5))
     m = rng.random((2, 9, 5, 5))
     out = deform_conv2d(x, off, w, padding=1, mask=m)
-    halves = [deform_conv2d(x[:, 2 * g:2 * g + 2], off, w[3 * g:3 * g + 3], padding=1, mask=m)
-              for g in range(2)]
+    halves = [
+        deform_conv2d(x[:, 2 * g : 2 * g + 2], off, w[3 * g : 3 * g + 3], padding=1, mask=m)
+        for g in range(2)
+    ]
     np.testing.assert_allclose(out, np.concatenate(halves, axis=1), rtol=1e-12, atol=1e-12)
 
 
@@ -224,8 +255,12 @@ def test_offset_and_weight_groups_that_cut_each_other(tap_major, monkeypatch):
     m = rng.random((2, 18, 5, 4))
     b = _rand(rng, (3,))
     args = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
-    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=m, **args),
-                               naive_deform_conv2d(x, off, w, b, mask=m, **args), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, b, mask=m, **args),
+        naive_deform_conv2d(x, off, w, b, mask=m, **args),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_offset_groups_split_the_channels():
@@ -235,8 +270,16 @@ def test_offset_groups_split_the_channels():
     off = 1.3 * _rand(rng, (1, 36, 5, 6))
     m = rng.random((1, 18, 5, 6))
     out = deform_conv2d(x, off, w, padding=1, mask=m)
-    parts = [deform_conv2d(x[:, 2 * g:2 * g + 2], off[:, 18 * g:18 * g + 18], w[:, 2 * g:2 * g + 2],
-                           padding=1, mask=m[:, 9 * g:9 * g + 9]) for g in range(2)]
+    parts = [
+        deform_conv2d(
+            x[:, 2 * g : 2 * g + 2],
+            off[:, 18 * g : 18 * g + 18],
+            w[:, 2 * g : 2 * g + 2],
+            padding=1,
+            mask=m[:, 9 * g : 9 * g + 9],
+        )
+        for g in range(2)
+    ]
     np.testing.assert_allclose(out, parts[0] + parts[1], rtol=1e-12, atol=1e-12)
 
 
@@ -247,9 +290,13 @@ def test_mask_of_ones_is_v1_and_mask_scales_linearly():
     b = _rand(rng, (2,))
     off = _rand(rng, (1, 18, 3, 3))
     v1 = deform_conv2d(x, off, w, b)
-    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=np.ones((1, 9, 3, 3))), v1, rtol=1e-14)
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, b, mask=np.ones((1, 9, 3, 3))), v1, rtol=1e-14
+    )
     half = deform_conv2d(x, off, w, b, mask=np.full((1, 9, 3, 3), 0.5))
-    np.testing.assert_allclose(half - b[:, None, None], 0.5 * (v1 - b[:, None, None]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        half - b[:, None, None], 0.5 * (v1 - b[:, None, None]), rtol=1e-12, atol=1e-12
+    )
     assert np.all(deform_conv2d(x, off, w, b, mask=np.zeros((1, 9, 3, 3))) == b[:, None, None])
 
 
@@ -268,7 +315,7 @@ def test_point_at_minus_one_reads_exactly_zero_even_next_to_inf():
     x = np.ones((1, 1, 3, 3))
     x[0, 0, 0, :] = np.inf
     off = np.zeros((1, 2, 3, 3))
-    off[:, 0] = -1.0 - np.arange(3)[:, None]     # every point lands at y = -1
+    off[:, 0] = -1.0 - np.arange(3)[:, None]  # every point lands at y = -1
     out = deform_conv2d(x, off, np.ones((1, 1, 1, 1)))
     assert np.all(out == 0)
 
@@ -308,10 +355,12 @@ def test_column_tiles_give_the_same_result(monkeypatch):
     whole = deform_conv2d(x, off, w, b, padding=1, mask=m)
     grads = deform_conv2d_grad(g_out, x, off, w, b, padding=1, mask=m)
     monkeypatch.setattr(deformable, "COLUMN_TILE_BYTES", 1)
-    monkeypatch.setattr(deformable, "_MIN_TILE_COLUMNS", 7)   # 99 positions: 15 tiles, last short
-    np.testing.assert_allclose(deform_conv2d(x, off, w, b, padding=1, mask=m), whole, rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(deformable, "_MIN_TILE_COLUMNS", 7)  # 99 positions: 15 tiles, last short
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, b, padding=1, mask=m), whole, rtol=1e-13, atol=1e-13
+    )
     tiled = deform_conv2d_grad(g_out, x, off, w, b, padding=1, mask=m)
-    for a, e in zip(tiled, grads):
+    for a, e in zip(tiled, grads, strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
@@ -358,11 +407,16 @@ def test_forward_cuts_match_naive(cut, tap_major, groups, offset_groups, monkeyp
     assert layout[0] == tap_major
     if cut.endswith("split-K"):
         assert layout[4] > 1
-    x, off, w, b, m = _layer(np.random.default_rng(20), np.float64, c_out=6, groups=groups,
-                             offset_groups=offset_groups)
+    x, off, w, b, m = _layer(
+        np.random.default_rng(20), np.float64, c_out=6, groups=groups, offset_groups=offset_groups
+    )
     args = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
-    np.testing.assert_allclose(deform_conv2d(x, off, w, b, mask=m, **args),
-                               naive_deform_conv2d(x, off, w, b, mask=m, **args), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        deform_conv2d(x, off, w, b, mask=m, **args),
+        naive_deform_conv2d(x, off, w, b, mask=m, **args),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.kernels
@@ -386,8 +440,9 @@ def test_forward_is_identical_on_one_thread(cut, tap_major, dtype, monkeypatch):
     import numba
 
     _set_cut(monkeypatch, cut, tap_major)
-    x, off, w, b, m = _layer(np.random.default_rng(22), dtype, c_in=16, c_out=8, groups=2,
-                             offset_groups=2, hw=(9, 11))
+    x, off, w, b, m = _layer(
+        np.random.default_rng(22), dtype, c_in=16, c_out=8, groups=2, offset_groups=2, hw=(9, 11)
+    )
     many = deform_conv2d(x, off, w, b, padding=1, mask=m)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -404,8 +459,9 @@ def test_forward_layout_bounds_the_columns():
     for c, hw, c_out in [(64, 56, 64), (128, 28, 128), (256, 14, 256), (16, 5, 8)]:
         positions = hw * hw
         for itemsize in (4, 8):
-            tap_major, chunk, ld, block, k_parts = deformable._forward_layout(c, c, c_out, 1, 9, positions,
-                                                                              itemsize)
+            tap_major, chunk, ld, block, k_parts = deformable._forward_layout(
+                c, c, c_out, 1, 9, positions, itemsize
+            )
             assert (ld * itemsize) % 1024 != 0
             assert ld >= (chunk * c if tap_major else chunk * 9)
             n_blocks = -(-positions // block)
@@ -450,7 +506,9 @@ def _finite_difference(f, arr, eps=1e-6):
     return grad
 
 
-@pytest.mark.parametrize("offset_groups, groups, use_mask", [(1, 1, True), (2, 2, True), (1, 1, False)])
+@pytest.mark.parametrize(
+    "offset_groups, groups, use_mask", [(1, 1, True), (2, 2, True), (1, 1, False)]
+)
 def test_gradients_match_finite_differences(offset_groups, groups, use_mask):
     rng = np.random.default_rng(10)
     x = _rand(rng, (2, 2, 4, 4))
@@ -467,7 +525,8 @@ def test_gradients_match_finite_differences(offset_groups, groups, use_mask):
     g = deform_conv2d_grad(g_out, x, off, w, b, mask=m, **args)
     # random offsets never land on integer coordinates, where the bilinear value has kinks
     for analytic, arr in [(g.input, x), (g.offset, off), (g.weight, w), (g.bias, b)] + (
-            [(g.mask, m)] if use_mask else []):
+        [(g.mask, m)] if use_mask else []
+    ):
         np.testing.assert_allclose(analytic, _finite_difference(loss, arr), rtol=1e-6, atol=1e-7)
 
 
@@ -498,8 +557,12 @@ def test_offset_gradient_at_integer_points_is_one_sided():
 
 def test_gradient_rejects_wrong_grad_output_shape():
     x = np.zeros((1, 1, 4, 4))
-    with pytest.raises(ValueError, match=r"grad_output must have the output's shape .*\(1, 1, 2, 2\)"):
-        deform_conv2d_grad(np.zeros((1, 1, 3, 3)), x, np.zeros((1, 18, 2, 2)), np.zeros((1, 1, 3, 3)))
+    with pytest.raises(
+        ValueError, match=r"grad_output must have the output's shape .*\(1, 1, 2, 2\)"
+    ):
+        deform_conv2d_grad(
+            np.zeros((1, 1, 3, 3)), x, np.zeros((1, 18, 2, 2)), np.zeros((1, 1, 3, 3))
+        )
 
 
 def test_grad_is_exported():
@@ -514,39 +577,114 @@ W = np.zeros((3, 4, 3, 3))
 OFF = np.zeros((2, 18, 4, 4))
 
 
-@pytest.mark.parametrize("args, kwargs, exc, match", [
-    ((np.zeros((4, 6, 6)), OFF, W), {}, ValueError, r"input must be 4-D .*got shape \(4, 6, 6\)"),
-    ((X, OFF, np.zeros((3, 4, 3))), {}, ValueError, r"weight must be 4-D"),
-    ((X, np.zeros((18, 4, 4)), W), {}, ValueError, r"offset must be 4-D"),
-    ((X, OFF, W), dict(mask=np.zeros((9, 4, 4))), ValueError, r"mask must be 4-D"),
-    ((X, np.zeros((2, 10, 4, 4)), W), {}, ValueError,
-     r"offset.shape\[1\] \(10\) must be a positive multiple of 2\*kH\*kW = 2\*3\*3 = 18"),
-    ((X, np.zeros((2, 0, 4, 4)), W), {}, ValueError, r"offset.shape\[1\] \(0\) must be a positive multiple"),
-    ((X, np.zeros((2, 18, 5, 4)), W), {}, ValueError,
-     r"offset's spatial size \(5, 4\) must equal the output size \(4, 4\)"),
-    ((X, np.zeros((1, 18, 4, 4)), W), {}, ValueError, r"offset has batch size 1 but input has 2"),
-    ((X, OFF, W), dict(mask=np.zeros((2, 18, 4, 4))), ValueError,
-     r"mask.shape\[1\] \(18\) must equal offset_groups\*kH\*kW = 1\*3\*3 = 9"),
-    ((X, OFF, W), dict(mask=np.zeros((2, 9, 4, 5))), ValueError,
-     r"mask's spatial size \(4, 5\) must equal the output size \(4, 4\)"),
-    ((X, OFF, W), dict(mask=np.zeros((1, 9, 4, 4))), ValueError, r"mask has batch size 1 but input has 2"),
-    ((X, np.zeros((2, 54, 4, 4)), W), {}, ValueError,
-     r"in_channels \(4\) must be divisible by the offset groups \(3"),
-    ((X, OFF, np.zeros((3, 3, 3, 3))), {}, ValueError,
-     r"in_channels \(4\) must be divisible by weight.shape\[1\] \(3\)"),
-    ((X, OFF, np.zeros((3, 2, 3, 3))), {}, ValueError,
-     r"out_channels \(3, weight.shape\[0\]\) must be divisible by the weight groups \(2"),
-    ((X, OFF, np.zeros((3, 4, 0, 3))), {}, ValueError, r"weight must not have a zero-size dimension"),
-    ((np.zeros((2, 0, 6, 6)), OFF, W), {}, ValueError, r"input must have at least one channel"),
-    ((X, OFF, W), dict(bias=np.zeros(4)), ValueError, r"bias must have shape \(C_out,\) = \(3,\)"),
-    ((X, OFF, W), dict(stride=0), ValueError, r"stride must be positive"),
-    ((X, OFF, W), dict(padding=-1), ValueError, r"padding must be non-negative"),
-    ((X, OFF, W), dict(padding="same"), TypeError, r"padding must be an int or a tuple of 2 ints"),
-    ((X, OFF, W), dict(dilation=(1, 2, 3)), ValueError, r"dilation must be an int or a tuple of 2 ints"),
-    ((np.zeros((1, 4, 2, 2)), np.zeros((1, 18, 1, 1)), W), {}, ValueError,
-     r"kernel extent .* is larger than the padded input"),
-    ((X.astype(complex), OFF, W), {}, TypeError, r"input must be a real numeric array"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, exc, match",
+    [
+        (
+            (np.zeros((4, 6, 6)), OFF, W),
+            {},
+            ValueError,
+            r"input must be 4-D .*got shape \(4, 6, 6\)",
+        ),
+        ((X, OFF, np.zeros((3, 4, 3))), {}, ValueError, r"weight must be 4-D"),
+        ((X, np.zeros((18, 4, 4)), W), {}, ValueError, r"offset must be 4-D"),
+        ((X, OFF, W), dict(mask=np.zeros((9, 4, 4))), ValueError, r"mask must be 4-D"),
+        (
+            (X, np.zeros((2, 10, 4, 4)), W),
+            {},
+            ValueError,
+            r"offset.shape\[1\] \(10\) must be a positive multiple of 2\*kH\*kW = 2\*3\*3 = 18",
+        ),
+        (
+            (X, np.zeros((2, 0, 4, 4)), W),
+            {},
+            ValueError,
+            r"offset.shape\[1\] \(0\) must be a positive multiple",
+        ),
+        (
+            (X, np.zeros((2, 18, 5, 4)), W),
+            {},
+            ValueError,
+            r"offset's spatial size \(5, 4\) must equal the output size \(4, 4\)",
+        ),
+        (
+            (X, np.zeros((1, 18, 4, 4)), W),
+            {},
+            ValueError,
+            r"offset has batch size 1 but input has 2",
+        ),
+        (
+            (X, OFF, W),
+            dict(mask=np.zeros((2, 18, 4, 4))),
+            ValueError,
+            r"mask.shape\[1\] \(18\) must equal offset_groups\*kH\*kW = 1\*3\*3 = 9",
+        ),
+        (
+            (X, OFF, W),
+            dict(mask=np.zeros((2, 9, 4, 5))),
+            ValueError,
+            r"mask's spatial size \(4, 5\) must equal the output size \(4, 4\)",
+        ),
+        (
+            (X, OFF, W),
+            dict(mask=np.zeros((1, 9, 4, 4))),
+            ValueError,
+            r"mask has batch size 1 but input has 2",
+        ),
+        (
+            (X, np.zeros((2, 54, 4, 4)), W),
+            {},
+            ValueError,
+            r"in_channels \(4\) must be divisible by the offset groups \(3",
+        ),
+        (
+            (X, OFF, np.zeros((3, 3, 3, 3))),
+            {},
+            ValueError,
+            r"in_channels \(4\) must be divisible by weight.shape\[1\] \(3\)",
+        ),
+        (
+            (X, OFF, np.zeros((3, 2, 3, 3))),
+            {},
+            ValueError,
+            r"out_channels \(3, weight.shape\[0\]\) must be divisible by the weight groups \(2",
+        ),
+        (
+            (X, OFF, np.zeros((3, 4, 0, 3))),
+            {},
+            ValueError,
+            r"weight must not have a zero-size dimension",
+        ),
+        ((np.zeros((2, 0, 6, 6)), OFF, W), {}, ValueError, r"input must have at least one channel"),
+        (
+            (X, OFF, W),
+            dict(bias=np.zeros(4)),
+            ValueError,
+            r"bias must have shape \(C_out,\) = \(3,\)",
+        ),
+        ((X, OFF, W), dict(stride=0), ValueError, r"stride must be positive"),
+        ((X, OFF, W), dict(padding=-1), ValueError, r"padding must be non-negative"),
+        (
+            (X, OFF, W),
+            dict(padding="same"),
+            TypeError,
+            r"padding must be an int or a tuple of 2 ints",
+        ),
+        (
+            (X, OFF, W),
+            dict(dilation=(1, 2, 3)),
+            ValueError,
+            r"dilation must be an int or a tuple of 2 ints",
+        ),
+        (
+            (np.zeros((1, 4, 2, 2)), np.zeros((1, 18, 1, 1)), W),
+            {},
+            ValueError,
+            r"kernel extent .* is larger than the padded input",
+        ),
+        ((X.astype(complex), OFF, W), {}, TypeError, r"input must be a real numeric array"),
+    ],
+)
 def test_invalid_params(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         deform_conv2d(*args, **kwargs)
@@ -559,8 +697,14 @@ def test_rejection_happens_before_any_kernel(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a kernel ran")
 
-    for name in ("_deform_plan", "_deform_im2col", "_deform_conv_forward", "_deform_backward_products",
-                 "_deform_col2im", "_deform_coord_grad"):
+    for name in (
+        "_deform_plan",
+        "_deform_im2col",
+        "_deform_conv_forward",
+        "_deform_backward_products",
+        "_deform_col2im",
+        "_deform_coord_grad",
+    ):
         monkeypatch.setattr(deformable._k, name, boom)
     with pytest.raises(ValueError):
         deform_conv2d(X, np.zeros((2, 18, 3, 4)), W)
@@ -573,8 +717,14 @@ def test_concurrent_calls_from_python_threads():
     import threading
 
     rng = np.random.default_rng(12)
-    jobs = [(_rand(rng, (1, 4, 7 + i, 6)), 1.5 * _rand(rng, (1, 18, 7 + i, 6)), rng.random((1, 9, 7 + i, 6)))
-            for i in range(4)]
+    jobs = [
+        (
+            _rand(rng, (1, 4, 7 + i, 6)),
+            1.5 * _rand(rng, (1, 18, 7 + i, 6)),
+            rng.random((1, 9, 7 + i, 6)),
+        )
+        for i in range(4)
+    ]
     w = _rand(rng, (3, 4, 3, 3))
     expected = [deform_conv2d(x, off, w, padding=1, mask=m) for x, off, m in jobs]
     results = [None] * len(jobs)
@@ -589,5 +739,5 @@ def test_concurrent_calls_from_python_threads():
         t.start()
     for t in threads:
         t.join()
-    for got, exp in zip(results, expected):
+    for got, exp in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got, exp)

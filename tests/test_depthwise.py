@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_depthwise import depthwise as naive_depthwise
+from tolerances import tol
 
 import convlab
 from convlab import _kernels, _kernels_depthwise
 from convlab._kernels_depthwise import conv2d_generic_grouped, conv2d_per_group
 from convlab.conv import _prepare
-from naive_depthwise import depthwise as naive_depthwise
-from tolerances import tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 CONV = {1: convlab.conv1d, 2: convlab.conv2d, 3: convlab.conv3d}
@@ -54,6 +54,7 @@ def generic_conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padd
 
 
 # --- recorded PyTorch references --------------------------------------------------------------
+
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("name", _recorded_names())
@@ -124,7 +125,9 @@ def test_conv2d_matches_generic_kernel_and_naive(geometry, multiplier, dtype):
     x = rng.standard_normal((2, c_in, 9, 10)).astype(dtype)
     w = rng.standard_normal((c_in * multiplier, 1) + kernel).astype(dtype)
     b = rng.standard_normal(c_in * multiplier).astype(dtype)
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=c_in, padding_mode=padding_mode)
+    args = dict(
+        stride=stride, padding=padding, dilation=dilation, groups=c_in, padding_mode=padding_mode
+    )
     out = convlab.conv2d(x, w, b, **args)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, conv2d_generic_grouped(x, w, b, **args))
@@ -135,19 +138,27 @@ def test_conv2d_matches_generic_kernel_and_naive(geometry, multiplier, dtype):
 @pytest.mark.kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("multiplier", [1, 2])
-@pytest.mark.parametrize("kernel, stride, padding, dilation", [
-    ((3, 3, 3), 1, 1, 1),
-    ((1, 3, 5), (1, 2, 1), (0, 1, 2), 1),
-    ((2, 2, 4), 2, 1, (2, 1, 2)),
-], ids=str)
-def test_conv3d_matches_generic_kernel_and_naive(kernel, stride, padding, dilation, multiplier, dtype):
+@pytest.mark.parametrize(
+    "kernel, stride, padding, dilation",
+    [
+        ((3, 3, 3), 1, 1, 1),
+        ((1, 3, 5), (1, 2, 1), (0, 1, 2), 1),
+        ((2, 2, 4), 2, 1, (2, 1, 2)),
+    ],
+    ids=str,
+)
+def test_conv3d_matches_generic_kernel_and_naive(
+    kernel, stride, padding, dilation, multiplier, dtype
+):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 2, 6, 7, 8)).astype(dtype)
     w = rng.standard_normal((2 * multiplier, 1) + kernel).astype(dtype)
     b = rng.standard_normal(2 * multiplier).astype(dtype)
     out = convlab.conv3d(x, w, b, stride, padding, dilation, groups=2)
     np.testing.assert_array_equal(out, generic_conv3d(x, w, b, stride, padding, dilation, groups=2))
-    np.testing.assert_allclose(out, naive_depthwise(x, w, b, stride, padding, dilation), **tol(dtype))
+    np.testing.assert_allclose(
+        out, naive_depthwise(x, w, b, stride, padding, dilation), **tol(dtype)
+    )
 
 
 @pytest.mark.kernels
@@ -178,7 +189,9 @@ def test_unbatched_and_non_contiguous_input():
     w = rng.standard_normal((6, 1, 3, 3))
     out = convlab.conv2d(x, w, padding=1, groups=3)
     assert out.shape == (6, 7, 10)
-    np.testing.assert_allclose(out, naive_depthwise(x[None], w, None, 1, 1, 1)[0], **tol(np.float64))
+    np.testing.assert_allclose(
+        out, naive_depthwise(x[None], w, None, 1, 1, 1)[0], **tol(np.float64)
+    )
 
 
 @pytest.mark.kernels
@@ -192,23 +205,32 @@ def test_one_hot_filters_read_the_right_cell():
             out = convlab.conv2d(x, w, groups=2, dilation=(1, 1))
             i, j = tap
             oh, ow = out.shape[2:]
-            np.testing.assert_array_equal(out, x[:, :, i:i + oh, j:j + ow])
+            np.testing.assert_array_equal(out, x[:, :, i : i + oh, j : j + ow])
 
 
 # --- the seed's worked example (000): depthwise multiplier 2, kernel size 1 -------------------
+
 
 def test_seed_000_depthwise_multiplier_2():
     x = np.array([[[1, 2, 3, 4, 5, 6], [10, 20, 30, 40, 50, 60]]], dtype=np.float32)
     w = np.array([2, 4, 6, 8], dtype=np.float32).reshape(4, 1, 1)
     out = convlab.conv1d(x, w, groups=2)
-    expected = np.array([[[2, 4, 6, 8, 10, 12],
-                          [4, 8, 12, 16, 20, 24],
-                          [60, 120, 180, 240, 300, 360],
-                          [80, 160, 240, 320, 400, 480]]], dtype=np.float32)
+    expected = np.array(
+        [
+            [
+                [2, 4, 6, 8, 10, 12],
+                [4, 8, 12, 16, 20, 24],
+                [60, 120, 180, 240, 300, 360],
+                [80, 160, 240, 320, 400, 480],
+            ]
+        ],
+        dtype=np.float32,
+    )
     np.testing.assert_array_equal(out, expected)
 
 
 # --- dispatch -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def depthwise_calls(monkeypatch):
@@ -256,6 +278,7 @@ def test_empty_batch_skips_the_kernel(depthwise_calls):
 
 # --- the benchmark helpers ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("groups", [1, 2, 4])
 def test_per_group_loop_equals_grouped_conv(groups):
     rng = np.random.default_rng(groups)
@@ -263,10 +286,14 @@ def test_per_group_loop_equals_grouped_conv(groups):
     w = rng.standard_normal((8, 4 // groups, 3, 3))
     b = rng.standard_normal(8)
     expected = convlab.conv2d(x, w, b, stride=2, padding=1, groups=groups)
-    np.testing.assert_allclose(conv2d_per_group(x, w, b, stride=2, padding=1, groups=groups), expected,
-                               **tol(np.float64))
-    np.testing.assert_allclose(conv2d_per_group(x[0], w, None, groups=groups),
-                               convlab.conv2d(x[0], w, groups=groups), **tol(np.float64))
+    np.testing.assert_allclose(
+        conv2d_per_group(x, w, b, stride=2, padding=1, groups=groups), expected, **tol(np.float64)
+    )
+    np.testing.assert_allclose(
+        conv2d_per_group(x[0], w, None, groups=groups),
+        convlab.conv2d(x[0], w, groups=groups),
+        **tol(np.float64),
+    )
 
 
 def test_per_group_rejects_groups_not_dividing_in_channels():
@@ -286,17 +313,27 @@ def test_generic_grouped_rejects_weight_mismatch():
 
 # --- property: any geometry, the two kernels agree exactly -------------------------------------
 
+
 @pytest.mark.kernels
 @settings(max_examples=25, deadline=None)
 @given(
-    c_in=st.integers(1, 3), multiplier=st.integers(1, 3),
-    kh=st.integers(1, 4), kw=st.integers(1, 6),
-    sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
-    extra_h=st.integers(0, 6), extra_w=st.integers(0, 9), pad=st.integers(0, 2),
-    double=st.booleans(), seed=st.integers(0, 2**16),
+    c_in=st.integers(1, 3),
+    multiplier=st.integers(1, 3),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 6),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    extra_h=st.integers(0, 6),
+    extra_w=st.integers(0, 9),
+    pad=st.integers(0, 2),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
 )
-def test_property_equals_generic_kernel(c_in, multiplier, kh, kw, sh, sw, dh, dw, extra_h, extra_w,
-                                        pad, double, seed):
+def test_property_equals_generic_kernel(
+    c_in, multiplier, kh, kw, sh, sw, dh, dw, extra_h, extra_w, pad, double, seed
+):
     dtype = np.float64 if double else np.float32
     rng = np.random.default_rng(seed)
     h = dh * (kh - 1) + 1 + extra_h
@@ -305,7 +342,9 @@ def test_property_equals_generic_kernel(c_in, multiplier, kh, kw, sh, sw, dh, dw
     w = rng.standard_normal((c_in * multiplier, 1, kh, kw)).astype(dtype)
     b = rng.standard_normal(c_in * multiplier).astype(dtype)
     args = dict(stride=(sh, sw), padding=pad, dilation=(dh, dw), groups=c_in)
-    np.testing.assert_array_equal(convlab.conv2d(x, w, b, **args), conv2d_generic_grouped(x, w, b, **args))
+    np.testing.assert_array_equal(
+        convlab.conv2d(x, w, b, **args), conv2d_generic_grouped(x, w, b, **args)
+    )
 
 
 def test_helper_docstring_examples_run():
@@ -319,14 +358,16 @@ def test_helper_docstring_examples_run():
 
 # --- the 2-D kernel's own paths: padding inside the kernel, row-wise or flat, thread splits -----
 
+
 def _kernel_vs_references(x, w, b, stride, pairs, dilation, rowwise_min=-1):
     """Run _conv2d_depthwise on the *unpadded* x with the top/left padding, check it is bit-identical
     to the generic kernel on the padded input and close to the naive definition."""
     xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pairs))
     expected = conv2d_generic_grouped(xp, w, b, stride=stride, dilation=dilation, groups=x.shape[1])
     out = np.full(expected.shape, np.nan, dtype=x.dtype)  # every element must be written
-    _kernels_depthwise._conv2d_depthwise(x, w, b, out, *stride, *dilation, pairs[0][0], pairs[1][0],
-                                         rowwise_min)
+    _kernels_depthwise._conv2d_depthwise(
+        x, w, b, out, *stride, *dilation, pairs[0][0], pairs[1][0], rowwise_min
+    )
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_allclose(out, naive_depthwise(xp, w, b, stride, 0, dilation), **tol(x.dtype))
     return out
@@ -340,8 +381,14 @@ def _kernel_vs_references(x, w, b, stride, pairs, dilation, rowwise_min=-1):
 def test_kernel_pads_inside(kernel, stride, dilation, rowwise_min):
     """Every padding amount, before and after, on odd and even sizes, multipliers 1 and 3."""
     rng = np.random.default_rng([*kernel, *stride, *dilation])
-    for pairs in [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((2, 0), (0, 3)), ((0, 2), (3, 1)),
-                  ((3, 3), (2, 2)), ((1, 2), (2, 1))]:
+    for pairs in [
+        ((0, 0), (0, 0)),
+        ((1, 1), (1, 1)),
+        ((2, 0), (0, 3)),
+        ((0, 2), (3, 1)),
+        ((3, 3), (2, 2)),
+        ((1, 2), (2, 1)),
+    ]:
         for (h, w_size), multiplier in [((9, 10), 1), ((7, 17), 3), ((16, 24), 1)]:
             h_out = (h + sum(pairs[0]) - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
             w_out = (w_size + sum(pairs[1]) - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
@@ -359,11 +406,13 @@ def test_kernel_pads_inside_wide_rows_and_float64(dtype):
     """Output widths that are multiples of 8 (written row by row by default), stride 2 with odd
     and even left padding (the even/odd column split), a padding wider than the kernel needs."""
     rng = np.random.default_rng(11)
-    for shape, stride, pairs in [((1, 4, 32, 32), (1, 1), ((1, 1), (1, 1))),
-                                 ((1, 4, 33, 31), (2, 2), ((1, 1), (1, 1))),
-                                 ((1, 4, 30, 30), (2, 2), ((0, 1), (0, 1))),
-                                 ((1, 4, 30, 29), (2, 2), ((2, 2), (2, 3))),
-                                 ((1, 2, 8, 8), (1, 1), ((5, 5), (4, 6)))]:
+    for shape, stride, pairs in [
+        ((1, 4, 32, 32), (1, 1), ((1, 1), (1, 1))),
+        ((1, 4, 33, 31), (2, 2), ((1, 1), (1, 1))),
+        ((1, 4, 30, 30), (2, 2), ((0, 1), (0, 1))),
+        ((1, 4, 30, 29), (2, 2), ((2, 2), (2, 3))),
+        ((1, 2, 8, 8), (1, 1), ((5, 5), (4, 6))),
+    ]:
         x = rng.standard_normal(shape).astype(dtype)
         for multiplier in (1, 2):
             w = rng.standard_normal((shape[1] * multiplier, 1, 3, 3)).astype(dtype)
@@ -382,7 +431,9 @@ def test_kernel_takes_non_contiguous_input():
     for stride in ((1, 1), (2, 2)):
         out = _kernel_vs_references(x, w, b, stride, ((1, 1), (1, 1)), (1, 1))
         np.testing.assert_array_equal(
-            out, _kernel_vs_references(np.ascontiguousarray(x), w, b, stride, ((1, 1), (1, 1)), (1, 1)))
+            out,
+            _kernel_vs_references(np.ascontiguousarray(x), w, b, stride, ((1, 1), (1, 1)), (1, 1)),
+        )
 
 
 @pytest.mark.kernels

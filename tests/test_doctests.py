@@ -10,7 +10,8 @@ import pytest
 import convlab
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(convlab.__path__, prefix="convlab.")
+    m.name
+    for m in pkgutil.walk_packages(convlab.__path__, prefix="convlab.")
     if not m.name.split(".")[-1].startswith("_kernels") and m.name != "convlab.__main__"
 )
 
@@ -19,8 +20,11 @@ MODULES = sorted(
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     with np.printoptions(legacy=False):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
-                                 extraglobs={"np": np})
+        result = doctest.testmod(
+            module,
+            optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
+            extraglobs={"np": np},
+        )
     assert result.failed == 0
 
 

@@ -4,10 +4,10 @@ import pathlib
 
 import numpy as np
 import pytest
-
-import convlab
 from conv_cases import UNFOLD_CASES
 from naive import fold, unfold
+
+import convlab
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -44,8 +44,12 @@ def test_against_naive(case, ref):
     x = ref[f"{case['name']}/x"].astype(np.float64)
     cols = convlab.im2col(x, **_kw(case))
     np.testing.assert_array_equal(cols, unfold(x, **_kw(case)))
-    np.testing.assert_allclose(convlab.col2im(cols, x.shape[-2:], **_kw(case)),
-                               fold(cols, x.shape[-2:], **_kw(case)), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        convlab.col2im(cols, x.shape[-2:], **_kw(case)),
+        fold(cols, x.shape[-2:], **_kw(case)),
+        rtol=1e-13,
+        atol=1e-13,
+    )
 
 
 def test_im2col_times_weight_is_conv2d():
@@ -55,16 +59,22 @@ def test_im2col_times_weight_is_conv2d():
     kw = dict(dilation=(1, 2), padding=(1, 2), stride=(2, 1))
     cols = convlab.im2col(x, (3, 2), **kw)
     out = convlab.conv2d(x, w, **kw, algorithm="direct")
-    np.testing.assert_allclose((w.reshape(5, -1) @ cols).reshape(out.shape), out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        (w.reshape(5, -1) @ cols).reshape(out.shape), out, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_col2im_of_ones_counts_coverage():
     cols = np.ones((1, 4, 4))
-    np.testing.assert_array_equal(convlab.col2im(cols, 3, 2)[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(
+        convlab.col2im(cols, 3, 2)[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    )
 
 
 def test_unbatched_and_dtypes():
     x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
     cols = convlab.im2col(x, 2, stride=2)
     assert cols.shape == (8, 4) and cols.dtype == np.float32
-    np.testing.assert_array_equal(convlab.col2im(cols, 4, 2, stride=2), x)  # non-overlapping: exact inverse
+    np.testing.assert_array_equal(
+        convlab.col2im(cols, 4, 2, stride=2), x
+    )  # non-overlapping: exact inverse

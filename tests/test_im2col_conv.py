@@ -19,13 +19,13 @@ import tracemalloc
 import numba
 import numpy as np
 import pytest
+from naive import convnd
+from tolerances import tol
 
 import convlab
 from convlab import _kernels, algorithms
 from convlab._blas import blas_gemm, one_blas_thread
 from convlab._winograd import workspace
-from naive import convnd
-from tolerances import tol
 
 pytestmark = pytest.mark.kernels
 
@@ -45,8 +45,11 @@ def _random_case(rng):
     h = max(int(rng.integers(1, 12)), dh * (kh - 1) + 1 - 2 * ph, 1)
     w = max(int(rng.integers(1, 12)), dw * (kw - 1) + 1 - 2 * pw, 1)
     batch = int(rng.integers(1, 4))
-    return ((batch, c_in, h, w), (c_out, c_in // groups, kh, kw),
-            dict(stride=(sh, sw), dilation=(dh, dw), padding=(ph, pw), groups=groups))
+    return (
+        (batch, c_in, h, w),
+        (c_out, c_in // groups, kh, kw),
+        dict(stride=(sh, sw), dilation=(dh, dw), padding=(ph, pw), groups=groups),
+    )
 
 
 RANDOM_CASES = [_random_case(np.random.default_rng(1000 + i)) for i in range(40)]
@@ -148,7 +151,7 @@ def test_input_weight_and_bias_are_not_modified():
     b = rng.standard_normal(6)
     copies = x.copy(), w.copy(), b.copy()
     convlab.conv2d(x, w, b, padding=(2, 1), groups=2, algorithm="im2col")
-    for original, copy in zip((x, w, b), copies):
+    for original, copy in zip((x, w, b), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
 
 
@@ -159,12 +162,13 @@ def test_non_contiguous_input_and_several_blocks_per_thread(monkeypatch, dtype):
     monkeypatch.setattr(algorithms, "IM2COL_BLOCK_BYTES", 1)
     rng = np.random.default_rng(6)
     base = rng.standard_normal((2, 6, 30, 44))
-    x = base[:, ::2, :, ::2]                     # (2, 3, 30, 22), not contiguous
+    x = base[:, ::2, :, ::2]  # (2, 3, 30, 22), not contiguous
     w = rng.standard_normal((5, 3, 3, 3))
     expected = convnd(x, w, padding=(1, 2), stride=(1, 2))
     for threads in THREADS:
-        out = _conv_threads(threads, x.astype(dtype), w.astype(dtype), padding=(1, 2),
-                            stride=(1, 2))
+        out = _conv_threads(
+            threads, x.astype(dtype), w.astype(dtype), padding=(1, 2), stride=(1, 2)
+        )
         np.testing.assert_allclose(out, expected, **tol(dtype))
 
 
@@ -197,7 +201,7 @@ def test_im2col_block_writes_its_columns_and_nothing_else():
         expected = np.empty(((c1 - c0) * kh * kw, oh * ow))
         for ci, i, j in itertools.product(range(c0, c1), range(kh), range(kw)):
             rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-            window = xp[ci, rows, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            window = xp[ci, rows, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
             expected[((ci - c0) * kh + i) * kw + j] = window.reshape(-1)
         p0 = int(rng.integers(0, oh * ow))
         p1 = int(rng.integers(p0 + 1, oh * ow + 1))
@@ -205,8 +209,8 @@ def test_im2col_block_writes_its_columns_and_nothing_else():
         cols = np.full(((c1 - c0) * kh * kw + 1) * ld, np.nan)
         _block(x, 1, c0, c1, cols, ld, kh, kw, sh, sw, dh, dw, ph, pw, ow, p0, p1)
         rows = cols.reshape(-1, ld)
-        np.testing.assert_array_equal(rows[:-1, :p1 - p0], expected[:, p0:p1])
-        assert np.isnan(rows[:-1, p1 - p0:]).all() and np.isnan(rows[-1]).all()
+        np.testing.assert_array_equal(rows[:-1, : p1 - p0], expected[:, p0:p1])
+        assert np.isnan(rows[:-1, p1 - p0 :]).all() and np.isnan(rows[-1]).all()
         checked += 1
 
 
@@ -219,8 +223,8 @@ def test_im2col_block_writes_its_columns_and_nothing_else():
 KERNEL_CASES = [
     ((2, 4, 7, 9), (6, 4, 3, 3), dict(stride=(1, 1), padding=(1, 1), groups=1)),
     ((3, 6, 8, 5), (4, 3, 2, 3), dict(stride=(2, 1), padding=(2, 0), groups=2)),
-    ((2, 8, 5, 6), (6, 8, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=1)),   # in place
-    ((2, 8, 5, 6), (4, 4, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=2)),   # in place
+    ((2, 8, 5, 6), (6, 8, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=1)),  # in place
+    ((2, 8, 5, 6), (4, 4, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=2)),  # in place
     ((1, 4, 9, 9), (5, 4, 1, 1), dict(stride=(2, 2), padding=(0, 0), groups=1)),
 ]
 
@@ -248,10 +252,30 @@ def test_every_split_of_the_work(case, dtype):
             cols = np.full((threads, k_rows * block + 1), np.nan, dtype=dtype)
             partial = np.full((k_parts - 1, out.size), np.nan, dtype=dtype)
             with one_blas_thread():
-                _kernels._im2col_gemm(gemm, x, w2, b, out, kh, kwid, *kw["stride"], 1, 1,
-                                      *kw["padding"], groups, block, k_parts, cols, partial)
-            np.testing.assert_allclose(out, expected, **tol(dtype),
-                                       err_msg=f"threads={threads} k_parts={k_parts} block={block}")
+                _kernels._im2col_gemm(
+                    gemm,
+                    x,
+                    w2,
+                    b,
+                    out,
+                    kh,
+                    kwid,
+                    *kw["stride"],
+                    1,
+                    1,
+                    *kw["padding"],
+                    groups,
+                    block,
+                    k_parts,
+                    cols,
+                    partial,
+                )
+            np.testing.assert_allclose(
+                out,
+                expected,
+                **tol(dtype),
+                err_msg=f"threads={threads} k_parts={k_parts} block={block}",
+            )
             checked += 1
     assert checked >= 9
 
@@ -270,7 +294,7 @@ def test_plan_splits_positions_or_channels():
     assert plan(1, 64, 256, (1, 1), (56, 56), 4, threads=2, in_place=True)[3] == 0
 
 
-@pytest.mark.parametrize("size", [56, 14])   # positions split, split-K
+@pytest.mark.parametrize("size", [56, 14])  # positions split, split-K
 def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     """A 1x1 kernel with stride 1 reads the input in place: on 56x56 nothing but the output is
     allocated; on 14x14 (split-K) one output-sized buffer of partial sums per extra thread, which
@@ -278,7 +302,7 @@ def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     threads = min(2, numba.config.NUMBA_NUM_THREADS)
     x = np.random.default_rng(8).standard_normal((1, 64, size, size)).astype(np.float32)
     w = np.random.default_rng(9).standard_normal((128, 64, 1, 1)).astype(np.float32)
-    convlab.conv2d(x[:, :, :4, :4], w, algorithm="im2col")      # compile outside the window
+    convlab.conv2d(x[:, :, :4, :4], w, algorithm="im2col")  # compile outside the window
     out_bytes = 128 * size * size * 4
     partial = (threads - 1) * out_bytes if size == 14 and threads == 2 else 0
     result = {}
@@ -296,8 +320,9 @@ def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     worker.start()
     worker.join()
     assert out_bytes + partial <= result["peak"] <= out_bytes + partial + 2**14
-    assert partial <= algorithms.im2col_workspace_nbytes(1, 64, 128, (1, 1), (size, size), 4,
-                                                         threads=threads)
+    assert partial <= algorithms.im2col_workspace_nbytes(
+        1, 64, 128, (1, 1), (size, size), 4, threads=threads
+    )
     # a 1x1 convolution is a matrix product over the channels
     expected = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
     np.testing.assert_allclose(result["out"], expected, **tol(np.float32))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive import convnd
 
 import convlab
-from naive import convnd
 
 SETTINGS = dict(max_examples=25, deadline=None)
 
@@ -38,7 +38,9 @@ def conv2d_problems(draw):
 def test_conv2d_shape_and_naive(p):
     out = convlab.conv2d(p["x"], p["w"], p["b"], **p["kwargs"])
     k = p["kwargs"]
-    expected_shape = convlab.conv_output_size(p["x"].shape[2:], p["w"].shape[2:], k["stride"], k["padding"], k["dilation"])
+    expected_shape = convlab.conv_output_size(
+        p["x"].shape[2:], p["w"].shape[2:], k["stride"], k["padding"], k["dilation"]
+    )
     assert out.shape == (p["x"].shape[0], p["w"].shape[0]) + expected_shape
     np.testing.assert_allclose(out, convnd(p["x"], p["w"], p["b"], **k), rtol=1e-10, atol=1e-10)
 
@@ -59,9 +61,13 @@ def test_grouped_equals_concatenated_per_group_convs(p):
     xs = np.split(p["x"], g, axis=1)
     ws = np.split(p["w"], g, axis=0)
     bs = np.split(p["b"], g)
-    parts = [convlab.conv2d(xi, wi, bi, **kwargs) for xi, wi, bi in zip(xs, ws, bs)]
-    np.testing.assert_allclose(convlab.conv2d(p["x"], p["w"], p["b"], **p["kwargs"]),
-                               np.concatenate(parts, axis=1), rtol=1e-12, atol=1e-12)
+    parts = [convlab.conv2d(xi, wi, bi, **kwargs) for xi, wi, bi in zip(xs, ws, bs, strict=True)]
+    np.testing.assert_allclose(
+        convlab.conv2d(p["x"], p["w"], p["b"], **p["kwargs"]),
+        np.concatenate(parts, axis=1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @settings(**SETTINGS)
@@ -70,10 +76,24 @@ def test_conv1d_is_conv2d_with_height_one(p):
     x = p["x"][:, :, :1, :]
     w = p["w"][:, :, :1, :]
     k = p["kwargs"]
-    out1 = convlab.conv1d(x[:, :, 0], w[:, :, 0], p["b"], stride=k["stride"][1], padding=k["padding"][1],
-                          dilation=k["dilation"][1], groups=k["groups"])
-    out2 = convlab.conv2d(x, w, p["b"], stride=(1, k["stride"][1]), padding=(0, k["padding"][1]),
-                          dilation=(1, k["dilation"][1]), groups=k["groups"])
+    out1 = convlab.conv1d(
+        x[:, :, 0],
+        w[:, :, 0],
+        p["b"],
+        stride=k["stride"][1],
+        padding=k["padding"][1],
+        dilation=k["dilation"][1],
+        groups=k["groups"],
+    )
+    out2 = convlab.conv2d(
+        x,
+        w,
+        p["b"],
+        stride=(1, k["stride"][1]),
+        padding=(0, k["padding"][1]),
+        dilation=(1, k["dilation"][1]),
+        groups=k["groups"],
+    )
     np.testing.assert_array_equal(out1, out2[:, :, 0])
 
 
@@ -81,9 +101,18 @@ def test_conv1d_is_conv2d_with_height_one(p):
 @given(conv2d_problems())
 def test_conv3d_with_depth_one_is_conv2d(p):
     k = p["kwargs"]
-    out3 = convlab.conv3d(p["x"][:, :, None], p["w"][:, :, None], p["b"], stride=(1,) + k["stride"],
-                          padding=(0,) + k["padding"], dilation=(1,) + k["dilation"], groups=k["groups"])
-    np.testing.assert_allclose(out3[:, :, 0], convlab.conv2d(p["x"], p["w"], p["b"], **k), rtol=1e-12, atol=1e-12)
+    out3 = convlab.conv3d(
+        p["x"][:, :, None],
+        p["w"][:, :, None],
+        p["b"],
+        stride=(1,) + k["stride"],
+        padding=(0,) + k["padding"],
+        dilation=(1,) + k["dilation"],
+        groups=k["groups"],
+    )
+    np.testing.assert_allclose(
+        out3[:, :, 0], convlab.conv2d(p["x"], p["w"], p["b"], **k), rtol=1e-12, atol=1e-12
+    )
 
 
 @settings(**SETTINGS)
@@ -95,8 +124,12 @@ def test_im2col_matmul_is_conv2d(p):
     del k["groups"]
     cols = convlab.im2col(p["x"], p["w"].shape[2:], **k)
     out = convlab.conv2d(p["x"], p["w"], **k)
-    np.testing.assert_allclose(np.matmul(p["w"].reshape(p["w"].shape[0], -1), cols).reshape(out.shape), out,
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        np.matmul(p["w"].reshape(p["w"].shape[0], -1), cols).reshape(out.shape),
+        out,
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
 @settings(**SETTINGS)
@@ -115,14 +148,28 @@ def test_col2im_is_adjoint_of_im2col(p):
 
 
 @settings(**SETTINGS)
-@given(st.integers(1, 12), st.integers(1, 5), st.integers(0, 3), st.integers(1, 4), st.integers(1, 3),
-       st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+@given(
+    st.integers(1, 12),
+    st.integers(1, 5),
+    st.integers(0, 3),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+)
 def test_padding_modes_against_naive(length, k, p, s, d, mode):
-    if d * (k - 1) + 1 > length + 2 * p or (mode == "reflect" and p >= length) or (mode == "circular" and p > length):
+    if (
+        d * (k - 1) + 1 > length + 2 * p
+        or (mode == "reflect" and p >= length)
+        or (mode == "circular" and p > length)
+    ):
         return
     rng = np.random.default_rng(length * 100 + k)
     x = rng.standard_normal((1, 2, length))
     w = rng.standard_normal((3, 2, k))
     out = convlab.conv1d(x, w, stride=s, padding=p, dilation=d, padding_mode=mode)
-    np.testing.assert_allclose(out, convnd(x, w, stride=s, padding=p, dilation=d, padding_mode=mode),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        out,
+        convnd(x, w, stride=s, padding=p, dilation=d, padding_mode=mode),
+        rtol=1e-12,
+        atol=1e-12,
+    )

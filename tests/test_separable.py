@@ -11,15 +11,16 @@ import pathlib
 
 import numpy as np
 import pytest
+import tolerances
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_separable import depthwise_separable, filter_channels, gaussian_kernel
 
 import convlab
-import tolerances
-from naive_separable import depthwise_separable, filter_channels, gaussian_kernel
 
 DATA = pathlib.Path(__file__).parent / "data"
 ALGORITHMS = ("auto", "fused", "two_pass")
+
 
 def tol(dtype):
     # two passes (depthwise, then pointwise) round twice in float32
@@ -52,7 +53,15 @@ DS_CASES = [
     ("stride2", (2, 2, 7, 8), 3, (3, 3), 1, dict(stride=2), np.float32),
     ("pad_rect", (1, 3, 6, 5), 2, (3, 2), 1, dict(padding=(1, 2)), np.float64),
     ("dilation", (1, 2, 9, 9), 2, (3, 3), 1, dict(dilation=2, padding=1), np.float32),
-    ("mixed", (2, 2, 11, 10), 3, (3, 3), 1, dict(stride=(2, 1), padding=(0, 2), dilation=(1, 3)), np.float64),
+    (
+        "mixed",
+        (2, 2, 11, 10),
+        3,
+        (3, 3),
+        1,
+        dict(stride=(2, 1), padding=(0, 2), dilation=(1, 3)),
+        np.float64,
+    ),
     ("same_even", (1, 2, 6, 6), 3, (4, 4), 1, dict(padding="same"), np.float64),
     # depth multiplier 2 and 3
     ("mult2", (1, 3, 6, 6), 4, (3, 3), 2, dict(padding=1), np.float32),
@@ -107,8 +116,9 @@ def test_depthwise_separable_matches_torch(torch_ref, algorithm):
     for name in names:
         x, wd, wp = (torch_ref[f"{name}/{k}"] for k in ("x", "wd", "wp"))
         bd, bp = torch_ref.get(f"{name}/bd"), torch_ref.get(f"{name}/bp")
-        out = convlab.depthwise_separable_conv2d(x, wd, wp, bd, bp, algorithm=algorithm,
-                                                 **_args(torch_ref, name))
+        out = convlab.depthwise_separable_conv2d(
+            x, wd, wp, bd, bp, algorithm=algorithm, **_args(torch_ref, name)
+        )
         expected = torch_ref[f"{name}/out"]
         assert out.shape == expected.shape, name
         np.testing.assert_allclose(out, expected, **tol(x.dtype), err_msg=name)
@@ -118,15 +128,18 @@ def test_depthwise_separable_matches_torch(torch_ref, algorithm):
 def test_unbatched_and_2d_pointwise(algorithm):
     x, wd, wp, bd, bp, kwargs = _ds_inputs(DS_CASES[6])
     batched = convlab.depthwise_separable_conv2d(x, wd, wp, bd, bp, algorithm=algorithm, **kwargs)
-    unbatched = convlab.depthwise_separable_conv2d(x[0], wd, wp[:, :, 0, 0], bd, bp,
-                                                   algorithm=algorithm, **kwargs)
+    unbatched = convlab.depthwise_separable_conv2d(
+        x[0], wd, wp[:, :, 0, 0], bd, bp, algorithm=algorithm, **kwargs
+    )
     assert unbatched.shape == batched.shape[1:]
     np.testing.assert_allclose(unbatched, batched[0], **tol(x.dtype))
 
 
 def test_without_bias_equals_zero_bias():
     x, wd, wp, bd, bp, kwargs = _ds_inputs(DS_CASES[1], bias=False)
-    zeros = convlab.depthwise_separable_conv2d(x, wd, wp, np.zeros(wd.shape[0]), np.zeros(wp.shape[0]))
+    zeros = convlab.depthwise_separable_conv2d(
+        x, wd, wp, np.zeros(wd.shape[0]), np.zeros(wp.shape[0])
+    )
     np.testing.assert_array_equal(convlab.depthwise_separable_conv2d(x, wd, wp), zeros)
 
 
@@ -134,7 +147,9 @@ def test_depthwise_bias_is_applied_before_mixing():
     """With all-zero input the output is pointwise_weight @ depthwise_bias + pointwise_bias."""
     wd = np.ones((2, 1, 3, 3))
     wp = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
-    out = convlab.depthwise_separable_conv2d(np.zeros((1, 2, 4, 4)), wd, wp, [1.0, 10.0], [0.0, 0.0, 1.0])
+    out = convlab.depthwise_separable_conv2d(
+        np.zeros((1, 2, 4, 4)), wd, wp, [1.0, 10.0], [0.0, 0.0, 1.0]
+    )
     np.testing.assert_array_equal(out[0, :, 0, 0], [21.0, -7.0, 6.5])
     assert out.shape == (1, 3, 2, 2)
 
@@ -145,21 +160,27 @@ def test_dtype_follows_input_and_integers_become_float64():
     assert out.dtype == np.float64
     # the sums of two 3x3 windows: 45 + (45 + 9*16) at the top-left
     assert out[0, 0, 0, 0] == 234.0
-    out32 = convlab.depthwise_separable_conv2d(x.astype(np.float32), np.ones((2, 1, 3, 3)), np.ones((1, 2)))
+    out32 = convlab.depthwise_separable_conv2d(
+        x.astype(np.float32), np.ones((2, 1, 3, 3)), np.ones((1, 2))
+    )
     assert out32.dtype == np.float32
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_empty_batch(algorithm):
-    out = convlab.depthwise_separable_conv2d(np.ones((0, 2, 5, 5)), np.ones((2, 1, 3, 3)), np.ones((3, 2)),
-                                             algorithm=algorithm)
+    out = convlab.depthwise_separable_conv2d(
+        np.ones((0, 2, 5, 5)), np.ones((2, 1, 3, 3)), np.ones((3, 2)), algorithm=algorithm
+    )
     assert out.shape == (0, 3, 3, 3)
-    assert convlab.spatially_separable_conv2d(np.ones((0, 2, 5, 5)), np.ones(3), np.ones(3)).shape == (0, 2, 3, 3)
+    assert convlab.spatially_separable_conv2d(
+        np.ones((0, 2, 5, 5)), np.ones(3), np.ones(3)
+    ).shape == (0, 2, 3, 3)
 
 
 def test_fused_block_sizes():
     """Blocks of rows: tall images are split, a short wide one is one block, never zero rows."""
     from convlab.separable import FUSED_BLOCK_PIXELS, _fused_rows
+
     assert _fused_rows((1, 1, 56, 56)) == -(-FUSED_BLOCK_PIXELS // 56)
     assert _fused_rows((1, 1, 3, 7)) == 3
     assert _fused_rows((1, 1, 9, 10 * FUSED_BLOCK_PIXELS)) == 1
@@ -332,8 +353,10 @@ def test_spatially_separable_matches_torch(torch_ref):
     assert len(names) >= 3
     for name in names:
         x, kernel = torch_ref[f"{name}/x"], torch_ref[f"{name}/kernel"]
-        result = convlab.separate_kernel(kernel.astype(np.float64))   # full rank: exact
-        out = convlab.spatially_separable_conv2d(x, result.col, result.row, **_args(torch_ref, name))
+        result = convlab.separate_kernel(kernel.astype(np.float64))  # full rank: exact
+        out = convlab.spatially_separable_conv2d(
+            x, result.col, result.row, **_args(torch_ref, name)
+        )
         expected = torch_ref[f"{name}/out"]
         assert out.shape == expected.shape and out.dtype == x.dtype, name
         np.testing.assert_allclose(out, expected, **tol(x.dtype), err_msg=name)
@@ -345,7 +368,9 @@ def test_rank1_filter_two_ways(name):
     kernel = RANK1_KERNELS[name]
     x = np.random.default_rng(6).standard_normal((1, 3, 12, 12))
     out = convlab.spatially_separable_conv2d(x, *convlab.separate_kernel(kernel), padding="same")
-    expected = convlab.conv2d(x, np.broadcast_to(kernel, (3, 1) + kernel.shape), groups=3, padding="same")
+    expected = convlab.conv2d(
+        x, np.broadcast_to(kernel, (3, 1) + kernel.shape), groups=3, padding="same"
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -364,28 +389,46 @@ def test_box_blur_by_hand():
 
 
 @settings(max_examples=12, deadline=None)
-@given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4),
-       rank=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3), p=st.integers(0, 2),
-       seed=st.integers(0, 2**16))
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    rank=st.integers(1, 3),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    p=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
 def test_property_spatially_separable_equals_conv2d(h, w, kh, kw, rank, sh, sw, p, seed):
     if kh > h + 2 * p or kw > w + 2 * p:
         with pytest.raises(ValueError, match="larger than the padded input"):
-            convlab.spatially_separable_conv2d(np.ones((1, 1, h, w)), np.ones((kh, rank)),
-                                               np.ones((rank, kw)), (sh, sw), p)
+            convlab.spatially_separable_conv2d(
+                np.ones((1, 1, h, w)), np.ones((kh, rank)), np.ones((rank, kw)), (sh, sw), p
+            )
         return
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((1, 2, h, w))
     col, row = rng.standard_normal((kh, rank)), rng.standard_normal((rank, kw))
     out = convlab.spatially_separable_conv2d(x, col, row, stride=(sh, sw), padding=p)
-    expected = convlab.conv2d(x, np.broadcast_to(col @ row, (2, 1, kh, kw)), stride=(sh, sw),
-                              padding=p, groups=2)
+    expected = convlab.conv2d(
+        x, np.broadcast_to(col @ row, (2, 1, kh, kw)), stride=(sh, sw), padding=p, groups=2
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=12, deadline=None)
-@given(c_in=st.integers(1, 3), mult=st.integers(1, 2), c_out=st.integers(1, 3),
-       h=st.integers(3, 8), k=st.integers(1, 3), s=st.integers(1, 2), p=st.integers(0, 1),
-       d=st.integers(1, 2), seed=st.integers(0, 2**16))
+@given(
+    c_in=st.integers(1, 3),
+    mult=st.integers(1, 2),
+    c_out=st.integers(1, 3),
+    h=st.integers(3, 8),
+    k=st.integers(1, 3),
+    s=st.integers(1, 2),
+    p=st.integers(0, 1),
+    d=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
 def test_property_fused_equals_two_pass(c_in, mult, c_out, h, k, s, p, d, seed):
     if d * (k - 1) + 1 > h + 2 * p:
         return
@@ -402,6 +445,7 @@ def test_property_fused_equals_two_pass(c_in, mult, c_out, h, k, s, p, d, seed):
 # ------------------------------------------------------------------------------------------------
 # parameter and MAC counts
 
+
 def test_seed_parameter_counts():
     """Seed 001: 3x3 kernel, 3 -> 4 channels: 108 standard vs 27 + 12 = 39 separable."""
     assert convlab.count_params(3, 4, (3, 3), bias=False) == 108
@@ -412,7 +456,9 @@ def test_seed_parameter_counts():
     assert convlab.count_params_depthwise_separable(3, 4, 3) == 39 + 3 + 4
 
 
-@pytest.mark.parametrize("c_in,c_out,k,mult", [(3, 4, 3, 1), (32, 64, 3, 1), (16, 8, 5, 2), (4, 4, (3, 1), 3)])
+@pytest.mark.parametrize(
+    "c_in,c_out,k,mult", [(3, 4, 3, 1), (32, 64, 3, 1), (16, 8, 5, 2), (4, 4, (3, 1), 3)]
+)
 def test_separable_counts_add_the_two_convs(c_in, c_out, k, mult):
     ks = (k, k) if isinstance(k, int) else k
     params = (c_in * mult * ks[0] * ks[1] + c_in * mult) + (c_out * c_in * mult + c_out)
@@ -421,21 +467,31 @@ def test_separable_counts_add_the_two_convs(c_in, c_out, k, mult):
     oh = (h + 2 - ks[0]) // 2 + 1
     ow = (w + 2 - ks[1]) // 2 + 1
     macs = oh * ow * (c_in * mult * ks[0] * ks[1] + c_out * c_in * mult)
-    assert convlab.count_macs_depthwise_separable(c_in, c_out, k, (h, w), stride=2, padding=1,
-                                                  depth_multiplier=mult) == 3 * macs / 3
-    assert convlab.count_macs_depthwise_separable(c_in, c_out, k, (h, w), stride=2, padding=1,
-                                                  depth_multiplier=mult, batch=3) == 3 * macs
+    assert (
+        convlab.count_macs_depthwise_separable(
+            c_in, c_out, k, (h, w), stride=2, padding=1, depth_multiplier=mult
+        )
+        == 3 * macs / 3
+    )
+    assert (
+        convlab.count_macs_depthwise_separable(
+            c_in, c_out, k, (h, w), stride=2, padding=1, depth_multiplier=mult, batch=3
+        )
+        == 3 * macs
+    )
 
 
 @pytest.mark.parametrize("n,dk", [(4, 3), (64, 3), (128, 5), (1000, 7)])
 def test_cost_ratio_formula(n, dk):
     """Howard et al. eq. 5: separable / standard = 1/N + 1/D_K^2 (MACs, no bias, 'same' size)."""
     m, size = 16, (14, 14)
-    ratio = (convlab.count_macs_depthwise_separable(m, n, dk, size, padding=dk // 2)
-             / convlab.count_macs(m, n, dk, size, padding=dk // 2))
+    ratio = convlab.count_macs_depthwise_separable(
+        m, n, dk, size, padding=dk // 2
+    ) / convlab.count_macs(m, n, dk, size, padding=dk // 2)
     assert ratio == pytest.approx(1 / n + 1 / dk**2, rel=1e-12)
-    ratio_p = (convlab.count_params_depthwise_separable(m, n, dk, bias=False)
-               / convlab.count_params(m, n, (dk, dk), bias=False))
+    ratio_p = convlab.count_params_depthwise_separable(m, n, dk, bias=False) / convlab.count_params(
+        m, n, (dk, dk), bias=False
+    )
     assert ratio_p == pytest.approx(1 / n + 1 / dk**2, rel=1e-12)
 
 
@@ -446,11 +502,14 @@ def test_spatially_separable_counts():
     assert convlab.count_macs_spatially_separable(1, 3, (10, 10)) == 8 * (10 * 3 + 8 * 3)
     # stride 2 in W: the column pass covers (W_out - 1) * 2 + kW columns
     oh, ow = 4, 4
-    assert convlab.count_macs_spatially_separable(2, (3, 3), (6, 9), rank=2, stride=(1, 2)) == \
-        2 * 2 * oh * (((ow - 1) * 2 + 3) * 3 + ow * 3)
+    assert convlab.count_macs_spatially_separable(
+        2, (3, 3), (6, 9), rank=2, stride=(1, 2)
+    ) == 2 * 2 * oh * (((ow - 1) * 2 + 3) * 3 + ow * 3)
     # ~2k per pixel against k^2 for a large image
     k, size = 9, 512
-    ratio = convlab.count_macs_spatially_separable(1, k, size) / convlab.count_macs(1, 1, k, (size, size))
+    ratio = convlab.count_macs_spatially_separable(1, k, size) / convlab.count_macs(
+        1, 1, k, (size, size)
+    )
     assert ratio == pytest.approx(2 / k, rel=0.02)
 
 
@@ -460,65 +519,297 @@ def test_spatially_separable_counts():
 X = np.ones((1, 3, 6, 6))
 WD = np.ones((3, 1, 3, 3))
 WP = np.ones((4, 3, 1, 1))
-ds, sk, ss = convlab.depthwise_separable_conv2d, convlab.separate_kernel, convlab.spatially_separable_conv2d
+ds, sk, ss = (
+    convlab.depthwise_separable_conv2d,
+    convlab.separate_kernel,
+    convlab.spatially_separable_conv2d,
+)
 
 BAD = [
     ("ds_input_rank", ds, (np.ones((6, 6)), WD, WP), {}, ValueError, r"input must be 3-D or 4-D"),
-    ("ds_input_no_channels", ds, (np.ones((1, 0, 6, 6)), WD, WP), {}, ValueError, r"at least one channel"),
-    ("ds_depthwise_rank", ds, (X, np.ones((3, 3, 3)), WP), {}, ValueError, r"depthwise_weight must be 4-D"),
-    ("ds_depthwise_empty", ds, (X, np.ones((3, 1, 0, 3)), WP), {}, ValueError,
-     r"depthwise_weight must not have a zero-size dimension"),
-    ("ds_depthwise_not_depthwise", ds, (X, np.ones((3, 3, 3, 3)), WP), {}, ValueError,
-     r"depthwise_weight.shape\[1\] must be 1 .*got shape \(3, 3, 3, 3\)"),
-    ("ds_depthwise_channels", ds, (X, np.ones((4, 1, 3, 3)), WP), {}, ValueError,
-     r"depthwise_weight.shape\[0\] \(4\) must be a multiple of the input's channels \(3\)"),
-    ("ds_pointwise_rank", ds, (X, WD, np.ones((4, 3, 1))), {}, ValueError,
-     r"pointwise_weight must be 2-D or 4-D"),
-    ("ds_pointwise_not_1x1", ds, (X, WD, np.ones((4, 3, 3, 3))), {}, ValueError,
-     r"pointwise_weight must be a 1x1 kernel .*got shape \(4, 3, 3, 3\)"),
-    ("ds_pointwise_channels", ds, (X, WD, np.ones((4, 6))), {}, ValueError,
-     r"pointwise_weight.shape\[1\] \(6\) must equal the depthwise output channels C_in\*K = 3\*1 = 3"),
-    ("ds_pointwise_channels_mult", ds, (X, np.ones((6, 1, 3, 3)), WP), {}, ValueError,
-     r"pointwise_weight.shape\[1\] \(3\) must equal .* = 3\*2 = 6"),
-    ("ds_pointwise_empty", ds, (X, WD, np.ones((0, 3))), {}, ValueError,
-     r"pointwise_weight must not have a zero-size dimension"),
-    ("ds_depthwise_bias", ds, (X, WD, WP, np.ones(4)), {}, ValueError,
-     r"depthwise_bias must have shape \(C_in\*K,\) = \(3,\), got \(4,\)"),
-    ("ds_pointwise_bias", ds, (X, WD, WP, None, np.ones((4, 1))), {}, ValueError,
-     r"pointwise_bias must have shape \(C_out,\) = \(4,\), got \(4, 1\)"),
+    (
+        "ds_input_no_channels",
+        ds,
+        (np.ones((1, 0, 6, 6)), WD, WP),
+        {},
+        ValueError,
+        r"at least one channel",
+    ),
+    (
+        "ds_depthwise_rank",
+        ds,
+        (X, np.ones((3, 3, 3)), WP),
+        {},
+        ValueError,
+        r"depthwise_weight must be 4-D",
+    ),
+    (
+        "ds_depthwise_empty",
+        ds,
+        (X, np.ones((3, 1, 0, 3)), WP),
+        {},
+        ValueError,
+        r"depthwise_weight must not have a zero-size dimension",
+    ),
+    (
+        "ds_depthwise_not_depthwise",
+        ds,
+        (X, np.ones((3, 3, 3, 3)), WP),
+        {},
+        ValueError,
+        r"depthwise_weight.shape\[1\] must be 1 .*got shape \(3, 3, 3, 3\)",
+    ),
+    (
+        "ds_depthwise_channels",
+        ds,
+        (X, np.ones((4, 1, 3, 3)), WP),
+        {},
+        ValueError,
+        r"depthwise_weight.shape\[0\] \(4\) must be a multiple of the input's channels \(3\)",
+    ),
+    (
+        "ds_pointwise_rank",
+        ds,
+        (X, WD, np.ones((4, 3, 1))),
+        {},
+        ValueError,
+        r"pointwise_weight must be 2-D or 4-D",
+    ),
+    (
+        "ds_pointwise_not_1x1",
+        ds,
+        (X, WD, np.ones((4, 3, 3, 3))),
+        {},
+        ValueError,
+        r"pointwise_weight must be a 1x1 kernel .*got shape \(4, 3, 3, 3\)",
+    ),
+    (
+        "ds_pointwise_channels",
+        ds,
+        (X, WD, np.ones((4, 6))),
+        {},
+        ValueError,
+        r"pointwise_weight.shape\[1\] \(6\) must equal the depthwise output channels C_in\*K = 3\*1 = 3",
+    ),
+    (
+        "ds_pointwise_channels_mult",
+        ds,
+        (X, np.ones((6, 1, 3, 3)), WP),
+        {},
+        ValueError,
+        r"pointwise_weight.shape\[1\] \(3\) must equal .* = 3\*2 = 6",
+    ),
+    (
+        "ds_pointwise_empty",
+        ds,
+        (X, WD, np.ones((0, 3))),
+        {},
+        ValueError,
+        r"pointwise_weight must not have a zero-size dimension",
+    ),
+    (
+        "ds_depthwise_bias",
+        ds,
+        (X, WD, WP, np.ones(4)),
+        {},
+        ValueError,
+        r"depthwise_bias must have shape \(C_in\*K,\) = \(3,\), got \(4,\)",
+    ),
+    (
+        "ds_pointwise_bias",
+        ds,
+        (X, WD, WP, None, np.ones((4, 1))),
+        {},
+        ValueError,
+        r"pointwise_bias must have shape \(C_out,\) = \(4,\), got \(4, 1\)",
+    ),
     ("ds_stride", ds, (X, WD, WP), dict(stride=0), ValueError, r"stride must be positive, got 0"),
-    ("ds_dilation", ds, (X, WD, WP), dict(dilation=(1, -1)), ValueError, r"dilation must be positive"),
-    ("ds_padding", ds, (X, WD, WP), dict(padding=-1), ValueError, r"padding must be non-negative, got -1"),
-    ("ds_padding_str", ds, (X, WD, WP), dict(padding="full"), ValueError, r"padding must be .*'same' or 'valid'"),
-    ("ds_same_stride", ds, (X, WD, WP), dict(padding="same", stride=2), ValueError,
-     r"padding='same' is only supported with stride 1"),
-    ("ds_kernel_too_big", ds, (X, np.ones((3, 1, 7, 7)), WP), {}, ValueError,
-     r"kernel extent .* = 7 is larger than the padded input size 6"),
-    ("ds_algorithm", ds, (X, WD, WP), dict(algorithm="winograd"), ValueError,
-     r"algorithm must be one of 'auto', 'fused', 'two_pass', got 'winograd'"),
+    (
+        "ds_dilation",
+        ds,
+        (X, WD, WP),
+        dict(dilation=(1, -1)),
+        ValueError,
+        r"dilation must be positive",
+    ),
+    (
+        "ds_padding",
+        ds,
+        (X, WD, WP),
+        dict(padding=-1),
+        ValueError,
+        r"padding must be non-negative, got -1",
+    ),
+    (
+        "ds_padding_str",
+        ds,
+        (X, WD, WP),
+        dict(padding="full"),
+        ValueError,
+        r"padding must be .*'same' or 'valid'",
+    ),
+    (
+        "ds_same_stride",
+        ds,
+        (X, WD, WP),
+        dict(padding="same", stride=2),
+        ValueError,
+        r"padding='same' is only supported with stride 1",
+    ),
+    (
+        "ds_kernel_too_big",
+        ds,
+        (X, np.ones((3, 1, 7, 7)), WP),
+        {},
+        ValueError,
+        r"kernel extent .* = 7 is larger than the padded input size 6",
+    ),
+    (
+        "ds_algorithm",
+        ds,
+        (X, WD, WP),
+        dict(algorithm="winograd"),
+        ValueError,
+        r"algorithm must be one of 'auto', 'fused', 'two_pass', got 'winograd'",
+    ),
     ("ds_complex", ds, (X + 0j, WD, WP), {}, TypeError, r"input must be a real numeric array"),
-    ("sk_not_2d", sk, (np.ones(3),), {}, ValueError, r"kernel must be 2-D \(kH, kW\), got shape \(3,\)"),
-    ("sk_3d", sk, (np.ones((3, 3, 3)),), {}, ValueError, r"kernel must be 2-D \(kH, kW\), got shape \(3, 3, 3\)"),
-    ("sk_empty", sk, (np.ones((0, 3)),), {}, ValueError, r"kernel must not have a zero-size dimension"),
-    ("sk_rank_zero", sk, (np.ones((3, 4)),), dict(rank=0), ValueError,
-     r"rank must be between 1 and min\(kH, kW\) = min\(3, 4\) = 3, got 0"),
-    ("sk_rank_too_big", sk, (np.ones((3, 4)),), dict(rank=4), ValueError,
-     r"rank must be between 1 and .* = 3, got 4"),
-    ("sk_rank_float", sk, (np.ones((3, 3)),), dict(rank=1.0), TypeError, r"rank must be an int, got 1.0"),
-    ("sk_tol_negative", sk, (np.ones((3, 3)),), dict(tol=-1e-9), ValueError, r"tol must be non-negative, got -1e-09"),
-    ("sk_tol_nan", sk, (np.ones((3, 3)),), dict(tol=float("nan")), ValueError, r"tol must be non-negative, got nan"),
-    ("sk_tol_str", sk, (np.ones((3, 3)),), dict(tol="1e-3"), TypeError, r"tol must be a real number"),
+    (
+        "sk_not_2d",
+        sk,
+        (np.ones(3),),
+        {},
+        ValueError,
+        r"kernel must be 2-D \(kH, kW\), got shape \(3,\)",
+    ),
+    (
+        "sk_3d",
+        sk,
+        (np.ones((3, 3, 3)),),
+        {},
+        ValueError,
+        r"kernel must be 2-D \(kH, kW\), got shape \(3, 3, 3\)",
+    ),
+    (
+        "sk_empty",
+        sk,
+        (np.ones((0, 3)),),
+        {},
+        ValueError,
+        r"kernel must not have a zero-size dimension",
+    ),
+    (
+        "sk_rank_zero",
+        sk,
+        (np.ones((3, 4)),),
+        dict(rank=0),
+        ValueError,
+        r"rank must be between 1 and min\(kH, kW\) = min\(3, 4\) = 3, got 0",
+    ),
+    (
+        "sk_rank_too_big",
+        sk,
+        (np.ones((3, 4)),),
+        dict(rank=4),
+        ValueError,
+        r"rank must be between 1 and .* = 3, got 4",
+    ),
+    (
+        "sk_rank_float",
+        sk,
+        (np.ones((3, 3)),),
+        dict(rank=1.0),
+        TypeError,
+        r"rank must be an int, got 1.0",
+    ),
+    (
+        "sk_tol_negative",
+        sk,
+        (np.ones((3, 3)),),
+        dict(tol=-1e-9),
+        ValueError,
+        r"tol must be non-negative, got -1e-09",
+    ),
+    (
+        "sk_tol_nan",
+        sk,
+        (np.ones((3, 3)),),
+        dict(tol=float("nan")),
+        ValueError,
+        r"tol must be non-negative, got nan",
+    ),
+    (
+        "sk_tol_str",
+        sk,
+        (np.ones((3, 3)),),
+        dict(tol="1e-3"),
+        TypeError,
+        r"tol must be a real number",
+    ),
     ("sk_nonfinite", sk, (np.array([[1.0, np.nan], [0.0, 1.0]]),), {}, ValueError, r"finite"),
-    ("ss_input_rank", ss, (np.ones((6, 6)), np.ones(3), np.ones(3)), {}, ValueError, r"input must be 3-D or 4-D"),
-    ("ss_col_rank", ss, (X, np.ones((3, 1, 1)), np.ones(3)), {}, ValueError,
-     r"col must be 1-D or 2-D \(kH, r\) or \(kH,\), got shape \(3, 1, 1\)"),
-    ("ss_row_rank", ss, (X, np.ones(3), np.ones((1, 3, 1))), {}, ValueError, r"row must be 1-D or 2-D"),
-    ("ss_empty", ss, (X, np.ones(0), np.ones(3)), {}, ValueError, r"col must not have a zero-size dimension"),
-    ("ss_rank_mismatch", ss, (X, np.ones((3, 2)), np.ones((1, 3))), {}, ValueError,
-     r"col has 2 terms .* but row has 1 .*the rank r must match"),
-    ("ss_stride", ss, (X, np.ones(3), np.ones(3)), dict(stride=(1, 0)), ValueError, r"stride must be positive"),
-    ("ss_padding", ss, (X, np.ones(3), np.ones(3)), dict(padding=(-1, 0)), ValueError, r"padding must be non-negative"),
-    ("ss_too_big", ss, (X, np.ones(7), np.ones(3)), {}, ValueError, r"kernel extent .* = 7 is larger than the padded input size 6"),
+    (
+        "ss_input_rank",
+        ss,
+        (np.ones((6, 6)), np.ones(3), np.ones(3)),
+        {},
+        ValueError,
+        r"input must be 3-D or 4-D",
+    ),
+    (
+        "ss_col_rank",
+        ss,
+        (X, np.ones((3, 1, 1)), np.ones(3)),
+        {},
+        ValueError,
+        r"col must be 1-D or 2-D \(kH, r\) or \(kH,\), got shape \(3, 1, 1\)",
+    ),
+    (
+        "ss_row_rank",
+        ss,
+        (X, np.ones(3), np.ones((1, 3, 1))),
+        {},
+        ValueError,
+        r"row must be 1-D or 2-D",
+    ),
+    (
+        "ss_empty",
+        ss,
+        (X, np.ones(0), np.ones(3)),
+        {},
+        ValueError,
+        r"col must not have a zero-size dimension",
+    ),
+    (
+        "ss_rank_mismatch",
+        ss,
+        (X, np.ones((3, 2)), np.ones((1, 3))),
+        {},
+        ValueError,
+        r"col has 2 terms .* but row has 1 .*the rank r must match",
+    ),
+    (
+        "ss_stride",
+        ss,
+        (X, np.ones(3), np.ones(3)),
+        dict(stride=(1, 0)),
+        ValueError,
+        r"stride must be positive",
+    ),
+    (
+        "ss_padding",
+        ss,
+        (X, np.ones(3), np.ones(3)),
+        dict(padding=(-1, 0)),
+        ValueError,
+        r"padding must be non-negative",
+    ),
+    (
+        "ss_too_big",
+        ss,
+        (X, np.ones(7), np.ones(3)),
+        {},
+        ValueError,
+        r"kernel extent .* = 7 is larger than the padded input size 6",
+    ),
 ]
 
 
@@ -529,10 +820,13 @@ def test_invalid_params(case):
         func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("func,args,match", [
-    (convlab.count_params_depthwise_separable, (3, 4, 3), None),
-    (convlab.count_macs_depthwise_separable, (3, 4, 3, (8, 8)), None),
-])
+@pytest.mark.parametrize(
+    "func,args,match",
+    [
+        (convlab.count_params_depthwise_separable, (3, 4, 3), None),
+        (convlab.count_macs_depthwise_separable, (3, 4, 3, (8, 8)), None),
+    ],
+)
 def test_count_depth_multiplier_rejected(func, args, match):
     with pytest.raises(ValueError, match=r"depth_multiplier must be a positive int, got 0"):
         func(*args, depth_multiplier=0)

@@ -26,7 +26,9 @@ def test_conv_output_size_formula_against_brute_force():
             with pytest.raises(ValueError):
                 convlab.conv_output_size(length, k, s, p, d)
             continue
-        assert convlab.conv_output_size(length, k, s, p, d) == _brute_output_length(length, k, s, p, d)
+        assert convlab.conv_output_size(length, k, s, p, d) == _brute_output_length(
+            length, k, s, p, d
+        )
         checked += 1
     assert checked > 500
 
@@ -35,13 +37,17 @@ def test_conv_output_size_formula_against_brute_force():
 def test_conv_output_size_matches_conv1d(length, k, p, s, d):
     if d * (k - 1) + 1 > length + 2 * p:
         return
-    out = convlab.conv1d(np.ones((1, 1, length)), np.ones((1, 1, k)), stride=s, padding=p, dilation=d)
+    out = convlab.conv1d(
+        np.ones((1, 1, length)), np.ones((1, 1, k)), stride=s, padding=p, dilation=d
+    )
     assert out.shape[-1] == convlab.conv_output_size(length, k, s, p, d)
 
 
 def test_conv_output_size_tuples_and_strings():
     assert convlab.conv_output_size((224, 224), 7, stride=2, padding=3) == (112, 112)
-    assert convlab.conv_output_size((50, 100), (3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1)) == (26, 100)
+    assert convlab.conv_output_size(
+        (50, 100), (3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1)
+    ) == (26, 100)
     assert convlab.conv_output_size((9, 10), (4, 3), padding="same") == (9, 10)
     assert convlab.conv_output_size(9, 4, padding="valid") == 6
     assert convlab.conv_output_size((4, 5, 6), 3) == (2, 3, 4)
@@ -70,7 +76,12 @@ def test_receptive_field():
     assert convlab.receptive_field([(3, 1, 2**i) for i in range(4)]) == 31
     # strides multiply the jump: ResNet stem 7x7 s2 then 3x3 s2 max-pool-like window
     assert convlab.receptive_field([(7, 2), (3, 2)]) == 11
-    assert convlab.receptive_field([{"kernel_size": 3, "stride": 2}, {"kernel_size": 3, "dilation": 2}]) == 11
+    assert (
+        convlab.receptive_field(
+            [{"kernel_size": 3, "stride": 2}, {"kernel_size": 3, "dilation": 2}]
+        )
+        == 11
+    )
     assert convlab.receptive_field([]) == 1
 
 
@@ -95,17 +106,30 @@ def test_receptive_field_against_impulse_response():
 def test_count_params_and_macs():
     # seed 001/003: standard 3x3, 3 -> 4: 108 weights; depthwise 27 + pointwise 12 = 39
     assert convlab.count_params(3, 4, 3, bias=False) == 108
-    assert convlab.count_params(3, 3, 3, groups=3, bias=False) + convlab.count_params(3, 4, 1, bias=False) == 39
+    assert (
+        convlab.count_params(3, 3, 3, groups=3, bias=False)
+        + convlab.count_params(3, 4, 1, bias=False)
+        == 39
+    )
     # seed 003's (k_m k_n c_i + 1) c_o with bias
     assert convlab.count_params(16, 33, (3, 5)) == (3 * 5 * 16 + 1) * 33
     # groups divide the cost by G
-    assert convlab.count_params(64, 64, 3, groups=4, bias=False) * 4 == convlab.count_params(64, 64, 3, bias=False)
+    assert convlab.count_params(64, 64, 3, groups=4, bias=False) * 4 == convlab.count_params(
+        64, 64, 3, bias=False
+    )
     assert convlab.count_macs(64, 64, 3, (56, 56), padding=1) == 64 * 64 * 9 * 56 * 56
     assert convlab.count_macs(64, 64, 3, (56, 56), padding=1, groups=64) == 64 * 9 * 56 * 56
-    assert convlab.count_macs(3, 64, 7, (224, 224), stride=2, padding=3, batch=2) == 2 * 64 * 3 * 49 * 112 * 112
+    assert (
+        convlab.count_macs(3, 64, 7, (224, 224), stride=2, padding=3, batch=2)
+        == 2 * 64 * 3 * 49 * 112 * 112
+    )
     assert convlab.count_macs(4, 4, 3, 10) == 4 * 4 * 3 * 8
     assert convlab.count_macs(2, 2, (3, 3, 3), (5, 5, 5), padding=1) == 2 * 2 * 27 * 125
-    assert convlab.count_params(2, 2, (3, 3, 3), bias=False) == 2 * 2 * 27 == math.prod((2, 2, 3, 3, 3))
+    assert (
+        convlab.count_params(2, 2, (3, 3, 3), bias=False)
+        == 2 * 2 * 27
+        == math.prod((2, 2, 3, 3, 3))
+    )
     # an int kernel_size means a square 2-D kernel unless ndim says otherwise
     assert convlab.count_params(3, 4, 3, ndim=1, bias=False) == 36
     assert convlab.count_params(3, 4, 3, ndim=3, bias=False) == 324

@@ -4,6 +4,7 @@ The build (fixture ``built_site`` in conftest.py) uses the flags of `python3 tas
 temporary directory, so these tests never touch the _build/ that a developer is looking at.
 """
 
+import functools
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,9 +16,17 @@ import pytest
 EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # http:, https:, mailto:, data:, //host
 # attributes that point at another file, by tag
 LINK_ATTRS = {
-    "a": "href", "link": "href", "area": "href",
-    "img": "src", "script": "src", "source": "src", "iframe": "src", "video": "src",
-    "audio": "src", "embed": "src", "track": "src",
+    "a": "href",
+    "link": "href",
+    "area": "href",
+    "img": "src",
+    "script": "src",
+    "source": "src",
+    "iframe": "src",
+    "video": "src",
+    "audio": "src",
+    "embed": "src",
+    "track": "src",
 }
 
 
@@ -42,20 +51,22 @@ class PageParser(HTMLParser):
     handle_startendtag = handle_starttag
 
 
-def parse(path, _cache={}):
-    if path not in _cache:
-        parser = PageParser()
-        parser.feed(path.read_text(encoding="utf-8", errors="replace"))
-        _cache[path] = parser
-    return _cache[path]
+@functools.cache
+def parse(path):
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return parser
 
 
 def broken_links(html_dir):
     """Every internal href/src of every built page that points at a missing file or anchor."""
     html_dir = Path(html_dir)
     problems = []
-    pages = [p for p in sorted(html_dir.rglob("*.html"))
-             if p.relative_to(html_dir).parts[0] not in ("_static", "_sources")]
+    pages = [
+        p
+        for p in sorted(html_dir.rglob("*.html"))
+        if p.relative_to(html_dir).parts[0] not in ("_static", "_sources")
+    ]
     for page in pages:
         for tag, attr, value in parse(page).links:
             if not value or value.startswith("#") or EXTERNAL.match(value):
@@ -65,7 +76,9 @@ def broken_links(html_dir):
             if path.startswith("/"):
                 # an absolute path breaks as soon as the site is served from a sub-path
                 # (https://OWNER.github.io/REPO/)
-                problems.append(f"{page.relative_to(html_dir)}: <{tag} {attr}={value!r}> is absolute")
+                problems.append(
+                    f"{page.relative_to(html_dir)}: <{tag} {attr}={value!r}> is absolute"
+                )
                 continue
             target = (page.parent / path).resolve() if path else page
             if target.is_dir():
@@ -89,8 +102,7 @@ def test_build_succeeds(built_site):
 def test_every_toc_page_is_built(built_site):
     assert built_site.returncode == 0, "the build failed: see test_build_succeeds"
     assert built_site.pages[0] == "book/intro"
-    missing = [name for name in built_site.pages
-               if not (built_site.html / f"{name}.html").exists()]
+    missing = [name for name in built_site.pages if not (built_site.html / f"{name}.html").exists()]
     assert not missing, f"pages listed in _toc.yml but not built: {missing}"
 
 
@@ -103,6 +115,7 @@ def test_no_broken_internal_links(built_site):
 
 # ------------------------------------------------------------------ the checker itself
 
+
 def test_checker_reports_missing_files_and_anchors(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "img.png").write_bytes(b"")
@@ -111,8 +124,11 @@ def test_checker_reports_missing_files_and_anchors(tmp_path):
         '<a href="sub/page.html#here">ok</a> <img src="img.png">'
         '<a href="sub/">dir</a> <link href="_static/x.css?v=1">'
         '<a href="sub/page.html#nowhere">bad anchor</a> <img src="missing.png">'
-        '<script src="/abs.js"></script>')
-    (tmp_path / "sub" / "page.html").write_text('<h1 id="here">x</h1><a href="../index.html">up</a>')
+        '<script src="/abs.js"></script>'
+    )
+    (tmp_path / "sub" / "page.html").write_text(
+        '<h1 id="here">x</h1><a href="../index.html">up</a>'
+    )
     (tmp_path / "sub" / "index.html").write_text("<p>dir index</p>")
     _, problems = broken_links(tmp_path)
     text = "\n".join(problems)
@@ -121,8 +137,10 @@ def test_checker_reports_missing_files_and_anchors(tmp_path):
     assert "'nowhere'" in text and "/abs.js" in text
 
 
-@pytest.mark.parametrize("value", ["#", "#x", "mailto:a@b.c", "https://x.org", "//cdn.x/y.js",
-                                   "data:image/png;base64,AA=="])
+@pytest.mark.parametrize(
+    "value",
+    ["#", "#x", "mailto:a@b.c", "https://x.org", "//cdn.x/y.js", "data:image/png;base64,AA=="],
+)
 def test_checker_ignores_anchors_only_and_external(tmp_path, value):
     (tmp_path / "index.html").write_text(f'<a href="{value}">x</a>')
     assert broken_links(tmp_path)[1] == []

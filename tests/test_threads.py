@@ -25,7 +25,9 @@ SCRIPT = textwrap.dedent("""
         x = rng.standard_normal((2, 4, 20 + i, 18))
         w = rng.standard_normal((6, 2, 3, 3))
         jobs.append((x, w))
-    expected = [convlab.conv2d(x, w, padding=1, groups=2, algorithm="direct") for x, w in jobs] if "{warm}" == "1" else None
+    expected = None
+    if "{warm}" == "1":
+        expected = [convlab.conv2d(x, w, padding=1, groups=2, algorithm="direct") for x, w in jobs]
     results = [None] * len(jobs) * 4
     errors = []
     barrier = threading.Barrier(4)
@@ -60,11 +62,13 @@ def _available_layers():
     layers = ["workqueue"]
     try:
         from numba.np.ufunc import omppool  # noqa: F401
+
         layers.append("omp")
     except ImportError:
         pass
     try:
         from numba.np.ufunc import tbbpool  # noqa: F401
+
         layers.append("tbb")
     except ImportError:
         pass
@@ -77,7 +81,14 @@ def test_concurrent_conv2d(layer, warm, tmp_path):
     env = dict(os.environ, NUMBA_THREADING_LAYER=layer, NUMBA_NUM_THREADS="2")
     tests_dir = os.path.dirname(__file__)
     env["PYTHONPATH"] = tests_dir + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.replace("{warm}", warm)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT.replace("{warm}", warm)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr[-3000:]}"
+    )
     assert f"layer {layer}" in proc.stdout

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_transposed import conv_forward, conv_transpose_scatter, conv_transpose_zero_insertion
+from tolerances import load_npz, tol
 
 import convlab
 from convlab import shapes
 from convlab.transposed import choose_algorithm
-from naive_transposed import conv_forward, conv_transpose_scatter, conv_transpose_zero_insertion
-from tolerances import load_npz, tol
 
 DATA = pathlib.Path(__file__).parent / "data"
 TRANSPOSE = {1: convlab.conv_transpose1d, 2: convlab.conv_transpose2d, 3: convlab.conv_transpose3d}
@@ -37,11 +37,18 @@ def _output_padding(nd, x, w, args):
     if "output_size" not in args:
         return args["output_padding"]
     size = args["output_size"][-nd:]
-    return shapes.conv_transpose_output_padding(tuple(x.shape[-nd:]), tuple(size), w.shape[2:], args["stride"],
-                                                args["padding"], args["dilation"])
+    return shapes.conv_transpose_output_padding(
+        tuple(x.shape[-nd:]),
+        tuple(size),
+        w.shape[2:],
+        args["stride"],
+        args["padding"],
+        args["dilation"],
+    )
 
 
 # --- recorded torch references ---------------------------------------------------------------------
+
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -71,12 +78,19 @@ def test_naive_references_match_torch(name):
     """Both naive constructions reproduce torch, so they can be trusted for the property tests."""
     nd, x, w, b, args, expected = _case(name)
     batched = x if x.ndim == nd + 2 else x[None]
-    kwargs = dict(stride=args["stride"], padding=args["padding"], groups=args["groups"],
-                  dilation=args["dilation"], output_padding=_output_padding(nd, x, w, args))
+    kwargs = dict(
+        stride=args["stride"],
+        padding=args["padding"],
+        groups=args["groups"],
+        dilation=args["dilation"],
+        output_padding=_output_padding(nd, x, w, args),
+    )
     scatter = conv_transpose_scatter(batched, w, b, **kwargs)
     expected_b = expected if x.ndim == nd + 2 else expected[None]
     np.testing.assert_allclose(scatter, expected_b, **tol(x.dtype))
-    if np.all(np.asarray(args["padding"]) <= np.asarray(args["dilation"]) * (np.array(w.shape[2:]) - 1)):
+    if np.all(
+        np.asarray(args["padding"]) <= np.asarray(args["dilation"]) * (np.array(w.shape[2:]) - 1)
+    ):
         zeros = conv_transpose_zero_insertion(batched, w, b, **kwargs)
         np.testing.assert_allclose(zeros, expected_b, **tol(x.dtype))
 
@@ -84,8 +98,10 @@ def test_naive_references_match_torch(name):
 # --- seed 001 -----------------------------------------------------------------------------------------
 
 SEED_KERNEL = np.array([[-1, 2, -3], [4, -5, 6], [-7, 8, -9]], dtype=np.float32)
-SEED_RESULT = np.array([[56, -51, 46, 183], [-148, -35, 35, -123], [88, 35, -35, 63], [532, -41, 36, 729]],
-                       dtype=np.float32)
+SEED_RESULT = np.array(
+    [[56, -51, 46, 183], [-148, -35, 35, -123], [88, 35, -35, 63], [532, -41, 36, 729]],
+    dtype=np.float32,
+)
 
 
 @pytest.mark.kernels
@@ -150,14 +166,18 @@ def test_seed001_two_input_sizes_one_output_size(size):
 
 # --- shape arithmetic ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("i,k,s,p,a,d,o", [
-    (2, 3, 2, 0, 0, 1, 5),
-    (2, 3, 2, 0, 1, 1, 6),
-    (28, 4, 2, 1, 0, 1, 56),
-    (14, 3, 2, 1, 1, 1, 28),
-    (4, 3, 1, 0, 2, 3, 12),   # output_padding below the dilation
-    (3, 1, 1, 0, 0, 1, 3),
-])
+
+@pytest.mark.parametrize(
+    "i,k,s,p,a,d,o",
+    [
+        (2, 3, 2, 0, 0, 1, 5),
+        (2, 3, 2, 0, 1, 1, 6),
+        (28, 4, 2, 1, 0, 1, 56),
+        (14, 3, 2, 1, 1, 1, 28),
+        (4, 3, 1, 0, 2, 3, 12),  # output_padding below the dilation
+        (3, 1, 1, 0, 0, 1, 3),
+    ],
+)
 def test_conv_transpose_output_size(i, k, s, p, a, d, o):
     assert shapes.conv_transpose_output_size(i, k, s, p, a, d) == o
     assert shapes.conv_transpose_output_padding(i, o, k, s, p, d) == a
@@ -173,26 +193,42 @@ def test_conv_transpose_output_size_tuples():
     assert convlab.conv_transpose_output_size is shapes.conv_transpose_output_size
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: shapes.conv_transpose_output_size(3, 3, stride=2, output_padding=2),
-     r"output_padding \(2\) must be smaller than either stride \(2\) or dilation \(1\)"),
-    (lambda: shapes.conv_transpose_output_size(2, 3, stride=1, padding=3),
-     r"output size .* = -2 is not positive"),
-    (lambda: shapes.conv_transpose_output_padding(2, 7, 3, stride=2),
-     r"output_size 7 is unreachable.*sizes 5 to 6, got 7"),
-    (lambda: shapes.conv_transpose_output_padding(2, 4, 3, stride=2),
-     r"output_size 4 is unreachable.*sizes 5 to 6, got 4"),
-    (lambda: shapes.conv_transpose_output_padding(2, (5, 5), 3),
-     r"output_size .* must be an int when input_size is an int"),
-    (lambda: shapes.tf_conv_transpose_output_size(2, 3, 1, "FULL"),
-     r"padding must be 'SAME' or 'VALID'"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: shapes.conv_transpose_output_size(3, 3, stride=2, output_padding=2),
+            r"output_padding \(2\) must be smaller than either stride \(2\) or dilation \(1\)",
+        ),
+        (
+            lambda: shapes.conv_transpose_output_size(2, 3, stride=1, padding=3),
+            r"output size .* = -2 is not positive",
+        ),
+        (
+            lambda: shapes.conv_transpose_output_padding(2, 7, 3, stride=2),
+            r"output_size 7 is unreachable.*sizes 5 to 6, got 7",
+        ),
+        (
+            lambda: shapes.conv_transpose_output_padding(2, 4, 3, stride=2),
+            r"output_size 4 is unreachable.*sizes 5 to 6, got 4",
+        ),
+        (
+            lambda: shapes.conv_transpose_output_padding(2, (5, 5), 3),
+            r"output_size .* must be an int when input_size is an int",
+        ),
+        (
+            lambda: shapes.tf_conv_transpose_output_size(2, 3, 1, "FULL"),
+            r"padding must be 'SAME' or 'VALID'",
+        ),
+    ],
+)
 def test_shape_rejections(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
 # --- algorithms, layouts, dtypes --------------------------------------------------------------------
+
 
 @st.composite
 def transposed_problems(draw, nd=2):
@@ -202,18 +238,27 @@ def transposed_problems(draw, nd=2):
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
-    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    output_padding = tuple(
+        draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation, strict=True)
+    )
     size = tuple(draw(st.integers(1, 4)) for _ in range(nd))
     # padding at most what keeps the output positive
-    padding = tuple(draw(st.integers(0, ((i - 1) * s + d * (k - 1) + a) // 2))
-                    for i, k, s, d, a in zip(size, kernel, stride, dilation, output_padding))
+    padding = tuple(
+        draw(st.integers(0, ((i - 1) * s + d * (k - 1) + a) // 2))
+        for i, k, s, d, a in zip(size, kernel, stride, dilation, output_padding, strict=True)
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return dict(
         x=rng.standard_normal((draw(st.integers(1, 2)), c_in) + size),
         w=rng.standard_normal((c_in, out_per_group) + kernel),
         b=rng.standard_normal(out_per_group * groups),
-        kwargs=dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
-                    dilation=dilation),
+        kwargs=dict(
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            groups=groups,
+            dilation=dilation,
+        ),
     )
 
 
@@ -225,8 +270,14 @@ def test_direct_gemm_and_naive_agree(p):
     gemm = convlab.conv_transpose2d(p["x"], p["w"], p["b"], **p["kwargs"], algorithm="gemm")
     naive = conv_transpose_scatter(p["x"], p["w"], p["b"], **p["kwargs"])
     k = p["kwargs"]
-    expected_shape = shapes.conv_transpose_output_size(p["x"].shape[2:], p["w"].shape[2:], k["stride"],
-                                                       k["padding"], k["output_padding"], k["dilation"])
+    expected_shape = shapes.conv_transpose_output_size(
+        p["x"].shape[2:],
+        p["w"].shape[2:],
+        k["stride"],
+        k["padding"],
+        k["output_padding"],
+        k["dilation"],
+    )
     assert direct.shape == (p["x"].shape[0], p["w"].shape[1] * k["groups"]) + expected_shape
     np.testing.assert_allclose(direct, naive, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gemm, naive, rtol=1e-12, atol=1e-12)
@@ -247,24 +298,39 @@ def test_1d_is_2d_with_height_one():
     x, w = rng.standard_normal((2, 4, 6)), rng.standard_normal((4, 3, 3))
     kw = dict(stride=2, padding=1, output_padding=1, groups=2, dilation=2)
     out1 = convlab.conv_transpose1d(x, w, **kw)
-    out2 = convlab.conv_transpose2d(x[:, :, None], w[:, :, None], stride=(1, 2), padding=(0, 1),
-                                    output_padding=(0, 1), groups=2, dilation=(1, 2))
+    out2 = convlab.conv_transpose2d(
+        x[:, :, None],
+        w[:, :, None],
+        stride=(1, 2),
+        padding=(0, 1),
+        output_padding=(0, 1),
+        groups=2,
+        dilation=(1, 2),
+    )
     np.testing.assert_allclose(out1, out2[:, :, 0], rtol=1e-12, atol=1e-12)
 
 
 def test_grouped_is_concatenated_groups():
     rng = np.random.default_rng(2)
-    x, w, b = rng.standard_normal((2, 6, 4, 4)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
+    x, w, b = (
+        rng.standard_normal((2, 6, 4, 4)),
+        rng.standard_normal((6, 2, 3, 3)),
+        rng.standard_normal(6),
+    )
     out = convlab.conv_transpose2d(x, w, b, stride=2, groups=3)
-    parts = [convlab.conv_transpose2d(x[:, 2 * g:2 * g + 2], w[2 * g:2 * g + 2], b[2 * g:2 * g + 2], stride=2)
-             for g in range(3)]
+    parts = [
+        convlab.conv_transpose2d(
+            x[:, 2 * g : 2 * g + 2], w[2 * g : 2 * g + 2], b[2 * g : 2 * g + 2], stride=2
+        )
+        for g in range(3)
+    ]
     np.testing.assert_allclose(out, np.concatenate(parts, axis=1), rtol=1e-12, atol=1e-12)
 
 
 def test_choose_algorithm():
     assert choose_algorithm((4, 128, 28, 28), (128, 64, 4, 4), 1, 4) == "gemm"
-    assert choose_algorithm((4, 32, 28, 28), (32, 1, 3, 3), 32, 4) == "direct"   # depthwise
-    assert choose_algorithm((1, 2, 5, 5), (2, 3, 3, 3), 1, 8) == "direct"        # tiny
+    assert choose_algorithm((4, 32, 28, 28), (32, 1, 3, 3), 32, 4) == "direct"  # depthwise
+    assert choose_algorithm((1, 2, 5, 5), (2, 3, 3, 3), 1, 8) == "direct"  # tiny
     assert choose_algorithm((64, 256, 256, 256), (256, 128, 3, 3), 1, 4) == "direct"  # huge buffer
 
 
@@ -273,15 +339,30 @@ def test_unbatched_and_empty_batch():
     x, w = rng.standard_normal((3, 4, 4)), rng.standard_normal((3, 2, 3, 3))
     out = convlab.conv_transpose2d(x, w, stride=2)
     np.testing.assert_array_equal(out, convlab.conv_transpose2d(x[None], w, stride=2)[0])
-    empty = convlab.conv_transpose2d(np.zeros((0, 3, 4, 4), np.float32), w, stride=2, output_padding=1)
+    empty = convlab.conv_transpose2d(
+        np.zeros((0, 3, 4, 4), np.float32), w, stride=2, output_padding=1
+    )
     assert empty.shape == (0, 2, 10, 10) and empty.dtype == np.float32
     assert convlab.conv_transpose1d(np.zeros((0, 3, 4)), w[..., 0]).shape == (0, 2, 6)
-    assert convlab.conv_transpose3d(np.zeros((0, 3, 2, 2, 2)), w[..., None]).shape == (0, 2, 4, 4, 2)
+    assert convlab.conv_transpose3d(np.zeros((0, 3, 2, 2, 2)), w[..., None]).shape == (
+        0,
+        2,
+        4,
+        4,
+        2,
+    )
 
 
-@pytest.mark.parametrize("dtype,expected", [(np.float32, np.float32), (np.float64, np.float64),
-                                            (np.float16, np.float32), (np.int64, np.float64),
-                                            (bool, np.float64)])
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.float16, np.float32),
+        (np.int64, np.float64),
+        (bool, np.float64),
+    ],
+)
 def test_output_dtype_follows_input(dtype, expected):
     x = np.ones((1, 2, 3, 3), dtype=dtype)
     w = np.ones((2, 1, 2, 2), dtype=np.float64)  # the weight is cast to the input's dtype
@@ -293,22 +374,26 @@ def test_output_dtype_follows_input(dtype, expected):
 def test_array_likes_and_noncontiguous_views():
     rng = np.random.default_rng(4)
     base = rng.standard_normal((2, 6, 5, 8))
-    x = base[:, ::2, :, ::2]                      # strided view
+    x = base[:, ::2, :, ::2]  # strided view
     w = np.asfortranarray(rng.standard_normal((3, 2, 3, 3)))
     b = rng.standard_normal(4)[::2]
     assert not x.flags.c_contiguous and not w.flags.c_contiguous
     for algorithm in ("direct", "gemm"):
-        expected = convlab.conv_transpose2d(x.copy(), w.copy(), b.copy(), stride=2, padding=1, algorithm=algorithm)
+        expected = convlab.conv_transpose2d(
+            x.copy(), w.copy(), b.copy(), stride=2, padding=1, algorithm=algorithm
+        )
         np.testing.assert_array_equal(
-            convlab.conv_transpose2d(x, w, b, stride=2, padding=1, algorithm=algorithm), expected)
+            convlab.conv_transpose2d(x, w, b, stride=2, padding=1, algorithm=algorithm), expected
+        )
     # nested lists
     out = convlab.conv_transpose1d([[[1, 2, 3]]], [[[1, 1]]], [0.5])
     np.testing.assert_array_equal(out, [[[1.5, 3.5, 5.5, 3.5]]])
     # a channels-last array transposed to channels-first (a common non-contiguous view)
     nhwc = rng.standard_normal((2, 4, 4, 3))
-    np.testing.assert_allclose(convlab.conv_transpose2d(nhwc.transpose(0, 3, 1, 2), w, stride=2),
-                               convlab.conv_transpose2d(np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), w,
-                                                        stride=2))
+    np.testing.assert_allclose(
+        convlab.conv_transpose2d(nhwc.transpose(0, 3, 1, 2), w, stride=2),
+        convlab.conv_transpose2d(np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), w, stride=2),
+    )
 
 
 def test_nonfinite_values_propagate():
@@ -321,6 +406,7 @@ def test_nonfinite_values_propagate():
 
 # --- the adjoint identity: <conv2d(x), y> == <x, conv_transpose2d(y)> --------------------------------
 
+
 @st.composite
 def adjoint_problems(draw):
     groups = draw(st.integers(1, 2))
@@ -332,8 +418,11 @@ def adjoint_problems(draw):
     h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7))
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return dict(x=rng.standard_normal((2, c_in, h, w)), w=rng.standard_normal((c_out, c_in // groups, kh, kw)),
-                kwargs=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups))
+    return dict(
+        x=rng.standard_normal((2, c_in, h, w)),
+        w=rng.standard_normal((c_out, c_in // groups, kh, kw)),
+        kwargs=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups),
+    )
 
 
 @pytest.mark.kernels
@@ -366,23 +455,32 @@ def test_adjoint_identity_1d_3d(nd):
 
 # --- output_size --------------------------------------------------------------------------------------
 
+
 def test_output_size_forms_agree():
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((2, 3, 3, 3))
     expected = convlab.conv_transpose2d(x, w, stride=2, output_padding=(1, 0))
     for size in [(8, 7), [8, 7], np.array([8, 7]), (2, 3, 8, 7)]:
-        np.testing.assert_array_equal(convlab.conv_transpose2d(x, w, stride=2, output_size=size), expected)
-    np.testing.assert_array_equal(convlab.conv_transpose2d(x[0], w, stride=2, output_size=(3, 8, 7)), expected[0])
+        np.testing.assert_array_equal(
+            convlab.conv_transpose2d(x, w, stride=2, output_size=size), expected
+        )
+    np.testing.assert_array_equal(
+        convlab.conv_transpose2d(x[0], w, stride=2, output_size=(3, 8, 7)), expected[0]
+    )
     # an int applies to every dimension
     square = convlab.conv_transpose2d(x, w, stride=2, output_size=8)
-    np.testing.assert_array_equal(square, convlab.conv_transpose2d(x, w, stride=2, output_padding=1))
+    np.testing.assert_array_equal(
+        square, convlab.conv_transpose2d(x, w, stride=2, output_padding=1)
+    )
 
 
 def test_output_size_beyond_stride_when_dilation_allows():
     """output_size accepts every output padding the functional form accepts (a < max(s, d))."""
     x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
     out = convlab.conv_transpose2d(x, w, dilation=3, output_size=(8, 7))
-    np.testing.assert_array_equal(out, convlab.conv_transpose2d(x, w, dilation=3, output_padding=(2, 1)))
+    np.testing.assert_array_equal(
+        out, convlab.conv_transpose2d(x, w, dilation=3, output_padding=(2, 1))
+    )
 
 
 # --- rejections: one row per rule ---------------------------------------------------------------------
@@ -393,66 +491,243 @@ X3, W3 = np.ones((1, 4, 3, 3, 3)), np.ones((4, 2, 2, 2, 2))
 t1, t2, t3 = convlab.conv_transpose1d, convlab.conv_transpose2d, convlab.conv_transpose3d
 
 BAD = [
-    ("output_padding_ge_stride", t2, (X2, W2), dict(stride=2, output_padding=2), ValueError,
-     r"output_padding \(2\) must be smaller than either stride \(2\) or dilation \(1\)"),
-    ("output_padding_stride1", t1, (X1, W1), dict(output_padding=1), ValueError,
-     r"output_padding \(1\) must be smaller than either stride \(1\) or dilation \(1\)"),
-    ("output_padding_negative", t2, (X2, W2), dict(output_padding=-1), ValueError,
-     r"output_padding must be non-negative, got -1"),
-    ("channels_mismatch", t2, (X2, np.ones((3, 2, 3, 3))), {}, ValueError,
-     r"input has 4 channels but weight.shape\[0\] is 3: .* \(C_in, C_out/groups, \*kernel\)"),
-    ("groups_not_dividing", t2, (np.ones((1, 3, 5, 5)), np.ones((3, 2, 3, 3))), dict(groups=2), ValueError,
-     r"in_channels \(3\) must be divisible by groups \(2\)"),
-    ("groups_zero", t3, (X3, W3), dict(groups=0), ValueError, r"groups must be a positive int, got 0"),
+    (
+        "output_padding_ge_stride",
+        t2,
+        (X2, W2),
+        dict(stride=2, output_padding=2),
+        ValueError,
+        r"output_padding \(2\) must be smaller than either stride \(2\) or dilation \(1\)",
+    ),
+    (
+        "output_padding_stride1",
+        t1,
+        (X1, W1),
+        dict(output_padding=1),
+        ValueError,
+        r"output_padding \(1\) must be smaller than either stride \(1\) or dilation \(1\)",
+    ),
+    (
+        "output_padding_negative",
+        t2,
+        (X2, W2),
+        dict(output_padding=-1),
+        ValueError,
+        r"output_padding must be non-negative, got -1",
+    ),
+    (
+        "channels_mismatch",
+        t2,
+        (X2, np.ones((3, 2, 3, 3))),
+        {},
+        ValueError,
+        r"input has 4 channels but weight.shape\[0\] is 3: .* \(C_in, C_out/groups, \*kernel\)",
+    ),
+    (
+        "groups_not_dividing",
+        t2,
+        (np.ones((1, 3, 5, 5)), np.ones((3, 2, 3, 3))),
+        dict(groups=2),
+        ValueError,
+        r"in_channels \(3\) must be divisible by groups \(2\)",
+    ),
+    (
+        "groups_zero",
+        t3,
+        (X3, W3),
+        dict(groups=0),
+        ValueError,
+        r"groups must be a positive int, got 0",
+    ),
     ("groups_float", t2, (X2, W2), dict(groups=2.0), TypeError, r"groups must be an int, got 2.0"),
     ("stride_zero", t2, (X2, W2), dict(stride=0), ValueError, r"stride must be positive, got 0"),
-    ("dilation_negative", t1, (X1, W1), dict(dilation=-1), ValueError, r"dilation must be positive, got -1"),
-    ("padding_negative", t2, (X2, W2), dict(padding=(0, -1)), ValueError,
-     r"padding must be non-negative, got \(0, -1\)"),
-    ("padding_string", t2, (X2, W2), dict(padding="same"), ValueError,
-     r"padding must be an int or a tuple of 2 ints for a transposed convolution .* got 'same'"),
-    ("stride_wrong_length", t3, (X3, W3), dict(stride=(1, 2)), ValueError,
-     r"stride must be an int or a tuple of 3 ints .* got \(1, 2\) with 2 entries"),
-    ("non_positive_output", t2, (np.ones((1, 4, 2, 2)), W2), dict(padding=3), ValueError,
-     r"transposed convolution output size .* = \(2-1\)\*1 - 2\*3 \+ 1\*\(3-1\) \+ 0 \+ 1 = -2 is not positive"),
-    ("input_rank", t2, (np.ones((4, 5)), W2), {}, ValueError,
-     r"input must be 4-D or 3-D \(N, C_in, H, W\) or \(C_in, H, W\), got shape \(4, 5\)|"
-     r"input must be 3-D or 4-D \(N, C_in, H, W\) or \(C_in, H, W\), got shape \(4, 5\)"),
-    ("weight_rank", t2, (X2, np.ones((4, 2, 3))), {}, ValueError,
-     r"weight must be 4-D \(C_in, C_out/groups, kH, kW\), got shape \(4, 2, 3\)"),
-    ("weight_rank_3d", t3, (X3, W2), {}, ValueError,
-     r"weight must be 5-D \(C_in, C_out/groups, kD, kH, kW\), got shape \(4, 2, 3, 3\)"),
-    ("weight_zero_size", t2, (X2, np.ones((4, 0, 3, 3))), {}, ValueError,
-     r"weight must not have a zero-size dimension, got shape \(4, 0, 3, 3\)"),
-    ("input_zero_spatial", t2, (np.ones((1, 4, 0, 5)), W2), {}, ValueError,
-     r"input must have non-empty spatial dimensions, got shape \(0, 5\)"),
-    ("bias_length", t2, (X2, W2, np.ones(3)), dict(groups=2), ValueError,
-     r"bias must have shape \(C_out,\) = \(4,\) \(weight.shape\[1\] \* groups = 2 \* 2\), got \(3,\)"),
-    ("bias_rank", t1, (X1, W1, np.ones((2, 1))), {}, ValueError, r"bias must have shape \(C_out,\) = \(2,\)"),
-    ("input_complex", t2, (X2 + 1j, W2), {}, TypeError, r"input must be a real numeric array .* complex128"),
+    (
+        "dilation_negative",
+        t1,
+        (X1, W1),
+        dict(dilation=-1),
+        ValueError,
+        r"dilation must be positive, got -1",
+    ),
+    (
+        "padding_negative",
+        t2,
+        (X2, W2),
+        dict(padding=(0, -1)),
+        ValueError,
+        r"padding must be non-negative, got \(0, -1\)",
+    ),
+    (
+        "padding_string",
+        t2,
+        (X2, W2),
+        dict(padding="same"),
+        ValueError,
+        r"padding must be an int or a tuple of 2 ints for a transposed convolution .* got 'same'",
+    ),
+    (
+        "stride_wrong_length",
+        t3,
+        (X3, W3),
+        dict(stride=(1, 2)),
+        ValueError,
+        r"stride must be an int or a tuple of 3 ints .* got \(1, 2\) with 2 entries",
+    ),
+    (
+        "non_positive_output",
+        t2,
+        (np.ones((1, 4, 2, 2)), W2),
+        dict(padding=3),
+        ValueError,
+        r"transposed convolution output size .* = \(2-1\)\*1 - 2\*3 \+ 1\*\(3-1\) \+ 0 \+ 1 = -2 "
+        r"is not positive",
+    ),
+    (
+        "input_rank",
+        t2,
+        (np.ones((4, 5)), W2),
+        {},
+        ValueError,
+        r"input must be 4-D or 3-D \(N, C_in, H, W\) or \(C_in, H, W\), got shape \(4, 5\)|"
+        r"input must be 3-D or 4-D \(N, C_in, H, W\) or \(C_in, H, W\), got shape \(4, 5\)",
+    ),
+    (
+        "weight_rank",
+        t2,
+        (X2, np.ones((4, 2, 3))),
+        {},
+        ValueError,
+        r"weight must be 4-D \(C_in, C_out/groups, kH, kW\), got shape \(4, 2, 3\)",
+    ),
+    (
+        "weight_rank_3d",
+        t3,
+        (X3, W2),
+        {},
+        ValueError,
+        r"weight must be 5-D \(C_in, C_out/groups, kD, kH, kW\), got shape \(4, 2, 3, 3\)",
+    ),
+    (
+        "weight_zero_size",
+        t2,
+        (X2, np.ones((4, 0, 3, 3))),
+        {},
+        ValueError,
+        r"weight must not have a zero-size dimension, got shape \(4, 0, 3, 3\)",
+    ),
+    (
+        "input_zero_spatial",
+        t2,
+        (np.ones((1, 4, 0, 5)), W2),
+        {},
+        ValueError,
+        r"input must have non-empty spatial dimensions, got shape \(0, 5\)",
+    ),
+    (
+        "bias_length",
+        t2,
+        (X2, W2, np.ones(3)),
+        dict(groups=2),
+        ValueError,
+        r"bias must have shape \(C_out,\) = \(4,\) \(weight.shape\[1\] \* groups = 2 \* 2\), got \(3,\)",
+    ),
+    (
+        "bias_rank",
+        t1,
+        (X1, W1, np.ones((2, 1))),
+        {},
+        ValueError,
+        r"bias must have shape \(C_out,\) = \(2,\)",
+    ),
+    (
+        "input_complex",
+        t2,
+        (X2 + 1j, W2),
+        {},
+        TypeError,
+        r"input must be a real numeric array .* complex128",
+    ),
     ("input_strings", t1, ([["a", "b"]], W1), {}, TypeError, r"input must be a real numeric array"),
-    ("output_size_unreachable_big", t2, (X2, W2), dict(stride=2, output_size=(13, 11)), ValueError,
-     r"output_size \(13, 11\) is unreachable: .* sizes 11 to 12, got 13"),
-    ("output_size_unreachable_small", t1, (X1, W1), dict(stride=2, output_size=10), ValueError,
-     r"output_size \(10,\) is unreachable: .* sizes 11 to 12, got 10"),
-    ("output_size_non_positive", t2, (np.ones((1, 4, 1, 1)), W2), dict(padding=1, output_size=(0, 0)), ValueError,
-     r"output_size \(0, 0\) is unreachable.*sizes 1 to 1, got 0"),
-    ("output_size_and_padding", t2, (X2, W2), dict(stride=2, output_padding=1, output_size=(12, 12)), ValueError,
-     r"give either output_padding \(1\) or output_size \(\(12, 12\)\), not both"),
-    ("output_size_length", t2, (X2, W2), dict(output_size=(7, 7, 7)), ValueError,
-     r"output_size must have 2 entries \(the spatial size\) or 4 \(the full output shape\), got \(7, 7, 7\) with 3"),
-    ("output_size_full_mismatch", t2, (X2, W2), dict(output_size=(1, 3, 7, 7)), ValueError,
-     r"output_size \(1, 3, 7, 7\) is a full shape whose leading entries \(1, 3\) do not match the output's \(1, 2\)"),
-    ("output_size_type", t2, (X2, W2), dict(output_size="7x7"), TypeError,
-     r"output_size must be an int or a sequence of ints, got '7x7'"),
-    ("output_size_float", t2, (X2, W2), dict(output_size=(7.0, 7.0)), TypeError,
-     r"output_size must contain ints"),
-    ("algorithm", t2, (X2, W2), dict(algorithm="fft"), ValueError,
-     r"algorithm must be one of 'auto', 'direct', 'gemm', got 'fft'"),
+    (
+        "output_size_unreachable_big",
+        t2,
+        (X2, W2),
+        dict(stride=2, output_size=(13, 11)),
+        ValueError,
+        r"output_size \(13, 11\) is unreachable: .* sizes 11 to 12, got 13",
+    ),
+    (
+        "output_size_unreachable_small",
+        t1,
+        (X1, W1),
+        dict(stride=2, output_size=10),
+        ValueError,
+        r"output_size \(10,\) is unreachable: .* sizes 11 to 12, got 10",
+    ),
+    (
+        "output_size_non_positive",
+        t2,
+        (np.ones((1, 4, 1, 1)), W2),
+        dict(padding=1, output_size=(0, 0)),
+        ValueError,
+        r"output_size \(0, 0\) is unreachable.*sizes 1 to 1, got 0",
+    ),
+    (
+        "output_size_and_padding",
+        t2,
+        (X2, W2),
+        dict(stride=2, output_padding=1, output_size=(12, 12)),
+        ValueError,
+        r"give either output_padding \(1\) or output_size \(\(12, 12\)\), not both",
+    ),
+    (
+        "output_size_length",
+        t2,
+        (X2, W2),
+        dict(output_size=(7, 7, 7)),
+        ValueError,
+        r"output_size must have 2 entries \(the spatial size\) or 4 \(the full output shape\), "
+        r"got \(7, 7, 7\) with 3",
+    ),
+    (
+        "output_size_full_mismatch",
+        t2,
+        (X2, W2),
+        dict(output_size=(1, 3, 7, 7)),
+        ValueError,
+        r"output_size \(1, 3, 7, 7\) is a full shape whose leading entries \(1, 3\) do not match "
+        r"the output's \(1, 2\)",
+    ),
+    (
+        "output_size_type",
+        t2,
+        (X2, W2),
+        dict(output_size="7x7"),
+        TypeError,
+        r"output_size must be an int or a sequence of ints, got '7x7'",
+    ),
+    (
+        "output_size_float",
+        t2,
+        (X2, W2),
+        dict(output_size=(7.0, 7.0)),
+        TypeError,
+        r"output_size must contain ints",
+    ),
+    (
+        "algorithm",
+        t2,
+        (X2, W2),
+        dict(algorithm="fft"),
+        ValueError,
+        r"algorithm must be one of 'auto', 'direct', 'gemm', got 'fft'",
+    ),
 ]
 
 
-@pytest.mark.parametrize("func,args,kwargs,exc,match", [row[1:] for row in BAD], ids=[row[0] for row in BAD])
+@pytest.mark.parametrize(
+    "func,args,kwargs,exc,match", [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+)
 def test_rejects(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         func(*args, **kwargs)
@@ -469,10 +744,10 @@ def test_gemm_split_between_threads(threads, dtype):
 
     rng = np.random.default_rng(50 + threads)
     cases = [
-        ((3, 4, 7, 9), (4, 3, 3, 3), 1, 2, 1),     # 189 columns > 27 rows: split by columns
-        ((1, 6, 2, 3), (6, 5, 4, 4), 2, 2, 1),     # 6 columns < 80 rows: split by rows
-        ((2, 6, 1, 1), (6, 7, 3, 2), 3, 1, 0),     # 2 columns, 42 rows, three groups
-        ((1, 2, 5, 5), (2, 1, 1, 1), 1, 1, 0),     # 1 row
+        ((3, 4, 7, 9), (4, 3, 3, 3), 1, 2, 1),  # 189 columns > 27 rows: split by columns
+        ((1, 6, 2, 3), (6, 5, 4, 4), 2, 2, 1),  # 6 columns < 80 rows: split by rows
+        ((2, 6, 1, 1), (6, 7, 3, 2), 3, 1, 0),  # 2 columns, 42 rows, three groups
+        ((1, 2, 5, 5), (2, 1, 1, 1), 1, 1, 0),  # 1 row
     ]
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -480,10 +755,16 @@ def test_gemm_split_between_threads(threads, dtype):
         for x_shape, w_shape, groups, stride, padding in cases:
             x = rng.standard_normal(x_shape).astype(dtype)
             w = rng.standard_normal(w_shape).astype(dtype)
-            got = convlab.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups,
-                                           algorithm="gemm")
-            want = conv_transpose_scatter(x.astype(np.float64), w.astype(np.float64),
-                                          stride=stride, padding=padding, groups=groups)
+            got = convlab.conv_transpose2d(
+                x, w, stride=stride, padding=padding, groups=groups, algorithm="gemm"
+            )
+            want = conv_transpose_scatter(
+                x.astype(np.float64),
+                w.astype(np.float64),
+                stride=stride,
+                padding=padding,
+                groups=groups,
+            )
             np.testing.assert_allclose(got, want, **tol(dtype))
     finally:
         numba.set_num_threads(before)

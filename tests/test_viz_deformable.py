@@ -12,7 +12,6 @@ import convlab
 from convlab import viz
 
 
-
 def _by_gid(ax, gid):
     found = [a for a in ax.get_children() if a.get_gid() == gid]
     assert len(found) == 1, (gid, found)
@@ -21,9 +20,10 @@ def _by_gid(ax, gid):
 
 def test_sampling_points_follow_the_convolution_formula():
     rng = np.random.default_rng(0)
-    off = rng.standard_normal((2, 2 * 2 * 6, 3, 4))       # 2 offset groups, 2x3 kernel
-    regular, deformed = viz.sampling_points(off, (2, 3), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
-                                            image=1, group=1)
+    off = rng.standard_normal((2, 2 * 2 * 6, 3, 4))  # 2 offset groups, 2x3 kernel
+    regular, deformed = viz.sampling_points(
+        off, (2, 3), stride=(2, 1), padding=(1, 0), dilation=(1, 2), image=1, group=1
+    )
     assert regular.shape == deformed.shape == (3, 4, 6, 2)
     for oy in range(3):
         for ox in range(4):
@@ -41,15 +41,36 @@ def test_sampling_points_rejects_wrong_channels():
         viz.sampling_points(np.zeros((1, 10, 2, 2)), 3)
 
 
-@pytest.mark.parametrize("y, x, expected", [
-    (0.25, 1.5, [(0, 1, 0.375, True), (0, 2, 0.375, True), (1, 1, 0.125, True), (1, 2, 0.125, True)]),
-    (-0.5, 0.0, [(-1, 0, 0.5, False), (-1, 1, 0.0, False), (0, 0, 0.5, True), (0, 1, 0.0, True)]),
-    (-1.0, 1.0, [(-1, 1, 0.0, False), (-1, 2, 0.0, False), (0, 1, 0.0, True), (0, 2, 0.0, True)]),
-    (2.5, 2.75, [(2, 2, 0.125, True), (2, 3, 0.375, False), (3, 2, 0.125, False), (3, 3, 0.375, False)]),
-])
+@pytest.mark.parametrize(
+    "y, x, expected",
+    [
+        (
+            0.25,
+            1.5,
+            [(0, 1, 0.375, True), (0, 2, 0.375, True), (1, 1, 0.125, True), (1, 2, 0.125, True)],
+        ),
+        (
+            -0.5,
+            0.0,
+            [(-1, 0, 0.5, False), (-1, 1, 0.0, False), (0, 0, 0.5, True), (0, 1, 0.0, True)],
+        ),
+        (
+            -1.0,
+            1.0,
+            [(-1, 1, 0.0, False), (-1, 2, 0.0, False), (0, 1, 0.0, True), (0, 2, 0.0, True)],
+        ),
+        (
+            2.5,
+            2.75,
+            [(2, 2, 0.125, True), (2, 3, 0.375, False), (3, 2, 0.125, False), (3, 3, 0.375, False)],
+        ),
+    ],
+)
 def test_bilinear_neighbours(y, x, expected):
     got = viz.bilinear_neighbours(y, x, (3, 3))
-    assert [(r, c, inside) for r, c, _, inside in got] == [(r, c, inside) for r, c, _, inside in expected]
+    assert [(r, c, inside) for r, c, _, inside in got] == [
+        (r, c, inside) for r, c, _, inside in expected
+    ]
     np.testing.assert_allclose([w for _, _, w, _ in got], [w for _, _, w, _ in expected])
 
 
@@ -57,8 +78,11 @@ def test_bilinear_neighbours_agree_with_deform_conv2d():
     """Sum of weight * pixel over the inside neighbours is what a 1x1 deformable conv samples."""
     image = np.arange(1.0, 13.0).reshape(3, 4)
     for y, x in [(0.3, 0.6), (-0.4, 2.2), (2.7, 3.5), (-1.0, 0.0), (1.0, -0.999)]:
-        expected = sum(w * image[r, c] for r, c, w, inside in viz.bilinear_neighbours(y, x, image.shape)
-                       if inside)
+        expected = sum(
+            w * image[r, c]
+            for r, c, w, inside in viz.bilinear_neighbours(y, x, image.shape)
+            if inside
+        )
         off = np.zeros((1, 2, 3, 4))
         off[0, 0, 0, 0], off[0, 1, 0, 0] = y, x
         got = convlab.deform_conv2d(image[None, None], off, np.ones((1, 1, 1, 1)))[0, 0, 0, 0]
@@ -86,7 +110,7 @@ def test_sampling_grid_figure_draws_regular_and_deformed_taps():
     ax = viz.sampling_grid_figure(image, off, 3, [(2, 3), (5, 5)], padding=1, mask=mask)
     regular, deformed = viz.sampling_points(off, 3, padding=1)
     grid = _by_gid(ax, "grid:1").get_offsets()
-    np.testing.assert_array_equal(grid, regular[5, 5][:, ::-1])        # (x, y) in the plot
+    np.testing.assert_array_equal(grid, regular[5, 5][:, ::-1])  # (x, y) in the plot
     samples = _by_gid(ax, "samples:0")
     np.testing.assert_allclose(samples.get_offsets(), deformed[2, 3][:, ::-1])
     np.testing.assert_allclose(samples.get_sizes(), 14 * mask[0, :, 2, 3])
@@ -99,7 +123,11 @@ def test_sampling_grid_figure_draws_regular_and_deformed_taps():
 
 def test_offset_fields_figure_has_one_panel_per_field():
     image = np.zeros((6, 6))
-    fields = {"zero": np.zeros((1, 18, 6, 6)), "shift": np.ones((1, 18, 6, 6)), "x": np.zeros((1, 18, 6, 6))}
+    fields = {
+        "zero": np.zeros((1, 18, 6, 6)),
+        "shift": np.ones((1, 18, 6, 6)),
+        "x": np.zeros((1, 18, 6, 6)),
+    }
     fig = viz.offset_fields_figure(image, fields, 3, [(3, 3)], padding=1)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["zero", "shift", "x"]

@@ -15,12 +15,12 @@ import pytest
 from convlab import viz
 
 
-
 def _gids(ax, prefix):
     return sorted(p.get_gid() for p in ax.patches if p.get_gid() and p.get_gid().startswith(prefix))
 
 
 # --- dilated_taps -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rate", [1, 2, 3])
 @pytest.mark.parametrize("output", [(0, 0), (1, 0), (0, 2)])
@@ -44,11 +44,19 @@ def test_dilated_taps_stride_moves_the_window_not_the_taps():
 
 def test_dilated_taps_rectangular():
     assert viz.dilated_taps((5, 8), (2, 3), dilation=(1, 3), output=(3, 1)) == [
-        (3, 1), (3, 4), (3, 7), (4, 1), (4, 4), (4, 7)]
+        (3, 1),
+        (3, 4),
+        (3, 7),
+        (4, 1),
+        (4, 4),
+        (4, 7),
+    ]
 
 
 def test_dilated_taps_rejects_kernel_larger_than_input():
-    with pytest.raises(ValueError, match=r"kernel extent .* = 9 is larger than the padded input size 7"):
+    with pytest.raises(
+        ValueError, match=r"kernel extent .* = 9 is larger than the padded input size 7"
+    ):
         viz.dilated_taps(7, 3, dilation=4)
 
 
@@ -59,10 +67,11 @@ def test_dilated_taps_rejects_negative_output():
 
 # --- dilation_grid_figure -----------------------------------------------------------------------
 
+
 def test_grid_figure_highlights_the_cells_each_output_reads():
     fig = viz.dilation_grid_figure(7, 3, rates=(1, 2, 3), outputs=((0, 0),))
     assert len(fig.axes) == 3
-    for ax, rate in zip(fig.axes, (1, 2, 3)):
+    for ax, rate in zip(fig.axes, (1, 2, 3), strict=True):
         assert len(_gids(ax, "cell:")) == 49
         read = {tuple(map(int, g.split(":")[2:])) for g in _gids(ax, "read:0:")}
         assert read == {(a * rate, b * rate) for a in range(3) for b in range(3)}
@@ -94,7 +103,9 @@ def test_grid_figure_skips_an_output_missing_at_some_rate():
 
 
 def test_grid_figure_rejects_output_missing_at_every_rate():
-    with pytest.raises(ValueError, match=r"output \(5, 0\) is outside the output grid at every rate \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"output \(5, 0\) is outside the output grid at every rate \(2, 3\)"
+    ):
         viz.dilation_grid_figure(7, 3, rates=(2, 3), outputs=((5, 0),))
 
 
@@ -105,11 +116,12 @@ def test_grid_figure_rejects_empty_rates():
 
 # --- receptive-field growth ---------------------------------------------------------------------
 
+
 def test_receptive_field_growth_closed_forms():
     depth = 5
     plain = viz.receptive_field_growth([3] * depth)
     assert plain == [1 + 2 * n for n in range(depth + 1)]
-    exponential = viz.receptive_field_growth([(3, 1, 2 ** n) for n in range(depth)])
+    exponential = viz.receptive_field_growth([(3, 1, 2**n) for n in range(depth)])
     assert exponential == [2 ** (n + 1) - 1 for n in range(depth + 1)]
 
 
@@ -135,6 +147,7 @@ def test_receptive_field_growth_figure_rejects_empty():
 
 # --- gridding ----------------------------------------------------------------------------------
 
+
 def _paths_brute_force(rates, k=3):
     """Count paths to the centre by enumerating every choice of tap in every layer."""
     size = 1 + sum(r * (k - 1) for r in rates)
@@ -142,8 +155,8 @@ def _paths_brute_force(rates, k=3):
     centre = size // 2
     offsets = [range(-(k // 2), k // 2 + 1)] * 2
     for taps in itertools.product(*(itertools.product(*offsets) for _ in rates)):
-        dy = sum(r * a for r, (a, _) in zip(rates, taps))
-        dx = sum(r * b for r, (_, b) in zip(rates, taps))
+        dy = sum(r * a for r, (a, _) in zip(rates, taps, strict=True))
+        dx = sum(r * b for r, (_, b) in zip(rates, taps, strict=True))
         counts[centre + dy, centre + dx] += 1
     return counts
 
@@ -160,7 +173,7 @@ def test_gridding_counts_seed_claims():
     assert int((same > 0).sum()) == 49  # only every other row and column: the gridding holes
     assert same[1::2, :].sum() == 0 and same[:, 1::2].sum() == 0
     assert int((hybrid > 0).sum()) == 169  # HDC's (1, 2, 3) covers the whole field
-    assert same.sum() == hybrid.sum() == 9 ** 3  # every path counted once
+    assert same.sum() == hybrid.sum() == 9**3  # every path counted once
 
 
 def test_gridding_counts_rejects_even_kernel():

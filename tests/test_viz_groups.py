@@ -13,8 +13,6 @@ import pytest
 import convlab
 from convlab import viz
 
-
-
 CONFIGS = [(6, 6, 1), (6, 6, 2), (6, 6, 3), (6, 6, 6), (4, 8, 4), (2, 6, 2), (6, 2, 2), (1, 3, 1)]
 
 
@@ -24,7 +22,7 @@ def test_connections_follow_the_group_rule(c_in, c_out, groups):
     assert len(links) == c_out * (c_in // groups)
     for i, o, g in links:
         assert g == o // (c_out // groups) == i // (c_in // groups)
-    assert len(set((i, o) for i, o, _ in links)) == len(links)
+    assert len({(i, o) for i, o, _ in links}) == len(links)
 
 
 @pytest.mark.parametrize("c_in, c_out, groups", CONFIGS)
@@ -42,8 +40,14 @@ def test_connections_are_what_conv2d_computes(c_in, c_out, groups):
 
 def test_connections_depthwise_multiplier():
     # groups = C_in, C_out = K * C_in: output o reads input o // K (seed 002)
-    assert viz.channel_connections(3, 6, 3) == [(0, 0, 0), (0, 1, 0), (1, 2, 1), (1, 3, 1),
-                                                (2, 4, 2), (2, 5, 2)]
+    assert viz.channel_connections(3, 6, 3) == [
+        (0, 0, 0),
+        (0, 1, 0),
+        (1, 2, 1),
+        (1, 3, 1),
+        (2, 4, 2),
+        (2, 5, 2),
+    ]
 
 
 def test_connections_reject_groups_not_dividing_in_channels():
@@ -70,7 +74,10 @@ def test_figure_one_panel_per_groups_value():
     assert len(fig.axes) == 3
     assert [len(_links(ax)) for ax in fig.axes] == [36, 18, 6]
     assert [ax.get_title().splitlines()[0] for ax in fig.axes] == [
-        "groups = 1 (dense)", "groups = 2 (2 groups)", "groups = 6 (depthwise)"]
+        "groups = 1 (dense)",
+        "groups = 2 (2 groups)",
+        "groups = 6 (depthwise)",
+    ]
 
 
 def test_figure_lines_coloured_by_group():
@@ -114,6 +121,7 @@ def test_figure_rejects_bad_groups_before_drawing():
 
 
 # --- feature_maps_figure -----------------------------------------------------------------------
+
 
 def test_feature_maps_grid_holds_each_map_with_its_title():
     maps = np.arange(6 * 4 * 5, dtype=float).reshape(6, 4, 5)

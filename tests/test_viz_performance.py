@@ -10,7 +10,6 @@ from convlab import viz
 from convlab.bench import LAYERS
 
 
-
 def _gids(fig, prefix):
     found = {}
     for ax in fig.axes:
@@ -64,7 +63,10 @@ def test_memory_access_figure_other_sizes():
 # --- im2col matrix -----------------------------------------------------------------------------------
 def _texts(fig):
     ax = fig.axes[0]
-    return {(round(t.get_position()[0] - 0.5), round(t.get_position()[1] - 0.5)): t.get_text() for t in ax.texts}
+    return {
+        (round(t.get_position()[0] - 0.5), round(t.get_position()[1] - 0.5)): t.get_text()
+        for t in ax.texts
+    }
 
 
 def test_im2col_figure_single_channel_labels():
@@ -74,9 +76,19 @@ def test_im2col_figure_single_channel_labels():
     texts = _texts(fig)
     n_rows = 4
     # column 0 is output y11: x11, x12, x21, x22 from top to bottom
-    assert [texts[(0, n_rows - 1 - r)] for r in range(4)] == ["$x_{11}$", "$x_{12}$", "$x_{21}$", "$x_{22}$"]
+    assert [texts[(0, n_rows - 1 - r)] for r in range(4)] == [
+        "$x_{11}$",
+        "$x_{12}$",
+        "$x_{21}$",
+        "$x_{22}$",
+    ]
     # row 1 (tap w12) across outputs: x12, x13, x22, x23
-    assert [texts[(c, n_rows - 2)] for c in range(4)] == ["$x_{12}$", "$x_{13}$", "$x_{22}$", "$x_{23}$"]
+    assert [texts[(c, n_rows - 2)] for c in range(4)] == [
+        "$x_{12}$",
+        "$x_{13}$",
+        "$x_{22}$",
+        "$x_{23}$",
+    ]
 
 
 def test_im2col_figure_padding_cells_are_zero_and_grey():
@@ -113,11 +125,22 @@ def _bench_data():
             for k, algorithm in enumerate(("auto", "im2col", "torch")):
                 best = scale * (1 + k) * 1e-3
                 gflops = LAYERS[layer].flops / best / 1e9
-                results.append(dict(layer=layer, algorithm=algorithm, threads=threads, best_s=best,
-                                    gflops=gflops, pct_peak=100 * gflops / 200.0))
+                results.append(
+                    dict(
+                        layer=layer,
+                        algorithm=algorithm,
+                        threads=threads,
+                        best_s=best,
+                        gflops=gflops,
+                        pct_peak=100 * gflops / 200.0,
+                    )
+                )
         runs.append(dict(threads=threads, peak_gflops=200.0, bandwidth_gbs=20.0, results=results))
-    return dict(machine=dict(cpu="Test CPU 9000"), runs=runs,
-                layers={name: LAYERS[name].as_dict() for name in layers})
+    return dict(
+        machine=dict(cpu="Test CPU 9000"),
+        runs=runs,
+        layers={name: LAYERS[name].as_dict() for name in layers},
+    )
 
 
 def test_benchmark_figure_bars_are_the_times():

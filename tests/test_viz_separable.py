@@ -12,7 +12,6 @@ from convlab import viz
 from convlab.viz import _separable
 
 
-
 def _by_gid(artists, gid):
     found = [a for a in artists if a.get_gid() == gid]
     assert len(found) == 1, (gid, [a.get_gid() for a in artists])
@@ -24,8 +23,11 @@ def test_cost_ratios_follow_the_formula():
     for k in (3, 5, 7):
         np.testing.assert_allclose(viz.separable_cost_ratios(n, k), 1 / n + 1 / k**2, rtol=1e-12)
     # independent of the input's channels and size
-    np.testing.assert_allclose(viz.separable_cost_ratios([8], 3, in_channels=5, input_size=(9, 11)),
-                               [1 / 8 + 1 / 9], rtol=1e-12)
+    np.testing.assert_allclose(
+        viz.separable_cost_ratios([8], 3, in_channels=5, input_size=(9, 11)),
+        [1 / 8 + 1 / 9],
+        rtol=1e-12,
+    )
 
 
 def test_cost_figure_curves_limits_and_seed_point():
@@ -77,12 +79,16 @@ def test_blur_timing_figure():
     np.testing.assert_allclose(_by_gid(left.lines, "time:separable").get_ydata(), [2.0, 3.0, 5.0])
     np.testing.assert_array_equal(_by_gid(right.lines, "macs:conv2d").get_ydata(), [9, 25, 81])
     np.testing.assert_array_equal(_by_gid(right.lines, "macs:separable").get_ydata(), [6, 10, 18])
-    np.testing.assert_allclose(_by_gid(twin.lines, "speedup:measured").get_ydata(), [1.5, 10 / 3, 6.0])
+    np.testing.assert_allclose(
+        _by_gid(twin.lines, "speedup:measured").get_ydata(), [1.5, 10 / 3, 6.0]
+    )
     np.testing.assert_allclose(_by_gid(twin.lines, "speedup:ideal").get_ydata(), [1.5, 2.5, 4.5])
 
 
 def test_blur_timing_figure_rejects_mismatched_lengths():
-    with pytest.raises(ValueError, match=r"must be 1-D of one length, got shapes \(2,\), \(3,\), \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"must be 1-D of one length, got shapes \(2,\), \(3,\), \(2,\)"
+    ):
         viz.blur_timing_figure([3, 5], [1, 2, 3], [1, 2])
 
 
@@ -95,7 +101,7 @@ def test_low_rank_figure_images_and_errors():
     assert len(axes) == 3
     np.testing.assert_array_equal(_by_gid(axes[0].images, "image:kernel").get_array(), kernel)
     assert axes[0].get_title() == "kernel (rank 5)"
-    for ax, r in zip(axes[1:], (1, 2)):
+    for ax, r in zip(axes[1:], (1, 2), strict=True):
         image = _by_gid(ax.images, f"image:rank{r}").get_array()
         assert np.linalg.matrix_rank(image) == r
         error = np.sqrt(np.sum(s[r:] ** 2))
@@ -112,7 +118,9 @@ def test_filtered_images_figure():
     fig = viz.filtered_images_figure({"gray": gray, "rgb": rgb})
     assert [ax.get_title() for ax in fig.axes] == ["gray", "rgb"]
     np.testing.assert_array_equal(_by_gid(fig.axes[0].images, "image:gray").get_array(), gray)
-    np.testing.assert_array_equal(_by_gid(fig.axes[1].images, "image:rgb").get_array(), np.ones((3, 4, 3)))
+    np.testing.assert_array_equal(
+        _by_gid(fig.axes[1].images, "image:rgb").get_array(), np.ones((3, 4, 3))
+    )
     with pytest.raises(ValueError, match="images must not be empty"):
         viz.filtered_images_figure({})
     with pytest.raises(ValueError, match=r"image 'bad' must be 2-D or 3-D"):

@@ -55,7 +55,6 @@ SEED_OUTPUTS = [
 NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-
 def naive_pads(L, k, s, padding, d):
     if padding == "valid":
         return 0, 0
@@ -128,7 +127,9 @@ class TestSlidingWindowDiagram:
             assert y0 > y1  # from the input row down to the output row
             drawn[output_at[round(x1, 6)]].append(input_at[round(x0, 6)])
         expected = naive_windows(*case)
-        assert {i: sorted(v) for i, v in drawn.items()} == {i: sorted(w) for i, w in enumerate(expected)}
+        assert {i: sorted(v) for i, v in drawn.items()} == {
+            i: sorted(w) for i, w in enumerate(expected)
+        }
 
     @pytest.mark.parametrize("case", CASES)
     def test_padded_cells_are_flagged(self, case):
@@ -140,7 +141,9 @@ class TestSlidingWindowDiagram:
         assert sorted(pads) == list(range(-before, 0)) + list(range(L, L + after))
         assert sorted(real) == list(range(L))
         for rect in pads.values():
-            assert rect.get_hatch() and np.allclose(rect.get_facecolor()[:3], to_rgb(_sliding.PAD_FACE))
+            assert rect.get_hatch() and np.allclose(
+                rect.get_facecolor()[:3], to_rgb(_sliding.PAD_FACE)
+            )
         for rect in real.values():
             assert not rect.get_hatch()
 
@@ -148,40 +151,63 @@ class TestSlidingWindowDiagram:
     def test_values_are_the_seed_outputs(self, args, expected):
         k, s, p, d = args
         ax = viz.sliding_window_diagram(6, k, s, p, d, x=SEED_X, weight=np.full(k, 2.0))
-        values = {int(t.get_gid().split(":")[1]): t.get_text() for t in ax.texts
-                  if gid_kind(t) == "output-value"}
+        values = {
+            int(t.get_gid().split(":")[1]): t.get_text()
+            for t in ax.texts
+            if gid_kind(t) == "output-value"
+        }
         assert [float(values[i]) for i in range(len(values))] == expected
-        inputs = {int(t.get_gid().split(":")[1]): float(t.get_text()) for t in ax.texts
-                  if gid_kind(t) == "input-value"}
+        inputs = {
+            int(t.get_gid().split(":")[1]): float(t.get_text())
+            for t in ax.texts
+            if gid_kind(t) == "input-value"
+        }
         assert [inputs[j] for j in range(-p, 6 + p)] == [0] * p + list(range(1, 7)) + [0] * p
 
     @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
     def test_padding_mode_values(self, mode):
         x = np.array([3.0, 1.0, 4.0, 1.0, 5.0])
         ax = viz.sliding_window_diagram(5, 3, padding=2, x=x, weight=[1, 0, -1], padding_mode=mode)
-        inputs = {int(t.get_gid().split(":")[1]): float(t.get_text()) for t in ax.texts
-                  if gid_kind(t) == "input-value"}
+        inputs = {
+            int(t.get_gid().split(":")[1]): float(t.get_text())
+            for t in ax.texts
+            if gid_kind(t) == "input-value"
+        }
         assert [inputs[j] for j in range(-2, 7)] == np.pad(x, 2, mode=NP_MODE[mode]).tolist()
-        outputs = [float(t.get_text()) for t in sorted(
-            (t for t in ax.texts if gid_kind(t) == "output-value"), key=lambda t: t.get_position()[0])]
+        outputs = [
+            float(t.get_text())
+            for t in sorted(
+                (t for t in ax.texts if gid_kind(t) == "output-value"),
+                key=lambda t: t.get_position()[0],
+            )
+        ]
         padded = np.pad(x, 2, mode=NP_MODE[mode])
         assert outputs == [padded[i] - padded[i + 2] for i in range(7)]
 
     def test_labels_without_values_name_the_source_cell(self):
         ax = viz.sliding_window_diagram(4, 3, padding=1, padding_mode="circular")
-        labels = {int(t.get_gid().split(":")[1]): t.get_text() for t in ax.texts
-                  if gid_kind(t) == "input-value"}
+        labels = {
+            int(t.get_gid().split(":")[1]): t.get_text()
+            for t in ax.texts
+            if gid_kind(t) == "input-value"
+        }
         assert labels[-1] == "$x_{3}$" and labels[4] == "$x_{0}$" and labels[2] == "$x_{2}$"
         ax = viz.sliding_window_diagram(4, 3, padding=1)
-        labels = {int(t.get_gid().split(":")[1]): t.get_text() for t in ax.texts
-                  if gid_kind(t) == "input-value"}
+        labels = {
+            int(t.get_gid().split(":")[1]): t.get_text()
+            for t in ax.texts
+            if gid_kind(t) == "input-value"
+        }
         assert labels[-1] == "0" and labels[4] == "0"
 
     def test_highlight_fills_exactly_the_window(self):
         ax = viz.sliding_window_diagram(7, 3, stride=2, padding=1, dilation=2, highlight=1)
         colour = to_rgb(_sliding._CYCLE[1])
-        filled = sorted(j for j, r in cells(ax, {"input", "pad"}).items()
-                        if np.allclose(r.get_facecolor()[:3], colour))
+        filled = sorted(
+            j
+            for j, r in cells(ax, {"input", "pad"}).items()
+            if np.allclose(r.get_facecolor()[:3], colour)
+        )
         assert filled == [1, 3, 5]
         thick = {line.get_gid() for line in ax.lines if line.get_linewidth() > 1}
         assert thick == {"link:1:1", "link:1:3", "link:1:5"}
@@ -215,30 +241,44 @@ class TestSlidingWindowAnimation:
         L, k, s, p, d = case
         anim = viz.sliding_window_animation(np.arange(1, L + 1), np.full(k, 2.0), s, p, d)
         windows = naive_windows(*case)
-        taps = sorted((p for p in anim.ax.patches if gid_kind(p) == "weight"), key=lambda r: r.get_gid())
+        taps = sorted(
+            (p for p in anim.ax.patches if gid_kind(p) == "weight"), key=lambda r: r.get_gid()
+        )
         for i, window in enumerate(windows):
             anim.draw_frame(i)
             assert anim.highlighted() == sorted(set(window))
-            assert [int(r.get_x()) for r in sorted(taps, key=lambda r: int(r.get_gid()[7:]))] == window
+            assert [
+                int(r.get_x()) for r in sorted(taps, key=lambda r: int(r.get_gid()[7:]))
+            ] == window
         anim._draw_was_started = True
 
     @pytest.mark.parametrize("args, expected", SEED_OUTPUTS)
     def test_running_output_is_the_seed_output(self, args, expected):
         k, s, p, d = args
         anim = viz.sliding_window_animation(SEED_X, np.full(k, 2.0), s, p, d)
-        outs = sorted((t for t in anim.ax.texts if t.get_position()[1] < _sliding._WEIGHT_Y
-                       and t.get_position()[0] > -p - 0.1 and t.get_text() not in ("output",)
-                       and not t.get_text().startswith("y[")), key=lambda t: t.get_position()[0])
+        outs = sorted(
+            (
+                t
+                for t in anim.ax.texts
+                if t.get_position()[1] < _sliding._WEIGHT_Y
+                and t.get_position()[0] > -p - 0.1
+                and t.get_text() not in ("output",)
+                and not t.get_text().startswith("y[")
+            ),
+            key=lambda t: t.get_position()[0],
+        )
         for i in range(len(expected)):
             anim.draw_frame(i)
             shown = [t.get_text() for t in outs]
             assert [float(v) for v in shown[: i + 1]] == expected[: i + 1]
-            assert shown[i + 1:] == [""] * (len(expected) - i - 1)
+            assert shown[i + 1 :] == [""] * (len(expected) - i - 1)
         anim._draw_was_started = True
 
     def test_products_text(self):
         anim = viz.sliding_window_animation(np.arange(16), [0.1, 0.2, 0.3])
-        assert anim.draw_frame(0)[-1].get_text() == "y[0] = 0\u00d70.1 + 1\u00d70.2 + 2\u00d70.3 = 0.8"
+        assert (
+            anim.draw_frame(0)[-1].get_text() == "y[0] = 0\u00d70.1 + 1\u00d70.2 + 2\u00d70.3 = 0.8"
+        )
         assert anim.draw_frame(13)[-1].get_text().endswith("= 8.6")
         anim._draw_was_started = True
 
@@ -257,17 +297,20 @@ class TestSlidingWindowAnimation:
 
 
 class TestPaddingModesFigure:
-    @pytest.mark.parametrize("x, pad", [
-        (np.arange(1, 5), 2),
-        (np.array([2.5, -1.0, 0.0]), 1),
-        (np.arange(1, 10).reshape(3, 3), 2),
-        (np.arange(12).reshape(3, 4), (1, 2)),
-    ])
+    @pytest.mark.parametrize(
+        "x, pad",
+        [
+            (np.arange(1, 5), 2),
+            (np.array([2.5, -1.0, 0.0]), 1),
+            (np.arange(1, 10).reshape(3, 3), 2),
+            (np.arange(12).reshape(3, 4), (1, 2)),
+        ],
+    )
     def test_numbers_equal_np_pad(self, x, pad):
         fig = viz.padding_modes_figure(x, pad)
         assert [ax.get_title() for ax in fig.axes] == list(NP_MODE)
         width = pad if np.ndim(x) == 1 else tuple((p, p) for p in np.broadcast_to(pad, 2))
-        for ax, mode in zip(fig.axes, NP_MODE):
+        for ax, mode in zip(fig.axes, NP_MODE, strict=True):
             expected = np.atleast_2d(np.pad(x.astype(float), width, mode=NP_MODE[mode]))
             shown = np.full(expected.shape, np.nan)
             for t in ax.texts:
@@ -295,8 +338,13 @@ class TestPaddingModesFigure:
 
     def test_circular_pad_equal_to_size(self):
         fig = viz.padding_modes_figure([1, 2], 2, modes="circular")
-        values = [float(t.get_text()) for t in sorted(
-            (t for t in fig.axes[0].texts if gid_kind(t) == "value"), key=lambda t: t.get_position()[0])]
+        values = [
+            float(t.get_text())
+            for t in sorted(
+                (t for t in fig.axes[0].texts if gid_kind(t) == "value"),
+                key=lambda t: t.get_position()[0],
+            )
+        ]
         assert values == [1, 2, 1, 2, 1, 2]
 
 
@@ -385,7 +433,9 @@ class TestInvalidParams:
             viz.sliding_window_diagram(6, 3, stride=2, padding="same")
 
     def test_unknown_padding_string(self):
-        with pytest.raises(ValueError, match="padding must be an int, a tuple of ints, 'same' or 'valid'"):
+        with pytest.raises(
+            ValueError, match="padding must be an int, a tuple of ints, 'same' or 'valid'"
+        ):
             viz.sliding_window_diagram(6, 3, padding="full")
 
     def test_x_wrong_length(self):
@@ -405,11 +455,16 @@ class TestInvalidParams:
             viz.sliding_window_diagram(6, 3, padding=1, padding_mode="mirror")
 
     def test_reflect_pad_too_large(self):
-        with pytest.raises(ValueError, match=r"reflect padding \(3\) must be smaller than the input size \(3\) along L"):
+        with pytest.raises(
+            ValueError,
+            match=r"reflect padding \(3\) must be smaller than the input size \(3\) along L",
+        ):
             viz.sliding_window_diagram(3, 3, padding=3, padding_mode="reflect")
 
     def test_highlight_out_of_range(self):
-        with pytest.raises(ValueError, match=r"highlight must be an output index in \[0, 4\), got 4"):
+        with pytest.raises(
+            ValueError, match=r"highlight must be an output index in \[0, 4\), got 4"
+        ):
             viz.sliding_window_diagram(6, 3, highlight=4)
 
     def test_highlight_not_int(self):
@@ -485,8 +540,13 @@ class TestInvalidParams:
 
 
 def test_exported_from_package():
-    for name in ("sliding_window_diagram", "sliding_window_animation", "padding_modes_figure",
-                 "conv_explorer", "sliding_windows"):
+    for name in (
+        "sliding_window_diagram",
+        "sliding_window_animation",
+        "padding_modes_figure",
+        "conv_explorer",
+        "sliding_windows",
+    ):
         assert getattr(viz, name) is getattr(_sliding, name)
 
 

@@ -8,14 +8,13 @@ in 2-D so the 2-D counts are outer products of 1-D ones).
 
 import numpy as np
 import pytest
+from naive_transposed import conv_transpose_scatter
 
 import convlab
 from convlab import viz
-from naive_transposed import conv_transpose_scatter
 
 SEED_X = np.array([[1.0, 2.0], [3.0, 4.0]])
 SEED_KERNEL = np.array([[-1, 2, -3], [4, -5, 6], [-7, 8, -9]], dtype=np.float64)
-
 
 
 def _gids(ax, prefix):
@@ -23,6 +22,7 @@ def _gids(ax, prefix):
 
 
 # --- insert_zeros -------------------------------------------------------------------------------
+
 
 def test_insert_zeros_seed():
     out = viz.insert_zeros(SEED_X, 2)
@@ -52,25 +52,30 @@ def test_insert_zeros_rejects_zero_stride():
 
 # --- zero_insertion_steps -----------------------------------------------------------------------
 
+
 def test_zero_insertion_steps_seed_sizes():
     steps = viz.zero_insertion_steps(SEED_X, SEED_KERNEL, stride=2)
     assert steps.spread.shape == (3, 3)
-    assert steps.pad == ((2, 2), (2, 2))            # k - p - 1 = 3 - 0 - 1
+    assert steps.pad == ((2, 2), (2, 2))  # k - p - 1 = 3 - 0 - 1
     assert steps.padded.shape == (7, 7)
     assert steps.output.shape == (5, 5)
     np.testing.assert_array_equal(steps.flipped, np.rot90(SEED_KERNEL, 2))
     kinds, counts = np.unique(steps.kinds, return_counts=True)
-    assert dict(zip(kinds.tolist(), counts.tolist())) == {"input": 4, "zero": 5, "pad": 40}
+    assert dict(zip(kinds.tolist(), counts.tolist(), strict=True)) == {
+        "input": 4,
+        "zero": 5,
+        "pad": 40,
+    }
     np.testing.assert_array_equal(steps.padded[steps.kinds == "input"], [1, 2, 3, 4])
 
 
 # (x shape, kernel shape, stride, padding, output_padding)
 STEP_CASES = [
-    ((2, 2), (3, 3), 2, 0, 0),        # the seed's example
-    ((2, 2), (3, 3), 2, 0, 1),        # ... with the output padding that gives 6x6
+    ((2, 2), (3, 3), 2, 0, 0),  # the seed's example
+    ((2, 2), (3, 3), 2, 0, 1),  # ... with the output padding that gives 6x6
     ((3, 4), (3, 2), (2, 3), (1, 0), (1, 2)),
-    ((4, 4), (3, 3), 1, 0, 0),        # the seed's matrix example (stride 1, 2x2 -> 4x4 is its input)
-    ((3, 3), (4, 4), 2, 1, 0),        # a DCGAN-style layer
+    ((4, 4), (3, 3), 1, 0, 0),  # the seed's matrix example (stride 1, 2x2 -> 4x4 is its input)
+    ((3, 3), (4, 4), 2, 1, 0),  # a DCGAN-style layer
     ((2, 3), (2, 2), 3, 1, 2),
 ]
 
@@ -80,8 +85,12 @@ def test_zero_insertion_equals_transposed_convolution(xs, ks, s, p, a):
     rng = np.random.default_rng(len(xs) + ks[0])
     x, w = rng.standard_normal(xs), rng.standard_normal(ks)
     steps = viz.zero_insertion_steps(x, w, stride=s, padding=p, output_padding=a)
-    expected = convlab.conv_transpose2d(x[None, None], w[None, None], stride=s, padding=p, output_padding=a)
-    naive = conv_transpose_scatter(x[None, None], w[None, None], stride=s, padding=p, output_padding=a)
+    expected = convlab.conv_transpose2d(
+        x[None, None], w[None, None], stride=s, padding=p, output_padding=a
+    )
+    naive = conv_transpose_scatter(
+        x[None, None], w[None, None], stride=s, padding=p, output_padding=a
+    )
     np.testing.assert_allclose(steps.output, expected[0, 0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(steps.output, naive[0, 0], rtol=1e-12, atol=1e-12)
 
@@ -103,6 +112,7 @@ def test_zero_insertion_rejects_3d_kernel():
 
 # --- zero_insertion_figure ----------------------------------------------------------------------
 
+
 def test_zero_insertion_figure_cells():
     fig = viz.zero_insertion_figure(SEED_X, SEED_KERNEL, stride=2)
     ax = fig.axes[0]
@@ -110,16 +120,24 @@ def test_zero_insertion_figure_cells():
     assert len(_gids(ax, "spread:input:")) == 4 and len(_gids(ax, "spread:zero:")) == 5
     assert len(_gids(ax, "padded:pad:")) == 40 and len(_gids(ax, "padded:input:")) == 4
     assert len(_gids(ax, "kernel:value:")) == 9 and len(_gids(ax, "output:value:")) == 25
-    assert "padded:input:2:4" in _gids(ax, "padded:input:")   # x[0, 1] = 2 sits at (2, 4)
+    assert "padded:input:2:4" in _gids(ax, "padded:input:")  # x[0, 1] = 2 sits at (2, 4)
     texts = [t.get_text() for t in ax.texts]
     for v in fig.steps.output.ravel():
         assert f"{int(v)}" in texts
-    np.testing.assert_array_equal(fig.steps.output, [[-1, 2, -5, 4, -6], [4, -5, 14, -10, 12],
-                                                     [-10, 14, -36, 24, -30], [12, -15, 34, -20, 24],
-                                                     [-21, 24, -55, 32, -36]])
+    np.testing.assert_array_equal(
+        fig.steps.output,
+        [
+            [-1, 2, -5, 4, -6],
+            [4, -5, 14, -10, 12],
+            [-10, 14, -36, 24, -30],
+            [12, -15, 34, -20, 24],
+            [-21, 24, -55, 32, -36],
+        ],
+    )
 
 
 # --- zero_insertion_animation -------------------------------------------------------------------
+
 
 def test_animation_frames_and_terms():
     anim = viz.zero_insertion_animation(SEED_X, SEED_KERNEL, stride=2)
@@ -137,12 +155,12 @@ def test_animation_frames_and_terms():
 def test_animation_draw_frame_moves_window_and_fills_outputs():
     anim = viz.zero_insertion_animation(SEED_X, SEED_KERNEL, stride=2)
     anim._draw_was_started = True
-    anim.draw_frame(7)                                   # output (1, 2)
+    anim.draw_frame(7)  # output (1, 2)
     window = next(p for p in anim.ax.patches if p.get_gid() == "window")
     assert window.get_xy()[0] == 2 and (window.get_width(), window.get_height()) == (3, 3)
     labels = {p.get_gid(): label.get_text() for p, label in anim._outputs.values()}
     assert labels["output:value:1:2"] == "14"
-    assert labels["output:value:1:3"] == ""              # not computed yet
+    assert labels["output:value:1:3"] == ""  # not computed yet
     assert anim._caption.get_text() == "y[1, 2] = 1×6 + 2×4 = 14"
 
 
@@ -159,6 +177,7 @@ def test_animation_rejects_zero_interval():
 
 # --- scatter view -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stride", [1, 2, (3, 2)])
 def test_scatter_stamps_sum_to_the_full_transposed_convolution(stride):
     rng = np.random.default_rng(3)
@@ -169,7 +188,9 @@ def test_scatter_stamps_sum_to_the_full_transposed_convolution(stride):
     s = stride if isinstance(stride, tuple) else (stride, stride)
     for n, stamp in enumerate(stamps):
         i, j = divmod(n, 3)
-        np.testing.assert_allclose(stamp[i * s[0]:i * s[0] + 3, j * s[1]:j * s[1] + 2], x[i, j] * w)
+        np.testing.assert_allclose(
+            stamp[i * s[0] : i * s[0] + 3, j * s[1] : j * s[1] + 2], x[i, j] * w
+        )
         assert np.count_nonzero(stamp) == np.count_nonzero(x[i, j] * w)
 
 
@@ -180,7 +201,9 @@ def test_scatter_figure_images_and_crop():
     total = np.asarray(images[-1].get_array())
     crop = next(p for p in fig.axes[-1].patches if p.get_gid() == "crop")
     assert (crop.get_width(), crop.get_height()) == (3, 3)
-    expected = convlab.conv_transpose2d(SEED_X[None, None], SEED_KERNEL[None, None], stride=2, padding=1)[0, 0]
+    expected = convlab.conv_transpose2d(
+        SEED_X[None, None], SEED_KERNEL[None, None], stride=2, padding=1
+    )[0, 0]
     np.testing.assert_array_equal(total[1:4, 1:4], expected)
 
 
@@ -191,6 +214,7 @@ def test_scatter_figure_rejects_padding_that_removes_everything():
 
 # --- conv_matrix_figure -------------------------------------------------------------------------
 
+
 def test_conv_matrix_figure_shows_w_and_its_transpose():
     fig = viz.conv_matrix_figure(SEED_KERNEL, (4, 4))
     images = {im.get_gid(): np.ma.filled(im.get_array(), 0) for ax in fig.axes for im in ax.images}
@@ -198,7 +222,9 @@ def test_conv_matrix_figure_shows_w_and_its_transpose():
     np.testing.assert_array_equal(images["matrix"], dense)
     np.testing.assert_array_equal(images["matrix_T"], dense.T)
     # the seed's first row: the kernel's rows at columns 0-2, 4-6, 8-10
-    np.testing.assert_array_equal(images["matrix"][0], [-1, 2, -3, 0, 4, -5, 6, 0, -7, 8, -9, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        images["matrix"][0], [-1, 2, -3, 0, 4, -5, 6, 0, -7, 8, -9, 0, 0, 0, 0, 0]
+    )
     # one written number per non-zero entry, in each panel
     assert [len(ax.texts) for ax in fig.axes] == [36, 36]
 
@@ -215,6 +241,7 @@ def test_conv_matrix_figure_rejects_several_channels():
 
 
 # --- overlap counts -----------------------------------------------------------------------------
+
 
 def _counts_1d(n, k, s, p=0, a=0, layers=1):
     """count[o] = number of (element, tap) pairs with i*s + t - p == o, layer after layer."""
@@ -241,10 +268,18 @@ def _resize_counts_1d(n, k, s, p, layers=1):
     return c
 
 
-@pytest.mark.parametrize("n,k,s,p,a,layers", [
-    (3, 3, 2, 0, 0, 1), (4, 3, 2, 1, 1, 1), (4, 4, 2, 1, 0, 1), (3, 3, 2, 1, 1, 2),
-    (4, 4, 2, 1, 0, 2), (3, 5, 3, 0, 2, 1), (2, 3, 1, 0, 0, 2),
-])
+@pytest.mark.parametrize(
+    "n,k,s,p,a,layers",
+    [
+        (3, 3, 2, 0, 0, 1),
+        (4, 3, 2, 1, 1, 1),
+        (4, 4, 2, 1, 0, 1),
+        (3, 3, 2, 1, 1, 2),
+        (4, 4, 2, 1, 0, 2),
+        (3, 5, 3, 0, 2, 1),
+        (2, 3, 1, 0, 0, 2),
+    ],
+)
 def test_transposed_coverage_counts_pairs(n, k, s, p, a, layers):
     c = _counts_1d(n, k, s, p, a, layers)
     np.testing.assert_array_equal(viz.transposed_coverage(n, k, s, p, a, layers), np.outer(c, c))
@@ -257,16 +292,18 @@ def test_transposed_coverage_rectangular():
 
 def test_even_overlap_when_kernel_is_a_multiple_of_the_stride():
     interior = viz.transposed_coverage(6, 4, 2, padding=1)[1:-1, 1:-1]
-    assert (interior == 4).all()                         # (k / s)^2
+    assert (interior == 4).all()  # (k / s)^2
     uneven = viz.transposed_coverage(6, 3, 2, padding=1, output_padding=1)[:-1, :-1]
     assert sorted(np.unique(uneven).tolist()) == [1, 2, 4]
     two = viz.transposed_coverage(6, 3, 2, padding=1, output_padding=1, layers=2)
     # one layer gives rows 1, 2, 1, 2, ...; the second reads one of them at even positions and
     # two neighbours (1 + 2 = 3) at odd ones: 1, 3, 2, 3, 1, 3, 2, 3, ... (period 4)
-    assert two[2, 3:11].tolist() == [6, 2, 6, 4, 6, 2, 6, 4]   # row 2 is 2 * that pattern
+    assert two[2, 3:11].tolist() == [6, 2, 6, 4, 6, 2, 6, 4]  # row 2 is 2 * that pattern
 
 
-@pytest.mark.parametrize("n,k,s,p,layers", [(4, 3, 2, None, 1), (3, 4, 2, 1, 1), (3, 3, 3, 0, 1), (3, 3, 2, None, 2)])
+@pytest.mark.parametrize(
+    "n,k,s,p,layers", [(4, 3, 2, None, 1), (3, 4, 2, 1, 1), (3, 3, 3, 0, 1), (3, 3, 2, None, 2)]
+)
 def test_resize_conv_coverage(n, k, s, p, layers):
     pad = (k - 1) // 2 if p is None else p
     c = _resize_counts_1d(n, k, s, pad, layers)
@@ -288,9 +325,10 @@ def test_coverage_rejects_zero_layers():
 
 # --- overlap_figure / coverage_figure -----------------------------------------------------------
 
+
 def test_overlap_figure_footprints_match_counts():
     fig = viz.overlap_figure(((3, 2), (4, 2), (5, 3)), n_inputs=4)
-    for p, ((k, s), ax) in enumerate(zip(((3, 2), (4, 2), (5, 3)), fig.axes)):
+    for p, ((k, s), ax) in enumerate(zip(((3, 2), (4, 2), (5, 3)), fig.axes, strict=True)):
         expected = _counts_1d(4, k, s)
         np.testing.assert_array_equal(fig.counts[p], expected)
         covered = np.zeros(len(expected), dtype=int)
@@ -308,7 +346,7 @@ def test_overlap_figure_rejects_no_cases():
 def test_coverage_figure_images():
     counts = {"a": viz.transposed_coverage(3, 3, 2), "b": viz.resize_conv_coverage(3, 3, 2)}
     fig = viz.coverage_figure(counts)
-    for p, (ax, arr) in enumerate(zip(fig.axes, counts.values())):
+    for p, (ax, arr) in enumerate(zip(fig.axes, counts.values(), strict=True)):
         (im,) = ax.images
         assert im.get_gid() == f"coverage:{p}"
         np.testing.assert_array_equal(im.get_array(), arr)
@@ -319,5 +357,7 @@ def test_coverage_figure_images():
 def test_coverage_figure_rejects_bad_counts():
     with pytest.raises(ValueError, match=r"counts must hold at least one array"):
         viz.coverage_figure({})
-    with pytest.raises(ValueError, match=r"counts\['x'\] must be a non-empty 2-D array, got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"counts\['x'\] must be a non-empty 2-D array, got shape \(3,\)"
+    ):
         viz.coverage_figure({"x": np.ones(3)})

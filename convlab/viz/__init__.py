@@ -7,18 +7,108 @@ what is on it. matplotlib is a dependency of convlab; ipywidgets (for the intera
 is optional and imported only inside the functions that need it.
 """
 
-from ._sliding import (conv_explorer, padding_modes_figure, sliding_window_animation,
-                       sliding_window_diagram, sliding_windows)
-from ._dilation import (dilated_taps, dilation_grid_figure, gridding_counts, gridding_figure,
-                        receptive_field_growth, receptive_field_growth_figure)
+from ._deformable import (
+    bilinear_figure,
+    bilinear_neighbours,
+    loss_curve_figure,
+    offset_fields_figure,
+    sampling_grid_figure,
+    sampling_points,
+    timing_figure,
+)
+from ._dilation import (
+    dilated_taps,
+    dilation_grid_figure,
+    gridding_counts,
+    gridding_figure,
+    receptive_field_growth,
+    receptive_field_growth_figure,
+)
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
-from ._separable import (blur_timing_figure, blur_two_ways, filtered_images_figure, low_rank_figure,
-                         mobilenet_macs_figure, separable_cost_figure, separable_cost_ratios)
-from ._deformable import (bilinear_figure, bilinear_neighbours, loss_curve_figure, offset_fields_figure,
-                          sampling_grid_figure, sampling_points, timing_figure)
-from ._performance import (benchmark_figure, direct_access_pattern, im2col_figure, memory_access_figure,
-                           roofline_figure)
-from ._transposed import (ZeroInsertion, ZeroInsertionAnimation, conv_matrix_figure, coverage_figure,
-                          insert_zeros, overlap_figure, resize_conv_coverage, scatter_figure, scatter_stamps,
-                          transposed_coverage, zero_insertion_animation, zero_insertion_figure,
-                          zero_insertion_steps)
+from ._performance import (
+    benchmark_figure,
+    direct_access_pattern,
+    im2col_figure,
+    memory_access_figure,
+    roofline_figure,
+)
+from ._separable import (
+    blur_timing_figure,
+    blur_two_ways,
+    filtered_images_figure,
+    low_rank_figure,
+    mobilenet_macs_figure,
+    separable_cost_figure,
+    separable_cost_ratios,
+)
+from ._sliding import (
+    conv_explorer,
+    padding_modes_figure,
+    sliding_window_animation,
+    sliding_window_diagram,
+    sliding_windows,
+)
+from ._transposed import (
+    ZeroInsertion,
+    ZeroInsertionAnimation,
+    conv_matrix_figure,
+    coverage_figure,
+    insert_zeros,
+    overlap_figure,
+    resize_conv_coverage,
+    scatter_figure,
+    scatter_stamps,
+    transposed_coverage,
+    zero_insertion_animation,
+    zero_insertion_figure,
+    zero_insertion_steps,
+)
+
+__all__ = [
+    "bilinear_figure",
+    "bilinear_neighbours",
+    "loss_curve_figure",
+    "offset_fields_figure",
+    "sampling_grid_figure",
+    "sampling_points",
+    "timing_figure",
+    "dilated_taps",
+    "dilation_grid_figure",
+    "gridding_counts",
+    "gridding_figure",
+    "receptive_field_growth",
+    "receptive_field_growth_figure",
+    "benchmark_figure",
+    "direct_access_pattern",
+    "im2col_figure",
+    "memory_access_figure",
+    "roofline_figure",
+    "blur_timing_figure",
+    "blur_two_ways",
+    "filtered_images_figure",
+    "low_rank_figure",
+    "mobilenet_macs_figure",
+    "separable_cost_figure",
+    "separable_cost_ratios",
+    "conv_explorer",
+    "padding_modes_figure",
+    "sliding_window_animation",
+    "sliding_window_diagram",
+    "sliding_windows",
+    "ZeroInsertion",
+    "ZeroInsertionAnimation",
+    "conv_matrix_figure",
+    "coverage_figure",
+    "insert_zeros",
+    "overlap_figure",
+    "resize_conv_coverage",
+    "scatter_figure",
+    "scatter_stamps",
+    "transposed_coverage",
+    "zero_insertion_animation",
+    "zero_insertion_figure",
+    "zero_insertion_steps",
+    "channel_connections",
+    "channel_connections_figure",
+    "feature_maps_figure",
+]

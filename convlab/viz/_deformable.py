@@ -76,10 +76,12 @@ def sampling_points(offset, kernel_size, stride=1, padding=0, dilation=1, image=
     if off.ndim != 4 or off.shape[1] % (2 * taps):
         raise ValueError(f"offset must be (N, 2*G*{kh}*{kw}, H_out, W_out), got shape {off.shape}")
     oh, ow = off.shape[2:]
-    oy, ox, i, j = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), indexing="ij")
+    oy, ox, i, j = np.meshgrid(
+        np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), indexing="ij"
+    )
     regular = np.stack([oy * sh - ph + i * dh, ox * sw - pw + j * dw], axis=-1).astype(np.float64)
     regular = regular.reshape(oh, ow, taps, 2)
-    pairs = off[image, 2 * taps * group:2 * taps * (group + 1)].reshape(taps, 2, oh, ow)
+    pairs = off[image, 2 * taps * group : 2 * taps * (group + 1)].reshape(taps, 2, oh, ow)
     deformed = regular + pairs.transpose(2, 3, 0, 1)
     return regular, deformed
 
@@ -134,24 +136,64 @@ def bilinear_figure(image, points, ax=None, title=None):
     height, width = img.shape
     for r in range(height):
         for c in range(width):
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="#f4f4f4", edgecolor="#555555",
-                                   lw=1, gid=f"cell:{r}:{c}"))
-            ax.text(c, r + 0.3, f"{img[r, c]:g}", ha="center", va="center", fontsize=8, color="#555555")
+            ax.add_patch(
+                Rectangle(
+                    (c - 0.5, r - 0.5),
+                    1,
+                    1,
+                    facecolor="#f4f4f4",
+                    edgecolor="#555555",
+                    lw=1,
+                    gid=f"cell:{r}:{c}",
+                )
+            )
+            ax.text(
+                c, r + 0.3, f"{img[r, c]:g}", ha="center", va="center", fontsize=8, color="#555555"
+            )
     for n, (y, x) in enumerate(points):
         color = _CYCLE[n % len(_CYCLE)]
         for r, c, w, inside in bilinear_neighbours(y, x, img.shape):
             if not inside:
-                ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="none", edgecolor=color,
-                                       ls="--", lw=1, gid=f"neighbour:{n}:{r}:{c}"))
+                ax.add_patch(
+                    Rectangle(
+                        (c - 0.5, r - 0.5),
+                        1,
+                        1,
+                        facecolor="none",
+                        edgecolor=color,
+                        ls="--",
+                        lw=1,
+                        gid=f"neighbour:{n}:{r}:{c}",
+                    )
+                )
                 ax.text(c, r + 0.3, "0", ha="center", va="center", fontsize=8, color=color)
             else:
-                ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, facecolor="none", edgecolor=color,
-                                       lw=1.5, gid=f"neighbour:{n}:{r}:{c}"))
+                ax.add_patch(
+                    Rectangle(
+                        (c - 0.45, r - 0.45),
+                        0.9,
+                        0.9,
+                        facecolor="none",
+                        edgecolor=color,
+                        lw=1.5,
+                        gid=f"neighbour:{n}:{r}:{c}",
+                    )
+                )
             ax.plot([x, c], [y, r], color=color, lw=0.8 + 3 * w, alpha=0.7)
             # the weight sits on the line, 60% of the way from the point to the neighbour
-            ax.text(x + 0.6 * (c - x), y + 0.6 * (r - y), f"{w:.2f}", color=color, fontsize=8,
-                    ha="center", va="center", gid=f"weight:{n}:{r}:{c}",
-                    bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.85))
+            ax.text(
+                x + 0.6 * (c - x),
+                y + 0.6 * (r - y),
+                f"{w:.2f}",
+                color=color,
+                fontsize=8,
+                ha="center",
+                va="center",
+                gid=f"weight:{n}:{r}:{c}",
+                bbox=dict(
+                    boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.85
+                ),
+            )
         ax.plot([x], [y], "o", color=color, ms=8, gid=f"point:{n}")
     ys = [p[0] for p in points] + [-1.5, height + 0.5]
     xs = [p[1] for p in points] + [-1.5, width + 0.5]
@@ -165,8 +207,20 @@ def bilinear_figure(image, points, ax=None, title=None):
     return ax
 
 
-def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, padding=0, dilation=1,
-                         mask=None, ax=None, title=None, view=None, marker_size=14.0):
+def sampling_grid_figure(
+    image,
+    offset,
+    kernel_size,
+    positions,
+    stride=1,
+    padding=0,
+    dilation=1,
+    mask=None,
+    ax=None,
+    title=None,
+    view=None,
+    marker_size=14.0,
+):
     """The regular and the deformed sampling grids of some output positions, over an image.
 
     Parameters
@@ -199,12 +253,30 @@ def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, paddin
     for n, (oy, ox) in enumerate(positions):
         color = _CYCLE[n % len(_CYCLE)]
         reg, dfm = regular[oy, ox], deformed[oy, ox]
-        ax.scatter(reg[:, 1], reg[:, 0], s=marker_size, marker="s", facecolors="none", edgecolors=color,
-                   lw=0.8, gid=f"grid:{n}")
+        ax.scatter(
+            reg[:, 1],
+            reg[:, 0],
+            s=marker_size,
+            marker="s",
+            facecolors="none",
+            edgecolors=color,
+            lw=0.8,
+            gid=f"grid:{n}",
+        )
         sizes = marker_size * (np.ones(len(dfm)) if m is None else np.clip(m[:, oy, ox], 0, None))
         ax.scatter(dfm[:, 1], dfm[:, 0], s=sizes, color=color, gid=f"samples:{n}")
-        ax.quiver(reg[:, 1], reg[:, 0], dfm[:, 1] - reg[:, 1], dfm[:, 0] - reg[:, 0], color=color,
-                  angles="xy", scale_units="xy", scale=1, width=0.004, gid=f"arrows:{n}")
+        ax.quiver(
+            reg[:, 1],
+            reg[:, 0],
+            dfm[:, 1] - reg[:, 1],
+            dfm[:, 0] - reg[:, 0],
+            color=color,
+            angles="xy",
+            scale_units="xy",
+            scale=1,
+            width=0.004,
+            gid=f"arrows:{n}",
+        )
     row0, row1, col0, col1 = (0, img.shape[0], 0, img.shape[1]) if view is None else view
     ax.set_xlim(col0 - 0.5, col1 - 0.5)
     ax.set_ylim(row1 - 0.5, row0 - 0.5)
@@ -215,8 +287,19 @@ def sampling_grid_figure(image, offset, kernel_size, positions, stride=1, paddin
     return ax
 
 
-def offset_fields_figure(image, fields, kernel_size, positions, padding=0, dilation=1, masks=None,
-                         ncols=2, panel_size=3.6, view=None, marker_size=14.0):
+def offset_fields_figure(
+    image,
+    fields,
+    kernel_size,
+    positions,
+    padding=0,
+    dilation=1,
+    masks=None,
+    ncols=2,
+    panel_size=3.6,
+    view=None,
+    marker_size=14.0,
+):
     """One :func:`sampling_grid_figure` panel per named offset field.
 
     Parameters
@@ -235,12 +318,26 @@ def offset_fields_figure(image, fields, kernel_size, positions, padding=0, dilat
 
     names = list(fields)
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)
-    for ax, name in zip(axes.ravel(), names):
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False
+    )
+    # the grid may have one panel more than there are fields (hidden below)
+    for ax, name in zip(axes.ravel(), names, strict=False):
         mask = None if masks is None else masks.get(name)
-        sampling_grid_figure(image, fields[name], kernel_size, positions, padding=padding, dilation=dilation,
-                             mask=mask, ax=ax, title=name, view=view, marker_size=marker_size)
-    for ax in axes.ravel()[len(names):]:
+        sampling_grid_figure(
+            image,
+            fields[name],
+            kernel_size,
+            positions,
+            padding=padding,
+            dilation=dilation,
+            mask=mask,
+            ax=ax,
+            title=name,
+            view=view,
+            marker_size=marker_size,
+        )
+    for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -263,7 +360,7 @@ def timing_figure(times, ax=None, title="time per call"):
     fig, ax = _new_axes(ax, size=(6, 0.6 + 0.5 * len(times)))
     names = list(times)
     ms = [1e3 * times[k] for k in names]
-    for i, (name, value) in enumerate(zip(names, ms)):
+    for i, (name, value) in enumerate(zip(names, ms, strict=True)):
         ax.barh(i, value, color=_CYCLE[i % len(_CYCLE)], gid=f"bar:{name}")
         ax.text(value, i, f" {value:.1f} ms", va="center", fontsize=9)
     ax.set_yticks(range(len(names)), names)

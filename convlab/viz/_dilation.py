@@ -86,10 +86,13 @@ def dilated_taps(input_size, kernel_size, dilation=1, output=(0, 0), stride=1):
     s = ntuple(stride, 2, "stride")
     out = conv_output_size(size, k, s, 0, d)
     pos = ntuple(output, 2, "output", allow_zero=True)
-    if not all(0 <= p < o for p, o in zip(pos, out)):
+    if not all(0 <= p < o for p, o in zip(pos, out, strict=True)):
         raise ValueError(f"output {tuple(pos)} is outside the output grid of size {out}")
-    return [(pos[0] * s[0] + a * d[0], pos[1] * s[1] + b * d[1])
-            for a in range(k[0]) for b in range(k[1])]
+    return [
+        (pos[0] * s[0] + a * d[0], pos[1] * s[1] + b * d[1])
+        for a in range(k[0])
+        for b in range(k[1])
+    ]
 
 
 def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=((0, 0),), stride=1):
@@ -143,11 +146,20 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
             raise ValueError(f"output {o} is outside the output grid at every rate {tuple(rates)}")
 
     fig, axes = _subplots(len(rates), 3.2 * len(rates), 3.6)
-    for ax, rate in zip(axes, rates):
+    for ax, rate in zip(axes, rates, strict=True):
         for r in range(n):
             for c in range(n):
-                ax.add_patch(Rectangle((c, r), 1, 1, facecolor=CELL_FACE, edgecolor="0.75", lw=0.8,
-                                       gid=f"cell:{r}:{c}"))
+                ax.add_patch(
+                    Rectangle(
+                        (c, r),
+                        1,
+                        1,
+                        facecolor=CELL_FACE,
+                        edgecolor="0.75",
+                        lw=0.8,
+                        gid=f"cell:{r}:{c}",
+                    )
+                )
         extent = effective_kernel_size(k, rate)
         for o_index, o in enumerate(outputs):
             colour = _CYCLE[o_index % len(_CYCLE)]
@@ -155,13 +167,35 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
                 continue
             cells = taps[(rate, o)]
             for r, c in cells:
-                ax.add_patch(Rectangle((c, r), 1, 1, facecolor=colour, edgecolor=EDGE, lw=0.8,
-                                       alpha=0.55, gid=f"read:{o_index}:{r}:{c}"))
+                ax.add_patch(
+                    Rectangle(
+                        (c, r),
+                        1,
+                        1,
+                        facecolor=colour,
+                        edgecolor=EDGE,
+                        lw=0.8,
+                        alpha=0.55,
+                        gid=f"read:{o_index}:{r}:{c}",
+                    )
+                )
             r0, c0 = cells[0]
-            ax.add_patch(Rectangle((c0 + 0.06, r0 + 0.06), extent - 0.12, extent - 0.12, fill=False,
-                                   edgecolor=colour, lw=1.8, ls="--", gid=f"window:{o_index}"))
+            ax.add_patch(
+                Rectangle(
+                    (c0 + 0.06, r0 + 0.06),
+                    extent - 0.12,
+                    extent - 0.12,
+                    fill=False,
+                    edgecolor=colour,
+                    lw=1.8,
+                    ls="--",
+                    gid=f"window:{o_index}",
+                )
+            )
         out = conv_output_size(n, k, stride, 0, rate)
-        ax.set_title(f"d = {rate}: {k * k} taps span {extent}x{extent}\noutput {out}x{out}", fontsize=10)
+        ax.set_title(
+            f"d = {rate}: {k * k} taps span {extent}x{extent}\noutput {out}x{out}", fontsize=10
+        )
         ax.set_xlim(0, n)
         ax.set_ylim(n, 0)  # row 0 at the top, as the matrix is printed
         ax.set_aspect("equal")
@@ -228,10 +262,23 @@ def receptive_field_growth_figure(schedules, ax=None):
     for i, (name, layers) in enumerate(schedules.items()):
         growth = receptive_field_growth(layers)
         longest = max(longest, len(growth) - 1)
-        ax.plot(range(len(growth)), growth, marker=markers[i % len(markers)], label=name,
-                color=_CYCLE[i % len(_CYCLE)], gid=f"rf:{name}")
-        ax.annotate(str(growth[-1]), (len(growth) - 1, growth[-1]), textcoords="offset points",
-                    xytext=(6, 0), va="center", fontsize=9, color=_CYCLE[i % len(_CYCLE)])
+        ax.plot(
+            range(len(growth)),
+            growth,
+            marker=markers[i % len(markers)],
+            label=name,
+            color=_CYCLE[i % len(_CYCLE)],
+            gid=f"rf:{name}",
+        )
+        ax.annotate(
+            str(growth[-1]),
+            (len(growth) - 1, growth[-1]),
+            textcoords="offset points",
+            xytext=(6, 0),
+            va="center",
+            fontsize=9,
+            color=_CYCLE[i % len(_CYCLE)],
+        )
     ax.set_xlabel("number of layers")
     ax.set_ylabel("receptive field (pixels per side)")
     ax.set_xticks(range(longest + 1))
@@ -322,12 +369,15 @@ def gridding_figure(schedules=((2, 2, 2), (1, 2, 3)), kernel_size=3, cmap="virid
         raise ValueError("schedules must hold at least one schedule of dilation rates")
     counts = [gridding_counts(s, kernel_size) for s in schedules]
     fig, axes = _subplots(len(schedules), 3.6 * len(schedules), 3.9)
-    for i, (ax, rates, c) in enumerate(zip(axes, schedules, counts)):
+    for i, (ax, rates, c) in enumerate(zip(axes, schedules, counts, strict=True)):
         masked = np.ma.masked_equal(c, 0)
         im = ax.imshow(masked, cmap=cmap, interpolation="nearest", gid=f"gridding:{i}")
         reached = int((c > 0).sum())
-        ax.set_title(f"rates {rates}: {reached} of {c.size} pixels\nreach the centre "
-                     f"(field {c.shape[0]}x{c.shape[1]})", fontsize=10)
+        ax.set_title(
+            f"rates {rates}: {reached} of {c.size} pixels\nreach the centre "
+            f"(field {c.shape[0]}x{c.shape[1]})",
+            fontsize=10,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_facecolor("white")

@@ -57,13 +57,28 @@ def channel_connections(in_channels, out_channels, groups=1):
     """
     c_in, c_out, g = _channels_and_groups(in_channels, out_channels, groups)
     in_per_group, out_per_group = c_in // g, c_out // g
-    return [(group * in_per_group + i, o, group)
-            for o in range(c_out) for group in (o // out_per_group,) for i in range(in_per_group)]
+    return [
+        (group * in_per_group + i, o, group)
+        for o in range(c_out)
+        for group in (o // out_per_group,)
+        for i in range(in_per_group)
+    ]
 
 
 def _box(ax, x, y, label, gid, colour):
-    ax.add_patch(FancyBboxPatch((x - 0.32, y - 0.32), 0.64, 0.64, boxstyle="round,pad=0.02",
-                                facecolor=colour, edgecolor=EDGE, lw=0.8, gid=gid, zorder=3))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - 0.32, y - 0.32),
+            0.64,
+            0.64,
+            boxstyle="round,pad=0.02",
+            facecolor=colour,
+            edgecolor=EDGE,
+            lw=0.8,
+            gid=gid,
+            zorder=3,
+        )
+    )
     ax.text(x, y, label, ha="center", va="center", fontsize=8, zorder=4)
 
 
@@ -104,13 +119,17 @@ def channel_connections_figure(in_channels, out_channels, groups=(1, 2), axes=No
     if not values:
         raise ValueError("groups must hold at least one value")
     pairs = [channel_connections(in_channels, out_channels, g) for g in values]  # validates all
-    c_in, c_out = positive_int(in_channels, "in_channels"), positive_int(out_channels, "out_channels")
+    c_in, c_out = (
+        positive_int(in_channels, "in_channels"),
+        positive_int(out_channels, "out_channels"),
+    )
     height = max(c_in, c_out)
     if axes is None:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(values), figsize=(2.9 * len(values), 0.42 * height + 1.3),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(values), figsize=(2.9 * len(values), 0.42 * height + 1.3), squeeze=False
+        )
         axes = list(axes[0])
     else:
         axes = list(axes)
@@ -120,12 +139,19 @@ def channel_connections_figure(in_channels, out_channels, groups=(1, 2), axes=No
     # channels top to bottom, centred on the taller column
     y_in = [(height - 1) / 2 + (c_in - 1) / 2 - i for i in range(c_in)]
     y_out = [(height - 1) / 2 + (c_out - 1) / 2 - o for o in range(c_out)]
-    for p, (ax, g, links) in enumerate(zip(axes, values, pairs)):
+    for p, (ax, g, links) in enumerate(zip(axes, values, pairs, strict=True)):
         in_group = {i: grp for i, _, grp in links}
         out_group = {o: grp for _, o, grp in links}
         for i, o, grp in links:
-            ax.plot([0.35, 2.65], [y_in[i], y_out[o]], color=_CYCLE[grp % len(_CYCLE)], lw=1.2,
-                    alpha=0.8, gid=f"link:{p}:{i}:{o}:{grp}", zorder=2)
+            ax.plot(
+                [0.35, 2.65],
+                [y_in[i], y_out[o]],
+                color=_CYCLE[grp % len(_CYCLE)],
+                lw=1.2,
+                alpha=0.8,
+                gid=f"link:{p}:{i}:{o}:{grp}",
+                zorder=2,
+            )
         for i in range(c_in):
             _box(ax, 0, y_in[i], str(i), f"in:{p}:{i}", _tint(in_group[i]))
         for o in range(c_out):
@@ -150,8 +176,9 @@ def _tint(group):
     return (0.35 * r + 0.65, 0.35 * g + 0.65, 0.35 * b + 0.65)
 
 
-def feature_maps_figure(maps, titles=None, ncols=None, cmap="gray", size=2.2, suptitle=None,
-                        vmin=None, vmax=None):
+def feature_maps_figure(
+    maps, titles=None, ncols=None, cmap="gray", size=2.2, suptitle=None, vmin=None, vmax=None
+):
     """Show ``N`` feature maps in a grid, each with its own title and colour scale.
 
     Parameters
@@ -188,7 +215,9 @@ def feature_maps_figure(maps, titles=None, ncols=None, cmap="gray", size=2.2, su
         arr = arr[0]
     rgb = arr.ndim == 4 and arr.shape[-1] == 3
     if arr.ndim != 3 and not rgb:
-        raise ValueError(f"maps must be (N, H, W), (N, H, W, 3) or (1, N, H, W), got shape {arr.shape}")
+        raise ValueError(
+            f"maps must be (N, H, W), (N, H, W, 3) or (1, N, H, W), got shape {arr.shape}"
+        )
     n = arr.shape[0]
     if n == 0:
         raise ValueError("maps must hold at least one map")
@@ -201,8 +230,9 @@ def feature_maps_figure(maps, titles=None, ncols=None, cmap="gray", size=2.2, su
     nrows = -(-n // ncols)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+    )
     for idx, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if idx >= n:

@@ -23,14 +23,35 @@ from .._args import check_rank, float_array, positive_int
 from ..algorithms import im2col
 from ..shapes import conv_output_size
 
-__all__ = ["direct_access_pattern", "memory_access_figure", "im2col_figure", "benchmark_figure",
-           "roofline_figure", "ALGORITHM_COLORS"]
+__all__ = [
+    "direct_access_pattern",
+    "memory_access_figure",
+    "im2col_figure",
+    "benchmark_figure",
+    "roofline_figure",
+    "ALGORITHM_COLORS",
+]
 
 #: one colour per algorithm, used by every performance figure
-ALGORITHM_COLORS = {"auto": "#4c4c4c", "direct": "#1f77b4", "im2col": "#ff7f0e",
-                    "winograd": "#2ca02c", "fft": "#9467bd", "torch": "#d62728"}
-_OUTPUT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b",
-                  "#e377c2", "#bcbd22")
+ALGORITHM_COLORS = {
+    "auto": "#4c4c4c",
+    "direct": "#1f77b4",
+    "im2col": "#ff7f0e",
+    "winograd": "#2ca02c",
+    "fft": "#9467bd",
+    "torch": "#d62728",
+}
+_OUTPUT_COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+)
 EDGE = "#333333"
 
 
@@ -57,13 +78,16 @@ def direct_access_pattern(height, width, kernel):
            [3, 4, 6, 7],
            [4, 5, 7, 8]])
     """
-    height, width, kernel = (positive_int(v, n) for v, n in
-                             ((height, "height"), (width, "width"), (kernel, "kernel")))
+    height, width, kernel = (
+        positive_int(v, n) for v, n in ((height, "height"), (width, "width"), (kernel, "kernel"))
+    )
     oh_n, ow_n = conv_output_size((height, width), kernel)
     rows = []
     for oh in range(oh_n):
         for ow in range(ow_n):
-            rows.append([(oh + kh) * width + ow + kw for kh in range(kernel) for kw in range(kernel)])
+            rows.append(
+                [(oh + kh) * width + ow + kw for kh in range(kernel) for kw in range(kernel)]
+            )
     return np.array(rows, dtype=np.int64)
 
 
@@ -95,16 +119,26 @@ def memory_access_figure(height=3, width=3, kernel=2):
     for r in range(height):
         for c in range(width):
             y = top + (height - 1 - r)
-            ax.add_patch(Rectangle((c, y), 1, 1, facecolor="#ffffff", edgecolor=EDGE, gid=f"cell:{r}:{c}"))
-            ax.text(c + 0.5, y + 0.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9)
+            ax.add_patch(
+                Rectangle((c, y), 1, 1, facecolor="#ffffff", edgecolor=EDGE, gid=f"cell:{r}:{c}")
+            )
+            ax.text(
+                c + 0.5, y + 0.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9
+            )
     ax.text(width / 2, top + height + 0.3, "feature map", ha="center", fontsize=9)
     # memory line
     x0 = width + 1.5
     for i in range(n_mem):
         r, c = divmod(i, width)
-        ax.add_patch(Rectangle((x0 + i, top + 1), 1, 1, facecolor="#f0f0f0", edgecolor=EDGE, gid=f"mem:{i}"))
-        ax.text(x0 + i + 0.5, top + 1.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9)
-        ax.text(x0 + i + 0.5, top + 0.6, str(i), ha="center", va="center", fontsize=7, color="#666666")
+        ax.add_patch(
+            Rectangle((x0 + i, top + 1), 1, 1, facecolor="#f0f0f0", edgecolor=EDGE, gid=f"mem:{i}")
+        )
+        ax.text(
+            x0 + i + 0.5, top + 1.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9
+        )
+        ax.text(
+            x0 + i + 0.5, top + 0.6, str(i), ha="center", va="center", fontsize=7, color="#666666"
+        )
     ax.text(x0 + n_mem / 2, top + 2.3, "memory (row-major), address below", ha="center", fontsize=9)
     # one row per output
     for o in range(n_out):
@@ -115,8 +149,17 @@ def memory_access_figure(height=3, width=3, kernel=2):
         read = set(pattern[o].tolist())
         for i in range(n_mem):
             if i in read:
-                ax.add_patch(Rectangle((x0 + i, y), 1, 1, facecolor=color, alpha=0.75, edgecolor=EDGE,
-                                       gid=f"read:{o}:{i}"))
+                ax.add_patch(
+                    Rectangle(
+                        (x0 + i, y),
+                        1,
+                        1,
+                        facecolor=color,
+                        alpha=0.75,
+                        edgecolor=EDGE,
+                        gid=f"read:{o}:{i}",
+                    )
+                )
             else:
                 ax.add_patch(Rectangle((x0 + i, y), 1, 1, facecolor="none", edgecolor="#cccccc"))
     ax.set_xlim(-0.2, x0 + n_mem + 0.2)
@@ -147,10 +190,16 @@ def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
     channels, height, width = arr.shape
     if labels is None:
         if channels == 1:
-            labels = np.array([[[f"$x_{{{r + 1}{c + 1}}}$" for c in range(width)] for r in range(height)]])
+            labels = np.array(
+                [[[f"$x_{{{r + 1}{c + 1}}}$" for c in range(width)] for r in range(height)]]
+            )
         else:
-            labels = np.array([[[f"{ch}:{r + 1}{c + 1}" for c in range(width)] for r in range(height)]
-                               for ch in range(channels)])
+            labels = np.array(
+                [
+                    [[f"{ch}:{r + 1}{c + 1}" for c in range(width)] for r in range(height)]
+                    for ch in range(channels)
+                ]
+            )
     labels = np.asarray(labels)
     if labels.shape != arr.shape:
         raise ValueError(f"labels must have the shape of x {arr.shape}, got {labels.shape}")
@@ -165,11 +214,25 @@ def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
     for r in range(n_rows):
         for c in range(n_cols):
             src = cols[r, c]
-            ax.add_patch(Rectangle((c, n_rows - 1 - r), 1, 1, gid=f"col:{r}:{c}", edgecolor=EDGE,
-                                   facecolor=_OUTPUT_COLORS[c % len(_OUTPUT_COLORS)] if src >= 0 else "#d9d9d9",
-                                   alpha=0.35))
-            ax.text(c + 0.5, n_rows - 0.5 - r, flat_labels[src] if src >= 0 else "0", ha="center",
-                    va="center", fontsize=8)
+            ax.add_patch(
+                Rectangle(
+                    (c, n_rows - 1 - r),
+                    1,
+                    1,
+                    gid=f"col:{r}:{c}",
+                    edgecolor=EDGE,
+                    facecolor=_OUTPUT_COLORS[c % len(_OUTPUT_COLORS)] if src >= 0 else "#d9d9d9",
+                    alpha=0.35,
+                )
+            )
+            ax.text(
+                c + 0.5,
+                n_rows - 0.5 - r,
+                flat_labels[src] if src >= 0 else "0",
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
     ax.set_xlim(0, n_cols)
     ax.set_ylim(0, n_rows)
     ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in range(n_cols)])
@@ -217,9 +280,12 @@ def benchmark_figure(data, threads=None, layers=None):
     fig = _new_figure(figsize=(max(8.0, 0.9 * len(layers) + 3), 9.0), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     width = 0.8 / len(algorithms)
-    metrics = (("best_s", 1e3, "time (ms, log)"), ("gflops", 1.0, "GFLOP/s"),
-               ("pct_peak", 1.0, "% of measured peak"))
-    for ax, (key, scale, label) in zip(axes, metrics):
+    metrics = (
+        ("best_s", 1e3, "time (ms, log)"),
+        ("gflops", 1.0, "GFLOP/s"),
+        ("pct_peak", 1.0, "% of measured peak"),
+    )
+    for ax, (key, scale, label) in zip(axes, metrics, strict=True):
         for a, algorithm in enumerate(algorithms):
             xs, ys = [], []
             for i, layer in enumerate(layers):
@@ -227,10 +293,12 @@ def benchmark_figure(data, threads=None, layers=None):
                 if r is not None:
                     xs.append(i - 0.4 + width * (a + 0.5))
                     ys.append(r[key] * scale)
-            bars = ax.bar(xs, ys, width, label=algorithm, color=ALGORITHM_COLORS.get(algorithm, "#777777"))
+            bars = ax.bar(
+                xs, ys, width, label=algorithm, color=ALGORITHM_COLORS.get(algorithm, "#777777")
+            )
             if key == "best_s":
                 present = [layer for layer in layers if (layer, algorithm) in lookup]
-                for bar, layer in zip(bars, present):
+                for bar, layer in zip(bars, present, strict=True):
                     bar.set_gid(f"bar:{layer}:{algorithm}")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
@@ -239,8 +307,10 @@ def benchmark_figure(data, threads=None, layers=None):
     axes[0].legend(ncol=len(algorithms), fontsize=8, loc="upper left")
     axes[-1].set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=8)
     cpu = data.get("machine", {}).get("cpu", "unknown CPU")
-    fig.suptitle(f"{cpu}, {run['threads']} thread(s): peak {run['peak_gflops']:.0f} GFLOP/s (sgemm probe)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{cpu}, {run['threads']} thread(s): peak {run['peak_gflops']:.0f} GFLOP/s (sgemm probe)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -272,12 +342,18 @@ def roofline_figure(data, threads=None, algorithms=None):
     ax.annotate(f"peak {peak:.0f} GFLOP/s", (hi, peak), ha="right", va="bottom", fontsize=8)
     ax.annotate(f"{bandwidth:.0f} GB/s", (lo * 1.1, bandwidth * lo * 1.1), fontsize=8, rotation=0)
     seen = set()
-    for r, ai in zip(results, intensities):
+    for r, ai in zip(results, intensities, strict=True):
         algorithm = r["algorithm"]
         label = algorithm if algorithm not in seen else None
         seen.add(algorithm)
-        (pt,) = ax.plot([ai], [r["gflops"]], "o", color=ALGORITHM_COLORS.get(algorithm, "#777777"),
-                        label=label, alpha=0.8)
+        (pt,) = ax.plot(
+            [ai],
+            [r["gflops"]],
+            "o",
+            color=ALGORITHM_COLORS.get(algorithm, "#777777"),
+            label=label,
+            alpha=0.8,
+        )
         pt.set_gid(f"point:{r['layer']}:{algorithm}")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -87,8 +87,13 @@ def separable_cost_figure(kernel_sizes=(3, 5, 7), max_channels=1024, seed_point=
         ax.axhline(1 / k**2, color=colour, linestyle="--", linewidth=0.8, gid=f"limit:{k}")
     if seed_point:
         ax.plot([4], [39 / 108], "o", color="black", gid="seed")
-        ax.annotate("seed: 39 / 108", (4, 39 / 108), xytext=(8, 0.55), fontsize=9,
-                    arrowprops=dict(arrowstyle="->", linewidth=0.8))
+        ax.annotate(
+            "seed: 39 / 108",
+            (4, 39 / 108),
+            xytext=(8, 0.55),
+            fontsize=9,
+            arrowprops=dict(arrowstyle="->", linewidth=0.8),
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("output channels $N$")
@@ -129,10 +134,12 @@ def mobilenet_macs_figure(layers):
         raise ValueError("layers must not be empty")
     for name, kind, _ in layers:
         if kind not in KIND_COLOURS:
-            raise ValueError(f"layer {name!r}: kind must be one of {sorted(KIND_COLOURS)}, got {kind!r}")
+            raise ValueError(
+                f"layer {name!r}: kind must be one of {sorted(KIND_COLOURS)}, got {kind!r}"
+            )
     total = sum(m for _, _, m in layers)
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    for i, (name, kind, macs) in enumerate(layers):
+    for i, (_, kind, macs) in enumerate(layers):
         ax.bar(i, macs / 1e6, color=KIND_COLOURS[kind], gid=f"bar:{i}")
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels([name for name, _, _ in layers], rotation=90, fontsize=7)
@@ -140,7 +147,10 @@ def mobilenet_macs_figure(layers):
     shares = {}
     for _, kind, macs in layers:
         shares[kind] = shares.get(kind, 0) + macs
-    handles = [Patch(color=KIND_COLOURS[k], label=f"{k}: {100 * v / total:.2f}%") for k, v in shares.items()]
+    handles = [
+        Patch(color=KIND_COLOURS[k], label=f"{k}: {100 * v / total:.2f}%")
+        for k, v in shares.items()
+    ]
     ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     return fig
@@ -226,11 +236,14 @@ def low_rank_figure(kernel, ranks=(1, 2)):
     full = separate_kernel(k)
     approximations = [separate_kernel(k, rank=r) for r in ranks]
     vmax = max(np.abs(k).max(), 1e-12)
-    fig, axes = plt.subplots(1, 1 + len(approximations), figsize=(2.4 * (1 + len(approximations)), 2.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 1 + len(approximations), figsize=(2.4 * (1 + len(approximations)), 2.6), squeeze=False
+    )
     panels = [(k, "kernel", f"kernel (rank {full.rank})")]
-    panels += [(a.kernel, f"rank{a.rank}", f"rank {a.rank}: error {a.error:.3f}") for a in approximations]
-    for ax, (image, gid, title) in zip(axes[0], panels):
+    panels += [
+        (a.kernel, f"rank{a.rank}", f"rank {a.rank}: error {a.error:.3f}") for a in approximations
+    ]
+    for ax, (image, gid, title) in zip(axes[0], panels, strict=True):
         ax.imshow(image, cmap="RdBu_r", vmin=-vmax, vmax=vmax, gid=f"image:{gid}")
         for (i, j), v in np.ndenumerate(image):
             if image.size <= 49:
@@ -268,7 +281,7 @@ def filtered_images_figure(images, cmap="gray"):
     if not images:
         raise ValueError("images must not be empty")
     fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4), squeeze=False)
-    for ax, (name, image) in zip(axes[0], images.items()):
+    for ax, (name, image) in zip(axes[0], images.items(), strict=True):
         arr = np.asarray(image, dtype=float)
         check_rank(arr, (2, 3), f"image {name!r}", "(H, W) or (H, W, 3)")
         if arr.ndim == 3:
@@ -300,4 +313,3 @@ def blur_two_ways(image, kernel):
     full = conv2d(x, np.broadcast_to(k, (channels, 1) + k.shape), padding="same", groups=channels)
     separable = spatially_separable_conv2d(x, *separate_kernel(k), padding="same")
     return full, separable
-

@@ -78,7 +78,8 @@ class _Geometry:
         self.n_out = conv_output_size(self.length, self.k, self.s, padding, self.d)
         # input index read by tap t of output i (negative or >= length: a padded cell)
         self.windows = [
-            [i * self.s - self.before + t * self.d for t in range(self.k)] for i in range(self.n_out)
+            [i * self.s - self.before + t * self.d for t in range(self.k)]
+            for i in range(self.n_out)
         ]
         self.first = -self.before
         self.last = self.length - 1 + self.after
@@ -145,8 +146,15 @@ def _values(geo, x, weight, bias, padding_mode):
             raise ValueError(f"weight has {w.shape[0]} taps but kernel_size is {geo.k}")
     if x is not None and w is not None:
         b = None if bias is None else [float(bias)]
-        outputs = conv1d(x[None, None], w[None, None].astype(x.dtype), b, geo.s, geo.padding, geo.d,
-                         padding_mode=padding_mode)[0, 0]
+        outputs = conv1d(
+            x[None, None],
+            w[None, None].astype(x.dtype),
+            b,
+            geo.s,
+            geo.padding,
+            geo.d,
+            padding_mode=padding_mode,
+        )[0, 0]
     return padded, w, outputs
 
 
@@ -155,7 +163,9 @@ def _source_labels(geo, padding_mode):
     pairs = ((geo.before, geo.after),)
     if padding_mode != "zeros":
         _check_pad_fits((geo.length,), pairs, padding_mode, ("L",))
-    source = pad_input(np.arange(geo.length, dtype=np.float64)[None, None], pairs, padding_mode)[0, 0]
+    source = pad_input(np.arange(geo.length, dtype=np.float64)[None, None], pairs, padding_mode)[
+        0, 0
+    ]
     labels = []
     for pos, j in enumerate(range(geo.first, geo.last + 1)):
         if geo.is_pad(j) and padding_mode == "zeros":
@@ -165,9 +175,22 @@ def _source_labels(geo, padding_mode):
     return labels
 
 
-def sliding_window_diagram(length, kernel_size, stride=1, padding=0, dilation=1, *, x=None,
-                           weight=None, bias=None, padding_mode="zeros", highlight=None, links=True,
-                           title=True, ax=None):
+def sliding_window_diagram(
+    length,
+    kernel_size,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    x=None,
+    weight=None,
+    bias=None,
+    padding_mode="zeros",
+    highlight=None,
+    links=True,
+    title=True,
+    ax=None,
+):
     """Draw which input cells feed which output of a 1-D convolution.
 
     The top row holds the input (padded cells grey and hatched), the bottom row the outputs; a line
@@ -221,7 +244,9 @@ def sliding_window_diagram(length, kernel_size, stride=1, padding=0, dilation=1,
         if isinstance(highlight, bool) or not isinstance(highlight, (numbers.Integral, np.integer)):
             raise TypeError(f"highlight must be an output index (int), got {highlight!r}")
         if not 0 <= highlight < geo.n_out:
-            raise ValueError(f"highlight must be an output index in [0, {geo.n_out}), got {highlight}")
+            raise ValueError(
+                f"highlight must be an output index in [0, {geo.n_out}), got {highlight}"
+            )
 
     n_cells = geo.last - geo.first + 1
     if ax is None:
@@ -237,38 +262,77 @@ def sliding_window_diagram(length, kernel_size, stride=1, padding=0, dilation=1,
         face = PAD_FACE if pad else INPUT_FACE
         if j in window:
             face = _CYCLE[highlight % len(_CYCLE)]
-        ax.add_patch(Rectangle((j, _INPUT_Y), 1, 1, facecolor=face, edgecolor=EDGE,
-                               hatch=PAD_HATCH if pad else None, alpha=0.55 if j in window else 1,
-                               **(_HATCH_KW if pad else {}),
-                               gid=f"{'pad' if pad else 'input'}:{j}"))
-        ax.text(j + 0.5, _INPUT_Y + 0.5, labels[pos], ha="center", va="center", fontsize=9,
-                gid=f"input-value:{j}")
+        ax.add_patch(
+            Rectangle(
+                (j, _INPUT_Y),
+                1,
+                1,
+                facecolor=face,
+                edgecolor=EDGE,
+                hatch=PAD_HATCH if pad else None,
+                alpha=0.55 if j in window else 1,
+                **(_HATCH_KW if pad else {}),
+                gid=f"{'pad' if pad else 'input'}:{j}",
+            )
+        )
+        ax.text(
+            j + 0.5,
+            _INPUT_Y + 0.5,
+            labels[pos],
+            ha="center",
+            va="center",
+            fontsize=9,
+            gid=f"input-value:{j}",
+        )
         if not pad:
-            ax.text(j + 0.5, _INPUT_Y + 1.15, str(j), ha="center", va="bottom", fontsize=7,
-                    color="0.4")
+            ax.text(
+                j + 0.5, _INPUT_Y + 1.15, str(j), ha="center", va="bottom", fontsize=7, color="0.4"
+            )
 
     for i, win in enumerate(geo.windows):
         cx = geo.output_center(i)
         colour = _CYCLE[i % len(_CYCLE)]
-        ax.add_patch(Rectangle((cx - 0.5, _OUTPUT_Y), 1, 1, facecolor=OUTPUT_FACE, edgecolor=colour,
-                               linewidth=1.6, gid=f"output:{i}"))
+        ax.add_patch(
+            Rectangle(
+                (cx - 0.5, _OUTPUT_Y),
+                1,
+                1,
+                facecolor=OUTPUT_FACE,
+                edgecolor=colour,
+                linewidth=1.6,
+                gid=f"output:{i}",
+            )
+        )
         text = _fmt(outputs[i]) if outputs is not None else f"$y_{{{i}}}$"
-        ax.text(cx, _OUTPUT_Y + 0.5, text, ha="center", va="center", fontsize=9,
-                gid=f"output-value:{i}")
+        ax.text(
+            cx, _OUTPUT_Y + 0.5, text, ha="center", va="center", fontsize=9, gid=f"output-value:{i}"
+        )
         if not links:
             continue
         faded = highlight is not None and i != highlight
         for j in win:
-            ax.plot([j + 0.5, cx], [_INPUT_Y, _OUTPUT_Y + 1], color=colour,
-                    linewidth=0.7 if faded else 1.4, alpha=0.25 if faded else 0.85,
-                    gid=f"link:{i}:{j}")
+            ax.plot(
+                [j + 0.5, cx],
+                [_INPUT_Y, _OUTPUT_Y + 1],
+                color=colour,
+                linewidth=0.7 if faded else 1.4,
+                alpha=0.25 if faded else 0.85,
+                gid=f"link:{i}:{j}",
+            )
 
     left = geo.first - 0.2
     ax.text(left, _INPUT_Y + 0.5, "input", ha="right", va="center", fontsize=9)
     ax.text(left, _OUTPUT_Y + 0.5, "output", ha="right", va="center", fontsize=9)
     if w is not None:
-        ax.text(geo.last + 1.2, _OUTPUT_Y + 0.5, "w = [" + ", ".join(_fmt(v) for v in w) + "]",
-                ha="left", va="center", fontsize=8, color="0.3")
+        ax.text(
+            geo.last + 1.2,
+            _OUTPUT_Y + 0.5,
+            "w = [" + ", ".join(_fmt(v) for v in w) + "]",
+            ha="left",
+            va="center",
+            fontsize=8,
+            color="0.3",
+        )
     if title:
         ax.set_title(geo.label() if title is True else str(title), fontsize=9)
     right = geo.last + (4.5 if w is not None else 1.2)
@@ -305,25 +369,48 @@ class SlidingWindowAnimation(FuncAnimation):
         self._cells = {}
         for pos, j in enumerate(range(geo.first, geo.last + 1)):
             pad = geo.is_pad(j)
-            rect = Rectangle((j, _INPUT_Y), 1, 1, facecolor=PAD_FACE if pad else INPUT_FACE,
-                             edgecolor=EDGE, hatch=PAD_HATCH if pad else None,
-                             **(_HATCH_KW if pad else {}), gid=f"{'pad' if pad else 'input'}:{j}")
+            rect = Rectangle(
+                (j, _INPUT_Y),
+                1,
+                1,
+                facecolor=PAD_FACE if pad else INPUT_FACE,
+                edgecolor=EDGE,
+                hatch=PAD_HATCH if pad else None,
+                **(_HATCH_KW if pad else {}),
+                gid=f"{'pad' if pad else 'input'}:{j}",
+            )
             ax.add_patch(rect)
             self._cells[j] = rect
-            ax.text(j + 0.5, _INPUT_Y + 0.5, _fmt(padded[pos]), ha="center", va="center", fontsize=9)
+            ax.text(
+                j + 0.5, _INPUT_Y + 0.5, _fmt(padded[pos]), ha="center", va="center", fontsize=9
+            )
         self._taps = []
         for t in range(geo.k):
-            rect = Rectangle((0, _WEIGHT_Y), 1, 0.8, facecolor=WINDOW_FACE, edgecolor=EDGE,
-                             gid=f"weight:{t}")
+            rect = Rectangle(
+                (0, _WEIGHT_Y), 1, 0.8, facecolor=WINDOW_FACE, edgecolor=EDGE, gid=f"weight:{t}"
+            )
             ax.add_patch(rect)
-            label = ax.text(0, _WEIGHT_Y + 0.4, _fmt(weight[t]), ha="center", va="center",
-                            fontsize=8, color="#08306b")
+            label = ax.text(
+                0,
+                _WEIGHT_Y + 0.4,
+                _fmt(weight[t]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#08306b",
+            )
             self._taps.append((rect, label))
         self._outs = []
         for i in range(geo.n_out):
             cx = geo.output_center(i)
-            rect = Rectangle((cx - 0.5, _OUTPUT_Y - 0.3), 1, 0.9, facecolor=INPUT_FACE,
-                             edgecolor=EDGE, gid=f"output:{i}")
+            rect = Rectangle(
+                (cx - 0.5, _OUTPUT_Y - 0.3),
+                1,
+                0.9,
+                facecolor=INPUT_FACE,
+                edgecolor=EDGE,
+                gid=f"output:{i}",
+            )
             ax.add_patch(rect)
             label = ax.text(cx, _OUTPUT_Y + 0.15, "", ha="center", va="center", fontsize=9)
             self._outs.append((rect, label))
@@ -331,12 +418,15 @@ class SlidingWindowAnimation(FuncAnimation):
         ax.text(left, _INPUT_Y + 0.5, "input", ha="right", va="center", fontsize=8)
         ax.text(left, _WEIGHT_Y + 0.4, "kernel", ha="right", va="center", fontsize=8)
         ax.text(left, _OUTPUT_Y + 0.15, "output", ha="right", va="center", fontsize=8)
-        self._sum = ax.text(geo.first - 2.4, _OUTPUT_Y - 0.75, "", ha="left", va="center", fontsize=8)
+        self._sum = ax.text(
+            geo.first - 2.4, _OUTPUT_Y - 0.75, "", ha="left", va="center", fontsize=8
+        )
         ax.set_xlim(geo.first - 2.5, max(geo.last + 1.5, geo.output_center(geo.n_out - 1) + 1))
         ax.set_ylim(_OUTPUT_Y - 1.1, _INPUT_Y + 1.2)
         ax.axis("off")
-        super().__init__(fig, self.draw_frame, frames=geo.n_out, interval=interval, repeat=True,
-                         blit=False)
+        super().__init__(
+            fig, self.draw_frame, frames=geo.n_out, interval=interval, repeat=True, blit=False
+        )
 
     def products(self, i):
         """``[(x, w), ...]`` multiplied for output ``i``."""
@@ -350,7 +440,7 @@ class SlidingWindowAnimation(FuncAnimation):
         for j, rect in self._cells.items():
             base = PAD_FACE if geo.is_pad(j) else INPUT_FACE
             rect.set_facecolor(WINDOW_FACE if j in window else base)
-        for (rect, label), j in zip(self._taps, self.windows[i]):
+        for (rect, label), j in zip(self._taps, self.windows[i], strict=True):
             rect.set_x(j)
             label.set_x(j + 0.5)
         for m, (rect, label) in enumerate(self._outs):
@@ -360,12 +450,19 @@ class SlidingWindowAnimation(FuncAnimation):
         if self.bias is not None:
             terms += f" + {_fmt(self.bias)}"
         self._sum.set_text(f"y[{i}] = {terms} = {_fmt(self.outputs[i])}")
-        return [r for r in self._cells.values()] + [a for pair in self._taps + self._outs for a in pair] + [self._sum]
+        return (
+            list(self._cells.values())
+            + [a for pair in self._taps + self._outs for a in pair]
+            + [self._sum]
+        )
 
     def highlighted(self):
         """Input indices currently filled as the window (for tests)."""
-        return sorted(j for j, rect in self._cells.items()
-                      if np.allclose(rect.get_facecolor()[:3], _rgb(WINDOW_FACE)))
+        return sorted(
+            j
+            for j, rect in self._cells.items()
+            if np.allclose(rect.get_facecolor()[:3], _rgb(WINDOW_FACE))
+        )
 
 
 def _rgb(colour):
@@ -374,8 +471,18 @@ def _rgb(colour):
     return to_rgb(colour)
 
 
-def sliding_window_animation(x, weight, stride=1, padding=0, dilation=1, *, bias=None,
-                             padding_mode="zeros", interval=900, dpi=72):
+def sliding_window_animation(
+    x,
+    weight,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    bias=None,
+    padding_mode="zeros",
+    interval=900,
+    dpi=72,
+):
     """Animate a 1-D convolution: the kernel slides, one frame per output.
 
     Each frame highlights the window, moves the kernel under it, writes the products and their sum
@@ -423,8 +530,9 @@ def sliding_window_animation(x, weight, stride=1, padding=0, dilation=1, *, bias
     positive_int(interval, "interval")
     positive_int(dpi, "dpi")
     padded, w, outputs = _values(geo, x_arr, w_arr, bias, padding_mode)
-    return SlidingWindowAnimation(geo, padded, w, outputs, None if bias is None else float(bias),
-                                  interval, dpi)
+    return SlidingWindowAnimation(
+        geo, padded, w, outputs, None if bias is None else float(bias), interval, dpi
+    )
 
 
 def padding_modes_figure(x, pad, modes=PADDING_MODES):
@@ -486,7 +594,8 @@ def padding_modes_figure(x, pad, modes=PADDING_MODES):
         figsize = (min(ncols * (0.45 * cols + 0.4), 14), nrows * (0.45 * rows + 0.5))
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     fontsize = 9 if max(rows, cols) <= 10 else 7
-    for ax, mode in zip(axes.ravel(), modes):
+    # an odd number of modes leaves the grid one panel more than there are modes
+    for ax, mode in zip(axes.ravel(), modes, strict=False):
         if arr.ndim == 1:
             padded = pad_input(arr[None, None], pairs, mode)[0, 0][None]
         else:
@@ -495,21 +604,45 @@ def padding_modes_figure(x, pad, modes=PADDING_MODES):
         for r in range(rows):
             for c in range(cols):
                 inside = top <= r < top + grid.shape[0] and left <= c < left + grid.shape[1]
-                ax.add_patch(Rectangle((c, r), 1, 1, facecolor=INPUT_FACE if inside else PAD_FACE,
-                                       edgecolor=EDGE, linewidth=0.6,
-                                       hatch=None if inside else PAD_HATCH,
-                                       **({} if inside else _HATCH_KW),
-                                       gid=f"{'input' if inside else 'pad'}:{r}:{c}"))
-                ax.text(c + 0.5, r + 0.5, _fmt(padded[r, c]), ha="center", va="center",
-                        fontsize=fontsize, gid=f"value:{r}:{c}")
-        ax.add_patch(Rectangle((left, top), grid.shape[1], grid.shape[0], fill=False,
-                               edgecolor="#d62728", linewidth=2, gid="original"))
+                ax.add_patch(
+                    Rectangle(
+                        (c, r),
+                        1,
+                        1,
+                        facecolor=INPUT_FACE if inside else PAD_FACE,
+                        edgecolor=EDGE,
+                        linewidth=0.6,
+                        hatch=None if inside else PAD_HATCH,
+                        **({} if inside else _HATCH_KW),
+                        gid=f"{'input' if inside else 'pad'}:{r}:{c}",
+                    )
+                )
+                ax.text(
+                    c + 0.5,
+                    r + 0.5,
+                    _fmt(padded[r, c]),
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    gid=f"value:{r}:{c}",
+                )
+        ax.add_patch(
+            Rectangle(
+                (left, top),
+                grid.shape[1],
+                grid.shape[0],
+                fill=False,
+                edgecolor="#d62728",
+                linewidth=2,
+                gid="original",
+            )
+        )
         ax.set_xlim(-0.05, cols + 0.05)
         ax.set_ylim(rows + 0.05, -0.05)
         ax.set_aspect("equal")
         ax.axis("off")
         ax.set_title(mode, fontsize=9)
-    for ax in axes.ravel()[len(modes):]:
+    for ax in axes.ravel()[len(modes) :]:
         ax.remove()
     fig.tight_layout()
     return fig
@@ -526,8 +659,14 @@ class ConvExplorer:
 
     def __init__(self, widgets, length, kernel_size, stride, padding, dilation, max_length):
         def slider(value, lo, hi, description):
-            return widgets.IntSlider(value=value, min=lo, max=hi, step=1, description=description,
-                                     continuous_update=False)
+            return widgets.IntSlider(
+                value=value,
+                min=lo,
+                max=hi,
+                step=1,
+                description=description,
+                continuous_update=False,
+            )
 
         self.sliders = {
             "length": slider(length, 1, max_length, "L (input)"),
@@ -542,8 +681,9 @@ class ConvExplorer:
         self.message = ""
         self.figure = None
         controls = list(self.sliders.values()) + [self.same]
-        self.widget = widgets.VBox([widgets.HBox(controls[:3]), widgets.HBox(controls[3:]),
-                                    self.output])
+        self.widget = widgets.VBox(
+            [widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.output]
+        )
         for control in controls:
             control.observe(self._changed, names="value")
         self.update()
@@ -579,8 +719,16 @@ class ConvExplorer:
                 f"padding={p['padding']!r}, dilation={p['dilation']}) = "
                 + np.array2string(y, precision=4, separator=", ")
             )
-            sliding_window_diagram(p["length"], p["kernel_size"], p["stride"], p["padding"],
-                                   p["dilation"], x=x, weight=w, ax=fig.add_subplot())
+            sliding_window_diagram(
+                p["length"],
+                p["kernel_size"],
+                p["stride"],
+                p["padding"],
+                p["dilation"],
+                x=x,
+                weight=w,
+                ax=fig.add_subplot(),
+            )
         self.figure = fig
         self._render()
 
@@ -641,8 +789,12 @@ def conv_explorer(length=6, kernel_size=3, stride=1, padding=0, dilation=1, max_
     length = positive_int(length, "length")
     if length > max_length:
         raise ValueError(f"length ({length}) must not exceed max_length ({max_length})")
-    for name, value, lo, hi in (("kernel_size", kernel_size, 1, 7), ("stride", stride, 1, 4),
-                                ("padding", padding, 0, 4), ("dilation", dilation, 1, 4)):
+    for name, value, lo, hi in (
+        ("kernel_size", kernel_size, 1, 7),
+        ("stride", stride, 1, 4),
+        ("padding", padding, 0, 4),
+        ("dilation", dilation, 1, 4),
+    ):
         if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
             raise TypeError(f"{name} must be an int, got {value!r}")
         if not lo <= value <= hi:

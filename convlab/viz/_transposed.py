@@ -59,9 +59,9 @@ __all__ = [
 ]
 
 EDGE = "#333333"
-INPUT_FACE = "#c6dbef"   # the transposed convolution's input values
-ZERO_FACE = "#ffffff"    # zeros inserted between them
-PAD_FACE = "#d9d9d9"     # padding (hatched, as everywhere in the book)
+INPUT_FACE = "#c6dbef"  # the transposed convolution's input values
+ZERO_FACE = "#ffffff"  # zeros inserted between them
+PAD_FACE = "#d9d9d9"  # padding (hatched, as everywhere in the book)
 PAD_HATCH = "///"
 KERNEL_FACE = "#fde0c5"
 OUTPUT_FACE = "#fff2cc"
@@ -88,6 +88,7 @@ def _plane(value, name):
 
 
 # --- the zero-insertion construction (seed 001) ----------------------------------------------------
+
 
 def insert_zeros(x, stride):
     """Put ``stride - 1`` zeros between neighbouring elements of a 2-D array.
@@ -120,14 +121,26 @@ def insert_zeros(x, stride):
     arr = _plane(x, "x")
     s = ntuple(stride, 2, "stride")
     out = np.zeros(((arr.shape[0] - 1) * s[0] + 1, (arr.shape[1] - 1) * s[1] + 1), dtype=arr.dtype)
-    out[::s[0], ::s[1]] = arr
+    out[:: s[0], :: s[1]] = arr
     return out
 
 
-ZeroInsertion = namedtuple("ZeroInsertion", [
-    "x", "kernel", "stride", "padding", "output_padding",
-    "spread", "pad", "padded", "kinds", "flipped", "output",
-])
+ZeroInsertion = namedtuple(
+    "ZeroInsertion",
+    [
+        "x",
+        "kernel",
+        "stride",
+        "padding",
+        "output_padding",
+        "spread",
+        "pad",
+        "padded",
+        "kinds",
+        "flipped",
+        "output",
+    ],
+)
 ZeroInsertion.__doc__ = """The steps of seed 001's construction, as returned by :func:`zero_insertion_steps`.
 
 ``x``, ``kernel``: the inputs (2-D); ``stride``, ``padding``, ``output_padding``: 2-tuples;
@@ -191,7 +204,7 @@ def zero_insertion_steps(x, kernel, stride=1, padding=0, output_padding=0):
     s = ntuple(stride, 2, "stride")
     p = ntuple(padding, 2, "padding", allow_zero=True)
     a = ntuple(output_padding, 2, "output_padding", allow_zero=True)
-    for kk, pp in zip(k, p):
+    for kk, pp in zip(k, p, strict=True):
         if pp > kk - 1:
             raise ValueError(
                 f"padding {p} must be at most kernel_size - 1 = {kk - 1} for the zero-insertion "
@@ -200,12 +213,12 @@ def zero_insertion_steps(x, kernel, stride=1, padding=0, output_padding=0):
     # validates output_padding < stride (PyTorch's rule) and gives the size the result must have
     expected = conv_transpose_output_size(arr.shape, k, s, p, a)
     spread = insert_zeros(arr, s)
-    pad = tuple((kk - 1 - pp, kk - 1 - pp + aa) for kk, pp, aa in zip(k, p, a))
+    pad = tuple((kk - 1 - pp, kk - 1 - pp + aa) for kk, pp, aa in zip(k, p, a, strict=True))
     padded = np.pad(spread, pad)
     kinds = np.full(padded.shape, "pad", dtype="<U5")
-    inner = kinds[pad[0][0]:pad[0][0] + spread.shape[0], pad[1][0]:pad[1][0] + spread.shape[1]]
+    inner = kinds[pad[0][0] : pad[0][0] + spread.shape[0], pad[1][0] : pad[1][0] + spread.shape[1]]
     inner[...] = "zero"
-    inner[::s[0], ::s[1]] = "input"
+    inner[:: s[0], :: s[1]] = "input"
     flipped = np.ascontiguousarray(w[::-1, ::-1])
     output = conv2d(padded[None, None], flipped[None, None])[0, 0]
     assert output.shape == tuple(expected), (output.shape, expected)
@@ -219,15 +232,39 @@ def _grid(ax, values, x0, panel, kinds=None, fontsize=9, y0=0.0):
         for c in range(values.shape[1]):
             kind = "value" if kinds is None else str(kinds[r, c])
             pad = kind == "pad"
-            face = _FACES[kind] if kinds is not None else (KERNEL_FACE if panel == "kernel" else
-                                                           INPUT_FACE if panel == "input" else OUTPUT_FACE)
-            rect = Rectangle((x0 + c, y0 + r), 1, 1, facecolor=face, edgecolor=EDGE, lw=0.8,
-                             hatch=PAD_HATCH if pad else None, **(_HATCH_KW if pad else {}),
-                             gid=f"{panel}:{kind}:{r}:{c}")
+            face = (
+                _FACES[kind]
+                if kinds is not None
+                else (
+                    KERNEL_FACE
+                    if panel == "kernel"
+                    else INPUT_FACE
+                    if panel == "input"
+                    else OUTPUT_FACE
+                )
+            )
+            rect = Rectangle(
+                (x0 + c, y0 + r),
+                1,
+                1,
+                facecolor=face,
+                edgecolor=EDGE,
+                lw=0.8,
+                hatch=PAD_HATCH if pad else None,
+                **(_HATCH_KW if pad else {}),
+                gid=f"{panel}:{kind}:{r}:{c}",
+            )
             ax.add_patch(rect)
             cells[(r, c)] = rect
-            ax.text(x0 + c + 0.5, y0 + r + 0.5, _fmt(values[r, c]), ha="center", va="center",
-                    fontsize=fontsize, color="0.55" if kind in ("zero", "pad") else "black")
+            ax.text(
+                x0 + c + 0.5,
+                y0 + r + 0.5,
+                _fmt(values[r, c]),
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="0.55" if kind in ("zero", "pad") else "black",
+            )
     return cells
 
 
@@ -261,15 +298,27 @@ def zero_insertion_figure(x, kernel, stride=1, padding=0, output_padding=0):
     import matplotlib.pyplot as plt
 
     steps = zero_insertion_steps(x, kernel, stride, padding, output_padding)
-    panels = [("input", steps.x, None, "input"),
-              ("spread", steps.spread, steps.kinds[steps.pad[0][0]:steps.pad[0][0] + steps.spread.shape[0],
-                                                    steps.pad[1][0]:steps.pad[1][0] + steps.spread.shape[1]],
-               f"insert s-1 = {steps.stride[1] - 1} zero(s)"),
-              ("padded", steps.padded, steps.kinds,
-               f"pad k-1-p = {steps.pad[1][0]}" + (f" (+{steps.output_padding[1]} at the end)"
-                                                    if any(steps.output_padding) else "")),
-              ("kernel", steps.flipped, None, "kernel rotated 180°"),
-              ("output", steps.output, None, "stride-1 conv")]
+    panels = [
+        ("input", steps.x, None, "input"),
+        (
+            "spread",
+            steps.spread,
+            steps.kinds[
+                steps.pad[0][0] : steps.pad[0][0] + steps.spread.shape[0],
+                steps.pad[1][0] : steps.pad[1][0] + steps.spread.shape[1],
+            ],
+            f"insert s-1 = {steps.stride[1] - 1} zero(s)",
+        ),
+        (
+            "padded",
+            steps.padded,
+            steps.kinds,
+            f"pad k-1-p = {steps.pad[1][0]}"
+            + (f" (+{steps.output_padding[1]} at the end)" if any(steps.output_padding) else ""),
+        ),
+        ("kernel", steps.flipped, None, "kernel rotated 180°"),
+        ("output", steps.output, None, "stride-1 conv"),
+    ]
     gap = 1.6
     width = sum(v.shape[1] for _, v, _, _ in panels) + gap * (len(panels) - 1)
     height = max(v.shape[0] for _, v, _, _ in panels)
@@ -279,12 +328,21 @@ def zero_insertion_figure(x, kernel, stride=1, padding=0, output_padding=0):
     for name, values, kinds, title in panels:
         y0 = (height - values.shape[0]) / 2
         _grid(ax, values, x0, name, kinds, fontsize=8, y0=y0)
-        ax.text(x0 + values.shape[1] / 2, -0.35, f"{title}\n{values.shape[0]}×{values.shape[1]}",
-                ha="center", va="bottom", fontsize=8)
+        ax.text(
+            x0 + values.shape[1] / 2,
+            -0.35,
+            f"{title}\n{values.shape[0]}×{values.shape[1]}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
         if name != "output":
-            ax.annotate("", xy=(x0 + values.shape[1] + gap - 0.3, height / 2),
-                        xytext=(x0 + values.shape[1] + 0.3, height / 2),
-                        arrowprops=dict(arrowstyle="->", color="0.3"))
+            ax.annotate(
+                "",
+                xy=(x0 + values.shape[1] + gap - 0.3, height / 2),
+                xytext=(x0 + values.shape[1] + 0.3, height / 2),
+                arrowprops=dict(arrowstyle="->", color="0.3"),
+            )
         x0 += values.shape[1] + gap
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(height + 0.2, -1.6)
@@ -314,34 +372,68 @@ class ZeroInsertionAnimation(FuncAnimation):
         fig = Figure(figsize=(0.36 * width + 0.3, 0.36 * height + 1.0), dpi=dpi)
         ax = fig.add_axes((0, 0, 1, 1))
         self.ax = ax
-        self._padded = _grid(ax, steps.padded, 0.0, "padded", steps.kinds, fontsize=8,
-                             y0=(height - ph) / 2)
+        self._padded = _grid(
+            ax, steps.padded, 0.0, "padded", steps.kinds, fontsize=8, y0=(height - ph) / 2
+        )
         self._out_x0, self._out_y0 = pw + gap, (height - oh) / 2
         self._outputs = {}
         for r in range(oh):
             for c in range(ow):
-                rect = Rectangle((self._out_x0 + c, self._out_y0 + r), 1, 1, facecolor=ZERO_FACE,
-                                 edgecolor=EDGE, lw=0.8, gid=f"output:value:{r}:{c}")
+                rect = Rectangle(
+                    (self._out_x0 + c, self._out_y0 + r),
+                    1,
+                    1,
+                    facecolor=ZERO_FACE,
+                    edgecolor=EDGE,
+                    lw=0.8,
+                    gid=f"output:value:{r}:{c}",
+                )
                 ax.add_patch(rect)
-                label = ax.text(self._out_x0 + c + 0.5, self._out_y0 + r + 0.5, "", ha="center",
-                                va="center", fontsize=8)
+                label = ax.text(
+                    self._out_x0 + c + 0.5,
+                    self._out_y0 + r + 0.5,
+                    "",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
                 self._outputs[(r, c)] = (rect, label)
         kh, kw = steps.flipped.shape
         self._pad_y0 = (height - ph) / 2
-        self._window = Rectangle((0, self._pad_y0), kw, kh, fill=False, edgecolor="#08519c", lw=2.2,
-                                 gid="window")
+        self._window = Rectangle(
+            (0, self._pad_y0), kw, kh, fill=False, edgecolor="#08519c", lw=2.2, gid="window"
+        )
         ax.add_patch(self._window)
-        self._taps = [ax.text(0, 0, _fmt(steps.flipped[a, b]), ha="right", va="top", fontsize=6.5,
-                              color="#a63603", fontweight="bold") for a in range(kh) for b in range(kw)]
-        ax.text(pw / 2, -0.3, "input, zeros inserted, padded\n(red: rotated kernel)",
-                ha="center", va="bottom", fontsize=8)
+        self._taps = [
+            ax.text(
+                0,
+                0,
+                _fmt(steps.flipped[a, b]),
+                ha="right",
+                va="top",
+                fontsize=6.5,
+                color="#a63603",
+                fontweight="bold",
+            )
+            for a in range(kh)
+            for b in range(kw)
+        ]
+        ax.text(
+            pw / 2,
+            -0.3,
+            "input, zeros inserted, padded\n(red: rotated kernel)",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
         ax.text(self._out_x0 + ow / 2, -0.3, "output", ha="center", va="bottom", fontsize=8)
         self._caption = ax.text(width / 2, height + 0.4, "", ha="center", va="top", fontsize=9)
         ax.set_xlim(-0.3, width + 0.3)
         ax.set_ylim(height + 1.2, -1.6)
         ax.axis("off")
-        super().__init__(fig, self.draw_frame, frames=self.n_frames, interval=interval, repeat=True,
-                         blit=False)
+        super().__init__(
+            fig, self.draw_frame, frames=self.n_frames, interval=interval, repeat=True, blit=False
+        )
 
     def position(self, frame):
         """The output element ``(row, col)`` computed in ``frame``."""
@@ -351,9 +443,13 @@ class ZeroInsertionAnimation(FuncAnimation):
         """``[(input value, rotated tap), ...]`` for the window of ``frame`` where the input is not 0."""
         r, c = self.position(frame)
         kh, kw = self.steps.flipped.shape
-        window = self.steps.padded[r:r + kh, c:c + kw]
-        return [(window[a, b], self.steps.flipped[a, b]) for a in range(kh) for b in range(kw)
-                if window[a, b] != 0]
+        window = self.steps.padded[r : r + kh, c : c + kw]
+        return [
+            (window[a, b], self.steps.flipped[a, b])
+            for a in range(kh)
+            for b in range(kw)
+            if window[a, b] != 0
+        ]
 
     def draw_frame(self, frame):
         """Draw ``frame``: its window outlined, outputs up to it filled in, the sum written out."""
@@ -371,16 +467,24 @@ class ZeroInsertionAnimation(FuncAnimation):
         ow = steps.output.shape[1]
         for (i, j), (rect, label) in self._outputs.items():
             n = i * ow + j
-            rect.set_facecolor(WINDOW_FACE if n == frame else (OUTPUT_FACE if n < frame else ZERO_FACE))
+            rect.set_facecolor(
+                WINDOW_FACE if n == frame else (OUTPUT_FACE if n < frame else ZERO_FACE)
+            )
             label.set_text(_fmt(steps.output[i, j]) if n <= frame else "")
         terms = self.terms(frame)
         text = " + ".join(f"{_fmt(v)}×{_fmt(w)}" for v, w in terms) if terms else "0"
         self._caption.set_text(f"y[{r}, {c}] = {text} = {_fmt(steps.output[r, c])}")
-        return list(self._padded.values()) + [self._window, self._caption] + self._taps + \
-            [a for pair in self._outputs.values() for a in pair]
+        return (
+            list(self._padded.values())
+            + [self._window, self._caption]
+            + self._taps
+            + [a for pair in self._outputs.values() for a in pair]
+        )
 
 
-def zero_insertion_animation(x, kernel, stride=1, padding=0, output_padding=0, *, interval=700, dpi=80):
+def zero_insertion_animation(
+    x, kernel, stride=1, padding=0, output_padding=0, *, interval=700, dpi=80
+):
     """Animate the last step of the zero-insertion construction: the stride-1 convolution.
 
     Each frame outlines one window on the zero-inserted, padded input, writes the rotated
@@ -410,10 +514,13 @@ def zero_insertion_animation(x, kernel, stride=1, padding=0, output_padding=0, *
     >>> anim._draw_was_started = True  # silence matplotlib's "deleted without rendering" warning
     """
     steps = zero_insertion_steps(x, kernel, stride, padding, output_padding)
-    return ZeroInsertionAnimation(steps, positive_int(interval, "interval"), positive_int(dpi, "dpi"))
+    return ZeroInsertionAnimation(
+        steps, positive_int(interval, "interval"), positive_int(dpi, "dpi")
+    )
 
 
 # --- the scatter view -------------------------------------------------------------------------------
+
 
 def scatter_stamps(x, kernel, stride=1):
     """Each input element's copy of the kernel, placed where a transposed convolution adds it.
@@ -447,7 +554,9 @@ def scatter_stamps(x, kernel, stride=1):
     stamps = np.zeros((arr.size,) + full, dtype=arr.dtype)
     for n in range(arr.size):
         i, j = divmod(n, arr.shape[1])
-        stamps[n, i * s[0]:i * s[0] + w.shape[0], j * s[1]:j * s[1] + w.shape[1]] = arr[i, j] * w
+        stamps[n, i * s[0] : i * s[0] + w.shape[0], j * s[1] : j * s[1] + w.shape[1]] = (
+            arr[i, j] * w
+        )
     return stamps
 
 
@@ -486,11 +595,13 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
     stamps = scatter_stamps(arr, kernel, stride)
     p = ntuple(padding, 2, "padding", allow_zero=True)
     total = stamps.sum(axis=0)
-    if any(2 * pp >= n for pp, n in zip(p, total.shape)):
+    if any(2 * pp >= n for pp, n in zip(p, total.shape, strict=True)):
         raise ValueError(f"padding {p} removes the whole {total.shape} result (2p must be smaller)")
-    kept = total[p[0]:total.shape[0] - p[0], p[1]:total.shape[1] - p[1]]
+    kept = total[p[0] : total.shape[0] - p[0], p[1] : total.shape[1] - p[1]]
     w = _plane(kernel, "kernel")
-    check = conv_transpose2d(arr[None, None], w[None, None].astype(arr.dtype), stride=stride, padding=p)[0, 0]
+    check = conv_transpose2d(
+        arr[None, None], w[None, None].astype(arr.dtype), stride=stride, padding=p
+    )[0, 0]
     np.testing.assert_allclose(kept, check, rtol=1e-12, atol=1e-12)
     limit = max(float(np.abs(total).max()), 1e-12)
     n = len(stamps) + 1
@@ -499,8 +610,14 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
     for idx, ax in enumerate(axes):
         data = total if idx == len(stamps) else stamps[idx]
         shown = np.ma.masked_where(data == 0, data) if idx < len(stamps) else data
-        ax.imshow(shown, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest",
-                  gid="sum" if idx == len(stamps) else f"stamp:{idx}")
+        ax.imshow(
+            shown,
+            cmap=cmap,
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+            gid="sum" if idx == len(stamps) else f"stamp:{idx}",
+        )
         for (r, c), v in np.ndenumerate(data):
             if idx == len(stamps) or v != 0:
                 ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=7)
@@ -509,8 +626,17 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
             ax.set_title(f"x[{i},{j}] = {_fmt(arr[i, j])}\ntimes the kernel", fontsize=8)
         else:
             ax.set_title("sum" + (f", crop p = {p}" if any(p) else ""), fontsize=8)
-            ax.add_patch(Rectangle((p[1] - 0.5, p[0] - 0.5), kept.shape[1], kept.shape[0], fill=False,
-                                   edgecolor="black", lw=2, gid="crop"))
+            ax.add_patch(
+                Rectangle(
+                    (p[1] - 0.5, p[0] - 0.5),
+                    kept.shape[1],
+                    kept.shape[0],
+                    fill=False,
+                    edgecolor="black",
+                    lw=2,
+                    gid="crop",
+                )
+            )
         ax.set_xticks(np.arange(data.shape[1] + 1) - 0.5, minor=True)
         ax.set_yticks(np.arange(data.shape[0] + 1) - 0.5, minor=True)
         ax.grid(which="minor", color="0.8", lw=0.5)
@@ -521,7 +647,10 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
 
 # --- the matrix view ---------------------------------------------------------------------------------
 
-def conv_matrix_figure(weight, input_shape, stride=1, padding=0, dilation=1, cmap="RdBu_r", annotate=True):
+
+def conv_matrix_figure(
+    weight, input_shape, stride=1, padding=0, dilation=1, cmap="RdBu_r", annotate=True
+):
     """Heat maps of a convolution's matrix ``W'`` and of its transpose ``W'^T`` (seed 001).
 
     ``W'`` (:func:`convlab.conv_matrix`) has one row per output element and one column per input
@@ -557,18 +686,30 @@ def conv_matrix_figure(weight, input_shape, stride=1, padding=0, dilation=1, cma
     w = float_array(weight, "weight")
     check_rank(w, (2, 4), "weight", "(kH, kW) or (1, 1, kH, kW)")
     if w.ndim == 4 and w.shape[:2] != (1, 1):
-        raise ValueError(f"weight must have one input and one output channel for this figure, got shape {w.shape}")
+        raise ValueError(
+            f"weight must have one input and one output channel for this figure, got shape {w.shape}"
+        )
     shape = ntuple(input_shape, 2, "input_shape")
     dense = conv_matrix(w, shape, stride=stride, padding=padding, dilation=dilation).toarray()
     rows, cols = dense.shape
     limit = max(float(np.abs(dense).max()), 1e-12)
     cell = 0.32
-    fig = plt.figure(figsize=(cell * (cols + rows) + 2.2, cell * max(rows, cols) + 1.2), layout="constrained")
+    fig = plt.figure(
+        figsize=(cell * (cols + rows) + 2.2, cell * max(rows, cols) + 1.2), layout="constrained"
+    )
     grid = fig.add_gridspec(1, 2, width_ratios=(cols, rows))
-    for idx, (data, gid, title) in enumerate(((dense, "matrix", "W'"), (dense.T, "matrix_T", "W'ᵀ"))):
+    for idx, (data, gid, title) in enumerate(
+        ((dense, "matrix", "W'"), (dense.T, "matrix_T", "W'ᵀ"))
+    ):
         ax = fig.add_subplot(grid[0, idx])
-        ax.imshow(np.ma.masked_equal(data, 0), cmap=cmap, vmin=-limit, vmax=limit,
-                  interpolation="nearest", gid=gid)
+        ax.imshow(
+            np.ma.masked_equal(data, 0),
+            cmap=cmap,
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+            gid=gid,
+        )
         if annotate:
             for (r, c), v in np.ndenumerate(data):
                 if v != 0:
@@ -587,6 +728,7 @@ def conv_matrix_figure(weight, input_shape, stride=1, padding=0, dilation=1, cma
 
 
 # --- overlaps and checkerboards (Odena et al. 2016) -------------------------------------------------
+
 
 def transposed_coverage(input_size, kernel_size, stride, padding=0, output_padding=0, layers=1):
     """How many (input element, kernel tap) pairs land on each output element of a transposed conv.
@@ -654,7 +796,11 @@ def resize_conv_coverage(input_size, kernel_size, scale, padding=None, layers=1)
     size = ntuple(input_size, 2, "input_size")
     k = ntuple(kernel_size, 2, "kernel_size")
     s = ntuple(scale, 2, "scale")
-    p = tuple((kk - 1) // 2 for kk in k) if padding is None else ntuple(padding, 2, "padding", allow_zero=True)
+    p = (
+        tuple((kk - 1) // 2 for kk in k)
+        if padding is None
+        else ntuple(padding, 2, "padding", allow_zero=True)
+    )
     layers = positive_int(layers, "layers")
     y = np.ones((1, 1) + size)
     w = np.ones((1, 1) + k)
@@ -696,29 +842,59 @@ def overlap_figure(cases=((3, 2), (4, 2)), n_inputs=4):
     cases = [(positive_int(k, "kernel_size"), positive_int(s, "stride")) for k, s in cases]
     if not cases:
         raise ValueError("cases must hold at least one (kernel_size, stride) pair")
-    counts = [np.rint(conv_transpose1d(np.ones((1, 1, n)), np.ones((1, 1, k)), stride=s)[0, 0]).astype(np.int64)
-              for k, s in cases]
+    counts = [
+        np.rint(conv_transpose1d(np.ones((1, 1, n)), np.ones((1, 1, k)), stride=s)[0, 0]).astype(
+            np.int64
+        )
+        for k, s in cases
+    ]
     length = max(len(c) for c in counts)
-    fig, axes = plt.subplots(len(cases), 1, figsize=(0.45 * length + 1.6, (0.38 * (n + 2) + 0.5) * len(cases)),
-                             squeeze=False)
-    for p, (ax, (k, s), count) in enumerate(zip(axes[:, 0], cases, counts)):
+    fig, axes = plt.subplots(
+        len(cases),
+        1,
+        figsize=(0.45 * length + 1.6, (0.38 * (n + 2) + 0.5) * len(cases)),
+        squeeze=False,
+    )
+    for p, (ax, (k, s), count) in enumerate(zip(axes[:, 0], cases, counts, strict=True)):
         for i in range(n):
             for o in range(i * s, i * s + k):
-                ax.add_patch(Rectangle((o, i), 1, 0.8, facecolor=_CYCLE[i % len(_CYCLE)], alpha=0.55,
-                                       edgecolor=EDGE, gid=f"footprint:{p}:{i}:{o}"))
+                ax.add_patch(
+                    Rectangle(
+                        (o, i),
+                        1,
+                        0.8,
+                        facecolor=_CYCLE[i % len(_CYCLE)],
+                        alpha=0.55,
+                        edgecolor=EDGE,
+                        gid=f"footprint:{p}:{i}:{o}",
+                    )
+                )
             ax.text(-0.3, i + 0.4, f"x[{i}]", ha="right", va="center", fontsize=8)
         top = n + 0.3
         most = int(count.max())
         for o, v in enumerate(count):
             shade = 0.95 - 0.6 * (v / most)
-            ax.add_patch(Rectangle((o, top), 1, 0.9, facecolor=str(shade), edgecolor=EDGE,
-                                   gid=f"count:{p}:{o}"))
-            ax.text(o + 0.5, top + 0.45, str(int(v)), ha="center", va="center", fontsize=9,
-                    color="white" if shade < 0.5 else "black")
+            ax.add_patch(
+                Rectangle(
+                    (o, top), 1, 0.9, facecolor=str(shade), edgecolor=EDGE, gid=f"count:{p}:{o}"
+                )
+            )
+            ax.text(
+                o + 0.5,
+                top + 0.45,
+                str(int(v)),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if shade < 0.5 else "black",
+            )
         ax.text(-0.3, top + 0.45, "count", ha="right", va="center", fontsize=8)
         even = "even" if k % s == 0 else "uneven"
-        ax.set_title(f"k = {k}, s = {s}: k {'is' if k % s == 0 else 'is not'} a multiple of s, "
-                     f"{even} overlap", fontsize=9)
+        ax.set_title(
+            f"k = {k}, s = {s}: k {'is' if k % s == 0 else 'is not'} a multiple of s, "
+            f"{even} overlap",
+            fontsize=9,
+        )
         ax.set_xlim(-1.6, length + 0.2)
         ax.set_ylim(top + 1.1, -0.3)
         ax.set_aspect("equal")
@@ -760,18 +936,27 @@ def coverage_figure(counts, cmap="viridis", annotate=True):
     for title, value in counts.items():
         arr = np.asarray(value)
         if arr.ndim != 2 or 0 in arr.shape:
-            raise ValueError(f"counts[{title!r}] must be a non-empty 2-D array, got shape {arr.shape}")
+            raise ValueError(
+                f"counts[{title!r}] must be a non-empty 2-D array, got shape {arr.shape}"
+            )
         arrays[title] = arr
     n = len(arrays)
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.7), squeeze=False, layout="constrained")
-    for p, (ax, (title, arr)) in enumerate(zip(axes[0], arrays.items())):
+    for p, (ax, (title, arr)) in enumerate(zip(axes[0], arrays.items(), strict=True)):
         im = ax.imshow(arr, cmap=cmap, interpolation="nearest", gid=f"coverage:{p}")
         if annotate:
             lo, hi = float(arr.min()), float(arr.max())
             for (r, c), v in np.ndenumerate(arr):
                 light = hi > lo and (v - lo) / (hi - lo) < 0.5
-                ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=7,
-                        color="white" if light else "black")
+                ax.text(
+                    c,
+                    r,
+                    _fmt(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if light else "black",
+                )
         ax.set_title(f"{title}\ncounts {_fmt(arr.min())} to {_fmt(arr.max())}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

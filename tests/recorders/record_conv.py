@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from conv_cases import CASES, UNFOLD_CASES  # noqa: E402
+from conv_cases import CASES, UNFOLD_CASES
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -27,9 +27,17 @@ def torch_conv(case, x, w, b):
     # Build the module so its own padding logic (incl. 'same' splitting) is what gets recorded.
     module_cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[nd]
     c_in = x.shape[-nd - 1]
-    m = module_cls(c_in, w.shape[0], w.shape[2:], stride=case["stride"], padding=case["padding"],
-                   dilation=case["dilation"], groups=case["groups"], bias=b is not None,
-                   padding_mode=case["padding_mode"]).to(w.dtype)
+    m = module_cls(
+        c_in,
+        w.shape[0],
+        w.shape[2:],
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+        bias=b is not None,
+        padding_mode=case["padding_mode"],
+    ).to(w.dtype)
     with torch.no_grad():
         m.weight.copy_(w)
         if b is not None:
@@ -44,8 +52,12 @@ def record_case(rng, case, arrays):
     w = rng.standard_normal(case["w"]).astype(dtype)
     b = rng.standard_normal(case["w"][0]).astype(dtype) if case["bias"] else None
     with torch.no_grad():
-        out = torch_conv(case, torch.from_numpy(x), torch.from_numpy(w),
-                         None if b is None else torch.from_numpy(b))
+        out = torch_conv(
+            case,
+            torch.from_numpy(x),
+            torch.from_numpy(w),
+            None if b is None else torch.from_numpy(b),
+        )
     name = case["name"]
     arrays[f"{name}/x"] = x
     arrays[f"{name}/w"] = w

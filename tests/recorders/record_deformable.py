@@ -13,11 +13,34 @@ import torch
 from torchvision.ops import deform_conv2d
 
 
-def _case(name, x, w, offset_groups=1, mask=True, bias=True, stride=(1, 1), padding=(0, 0),
-          dilation=(1, 1), offset_scale=1.5, offset_kind="normal", dtype="float32"):
-    return dict(name=name, x=x, w=w, offset_groups=offset_groups, mask=mask, bias=bias,
-                stride=stride, padding=padding, dilation=dilation, offset_scale=offset_scale,
-                offset_kind=offset_kind, dtype=dtype)
+def _case(
+    name,
+    x,
+    w,
+    offset_groups=1,
+    mask=True,
+    bias=True,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    offset_scale=1.5,
+    offset_kind="normal",
+    dtype="float32",
+):
+    return dict(
+        name=name,
+        x=x,
+        w=w,
+        offset_groups=offset_groups,
+        mask=mask,
+        bias=bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        offset_scale=offset_scale,
+        offset_kind=offset_kind,
+        dtype=dtype,
+    )
 
 
 CASES = [
@@ -36,14 +59,33 @@ CASES = [
     _case("both_groups", (1, 4, 5, 5), (4, 2, 3, 3), offset_groups=4, padding=(1, 1)),
     # --- offsets that push samples past the border, and exact-integer / half-integer points
     _case("far_offsets", (1, 2, 5, 5), (2, 2, 3, 3), padding=(1, 1), offset_scale=6.0),
-    _case("integer_offsets", (1, 2, 5, 6), (2, 2, 3, 3), padding=(1, 1), offset_kind="integer",
-          dtype="float64"),
-    _case("half_offsets", (1, 2, 5, 5), (2, 2, 3, 3), padding=(1, 1), offset_kind="half",
-          dtype="float64"),
+    _case(
+        "integer_offsets",
+        (1, 2, 5, 6),
+        (2, 2, 3, 3),
+        padding=(1, 1),
+        offset_kind="integer",
+        dtype="float64",
+    ),
+    _case(
+        "half_offsets",
+        (1, 2, 5, 5),
+        (2, 2, 3, 3),
+        padding=(1, 1),
+        offset_kind="half",
+        dtype="float64",
+    ),
     # --- float64
     _case("basic_f64", (1, 3, 6, 6), (4, 3, 3, 3), padding=(1, 1), dtype="float64"),
-    _case("groups_f64", (1, 4, 6, 5), (4, 2, 3, 3), offset_groups=2, stride=(2, 1),
-          padding=(1, 0), dtype="float64"),
+    _case(
+        "groups_f64",
+        (1, 4, 6, 5),
+        (4, 2, 3, 3),
+        offset_groups=2,
+        stride=(2, 1),
+        padding=(1, 0),
+        dtype="float64",
+    ),
 ]
 
 
@@ -78,8 +120,16 @@ def record(out_dir):
         tx, toff, tw = (torch.tensor(a, requires_grad=True) for a in (x, off, w))
         tb = torch.tensor(b, requires_grad=True) if b is not None else None
         tm = torch.tensor(m, requires_grad=True) if m is not None else None
-        out = deform_conv2d(tx, toff, tw, tb, stride=case["stride"], padding=case["padding"],
-                            dilation=case["dilation"], mask=tm)
+        out = deform_conv2d(
+            tx,
+            toff,
+            tw,
+            tb,
+            stride=case["stride"],
+            padding=case["padding"],
+            dilation=case["dilation"],
+            mask=tm,
+        )
         out.backward(torch.from_numpy(grad_out))
 
         name = case["name"]

@@ -37,7 +37,18 @@ SPATIAL = [
 def record(out_dir):
     rng = np.random.default_rng(20261106)
     arrays = {}
-    for name, xshape, c_out, kernel, mult, stride, padding, dilation, dtype, bias in DEPTHWISE_SEPARABLE:
+    for (
+        name,
+        xshape,
+        c_out,
+        kernel,
+        mult,
+        stride,
+        padding,
+        dilation,
+        dtype,
+        bias,
+    ) in DEPTHWISE_SEPARABLE:
         c_in = xshape[-3]
         x = rng.standard_normal(xshape).astype(dtype)
         wd = rng.standard_normal((c_in * mult, 1) + kernel).astype(dtype)
@@ -46,12 +57,20 @@ def record(out_dir):
         bp = rng.standard_normal(c_out).astype(dtype) if bias else None
         t = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
         with torch.no_grad():
-            mid = F.conv2d(t(x), t(wd), t(bd), stride=stride, padding=padding, dilation=dilation,
-                           groups=c_in)
+            mid = F.conv2d(
+                t(x), t(wd), t(bd), stride=stride, padding=padding, dilation=dilation, groups=c_in
+            )
             out = F.conv2d(mid, t(wp), t(bp))
         args = dict(stride=stride, padding=padding, dilation=dilation)
-        arrays.update({f"{name}/x": x, f"{name}/wd": wd, f"{name}/wp": wp, f"{name}/out": out.numpy(),
-                       f"{name}/args": np.array(json.dumps(args))})
+        arrays.update(
+            {
+                f"{name}/x": x,
+                f"{name}/wd": wd,
+                f"{name}/wp": wp,
+                f"{name}/out": out.numpy(),
+                f"{name}/args": np.array(json.dumps(args)),
+            }
+        )
         if bias:
             arrays.update({f"{name}/bd": bd, f"{name}/bp": bp})
 
@@ -61,9 +80,17 @@ def record(out_dir):
         kernel = rng.standard_normal(kshape).astype(dtype)
         weight = torch.from_numpy(kernel)[None, None].repeat(channels, 1, 1, 1)
         with torch.no_grad():
-            out = F.conv2d(torch.from_numpy(x), weight, stride=stride, padding=padding, groups=channels)
+            out = F.conv2d(
+                torch.from_numpy(x), weight, stride=stride, padding=padding, groups=channels
+            )
         args = dict(stride=stride, padding=padding)
-        arrays.update({f"{name}/x": x, f"{name}/kernel": kernel, f"{name}/out": out.numpy(),
-                       f"{name}/args": np.array(json.dumps(args))})
+        arrays.update(
+            {
+                f"{name}/x": x,
+                f"{name}/kernel": kernel,
+                f"{name}/out": out.numpy(),
+                f"{name}/args": np.array(json.dumps(args)),
+            }
+        )
 
     np.savez_compressed(out_dir / "separable.npz", **arrays)

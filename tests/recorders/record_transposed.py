@@ -27,8 +27,20 @@ import torch.nn.functional as F
 import torch.nn.grad
 
 
-def _t(name, nd, x, w, bias=True, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-       dtype="float32", output_size=None):
+def _t(
+    name,
+    nd,
+    x,
+    w,
+    bias=True,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    dtype="float32",
+    output_size=None,
+):
     args = dict(stride=stride, padding=padding, groups=groups, dilation=dilation)
     if output_size is None:
         args["output_padding"] = output_padding
@@ -51,8 +63,16 @@ TRANSPOSED_CASES = [
     _t("2d_s2", 2, (2, 3, 4, 5), (3, 2, 3, 3), stride=2),
     _t("2d_s2_p1_op1", 2, (2, 4, 5, 5), (4, 3, 3, 3), stride=2, padding=1, output_padding=1),
     _t("2d_dcgan_k4_s2_p1", 2, (1, 4, 6, 6), (4, 2, 4, 4), stride=2, padding=1),
-    _t("2d_rect_args", 2, (1, 2, 4, 5), (2, 3, 2, 3), stride=(3, 1), padding=(1, 0), output_padding=(2, 0),
-       dilation=(1, 2)),
+    _t(
+        "2d_rect_args",
+        2,
+        (1, 2, 4, 5),
+        (2, 3, 2, 3),
+        stride=(3, 1),
+        padding=(1, 0),
+        output_padding=(2, 0),
+        dilation=(1, 2),
+    ),
     _t("2d_op_below_dilation", 2, (1, 2, 4, 4), (2, 2, 3, 3), dilation=3, output_padding=2),
     _t("2d_groups2", 2, (2, 4, 5, 5), (4, 3, 3, 3), stride=2, padding=1, groups=2),
     _t("2d_depthwise", 2, (1, 3, 5, 5), (3, 1, 3, 3), stride=2, groups=3),
@@ -63,16 +83,40 @@ TRANSPOSED_CASES = [
     _t("2d_nobias", 2, (2, 3, 4, 4), (3, 2, 3, 3), stride=2, padding=1, bias=False),
     _t("2d_unbatched", 2, (3, 4, 4), (3, 2, 3, 3), stride=2, padding=1, output_padding=1),
     _t("2d_float64", 2, (2, 4, 5, 4), (4, 2, 3, 2), stride=2, padding=1, groups=2, dtype="float64"),
-    _t("2d_float64_dil", 2, (1, 2, 5, 5), (2, 3, 3, 3), stride=2, dilation=2, output_padding=1,
-       dtype="float64"),
+    _t(
+        "2d_float64_dil",
+        2,
+        (1, 2, 5, 5),
+        (2, 3, 3, 3),
+        stride=2,
+        dilation=2,
+        output_padding=1,
+        dtype="float64",
+    ),
     _t("2d_wide_gemm", 2, (2, 16, 5, 5), (16, 8, 3, 3), stride=2, padding=1, output_padding=1),
     _t("2d_output_size", 2, (1, 2, 4, 4), (2, 3, 3, 3), stride=2, padding=1, output_size=[8, 7]),
-    _t("2d_output_size_full_unbatched", 2, (2, 3, 3), (2, 3, 3, 3), stride=2, output_size=[3, 8, 7]),
-    _t("2d_output_size_full_batched", 2, (2, 2, 3, 3), (2, 3, 3, 3), stride=3, output_size=[2, 3, 10, 9]),
+    _t(
+        "2d_output_size_full_unbatched", 2, (2, 3, 3), (2, 3, 3, 3), stride=2, output_size=[3, 8, 7]
+    ),
+    _t(
+        "2d_output_size_full_batched",
+        2,
+        (2, 2, 3, 3),
+        (2, 3, 3, 3),
+        stride=3,
+        output_size=[2, 3, 10, 9],
+    ),
     # --- 3-D
     _t("3d_basic", 3, (1, 2, 3, 4, 3), (2, 3, 3, 3, 2)),
-    _t("3d_stride_pad_op", 3, (2, 2, 3, 3, 4), (2, 2, 3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1),
-       output_padding=(1, 0, 1)),
+    _t(
+        "3d_stride_pad_op",
+        3,
+        (2, 2, 3, 3, 4),
+        (2, 2, 3, 2, 3),
+        stride=(2, 1, 2),
+        padding=(1, 0, 1),
+        output_padding=(1, 0, 1),
+    ),
     _t("3d_groups_dil", 3, (1, 4, 3, 3, 3), (4, 1, 2, 2, 2), groups=2, dilation=2),
     _t("3d_unbatched", 3, (2, 3, 3, 3), (2, 2, 2, 2, 2), stride=2, padding=1),
     _t("3d_float64", 3, (1, 2, 3, 3, 3), (2, 2, 3, 3, 3), stride=2, padding=1, dtype="float64"),
@@ -81,8 +125,14 @@ TRANSPOSED_CASES = [
 
 
 def _g(name, nd, x, w, stride=1, padding=0, dilation=1, groups=1, dtype="float32"):
-    return dict(name=name, nd=nd, x=x, w=w, dtype=dtype,
-                args=dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
+    return dict(
+        name=name,
+        nd=nd,
+        x=x,
+        w=w,
+        dtype=dtype,
+        args=dict(stride=stride, padding=padding, dilation=dilation, groups=groups),
+    )
 
 
 # x: convolution input shape; w: convolution weight shape (C_out, C_in/groups, *k)
@@ -97,8 +147,15 @@ GRAD_CASES = [
     _g("2d_depthwise", 2, (2, 3, 6, 6), (3, 1, 3, 3), padding=1, groups=3),
     _g("2d_float64", 2, (2, 3, 7, 7), (2, 3, 3, 3), stride=2, dtype="float64"),
     _g("3d_basic", 3, (1, 2, 5, 6, 5), (3, 2, 3, 2, 3), stride=(2, 1, 2), padding=1),
-    _g("3d_groups_float64", 3, (2, 4, 4, 4, 5), (2, 2, 2, 2, 2), groups=2, dilation=(1, 2, 1),
-       dtype="float64"),
+    _g(
+        "3d_groups_float64",
+        3,
+        (2, 4, 4, 4, 5),
+        (2, 2, 2, 2, 2),
+        groups=2,
+        dilation=(1, 2, 1),
+        dtype="float64",
+    ),
 ]
 
 _FUNCTIONAL = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -112,9 +169,16 @@ def _torch_transposed(case, x, w, b):
     if "output_size" not in args:
         return _FUNCTIONAL[nd](x, w, b, **args)
     groups = args["groups"]
-    m = _MODULE[nd](w.shape[0], w.shape[1] * groups, w.shape[2:], stride=args["stride"],
-                    padding=args["padding"], groups=groups, dilation=args["dilation"],
-                    bias=b is not None).to(w.dtype)
+    m = _MODULE[nd](
+        w.shape[0],
+        w.shape[1] * groups,
+        w.shape[2:],
+        stride=args["stride"],
+        padding=args["padding"],
+        groups=groups,
+        dilation=args["dilation"],
+        bias=b is not None,
+    ).to(w.dtype)
     with torch.no_grad():
         m.weight.copy_(w)
         if b is not None:
@@ -133,8 +197,12 @@ def record(out_dir):
         c_out = case["w"][1] * case["args"]["groups"]
         b = rng.standard_normal(c_out).astype(dtype) if case["bias"] else None
         with torch.no_grad():
-            out = _torch_transposed(case, torch.from_numpy(x), torch.from_numpy(w),
-                                    None if b is None else torch.from_numpy(b))
+            out = _torch_transposed(
+                case,
+                torch.from_numpy(x),
+                torch.from_numpy(w),
+                None if b is None else torch.from_numpy(b),
+            )
         name = case["name"]
         arrays[f"{name}/x"], arrays[f"{name}/w"], arrays[f"{name}/out"] = x, w, out.numpy()
         if b is not None:
