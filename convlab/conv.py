@@ -6,8 +6,10 @@ padding, output shape, allocation) and then makes one call into a Numba kernel.
 
 import numpy as np
 
+from . import _gather as _gather_module
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
+from ._gather import sparse_padding
 from .algorithms import (
     check_winograd,
     conv2d_fft,
@@ -46,6 +48,7 @@ class _Prepared:
         "unbatched",
         "pairs",
         "padding_mode",
+        "sparse",
     )
 
 
@@ -139,6 +142,16 @@ def _prepare(
             spatial, kernel, stride, dilation, pairs, strict=True
         )
     )
+    if 0 in spatial and x.shape[0]:
+        # PyTorch's rule and message (convolution only allows an empty batch or channels)
+        raise ValueError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape "
+            f"{x.shape} with an empty spatial dimension"
+        )
+    if max(stride) > 1:
+        # a dimension with one output never uses its stride: the kernels get 1 there, so that
+        # a huge stride (a valid 1-output layer in PyTorch) sizes no buffer and no product
+        stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
 
     p = _Prepared()
     p.x = np.ascontiguousarray(x)
@@ -148,9 +161,20 @@ def _prepare(
     p.stride, p.dilation, p.groups = stride, dilation, groups
     p.out_shape = (x.shape[0], c_out) + out_spatial
     p.unbatched = unbatched
-    if pad:
+    # padding far beyond what is read (with a huge stride or dilation): computed by index maps
+    p.sparse = max(max(pair) for pair in pairs) > 64 and sparse_padding(
+        spatial, tuple(n + a + b for n, (a, b) in zip(spatial, pairs, strict=True)), out_spatial
+    )
+    if pad and not p.sparse:
         _pad(p)
     return p
+
+
+def _gather(p):
+    """The convolution ``p`` by :mod:`convlab._gather` (``p.sparse``: no kernel can take it)."""
+    return _gather_module.conv(
+        p.x, p.w, p.b, p.stride, p.dilation, p.pairs, p.groups, p.out_shape, p.padding_mode
+    )
 
 
 def _pad(p):
@@ -474,7 +498,7 @@ def conv1d(
         dim_names=("H", "L"),
         pad=False,
     )
-    out = _conv2d_prepared(p, algorithm)
+    out = _gather(p) if p.sparse else _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
 
@@ -538,6 +562,8 @@ def conv2d(
     """
     _check_algorithm(algorithm)
     p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, pad=False)
+    if p.sparse:
+        return _finish(p, _gather(p))
     return _finish(p, _conv2d_prepared(p, algorithm))
 
 
@@ -565,6 +591,8 @@ def conv3d(
     array([54.])
     """
     p = _prepare(3, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    if p.sparse:
+        return _finish(p, _gather(p))
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size and p.groups == p.x.shape[1]:
         with parallel_launch():  # depthwise: the dedicated kernel, as in _conv2d_prepared
