@@ -52,13 +52,14 @@ INT64_MAX = 2**63 - 1
 INDEX_LIMIT = 2**62
 
 
-def _out_of_range(name, value, lo):
-    if lo < 0:
-        rule = "fit in a 64-bit integer (|value| <= 2**63 - 1, as in PyTorch)"
-    else:
-        sign = "non-negative" if lo == 0 else "positive"
-        rule = f"be {sign} and at most 2**63 - 1 (a 64-bit integer, as in PyTorch)"
-    return ValueError(f"{name} must {rule}, got {value!r}")
+def _out_of_range(name, value, v, lo):
+    """The error for entry ``v`` of argument ``name`` (given as ``value``) outside its range."""
+    if v > INT64_MAX or lo < 0:
+        return ValueError(
+            f"{name} must fit in a 64-bit integer (|value| <= 2**63 - 1, as in PyTorch), "
+            f"got {value!r}"
+        )
+    return ValueError(f"{name} must be {'non-negative' if lo == 0 else 'positive'}, got {value!r}")
 
 
 def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
@@ -98,7 +99,7 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
         values = tuple(values)
     for v in values:
         if not lo <= v <= INT64_MAX:
-            raise _out_of_range(name, value, lo)
+            raise _out_of_range(name, value, v, lo)
     return values
 
 
@@ -110,7 +111,9 @@ def positive_int(value, name):
         raise TypeError(f"{name} must be an int, got {value!r}")
     value = operator.index(value)
     if not 0 < value <= INT64_MAX:
-        raise _out_of_range(name, value, 1)
+        if value > INT64_MAX:
+            raise _out_of_range(name, value, value, 1)
+        raise ValueError(f"{name} must be a positive int, got {value}")
     return value
 
 

@@ -14,10 +14,10 @@ pairs, so a layer with a channel multiplier ``K = C_out / C_in`` or a single inp
 spreads over the threads, and for every input plane it meets
 
 * copies the plane once into a per-thread buffer that holds the *zero-padded, polyphase* plane:
-  for stride ``(sh, sw)`` it is split into phases, phase ``(py, px)`` holding padded rows
-  ``py, py + sh, ...`` and columns ``px, px + sw, ...``; only the phases some tap reads are
-  stored (at most ``kH * kW`` of the ``sh * sw``), so no buffer grows with the stride. Zero padding is done here, inside
-  the kernel (the positions that fall in the padding are zeroed once, when the buffer is
+  for stride ``(sh, sw)`` it is split into phases, phase ``(py, px)`` holding padded rows ``py, py
+  + sh, ...`` and columns ``px, px + sw, ...``; only the phases some tap reads are stored (at most
+  ``kH * kW`` of the ``sh * sw``), so no buffer grows with the stride. Zero padding is done here,
+  inside the kernel (the positions that fall in the padding are zeroed once, when the buffer is
   allocated, and never written), so the caller may pass the *unpadded* input with the padding
   amounts and skip the ``np.pad`` copy, a full extra pass over memory. In the buffer every tap
   ``(a, b)`` of every output ``(i, j)`` is a read at ``i * cols + j + offset[a, b]``: unit stride
