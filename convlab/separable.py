@@ -67,7 +67,7 @@ def _used_stride(stride, out_spatial):
 
 def _sparse(spatial, pairs, out_spatial):
     """Padding far beyond what is read (a huge stride or dilation): see convlab._gather."""
-    return max(max(pair) for pair in pairs) > 64 and sparse_padding(
+    return max(sum(pairs, ())) > 64 and sparse_padding(
         spatial, tuple(n + a + b for n, (a, b) in zip(spatial, pairs, strict=True)), out_spatial
     )
 
@@ -242,7 +242,6 @@ def depthwise_separable_conv2d(
     )
     if algorithm == "auto":
         algorithm = choose_separable_algorithm(c_mid, c_out)
-    stride = _used_stride(stride, out_spatial)
     if _sparse(x.shape[2:], pairs, out_spatial):
         algorithm = "two_pass"  # conv2d computes it by index maps
 
@@ -251,6 +250,7 @@ def depthwise_separable_conv2d(
         mid = conv2d(x, wd, bd, stride, padding, dilation, groups=c_in)
         out = conv2d(mid, wp[:, :, None, None], bp)
     else:
+        stride = _used_stride(stride, out_spatial)  # the fused kernel's: conv2d does its own
         out = np.empty((x.shape[0], c_out) + out_spatial, dtype=x.dtype)
         if out.size:
             xp = np.ascontiguousarray(pad_input(x, pairs, "zeros"))
