@@ -2,6 +2,24 @@
 
 PyTorch-exact convolutions on NumPy arrays, with Numba kernels. The public API is re-exported here;
 the implementation lives in private-by-convention modules (``conv``, ``algorithms``, ``shapes``).
+
+dtype rules
+-----------
+Every function computes in float32 or float64 and returns the dtype it computed in, decided by
+the input (``convlab._args`` has the details):
+
+* float32 and float64 are kept, in either byte order (``>f8`` data is computed in float64);
+* float16 is computed and returned in float32 (PyTorch keeps float16);
+* integers and bool are computed in float64 (PyTorch computes integers in integers and rejects
+  bool); wider floats (``np.longdouble`` on x86) are a ``TypeError``: convert them explicitly;
+* weights, biases, offsets and masks are converted to the input's dtype (PyTorch rejects mixed
+  dtypes);
+* CPU ``torch.Tensor`` objects are accepted as arrays; one that requires grad is a ``TypeError``
+  asking for ``.detach()`` (gradients are explicit functions: ``convlab.grad``).
+
+Integer arguments (stride, padding, dilation, groups, sizes) must fit in int64, as in PyTorch, and
+every size a kernel indexes must stay below ``2**62``; anything else is a ``ValueError`` before any
+kernel runs.
 """
 
 from . import grad

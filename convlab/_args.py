@@ -3,6 +3,42 @@
 Everything a kernel relies on (shapes, positive strides, in-range padding) is checked here, in
 plain Python, before any Numba code runs: Numba does not bounds-check, so a bad argument that
 reached a kernel could read or write outside an array.
+
+Integer arguments
+-----------------
+Every integer argument (stride, padding, dilation, groups, sizes) enters through
+:func:`ntuple` or :func:`positive_int`, which accept Python and NumPy integers (not ``bool``) and
+reject, with a ``ValueError`` that names the value, anything outside ``[0 or 1, 2**63 - 1]``:
+PyTorch stores these arguments as int64 too, and rejects larger ones. Sizes are then computed in
+Python integers (no overflow) by :mod:`convlab.shapes`, which also requires every extent a kernel
+computes (padded sizes, ``(out - 1) * stride + (k - 1) * dilation + 1``, a transposed
+convolution's uncropped size) to be at most :data:`INDEX_LIMIT` = ``2**62``, so that a kernel's
+index arithmetic in int64 (a sum of two such extents at most) cannot overflow.
+
+dtype rules
+-----------
+convlab computes in float32 or float64 and returns arrays of the dtype it computed in. For the
+``input`` (the array that decides; :func:`float_array` without ``dtype``):
+
+* ``float32`` and ``float64`` are kept, in either byte order (big-endian ``>f8`` from FITS files
+  or ``np.fromfile`` is computed in float64 and returned in native byte order);
+* ``float16`` is computed and returned in ``float32`` (PyTorch keeps float16; NumPy has no fast
+  float16 arithmetic, and float32 is exact for every float16 value);
+* extended precision (``np.longdouble`` where it is wider than float64, ``float128``) is
+  rejected with a ``TypeError``: computing it in float64 would silently drop its extra bits, so
+  the caller converts explicitly (``x.astype(np.float64)``);
+* integers and ``bool`` are computed in ``float64`` (exact for integers up to ``2**53``).
+  PyTorch computes integer convolutions in integers and rejects ``bool``; convlab returns floats;
+* complex, object and string arrays are rejected with a ``TypeError``.
+
+Weights, biases, offsets and masks follow the input's dtype (``float_array(..., dtype=x.dtype)``):
+a float64 weight on a float32 input is rounded to float32, a float32 weight on a float64 input is
+widened. PyTorch rejects mixed dtypes instead; convlab converts, as NumPy would.
+
+Anything with ``__array__`` is accepted, including CPU ``torch.Tensor`` objects (through NumPy's
+conversion, which shares memory). A tensor that requires grad gets a ``TypeError`` asking for
+``.detach()``: convlab does not record gradients (its gradients are explicit functions,
+:mod:`convlab.grad`).
 """
 
 import numbers
@@ -10,21 +46,37 @@ import operator
 
 import numpy as np
 
+#: every integer argument must fit in int64, as in PyTorch
+INT64_MAX = 2**63 - 1
+#: every size, extent and index a kernel computes stays at most this (see the module notes)
+INDEX_LIMIT = 2**62
+
+
+def _out_of_range(name, value, v, lo):
+    """The error for entry ``v`` of argument ``name`` (given as ``value``) outside its range."""
+    if v > INT64_MAX or lo < 0:
+        return ValueError(
+            f"{name} must fit in a 64-bit integer (|value| <= 2**63 - 1, as in PyTorch), "
+            f"got {value!r}"
+        )
+    return ValueError(f"{name} must be {'non-negative' if lo == 0 else 'positive'}, got {value!r}")
+
 
 def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
     """Normalise an int-or-tuple argument to a tuple of ``n`` Python ints.
 
     Raises ``TypeError`` for non-integers and ``ValueError`` for a wrong length or a value that is
-    not positive (or non-negative when ``allow_zero``).
+    not positive (or non-negative when ``allow_zero``), or does not fit in int64.
     """
-    if type(value) is int and (value > 0 or (value == 0 and allow_zero) or allow_negative):
+    lo = -INT64_MAX if allow_negative else (0 if allow_zero else 1)
+    if type(value) is int and lo <= value <= INT64_MAX:
         return (value,) * n  # the common case, without the checks below (called on every conv)
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
-        values = (int(value),) * n
+        values = (operator.index(value),) * n
     else:
         try:
             items = list(value)
@@ -46,47 +98,87 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
             values.append(operator.index(item))
         values = tuple(values)
     for v in values:
-        if allow_negative:
-            continue
-        if allow_zero and v < 0:
-            raise ValueError(f"{name} must be non-negative, got {value!r}")
-        if not allow_zero and v <= 0:
-            raise ValueError(f"{name} must be positive, got {value!r}")
+        if not lo <= v <= INT64_MAX:
+            raise _out_of_range(name, value, v, lo)
     return values
 
 
 def positive_int(value, name):
-    """A single positive Python int (``groups``, channel counts)."""
+    """A single positive Python int (``groups``, channel counts), at most ``2**63 - 1``."""
+    if type(value) is int and 0 < value <= INT64_MAX:
+        return value
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an int, got {value!r}")
-    value = int(value)
-    if value <= 0:
+    value = operator.index(value)
+    if not 0 < value <= INT64_MAX:
+        if value > INT64_MAX:
+            raise _out_of_range(name, value, value, 1)
         raise ValueError(f"{name} must be a positive int, got {value}")
     return value
 
 
-def float_array(value, name, dtype=None):
-    """Convert an array-like to a C-contiguous float32/float64 array.
+def check_extent(value, what):
+    """``value`` (a size or extent computed from the arguments) must be at most INDEX_LIMIT."""
+    if value > INDEX_LIMIT:
+        raise ValueError(
+            f"{what} = {value} exceeds 2**62: convlab's kernels index in 64-bit integers and "
+            f"need every size and extent they compute to stay below 2**62"
+        )
+    return value
 
-    ``float32`` and ``float64`` are kept; other real floats (``float16``) become ``float32``;
-    integers and booleans become ``float64`` (NumPy's default). With ``dtype`` given the result is
-    cast to it (used for weights and bias, which follow the input's dtype).
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _requires_grad(value):
+    # duck-typed so that torch is never imported: a torch.Tensor (or anything like it) that
+    # records gradients; np.asarray would raise torch's RuntimeError on it
+    return getattr(value, "requires_grad", False) is True and hasattr(value, "detach")
+
+
+def float_array(value, name, dtype=None):
+    """Convert an array-like to a C-contiguous, native-byte-order float32/float64 array.
+
+    The module notes state the rules: float32 and float64 are kept in either byte order, float16
+    becomes float32, integers and booleans float64; wider floats, complex and other kinds are a
+    ``TypeError``, as is a torch tensor that requires grad. With ``dtype`` given (weights, bias:
+    they follow the input) the result is cast to it.
     """
+    if type(value) is not np.ndarray and _requires_grad(value):
+        raise TypeError(
+            f"{name} is a tensor that requires grad; convlab computes on NumPy arrays and does not "
+            f"record gradients: pass {name}.detach() (and see convlab.grad for gradients)"
+        )
     try:
         arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise TypeError(f"{name} must be a numeric array-like: {exc}") from None
-    if arr.dtype.kind not in "biuf":
+    kind = arr.dtype.kind
+    if kind not in "biuf":
         raise TypeError(
             f"{name} must be a real numeric array (bool, int or float), got dtype {arr.dtype}"
         )
     if dtype is None:
-        if arr.dtype == np.float32 or arr.dtype == np.float64:
-            dtype = arr.dtype
-        elif arr.dtype.kind == "f":
-            dtype = np.dtype(np.float32)
+        if kind != "f":
+            dtype = _FLOAT64
+        elif arr.dtype.itemsize == 8:
+            dtype = _FLOAT64  # any byte order
+        elif arr.dtype.itemsize == 4:
+            dtype = _FLOAT32
+        elif arr.dtype.itemsize < 4:
+            dtype = _FLOAT32  # float16: exact in float32
         else:
-            dtype = np.dtype(np.float64)
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} ({8 * arr.dtype.itemsize}-bit floats): convlab "
+                f"computes in float32 or float64 and does not silently drop precision; convert "
+                f"it with {name}.astype(np.float64) if float64 is enough"
+            )
+    elif kind == "f" and arr.dtype.itemsize > 8:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype} ({8 * arr.dtype.itemsize}-bit floats): convlab "
+            f"computes in float32 or float64; convert it with {name}.astype(np.float64)"
+        )
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

@@ -14,9 +14,10 @@ pairs, so a layer with a channel multiplier ``K = C_out / C_in`` or a single inp
 spreads over the threads, and for every input plane it meets
 
 * copies the plane once into a per-thread buffer that holds the *zero-padded, polyphase* plane:
-  for stride ``(sh, sw)`` it is split into ``sh * sw`` phases, phase ``(py, px)`` holding padded
-  rows ``py, py + sh, ...`` and columns ``px, px + sw, ...``. Zero padding is done here, inside
-  the kernel (the positions that fall in the padding are zeroed once, when the buffer is
+  for stride ``(sh, sw)`` it is split into phases, phase ``(py, px)`` holding padded rows ``py, py
+  + sh, ...`` and columns ``px, px + sw, ...``; only the phases some tap reads are stored (at most
+  ``kH * kW`` of the ``sh * sw``), so no buffer grows with the stride. Zero padding is done here,
+  inside the kernel (the positions that fall in the padding are zeroed once, when the buffer is
   allocated, and never written), so the caller may pass the *unpadded* input with the padding
   amounts and skip the ``np.pad`` copy, a full extra pass over memory. In the buffer every tap
   ``(a, b)`` of every output ``(i, j)`` is a read at ``i * cols + j + offset[a, b]``: unit stride
@@ -60,45 +61,60 @@ __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
 
 @njit(**NJIT_OPTIONS)
-def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols):
+def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
     """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf`` (flat).
 
-    Phase ``(py, px)`` starts at ``(py * sw + px) * rows * cols``; its element ``(r, j)`` is
-    ``padded[r * sh + py, j * sw + px]`` where ``padded`` is ``src`` with ``ph`` zero rows above
-    and ``pw`` zero columns to the left. Only positions inside ``src`` are written (the same ones
-    for every plane), so the padding keeps the zeros the buffer was allocated with; rows and
-    columns the output never reads (past ``rows`` / ``cols``) are skipped.
+    Only the phases some tap reads are stored: ``rvals`` (sorted) are the row phases
+    ``(a * dh) % sh`` of the taps, ``cvals`` the column phases. Stored phase ``(u, v)`` (indices
+    into ``rvals`` and ``cvals``) starts at ``(u * len(cvals) + v) * rows * cols``; its element
+    ``(r, j)`` is ``padded[r * sh + rvals[u], j * sw + cvals[v]]`` where ``padded`` is ``src`` with
+    ``ph`` zero rows above and ``pw`` zero columns to the left. So the buffer holds at most
+    ``min(sh, kH) * min(sw, kW)`` phases, never ``sh * sw``: a stride of 10000 used to make every
+    thread allocate 10000**2 phases (1.4 GB for an 8x8 input, issue 13). Only positions inside
+    ``src`` are written (the same ones for every plane), so the padding keeps the zeros the buffer
+    was allocated with; rows and columns the output never reads (past ``rows`` / ``cols``) are
+    skipped.
     """
     h, w = src.shape
     block = rows * cols
-    for i in range(h):
-        rp = i + ph
-        py = rp % sh
-        r = rp // sh
-        if r >= rows:
-            continue
-        if sw == 1:
-            base = uint64(py * block + r * cols + pw)
-            for j in range(uint64(max(0, min(w, cols - pw)))):
-                buf[base + j] = src[i, j]
-        elif sw == 2:
-            # input column c sits at padded column c + pw: phase (c + pw) % 2, index (c + pw) // 2;
-            # even and odd columns in one loop, which LLVM turns into vector shuffles
-            even = uint64((py * 2 + pw % 2) * block + r * cols + pw // 2)
-            odd = uint64((py * 2 + (pw + 1) % 2) * block + r * cols + (pw + 1) // 2)
-            n = max(0, min(w // 2, cols - (pw + 1) // 2))
-            for j in range(uint64(n)):
-                buf[even + j] = src[i, 2 * j]
-                buf[odd + j] = src[i, 2 * j + 1]
-            for c in range(2 * n, w):
-                j = (c + pw) // 2
-                if j < cols:
-                    buf[(py * 2 + (c + pw) % 2) * block + r * cols + j] = src[i, c]
-        else:
-            for c in range(w):
-                j = (c + pw) // sw
-                if j < cols:
-                    buf[(py * sw + (c + pw) % sw) * block + r * cols + j] = src[i, c]
+    n_c = cvals.shape[0]
+    all_columns = n_c == sw  # every column phase is stored, in order (stride 1 or 2, usually)
+    for u in range(rvals.shape[0]):
+        py = rvals[u]
+        # padded rows r * sh + py, r < rows, that are input rows 0 <= i < h
+        r0 = max(0, -((py - ph) // sh))
+        for r in range(r0, rows):
+            i = r * sh + py - ph
+            if i >= h:
+                break
+            if all_columns and sw == 1:
+                base = uint64(u * block + r * cols + pw)
+                for j in range(uint64(max(0, min(w, cols - pw)))):
+                    buf[base + j] = src[i, j]
+            elif all_columns and sw == 2:
+                # input column c sits at padded column c + pw: phase (c + pw) % 2, index
+                # (c + pw) // 2; even and odd columns in one loop (LLVM's vector shuffles)
+                even = uint64(((u * 2) + pw % 2) * block + r * cols + pw // 2)
+                odd = uint64(((u * 2) + (pw + 1) % 2) * block + r * cols + (pw + 1) // 2)
+                n = max(0, min(w // 2, cols - (pw + 1) // 2))
+                for j in range(uint64(n)):
+                    buf[even + j] = src[i, 2 * j]
+                    buf[odd + j] = src[i, 2 * j + 1]
+                for c in range(2 * n, w):
+                    j = (c + pw) // 2
+                    if j < cols:
+                        buf[(u * 2 + (c + pw) % 2) * block + r * cols + j] = src[i, c]
+            else:
+                for v in range(n_c):
+                    px = cvals[v]
+                    base = (u * n_c + v) * block + r * cols
+                    # padded columns j * sw + px that are input columns 0 <= c < w
+                    j0 = max(0, -((px - pw) // sw))
+                    for j in range(j0, cols):
+                        c = j * sw + px - pw
+                        if c >= w:
+                            break
+                        buf[base + j] = src[i, c]
 
 
 @njit(**NJIT_OPTIONS)
@@ -197,9 +213,13 @@ def _flat_general(buf, k, bias, obuf, n, offset):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
+def _depthwise2d(
+    x, w, b, out, sh, sw, dh, dw, ph, pw, rvals, rtap, cvals, ctap, n_threads, rowwise_min
+):
     """The 2-D kernel behind :func:`_conv2d_depthwise` (see the module notes).
 
+    ``rvals``/``cvals``: the row/column phases the taps read (sorted); ``rtap[a]`` /
+    ``ctap[c]``: the index in them of tap row ``a``'s / tap column ``c``'s phase.
     ``rowwise_min``: output widths at least this write rows directly (3x3 only); ``-1`` means
     "when the width is a multiple of 8", the default. Tests force either path with it.
     """
@@ -211,12 +231,15 @@ def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
     cols = ow_n + ((kw_n - 1) * dw) // sw
     block = rows * cols
     n_flat = oh_n * cols
+    n_phases = rvals.shape[0] * cvals.shape[0]
     offset = np.empty((kh_n, kw_n), dtype=np.int64)
     for a in range(kh_n):
         for c in range(kw_n):
             ra = a * dh
             cb = c * dw
-            offset[a, c] = ((ra % sh) * sw + cb % sw) * block + (ra // sh) * cols + cb // sw
+            offset[a, c] = (
+                (rtap[a] * cvals.shape[0] + ctap[c]) * block + (ra // sh) * cols + cb // sw
+            )
     square3 = kh_n == 3 and kw_n == 3
     if rowwise_min < 0:
         rowwise = square3 and ow_n % 8 == 0
@@ -230,7 +253,7 @@ def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
     units = n_batch * c_out
     nt = max(1, min(n_threads, units))
     for t in prange(nt):
-        buf = np.zeros(sh * sw * block + cols, dtype=x.dtype)  # + cols: slack for the last taps
+        buf = np.zeros(n_phases * block + cols, dtype=x.dtype)  # + cols: slack for the last taps
         obuf = np.empty(0 if rowwise else n_flat, dtype=x.dtype)
         filled = -1
         for unit in range(t * units // nt, (t + 1) * units // nt):
@@ -238,7 +261,7 @@ def _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, n_threads, rowwise_min):
             oc = unit % c_out
             plane = unit // mult  # n * c_in + input channel
             if plane != filled:
-                _fill_polyphase(buf, x[n, oc // mult], sh, sw, ph, pw, rows, cols)
+                _fill_polyphase(buf, x[n, oc // mult], sh, sw, ph, pw, rows, cols, rvals, cvals)
                 filled = plane
             k = w[oc, 0]
             if rowwise:
@@ -264,7 +287,34 @@ def _conv2d_depthwise(x, w, b, out, sh, sw, dh, dw, ph=0, pw=0, rowwise_min=-1):
     overwritten. Output channel ``oc`` reads input channel ``oc // K``, as in PyTorch. Uses
     Numba's current thread count.
     """
-    _depthwise2d(x, w, b, out, sh, sw, dh, dw, ph, pw, numba.get_num_threads(), rowwise_min)
+    rvals, rtap = _phases(w.shape[2], sh, dh)
+    cvals, ctap = _phases(w.shape[3], sw, dw)
+    _depthwise2d(
+        x,
+        w,
+        b,
+        out,
+        sh,
+        sw,
+        dh,
+        dw,
+        ph,
+        pw,
+        rvals,
+        rtap,
+        cvals,
+        ctap,
+        numba.get_num_threads(),
+        rowwise_min,
+    )
+
+
+def _phases(taps, stride, dilation):
+    """(sorted phases ``(t * dilation) % stride`` of the taps, each tap's index among them)."""
+    phase = [(t * dilation) % stride for t in range(taps)]
+    values = sorted(set(phase))
+    index = {v: i for i, v in enumerate(values)}
+    return np.array(values, dtype=np.int64), np.array([index[v] for v in phase], dtype=np.int64)
 
 
 # --- 3-D -----------------------------------------------------------------------------------------
@@ -400,6 +450,10 @@ def conv2d_generic_grouped(
     from .conv import _finish, _prepare
 
     p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    if p.sparse:  # padding far beyond what is read: see convlab._gather
+        from .conv import _gather
+
+        return _finish(p, _gather(p))
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size:
         with parallel_launch():

@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _gather, _kernels
 from ._args import check_rank, float_array, ntuple
 from ._blas import blas_gemm, one_blas_thread
 from ._fft import conv2d_fft
@@ -92,7 +92,16 @@ def _unfold_geometry(spatial, kernel_size, dilation, padding, stride):
     ps = ntuple(padding, 2, "padding", allow_zero=True)
     ss = ntuple(stride, 2, "stride")
     out = conv_output_size(tuple(spatial), ks, ss, ps, ds)
+    # a dimension with one output never uses its stride: 1 there, so a huge one sizes nothing
+    ss = tuple(s if o > 1 else 1 for s, o in zip(ss, out, strict=True))
     return ks, ds, ps, ss, out
+
+
+def _sparse(spatial, padding, out):
+    """Padding far beyond what is read: see :mod:`convlab._gather`."""
+    return max(padding) > 64 and _gather.sparse_padding(
+        spatial, tuple(n + 2 * q for n, q in zip(spatial, padding, strict=True)), out
+    )
 
 
 def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -126,7 +135,13 @@ def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     if unbatched:
         x = x[None]
     ks, ds, ps, ss, (oh, ow) = _unfold_geometry(x.shape[2:], kernel_size, dilation, padding, stride)
-    xp = pad_input(x, ((ps[0], ps[0]), (ps[1], ps[1])), "zeros")
+    pairs = ((ps[0], ps[0]), (ps[1], ps[1]))
+    if _sparse(x.shape[2:], ps, (oh, ow)):
+        # padding far beyond what is read (a huge stride or dilation): by index maps
+        cols = _gather.unfold(x, ks, ss, ds, pairs, (oh, ow))
+        cols = np.ascontiguousarray(cols.reshape(x.shape[0], -1, oh * ow))
+        return cols[0] if unbatched else cols
+    xp = pad_input(x, pairs, "zeros")
     cols = np.empty((x.shape[0], x.shape[1] * ks[0] * ks[1], oh * ow), dtype=x.dtype)
     if cols.size:
         with parallel_launch():
@@ -180,6 +195,9 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
             f"for output_size={size}, kernel_size={ks}, dilation={ds}, padding={ps}, stride={ss}"
         )
     channels = c.shape[1] // taps
+    if _sparse(size, ps, (oh, ow)):
+        out = _gather.fold(c, size, ks, ss, ds, ps)  # see im2col
+        return out[0] if unbatched else out
     outp = np.zeros((c.shape[0], channels, size[0] + 2 * ps[0], size[1] + 2 * ps[1]), dtype=c.dtype)
     if outp.size and c.size:
         with parallel_launch():

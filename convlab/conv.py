@@ -6,8 +6,10 @@ padding, output shape, allocation) and then makes one call into a Numba kernel.
 
 import numpy as np
 
+from . import _gather as _gather_module
 from . import _kernels, _kernels_depthwise
 from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
+from ._gather import sparse_padding
 from .algorithms import (
     check_winograd,
     conv2d_fft,
@@ -46,6 +48,7 @@ class _Prepared:
         "unbatched",
         "pairs",
         "padding_mode",
+        "sparse",
     )
 
 
@@ -139,6 +142,16 @@ def _prepare(
             spatial, kernel, stride, dilation, pairs, strict=True
         )
     )
+    if 0 in spatial and x.shape[0]:
+        # PyTorch's rule and message (convolution only allows an empty batch or channels)
+        raise ValueError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape "
+            f"{x.shape} with an empty spatial dimension"
+        )
+    if max(stride) > 1:
+        # a dimension with one output never uses its stride: the kernels get 1 there, so that
+        # a huge stride (a valid 1-output layer in PyTorch) sizes no buffer and no product
+        stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
 
     p = _Prepared()
     p.x = np.ascontiguousarray(x)
@@ -148,9 +161,20 @@ def _prepare(
     p.stride, p.dilation, p.groups = stride, dilation, groups
     p.out_shape = (x.shape[0], c_out) + out_spatial
     p.unbatched = unbatched
-    if pad:
+    # padding far beyond what is read (with a huge stride or dilation): computed by index maps
+    p.sparse = max(sum(pairs, ())) > 64 and sparse_padding(
+        spatial, tuple(n + a + b for n, (a, b) in zip(spatial, pairs, strict=True)), out_spatial
+    )
+    if pad and not p.sparse:
         _pad(p)
     return p
+
+
+def _gather(p):
+    """The convolution ``p`` by :mod:`convlab._gather` (``p.sparse``: no kernel can take it)."""
+    return _gather_module.conv(
+        p.x, p.w, p.b, p.stride, p.dilation, p.pairs, p.groups, p.out_shape, p.padding_mode
+    )
 
 
 def _pad(p):
@@ -190,10 +214,6 @@ def _check_algorithm(algorithm):
 IM2COL_AUTO_LIMIT = 256 * 2**20
 
 
-#: "auto" uses the FFT for stride-1 kernels with at least this many taps (9x9) ...
-FFT_AUTO_MIN_TAPS = 81
-#: ... when a group has at most this many (input channel, output channel) pairs (8 x 8)
-FFT_AUTO_MAX_CHANNEL_PAIRS = 64
 #: "auto" uses Winograd when a group has at least this many input and output channels ...
 WINOGRAD_AUTO_MIN_CHANNELS = 16
 #: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map),
@@ -214,29 +234,31 @@ def choose_algorithm(
     Depthwise layers (``groups == C_in``) never get here: :func:`conv2d` sends them to the
     dedicated depthwise kernel.
 
-    The rule, first match wins:
+    ``"auto"`` never trades accuracy for speed: it only picks an algorithm whose error is bounded
+    by the output's own window for every finite input, ``|out - exact| <= n u P`` (:func:`conv2d`,
+    Notes: ``P`` sums the magnitudes of the filter and of the window, ``n`` counts the terms, ``u``
+    is the unit roundoff). Direct and im2col meet the tighter ``n u S`` and Winograd F(2x2, 3x3)
+    meets ``n u P``; the FFT meets neither (its error follows the largest values of the whole
+    plane: a bright corner gave a relative error of 1e-2 on outputs far from it, issue 13), so the
+    FFT is never picked, only run when asked for. The rule, first match wins:
 
-    1. ``"fft"`` for stride 1, a kernel of at least ``FFT_AUTO_MIN_TAPS`` (81) taps and at most
-       ``FFT_AUTO_MAX_CHANNEL_PAIRS`` (64) input x output channels per group: its cost does not
-       grow with the kernel, but it transforms every filter, so it needs big kernels and few of
-       them;
-    2. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
+    1. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
        (16) input and output channels per group and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
        of 2x2, or ``WINOGRAD_AUTO_MIN_TILES_WIDE`` (36) tiles with at least
        ``WINOGRAD_AUTO_WIDE_CHANNELS`` (64) channels: 2.25x fewer multiplications. Below that its
        16 GEMMs get too few columns and the filter transform (16 values per filter, more data
        than the 9 taps) is most of the work: on 7x7 maps (16 tiles) im2col wins even at 512
        channels, and on 14x14 maps (49 tiles) it wins at 16 channels and ties at 32;
-    3. ``"im2col"`` when the blocks of columns it works in
+    2. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
        column matrix of :func:`convlab.algorithms.im2col_buffer_nbytes` (about ``kH * kW`` times
        the input) is never built by :func:`conv2d`;
-    4. ``"direct"`` otherwise: no extra memory at all.
+    3. ``"direct"`` otherwise: no extra memory at all.
 
-    The transforms (1, 2) are used only when ``finite``: the FFT spreads a NaN or inf over the
-    whole plane and Winograd turns an inf into NaNs (``inf - inf`` inside a tile), where PyTorch
-    (and im2col, and direct) give +-inf or NaN only to the outputs whose window holds it.
+    Winograd (1) is used only when ``finite``: it turns an inf into NaNs (``inf - inf`` inside a
+    tile), where PyTorch (and im2col, and direct) give +-inf or NaN only to the outputs whose
+    window holds it.
 
     Notes
     -----
@@ -272,18 +294,19 @@ def choose_algorithm(
         1x256->128      28  1x1 s2       5.88     0.17        -   132.81       0.13        -   im2col
         1x64->64        28  5x5         11.94     1.95        -    13.14       1.43        -   im2col
         1x16->16        64  9x9         11.68     4.29        -     4.68       3.13        -   im2col
-        1x8->8          64  15x15        8.65     5.70        -     1.64       2.89        -   fft
-        1x3->3         128  9x9          4.62     1.09        -     1.08       0.58        -   fft
-        1x1->1         256  31x31        4.81    15.22        -     0.95       7.72        -   fft
+        1x8->8          64  15x15        8.65     5.70        -     1.64       2.89        -   im2col
+        1x3->3         128  9x9          4.62     1.09        -     1.08       0.58        -   im2col
+        1x1->1         256  31x31        4.81    15.22        -     0.95       7.72        -   im2col
 
-    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group from 16x16 maps up,
-    and from 12x12 up with 64 or more channels (rule 2: with few tiles its threads split the
-    output channels and transform their own filters); on 7x7 maps the filter transform costs more
-    than the multiplications it saves. The FFT wins only big kernels on few channels (9x9 on 16
-    channels is close, left to im2col, which is more accurate). im2col beats the direct loop on
-    every multi-channel layer, even narrow ones (with a tuned BLAS on a CPU the seed article's
-    case for the direct loop only shows for depthwise layers, which have their own kernel, and for
-    single-channel maps with a big kernel, which go to the FFT).
+    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group from 16x16 maps up, and
+    from 12x12 up with 64 or more channels (rule 1: with few tiles its threads split the output
+    channels and transform their own filters); on 7x7 maps the filter transform costs more than the
+    multiplications it saves. The FFT is fastest on big kernels over few channels (the last three
+    rows, up to 16x faster than im2col on the 31x31 one) but is left out for its accuracy:
+    ``algorithm="fft"`` still runs it where its plane-relative error is acceptable. im2col beats the
+    direct loop on every multi-channel layer, even narrow ones (with a tuned BLAS on a CPU the seed
+    article's case for the direct loop only shows for depthwise layers, which have their own kernel,
+    and for single-channel maps with a big kernel, where only the FFT is faster).
 
     Examples
     --------
@@ -297,13 +320,6 @@ def choose_algorithm(
     c_per_group, kh, kw = w_shape[1], w_shape[2], w_shape[3]
     out_per_group = w_shape[0] // groups
     stride_1 = tuple(stride) == (1, 1)
-    if (
-        finite
-        and stride_1
-        and kh * kw >= FFT_AUTO_MIN_TAPS
-        and c_per_group * out_per_group <= FFT_AUTO_MAX_CHANNEL_PAIRS
-    ):
-        return "fft"
     tiles = out_shape[0] * ((out_shape[2] + 1) // 2) * ((out_shape[3] + 1) // 2)
     if (
         finite
@@ -474,7 +490,7 @@ def conv1d(
         dim_names=("H", "L"),
         pad=False,
     )
-    out = _conv2d_prepared(p, algorithm)
+    out = _gather(p) if p.sparse else _conv2d_prepared(p, algorithm)
     return _finish(p, out)[..., 0, :]
 
 
@@ -513,9 +529,10 @@ def conv2d(
         into a column matrix and does one matrix product per group; ``"winograd"`` is
         F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1 only; anything else is a ``ValueError``);
         ``"fft"`` multiplies in the frequency domain; ``"auto"`` picks by
-        :func:`convlab.conv.choose_algorithm`. All give the same result to float rounding (the
-        FFT's error is relative to the largest output of the plane; on NaN/inf the transforms
-        differ from PyTorch, so ``"auto"`` does not use them there).
+        :func:`convlab.conv.choose_algorithm`. All give the same result to float rounding (see
+        Notes: the FFT's error is relative to the whole plane, and on NaN/inf the transforms
+        differ from PyTorch, so ``"auto"`` never uses the FFT and uses Winograd on finite data
+        only).
 
     Returns
     -------
@@ -528,6 +545,36 @@ def conv2d(
     ValueError, TypeError
         For any argument that breaks the rules above, before any kernel runs.
 
+    Notes
+    -----
+    Accuracy, per output, with ``n = C_in/groups * kH * kW + 1`` terms, ``u`` the unit roundoff
+    (``2**-24`` in float32, ``2**-53`` in float64), and two measures of the output's own window:
+    ``S = |bias| + sum |w| |x|`` (the sum of the products' magnitudes) and ``P = |bias| + sum over
+    input channels of sum|w| * sum|x|`` (the magnitudes of the filter and of the window, each
+    summed first; ``S <= P``). ``tests/test_accuracy.py`` measures ``max |error| / (u S)`` and
+    ``/ (u P)`` against a float64 reference on adversarial inputs (a corner or pixel scaled by 1e4
+    or 1e6, magnitudes spread over 1e-4 to 1e4 with random signs in input and weights):
+
+    * ``"direct"`` and ``"im2col"``: ``|error| <= n u S``, the bound of a sum of n products in any
+      order (the direct loop sums in order, BLAS in blocks); measured ``<= 10 u S``;
+    * ``"winograd"`` F(2x2, 3x3): ``|error| <= n u P``, measured ``<= 1.6 u P``. Its filter
+      transform mixes the 9 taps and its input transform the window's pixels, so the error
+      follows ``P``, not ``S`` (95 ``u S`` measured when input and weight magnitudes vary
+      independently over 8 and 4 decades); but it stays inside the window: an input outside an
+      output's 3x3 window never enters that output's terms (in F(2, 3) ``d0`` reaches only
+      ``M0`` and ``d3`` only ``M3``, which the other output of the pair does not read), so a
+      bright pixel beside a window does not leak into it (``<= 5 u S`` measured next to one);
+    * ``"fft"``: no bound by the window at all; its error follows the largest values of the whole
+      plane (measured ``1.7e4 u P`` next to a pixel scaled by 1e6, and a relative error of 1e-2
+      on outputs away from a corner scaled by 1e4, where PyTorch has 6e-6). See
+      :mod:`convlab._fft`.
+
+    ``"auto"`` only picks an algorithm whose error is bounded by its window for every finite
+    input (``n u P``): direct, im2col, Winograd, never the FFT. Non-finite input: the direct sum
+    and im2col give +-inf or NaN exactly to the outputs whose window holds them, as PyTorch does;
+    explicit ``"winograd"`` turns an inf into NaN in its 2x2 tile (``inf - inf``), and explicit
+    ``"fft"`` makes the whole plane NaN. ``"auto"`` recomputes such data without Winograd.
+
     Examples
     --------
     >>> import numpy as np
@@ -538,6 +585,8 @@ def conv2d(
     """
     _check_algorithm(algorithm)
     p = _prepare(2, input, weight, bias, stride, padding, dilation, groups, padding_mode, pad=False)
+    if p.sparse:
+        return _finish(p, _gather(p))
     return _finish(p, _conv2d_prepared(p, algorithm))
 
 
@@ -565,6 +614,8 @@ def conv3d(
     array([54.])
     """
     p = _prepare(3, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    if p.sparse:
+        return _finish(p, _gather(p))
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size and p.groups == p.x.shape[1]:
         with parallel_launch():  # depthwise: the dedicated kernel, as in _conv2d_prepared

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _kernels_transposed as _kernels
 from ._args import check_rank, float_array, ntuple, positive_int
+from ._gather import sparse_padding, weight_grad
 from .config import parallel_launch
 from .conv import pad_input
 
@@ -170,6 +171,16 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     grad_w = np.zeros(tuple(size), dtype=x.dtype)
     if x.shape[0] == 0:
         return grad_w
+    out_spatial = go.shape[2:]
+    # one output along a dimension never uses its stride (a huge one sizes nothing then), and a
+    # padding far beyond what is read is not copied: see convlab._gather
+    stride = tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
+    if max(padding) > 64 and sparse_padding(
+        x.shape[2:],
+        tuple(n + 2 * q for n, q in zip(x.shape[2:], padding, strict=True)),
+        out_spatial,
+    ):
+        return weight_grad(x, go, tuple(kernel), stride, dilation, padding, groups)
     xp = np.ascontiguousarray(pad_input(x, tuple((p, p) for p in padding), "zeros"))
     if nd == 1:
         # the 1-D gradient is the 2-D one over height-1 arrays

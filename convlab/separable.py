@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _kernels_separable
 from ._args import check_rank, float_array, ntuple
+from ._gather import sparse_padding
 from .config import parallel_launch
 from .conv import conv2d, pad_input
 from .shapes import conv_output_size, padding_pairs
@@ -57,6 +58,18 @@ def _optional_bias(bias, size, name, dtype, rule):
 
 #: output pixels per task of the fused kernel (its buffer is C_in*K x about this many)
 FUSED_BLOCK_PIXELS = 256
+
+
+def _used_stride(stride, out_spatial):
+    """A dimension with one output never uses its stride: 1 there (a huge one then sizes nothing)."""
+    return tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
+
+
+def _sparse(spatial, pairs, out_spatial):
+    """Padding far beyond what is read (a huge stride or dilation): see convlab._gather."""
+    return max(sum(pairs, ())) > 64 and sparse_padding(
+        spatial, tuple(n + a + b for n, (a, b) in zip(spatial, pairs, strict=True)), out_spatial
+    )
 
 
 def _fused_rows(out_shape):
@@ -229,12 +242,15 @@ def depthwise_separable_conv2d(
     )
     if algorithm == "auto":
         algorithm = choose_separable_algorithm(c_mid, c_out)
+    if _sparse(x.shape[2:], pairs, out_spatial):
+        algorithm = "two_pass"  # conv2d computes it by index maps
 
     if algorithm == "two_pass":
         # Arguments were checked above; conv2d checks them again (cheaply) and runs its own kernels.
         mid = conv2d(x, wd, bd, stride, padding, dilation, groups=c_in)
         out = conv2d(mid, wp[:, :, None, None], bp)
     else:
+        stride = _used_stride(stride, out_spatial)  # the fused kernel's: conv2d does its own
         out = np.empty((x.shape[0], c_out) + out_spatial, dtype=x.dtype)
         if out.size:
             xp = np.ascontiguousarray(pad_input(x, pairs, "zeros"))
@@ -474,6 +490,13 @@ def spatially_separable_conv2d(input, col, row, stride=1, padding=0):
         conv_output_size(size + before + after, k, s, 0, 1)
         for size, k, s, (before, after) in zip(x.shape[2:], kernel, stride, pairs, strict=True)
     )
+    if _sparse(x.shape[2:], pairs, out_spatial):
+        # the padded copy would be sized by the padding: the same filter as a depthwise conv2d,
+        # which computes such a call by index maps (convlab._gather)
+        kernel2d = np.broadcast_to((c @ r)[None, None], (x.shape[1], 1) + kernel)
+        out = conv2d(x, kernel2d, stride=stride, padding=padding, groups=x.shape[1])
+        return out[0] if unbatched else out
+    stride = _used_stride(stride, out_spatial)
     out = np.empty(x.shape[:2] + out_spatial, dtype=x.dtype)
     if out.size:
         xp = np.ascontiguousarray(pad_input(x, pairs, "zeros"))

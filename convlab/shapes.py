@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from ._args import ntuple, positive_int
+from ._args import INDEX_LIMIT, check_extent, ntuple, positive_int
 
 __all__ = [
     "conv_output_size",
@@ -135,6 +135,10 @@ def _output_length(size, kernel, stride, dilation, before, after):
     """
     padded = size + before + after
     extent = dilation * (kernel - 1) + 1
+    if padded > INDEX_LIMIT or extent > INDEX_LIMIT:
+        # Python ints: no overflow here; the kernels' int64 arithmetic needs these bounded
+        check_extent(padded, f"the padded input size {size} + {before} + {after}")
+        check_extent(extent, f"the kernel extent d*(k-1)+1 = {dilation}*({kernel}-1)+1")
     if extent > padded:
         raise ValueError(
             f"kernel extent d*(k-1)+1 = {dilation}*({kernel}-1)+1 = {extent} is larger than the "
@@ -333,7 +337,13 @@ def conv_transpose_output_size(
     _check_output_padding(ops, ss, ds)
     out = []
     for i, k, s, p, a, d in zip(sizes, ks, ss, ps, ops, ds, strict=True):
-        o = (i - 1) * s - 2 * p + d * (k - 1) + a + 1
+        full = (i - 1) * s + d * (k - 1) + a + 1  # the uncropped result the kernels index into
+        if full > INDEX_LIMIT:
+            check_extent(
+                full,
+                f"the uncropped size (i-1)*s + d*(k-1) + a + 1 = ({i}-1)*{s} + {d}*({k}-1) + {a} + 1",
+            )
+        o = full - 2 * p
         if o <= 0:
             raise ValueError(
                 f"transposed convolution output size (i-1)*s - 2p + d*(k-1) + a + 1 = "

@@ -31,6 +31,7 @@ import numpy as np
 from . import _kernels_transposed as _kernels
 from ._args import check_rank, float_array, ntuple, positive_int
 from ._blas import blas_gemm, one_blas_thread
+from ._gather import sparse_padding
 from .config import parallel_launch
 from .shapes import conv_transpose_output_padding, conv_transpose_output_size
 
@@ -59,7 +60,18 @@ _KERNEL_DIMS = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 class _Prepared:
     """Validated arguments of one transposed-convolution call."""
 
-    __slots__ = ("x", "w", "b", "stride", "padding", "dilation", "groups", "out_shape", "unbatched")
+    __slots__ = (
+        "x",
+        "w",
+        "b",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "out_shape",
+        "unbatched",
+        "sparse",
+    )
 
 
 def _is_int(value):
@@ -170,11 +182,24 @@ def _prepare(
         tuple(spatial), kernel, stride, padding, output_padding, dilation
     )
 
+    if max(stride) > 1:
+        # an input of size 1 never uses its stride: the kernels get 1 there (a huge stride on it
+        # is a valid layer in PyTorch), so no buffer or product is sized by it
+        stride = tuple(s if i > 1 else 1 for s, i in zip(stride, spatial, strict=True))
+
     p = _Prepared()
     p.x, p.w, p.b = x, w, b
     p.stride, p.padding, p.dilation, p.groups = stride, padding, dilation, groups
     p.out_shape = (x.shape[0], c_out) + tuple(out_spatial)
     p.unbatched = unbatched
+    # cropping far more than it keeps (a huge padding with a huge stride or dilation): the
+    # direct kernel's uncropped buffer would be sized by the padding, the GEMM's fold crops as
+    # it adds, so such a call always takes the GEMM (see convlab._gather)
+    p.sparse = max(padding) > 64 and sparse_padding(
+        spatial,
+        tuple(o + 2 * q for o, q in zip(out_spatial, padding, strict=True)),
+        tuple(out_spatial),
+    )
     return p
 
 
@@ -309,7 +334,7 @@ def conv_transpose1d(
             1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
         )
     )
-    out = _run(p, algorithm)[:, :, 0, :]
+    out = _run(p, "gemm" if p.sparse else algorithm)[:, :, 0, :]
     return out[0] if p.unbatched else out
 
 
@@ -395,7 +420,7 @@ def conv_transpose2d(
     p = _prepare(
         2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
     )
-    out = _run(p, algorithm)
+    out = _run(p, "gemm" if p.sparse else algorithm)
     return out[0] if p.unbatched else out
 
 
@@ -435,5 +460,5 @@ def conv_transpose3d(
     p = _prepare(
         3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
     )
-    out = _run(p, algorithm)
+    out = _run(p, "gemm" if p.sparse else algorithm)
     return out[0] if p.unbatched else out

@@ -22,6 +22,7 @@ import pytest
 from conv_cases import CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from traced import traced_peak
 
 import convlab
 from convlab import conv as conv_module
@@ -315,9 +316,9 @@ AUTO_RULE = [
     (_shapes(1, 256, 128, 28, 1, stride=2), "im2col"),
     (_shapes(1, 64, 64, 28, 5), "im2col"),
     (_shapes(1, 16, 16, 64, 9), "im2col"),  # 256 channel pairs: too many filters to transform
-    (_shapes(1, 8, 8, 64, 15), "fft"),
-    (_shapes(1, 3, 3, 128, 9), "fft"),
-    (_shapes(1, 1, 1, 256, 31), "fft"),
+    (_shapes(1, 8, 8, 64, 15), "im2col"),  # the FFT's speed, not its accuracy
+    (_shapes(1, 3, 3, 128, 9), "im2col"),  # the FFT's speed, not its accuracy
+    (_shapes(1, 1, 1, 256, 31), "im2col"),  # the FFT's speed, not its accuracy
     (
         _shapes(1, 8, 8, 64, 15, stride=2),
         "im2col",
@@ -381,7 +382,7 @@ def test_auto_limit_is_respected_by_conv2d(monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_im2col_conv2d_allocates_its_blocks_not_the_matrix(threads):
-    """Measured with tracemalloc, in a fresh thread (whose reused buffers start empty)."""
+    """Traced warm, in a fresh thread whose reused buffers start empty (tests/traced.py)."""
     import numba
 
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
@@ -391,29 +392,19 @@ def test_im2col_conv2d_allocates_its_blocks_not_the_matrix(threads):
     )  # unit scale
     matrix = im2col_buffer_nbytes(1, 64, (5, 5), (56, 56), 4)
     blocks = im2col_workspace_nbytes(1, 64, 64, (5, 5), (56, 56), 4, threads=threads)
-    result = {}
-
-    def run():
-        previous = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        tracemalloc.start()
-        try:
-            out = convlab.conv2d(x, w, padding=2, algorithm="im2col")
-            result["peak"] = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-            numba.set_num_threads(previous)
-        result["out"] = out
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
+    peak, out = traced_peak(
+        lambda: convlab.conv2d(x, w, padding=2, algorithm="im2col"),
+        thread_warmup=lambda: convlab.conv2d(x[:, :, :6, :6], w, padding=2, algorithm="im2col"),
+        threads=threads,
+    )
     # blocks + output (the size of x) + small arrays: no padded copy of the input (the kernel
     # writes the padding's zeros into the columns) and no buffer of products (BLAS writes into
-    # the output); the full matrix is 19 MiB
-    assert blocks + x.nbytes <= result["peak"] <= blocks + x.nbytes + 2**16
-    assert result["peak"] < matrix / 3
-    assert_close(result["out"], einsum_conv2d(x, w, padding=2), "im2col", np.float32)
+    # the output); the full matrix is 19 MiB. Slack 64 KiB: the weight reshaped to a contiguous
+    # matrix is a view here (w is contiguous), so what remains are array headers, views and
+    # argument tuples, a few KiB; it would not hide a padded copy (0.9 MiB).
+    assert blocks + x.nbytes <= peak <= blocks + x.nbytes + 2**16
+    assert peak < matrix / 3
+    assert_close(out, einsum_conv2d(x, w, padding=2), "im2col", np.float32)
 
 
 def test_im2col_buffer_nbytes_is_the_buffer_im2col_builds():

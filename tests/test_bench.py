@@ -236,8 +236,12 @@ def test_summary_without_torch_has_no_ratios():
 
 
 def test_probes_measure_something():
-    assert bench.measure_peak(256, repeats=2) > 0.1
-    assert bench.measure_bandwidth(2**20, repeats=2) > 0.05
+    # A rate, not a speed target: a lower bound in GFLOP/s or GB/s would fail by chance on a
+    # loaded machine (these tests run at nice 19 beside other work), so only its sanity is checked.
+    peak = bench.measure_peak(256, repeats=2)
+    bandwidth = bench.measure_bandwidth(2**20, repeats=2)
+    assert np.isfinite(peak) and peak > 0
+    assert np.isfinite(bandwidth) and bandwidth > 0
 
 
 def test_cpu_model_is_a_string():

@@ -13,14 +13,13 @@ Tolerances: ``tests/tolerances.py`` (float64 1e-12, float32 2e-5, data of unit s
 """
 
 import itertools
-import threading
-import tracemalloc
 
 import numba
 import numpy as np
 import pytest
 from naive import convnd
 from tolerances import tol
+from traced import traced_peak
 
 import convlab
 from convlab import _kernels, algorithms
@@ -302,27 +301,21 @@ def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     threads = min(2, numba.config.NUMBA_NUM_THREADS)
     x = np.random.default_rng(8).standard_normal((1, 64, size, size)).astype(np.float32)
     w = np.random.default_rng(9).standard_normal((128, 64, 1, 1)).astype(np.float32)
-    convlab.conv2d(x[:, :, :4, :4], w, algorithm="im2col")  # compile outside the window
     out_bytes = 128 * size * size * 4
     partial = (threads - 1) * out_bytes if size == 14 and threads == 2 else 0
-    result = {}
-
-    def run():
-        numba.set_num_threads(threads)
-        tracemalloc.start()
-        try:
-            result["out"] = convlab.conv2d(x, w, algorithm="im2col")
-            result["peak"] = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
-    assert out_bytes + partial <= result["peak"] <= out_bytes + partial + 2**14
+    # traced warm, in a fresh thread whose reused buffers start empty (tests/traced.py): the
+    # first call in a process traced 18 KiB of one-time allocations on a fresh machine (issue 13)
+    peak, out = traced_peak(
+        lambda: convlab.conv2d(x, w, algorithm="im2col"),
+        thread_warmup=lambda: convlab.conv2d(x[:, :, :4, :4], w, algorithm="im2col"),
+        threads=threads,
+    )
+    # Slack 16 KiB: array headers, views and argument tuples of one call (a few KiB), far below
+    # any buffer this test is about (out_bytes is 98 KiB at 14x14).
+    assert out_bytes + partial <= peak <= out_bytes + partial + 2**14
     assert partial <= algorithms.im2col_workspace_nbytes(
         1, 64, 128, (1, 1), (size, size), 4, threads=threads
     )
     # a 1x1 convolution is a matrix product over the channels
     expected = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
-    np.testing.assert_allclose(result["out"], expected, **tol(np.float32))
+    np.testing.assert_allclose(out, expected, **tol(np.float32))
