@@ -292,8 +292,8 @@ _EXAMPLES = {
     Examples
     --------
     >>> import numpy as np
-    >>> conv3d_input((1, 2, 3, 3, 3), np.ones((1, 2, 3, 3, 3)), np.ones((1, 1, 1, 1, 1))).sum()
-    np.float64(54.0)
+    >>> float(conv3d_input((1, 2, 3, 3, 3), np.ones((1, 2, 3, 3, 3)), np.ones((1, 1, 1, 1, 1))).sum())
+    54.0
 """,
     "conv1d_weight": """
     Examples
