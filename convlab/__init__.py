@@ -5,6 +5,7 @@ the implementation lives in private-by-convention modules (``conv``, ``algorithm
 """
 
 from . import grad
+from ._version import __version__
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
 from .deformable import deform_conv2d
@@ -30,8 +31,6 @@ from .shapes import (
     tf_conv_transpose_output_size,
 )
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
-
-__version__ = "0.1.0"
 
 __all__ = [
     # convolutions
