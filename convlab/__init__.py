@@ -4,7 +4,7 @@ PyTorch-exact convolutions on NumPy arrays, with Numba kernels. The public API i
 the implementation lives in private-by-convention modules (``conv``, ``algorithms``, ``shapes``).
 """
 
-from . import grad
+from . import grad, nn
 from ._version import __version__
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
@@ -44,6 +44,7 @@ __all__ = [
     "spatially_separable_conv2d",
     "deform_conv2d",
     "grad",
+    "nn",
     # the matrix views
     "im2col",
     "col2im",
