@@ -25,7 +25,7 @@ recorded references, tests/test_nn.py). Parameter names, shapes and the printed 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -268,9 +268,9 @@ class Sequential(Module):
 def _pad(x: Array, pairs: Sequence[tuple[int, int]], mode: str) -> Array:
     """Pad the trailing ``len(pairs)`` axes as ``torch.nn.functional.pad`` does."""
     width = [(0, 0)] * (x.ndim - len(pairs)) + list(pairs)
-    if mode == "zeros":
-        return np.pad(x, width)
-    return np.pad(x, width, mode=_NP_PAD_MODE[mode])  # type: ignore[call-overload]
+    np_mode: Any = "constant" if mode == "zeros" else _NP_PAD_MODE[mode]
+    out: Array = np.pad(x, width, mode=np_mode)
+    return out
 
 
 def _unpad(
@@ -286,7 +286,8 @@ def _unpad(
             grad = np.take(grad, np.arange(before, before + size), axis=axis)
             continue
         # the source index of every padded position, by padding the indices themselves
-        source = np.pad(np.arange(size), (before, after), mode=_NP_PAD_MODE[mode])  # type: ignore[call-overload]
+        np_mode: Any = _NP_PAD_MODE[mode]
+        source = np.pad(np.arange(size), (before, after), mode=np_mode)
         folded = np.zeros(grad.shape[:axis] + (size,) + grad.shape[axis + 1 :], grad.dtype)
         np.add.at(np.moveaxis(folded, axis, 0), source, np.moveaxis(grad, axis, 0))
         grad = folded
@@ -295,7 +296,8 @@ def _unpad(
 
 def _sum_bias(grad_output: Array, nd: int) -> Array:
     axes = tuple(i for i in range(grad_output.ndim) if i != grad_output.ndim - nd - 1)
-    return grad_output.sum(axis=axes)
+    total: Array = grad_output.sum(axis=axes)
+    return total
 
 
 class _ConvNd(Module):
@@ -420,10 +422,16 @@ class _ConvNd(Module):
         return s
 
 
-_CONV = {1: _conv1d, 2: _conv2d, 3: _conv3d}
-_CONV_INPUT = {1: _grad.conv1d_input, 2: _grad.conv2d_input, 3: _grad.conv3d_input}
-_CONV_WEIGHT = {1: _grad.conv1d_weight, 2: _grad.conv2d_weight, 3: _grad.conv3d_weight}
-_CONV_TRANSPOSE = {1: _conv_transpose1d, 2: _conv_transpose2d, 3: _conv_transpose3d}
+# convlab's functions by number of spatial dimensions (not annotated yet: Callable[..., Any])
+_Fn = Callable[..., Any]
+_CONV: dict[int, _Fn] = {1: _conv1d, 2: _conv2d, 3: _conv3d}
+_CONV_INPUT: dict[int, _Fn] = {1: _grad.conv1d_input, 2: _grad.conv2d_input, 3: _grad.conv3d_input}
+_CONV_WEIGHT: dict[int, _Fn] = {
+    1: _grad.conv1d_weight,
+    2: _grad.conv2d_weight,
+    3: _grad.conv3d_weight,
+}
+_CONV_TRANSPOSE: dict[int, _Fn] = {1: _conv_transpose1d, 2: _conv_transpose2d, 3: _conv_transpose3d}
 
 
 def _grad_input(nd: int, size: Any, w: Array, go: Array, pad: Any, s: Any, d: Any, g: int) -> Array:
@@ -644,7 +652,7 @@ class _ConvTranspose(_ConvNd):
             gw = _grad_weight(nd, go, self.weight.shape, x, padding, stride, dilation, self.groups)
         else:
             gp = _pad(go, [(p, p) for p in padding], "zeros")
-            index = (Ellipsis, *(slice(0, length) for length in lengths))
+            index: tuple[Any, ...] = (Ellipsis, *(slice(0, length) for length in lengths))
             gp = np.ascontiguousarray(gp[index])
             gx = _CONV[nd](gp, self.weight, None, stride, 0, dilation, self.groups)
             gw = _grad_weight(nd, gp, self.weight.shape, x, 0, stride, dilation, self.groups)
@@ -1094,3 +1102,8 @@ class Flatten(Module):
         shape: tuple[int, ...] = self._saved("_shape")
         gx: Array = np.asarray(grad_output).reshape(shape)
         return gx
+
+
+def __dir__() -> list[str]:
+    # dir() lists the API (__all__), not the helpers this module imports (PEP 562)
+    return sorted(__all__)
