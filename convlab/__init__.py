@@ -5,7 +5,7 @@ the implementation lives in private-by-convention modules (``conv``, ``algorithm
 """
 
 from . import grad, nn
-from ._version import __version__
+from ._version import __version__ as __version__
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
 from .deformable import deform_conv2d
@@ -65,3 +65,9 @@ __all__ = [
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
 ]
+
+
+def __dir__() -> list[str]:
+    # dir(convlab) lists the API and the subpackages users import (nn, grad, viz), not the
+    # implementation modules (conv, algorithms, ...) that importing the API binds here (PEP 562)
+    return sorted({*__all__, "__version__", "nn", "grad", "viz"})

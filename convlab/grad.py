@@ -325,3 +325,8 @@ for _nd, _spatial in _SPATIAL.items():
             _doc.format(nd=_nd, spatial=_spatial, kernel=_KERNEL[_nd]) + _EXAMPLES[_func]
         )
 del _nd, _spatial, _func, _doc
+
+
+def __dir__():
+    # dir() lists the API (__all__), not the helpers this module imports (PEP 562)
+    return sorted(__all__)
