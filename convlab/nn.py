@@ -734,6 +734,7 @@ class DeformConv2d(_ConvNd):
 
     Examples
     --------
+    >>> import convlab
     >>> layer = DeformConv2d(2, 4, 3, padding=1, rng=0)
     >>> layer
     DeformConv2d(2, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
@@ -916,6 +917,7 @@ class SpatiallySeparableConv2d(Module):
 
     Examples
     --------
+    >>> import convlab
     >>> layer = SpatiallySeparableConv2d(2, 3, padding=1, rng=0)
     >>> layer
     SpatiallySeparableConv2d(
