@@ -24,16 +24,26 @@ import numpy as np
 __all__ = ["STEPS", "warm_up", "main"]
 
 
+# (channels, size) of the 2-D inputs: convlab picks kernels by layer size (Winograd split by
+# channels from 64 channels, im2col's split-K for small maps, one fused kernel for tiny ones...),
+# so a tiny input alone leaves the kernels of the chapters' larger layers uncompiled
+_GEOMETRIES = ((4, 6), (16, 28), (64, 14))
+
+
 def _conv(dtype: Any) -> None:
     from . import conv1d, conv2d, conv3d
 
+    for c, n in _GEOMETRIES:
+        x = np.ones((1, c, n, n), dtype)
+        w = np.ones((c, c, 3, 3), dtype)
+        for algorithm in ("auto", "direct", "im2col", "winograd", "fft"):
+            conv2d(x, w, np.ones(c, dtype), padding=1, algorithm=algorithm)
+            conv2d(x, w[:, : c // 2], padding=1, groups=2, algorithm=algorithm)
+        conv2d(x, np.ones((2 * c, c, 1, 1), dtype), algorithm="im2col")  # 1x1: no columns
+        conv2d(x, np.ones((2 * c, c, 3, 3), dtype), stride=2)
+        conv2d(x, np.ones((c, 1, 3, 3), dtype), groups=c)  # depthwise
+        conv2d(x, np.ones((c, 1, 3, 3), dtype), groups=c, stride=2, dilation=2)
     x = np.ones((1, 4, 6, 6), dtype)
-    for algorithm in ("direct", "im2col", "winograd", "fft"):
-        conv2d(x, np.ones((4, 4, 3, 3), dtype), np.ones(4, dtype), padding=1, algorithm=algorithm)
-        conv2d(x, np.ones((4, 2, 3, 3), dtype), padding=1, groups=2, algorithm=algorithm)
-    conv2d(x, np.ones((8, 4, 1, 1), dtype), algorithm="im2col")  # 1x1: no columns
-    conv2d(x, np.ones((4, 1, 3, 3), dtype), groups=4)  # depthwise
-    conv2d(x, np.ones((4, 1, 3, 3), dtype), groups=4, stride=2, dilation=2)
     for mode in ("reflect", "replicate", "circular"):
         conv2d(x, np.ones((4, 4, 3, 3), dtype), padding=1, padding_mode=mode)
     conv1d(np.ones((1, 2, 8), dtype), np.ones((3, 2, 3), dtype), padding="same")
@@ -73,13 +83,14 @@ def _gradients(dtype: Any) -> None:
 def _deformable(dtype: Any) -> None:
     from .deformable import deform_conv2d, deform_conv2d_grad
 
-    x = np.ones((1, 2, 5, 5), dtype)
-    w = np.ones((3, 2, 3, 3), dtype)
-    offset = np.full((1, 18, 5, 5), 0.25, dtype)
-    mask = np.full((1, 9, 5, 5), 0.5, dtype)
-    for m in (None, mask):
-        deform_conv2d(x, offset, w, np.ones(3, dtype), padding=1, mask=m)
-        deform_conv2d_grad(np.ones((1, 3, 5, 5), dtype), x, offset, w, padding=1, mask=m)
+    for c, n in _GEOMETRIES[:2]:
+        x = np.ones((1, c, n, n), dtype)
+        w = np.ones((c, c, 3, 3), dtype)
+        offset = np.full((1, 18, n, n), 0.25, dtype)
+        mask = np.full((1, 9, n, n), 0.5, dtype)
+        for m in (None, mask):
+            deform_conv2d(x, offset, w, np.ones(c, dtype), padding=1, mask=m)
+            deform_conv2d_grad(np.ones((1, c, n, n), dtype), x, offset, w, padding=1, mask=m)
 
 
 def _separable(dtype: Any) -> None:
