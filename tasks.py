@@ -6,14 +6,22 @@
                                        notebook in book/, then the kernel tests again with
                                        NUMBA_BOUNDSCHECK=1; ARGS go to pytest (e.g. -k conv)
     python3 tasks.py publish           build the book, then push _build/html to the gh-pages branch
+    python3 tasks.py colab [ARGS...]   every chapter, in a venv with Google Colab's versions
+                                       (Python 3.12, numpy 2.0, numba 0.60, ipywidgets 7.7, ...)
+    python3 tasks.py minimums [ARGS...]
+                                       the test suite with the lowest versions pyproject.toml
+                                       allows (numpy, numba, scipy, matplotlib)
 
-Both set up ``.venv`` first: it is created if missing, and ``pip install -e .[book,test]`` runs
-whenever pyproject.toml changed since the last install (a stamp file in .venv records its hash).
+book, test and publish set up ``.venv`` first: it is created if missing, and
+``pip install -e .[book,test]`` runs whenever pyproject.toml changed since the last install (a
+stamp file in .venv records its hash). colab and minimums build their own venvs (``.venv-colab``,
+``.venv-minimums``) with pinned versions; they are separate jobs, not part of ``test``.
 """
 
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,11 +46,11 @@ def say(msg):
 # --------------------------------------------------------------------------- the virtualenv
 
 
-def venv_bin(name):
-    """Path of an executable inside .venv (bin/ on POSIX, Scripts/ on Windows)."""
+def venv_bin(name, venv=VENV):
+    """Path of an executable inside a venv (bin/ on POSIX, Scripts/ on Windows)."""
     sub = "Scripts" if os.name == "nt" else "bin"
     suffix = ".exe" if os.name == "nt" else ""
-    return VENV / sub / f"{name}{suffix}"
+    return venv / sub / f"{name}{suffix}"
 
 
 def install_key():
@@ -98,11 +106,11 @@ def ensure_venv():
     return python
 
 
-def venv_env():
-    """The environment for every command run inside .venv."""
+def venv_env(venv=VENV):
+    """The environment for every command run inside a venv (.venv unless told)."""
     env = dict(os.environ)
-    env["VIRTUAL_ENV"] = str(VENV)
-    env["PATH"] = str(venv_bin("python").parent) + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = str(venv_bin("python", venv).parent) + os.pathsep + env.get("PATH", "")
     env.pop("PYTHONHOME", None)
     # jupyter_core warns (DeprecationWarning) until this opt-in to its future directory layout
     env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -138,8 +146,57 @@ def cmd_book(args):
     return build_book(ensure_venv())
 
 
+def _remote_name(args):
+    """The git remote ghp-import will push to: its -r/--remote argument, else origin."""
+    for i, arg in enumerate(args):
+        if arg in ("-r", "--remote") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--remote="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-r") and len(arg) > 2:
+            return arg[2:]
+    return "origin"
+
+
+def publish_problem(remote):
+    """None if this checkout can push to ``remote``'s gh-pages branch, else what to configure."""
+    git = shutil.which("git")
+    if git is None:
+        return "git is not installed: publishing pushes the built book to a git remote"
+    inside = subprocess.run(
+        [git, "rev-parse", "--is-inside-work-tree"], cwd=ROOT, capture_output=True, text=True
+    )
+    if inside.returncode != 0:
+        return (
+            f"{ROOT} is not a git checkout: publishing pushes _build/html to the gh-pages branch "
+            f"of the repository's remote. Clone the repository (git clone <url>) and publish "
+            f"from the clone."
+        )
+    url = subprocess.run(
+        [git, "remote", "get-url", remote], cwd=ROOT, capture_output=True, text=True
+    )
+    if url.returncode != 0:
+        known = subprocess.run([git, "remote"], cwd=ROOT, capture_output=True, text=True)
+        names = known.stdout.split()
+        return (
+            f"this checkout has no git remote named {remote!r}"
+            + (f" (it has: {', '.join(names)})" if names else " (it has none)")
+            + ". Configure the GitHub repository to publish to, e.g.\n"
+            + f"    git remote add {remote} https://github.com/OWNER/convlab.git\n"
+            + "or name another remote: python3 tasks.py publish -r NAME. Then, once, in the "
+            "repository's Settings > Pages: Source 'Deploy from a branch', branch gh-pages, "
+            "folder / (root)."
+        )
+    return None
+
+
 def cmd_publish(args):
     """Build the book (a broken book is never published), then push it with ghp-import."""
+    remote = _remote_name(args)
+    problem = publish_problem(remote)  # before the slow build: say at once what is missing
+    if problem:
+        say(f"cannot publish: {problem}")
+        return 2
     python = ensure_venv()
     rc = build_book(python)
     if rc != 0:
@@ -148,7 +205,14 @@ def cmd_publish(args):
     # -f: force-push, gh-pages holds only the latest build
     cmd = [str(venv_bin("ghp-import")), "-n", "-p", "-f", *args, str(BUILD_DIR)]
     say("$ " + " ".join(["ghp-import"] + cmd[1:]))
-    return subprocess.call(cmd, cwd=ROOT, env=venv_env())
+    rc = subprocess.call(cmd, cwd=ROOT, env=venv_env())
+    if rc != 0:
+        say(
+            f"publishing FAILED (exit code {rc}): the book was built, but ghp-import could not "
+            f"push to the remote {remote!r}; check that `git push {remote}` works from this "
+            f"checkout (credentials, write access)"
+        )
+    return rc
 
 
 # --------------------------------------------------------------------------- test
@@ -169,8 +233,8 @@ def warm_up(python, env):
     )
 
 
-def test_env(cache_dir):
-    env = venv_env()
+def test_env(cache_dir, venv=VENV):
+    env = venv_env(venv)
     # a fresh Numba cache: every kernel is compiled by this run, none is loaded from an old build
     env["NUMBA_CACHE_DIR"] = cache_dir
     # performance hints (e.g. parallel=True without a prange) are for developers, not for the
@@ -259,9 +323,197 @@ def cmd_test(extra):
     return rc_all or rc_bc
 
 
+# --------------------------------------------------------------------------- pinned environments
+
+# Google Colab's stack, as issue 16 lists it: Python 3.12, numpy 2.0, numba 0.60, ipywidgets 7.7,
+# matplotlib 3.x; IPython 7.34 and ipykernel 6.17 are the kernel Colab runs them in (an old
+# IPython: ipywidgets 7 widgets display through _ipython_display_, not _repr_mimebundle_).
+# `pip install git+<repo>` on Colab keeps what is installed when it satisfies convlab's ranges,
+# so these are the versions the chapters meet there.
+COLAB = {
+    "python": "3.12",
+    "pins": [
+        "numpy==2.0.2",
+        "numba==0.60.0",
+        "scipy==1.14.1",
+        "matplotlib==3.10.0",
+        "ipywidgets==7.7.1",
+        "ipython==7.34.0",
+        "ipykernel==6.17.1",
+    ],
+    # what runs the chapters; installed under the same pins (-c), so none of them upgrades a pin
+    "tools": ["pytest>=8", "pytest-xdist>=3", "nbval>=0.11"],
+    "install": "wheel",
+}
+
+# The lower bounds of pyproject.toml's dependencies, on the oldest Python it allows.
+MINIMUMS = {
+    "python": "3.10",
+    "pins": ["numpy==1.24.0", "numba==0.60.0", "scipy==1.13.0", "matplotlib==3.7.0"],
+    "tools": [],  # the suite's own tools come with the test extra
+    "install": "editable-test",
+}
+
+
+def find_python(version):
+    """An interpreter for ``version`` ("3.12"): python3.12 on PATH, pyenv's or uv's; else None."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    uv = shutil.which("uv")
+    if uv:
+        found = subprocess.run([uv, "python", "find", version], capture_output=True, text=True)
+        if found.returncode == 0:
+            candidates.append(found.stdout.strip())
+    for cand in candidates:
+        if not cand:
+            continue
+        probe = subprocess.run(
+            [str(cand), "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )  # a pyenv shim for a version pyenv does not activate fails here
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return str(cand)
+    return None
+
+
+def ensure_pinned_venv(name, spec):
+    """Create .venv-NAME with spec's Python and pins (again only when they or pyproject change)."""
+    venv = ROOT / f".venv-{name}"
+    python = venv_bin("python", venv)
+    stamp = venv / ".convlab-install-stamp"
+    key = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + repr(sorted(spec.items())).encode()
+    ).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == key:
+        return venv
+    base = find_python(spec["python"])
+    if base is None:
+        sys.exit(
+            f"[tasks] `{name}` needs Python {spec['python']}, which is not on this machine. "
+            f"Install it, e.g. `uv python install {spec['python']}`, `pyenv install "
+            f"{spec['python']}`, or your OS's python{spec['python']} and "
+            f"python{spec['python']}-venv packages, then run this command again."
+        )
+    if venv.exists():
+        shutil.rmtree(venv)
+    say(f"creating {venv.name} with {base}")
+    if subprocess.call([base, "-m", "venv", str(venv)]) != 0:
+        sys.exit(f"[tasks] `{base} -m venv {venv}` failed")
+    constraints = venv / "constraints.txt"
+    constraints.write_text("\n".join(spec["pins"]) + "\n")
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    steps = [pip + ["pip>=21.3"], pip + spec["pins"]]
+    if spec["install"] == "wheel":
+        # as `pip install git+<repo>` does: a built (non-editable) convlab
+        steps.append(pip + ["-c", str(constraints), str(ROOT)])
+    else:
+        steps.append(pip + ["-c", str(constraints), "-e", f"{ROOT}[test]"])
+    if spec["tools"]:
+        steps.append(pip + ["-c", str(constraints), *spec["tools"]])
+    for cmd in steps:
+        say("$ pip " + " ".join(cmd[5:]))
+        rc = subprocess.call(cmd, cwd=ROOT)
+        if rc != 0:
+            sys.exit(f"[tasks] installation into {venv.name} failed (exit code {rc}); see above")
+    stamp.write_text(key + "\n")
+    return venv
+
+
+def report_versions(venv):
+    code = (
+        "import sys, importlib.metadata as m\n"
+        "names = ['numpy', 'numba', 'llvmlite', 'scipy', 'matplotlib', 'ipywidgets', 'ipython',"
+        " 'ipykernel', 'convlab']\n"
+        "found = []\n"
+        "for n in names:\n"
+        "    try: found.append(f'{n} {m.version(n)}')\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print('Python', sys.version.split()[0] + ':', ', '.join(found))\n"
+    )
+    out = subprocess.run(
+        [str(venv_bin("python", venv)), "-c", code], capture_output=True, text=True
+    ).stdout.strip()
+    say(out)
+
+
+def cmd_colab(extra):
+    """Every chapter under nbval in Colab's versions, run as a Colab user runs it.
+
+    The notebooks are copied into an empty directory first: on Colab a chapter opened from GitHub
+    runs outside any checkout, with convlab installed from the repository, so it must not read
+    files next to it or import the checkout's sources.
+    """
+    venv = ensure_pinned_venv("colab", COLAB)
+    report_versions(venv)
+    python = venv_bin("python", venv)
+    chapters = sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+    with (
+        tempfile.TemporaryDirectory(prefix="convlab-colab-") as work,
+        tempfile.TemporaryDirectory(prefix="convlab-numba-cache-") as cache,
+    ):
+        for nb in chapters:
+            shutil.copy2(nb, work)
+        shutil.copy2(SANITIZE, Path(work) / "sanitize.cfg")
+        env = test_env(cache, venv)
+        warm_up(python, env)
+        cmd = pytest_cmd(
+            python,
+            "-n",
+            "2",
+            "--dist",
+            "loadscope",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            work,
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            "sanitize.cfg",
+            *extra,
+            *(nb.name for nb in chapters),
+        )
+        say(f"$ cd {work} && pytest " + " ".join(cmd[3:]))
+        rc = subprocess.call(cmd, cwd=work, env=env)
+    say(f"chapters on Colab's versions: {'passed' if rc == PYTEST_OK else f'FAILED ({rc})'}")
+    return rc
+
+
+def cmd_minimums(extra):
+    """The test suite (tests/, not the chapters) with the lowest declared dependency versions."""
+    venv = ensure_pinned_venv("minimums", MINIMUMS)
+    report_versions(venv)
+    python = venv_bin("python", venv)
+    with tempfile.TemporaryDirectory(prefix="convlab-numba-cache-") as cache:
+        env = test_env(cache, venv)
+        warm_up(python, env)
+        cmd = pytest_cmd(
+            python,
+            "-n",
+            "2",
+            "--dist",
+            "loadscope",
+            "-p",
+            "no:cacheprovider",
+            *(extra or ["tests"]),
+        )
+        say("$ pytest " + " ".join(cmd[3:]) + "   (NUMBA_CACHE_DIR=<fresh tmp>)")
+        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    say(f"suite on the minimum versions: {'passed' if rc == PYTEST_OK else f'FAILED ({rc})'}")
+    return rc
+
+
 # --------------------------------------------------------------------------- main
 
-COMMANDS = {"book": cmd_book, "test": cmd_test, "publish": cmd_publish}
+COMMANDS = {
+    "book": cmd_book,
+    "test": cmd_test,
+    "publish": cmd_publish,
+    "colab": cmd_colab,
+    "minimums": cmd_minimums,
+}
 
 
 def main(argv):

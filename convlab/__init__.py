@@ -22,7 +22,8 @@ every size a kernel indexes must stay below ``2**62``; anything else is a ``Valu
 kernel runs.
 """
 
-from . import grad
+from . import grad, nn
+from ._version import __version__ as __version__
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
 from .deformable import deform_conv2d
@@ -49,8 +50,6 @@ from .shapes import (
 )
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
-__version__ = "0.1.0"
-
 __all__ = [
     # convolutions
     "conv1d",
@@ -63,6 +62,7 @@ __all__ = [
     "spatially_separable_conv2d",
     "deform_conv2d",
     "grad",
+    "nn",
     # the matrix views
     "im2col",
     "col2im",
@@ -83,3 +83,9 @@ __all__ = [
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
 ]
+
+
+def __dir__() -> list[str]:
+    # dir(convlab) lists the API and the subpackages users import (nn, grad, viz), not the
+    # implementation modules (conv, algorithms, ...) that importing the API binds here (PEP 562)
+    return sorted({*__all__, "__version__", "nn", "grad", "viz"})

@@ -32,6 +32,7 @@ import ctypes
 import glob
 import os
 import threading
+import warnings
 
 import numpy as np
 from numba import njit
@@ -51,6 +52,7 @@ _SETTERS = (
 
 _LOCK = threading.Lock()
 _CACHE = {}
+_WARNED = [False]  # the missing-setter warning is given once per process
 
 _SETTER_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
 
@@ -119,6 +121,17 @@ def blas_threads_setter():
     with _LOCK:
         if "setter" not in _CACHE:
             _CACHE["setter"], _CACHE["library"] = _find_setter()
+            if _CACHE["library"] is None and not _WARNED[0]:
+                _WARNED[0] = True
+                warnings.warn(
+                    "convlab: SciPy's BLAS has no thread-count setter (*_set_num_threads_local: "
+                    "OpenBLAS >= 0.3.27, as in recent SciPy wheels, or MKL), so the matrix "
+                    "products inside convlab's parallel kernels may start BLAS threads of their "
+                    "own and run slower on few cores; results are the same. Upgrade SciPy "
+                    "(pip install -U scipy) or set OPENBLAS_NUM_THREADS=1.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return _CACHE["setter"]
 
 

@@ -303,8 +303,8 @@ _EXAMPLES = {
     Examples
     --------
     >>> import numpy as np
-    >>> conv3d_input((1, 2, 3, 3, 3), np.ones((1, 2, 3, 3, 3)), np.ones((1, 1, 1, 1, 1))).sum()
-    np.float64(54.0)
+    >>> float(conv3d_input((1, 2, 3, 3, 3), np.ones((1, 2, 3, 3, 3)), np.ones((1, 1, 1, 1, 1))).sum())
+    54.0
 """,
     "conv1d_weight": """
     Examples
@@ -336,3 +336,8 @@ for _nd, _spatial in _SPATIAL.items():
             _doc.format(nd=_nd, spatial=_spatial, kernel=_KERNEL[_nd]) + _EXAMPLES[_func]
         )
 del _nd, _spatial, _func, _doc
+
+
+def __dir__():
+    # dir() lists the API (__all__), not the helpers this module imports (PEP 562)
+    return sorted(__all__)

@@ -4,12 +4,24 @@ The kernels, the error messages and the book all call these functions, so the fo
 a chapter is the formula the code runs.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ._args import INDEX_LIMIT, check_extent, ntuple, positive_int
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+#: an int, or one int per spatial dimension (PyTorch's int-or-tuple arguments)
+IntOrTuple = int | Sequence[int]
+#: what the size functions return: an int for int arguments, else a tuple
+Size = Any  # int | tuple[int, ...], by the argument's form (an overload per function is noise)
 
 __all__ = [
     "conv_output_size",
@@ -20,11 +32,11 @@ __all__ = [
 ]
 
 
-def _is_int(value):
+def _is_int(value: object) -> TypeIs[int | np.integer[Any]]:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
 
 
-def effective_kernel_size(kernel_size, dilation=1):
+def effective_kernel_size(kernel_size: IntOrTuple, dilation: IntOrTuple = 1) -> Size:
     """Extent of a dilated kernel: ``d * (k - 1) + 1``.
 
     A 3-tap kernel at dilation 2 spans 5 input elements; at dilation 3 it spans 7.
@@ -40,13 +52,19 @@ def effective_kernel_size(kernel_size, dilation=1):
         (k,) = ntuple(kernel_size, 1, "kernel_size")
         (d,) = ntuple(dilation, 1, "dilation")
         return d * (k - 1) + 1
-    n = len(kernel_size) if not _is_int(kernel_size) else len(dilation)
+    # one of the two is a sequence (both ints returned above)
+    n = len(kernel_size) if not _is_int(kernel_size) else len(cast(Sequence[int], dilation))
     ks = ntuple(kernel_size, n, "kernel_size")
     ds = ntuple(dilation, n, "dilation")
     return tuple(d * (k - 1) + 1 for k, d in zip(ks, ds, strict=True))
 
 
-def padding_pairs(padding, kernel_size, stride, dilation):
+def padding_pairs(
+    padding: IntOrTuple | str,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[tuple[int, int], ...]:
     """Resolve ``padding`` to one ``(before, after)`` pair per spatial dimension.
 
     ``padding`` is an int, a tuple of ints, ``"valid"`` (no padding) or ``"same"`` (output size
@@ -75,7 +93,13 @@ def padding_pairs(padding, kernel_size, stride, dilation):
     return tuple((p, p) for p in pads)
 
 
-def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
+def conv_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+) -> Size:
     """Output length of a convolution, per spatial dimension.
 
     ``floor((L + 2p - d(k - 1) - 1) / s) + 1``, the formula of ``torch.nn.Conv1d/2d/3d``
@@ -110,10 +134,7 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
     (112, 112)
     """
     scalar = _is_int(input_size)
-    if scalar:
-        n = 1
-    else:
-        n = len(input_size)
+    n = 1 if _is_int(input_size) else len(input_size)
     sizes = ntuple(input_size, n, "input_size", allow_zero=True)
     ks = ntuple(kernel_size, n, "kernel_size")
     ss = ntuple(stride, n, "stride")
@@ -126,7 +147,9 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
     return out[0] if scalar else tuple(out)
 
 
-def _output_length(size, kernel, stride, dilation, before, after):
+def _output_length(
+    size: int, kernel: int, stride: int, dilation: int, before: int, after: int
+) -> int:
     """:func:`conv_output_size` of one dimension whose arguments are already validated ints.
 
     ``before`` and ``after`` are the padding on each side. The public function checks its
@@ -147,7 +170,7 @@ def _output_length(size, kernel, stride, dilation, before, after):
     return (padded - extent) // stride + 1
 
 
-def receptive_field(layers):
+def receptive_field(layers: Iterable[Any]) -> int:
     """Receptive field of a stack of convolution layers (in input elements, one dimension).
 
     Each layer adds ``d * (k - 1) * j`` to the field, where ``j`` is the product of the strides of
@@ -199,7 +222,7 @@ def receptive_field(layers):
     return field
 
 
-def _channels_and_groups(in_channels, out_channels, groups):
+def _channels_and_groups(in_channels: int, out_channels: int, groups: int) -> tuple[int, int, int]:
     c_in = positive_int(in_channels, "in_channels")
     c_out = positive_int(out_channels, "out_channels")
     g = positive_int(groups, "groups")
@@ -210,7 +233,14 @@ def _channels_and_groups(in_channels, out_channels, groups):
     return c_in, c_out, g
 
 
-def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True, ndim=2):
+def count_params(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    groups: int = 1,
+    bias: bool = True,
+    ndim: int = 2,
+) -> int:
     """Number of learnable parameters of a convolution layer.
 
     ``C_out * (C_in / groups) * prod(k)`` weights plus ``C_out`` biases; for ``groups=1`` and a
@@ -232,20 +262,20 @@ def count_params(in_channels, out_channels, kernel_size, groups=1, bias=True, nd
     else:
         ks = ntuple(kernel_size, len(kernel_size), "kernel_size")
     weights = c_out * (c_in // g) * math.prod(ks)
-    return weights + (c_out if bias else 0)
+    return int(weights + (c_out if bias else 0))
 
 
 def count_macs(
-    in_channels,
-    out_channels,
-    kernel_size,
-    input_size,
-    stride=1,
-    padding=0,
-    dilation=1,
-    groups=1,
-    batch=1,
-):
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    input_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    batch: int = 1,
+) -> int:
     """Multiply-accumulate operations of one forward pass of a convolution layer.
 
     Every output element costs ``(C_in / groups) * prod(k)`` MACs, so the layer costs
@@ -263,16 +293,22 @@ def count_macs(
     n = len(out)
     ks = ntuple(kernel_size, n, "kernel_size")
     b = positive_int(batch, "batch") if batch != 0 else 0
-    return b * c_out * math.prod(out) * (c_in // g) * math.prod(ks)
+    return int(b * c_out * math.prod(out) * (c_in // g) * math.prod(ks))
 
 
 # --- transposed convolution ----------------------------------------------------------------------
 
 
-def _transpose_geometry(input_size, kernel_size, stride, padding, dilation):
+def _transpose_geometry(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple,
+    padding: IntOrTuple,
+    dilation: IntOrTuple,
+) -> Any:
     """Normalise the arguments shared by the transposed-convolution size functions."""
     scalar = _is_int(input_size)
-    n = 1 if scalar else len(input_size)
+    n = 1 if _is_int(input_size) else len(input_size)
     sizes = ntuple(input_size, n, "input_size", allow_zero=True)
     ks = ntuple(kernel_size, n, "kernel_size")
     ss = ntuple(stride, n, "stride")
@@ -281,7 +317,9 @@ def _transpose_geometry(input_size, kernel_size, stride, padding, dilation):
     return scalar, n, sizes, ks, ss, ps, ds
 
 
-def _check_output_padding(output_padding, stride, dilation):
+def _check_output_padding(
+    output_padding: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> None:
     """PyTorch's rule: each output padding must be smaller than its stride or its dilation."""
     for a, s, d in zip(output_padding, stride, dilation, strict=True):
         if not (a < s or a < d):
@@ -292,8 +330,13 @@ def _check_output_padding(output_padding, stride, dilation):
 
 
 def conv_transpose_output_size(
-    input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1
-):
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> Size:
     """Output length of a transposed convolution, per spatial dimension.
 
     ``(i - 1) s - 2p + d (k - 1) + a + 1``, the formula of ``torch.nn.ConvTranspose1d/2d/3d``
@@ -354,8 +397,13 @@ def conv_transpose_output_size(
 
 
 def conv_transpose_output_padding(
-    input_size, output_size, kernel_size, stride=1, padding=0, dilation=1
-):
+    input_size: IntOrTuple,
+    output_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> Size:
     """The ``output_padding`` that makes a transposed convolution produce ``output_size``.
 
     ``a = o - ((i - 1) s - 2p + d (k - 1) + 1)``; for ``d = 1`` and a reachable ``o`` this is the
@@ -418,7 +466,13 @@ def conv_transpose_output_padding(
     return out[0] if scalar else tuple(out)
 
 
-def tf_conv_transpose_output_size(input_size, kernel_size, stride=1, padding="VALID", dilation=1):
+def tf_conv_transpose_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: str = "VALID",
+    dilation: IntOrTuple = 1,
+) -> Size:
     """Output size TensorFlow/Keras gives a transposed convolution with ``padding="SAME"|"VALID"``.
 
     ``"SAME"``: ``o = i s``. ``"VALID"``: ``o = (i - 1) s + k`` when the (dilated) kernel is at
@@ -463,8 +517,12 @@ __all__ += [
 
 
 def count_params_depthwise_separable(
-    in_channels, out_channels, kernel_size, depth_multiplier=1, bias=True
-):
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    depth_multiplier: int = 1,
+    bias: bool = True,
+) -> Any:
     """Parameters of a depthwise-separable layer: a depthwise conv then a 1x1 conv.
 
     The depthwise conv (``groups = C_in``, ``K`` filters per channel) has ``C_in K prod(k)``
@@ -503,16 +561,16 @@ def count_params_depthwise_separable(
 
 
 def count_macs_depthwise_separable(
-    in_channels,
-    out_channels,
-    kernel_size,
-    input_size,
-    stride=1,
-    padding=0,
-    dilation=1,
-    depth_multiplier=1,
-    batch=1,
-):
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    input_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    depth_multiplier: int = 1,
+    batch: int = 1,
+) -> Any:
     """Multiply-accumulates of a depthwise-separable layer (depthwise conv, then 1x1 conv).
 
     ``count_macs`` of the depthwise conv (``groups = C_in``, output ``C_in K`` channels, with the
@@ -546,7 +604,7 @@ def count_macs_depthwise_separable(
     return depthwise + pointwise
 
 
-def count_params_spatially_separable(kernel_size, rank=1):
+def count_params_spatially_separable(kernel_size: IntOrTuple, rank: int = 1) -> Any:
     """Numbers stored for a 2-D kernel kept as ``rank`` column/row factor pairs: ``r (kH + kW)``.
 
     Against ``kH kW`` for the full kernel (:func:`count_params` with one channel, no bias): 6
@@ -564,8 +622,14 @@ def count_params_spatially_separable(kernel_size, rank=1):
 
 
 def count_macs_spatially_separable(
-    channels, kernel_size, input_size, rank=1, stride=1, padding=0, batch=1
-):
+    channels: int,
+    kernel_size: IntOrTuple,
+    input_size: IntOrTuple,
+    rank: int = 1,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    batch: int = 1,
+) -> Any:
     """Multiply-accumulates of :func:`convlab.spatially_separable_conv2d`, counted exactly.
 
     Per channel and rank term, the column pass computes ``H_out x W_c`` values with ``kH`` taps,
@@ -599,3 +663,8 @@ __all__ += [
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
 ]
+
+
+def __dir__() -> list[str]:
+    # dir() lists the API (__all__), not the helpers this module imports (PEP 562)
+    return sorted(__all__)

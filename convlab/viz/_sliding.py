@@ -686,6 +686,10 @@ class ConvExplorer:
         )
         for control in controls:
             control.observe(self._changed, names="value")
+        if not hasattr(self.widget, "_repr_mimebundle_"):
+            # ipywidgets 7 (Google Colab ships 7.7) displays a widget only through its
+            # _ipython_display_, which IPython prefers to _repr_mimebundle_ when both exist
+            self._ipython_display_ = self.widget._ipython_display_
         self.update()
 
     def _changed(self, change):
@@ -750,6 +754,7 @@ class ConvExplorer:
             print(self.message)
 
     def _repr_mimebundle_(self, **kwargs):
+        # ipywidgets 8; with ipywidgets 7, __init__ set _ipython_display_, which IPython calls first
         return self.widget._repr_mimebundle_(**kwargs)
 
 

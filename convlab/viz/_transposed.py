@@ -509,8 +509,8 @@ def zero_insertion_animation(
     Examples
     --------
     >>> anim = zero_insertion_animation([[1, 2], [3, 4]], np.arange(1, 10).reshape(3, 3), stride=2)
-    >>> anim.n_frames, anim.terms(6)     # output (1, 1) reads only the input value 1
-    (25, [(np.float64(1.0), np.float64(5.0))])
+    >>> anim.n_frames, [(float(x), float(w)) for x, w in anim.terms(6)]  # only the input value 1
+    (25, [(1.0, 5.0)])
     >>> anim._draw_was_started = True  # silence matplotlib's "deleted without rendering" warning
     """
     steps = zero_insertion_steps(x, kernel, stride, padding, output_padding)
@@ -925,8 +925,8 @@ def coverage_figure(counts, cmap="viridis", annotate=True):
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> fig = coverage_figure({"k=3, s=2": transposed_coverage(2, 3, 2)})
-    >>> fig.axes[0].images[0].get_array().max()
-    np.int64(4)
+    >>> int(fig.axes[0].images[0].get_array().max())
+    4
     """
     import matplotlib.pyplot as plt
 
