@@ -5,6 +5,7 @@ the implementation lives in private-by-convention modules (``conv``, ``algorithm
 """
 
 from . import grad
+from ._winograd import winograd_matrices
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
 from .deformable import deform_conv2d
@@ -64,4 +65,5 @@ __all__ = [
     "count_macs_depthwise_separable",
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
+    "winograd_matrices",
 ]
