@@ -19,5 +19,6 @@ def escape_stars(app, what, name, obj, options, lines):
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", escape_stars)
+    # before napoleon (priority 500) turns the numpydoc sections into field lists
+    app.connect("autodoc-process-docstring", escape_stars, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
