@@ -24,6 +24,7 @@ kernel runs.
 
 from . import grad, nn
 from ._version import __version__ as __version__
+from ._winograd import winograd_matrices
 from .algorithms import col2im, im2col
 from .conv import conv1d, conv2d, conv3d
 from .deformable import deform_conv2d
@@ -82,6 +83,7 @@ __all__ = [
     "count_macs_depthwise_separable",
     "count_params_spatially_separable",
     "count_macs_spatially_separable",
+    "winograd_matrices",
 ]
 
 

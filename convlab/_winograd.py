@@ -575,3 +575,22 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
 CHANNEL_SPLIT_TILES = 128
 #: bytes of transformed filters a thread makes and uses at a time in :func:`_winograd_by_channels`
 U_BLOCK_BYTES = 2**19
+
+
+def winograd_matrices(dtype=np.float64):
+    """The transform matrices ``(B^T, G, A^T)`` of Winograd's F(2x2, 3x3), as new arrays.
+
+    ``conv2d(..., algorithm="winograd")`` computes a 2x2 output tile ``Y`` of a 4x4 input tile
+    ``d`` and a 3x3 filter ``g`` as ``Y = A^T [(G g G^T) * (B^T d B)] A`` (Lavin & Gray 2016):
+    ``B^T`` is 4 x 4, ``G`` 4 x 3 and ``A^T`` 2 x 4. Their entries are 0, +-1 and 1/2, which are
+    exact in binary floating point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> BT, G, AT = winograd_matrices()
+    >>> d, g = np.arange(4.0), np.array([1.0, 2.0, 3.0])
+    >>> AT @ ((G @ g) * (BT @ d))  # the two outputs of a 3-tap filter on 4 inputs
+    array([ 8., 14.])
+    """
+    return BT.astype(dtype), G.astype(dtype), AT.astype(dtype)

@@ -203,3 +203,127 @@ def test_checker_passes_a_good_page_with_network_errors(chromium, checker_pages)
 def test_checker_reports_errors_and_blank_pages(chromium, checker_pages, page, expected):
     problems = check_page(chromium, checker_pages + page)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+# ------------------------------------------------------------------ rendered pages, in a browser
+#
+# The checks above read a DOM dump. The ones below drive Chromium through chromedriver (selenium)
+# at the width of a laptop screen, wait for MathJax, and ask the rendered page:
+#
+# * every maths element Sphinx wrote (``span.math``, ``div.math``) has been typeset by MathJax (an
+#   ``mjx-container`` inside it), and no raw TeX delimiter (``\(``, ``\[``, ``$$``) is left in the
+#   visible text;
+# * no code cell, output or table is wider than its box (its content would need a scrollbar);
+# * every resource the page loaded came from the site itself: MathJax, fonts and scripts are
+#   served from ``_static``, so the pages work offline.
+
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
+WIDTH, HEIGHT = 1400, 1000
+
+PAGE_REPORT_JS = r"""
+const done = arguments[arguments.length - 1];
+const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise : Promise.resolve();
+ready.then(() => {
+  const maths = Array.from(document.querySelectorAll("main span.math, main div.math"));
+  const untypeset = maths.filter(m => !m.querySelector("mjx-container"))
+      .map(m => m.textContent.slice(0, 60));
+  const text = document.querySelector("main") ? document.querySelector("main").innerText : "";
+  const raw = ["\\(", "\\[", "$$"].filter(d => text.includes(d));
+  const boxes = Array.from(document.querySelectorAll(
+      "main div.highlight pre, main div.output pre, main .cell_output pre, main table"));
+  const overflow = boxes.filter(b => b.scrollWidth > b.clientWidth + 1 && b.clientWidth > 0)
+      .map(b => b.tagName + " " + b.scrollWidth + ">" + b.clientWidth + ": "
+                + b.innerText.split("\n").reduce((a, l) => l.length > a.length ? l : a, "")
+                  .slice(0, 100));
+  const resources = performance.getEntriesByType("resource").map(r => r.name);
+  done({maths: maths.length, untypeset, raw, overflow, resources});
+}).catch(e => done({error: String(e)}));
+"""
+
+
+@pytest.fixture(scope="module")
+def driver(chromium):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    if not (os.path.isfile(CHROMEDRIVER) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip("chromedriver not installed: apt-get install chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.set_script_timeout(60)
+    browser.set_page_load_timeout(PAGE_TIMEOUT)
+    yield browser
+    browser.quit()
+
+
+def page_problems(driver, base, page):
+    """What is wrong with one rendered page: untypeset maths, overflow, requests off the site."""
+    driver.get(base + page)
+    report = driver.execute_async_script(PAGE_REPORT_JS)
+    if "error" in report:
+        return [f"{page}: the page check threw {report['error']}"]
+    problems = [f"{page}: maths not typeset: {m!r}" for m in report["untypeset"][:5]]
+    problems += [f"{page}: raw TeX delimiter {d!r} in the visible text" for d in report["raw"]]
+    problems += [f"{page}: wider than its box: {o}" for o in report["overflow"]]
+    outside = [
+        r for r in report["resources"] if not r.startswith(base) and not r.startswith("data:")
+    ]
+    problems += [f"{page}: loaded from outside the site: {r}" for r in outside]
+    return problems
+
+
+def test_every_page_typesets_its_maths_fits_its_boxes_and_stays_offline(built_site, driver):
+    assert built_site.returncode == 0, "the book did not build: see tests/test_site.py"
+    problems = []
+    typeset = 0
+    with serve(built_site.html) as base:
+        for name in built_site.pages:
+            problems += page_problems(driver, base, f"{name}.html")
+        # the chapters use maths: the check must have seen some typeset
+        driver.get(base + "book/01_sliding_window.html")
+        typeset = driver.execute_async_script(PAGE_REPORT_JS)["maths"]
+    assert typeset > 0, "no maths found on chapter 1: the check looks in the wrong place"
+    assert not problems, "\n".join(problems)
+
+
+RENDER_PAGES = {
+    "maths.html": "<html><head><script>window.MathJax = {tex: {inlineMath: [['\\\\(', '\\\\)']]}};"
+    "</script></head><body><main><p><span class='math notranslate nohighlight'>\\(x^2\\)</span>"
+    "</p></main></body></html>",
+    "wide.html": "<html><body><main><div class='highlight' style='width:300px'>"
+    "<pre style='overflow:auto'>" + "x" * 400 + "</pre></div></main></body></html>",
+    "cdn.html": "<html><body><main><p>text</p><img src='https://cdn.invalid/x.png'></main>"
+    "</body></html>",
+    "fine.html": "<html><body><main><div class='highlight'><pre>short line</pre></div>"
+    "</main></body></html>",
+}
+
+
+@pytest.fixture(scope="module")
+def render_pages(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("render")
+    for name, html in RENDER_PAGES.items():
+        (directory / name).write_text(html)
+    with serve(directory) as base:
+        yield base
+
+
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        ("maths.html", "maths not typeset"),  # no MathJax on that page: the maths stays raw
+        ("wide.html", "wider than its box"),
+        ("cdn.html", "loaded from outside the site"),
+    ],
+)
+def test_render_checker_reports_problems(driver, render_pages, page, expected):
+    problems = page_problems(driver, render_pages, page)
+    assert any(expected in p for p in problems), problems
+
+
+def test_render_checker_passes_a_fine_page(driver, render_pages):
+    assert page_problems(driver, render_pages, "fine.html") == []

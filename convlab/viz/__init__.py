@@ -27,6 +27,9 @@ from ._dilation import (
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
 from ._performance import (
     benchmark_figure,
+    benchmark_provenance,
+    benchmark_rows,
+    benchmark_table,
     direct_access_pattern,
     im2col_figure,
     memory_access_figure,
@@ -79,6 +82,9 @@ __all__ = [
     "receptive_field_growth",
     "receptive_field_growth_figure",
     "benchmark_figure",
+    "benchmark_rows",
+    "benchmark_table",
+    "benchmark_provenance",
     "direct_access_pattern",
     "im2col_figure",
     "memory_access_figure",

@@ -29,6 +29,9 @@ __all__ = [
     "im2col_figure",
     "benchmark_figure",
     "roofline_figure",
+    "benchmark_rows",
+    "benchmark_table",
+    "benchmark_provenance",
     "ALGORITHM_COLORS",
 ]
 
@@ -364,3 +367,132 @@ def roofline_figure(data, threads=None, algorithms=None):
     cpu = data.get("machine", {}).get("cpu", "unknown CPU")
     ax.set_title(f"roofline, {cpu}, {run['threads']} thread(s)", fontsize=10)
     return fig
+
+
+# ------------------------------------------------------------------ the stored benchmark as text
+
+
+def _convlab_entry(entries):
+    """The row that stands for convlab on one layer: ``auto`` if timed, else the fastest."""
+    ours = [r for r in entries if r["algorithm"] != "torch"]
+    auto = [r for r in ours if r["algorithm"] == "auto"]
+    return auto[0] if auto else min(ours, key=lambda r: r["best_s"])
+
+
+def benchmark_rows(data):
+    """One dict per layer of a ``bench.json``: what :func:`benchmark_table` prints.
+
+    For every layer, with ``hi`` and ``lo`` the largest and smallest thread counts of the runs:
+    ``convlab_ms`` (``auto``, or the fastest algorithm if ``auto`` was not timed) and its
+    ``gflops`` (effective: two flops per multiply-accumulate of the definition, whatever the
+    algorithm really does), ``torch_ms``, ``ratio`` (torch time / convlab time) at ``hi`` threads
+    and ``ratio_lo`` at ``lo``, and ``fastest`` (the fastest convlab algorithm at ``hi``, ``auto``
+    itself not counted: it is a choice among the others).
+    Values that a run did not measure are ``None``.
+    """
+    runs = sorted(data["runs"], key=lambda run: run["threads"])
+    lo, hi = runs[0], runs[-1]
+
+    def by_layer(run):
+        table = {}
+        for r in run["results"]:
+            table.setdefault(r["layer"], []).append(r)
+        return table
+
+    hi_rows, lo_rows = by_layer(hi), by_layer(lo)
+    rows = []
+    for name, entries in hi_rows.items():
+        ours = _convlab_entry(entries)
+        torch_entry = next((r for r in entries if r["algorithm"] == "torch"), None)
+        candidates = [r for r in entries if r["algorithm"] not in ("torch", "auto")]
+        fastest = min(candidates or entries, key=lambda r: r["best_s"])
+        lo_entries = lo_rows.get(name, [])
+        lo_ours = _convlab_entry(lo_entries) if lo_entries else None
+        layer = data.get("layers", {}).get(name, {})
+        rows.append(
+            dict(
+                layer=name,
+                shape=layer.get("description", ""),
+                threads=hi["threads"],
+                threads_lo=lo["threads"],
+                convlab_ms=1e3 * ours["best_s"],
+                gflops=ours["gflops"],
+                torch_ms=None if torch_entry is None else 1e3 * torch_entry["best_s"],
+                ratio=ours["ratio_torch"],
+                ratio_lo=None if lo_ours is None or lo is hi else lo_ours["ratio_torch"],
+                fastest=fastest["algorithm"],
+            )
+        )
+    return rows
+
+
+def benchmark_table(data, digits=2):
+    """A Markdown table of a ``bench.json`` (as written by ``python -m convlab.bench``).
+
+    One row per layer: its shape, convlab's time with the most threads of the run (``auto``) and
+    its effective GFLOP/s, PyTorch's time, the ratio PyTorch time / convlab time with the most and
+    with the fewest threads (above 1: convlab is faster), and the fastest convlab algorithm.
+    A chapter displays it with ``IPython.display.Markdown``; nothing in it is typed by hand.
+
+    Examples
+    --------
+    >>> data = {"runs": [{"threads": 1, "results": [
+    ...     {"layer": "a", "algorithm": "auto", "best_s": 2e-3, "gflops": 10.0,
+    ...      "ratio_torch": 0.5},
+    ...     {"layer": "a", "algorithm": "torch", "best_s": 1e-3, "gflops": 20.0,
+    ...      "ratio_torch": None}]}], "layers": {"a": {"description": "8->8 12x12 k3"}}}
+    >>> print(benchmark_table(data).splitlines()[-1])
+    | `a` | 8->8 12x12 k3 | 2.00 | 10 | 1.00 | 0.50 | auto |
+    """
+    rows = benchmark_rows(data)
+    if not rows:
+        return ""
+    hi, lo = rows[0]["threads"], rows[0]["threads_lo"]
+    two = hi != lo
+
+    def num(value, fmt):
+        return "n/a" if value is None else format(value, fmt)
+
+    header = [
+        "layer",
+        "shape",
+        f"convlab ms ({hi} thr.)",
+        "effective GFLOP/s",
+        f"PyTorch ms ({hi} thr.)",
+        f"ratio, {hi} thr.",
+    ]
+    if two:
+        header.append(f"ratio, {lo} thr.")
+    header.append("fastest convlab algorithm")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [
+            f"`{r['layer']}`",
+            r["shape"],
+            num(r["convlab_ms"], f".{digits}f"),
+            num(r["gflops"], ".0f"),
+            num(r["torch_ms"], f".{digits}f"),
+            num(r["ratio"], f".{digits}f"),
+        ]
+        if two:
+            cells.append(num(r["ratio_lo"], f".{digits}f"))
+        cells.append(r["fastest"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def benchmark_provenance(data):
+    """One sentence naming the machine, the libraries, the date and the command of a bench.json."""
+    machine = data.get("machine", {})
+    config = data.get("config", {})
+    threads = ",".join(str(t) for t in config.get("threads", []))
+    torch = machine.get("torch") or "not installed"
+    loads = [run.get("load_average") or [None] for run in data.get("runs", [])]
+    load = max((v for pair in loads for v in pair if v is not None), default=None)
+    busy = "" if load is None else f" (1-minute load average up to {load:.1f} during the run)"
+    return (
+        f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores', '?')} cores{busy}), "
+        f"NumPy {machine.get('numpy', '?')}, Numba {machine.get('numba', '?')}, "
+        f"PyTorch {torch}; run on {str(data.get('created', '?'))[:10]} with "
+        f"`python -m convlab.bench --threads {threads} --repeats {config.get('repeats', '?')}`"
+    )

@@ -693,7 +693,7 @@ def conv_matrix_figure(
     dense = conv_matrix(w, shape, stride=stride, padding=padding, dilation=dilation).toarray()
     rows, cols = dense.shape
     limit = max(float(np.abs(dense).max()), 1e-12)
-    cell = 0.32
+    cell = 0.4  # inches per matrix cell: its 8 pt digit fits, at the book's page width too
     fig = plt.figure(
         figsize=(cell * (cols + rows) + 2.2, cell * max(rows, cols) + 1.2), layout="constrained"
     )
@@ -713,14 +713,24 @@ def conv_matrix_figure(
         if annotate:
             for (r, c), v in np.ndenumerate(data):
                 if v != 0:
-                    ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=6.5)
+                    # white digits on the dark end of the colour map, black on the light one
+                    dark = abs(v) > 0.55 * limit
+                    ax.text(
+                        c,
+                        r,
+                        _fmt(v),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if dark else "black",
+                    )
         ax.set_xticks(np.arange(data.shape[1] + 1) - 0.5, minor=True)
         ax.set_yticks(np.arange(data.shape[0] + 1) - 0.5, minor=True)
         ax.grid(which="minor", color="0.85", lw=0.5)
         ax.tick_params(which="minor", length=0)
         ax.set_xticks(range(data.shape[1]))
         ax.set_yticks(range(data.shape[0]))
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=8)
         ax.set_xlabel("input element" if idx == 0 else "output element (of the conv)", fontsize=8)
         ax.set_ylabel("output element" if idx == 0 else "input element", fontsize=8)
         ax.set_title(f"{title}: {data.shape[0]}×{data.shape[1]}", fontsize=10)
