@@ -250,9 +250,18 @@ class Page:
         self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **params})
         self.send("Input.dispatchKeyEvent", {"type": "keyUp", **params})
 
-    def screenshot(self, path, full_page=True):
+    def screenshot(self, path, full_page=True, selector=None):
+        """A PNG of the page, of the whole document, or of the element ``selector`` names."""
         params = {"format": "png"}
-        if full_page:
+        if selector:
+            rect = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                ".getBoundingClientRect(); return {x: r.left + scrollX, y: r.top + scrollY, "
+                "width: r.width, height: r.height}; })()"
+            )
+            params["captureBeyondViewport"] = True
+            params["clip"] = dict(rect, scale=1)
+        elif full_page:
             params["captureBeyondViewport"] = True
             size = self.send("Page.getLayoutMetrics")["cssContentSize"]
             params["clip"] = {

@@ -429,6 +429,11 @@
     this.timer = null;
     this.build();
     this.update();
+    var self = this;
+    window.addEventListener("resize", function () {
+      var narrow = self.root.clientWidth > 0 && self.root.clientWidth < 560;
+      if (narrow !== self.narrow && !self.result.error) self.render();
+    });
   }
 
   function initialState(data) {
@@ -723,15 +728,19 @@
     var outW = cols.O * CELL;
     var outH = rows.O * CELL;
     var width, height, outX, outY;
-    if (one) {
-      // input row on top, output row below, aligned on the left
-      width = Math.max(inW, outW) + 2 * MARGIN;
+    var inTitle = r.transposed ? "input: zeros inserted, padded" : "input (padded)";
+    var titleWidth = inTitle.length * 6.5; // 12px text
+    // on a narrow screen (a phone) the 2-D output goes below the input, so both stay legible
+    this.narrow = this.root.clientWidth > 0 && this.root.clientWidth < 560;
+    if (one || this.narrow) {
+      width = Math.max(inW, outW, titleWidth) + 2 * MARGIN;
       outX = MARGIN;
-      outY = MARGIN + 18 + CELL + 2 * CELL;
-      height = outY + CELL + MARGIN;
+      outY = MARGIN + 18 + inH + (one ? 2 * CELL : 34);
+      height = outY + outH + MARGIN;
     } else {
-      width = inW + GAP + outW + 2 * MARGIN;
-      outX = MARGIN + inW + GAP;
+      var inBlock = Math.max(inW, titleWidth);
+      width = inBlock + GAP + outW + 2 * MARGIN;
+      outX = MARGIN + inBlock + GAP;
       outY = MARGIN + 18;
       height = Math.max(inH, outH) + 2 * MARGIN + 18;
     }
@@ -747,9 +756,6 @@
     s("rect", { width: 6, height: 6, fill: "#e3e3e3" }, pat);
     s("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#a9a9a9", "stroke-width": 2 }, pat);
 
-    var inTitle = r.transposed
-      ? "input with zeros inserted and padded (the equivalent stride-1 convolution)"
-      : "input (padded)";
     s("text", { x: MARGIN, y: MARGIN + 8, class: "cx-title" }, svg, inTitle);
     var inGroup = s("g", { class: "cx-input", transform: "translate(" + MARGIN + "," + (MARGIN + 18) + ")" }, svg);
     this.inCells = [];
@@ -777,7 +783,7 @@
       this.inCells.push(rowCells);
     }
     var outTitle = "output";
-    var outTitleY = one ? outY - 8 : MARGIN + 8;
+    var outTitleY = one || this.narrow ? outY - 8 : MARGIN + 8;
     s("text", { x: outX, y: outTitleY, class: "cx-title" }, svg, outTitle);
     var outGroup = s("g", {
       class: "cx-output",
@@ -834,7 +840,7 @@
     outGroup.addEventListener("focus", function () {
       self.showPosition();
     });
-    this.drawLegend(r);
+    this.drawLegend(r, inGroup.querySelector(".cx-cropped") !== null);
     this.showPosition();
   };
 
@@ -934,11 +940,12 @@
     return found;
   }
 
-  Explorer.prototype.drawLegend = function (r) {
+  Explorer.prototype.drawLegend = function (r, cropped) {
     var lg = this.legend;
     lg.textContent = "";
     var items = [["cx-input", "input value"], ["cx-pad", "padding (zero)"]];
-    if (r.transposed) items.push(["cx-zero", "inserted zero"], ["cx-cropped", "cropped (padding p > d·(k−1)): read by no output"]);
+    if (r.transposed) items.push(["cx-zero", "inserted zero"]);
+    if (cropped) items.push(["cx-cropped", "cropped (padding p > d·(k−1)): read by no output"]);
     items.push(["cx-lit", "window of the current output (kernel tap index)"], ["cx-out", "output"], ["cx-current", "current output"], ["cx-reader", "outputs that read the hovered input"]);
     items.forEach(function (item) {
       var span = h("span", { class: "cx-key" }, lg);
