@@ -34,7 +34,13 @@ import numpy as np
 import pytest
 
 import convlab
-from convlab.shapes import count_macs, count_params, receptive_field
+from convlab.shapes import (
+    conv_output_size,
+    conv_transpose_output_size,
+    count_macs,
+    count_params,
+    receptive_field,
+)
 
 PAGE = "book/explorer.html"
 
@@ -569,3 +575,33 @@ def test_arrow_keys_move_the_output_position(browser, page_url):
 
 def _json(value):
     return json.dumps(value)
+
+
+def test_first_state_comes_from_the_data_attributes(browser, page_url):
+    """The embedding snippet sets the first state with data-* attributes (as the chapters will)."""
+    page = browser.new_page(offline=True)
+    page.goto(page_url)
+    attrs = page.evaluate("Object.assign({}, document.querySelector('.convlab-explorer').dataset)")
+    assert {"size", "kernel", "stride", "padding"} <= set(attrs)
+    shown = page.evaluate(
+        "document.querySelector('.convlab-explorer [data-role=\"out-size\"]').getAttribute('data-value')"
+    )
+    size = conv_output_size(
+        int(attrs["size"]), int(attrs["kernel"]), int(attrs["stride"]), int(attrs["padding"])
+    )
+    assert shown == f"{size},{size}"
+    # a transposed explorer with an output padding, as chapter 4's embedding will be
+    page.evaluate(
+        "(() => { const d = document.createElement('div'); d.className = 'convlab-explorer';"
+        " d.id = 'second'; Object.assign(d.dataset, {mode: 'transposed', size: '3', kernel: '3',"
+        " stride: '2', padding: '1', outputPadding: '1', inChannels: '4', groups: '2'});"
+        " document.body.appendChild(d); window.convlabExplorer.start(); })()"
+    )
+    shown = page.evaluate(
+        "document.querySelector('#second [data-role=\"out-size\"]').getAttribute('data-value')"
+    )
+    size = conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1)
+    assert shown == f"{size},{size}"
+    ids = page.evaluate("Array.from(document.querySelectorAll('[id^=cx]'), (e) => e.id)")
+    assert len(ids) == len(set(ids)), "two explorers on one page share element ids"
+    assert page.errors == []

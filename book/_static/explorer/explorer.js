@@ -2,7 +2,8 @@
  *
  * Every element <div class="convlab-explorer"> on a page becomes one explorer. Optional data
  * attributes set the first state: data-dims="1|2", data-mode="conv|transposed", and any of the
- * parameter names below (data-kernel="3", data-stride="2", data-padding="same", ...).
+ * parameter names below with dashes (data-kernel="3", data-stride="2,1", data-padding="same",
+ * data-output-padding="1", data-in-channels="4", ...; "h,w" gives the two dimensions apart).
  *
  * The arithmetic mirrors convlab (convlab/shapes.py, convlab/conv.py, convlab/transposed.py): the
  * output sizes, which input each output reads through which tap, and the ValueError messages,
@@ -58,8 +59,6 @@
     out_channels: 2,
     groups: 1,
   };
-
-  var counter = 0;
 
   // ------------------------------------------------------------------ Python-style formatting
 
@@ -423,7 +422,9 @@
 
   function Explorer(root) {
     this.root = root;
-    this.id = "cx" + ++counter;
+    // ids stay unique when a page loads this script once per embedded explorer
+    window.convlabExplorerCount = (window.convlabExplorerCount || 0) + 1;
+    this.id = "cx" + window.convlabExplorerCount;
     this.state = initialState(root.dataset);
     this.position = [0, 0];
     this.timer = null;
@@ -440,9 +441,14 @@
     var st = JSON.parse(JSON.stringify(DEFAULTS));
     if (data.dims) st.dims = data.dims === "1" ? 1 : 2;
     if (data.mode === "transposed") st.mode = "transposed";
+    // data-output-padding="1" arrives as dataset.outputPadding
+    var camel = function (name) {
+      return name.replace(/_([a-z])/g, function (m, c) {
+        return c.toUpperCase();
+      });
+    };
     PER_DIM.forEach(function (name) {
-      var key = name.replace("_", "");
-      var v = data[key] !== undefined ? data[key] : data[name];
+      var v = data[camel(name)];
       if (v === undefined) return;
       if (name === "padding" && (v === "same" || v === "valid")) {
         st.padmode = v;
@@ -452,8 +458,7 @@
       st[name] = parts.length === 1 ? [parts[0], parts[0]] : [parts[0], parts[1]];
     });
     ["in_channels", "out_channels", "groups"].forEach(function (name) {
-      var key = name.replace("_", "");
-      var v = data[key] !== undefined ? data[key] : data[name];
+      var v = data[camel(name)];
       if (v !== undefined) st[name] = Number(v);
     });
     return st;
