@@ -24,6 +24,13 @@ from ._dilation import (
     receptive_field_growth,
     receptive_field_growth_figure,
 )
+from ._gallery import (
+    GALLERY_CASES,
+    GalleryAnimation,
+    gallery_animation,
+    gallery_frames,
+    write_gallery,
+)
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
 from ._performance import (
     benchmark_figure,
@@ -66,6 +73,7 @@ from ._transposed import (
     zero_insertion_figure,
     zero_insertion_steps,
 )
+from ._volume import VOLUME_CASES, VolumeAnimation, volume_animation, volume_frames
 
 __all__ = [
     "bilinear_figure",
@@ -117,4 +125,13 @@ __all__ = [
     "channel_connections",
     "channel_connections_figure",
     "feature_maps_figure",
+    "GALLERY_CASES",
+    "GalleryAnimation",
+    "gallery_animation",
+    "gallery_frames",
+    "write_gallery",
+    "VOLUME_CASES",
+    "VolumeAnimation",
+    "volume_animation",
+    "volume_frames",
 ]
