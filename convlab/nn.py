@@ -118,7 +118,7 @@ class Module:
     param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
-        #: parameter gradients from :meth:`backward`, by parameter name (accumulated)
+        #: parameter gradients from ``backward()``, by parameter name (accumulated)
         self.grads: dict[str, Array] = {}
 
     # -- the computation
@@ -227,7 +227,7 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; :meth:`backward` runs their ``backward`` in reverse order.
+    """Modules applied in order; ``backward()`` runs their ``backward`` in reverse order.
 
     Parameter names are ``"0.weight"``, ``"1.bias"``... as in ``torch.nn.Sequential``.
     """
@@ -729,7 +729,7 @@ class DeformConv2d(_ConvNd):
     ``forward(input, offset, mask=None)`` is :func:`convlab.deform_conv2d` with this layer's
     weight and bias (offsets and masks are inputs, usually predicted by another convolution);
     ``backward(grad_output)`` returns the gradients ``(input, offset, mask)`` (``mask``'s is None
-    when the forward pass had none) and adds the weight and bias gradients to :attr:`grads`.
+    when the forward pass had none) and adds the weight and bias gradients to ``grads``.
     Initialised as torchvision does (as :class:`Conv2d`).
 
     Examples

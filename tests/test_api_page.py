@@ -12,10 +12,16 @@ from pathlib import Path
 
 import convlab
 import convlab.grad
+import convlab.nn
 import convlab.viz
 
 PAGE = Path(__file__).resolve().parents[1] / "book" / "api.md"
-MODULES = {"convlab": convlab, "convlab.grad": convlab.grad, "convlab.viz": convlab.viz}
+MODULES = {
+    "convlab": convlab,
+    "convlab.grad": convlab.grad,
+    "convlab.nn": convlab.nn,
+    "convlab.viz": convlab.viz,
+}
 
 
 def documented():
@@ -25,7 +31,7 @@ def documented():
         match = re.match(r"\.\. currentmodule:: (\S+)", line)
         if match:
             module = match[1]
-        match = re.match(r"\.\. auto(?:function|class):: (\S+)", line)
+        match = re.match(r"\.\. (?:auto(?:function|class)|py:data):: (\S+)", line)
         if match:
             names.setdefault(module, []).append(match[1])
     return names

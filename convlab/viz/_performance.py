@@ -404,8 +404,9 @@ def benchmark_rows(data):
     for name, entries in hi_rows.items():
         ours = _convlab_entry(entries)
         torch_entry = next((r for r in entries if r["algorithm"] == "torch"), None)
-        candidates = [r for r in entries if r["algorithm"] not in ("torch", "auto")]
-        fastest = min(candidates or entries, key=lambda r: r["best_s"])
+        mine = [r for r in entries if r["algorithm"] != "torch"]
+        candidates = [r for r in mine if r["algorithm"] != "auto"]
+        fastest = min(candidates or mine, key=lambda r: r["best_s"])
         lo_entries = lo_rows.get(name, [])
         lo_ours = _convlab_entry(lo_entries) if lo_entries else None
         layer = data.get("layers", {}).get(name, {})
