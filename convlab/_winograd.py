@@ -60,6 +60,7 @@ finite data.
 """
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,6 +115,21 @@ def workspace(slot, shape, dtype):
 
 _POOL = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool():
+    """In a forked child: the parent's pool threads do not exist there, so start a new pool.
+
+    Without this, the first FFT in a child forked after the parent ran one waited forever for
+    work handed to the parent's threads.
+    """
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def split_launch(kernel, n_tasks, *args):
