@@ -140,3 +140,9 @@ def test_users_layer_is_kept(layer):
     priority = " ".join([layer] + [x for x in ("tbb", "omp", "workqueue") if x != layer])
     report = _layer_report({"NUMBA_THREADING_LAYER_PRIORITY": priority})
     assert report == dict(layer=layer, chosen_by="user")
+
+
+def test_bench_reports_the_layer():
+    from convlab.bench import machine_info
+
+    assert machine_info()["threading_layer"] in ("tbb", "omp", "workqueue")
