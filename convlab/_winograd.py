@@ -26,16 +26,24 @@ Steps 2-4 run in one parallel Numba kernel that calls BLAS for each thread's own
 core (:mod:`convlab._blas`), in one of two ways:
 
 * by tiles (:func:`_winograd_fused`, layers with more than ``CHANNEL_SPLIT_TILES`` tiles): each
-  thread takes a share of the tile rows and pushes blocks of about a hundred tiles through all
-  three steps, so a block's V and M never leave the core's cache; U is made beforehand by a
-  parallel pass over the filters;
+  thread takes a run of blocks of about a hundred tiles (whole tile rows) and pushes each block
+  through all three steps, so a block's V and M never leave the core's cache; U is made
+  beforehand by a parallel pass over the filters;
 * by output channels (:func:`_winograd_by_channels`, few tiles): the threads first share out the
-  input transform, then each takes a share of the output channels and transforms its own filters
-  block by block, right before the GEMMs that use them. With few tiles the filters are most of
+  input transform, then each takes a run of blocks of output channels and transforms a block's
+  filters right before the GEMMs that use them. With few tiles the filters are most of
   the data (a 256-channel 14x14 layer has 49 tiles and 65,536 filters), so splitting by tiles
   would have every thread read all of U, and each GEMM would get only a couple of dozen columns.
 
 Neither makes a padded copy of the input: the input transform reads zeros outside the image.
+
+Thread-count independence: both cut the work into blocks (of tile rows, or of output channels)
+whose boundaries depend on the layer's shape only, and each thread takes a run of whole blocks.
+A block's transforms and GEMMs are then the same calls, with the same sizes, whichever thread
+makes them, so the result is bit for bit the same on 1, 2 or 16 threads. (When the threads' own
+shares were the blocks, ``numba.set_num_threads(1)`` changed results by up to 3e-5: a GEMM's
+result for one column can change with the number of columns computed with it.) The checksum is
+added block by block in block order, not by a parallel reduction.
 
 Accuracy: F(2x2, 3x3) needs no looser tolerance than the direct loop. Its transforms use only
 0, +-1 and 1/2, which are exact in binary floating point, and each transformed value adds at most
@@ -52,6 +60,7 @@ finite data.
 """
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,6 +115,21 @@ def workspace(slot, shape, dtype):
 
 _POOL = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool():
+    """In a forked child: the parent's pool threads do not exist there, so start a new pool.
+
+    Without this, the first FFT in a child forked after the parent ran one waited forever for
+    work handed to the parent's threads.
+    """
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def split_launch(kernel, n_tasks, *args):
@@ -381,18 +405,21 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_fused(x, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_buf, ph, pw):
+def _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw):
     """The whole layer: every thread transforms, multiplies and transforms back its own tiles.
 
-    The ``N * th_n`` tile rows are split into ``v_buf.shape[0]`` contiguous ranges, one per thread
-    (``prange``); a thread walks its range in blocks of ``rows_per_block`` tile rows: input
-    transform into its ``v`` (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` (the caller
-    holds BLAS to one thread: :func:`convlab._blas.one_blas_thread`), output transform
-    of its ``m`` (16, C_out, T). Nothing waits between the steps and a block's ``v`` and ``m``
-    stay in the thread's cache. Returns the sum of all outputs (float64; see
-    :func:`_winograd_output_transform`). ``v_buf`` and ``m_buf`` are (threads, size) scratch rows; a
-    block's T columns may get one zero column more (:func:`_block_columns`) so that the 16 slabs
-    do not alias.
+    The ``N * th_n`` tile rows are cut into ``n_blocks`` blocks of consecutive rows (block ``k``
+    is rows ``rows * k // n_blocks`` up to the next block's first), a cut that depends on the
+    layer only (:func:`_tile_row_blocks`); thread ``t`` of ``v_buf.shape[0]`` (``prange``) takes
+    a contiguous run of blocks and pushes each through the input transform into its ``v``
+    (16, C_in, T), 16 GEMMs per group ``m[k] = u[k] @ v[k]`` (the caller holds BLAS to one
+    thread: :func:`convlab._blas.one_blas_thread`) and the output transform of its ``m``
+    (16, C_out, T). Nothing waits between the steps and a block's ``v`` and ``m`` stay in the
+    thread's cache. Every block is computed the same way whichever thread runs it, so the result
+    does not depend on the thread count, bit for bit. Returns the sum of all outputs (float64;
+    see :func:`_winograd_output_transform`), added block by block in block order. ``v_buf`` and
+    ``m_buf`` are (threads, size) scratch rows; a block's T columns may get one zero column more
+    (:func:`_block_columns`) so that the 16 slabs do not alias.
     """
     n_threads = v_buf.shape[0]
     rows = out.shape[0] * th_n
@@ -400,14 +427,14 @@ def _winograd_fused(x, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_b
     c_out = out.shape[1]
     c_per_group = c_in // groups
     out_per_group = c_out // groups
-    total = 0.0
+    max_rows = -(-rows // n_blocks)
+    totals = np.zeros(n_blocks)
     for t in prange(n_threads):
-        lo = rows * t // n_threads
-        hi = rows * (t + 1) // n_threads
-        even = np.empty((2 * min(th_n, rows_per_block) + 2, tw_n + 1), dtype=x.dtype)
+        even = np.empty((2 * min(th_n, max_rows) + 2, tw_n + 1), dtype=x.dtype)
         odd = np.empty_like(even)
-        for r0 in range(lo, hi, rows_per_block):
-            r1 = min(hi, r0 + rows_per_block)
+        for blk in range(n_blocks * t // n_threads, n_blocks * (t + 1) // n_threads):
+            r0 = rows * blk // n_blocks
+            r1 = rows * (blk + 1) // n_blocks
             cols = _block_columns((r1 - r0) * tw_n, c_in, c_out, x.itemsize)
             v = v_buf[t, : ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
             m = m_buf[t, : ALPHA * ALPHA * c_out * cols].reshape((ALPHA * ALPHA, c_out, cols))
@@ -422,22 +449,27 @@ def _winograd_fused(x, u, b, out, th_n, tw_n, groups, rows_per_block, v_buf, m_b
                         v[k, i0 : i0 + c_per_group],
                         m[k, o0 : o0 + out_per_group],
                     )
-            total += _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, 0)
+            totals[blk] = _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, 0)
+    total = 0.0
+    for blk in range(n_blocks):
+        total += totals[blk]
     return total
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf, m_buf, ph, pw):
+def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_buf, m_buf, ph, pw):
     """The whole layer, split by output channels: for layers with few tiles and many channels.
 
     First the threads (``prange`` over ``u_buf.shape[0]``) share out the input channels and
-    transform every tile into the common ``v`` (16, C_in, tiles) in ``v_buf``. Then thread ``t``
-    owns a contiguous range of output channels and walks it in blocks of ``o_block``: filter
-    transform of the block's filters into its ``u`` (:func:`_transform_filters`), 16 GEMMs per
-    group into its ``m``, output transform. A block's U is used while it is in cache and never
-    shared, so no thread reads what another wrote, and the
+    transform every tile into the common ``v`` (16, C_in, tiles) in ``v_buf``. Then the output
+    channels are cut into ``n_blocks`` blocks of consecutive channels (block ``k`` starts at
+    channel ``C_out * k // n_blocks``; :func:`_channel_blocks`), and thread ``t`` takes a
+    contiguous run of blocks: filter transform of the block's filters into its ``u``
+    (:func:`_transform_filters`), 16 GEMMs per group into its ``m``, output transform. A block's U
+    is used while it is in cache and never shared, so no thread reads what another wrote, and the
     filter transform needs no separate parallel pass over all filters (at 256 x 256 channels that
-    pass moves 4 MB through memory). Returns the sum of all outputs, as :func:`_winograd_fused`.
+    pass moves 4 MB through memory). The cut depends on the layer only, so the result does not
+    depend on the thread count. Returns the sum of all outputs, as :func:`_winograd_fused`.
     """
     n_threads = u_buf.shape[0]
     rows = out.shape[0] * th_n
@@ -446,10 +478,11 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
     out_per_group = c_out // groups
     g = w.reshape(c_out * c_per_group, TAPS * TAPS)
     tiles = rows * tw_n
-    cols = _block_columns(tiles, c_in, o_block, x.itemsize)
+    cols = _block_columns(tiles, c_in, -(-c_out // n_blocks), x.itemsize)
     u_stride = u_buf.shape[1] // (ALPHA * ALPHA)
     v = v_buf[: ALPHA * ALPHA * c_in * cols].reshape((ALPHA * ALPHA, c_in, cols))
-    # first every thread transforms a share of the input channels (the GEMMs below need all)
+    # first every thread transforms a share of the input channels (the GEMMs below need all);
+    # each channel's transform is the same whoever makes it
     for t in prange(n_threads):
         even = np.empty((2 * th_n + 2, tw_n + 1), dtype=x.dtype)
         odd = np.empty_like(even)
@@ -457,13 +490,12 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
         c_hi = c_in * (t + 1) // n_threads
         _winograd_input_transform(x, v, th_n, tw_n, 0, rows, ph, pw, even, odd, c_lo, c_hi)
         v[:, c_lo:c_hi, tiles:] = 0
-    total = 0.0
+    totals = np.zeros(n_blocks)
     for t in prange(n_threads):
-        o_lo = c_out * t // n_threads
-        o_hi = c_out * (t + 1) // n_threads
         u = u_buf[t].reshape((ALPHA * ALPHA, u_stride))
-        for o0 in range(o_lo, o_hi, o_block):
-            o1 = min(o_hi, o0 + o_block)
+        for blk in range(n_blocks * t // n_threads, n_blocks * (t + 1) // n_threads):
+            o0 = c_out * blk // n_blocks
+            o1 = c_out * (blk + 1) // n_blocks
             _transform_filters(g, u, o0 * c_per_group, o1 * c_per_group)
             m = m_buf[t, : ALPHA * ALPHA * (o1 - o0) * cols].reshape((ALPHA * ALPHA, o1 - o0, cols))
             for k in range(ALPHA * ALPHA):
@@ -481,7 +513,10 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_bu
                         m[k, a - o0 : e - o0],
                     )
                     a = e
-            total += _winograd_output_transform(m, b, out, th_n, tw_n, 0, rows, o0)
+            totals[blk] = _winograd_output_transform(m, b, out, th_n, tw_n, 0, rows, o0)
+    total = 0.0
+    for blk in range(n_blocks):
+        total += totals[blk]
     return total
 
 
@@ -502,12 +537,35 @@ def _block_columns(tiles, c_in, c_out, itemsize):
     return tiles
 
 
-def _rows_per_block(th_n, tw_n, c_in, c_out, itemsize, rows, threads):
-    """Tile rows per block: about ``BLOCK_TILES`` tiles, within ``BLOCK_BYTES`` of V and M."""
+def _tile_row_blocks(th_n, tw_n, c_in, c_out, itemsize, rows):
+    """Blocks of :func:`_winograd_fused`: about ``BLOCK_TILES`` tiles, within ``BLOCK_BYTES``.
+
+    A function of the layer's shape only, never of the thread count: the same blocks give the
+    same GEMMs, and so the same bits, on 1 or 16 threads (a GEMM's result for one column can
+    change with the number of columns it is computed with). An even number of blocks when
+    there is more than one, so that two threads get equal shares.
+    """
     per_tile = ALPHA * ALPHA * (c_in + c_out) * itemsize
     tiles = max(MIN_BLOCK_TILES, min(BLOCK_TILES, BLOCK_BYTES // per_tile))
-    per_thread = -(-rows // threads)
-    return max(1, min(per_thread, round(tiles / tw_n)))
+    per_block = max(1, min(rows, round(tiles / tw_n)))
+    n_blocks = -(-rows // per_block)
+    if n_blocks % 2 and n_blocks < rows:
+        n_blocks += 1
+    return n_blocks
+
+
+def _channel_blocks(c_out, c_per_group, itemsize):
+    """Blocks of output channels of :func:`_winograd_by_channels`, from the shape only.
+
+    Each block's transformed filters fit in ``U_BLOCK_BYTES``; at least two blocks, and an even
+    number, so that two threads get equal shares (see :func:`_tile_row_blocks` for why the
+    thread count must not decide).
+    """
+    per_filter = ALPHA * ALPHA * c_per_group * itemsize
+    n_blocks = max(-(-c_out // max(1, U_BLOCK_BYTES // per_filter)), min(c_out, 2))
+    if n_blocks % 2 and n_blocks < c_out:
+        n_blocks += 1
+    return n_blocks
 
 
 #: tiles per block a thread works on: enough columns for the GEMMs to run near full speed ...
@@ -544,9 +602,9 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
     rows = n_batch * th_n
     if rows * tw_n <= CHANNEL_SPLIT_TILES:
         c_per_group = w.shape[1]
-        threads = max(1, min(numba.get_num_threads(), c_out))
-        per_filter = ALPHA * ALPHA * c_per_group * x.itemsize
-        o_block = max(1, min(-(-c_out // threads), U_BLOCK_BYTES // per_filter))
+        n_blocks = _channel_blocks(c_out, c_per_group, x.itemsize)
+        threads = max(1, min(numba.get_num_threads(), n_blocks))
+        o_block = -(-c_out // n_blocks)
         cols = rows * tw_n + 1
         u_stride = o_block * c_per_group
         if (u_stride * x.itemsize) % 4096 == 0:  # 16 rows written in lockstep: no 4K aliasing
@@ -556,18 +614,18 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
         m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * o_block * cols), x.dtype)
         with parallel_launch(), one_blas_thread():
             return _winograd_by_channels(
-                x, w, b, out, th_n, tw_n, groups, o_block, v_buf, u_buf, m_buf, ph, pw
+                x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_buf, m_buf, ph, pw
             )
     u = winograd_weight_transform(
         w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype)
     )
-    threads = max(1, min(numba.get_num_threads(), rows))
-    rpb = _rows_per_block(th_n, tw_n, c_in, c_out, x.itemsize, rows, threads)
-    cols = rpb * tw_n + 1
+    n_blocks = _tile_row_blocks(th_n, tw_n, c_in, c_out, x.itemsize, rows)
+    threads = max(1, min(numba.get_num_threads(), n_blocks))
+    cols = -(-rows // n_blocks) * tw_n + 1
     v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), x.dtype)
     m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), x.dtype)
     with parallel_launch(), one_blas_thread():
-        return _winograd_fused(x, u, b, out, th_n, tw_n, groups, rpb, v_buf, m_buf, ph, pw)
+        return _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw)
 
 
 #: layers with at most this many 2x2 output tiles (all images) are split between the threads by

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
-from .config import NJIT_PARALLEL_OPTIONS, parallel_launch
+from .config import NJIT_PARALLEL_OPTIONS, parallel_launch, threading_layer
 from .shapes import conv_output_size, count_macs
 
 __all__ = [
@@ -686,6 +686,7 @@ def machine_info(torch_version=None):
         python=platform.python_version(),
         numpy=np.__version__,
         numba=numba.__version__,
+        threading_layer=threading_layer(),  # Numba's layer (tbb, omp, workqueue): convlab.config
         torch=torch_version,
     )
 

@@ -1,17 +1,22 @@
-"""conv2d called from several Python threads at once: correct results, no abort.
+"""Threading layers: conv2d from several Python threads at once, and which layer convlab picks.
 
 Numba's ``workqueue`` threading layer aborts the whole process on concurrent parallel launches;
 convlab serialises launches when that layer is active (``convlab.config.parallel_launch``). Each
 scenario runs in a fresh subprocess so that an abort fails the test instead of killing pytest, and
-once per threading layer this machine has.
+once per threading layer this machine has. Unless the user chose one, convlab asks Numba for
+``tbb``, then ``workqueue`` (fork-safe, and free of the ``omp`` layer's stalls: see
+convlab/config.py); a user's choice is kept.
 """
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+import convlab.config  # noqa: F401 - loads the tbb wheel's library, so that tbbpool imports
 
 SCRIPT = textwrap.dedent("""
     import sys, threading
@@ -92,3 +97,52 @@ def test_concurrent_conv2d(layer, warm, tmp_path):
         f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr[-3000:]}"
     )
     assert f"layer {layer}" in proc.stdout
+
+
+def _tbb_available():
+    return "tbb" in _available_layers()
+
+
+LAYER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numba
+    if len(sys.argv) > 1:
+        numba.config.THREADING_LAYER = sys.argv[1]  # a program's choice before the import
+    from convlab import config
+    print(json.dumps(dict(layer=config.threading_layer(), chosen_by=config.LAYER_CHOSEN_BY)))
+""")
+
+
+def _layer_report(env_extra, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    env.update(env_extra)
+    proc = subprocess.run(
+        [sys.executable, "-c", LAYER_SCRIPT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_default_layer_is_fork_safe():
+    report = _layer_report({})
+    assert report["chosen_by"] == "convlab"
+    assert report["layer"] == ("tbb" if _tbb_available() else "workqueue")
+
+
+@pytest.mark.parametrize("layer", _available_layers())
+def test_users_layer_is_kept(layer):
+    assert _layer_report({"NUMBA_THREADING_LAYER": layer}) == dict(layer=layer, chosen_by="user")
+    assert _layer_report({}, layer) == dict(layer=layer, chosen_by="user")
+    priority = " ".join([layer] + [x for x in ("tbb", "omp", "workqueue") if x != layer])
+    report = _layer_report({"NUMBA_THREADING_LAYER_PRIORITY": priority})
+    assert report == dict(layer=layer, chosen_by="user")
+
+
+def test_bench_reports_the_layer():
+    from convlab.bench import machine_info
+
+    assert machine_info()["threading_layer"] in ("tbb", "omp", "workqueue")
