@@ -72,15 +72,12 @@ import warnings
 
 import numba
 
+from ._version import __version__ as _VERSION
+
 #: compile kernels with ``parallel=True`` so that ``prange`` loops use every core
 PARALLEL = os.environ.get("CONVLAB_PARALLEL", "1") != "0"
 #: see the module docstring: off, so that NaN/inf propagate as in PyTorch
 FASTMATH = os.environ.get("CONVLAB_FASTMATH", "0") == "1"
-
-try:  # the one place the version is written (issue 16)
-    from ._version import __version__ as _VERSION
-except ImportError:  # pragma: no cover - until convlab/_version.py exists
-    _VERSION = "dev"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

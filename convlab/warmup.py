@@ -150,12 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="print only the total")
     args = parser.parse_args(argv)
-    import numba
+    from . import config
 
     start = time.perf_counter()
     warm_up(verbose=not args.quiet)
     total = time.perf_counter() - start
-    where = getattr(numba.config, "CACHE_DIR", "") or "next to convlab's sources (__pycache__)"
+    where = config.CACHE_DIR or "none (caching is off: CONVLAB_CACHE=0 or no writable directory)"
     print(f"convlab.warmup: kernels compiled or loaded in {total:.1f} s; Numba cache: {where}")
     return 0
 
