@@ -230,6 +230,17 @@ ready.then(() => {
       .map(m => m.textContent.slice(0, 60));
   const text = document.querySelector("main") ? document.querySelector("main").innerText : "";
   const raw = ["\\(", "\\[", "$$"].filter(d => text.includes(d));
+  // TeX that MathJax never saw: a "$...$" that markdown broke up (a line starting with "+"
+  // became a list item), so a dollar sign or a \command is left in the prose
+  const walker = document.createTreeWalker(document.querySelector("main") || document.body,
+                                           NodeFilter.SHOW_TEXT);
+  const rawTex = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest("pre, code, script, style, mjx-container, .math, .MathJax"))
+      continue;
+    const found = node.textContent.match(/\\[a-zA-Z]{2,}|\$/);
+    if (found) rawTex.push(node.textContent.trim().slice(0, 80));
+  }
   const boxes = Array.from(document.querySelectorAll(
       "main div.highlight pre, main div.output pre, main .cell_output pre, main table"));
   const overflow = boxes.filter(b => b.scrollWidth > b.clientWidth + 1 && b.clientWidth > 0)
@@ -237,7 +248,7 @@ ready.then(() => {
                 + b.innerText.split("\n").reduce((a, l) => l.length > a.length ? l : a, "")
                   .slice(0, 100));
   const resources = performance.getEntriesByType("resource").map(r => r.name);
-  done({maths: maths.length, untypeset, raw, overflow, resources});
+  done({maths: maths.length, untypeset, raw, rawTex, overflow, resources});
 }).catch(e => done({error: String(e)}));
 """
 
@@ -268,6 +279,7 @@ def page_problems(driver, base, page):
         return [f"{page}: the page check threw {report['error']}"]
     problems = [f"{page}: maths not typeset: {m!r}" for m in report["untypeset"][:5]]
     problems += [f"{page}: raw TeX delimiter {d!r} in the visible text" for d in report["raw"]]
+    problems += [f"{page}: TeX left in the prose: {t!r}" for t in report["rawTex"][:5]]
     problems += [f"{page}: wider than its box: {o}" for o in report["overflow"]]
     outside = [
         r for r in report["resources"] if not r.startswith(base) and not r.startswith("data:")
@@ -298,8 +310,10 @@ RENDER_PAGES = {
     "<pre style='overflow:auto'>" + "x" * 400 + "</pre></div></main></body></html>",
     "cdn.html": "<html><body><main><p>text</p><img src='https://cdn.invalid/x.png'></main>"
     "</body></html>",
-    "fine.html": "<html><body><main><div class='highlight'><pre>short line</pre></div>"
-    "</main></body></html>",
+    "brokentex.html": "<html><body><main><p>so $L = \\lfloor 91 / 3 \\rfloor</p><ul><li>1 = 31$."
+    "</li></ul></main></body></html>",
+    "fine.html": "<html><body><main><div class='highlight'><pre>short line $x$ \\lfloor</pre></div>"
+    "<p>prose <code>$HOME</code></p></main></body></html>",
 }
 
 
@@ -318,6 +332,7 @@ def render_pages(tmp_path_factory):
         ("maths.html", "maths not typeset"),  # no MathJax on that page: the maths stays raw
         ("wide.html", "wider than its box"),
         ("cdn.html", "loaded from outside the site"),
+        ("brokentex.html", "TeX left in the prose"),
     ],
 )
 def test_render_checker_reports_problems(driver, render_pages, page, expected):
