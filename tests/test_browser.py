@@ -342,3 +342,30 @@ def test_render_checker_reports_problems(driver, render_pages, page, expected):
 
 def test_render_checker_passes_a_fine_page(driver, render_pages):
     assert page_problems(driver, render_pages, "fine.html") == []
+
+
+ICONS_JS = r"""
+const done = arguments[arguments.length - 1];
+// the theme's fontawesome.js turns <i class="fa fa-play"> into inline SVG icons after load
+setTimeout(() => {
+  const buttons = Array.from(document.querySelectorAll("main .anim-buttons button"));
+  done(buttons.map(b => {
+    const svg = b.querySelector("svg");
+    return [b.getAttribute("title"), svg ? Math.round(svg.getBoundingClientRect().width) : 0];
+  }));
+}, 1000);
+"""
+
+
+def test_animation_buttons_show_their_icons_offline(built_site, driver):
+    """matplotlib's animations draw their buttons with Font Awesome icons, which they link from a
+    CDN; book/_ext/offline_assets.py drops that link and the theme's own Font Awesome (served
+    from _static) draws them. Every button of every animation must show an icon."""
+    assert built_site.returncode == 0, "the book did not build: see tests/test_site.py"
+    with serve(built_site.html) as base:
+        for page in ("book/01_sliding_window.html", "book/04_transposed.html"):
+            driver.get(base + page)
+            buttons = driver.execute_async_script(ICONS_JS)
+            assert len(buttons) >= 9, f"{page}: no animation buttons found"
+            blank = [title for title, width in buttons if width < 4]
+            assert blank == [], f"{page}: buttons without an icon: {blank}"
