@@ -23,9 +23,9 @@ import dataclasses
 
 import pybtex.plugin
 from pybtex.richtext import Text
+from pybtex.style.formatting import toplevel
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
-from pybtex.style.formatting import toplevel
 from pybtex.style.template import field, first_of, optional, sentence, tag
 from sphinxcontrib.bibtex.plugin import register_plugin
 from sphinxcontrib.bibtex.style.referencing import PersonStyle
@@ -89,11 +89,15 @@ class ConvlabStyle(UnsrtStyle):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # BaseStyle binds its sorting plugin's method here: alphabetical by label instead
-        self.sort = lambda entries: sorted(entries, key=lambda e: citation_label(e).casefold())
+        self.sort = lambda entries: sorted(
+            entries, key=lambda e: citation_label(e).casefold()
+        )
 
     def get_misc_template(self, e):
         return toplevel[
-            first_of[optional[sentence[self.format_names("author")]], Text("Anonymous.")],
+            first_of[
+                optional[sentence[self.format_names("author")]], Text("Anonymous.")
+            ],
             sentence[tag("em")[field("title")]],
             optional[sentence[field("howpublished")]],
             optional[sentence[field("note")]],
@@ -101,8 +105,9 @@ class ConvlabStyle(UnsrtStyle):
 
 
 def setup(app):
-    register_plugin("sphinxcontrib.bibtex.style.referencing", NAME, ConvlabReferenceStyle)
+    register_plugin(
+        "sphinxcontrib.bibtex.style.referencing", NAME, ConvlabReferenceStyle
+    )
     pybtex.plugin.register_plugin("pybtex.style.labels", NAME, ConvlabLabelStyle)
     pybtex.plugin.register_plugin("pybtex.style.formatting", "convlab", ConvlabStyle)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
-
