@@ -8,9 +8,9 @@ attributes ask for (and the matching convlab call), answer a hover as on its own
 page must log no error and ask for nothing outside the site.
 """
 
+import cdp_browser
 import pytest
 
-import cdp_browser
 from convlab.shapes import conv_output_size, conv_transpose_output_size
 
 EMBEDDED = {
@@ -30,7 +30,9 @@ EMBEDDED = {
             "padding": "1",
             "outputPadding": "1",
         },
-        ",".join([str(conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1))] * 2),
+        ",".join(
+            [str(conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1))] * 2
+        ),
         "conv_transpose2d(",
         ["stride=2", "padding=1", "output_padding=1"],
     ),
