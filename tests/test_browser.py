@@ -213,7 +213,8 @@ def test_checker_reports_errors_and_blank_pages(chromium, checker_pages, page, e
 # * every maths element Sphinx wrote (``span.math``, ``div.math``) has been typeset by MathJax (an
 #   ``mjx-container`` inside it), and no raw TeX delimiter (``\(``, ``\[``, ``$$``) is left in the
 #   visible text;
-# * no code cell, output or table is wider than its box (its content would need a scrollbar);
+# * no code cell, output or table is wider than its box (its content would need a scrollbar; the
+#   theme wraps tables in a scrollable container, which is checked too);
 # * every resource the page loaded came from the site itself: MathJax, fonts and scripts are
 #   served from ``_static``, so the pages work offline.
 
@@ -242,7 +243,8 @@ ready.then(() => {
     if (found) rawTex.push(node.textContent.trim().slice(0, 80));
   }
   const boxes = Array.from(document.querySelectorAll(
-      "main div.highlight pre, main div.output pre, main .cell_output pre, main table"));
+      "main div.highlight pre, main div.output pre, main .cell_output pre, main table, " +
+      "main .pst-scrollable-table-container"));
   const overflow = boxes.filter(b => b.scrollWidth > b.clientWidth + 1 && b.clientWidth > 0)
       .map(b => b.tagName + " " + b.scrollWidth + ">" + b.clientWidth + ": "
                 + b.innerText.split("\n").reduce((a, l) => l.length > a.length ? l : a, "")

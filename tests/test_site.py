@@ -237,3 +237,13 @@ def test_citation_checker_reports_a_mismatch():
     assert citation_problems(bibliography, {"a": good + textual}) == []
     problems = citation_problems(bibliography, {"b": bad, "c": missing})
     assert len(problems) == 2 and "HZRS16" in problems[0] and "no entry" in problems[1]
+
+
+def test_displayed_markdown_tables_render_as_tables(built_site):
+    """Chapter 7 displays the benchmark table as Markdown (viz.benchmark_table); it must become
+    an HTML table, not a paragraph of pipes (MyST-NB parsed displayed Markdown as CommonMark,
+    which has no tables, until _config.yml set nb_render_markdown_format: myst)."""
+    html = (built_site.html / "book" / "07_performance.html").read_text(encoding="utf-8")
+    tables = re.findall(r"<table.*?</table>", html, flags=re.S)
+    assert any("resnet_64x56" in t and "fastest" in t for t in tables)
+    assert "| layer |" not in html
