@@ -259,7 +259,17 @@ def low_rank_figure(kernel, ranks=(1, 2)):
         ax.imshow(image, cmap="RdBu_r", vmin=-vmax, vmax=vmax, gid=f"image:{gid}")
         for (i, j), v in np.ndenumerate(image):
             if image.size <= 49:
-                ax.text(j, i, _two_decimals(v), ha="center", va="center", fontsize=MIN_FONTSIZE)
+                # white digits on the dark ends of the colour map, black on the light middle
+                colour = "white" if abs(v) > 0.55 * vmax else "black"
+                ax.text(
+                    j,
+                    i,
+                    _two_decimals(v),
+                    ha="center",
+                    va="center",
+                    fontsize=MIN_FONTSIZE,
+                    color=colour,
+                )
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -627,7 +627,11 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
         )
         for (r, c), v in np.ndenumerate(data):
             if idx == len(stamps) or v != 0:
-                ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=MIN_FONTSIZE)
+                # white digits on the dark ends of the colour map, black on the light middle
+                colour = "white" if abs(v) > 0.55 * limit else "black"
+                ax.text(
+                    c, r, _fmt(v), ha="center", va="center", fontsize=MIN_FONTSIZE, color=colour
+                )
         if idx < len(stamps):
             i, j = divmod(idx, arr.shape[1])
             ax.set_title(f"x[{i},{j}] = {_fmt(arr[i, j])}\ntimes the kernel", fontsize=MIN_FONTSIZE)
