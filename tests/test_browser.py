@@ -213,7 +213,8 @@ def test_checker_reports_errors_and_blank_pages(chromium, checker_pages, page, e
 # * every maths element Sphinx wrote (``span.math``, ``div.math``) has been typeset by MathJax (an
 #   ``mjx-container`` inside it), and no raw TeX delimiter (``\(``, ``\[``, ``$$``) is left in the
 #   visible text;
-# * no code cell, output or table is wider than its box (its content would need a scrollbar);
+# * no code cell, output or table is wider than its box (its content would need a scrollbar; the
+#   theme wraps tables in a scrollable container, which is checked too);
 # * every resource the page loaded came from the site itself: MathJax, fonts and scripts are
 #   served from ``_static``, so the pages work offline.
 
@@ -230,14 +231,26 @@ ready.then(() => {
       .map(m => m.textContent.slice(0, 60));
   const text = document.querySelector("main") ? document.querySelector("main").innerText : "";
   const raw = ["\\(", "\\[", "$$"].filter(d => text.includes(d));
+  // TeX that MathJax never saw: a "$...$" that markdown broke up (a line starting with "+"
+  // became a list item), so a dollar sign or a \command is left in the prose
+  const walker = document.createTreeWalker(document.querySelector("main") || document.body,
+                                           NodeFilter.SHOW_TEXT);
+  const rawTex = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest("pre, code, script, style, mjx-container, .math, .MathJax"))
+      continue;
+    const found = node.textContent.match(/\\[a-zA-Z]{2,}|\$/);
+    if (found) rawTex.push(node.textContent.trim().slice(0, 80));
+  }
   const boxes = Array.from(document.querySelectorAll(
-      "main div.highlight pre, main div.output pre, main .cell_output pre, main table"));
+      "main div.highlight pre, main div.output pre, main .cell_output pre, main table, " +
+      "main .pst-scrollable-table-container"));
   const overflow = boxes.filter(b => b.scrollWidth > b.clientWidth + 1 && b.clientWidth > 0)
       .map(b => b.tagName + " " + b.scrollWidth + ">" + b.clientWidth + ": "
                 + b.innerText.split("\n").reduce((a, l) => l.length > a.length ? l : a, "")
                   .slice(0, 100));
   const resources = performance.getEntriesByType("resource").map(r => r.name);
-  done({maths: maths.length, untypeset, raw, overflow, resources});
+  done({maths: maths.length, untypeset, raw, rawTex, overflow, resources});
 }).catch(e => done({error: String(e)}));
 """
 
@@ -268,6 +281,7 @@ def page_problems(driver, base, page):
         return [f"{page}: the page check threw {report['error']}"]
     problems = [f"{page}: maths not typeset: {m!r}" for m in report["untypeset"][:5]]
     problems += [f"{page}: raw TeX delimiter {d!r} in the visible text" for d in report["raw"]]
+    problems += [f"{page}: TeX left in the prose: {t!r}" for t in report["rawTex"][:5]]
     problems += [f"{page}: wider than its box: {o}" for o in report["overflow"]]
     outside = [
         r for r in report["resources"] if not r.startswith(base) and not r.startswith("data:")
@@ -298,8 +312,10 @@ RENDER_PAGES = {
     "<pre style='overflow:auto'>" + "x" * 400 + "</pre></div></main></body></html>",
     "cdn.html": "<html><body><main><p>text</p><img src='https://cdn.invalid/x.png'></main>"
     "</body></html>",
-    "fine.html": "<html><body><main><div class='highlight'><pre>short line</pre></div>"
-    "</main></body></html>",
+    "brokentex.html": "<html><body><main><p>so $L = \\lfloor 91 / 3 \\rfloor</p><ul><li>1 = 31$."
+    "</li></ul></main></body></html>",
+    "fine.html": "<html><body><main><div class='highlight'><pre>short line $x$ \\lfloor</pre></div>"
+    "<p>prose <code>$HOME</code></p></main></body></html>",
 }
 
 
@@ -318,6 +334,7 @@ def render_pages(tmp_path_factory):
         ("maths.html", "maths not typeset"),  # no MathJax on that page: the maths stays raw
         ("wide.html", "wider than its box"),
         ("cdn.html", "loaded from outside the site"),
+        ("brokentex.html", "TeX left in the prose"),
     ],
 )
 def test_render_checker_reports_problems(driver, render_pages, page, expected):
@@ -327,3 +344,30 @@ def test_render_checker_reports_problems(driver, render_pages, page, expected):
 
 def test_render_checker_passes_a_fine_page(driver, render_pages):
     assert page_problems(driver, render_pages, "fine.html") == []
+
+
+ICONS_JS = r"""
+const done = arguments[arguments.length - 1];
+// the theme's fontawesome.js turns <i class="fa fa-play"> into inline SVG icons after load
+setTimeout(() => {
+  const buttons = Array.from(document.querySelectorAll("main .anim-buttons button"));
+  done(buttons.map(b => {
+    const svg = b.querySelector("svg");
+    return [b.getAttribute("title"), svg ? Math.round(svg.getBoundingClientRect().width) : 0];
+  }));
+}, 1000);
+"""
+
+
+def test_animation_buttons_show_their_icons_offline(built_site, driver):
+    """matplotlib's animations draw their buttons with Font Awesome icons, which they link from a
+    CDN; book/_ext/offline_assets.py drops that link and the theme's own Font Awesome (served
+    from _static) draws them. Every button of every animation must show an icon."""
+    assert built_site.returncode == 0, "the book did not build: see tests/test_site.py"
+    with serve(built_site.html) as base:
+        for page in ("book/01_sliding_window.html", "book/04_transposed.html"):
+            driver.get(base + page)
+            buttons = driver.execute_async_script(ICONS_JS)
+            assert len(buttons) >= 9, f"{page}: no animation buttons found"
+            blank = [title for title, width in buttons if width < 4]
+            assert blank == [], f"{page}: buttons without an icon: {blank}"

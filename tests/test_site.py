@@ -144,3 +144,106 @@ def test_checker_reports_missing_files_and_anchors(tmp_path):
 def test_checker_ignores_anchors_only_and_external(tmp_path, value):
     (tmp_path / "index.html").write_text(f'<a href="{value}">x</a>')
     assert broken_links(tmp_path)[1] == []
+
+
+# ------------------------------------------------------------------ citations and their entries
+
+
+class CitationParser(HTMLParser):
+    """Citation links (``<a href="...bibliography.html#id">text</a>``) and, on the bibliography
+    page, each entry's label (``<div class="citation" id=...><span class="label">[label]``)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.citations = []  # (entry id, link text)
+        self.labels = {}  # entry id -> label
+        self._link = self._entry = None
+        self._in_label = 0
+        self._text = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        href = attrs.get("href") or ""
+        if tag == "a" and "bibliography.html#" in href and "reference" in attrs.get("class", ""):
+            self._link, self._text = href.split("#", 1)[1], []
+        if tag == "div" and "citation" in (attrs.get("class") or "").split():
+            self._entry = attrs.get("id")
+        if tag == "span" and attrs.get("class") == "label" and self._entry:
+            self._in_label, self._text = 1, []
+        elif tag == "span" and self._in_label:
+            self._in_label += 1
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._link:
+            self.citations.append((self._link, "".join(self._text).strip()))
+            self._link = None
+        if tag == "span" and self._in_label:
+            self._in_label -= 1
+            if not self._in_label:
+                self.labels[self._entry] = "".join(self._text).strip().strip("[]")
+                self._entry = None
+
+    def handle_data(self, data):
+        if self._link or self._in_label:
+            self._text.append(data)
+
+
+def _citations(html):
+    parser = CitationParser()
+    parser.feed(html)
+    return parser
+
+
+def citation_problems(bibliography_html, pages):
+    """Citations whose text is neither their entry's label nor (textual cite) its year."""
+    labels = _citations(bibliography_html).labels
+    problems = []
+    for name, html in pages.items():
+        for target, text in _citations(html).citations:
+            label = labels.get(target)
+            if label is None:
+                problems.append(f"{name}: citation {text!r} points at no entry ({target})")
+            elif text != label and not label.endswith(", " + text):
+                problems.append(f"{name}: citation {text!r}, but its entry is labelled {label!r}")
+    return problems
+
+
+def test_citations_read_as_their_bibliography_labels(built_site):
+    """Issue 14: the bibliography's labels agree with the author-year citations in the text."""
+    html = built_site.html
+    bibliography = (html / "book" / "bibliography.html").read_text(encoding="utf-8")
+    labels = _citations(bibliography).labels
+    assert len(labels) >= 25 and len(set(labels.values())) == len(labels)
+    for label in labels.values():  # "Author, 2016", "Author et al., n.d.", "Short title, 2018"
+        assert re.fullmatch(r".+, (\d{4}|n\.d\.)", label), label
+    pages = {
+        name: (html / f"{name}.html").read_text(encoding="utf-8")
+        for name in built_site.pages
+        if name != "book/bibliography"
+    }
+    assert sum(len(_citations(p).citations) for p in pages.values()) >= 40
+    assert citation_problems(bibliography, pages) == []
+
+
+def test_citation_checker_reports_a_mismatch():
+    bibliography = (
+        '<div class="citation" id="id1"><span class="label"><span>[</span>He et al., 2016'
+        "<span>]</span></span></div>"
+    )
+    good = '<a class="reference internal" href="bibliography.html#id1">He <em>et al.</em>, 2016</a>'
+    textual = '<a class="reference internal" href="bibliography.html#id1">2016</a>'
+    bad = '<a class="reference internal" href="bibliography.html#id1">HZRS16</a>'
+    missing = '<a class="reference internal" href="bibliography.html#id9">He, 2016</a>'
+    assert citation_problems(bibliography, {"a": good + textual}) == []
+    problems = citation_problems(bibliography, {"b": bad, "c": missing})
+    assert len(problems) == 2 and "HZRS16" in problems[0] and "no entry" in problems[1]
+
+
+def test_displayed_markdown_tables_render_as_tables(built_site):
+    """Chapter 7 displays the benchmark table as Markdown (viz.benchmark_table); it must become
+    an HTML table, not a paragraph of pipes (MyST-NB parsed displayed Markdown as CommonMark,
+    which has no tables, until _config.yml set nb_render_markdown_format: myst)."""
+    html = (built_site.html / "book" / "07_performance.html").read_text(encoding="utf-8")
+    tables = re.findall(r"<table.*?</table>", html, flags=re.S)
+    assert any("resnet_64x56" in t and "fastest" in t for t in tables)
+    assert "| layer |" not in html

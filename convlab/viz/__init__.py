@@ -24,6 +24,7 @@ from ._dilation import (
     receptive_field_growth,
     receptive_field_growth_figure,
 )
+from ._exercises import check_answer
 from ._gallery import (
     GALLERY_CASES,
     GalleryAnimation,
@@ -134,4 +135,5 @@ __all__ = [
     "VolumeAnimation",
     "volume_animation",
     "volume_frames",
+    "check_answer",
 ]

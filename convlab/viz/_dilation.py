@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 from .._args import ntuple, positive_int
 from ..conv import conv2d
 from ..shapes import conv_output_size, effective_kernel_size, receptive_field
+from ._page import MIN_FONTSIZE, PAGE_WIDTH
 
 __all__ = [
     "dilated_taps",
@@ -145,7 +146,9 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
         if not any((r, o) in taps for r in rates):
             raise ValueError(f"output {o} is outside the output grid at every rate {tuple(rates)}")
 
-    fig, axes = _subplots(len(rates), 3.2 * len(rates), 3.6)
+    # panels share the page's width (3 panels: 2.5 inches each, 8-point indices on screen)
+    panel = min(3.2, PAGE_WIDTH / len(rates))
+    fig, axes = _subplots(len(rates), panel * len(rates), panel + 0.6)
     for ax, rate in zip(axes, rates, strict=True):
         for r in range(n):
             for c in range(n):
@@ -194,13 +197,14 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
             )
         out = conv_output_size(n, k, stride, 0, rate)
         ax.set_title(
-            f"d = {rate}: {k * k} taps span {extent}x{extent}\noutput {out}x{out}", fontsize=10
+            f"d = {rate}: {k * k} taps span {extent}x{extent}\noutput {out}x{out}", fontsize=9
         )
         ax.set_xlim(0, n)
         ax.set_ylim(n, 0)  # row 0 at the top, as the matrix is printed
         ax.set_aspect("equal")
-        ax.set_xticks(np.arange(n) + 0.5, labels=[str(i) for i in range(n)], fontsize=7)
-        ax.set_yticks(np.arange(n) + 0.5, labels=[str(i) for i in range(n)], fontsize=7)
+        labels = [str(i) for i in range(n)]
+        ax.set_xticks(np.arange(n) + 0.5, labels=labels, fontsize=MIN_FONTSIZE)
+        ax.set_yticks(np.arange(n) + 0.5, labels=labels, fontsize=MIN_FONTSIZE)
         ax.tick_params(length=0)
     fig.tight_layout()
     return fig

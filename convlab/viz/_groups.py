@@ -17,6 +17,7 @@ from matplotlib.patches import FancyBboxPatch
 
 from .._args import positive_int
 from ..shapes import _channels_and_groups
+from ._page import PAGE_WIDTH
 
 __all__ = ["channel_connections", "channel_connections_figure", "feature_maps_figure"]
 
@@ -189,10 +190,11 @@ def feature_maps_figure(
     titles : sequence of str, optional
         One per map; ``"map n"`` by default.
     ncols : int, optional
-        Maps per row; ``min(N, 6)`` by default.
+        Maps per row; ``min(N, 4)`` by default.
     cmap : str
     size : float
-        Inches per panel.
+        Inches per panel, at most: a row never gets wider than the book's page (so that the
+        titles stay 9 points on it; three panels of 2.5 inches fill a row).
     suptitle : str, optional
     vmin, vmax : float, optional
         A shared colour scale; by default each map is scaled to its own range.
@@ -226,8 +228,9 @@ def feature_maps_figure(
     titles = list(titles)
     if len(titles) != n:
         raise ValueError(f"got {len(titles)} titles for {n} maps")
-    ncols = min(n, 6) if ncols is None else positive_int(ncols, "ncols")
+    ncols = min(n, 4) if ncols is None else positive_int(ncols, "ncols")
     nrows = -(-n // ncols)
+    size = min(float(size), PAGE_WIDTH / ncols)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -241,6 +244,6 @@ def feature_maps_figure(
         ax.imshow(arr[idx], interpolation="nearest", gid=f"map:{idx}", **kwargs)
         ax.set_title(titles[idx], fontsize=9)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+        fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig

@@ -22,6 +22,7 @@ from matplotlib.patches import Rectangle
 from .._args import check_rank, float_array, positive_int
 from ..algorithms import im2col
 from ..shapes import conv_output_size
+from ._page import MIN_FONTSIZE, PAGE_WIDTH
 
 __all__ = [
     "direct_access_pattern",
@@ -140,7 +141,13 @@ def memory_access_figure(height=3, width=3, kernel=2):
             x0 + i + 0.5, top + 1.5, f"$x_{{{r + 1}{c + 1}}}$", ha="center", va="center", fontsize=9
         )
         ax.text(
-            x0 + i + 0.5, top + 0.6, str(i), ha="center", va="center", fontsize=7, color="#666666"
+            x0 + i + 0.5,
+            top + 0.6,
+            str(i),
+            ha="center",
+            va="center",
+            fontsize=MIN_FONTSIZE,
+            color="#666666",
         )
     ax.text(x0 + n_mem / 2, top + 2.3, "memory (row-major), address below", ha="center", fontsize=9)
     # one row per output
@@ -280,7 +287,8 @@ def benchmark_figure(data, threads=None, layers=None):
         layers = list(dict.fromkeys(r["layer"] for r in results))
     algorithms = list(dict.fromkeys(r["algorithm"] for r in results))
     lookup = {(r["layer"], r["algorithm"]): r for r in results}
-    fig = _new_figure(figsize=(max(8.0, 0.9 * len(layers) + 3), 9.0), layout="constrained")
+    # never wider than the page, where its 8-point labels would shrink
+    fig = _new_figure(figsize=(PAGE_WIDTH, 9.0), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     width = 0.8 / len(algorithms)
     metrics = (
@@ -307,7 +315,7 @@ def benchmark_figure(data, threads=None, layers=None):
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_yscale("log")
     axes[2].axhline(100, color="#999999", lw=0.8, ls="--")
-    axes[0].legend(ncol=len(algorithms), fontsize=8, loc="upper left")
+    axes[0].legend(ncol=min(len(algorithms), 3), fontsize=8, loc="upper left")
     axes[-1].set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=8)
     cpu = data.get("machine", {}).get("cpu", "unknown CPU")
     fig.suptitle(

@@ -18,6 +18,7 @@ from .._args import check_rank, float_array, positive_int
 from ..conv import conv2d
 from ..separable import separate_kernel, spatially_separable_conv2d
 from ..shapes import count_macs, count_macs_depthwise_separable
+from ._page import MIN_FONTSIZE, PAGE_WIDTH
 
 __all__ = [
     "separable_cost_ratios",
@@ -138,11 +139,11 @@ def mobilenet_macs_figure(layers):
                 f"layer {name!r}: kind must be one of {sorted(KIND_COLOURS)}, got {kind!r}"
             )
     total = sum(m for _, _, m in layers)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.6))
     for i, (_, kind, macs) in enumerate(layers):
         ax.bar(i, macs / 1e6, color=KIND_COLOURS[kind], gid=f"bar:{i}")
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([name for name, _, _ in layers], rotation=90, fontsize=7)
+    ax.set_xticklabels([name for name, _, _ in layers], rotation=90, fontsize=MIN_FONTSIZE)
     ax.set_ylabel("million multiply-adds")
     shares = {}
     for _, kind, macs in layers:
@@ -188,7 +189,7 @@ def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
             f"kernel_sizes, full_seconds and separable_seconds must be 1-D of one length, got "
             f"shapes {k.shape}, {full.shape}, {sep.shape}"
         )
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6))
     left.plot(k, full * 1e3, "o-", label="conv2d (k x k)", gid="time:conv2d")
     left.plot(k, sep * 1e3, "s-", label="column + row passes", gid="time:separable")
     left.set_xlabel("kernel size k")
@@ -208,6 +209,14 @@ def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
     right.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def _two_decimals(value):
+    """``0.0345 -> ".03"``, ``-0.012 -> "-.01"``, ``-0.001 -> "0"``: short enough for a 7x7 grid."""
+    text = f"{value:.2f}"
+    if float(text) == 0:
+        return "0"
+    return text.replace("0.", ".", 1) if abs(value) < 1 else text
 
 
 def low_rank_figure(kernel, ranks=(1, 2)):
@@ -237,7 +246,10 @@ def low_rank_figure(kernel, ranks=(1, 2)):
     approximations = [separate_kernel(k, rank=r) for r in ranks]
     vmax = max(np.abs(k).max(), 1e-12)
     fig, axes = plt.subplots(
-        1, 1 + len(approximations), figsize=(2.4 * (1 + len(approximations)), 2.6), squeeze=False
+        1,
+        1 + len(approximations),
+        figsize=(min(2.5, PAGE_WIDTH / (1 + len(approximations))) * (1 + len(approximations)), 2.7),
+        squeeze=False,
     )
     panels = [(k, "kernel", f"kernel (rank {full.rank})")]
     panels += [
@@ -247,7 +259,17 @@ def low_rank_figure(kernel, ranks=(1, 2)):
         ax.imshow(image, cmap="RdBu_r", vmin=-vmax, vmax=vmax, gid=f"image:{gid}")
         for (i, j), v in np.ndenumerate(image):
             if image.size <= 49:
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+                # white digits on the dark ends of the colour map, black on the light middle
+                colour = "white" if abs(v) > 0.55 * vmax else "black"
+                ax.text(
+                    j,
+                    i,
+                    _two_decimals(v),
+                    ha="center",
+                    va="center",
+                    fontsize=MIN_FONTSIZE,
+                    color=colour,
+                )
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -255,13 +277,20 @@ def low_rank_figure(kernel, ranks=(1, 2)):
     return fig
 
 
-def filtered_images_figure(images, cmap="gray"):
+def filtered_images_figure(images, cmap="gray", ncols=None):
     """Show images side by side, titled with their names (e.g. an image and its filtered versions).
+
+    Every image pixel is drawn as a block of screen pixels (no smoothing), so that a pattern of
+    single pixels, such as a checkerboard, stays visible; the figure is never wider than the
+    book's page.
 
     Parameters
     ----------
     images : dict of name -> array (H, W) or (H, W, 3)
         Values are shown as they are (grayscale with ``cmap``; RGB clipped to [0, 1]).
+    cmap : str
+    ncols : int, optional
+        Images per row; all of them in one row by default.
 
     Returns
     -------
@@ -280,14 +309,21 @@ def filtered_images_figure(images, cmap="gray"):
 
     if not images:
         raise ValueError("images must not be empty")
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4), squeeze=False)
-    for ax, (name, image) in zip(axes[0], images.items(), strict=True):
+    ncols = len(images) if ncols is None else positive_int(ncols, "ncols")
+    nrows = -(-len(images) // ncols)
+    panel = min(3.2, PAGE_WIDTH / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel * ncols, (panel + 0.3) * nrows), squeeze=False
+    )
+    for ax in axes.ravel()[len(images) :]:
+        ax.axis("off")
+    for ax, (name, image) in zip(axes.ravel(), images.items(), strict=False):
         arr = np.asarray(image, dtype=float)
         check_rank(arr, (2, 3), f"image {name!r}", "(H, W) or (H, W, 3)")
         if arr.ndim == 3:
-            ax.imshow(np.clip(arr, 0, 1), gid=f"image:{name}")
+            ax.imshow(np.clip(arr, 0, 1), interpolation="nearest", gid=f"image:{name}")
         else:
-            ax.imshow(arr, cmap=cmap, gid=f"image:{name}")
+            ax.imshow(arr, cmap=cmap, interpolation="nearest", gid=f"image:{name}")
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.tight_layout()

@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 from .._args import PADDING_MODES, check_padding_mode, check_rank, float_array, ntuple, positive_int
 from ..conv import _check_pad_fits, conv1d, pad_input
 from ..shapes import conv_output_size, padding_pairs
+from ._page import MIN_FONTSIZE
 
 __all__ = [
     "sliding_windows",
@@ -286,7 +287,13 @@ def sliding_window_diagram(
         )
         if not pad:
             ax.text(
-                j + 0.5, _INPUT_Y + 1.15, str(j), ha="center", va="bottom", fontsize=7, color="0.4"
+                j + 0.5,
+                _INPUT_Y + 1.15,
+                str(j),
+                ha="center",
+                va="bottom",
+                fontsize=MIN_FONTSIZE,
+                color="0.4",
             )
 
     for i, win in enumerate(geo.windows):
@@ -481,7 +488,7 @@ def sliding_window_animation(
     bias=None,
     padding_mode="zeros",
     interval=900,
-    dpi=72,
+    dpi=100,
 ):
     """Animate a 1-D convolution: the kernel slides, one frame per output.
 
@@ -501,7 +508,8 @@ def sliding_window_animation(
     interval : int
         Milliseconds between frames.
     dpi : int
-        Resolution of the frames (the embedded HTML grows with its square).
+        Resolution of the frames (the embedded HTML grows with its square). At the default 100,
+        as for the book's figures, the 8-point labels are 8 points on the page.
 
     Returns
     -------

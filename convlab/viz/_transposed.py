@@ -41,6 +41,7 @@ from ..conv import conv2d
 from ..matrix import conv_matrix
 from ..shapes import conv_transpose_output_size
 from ..transposed import conv_transpose1d, conv_transpose2d
+from ._page import MIN_FONTSIZE, PAGE_WIDTH
 
 __all__ = [
     "insert_zeros",
@@ -322,19 +323,22 @@ def zero_insertion_figure(x, kernel, stride=1, padding=0, output_padding=0):
     gap = 1.6
     width = sum(v.shape[1] for _, v, _, _ in panels) + gap * (len(panels) - 1)
     height = max(v.shape[0] for _, v, _, _ in panels)
-    fig = plt.figure(figsize=(0.42 * width + 0.4, 0.42 * height + 1.0))
+    # inches per cell: as large as the page allows (the seed's five grids span 26 cells: 0.28 in,
+    # room for an 8-point "-36")
+    cell = min(0.42, (PAGE_WIDTH - 0.4) / width)
+    fig = plt.figure(figsize=(cell * width + 0.4, cell * height + 1.0))
     ax = fig.add_axes((0.01, 0.01, 0.98, 0.86))
     x0 = 0.0
     for name, values, kinds, title in panels:
         y0 = (height - values.shape[0]) / 2
-        _grid(ax, values, x0, name, kinds, fontsize=8, y0=y0)
+        _grid(ax, values, x0, name, kinds, fontsize=MIN_FONTSIZE, y0=y0)
         ax.text(
             x0 + values.shape[1] / 2,
             -0.35,
             f"{title}\n{values.shape[0]}×{values.shape[1]}",
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=MIN_FONTSIZE,
         )
         if name != "output":
             ax.annotate(
@@ -369,7 +373,8 @@ class ZeroInsertionAnimation(FuncAnimation):
         gap = 2.0
         width, height = pw + gap + ow, max(ph, oh)
         # a plain Figure, not a pyplot one: the notebook shows the animation's HTML only
-        fig = Figure(figsize=(0.36 * width + 0.3, 0.36 * height + 1.0), dpi=dpi)
+        # 0.45 inches per cell: room for a tap's 8-point number in the corner next to the value
+        fig = Figure(figsize=(0.45 * width + 0.3, 0.45 * height + 1.0), dpi=dpi)
         ax = fig.add_axes((0, 0, 1, 1))
         self.ax = ax
         self._padded = _grid(
@@ -411,7 +416,7 @@ class ZeroInsertionAnimation(FuncAnimation):
                 _fmt(steps.flipped[a, b]),
                 ha="right",
                 va="top",
-                fontsize=6.5,
+                fontsize=MIN_FONTSIZE,
                 color="#a63603",
                 fontweight="bold",
             )
@@ -483,7 +488,7 @@ class ZeroInsertionAnimation(FuncAnimation):
 
 
 def zero_insertion_animation(
-    x, kernel, stride=1, padding=0, output_padding=0, *, interval=700, dpi=80
+    x, kernel, stride=1, padding=0, output_padding=0, *, interval=700, dpi=100
 ):
     """Animate the last step of the zero-insertion construction: the stride-1 convolution.
 
@@ -500,7 +505,8 @@ def zero_insertion_animation(
     interval : int
         Milliseconds between frames.
     dpi : int
-        Resolution of the frames.
+        Resolution of the frames; at the default 100, as for the book's figures, the 8-point
+        numbers are 8 points on the page.
 
     Returns
     -------
@@ -605,7 +611,8 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
     np.testing.assert_allclose(kept, check, rtol=1e-12, atol=1e-12)
     limit = max(float(np.abs(total).max()), 1e-12)
     n = len(stamps) + 1
-    fig, axes = plt.subplots(1, n, figsize=(min(2.1 * n, 14), 2.6), squeeze=False)
+    panel = min(2.1, PAGE_WIDTH / n)  # the seed's five panels: 1.5 inches, 8-point numbers
+    fig, axes = plt.subplots(1, n, figsize=(panel * n, panel + 0.6), squeeze=False)
     axes = list(axes[0])
     for idx, ax in enumerate(axes):
         data = total if idx == len(stamps) else stamps[idx]
@@ -620,12 +627,16 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
         )
         for (r, c), v in np.ndenumerate(data):
             if idx == len(stamps) or v != 0:
-                ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=7)
+                # white digits on the dark ends of the colour map, black on the light middle
+                colour = "white" if abs(v) > 0.55 * limit else "black"
+                ax.text(
+                    c, r, _fmt(v), ha="center", va="center", fontsize=MIN_FONTSIZE, color=colour
+                )
         if idx < len(stamps):
             i, j = divmod(idx, arr.shape[1])
-            ax.set_title(f"x[{i},{j}] = {_fmt(arr[i, j])}\ntimes the kernel", fontsize=8)
+            ax.set_title(f"x[{i},{j}] = {_fmt(arr[i, j])}\ntimes the kernel", fontsize=MIN_FONTSIZE)
         else:
-            ax.set_title("sum" + (f", crop p = {p}" if any(p) else ""), fontsize=8)
+            ax.set_title("sum" + (f", crop p = {p}" if any(p) else ""), fontsize=MIN_FONTSIZE)
             ax.add_patch(
                 Rectangle(
                     (p[1] - 0.5, p[0] - 0.5),
@@ -693,7 +704,8 @@ def conv_matrix_figure(
     dense = conv_matrix(w, shape, stride=stride, padding=padding, dilation=dilation).toarray()
     rows, cols = dense.shape
     limit = max(float(np.abs(dense).max()), 1e-12)
-    cell = 0.4  # inches per matrix cell: its 8 pt digit fits, at the book's page width too
+    # inches per matrix cell, as large as the page allows: an 8-point "-9" fits in 0.28 in
+    cell = min(0.4, (PAGE_WIDTH - 2.2) / (cols + rows))
     fig = plt.figure(
         figsize=(cell * (cols + rows) + 2.2, cell * max(rows, cols) + 1.2), layout="constrained"
     )
@@ -951,7 +963,10 @@ def coverage_figure(counts, cmap="viridis", annotate=True):
             )
         arrays[title] = arr
     n = len(arrays)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.7), squeeze=False, layout="constrained")
+    panel = min(3.3, PAGE_WIDTH / n)  # three panels: 2.5 inches, 8-point counts on the page
+    fig, axes = plt.subplots(
+        1, n, figsize=(panel * n, panel + 0.4), squeeze=False, layout="constrained"
+    )
     for p, (ax, (title, arr)) in enumerate(zip(axes[0], arrays.items(), strict=True)):
         im = ax.imshow(arr, cmap=cmap, interpolation="nearest", gid=f"coverage:{p}")
         if annotate:
@@ -964,7 +979,7 @@ def coverage_figure(counts, cmap="viridis", annotate=True):
                     _fmt(v),
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=MIN_FONTSIZE,
                     color="white" if light else "black",
                 )
         ax.set_title(f"{title}\ncounts {_fmt(arr.min())} to {_fmt(arr.max())}", fontsize=9)
