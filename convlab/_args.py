@@ -41,18 +41,27 @@ conversion, which shares memory). A tensor that requires grad gets a ``TypeError
 :mod:`convlab.grad`).
 """
 
+from __future__ import annotations
+
 import numbers
 import operator
+from collections.abc import Collection
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+from numpy.typing import NDArray
 
 #: every integer argument must fit in int64, as in PyTorch
 INT64_MAX = 2**63 - 1
 #: every size, extent and index a kernel computes stays at most this (see the module notes)
 INDEX_LIMIT = 2**62
 
+#: a float32 or float64 array: what :func:`float_array` and every public function return
+Array: TypeAlias = NDArray[np.floating[Any]]
 
-def _out_of_range(name, value, v, lo):
+
+def _out_of_range(name: str, value: object, v: int, lo: int) -> ValueError:
     """The error for entry ``v`` of argument ``name`` (given as ``value``) outside its range."""
     if v > INT64_MAX or lo < 0:
         return ValueError(
@@ -62,7 +71,9 @@ def _out_of_range(name, value, v, lo):
     return ValueError(f"{name} must be {'non-negative' if lo == 0 else 'positive'}, got {value!r}")
 
 
-def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
+def ntuple(
+    value: Any, n: int, name: str, *, allow_zero: bool = False, allow_negative: bool = False
+) -> tuple[int, ...]:
     """Normalise an int-or-tuple argument to a tuple of ``n`` Python ints.
 
     Raises ``TypeError`` for non-integers and ``ValueError`` for a wrong length or a value that is
@@ -91,19 +102,19 @@ def ntuple(value, n, name, *, allow_zero=False, allow_negative=False):
                 f"{name} must be an int or a tuple of {n} ints (one per spatial dimension), "
                 f"got {value!r} with {len(items)} entries"
             )
-        values = []
+        ints: list[int] = []
         for item in items:
             if isinstance(item, bool) or not isinstance(item, (numbers.Integral, np.integer)):
                 raise TypeError(f"{name} must contain ints, got {value!r}")
-            values.append(operator.index(item))
-        values = tuple(values)
+            ints.append(operator.index(item))
+        values = tuple(ints)
     for v in values:
         if not lo <= v <= INT64_MAX:
             raise _out_of_range(name, value, v, lo)
     return values
 
 
-def positive_int(value, name):
+def positive_int(value: object, name: str) -> int:
     """A single positive Python int (``groups``, channel counts), at most ``2**63 - 1``."""
     if type(value) is int and 0 < value <= INT64_MAX:
         return value
@@ -117,7 +128,7 @@ def positive_int(value, name):
     return value
 
 
-def check_extent(value, what):
+def check_extent(value: int, what: str) -> int:
     """``value`` (a size or extent computed from the arguments) must be at most INDEX_LIMIT."""
     if value > INDEX_LIMIT:
         raise ValueError(
@@ -131,13 +142,13 @@ _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 
 
-def _requires_grad(value):
+def _requires_grad(value: object) -> bool:
     # duck-typed so that torch is never imported: a torch.Tensor (or anything like it) that
     # records gradients; np.asarray would raise torch's RuntimeError on it
     return getattr(value, "requires_grad", False) is True and hasattr(value, "detach")
 
 
-def float_array(value, name, dtype=None):
+def float_array(value: npt.ArrayLike, name: str, dtype: npt.DTypeLike | None = None) -> Array:
     """Convert an array-like to a C-contiguous, native-byte-order float32/float64 array.
 
     The module notes state the rules: float32 and float64 are kept in either byte order, float16
@@ -182,7 +193,7 @@ def float_array(value, name, dtype=None):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def check_rank(arr, ranks, name, layout):
+def check_rank(arr: np.ndarray[Any, Any], ranks: Collection[int], name: str, layout: str) -> None:
     """``arr.ndim`` must be one of ``ranks``; the message spells the expected ``layout``."""
     if arr.ndim not in ranks:
         expected = " or ".join(f"{r}-D" for r in ranks)
@@ -192,7 +203,7 @@ def check_rank(arr, ranks, name, layout):
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def check_padding_mode(padding_mode):
+def check_padding_mode(padding_mode: str) -> str:
     if padding_mode not in PADDING_MODES:
         raise ValueError(
             f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, got {padding_mode!r}"

@@ -19,9 +19,15 @@ before), so the int64 arithmetic cannot overflow. Slower than the kernels, and o
 where they cannot run.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
+
+from ._args import Array
 
 #: a padded copy may hold this many elements more than input + output, whatever its shape ...
 _SLACK = 2**16
@@ -29,7 +35,9 @@ _SLACK = 2**16
 _FACTOR = 4
 
 
-def sparse_padding(spatial, padded, out_spatial):
+def sparse_padding(
+    spatial: Sequence[int], padded: Sequence[int], out_spatial: Sequence[int]
+) -> bool:
     """Whether a padded extent ``prod(padded)`` is out of all proportion to input and output.
 
     ``spatial``, ``padded``, ``out_spatial`` are per-dimension sizes (Python ints). Every layer
@@ -39,7 +47,9 @@ def sparse_padding(spatial, padded, out_spatial):
     return math.prod(padded) > _FACTOR * (math.prod(spatial) + math.prod(out_spatial)) + _SLACK
 
 
-def _index(size, out, kernel, stride, dilation, before, mode):
+def _index(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int, mode: str
+) -> NDArray[np.int64]:
     """``idx[o, k]``: the input element output ``o``'s tap ``k`` reads, ``size`` for a zero."""
     i = (
         np.arange(out, dtype=np.int64)[:, None] * stride
@@ -48,16 +58,28 @@ def _index(size, out, kernel, stride, dilation, before, mode):
     )
     if mode == "zeros":
         return np.where((i >= 0) & (i < size), i, size)
+    # numpy types clip and mod (ufuncs) as returning Any
+    idx: NDArray[np.int64]
     if mode == "replicate":
-        return np.clip(i, 0, size - 1)
+        idx = np.clip(i, 0, size - 1)
+        return idx
     if mode == "circular":  # the caller checked padding <= size (PyTorch's rule)
-        return np.mod(i, size)
+        idx = np.mod(i, size)
+        return idx
     # reflect, padding < size: -i before the start, 2(size-1) - i after the end
     i = np.where(i < 0, -i, i)
     return np.where(i >= size, 2 * (size - 1) - i, i)
 
 
-def unfold(x, kernel, stride, dilation, pairs, out_spatial, mode="zeros"):
+def unfold(
+    x: Array,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    out_spatial: Sequence[int],
+    mode: str = "zeros",
+) -> Array:
     """Columns ``(N, C, *kernel, *out)`` of ``x`` (N, C, *spatial): im2col by index maps."""
     nd = len(kernel)
     spatial = x.shape[2:]
@@ -76,7 +98,17 @@ def unfold(x, kernel, stride, dilation, pairs, out_spatial, mode="zeros"):
     return ext[(slice(None), slice(None)) + tuple(index)]
 
 
-def conv(x, w, b, stride, dilation, pairs, groups, out_shape, mode="zeros"):
+def conv(
+    x: Array,
+    w: Array,
+    b: Array,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    groups: int,
+    out_shape: tuple[int, ...],
+    mode: str = "zeros",
+) -> Array:
     """``conv{1,2,3}d`` of the validated, unpadded ``x`` into a new array of ``out_shape``."""
     n_batch = x.shape[0]
     c_out = w.shape[0]
@@ -92,7 +124,15 @@ def conv(x, w, b, stride, dilation, pairs, groups, out_shape, mode="zeros"):
     return out
 
 
-def weight_grad(x, grad_out, kernel, stride, dilation, padding, groups):
+def weight_grad(
+    x: Array,
+    grad_out: Array,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    padding: Sequence[int],
+    groups: int,
+) -> Array:
     """``grad_w`` (C_out, C_in/groups, *kernel): the sum over images of ``grad_out @ cols.T``."""
     n_batch, c_in = x.shape[:2]
     c_out = grad_out.shape[1]
@@ -109,7 +149,14 @@ def weight_grad(x, grad_out, kernel, stride, dilation, padding, groups):
     return acc.reshape((c_out, c_g) + tuple(kernel)).astype(x.dtype)
 
 
-def fold(cols, size, kernel, stride, dilation, padding):
+def fold(
+    cols: Array,
+    size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    padding: Sequence[int],
+) -> Array:
     """``col2im``: add the columns ``(N, C*prod(k), L)`` back into ``(N, C, *size)``."""
     n_batch = cols.shape[0]
     nd = len(kernel)

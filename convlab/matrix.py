@@ -8,16 +8,28 @@ input-shaped one: that is the transposed convolution, hence its name. This modul
 for teaching and testing; the convolutions themselves never materialise it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse
 
 from ._args import check_rank, float_array, ntuple, positive_int
-from .shapes import conv_output_size, padding_pairs
+from .shapes import IntOrTuple, conv_output_size, padding_pairs
 
 __all__ = ["conv_matrix"]
 
 
-def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1):
+def conv_matrix(
+    weight: npt.ArrayLike,
+    input_shape: Sequence[int],
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> scipy.sparse.csr_array:
     """The sparse matrix ``W'`` of a 2-D convolution of a single image.
 
     ``conv2d(x, weight, stride=s, padding=p, dilation=d, groups=g).ravel() == W' @ x.ravel()`` for

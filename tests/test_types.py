@@ -20,6 +20,9 @@ CHECKED = [
     "convlab.nn",
     "convlab.shapes",
     "convlab.warmup",
+    "convlab.matrix",
+    "convlab._args",
+    "convlab._gather",
 ]
 
 
