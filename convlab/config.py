@@ -64,11 +64,15 @@ once, when the OpenMP runtime loads, and PyTorch shares that runtime (``libgomp.
 project's 2-core machine PyTorch's convolutions ran 1.3-4x slower under PASSIVE.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import sys
 import threading
 import warnings
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 import numba
 
@@ -85,7 +89,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # --------------------------------------------------------------------------- the kernel cache
 
 
-def user_cache_dir():
+def user_cache_dir() -> str:
     """The per-user cache directory convlab uses by default: ``.../convlab/<version>``."""
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or os.path.join(
@@ -100,7 +104,7 @@ def user_cache_dir():
     return os.path.join(base, "convlab", _VERSION)
 
 
-def _requested_cache_dir():
+def _requested_cache_dir() -> str | None:
     """The directory the environment asks for, or None for 'no cache' (``CONVLAB_CACHE=0``)."""
     if os.environ.get("CONVLAB_CACHE", "1").strip() == "0":
         return None
@@ -111,39 +115,45 @@ def _requested_cache_dir():
     )
 
 
-def _make_locator_class():
+def _make_locator_class() -> type[Any]:
     """The locator class, made here so that a Numba without these names fails inside the probe."""
     from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
 
-    class ConvlabCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
+    # numba's classes are Any to mypy (pyproject.toml)
+    class ConvlabCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type: ignore[misc]
         """Numba cache locator for convlab's own source files: they are cached in ``root``."""
 
-        root = None  # set by _enable_cache
+        root: str | None = None  # set by _enable_cache
 
-        def __init__(self, py_func, py_file):
+        def __init__(self, py_func: Callable[..., Any], py_file: str) -> None:
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
-            self._cache_path = os.path.join(self.root, self.get_suitable_cache_subpath(py_file))
+            # root is set: from_function creates no locator without it
+            root = cast(str, self.root)
+            self._cache_path = os.path.join(root, self.get_suitable_cache_subpath(py_file))
 
-        def get_cache_path(self):
+        def get_cache_path(self) -> str:
             return self._cache_path
 
         @classmethod
-        def from_function(cls, py_func, py_file):
+        def from_function(
+            cls, py_func: Callable[..., Any], py_file: str
+        ) -> ConvlabCacheLocator | None:
             path = os.path.abspath(py_file)
             if cls.root is None or not path.startswith(_PACKAGE_DIR + os.sep):
                 return None  # not convlab's: Numba's own locators decide
             # the mixin: None if the file is missing or the directory cannot be written
-            return super().from_function(py_func, py_file)
+            locator: ConvlabCacheLocator | None = super().from_function(py_func, py_file)
+            return locator
 
     return ConvlabCacheLocator
 
 
-def _cache_probe():  # pragma: no cover - never called, only located
+def _cache_probe() -> None:  # pragma: no cover - never called, only located
     """A function in convlab's package that the cache set-up locates as the kernels will be."""
 
 
-def _enable_cache():
+def _enable_cache() -> str | None:
     """Register convlab's cache locator and check that it works; returns the cache directory.
 
     ``None`` (no caching, ``cache=False`` for every kernel) when ``CONVLAB_CACHE=0`` or when the
@@ -198,14 +208,15 @@ _NUMBA_DEFAULT_PRIORITY = ["tbb", "omp", "workqueue"]
 LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 
 
-def _layer_started():
+def _layer_started() -> str | None:
     try:
-        return numba.threading_layer()
+        layer: str = numba.threading_layer()
+        return layer
     except ValueError:  # no parallel kernel has run yet in this process
         return None
 
 
-def _tbb_library_paths():
+def _tbb_library_paths() -> list[str]:
     """Where pip puts TBB's shared library: ``<data dir>/lib`` (``Library/bin`` on Windows)."""
     if sys.platform == "win32":
         relative = os.path.join("Library", "bin", "tbb12.dll")
@@ -224,7 +235,7 @@ def _tbb_library_paths():
     return [os.path.join(root, relative) for root in roots]
 
 
-def _load_pip_tbb():
+def _load_pip_tbb() -> bool:
     """Load the ``tbb`` wheel's library so that Numba finds it by name; True if one was loaded."""
     for path in _tbb_library_paths():
         if os.path.exists(path):
@@ -236,7 +247,7 @@ def _load_pip_tbb():
     return False
 
 
-def _choose_threading_layer():
+def _choose_threading_layer() -> str:
     """Ask Numba for a fork-safe layer unless the user chose; returns who chose: user/convlab."""
     user_set = (
         "NUMBA_THREADING_LAYER" in os.environ
@@ -261,13 +272,14 @@ def _choose_threading_layer():
 LAYER_CHOSEN_BY = _choose_threading_layer()
 
 
-def threading_layer():
+def threading_layer() -> str:
     """The name of the threading layer Numba runs (``"tbb"``, ``"omp"`` or ``"workqueue"``).
 
     Starts Numba's threads if no parallel kernel has run yet (that is when Numba picks the layer).
     """
     numba.get_num_threads()  # starts the threading layer, runs nothing
-    return numba.threading_layer()
+    layer: str = numba.threading_layer()
+    return layer
 
 
 # --------------------------------------------------------------------------- parallel launches
@@ -280,12 +292,12 @@ def threading_layer():
 _LAUNCH_LOCK = threading.Lock()
 _SAFE_LAYERS = ("omp", "tbb")
 #: None until the layer is known, then whether launches may run concurrently
-_layer_is_safe = None
+_layer_is_safe: bool | None = None
 #: set in a child forked from a process that had started the ``omp`` layer
 _forked_from_omp = False
 
 
-def _check_layer():
+def _check_layer() -> bool:
     """Whether concurrent launches are safe; remembers the answer once the layer is known."""
     global _layer_is_safe
     layer = _layer_started()
@@ -303,7 +315,7 @@ def _check_layer():
     return _layer_is_safe
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     """A forked child has only the forking thread: forget the parent's lock holders."""
     global _LAUNCH_LOCK, _layer_is_safe, _forked_from_omp
     _LAUNCH_LOCK = threading.Lock()
@@ -328,8 +340,9 @@ class parallel_launch:
     """
 
     __slots__ = ("_lock",)
+    _lock: threading.Lock | None
 
-    def __enter__(self):
+    def __enter__(self) -> parallel_launch:
         safe = _layer_is_safe
         if safe is None:
             safe = _check_layer()
@@ -340,7 +353,7 @@ class parallel_launch:
             self._lock = None
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if self._lock is not None:
             self._lock.release()
         return False

@@ -23,6 +23,7 @@ CHECKED = [
     "convlab.matrix",
     "convlab._args",
     "convlab._gather",
+    "convlab.config",
 ]
 
 
