@@ -10,19 +10,24 @@ re-exported here: Winograd F(2x2, 3x3) (``_winograd.py``, Lavin & Gray 2016) and
 (``_fft.py``).
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from collections.abc import Sequence
+from typing import Literal
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from . import _gather, _kernels
-from ._args import check_rank, float_array, ntuple
+from ._args import Array, check_rank, float_array, ntuple
 from ._blas import blas_gemm, one_blas_thread
 from ._fft import conv2d_fft
 from ._winograd import conv2d_winograd, workspace
 from .config import parallel_launch
-from .shapes import conv_output_size
+from .shapes import IntOrTuple, conv_output_size
 
 __all__ = [
     "im2col",
@@ -39,7 +44,7 @@ __all__ = [
 
 # np.pad's names for PyTorch's padding modes (torch.nn.ConvNd pads with F.pad, whose 'replicate'
 # is NumPy's 'edge' and whose 'circular' is NumPy's 'wrap').
-_NUMPY_PAD_MODE = {
+_NUMPY_PAD_MODE: dict[str, Literal["constant", "reflect", "edge", "wrap"]] = {
     "zeros": "constant",
     "reflect": "reflect",
     "replicate": "edge",
@@ -47,7 +52,12 @@ _NUMPY_PAD_MODE = {
 }
 
 
-def pad_input(x, pairs, padding_mode, scratch=None):
+def pad_input(
+    x: Array,
+    pairs: Sequence[tuple[int, int]],
+    padding_mode: str,
+    scratch: str | None = None,
+) -> Array:
     """Pad the spatial dimensions of ``x`` (N, C, *spatial) as ``torch.nn.ConvNd`` does.
 
     ``pairs`` holds one ``(before, after)`` per spatial dimension; ``padding_mode`` is one of
@@ -64,7 +74,7 @@ def pad_input(x, pairs, padding_mode, scratch=None):
         shape = x.shape[:2] + tuple(
             size + before + after for size, (before, after) in zip(x.shape[2:], pairs, strict=True)
         )
-        xp = workspace(scratch, shape, x.dtype)
+        xp: Array = workspace(scratch, shape, x.dtype)
         inside = [slice(None), slice(None)]
         for axis, (before, after) in enumerate(pairs, start=2):
             edge = [slice(None)] * xp.ndim
@@ -81,12 +91,24 @@ def pad_input(x, pairs, padding_mode, scratch=None):
     return np.pad(x, width, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
-def im2col_buffer_nbytes(batch, channels, kernel_size, output_size, itemsize):
+def im2col_buffer_nbytes(
+    batch: int,
+    channels: int,
+    kernel_size: Sequence[int],
+    output_size: Sequence[int],
+    itemsize: int,
+) -> int:
     """Bytes of the column matrix im2col builds: ``N * C * kH * kW * H_out * W_out * itemsize``."""
     return batch * channels * math.prod(kernel_size) * math.prod(output_size) * itemsize
 
 
-def _unfold_geometry(spatial, kernel_size, dilation, padding, stride):
+def _unfold_geometry(
+    spatial: Sequence[int],
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple,
+    padding: IntOrTuple,
+    stride: IntOrTuple,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     ks = ntuple(kernel_size, 2, "kernel_size")
     ds = ntuple(dilation, 2, "dilation")
     ps = ntuple(padding, 2, "padding", allow_zero=True)
@@ -97,14 +119,20 @@ def _unfold_geometry(spatial, kernel_size, dilation, padding, stride):
     return ks, ds, ps, ss, out
 
 
-def _sparse(spatial, padding, out):
+def _sparse(spatial: Sequence[int], padding: Sequence[int], out: Sequence[int]) -> bool:
     """Padding far beyond what is read: see :mod:`convlab._gather`."""
     return max(padding) > 64 and _gather.sparse_padding(
         spatial, tuple(n + 2 * q for n, q in zip(spatial, padding, strict=True)), out
     )
 
 
-def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
+def im2col(
+    input: npt.ArrayLike,
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    stride: IntOrTuple = 1,
+) -> Array:
     """Extract sliding local blocks into columns, exactly ``torch.nn.functional.unfold``.
 
     Parameters
@@ -151,7 +179,14 @@ def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     return cols[0] if unbatched else cols
 
 
-def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
+def col2im(
+    cols: npt.ArrayLike,
+    output_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    stride: IntOrTuple = 1,
+) -> Array:
     """Sum columns back into an image, exactly ``torch.nn.functional.fold``.
 
     The adjoint of :func:`im2col`: overlapping blocks add up, so ``col2im(im2col(x))`` is ``x``
@@ -207,7 +242,16 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return out[0] if unbatched else out
 
 
-def conv2d_im2col(x, w, b, out, stride, dilation, groups, padding=(0, 0)):
+def conv2d_im2col(
+    x: Array,
+    w: Array,
+    b: Array,
+    out: Array,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    padding: Sequence[int] = (0, 0),
+) -> None:
     """Fill ``out`` with the convolution of ``x``: im2col, then one GEMM per group.
 
     ``padding`` is the zero padding above and to the left of ``x``; below and to the right it
@@ -282,8 +326,16 @@ _NO_PARTIAL = {np.dtype(t): np.empty((0, 0), dtype=t) for t in (np.float32, np.f
 
 
 def _im2col_plan(
-    batch, c_in, c_out, kernel_size, output_size, itemsize, groups=1, threads=None, in_place=False
-):
+    batch: int,
+    c_in: int,
+    c_out: int,
+    kernel_size: Sequence[int],
+    output_size: Sequence[int],
+    itemsize: int,
+    groups: int = 1,
+    threads: int | None = None,
+    in_place: bool = False,
+) -> tuple[int, int, int, int]:
     """(threads, block, k_parts, k_rows) of :func:`conv2d_im2col`.
 
     ``block``: positions per block; ``k_parts``: parts of each group's input channels (split-K,
@@ -310,18 +362,18 @@ def _im2col_plan(
 
 @functools.lru_cache(maxsize=256)
 def _plan(
-    batch,
-    c_in,
-    c_out,
-    kernel_size,
-    output_size,
-    itemsize,
-    groups,
-    threads,
-    in_place,
-    min_block,
-    block_bytes,
-):
+    batch: int,
+    c_in: int,
+    c_out: int,
+    kernel_size: tuple[int, ...],
+    output_size: tuple[int, ...],
+    itemsize: int,
+    groups: int,
+    threads: int,
+    in_place: bool,
+    min_block: int,
+    block_bytes: int,
+) -> tuple[int, int, int, int]:
     # cached: this arithmetic was a microsecond of every call's serial Python time
     total = batch * math.prod(output_size)
     taps = math.prod(kernel_size)
@@ -339,8 +391,15 @@ def _plan(
 
 
 def im2col_workspace_nbytes(
-    batch, c_in, c_out, kernel_size, output_size, itemsize, threads=None, groups=1
-):
+    batch: int,
+    c_in: int,
+    c_out: int,
+    kernel_size: Sequence[int],
+    output_size: Sequence[int],
+    itemsize: int,
+    threads: int | None = None,
+    groups: int = 1,
+) -> int:
     """Bytes of the buffers :func:`convlab.conv2d`'s im2col path allocates.
 
     ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
@@ -381,7 +440,7 @@ IM2COL_BLOCK_BYTES = 2**19
 IM2COL_MIN_BLOCK = 256
 
 
-def check_winograd(w_shape, stride, dilation):
+def check_winograd(w_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> None:
     """Raise ``ValueError`` unless Winograd F(2x2, 3x3) applies: 3x3 filters, stride 1, dilation 1.
 
     ``w_shape`` is the weight's shape (C_out, C_in/groups, kH, kW); ``stride`` and ``dilation`` are

@@ -4,11 +4,17 @@ Each public function validates and prepares in plain Python (dtype, rank, int-or
 padding, output shape, allocation) and then makes one call into a Numba kernel.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _gather as _gather_module
 from . import _kernels, _kernels_depthwise
-from ._args import check_padding_mode, check_rank, float_array, ntuple, positive_int
+from ._args import Array, check_padding_mode, check_rank, float_array, ntuple, positive_int
 from ._gather import sparse_padding
 from .algorithms import (
     check_winograd,
@@ -16,10 +22,12 @@ from .algorithms import (
     conv2d_im2col,
     conv2d_winograd,
     im2col_workspace_nbytes,
-    pad_input,
-)  # pad_input stays importable from here
+)
+
+# pad_input stays importable from here (the alias marks it as re-exported, for type checkers)
+from .algorithms import pad_input as pad_input
 from .config import parallel_launch
-from .shapes import _output_length, padding_pairs
+from .shapes import IntOrTuple, _output_length, padding_pairs
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
@@ -50,9 +58,25 @@ class _Prepared:
         "padding_mode",
         "sparse",
     )
+    x: Array
+    w: Array
+    b: Array
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    out_shape: tuple[int, ...]
+    unbatched: bool
+    pairs: tuple[tuple[int, int], ...]
+    padding_mode: str
+    sparse: bool
 
 
-def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
+def _check_pad_fits(
+    spatial: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    padding_mode: str,
+    dim_names: Sequence[str],
+) -> None:
     """PyTorch's limits on non-zero padding modes, checked before np.pad sees them."""
     for name, size, (before, after) in zip(dim_names, spatial, pairs, strict=True):
         pad = max(before, after)
@@ -72,18 +96,18 @@ def _check_pad_fits(spatial, pairs, padding_mode, dim_names):
 
 
 def _prepare(
-    nd,
-    input,
-    weight,
-    bias,
-    stride,
-    padding,
-    dilation,
-    groups,
-    padding_mode,
-    dim_names=None,
-    pad=True,
-):
+    nd: int,
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None,
+    stride: IntOrTuple,
+    padding: IntOrTuple | str,
+    dilation: IntOrTuple,
+    groups: int,
+    padding_mode: str,
+    dim_names: Sequence[str] | None = None,
+    pad: bool = True,
+) -> _Prepared:
     """Validate everything for an ``nd``-dimensional convolution and (with ``pad``) pad the input.
 
     ``dim_names`` names the spatial dimensions in messages (conv1d runs as a height-1 conv2d but
@@ -170,14 +194,14 @@ def _prepare(
     return p
 
 
-def _gather(p):
+def _gather(p: _Prepared) -> Array:
     """The convolution ``p`` by :mod:`convlab._gather` (``p.sparse``: no kernel can take it)."""
     return _gather_module.conv(
         p.x, p.w, p.b, p.stride, p.dilation, p.pairs, p.groups, p.out_shape, p.padding_mode
     )
 
 
-def _pad(p):
+def _pad(p: _Prepared) -> None:
     """Pad ``p.x`` by ``p.pairs`` in ``p.padding_mode`` (if it is not padded yet)."""
     if any(before or after for before, after in p.pairs):
         # the padded copy lives in a reused buffer: it is only read during this call
@@ -188,7 +212,7 @@ def _pad(p):
         p.pairs = ((0, 0),) * len(p.pairs)
 
 
-def _zero_pad_before(p):
+def _zero_pad_before(p: _Prepared) -> tuple[int, ...]:
     """The padding above and to the left that a kernel padding zeros as it reads gets.
 
     Pads ``p.x`` first unless the padding mode is zeros (the kernels only know zeros); the
@@ -199,11 +223,11 @@ def _zero_pad_before(p):
     return tuple(before for before, _ in p.pairs)
 
 
-def _finish(p, out):
+def _finish(p: _Prepared, out: Array) -> Array:
     return out[0] if p.unbatched else out
 
 
-def _check_algorithm(algorithm):
+def _check_algorithm(algorithm: str) -> None:
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}"
@@ -224,8 +248,15 @@ WINOGRAD_AUTO_WIDE_CHANNELS = 64
 
 
 def choose_algorithm(
-    x_shape, w_shape, out_shape, groups, itemsize, stride=(1, 1), dilation=(1, 1), finite=True
-):
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    out_shape: Sequence[int],
+    groups: int,
+    itemsize: int,
+    stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
+    finite: bool = True,
+) -> str:
     """The algorithm ``conv2d(..., algorithm="auto")`` runs for these shapes.
 
     ``x_shape`` is the input's shape (padded or not: only N and C are used), ``w_shape`` the
@@ -344,7 +375,7 @@ def choose_algorithm(
     return "direct"
 
 
-def _conv2d_prepared(p, algorithm):
+def _conv2d_prepared(p: _Prepared, algorithm: str) -> Array:
     """Run the 2-D convolution ``p`` (from ``_prepare(..., pad=False)``) by ``algorithm``."""
     if algorithm == "winograd":
         check_winograd(p.w.shape, p.stride, p.dilation)
@@ -398,7 +429,7 @@ def _conv2d_prepared(p, algorithm):
     return out
 
 
-def _run_algorithm(p, out, algorithm):
+def _run_algorithm(p: _Prepared, out: Array, algorithm: str) -> Any:
     """Fill ``out`` with the convolution of the prepared arguments ``p`` by ``algorithm``.
 
     Winograd and im2col pad zeros as they read; direct and the FFT get a padded copy.
@@ -420,16 +451,16 @@ def _run_algorithm(p, out, algorithm):
 
 
 def conv1d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    dilation=1,
-    groups=1,
-    padding_mode="zeros",
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> Array:
     """1-D cross-correlation, exactly ``torch.nn.functional.conv1d`` (plus ``padding_mode``).
 
     Parameters
@@ -495,16 +526,16 @@ def conv1d(
 
 
 def conv2d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    dilation=1,
-    groups=1,
-    padding_mode="zeros",
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> Array:
     """2-D cross-correlation, exactly ``torch.nn.functional.conv2d`` (plus ``padding_mode``).
 
     ``out[n, j] = bias[j] + sum_k weight[j, k] * input[n, g*C_in/groups + k]`` where ``*`` is the
@@ -591,8 +622,15 @@ def conv2d(
 
 
 def conv3d(
-    input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Array:
     """3-D cross-correlation, exactly ``torch.nn.functional.conv3d`` (plus ``padding_mode``).
 
     Parameters

@@ -21,19 +21,23 @@ sample tiles of the column matrix (:data:`COLUMN_TILE_BYTES`) with channel-first
 scatter onto the four neighbours (:func:`deform_conv2d_grad`).
 """
 
+from __future__ import annotations
+
 from collections import namedtuple
+from collections.abc import Iterator
 
 # On a machine with few cores, set OMP_WAIT_POLICY=PASSIVE for the fastest deform_conv2d (see the
 # "OpenMP wait policy" note in convlab.config): convlab does not set it for you, because it would
 # slow every other OpenMP library in the process, PyTorch's included.
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels_deformable as _k
-from ._args import check_rank, float_array, ntuple
+from ._args import Array, check_rank, float_array, ntuple
 from ._blas import blas_gemm, one_blas_thread
 from .config import parallel_launch
-from .shapes import conv_output_size
+from .shapes import IntOrTuple, conv_output_size
 
 __all__ = ["deform_conv2d", "deform_conv2d_grad", "DeformConv2dGrads", "COLUMN_TILE_BYTES"]
 
@@ -58,7 +62,7 @@ _MIN_BLOCK = 32
 _TAP_MAJOR_WEIGHT_SHARE = 4
 # the thread count the work is cut for: None is Numba's maximum, NUMBA_NUM_THREADS (fixed for the
 # process, so set_num_threads() does not change the cut, nor the result); tests set it
-_LAYOUT_THREADS = None
+_LAYOUT_THREADS: int | None = None
 
 # the sampling plan stores int32 indices into one padded plane
 _MAX_PLANE = 2**31 - 1
@@ -88,9 +92,30 @@ class _Prepared:
         "offset_groups",
         "out_hw",
     )
+    x: Array
+    offset: Array
+    w: Array
+    b: Array
+    has_bias: bool
+    mask: Array | None
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    offset_groups: int
+    out_hw: tuple[int, int]
 
 
-def _prepare(input, offset, weight, bias, stride, padding, dilation, mask):
+def _prepare(
+    input: npt.ArrayLike,
+    offset: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None,
+    stride: IntOrTuple,
+    padding: IntOrTuple,
+    dilation: IntOrTuple,
+    mask: npt.ArrayLike | None,
+) -> _Prepared:
     x = float_array(input, "input")
     check_rank(
         x, (4,), "input", "(N, C_in, H, W) (torchvision's deform_conv2d needs a batch dimension)"
@@ -186,7 +211,7 @@ class _Sampler:
     of the column matrix (``cols``, ``tiles()``, ``sample()``) that its scatter kernels expect.
     """
 
-    def __init__(self, p, channels_last):
+    def __init__(self, p: _Prepared, channels_last: bool) -> None:
         x = p.x
         n_batch, c_in, height, width = x.shape
         kh, kw = p.w.shape[2:]
@@ -220,7 +245,7 @@ class _Sampler:
         self.use_mask = p.mask is not None
         self.masks = (
             p.mask.reshape(n_batch, g, t, pos)
-            if self.use_mask
+            if p.mask is not None  # self.use_mask, spelled so that mypy sees the narrowing
             else np.zeros((n_batch, 1, 1, 1), dtype=dtype)
         )
         # one padded image at a time: 1 zero row/column before, 2 rows / 1 column after (only the
@@ -239,18 +264,18 @@ class _Sampler:
             self.cols = np.empty((rows, self.tile), dtype=dtype)
         self.x = x
 
-    def load(self, n):
+    def load(self, n: int) -> None:
         """Copy image ``n`` into the padded buffer."""
         if self.channels_last:
             self.xp[1 : self.height + 1, 1 : self.width + 1] = self.x[n].transpose(1, 2, 0)
         else:
             self.xp[:, 1 : self.height + 1, 1 : self.width + 1] = self.x[n]
 
-    def tiles(self):
+    def tiles(self) -> Iterator[tuple[int, int]]:
         for p0 in range(0, self.positions, self.tile):
             yield p0, min(self.positions, p0 + self.tile)
 
-    def sample(self, n, p0, p1):
+    def sample(self, n: int, p0: int, p1: int) -> Array:
         """The deformable im2col columns (channel-first) of image ``n`` for positions ``p0:p1``."""
         cols = self.cols[:, : p1 - p0]
         with parallel_launch():
@@ -268,7 +293,15 @@ class _Sampler:
         return cols
 
 
-def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize):
+def _forward_layout(
+    c_in: int,
+    c_per_group: int,
+    c_out: int,
+    groups: int,
+    taps: int,
+    positions: int,
+    itemsize: int,
+) -> tuple[bool, int, int, int, int]:
     """How :func:`deform_conv2d` cuts one image's work: ``(tap_major, chunk, ld, block, k_parts)``.
 
     ``tap_major``: sample in (tap, channel) order (fastest) against a reordered copy of the weight,
@@ -313,7 +346,16 @@ def _forward_layout(c_in, c_per_group, c_out, groups, taps, positions, itemsize)
     return tap_major, chunk, ld, block, k_parts
 
 
-def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+def deform_conv2d(
+    input: npt.ArrayLike,
+    offset: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    mask: npt.ArrayLike | None = None,
+) -> Array:
     """Deformable 2-D convolution, exactly ``torchvision.ops.deform_conv2d``.
 
     Output position ``(oy, ox)`` and kernel tap ``(i, j)`` read input channel ``c`` at the point
@@ -430,8 +472,16 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
 
 
 def deform_conv2d_grad(
-    grad_output, input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None
-):
+    grad_output: npt.ArrayLike,
+    input: npt.ArrayLike,
+    offset: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    mask: npt.ArrayLike | None = None,
+) -> DeformConv2dGrads:
     """Gradients of :func:`deform_conv2d` with respect to all its arrays, given ``grad_output``.
 
     Computes what ``torch.autograd`` returns for ``torchvision.ops.deform_conv2d``: for a scalar

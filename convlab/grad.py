@@ -17,12 +17,16 @@ The ``1d`` and ``3d`` versions work the same way. All accept unbatched arrays to
 ``torch.nn.grad`` needs a batch dimension); the result then has no batch dimension either.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Collection, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels_transposed as _kernels
-from ._args import check_rank, float_array, ntuple, positive_int
+from ._args import Array, check_rank, float_array, ntuple, positive_int
 from ._gather import sparse_padding, weight_grad
 from .config import parallel_launch
 from .conv import pad_input
@@ -30,7 +34,7 @@ from .conv import pad_input
 # torch has no deform_conv2d in torch.nn.grad; convlab's lives beside the forward pass and is
 # re-exported here so that every gradient is found in one place.
 from .deformable import deform_conv2d_grad as deform_conv2d
-from .shapes import conv_output_size, conv_transpose_output_padding
+from .shapes import IntOrTuple, conv_output_size, conv_transpose_output_padding
 from .transposed import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
 __all__ = [
@@ -48,7 +52,7 @@ _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 _KERNEL = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 
 
-def _shape(value, name, ranks, layout):
+def _shape(value: Sequence[int], name: str, ranks: Collection[int], layout: str) -> tuple[int, ...]:
     """A shape argument (``input_size``, ``weight_size``) as a tuple of non-negative ints."""
     if isinstance(value, (str, bytes)) or isinstance(value, numbers.Number):
         raise TypeError(f"{name} must be a sequence of ints (a full shape {layout}), got {value!r}")
@@ -64,7 +68,7 @@ def _shape(value, name, ranks, layout):
     return ntuple(items, len(items), name, allow_zero=True)
 
 
-def _grad_output(grad_output, nd, dtype=None):
+def _grad_output(grad_output: npt.ArrayLike, nd: int, dtype: npt.DTypeLike | None = None) -> Array:
     go = float_array(grad_output, "grad_output", dtype=dtype)
     check_rank(
         go,
@@ -75,7 +79,15 @@ def _grad_output(grad_output, nd, dtype=None):
     return go
 
 
-def _check_consistent(nd, in_spatial, kernel, out_spatial, stride, padding, dilation):
+def _check_consistent(
+    nd: int,
+    in_spatial: Sequence[int],
+    kernel: Sequence[int],
+    out_spatial: Sequence[int],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> None:
     """``grad_output``'s spatial size must be what the convolution gives for the input size."""
     expected = conv_output_size(tuple(in_spatial), tuple(kernel), stride, padding, dilation)
     if tuple(expected) != tuple(out_spatial):
@@ -86,7 +98,16 @@ def _check_consistent(nd, in_spatial, kernel, out_spatial, stride, padding, dila
         )
 
 
-def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
+def _conv_input(
+    nd: int,
+    input_size: Sequence[int],
+    weight: npt.ArrayLike,
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple,
+    padding: IntOrTuple,
+    dilation: IntOrTuple,
+    groups: int,
+) -> Array:
     go = _grad_output(grad_output, nd)
     w = float_array(weight, "weight", dtype=go.dtype)
     check_rank(w, (nd + 2,), "weight", f"(C_out, C_in/groups, {_KERNEL[nd]})")
@@ -132,7 +153,16 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
     return _TRANSPOSE[nd](go, w, None, stride, padding, output_padding, groups, dilation)
 
 
-def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups):
+def _conv_weight(
+    nd: int,
+    input: npt.ArrayLike,
+    weight_size: Sequence[int],
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple,
+    padding: IntOrTuple,
+    dilation: IntOrTuple,
+    groups: int,
+) -> Array:
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", f"(N, C_in, {_SPATIAL[nd]}) or (C_in, {_SPATIAL[nd]})")
     go = _grad_output(grad_output, nd, dtype=x.dtype)
@@ -256,27 +286,75 @@ _WEIGHT_DOC = """Gradient of ``conv{nd}d`` with respect to its weight: ``torch.n
 """
 
 
-def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv1d_input(
+    input_size: Sequence[int],
+    weight: npt.ArrayLike,
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_input(1, input_size, weight, grad_output, stride, padding, dilation, groups)
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_input(
+    input_size: Sequence[int],
+    weight: npt.ArrayLike,
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_input(2, input_size, weight, grad_output, stride, padding, dilation, groups)
 
 
-def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv3d_input(
+    input_size: Sequence[int],
+    weight: npt.ArrayLike,
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_input(3, input_size, weight, grad_output, stride, padding, dilation, groups)
 
 
-def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv1d_weight(
+    input: npt.ArrayLike,
+    weight_size: Sequence[int],
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_weight(1, input, weight_size, grad_output, stride, padding, dilation, groups)
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_weight(
+    input: npt.ArrayLike,
+    weight_size: Sequence[int],
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_weight(2, input, weight_size, grad_output, stride, padding, dilation, groups)
 
 
-def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv3d_weight(
+    input: npt.ArrayLike,
+    weight_size: Sequence[int],
+    grad_output: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Array:
     return _conv_weight(3, input, weight_size, grad_output, stride, padding, dilation, groups)
 
 
@@ -338,6 +416,6 @@ for _nd, _spatial in _SPATIAL.items():
 del _nd, _spatial, _func, _doc
 
 
-def __dir__():
+def __dir__() -> list[str]:
     # dir() lists the API (__all__), not the helpers this module imports (PEP 562)
     return sorted(__all__)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -783,8 +783,10 @@ class DeformConv2d(_ConvNd):
         x = self._input_array(input)
         off: Array = _float_array(offset, "offset", dtype=self.dtype)
         m: Array | None = None if mask is None else _float_array(mask, "mask", dtype=self.dtype)
+        # padding: never a string here (__init__ rejects one)
+        padding = cast(tuple[int, ...], self.padding)
         out: Array = _deform_conv2d(
-            x, off, self.weight, self.bias, self.stride, self.padding, self.dilation, m
+            x, off, self.weight, self.bias, self.stride, padding, self.dilation, m
         )
         self._offset, self._mask = off, m
         return self._remember(x, out)
@@ -795,11 +797,11 @@ class DeformConv2d(_ConvNd):
         g = _deform_conv2d_grad(
             go,
             x,
-            self._offset,
+            cast(Array, self._offset),  # set by the forward pass that saved _input
             self.weight,
             self.bias,
             self.stride,
-            self.padding,
+            cast(tuple[int, ...], self.padding),  # never a string (__init__)
             self.dilation,
             self._mask,
         )

@@ -14,16 +14,21 @@ The public functions validate and allocate in plain Python, then call the Numba 
 :mod:`convlab._kernels_separable` (or :func:`convlab.conv2d`).
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Iterator, Sequence
+from typing import SupportsIndex
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels_separable
-from ._args import check_rank, float_array, ntuple
+from ._args import Array, check_rank, float_array, ntuple
 from ._gather import sparse_padding
 from .config import parallel_launch
 from .conv import conv2d, pad_input
-from .shapes import conv_output_size, padding_pairs
+from .shapes import IntOrTuple, conv_output_size, padding_pairs
 
 __all__ = [
     "depthwise_separable_conv2d",
@@ -37,17 +42,19 @@ __all__ = [
 SEPARABLE_ALGORITHMS = ("auto", "fused", "two_pass")
 
 
-def _as_batched(x):
+def _as_batched(x: Array) -> tuple[Array, bool]:
     """Return ``(x4, unbatched)`` for an already rank-checked (C, H, W) or (N, C, H, W) array."""
     return (x[None], True) if x.ndim == 3 else (x, False)
 
 
-def _check_nonempty(arr, name):
+def _check_nonempty(arr: Array, name: str) -> None:
     if 0 in arr.shape:
         raise ValueError(f"{name} must not have a zero-size dimension, got shape {arr.shape}")
 
 
-def _optional_bias(bias, size, name, dtype, rule):
+def _optional_bias(
+    bias: npt.ArrayLike | None, size: int, name: str, dtype: npt.DTypeLike, rule: str
+) -> Array:
     if bias is None:
         return np.zeros(size, dtype=dtype)
     b = float_array(bias, name, dtype=dtype)
@@ -60,25 +67,27 @@ def _optional_bias(bias, size, name, dtype, rule):
 FUSED_BLOCK_PIXELS = 256
 
 
-def _used_stride(stride, out_spatial):
+def _used_stride(stride: Sequence[int], out_spatial: Sequence[int]) -> tuple[int, ...]:
     """A dimension with one output never uses its stride: 1 there (a huge one then sizes nothing)."""
     return tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
 
 
-def _sparse(spatial, pairs, out_spatial):
+def _sparse(
+    spatial: Sequence[int], pairs: Sequence[tuple[int, int]], out_spatial: Sequence[int]
+) -> bool:
     """Padding far beyond what is read (a huge stride or dilation): see convlab._gather."""
     return max(sum(pairs, ())) > 64 and sparse_padding(
         spatial, tuple(n + a + b for n, (a, b) in zip(spatial, pairs, strict=True)), out_spatial
     )
 
 
-def _fused_rows(out_shape):
+def _fused_rows(out_shape: Sequence[int]) -> int:
     """Output rows per task of the fused kernel: about FUSED_BLOCK_PIXELS pixels per block."""
     oh, ow = out_shape[2], out_shape[3]
     return max(1, min(oh, -(-FUSED_BLOCK_PIXELS // ow)))
 
 
-def choose_separable_algorithm(c_mid, c_out):
+def choose_separable_algorithm(c_mid: int, c_out: int) -> str:
     """The algorithm ``depthwise_separable_conv2d(..., algorithm="auto")`` runs.
 
     ``c_mid = C_in * K`` intermediate channels, ``c_out`` output channels. The fused kernel never
@@ -112,16 +121,16 @@ FUSED_MAX_PRODUCT = 1024
 
 
 def depthwise_separable_conv2d(
-    input,
-    depthwise_weight,
-    pointwise_weight,
-    depthwise_bias=None,
-    pointwise_bias=None,
-    stride=1,
-    padding=0,
-    dilation=1,
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    depthwise_weight: npt.ArrayLike,
+    pointwise_weight: npt.ArrayLike,
+    depthwise_bias: npt.ArrayLike | None = None,
+    pointwise_bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    algorithm: str = "auto",
+) -> Array:
     """Depthwise convolution followed by a 1x1 convolution (a depthwise-separable layer).
 
     Equal (to float rounding) to the two PyTorch-style calls ::
@@ -294,40 +303,47 @@ class SeparatedKernel:
     """
 
     __slots__ = ("col", "row", "error", "singular_values")
+    col: Array
+    row: Array
+    error: float
+    singular_values: Array
 
-    def __init__(self, col, row, error, singular_values):
+    def __init__(self, col: Array, row: Array, error: float, singular_values: Array) -> None:
         self.col = col
         self.row = row
         self.error = error
         self.singular_values = singular_values
 
     @property
-    def rank(self):
-        return self.col.shape[1]
+    def rank(self) -> int:
+        rank: int = self.col.shape[1]  # numpy types shape entries as Any
+        return rank
 
     @property
-    def kernel(self):
+    def kernel(self) -> Array:
         """The rank-``rank`` kernel ``col @ row``."""
         return self.col @ self.row
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Array]:
         yield self.col
         yield self.row
 
-    def __len__(self):
+    def __len__(self) -> int:
         return 2
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: SupportsIndex) -> Array:
         return (self.col, self.row)[index]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"SeparatedKernel(rank={self.rank}, error={self.error:.3g}, "
             f"col.shape={self.col.shape}, row.shape={self.row.shape})"
         )
 
 
-def separate_kernel(kernel, rank=None, tol=None):
+def separate_kernel(
+    kernel: npt.ArrayLike, rank: int | None = None, tol: float | None = None
+) -> SeparatedKernel:
     """Split a 2-D kernel into column and row factors by the SVD: ``kernel ~= col @ row``.
 
     ``kernel = sum_i s_i u_i v_i^T``; keeping the ``r`` largest terms gives the best rank-``r``
@@ -416,7 +432,7 @@ def separate_kernel(kernel, rank=None, tol=None):
     return SeparatedKernel(col, row, error, s.astype(k.dtype))
 
 
-def _factor(value, name, layout, vector_axis):
+def _factor(value: npt.ArrayLike, name: str, layout: str, vector_axis: int) -> Array:
     f = float_array(value, name)
     if f.ndim == 1:
         f = np.expand_dims(f, vector_axis)
@@ -426,7 +442,13 @@ def _factor(value, name, layout, vector_axis):
     return f
 
 
-def spatially_separable_conv2d(input, col, row, stride=1, padding=0):
+def spatially_separable_conv2d(
+    input: npt.ArrayLike,
+    col: npt.ArrayLike,
+    row: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+) -> Array:
     """Filter every channel with the kernel ``col @ row`` by a column pass and a row pass.
 
     Image filtering, channel by channel (no mixing): equal to a depthwise

@@ -22,18 +22,26 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
 Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels_transposed as _kernels
-from ._args import check_rank, float_array, ntuple, positive_int
+from ._args import Array, check_rank, float_array, ntuple, positive_int
 from ._blas import blas_gemm, one_blas_thread
 from ._gather import sparse_padding
 from .config import parallel_launch
-from .shapes import conv_transpose_output_padding, conv_transpose_output_size
+from .shapes import IntOrTuple, conv_transpose_output_padding, conv_transpose_output_size
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = [
     "conv_transpose1d",
@@ -72,20 +80,32 @@ class _Prepared:
         "unbatched",
         "sparse",
     )
+    x: Array
+    w: Array
+    b: Array
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    out_shape: tuple[int, ...]
+    unbatched: bool
+    sparse: bool
 
 
-def _is_int(value):
+def _is_int(value: object) -> TypeIs[int | np.integer[Any]]:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
 
 
-def _check_algorithm(algorithm):
+def _check_algorithm(algorithm: str) -> None:
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}"
         )
 
 
-def _requested_spatial_size(output_size, nd, leading):
+def _requested_spatial_size(
+    output_size: IntOrTuple, nd: int, leading: Sequence[int]
+) -> tuple[int, ...]:
     """The spatial part of ``output_size``: ``nd`` ints, or the full shape as PyTorch accepts it.
 
     ``leading`` is ``(N, C_out)`` for batched input, ``(C_out,)`` for unbatched input; when the
@@ -121,8 +141,17 @@ def _requested_spatial_size(output_size, nd, leading):
 
 
 def _prepare(
-    nd, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size
-):
+    nd: int,
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None,
+    stride: IntOrTuple,
+    padding: IntOrTuple,
+    output_padding: IntOrTuple,
+    groups: int,
+    dilation: IntOrTuple,
+    output_size: IntOrTuple | None,
+) -> _Prepared:
     """Validate everything for an ``nd``-dimensional transposed convolution."""
     x = float_array(input, "input")
     check_rank(x, (nd + 1, nd + 2), "input", _LAYOUT[nd])
@@ -203,13 +232,17 @@ def _prepare(
     return p
 
 
-def gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize):
+def gemm_buffer_nbytes(
+    x_shape: Sequence[int], w_shape: Sequence[int], groups: int, itemsize: int
+) -> int:
     """Bytes of the column buffer of the GEMM form: ``N * C_out * prod(k) * prod(input spatial)``."""
     c_out = w_shape[1] * groups
     return x_shape[0] * c_out * math.prod(w_shape[2:]) * math.prod(x_shape[2:]) * itemsize
 
 
-def choose_algorithm(x_shape, w_shape, groups, itemsize):
+def choose_algorithm(
+    x_shape: Sequence[int], w_shape: Sequence[int], groups: int, itemsize: int
+) -> str:
     """The algorithm ``algorithm="auto"`` runs for a batched input and weight of these shapes.
 
     The GEMM form multiplies ``(C_out/g * prod(k), C_in/g) @ (C_in/g, prod(spatial))`` per group;
@@ -224,7 +257,7 @@ def choose_algorithm(x_shape, w_shape, groups, itemsize):
     return "direct"
 
 
-def _gemm_columns(x, w, groups):
+def _gemm_columns(x: Array, w: Array, groups: int) -> Array:
     """``cols[oc*prod(k) + tap, n, pixel] = sum_ci w[ci, oc, tap] * x[n, ci, pixel]``, per group.
 
     The batch goes into the columns, ``(C_in, N * pixels)``, so each group is a single large
@@ -252,7 +285,7 @@ def _gemm_columns(x, w, groups):
     return cols.reshape(groups * rows, n_batch, pixels)
 
 
-def _run(p, algorithm):
+def _run(p: _Prepared, algorithm: str) -> Array:
     """Allocate the output and fill it with the chosen kernel (2-D or 3-D arrays)."""
     out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size == 0:
@@ -286,7 +319,7 @@ def _run(p, algorithm):
     return out
 
 
-def _lift_1d(p):
+def _lift_1d(p: _Prepared) -> _Prepared:
     """A 1-D transposed convolution is a 2-D one over a height-1 image with a height-1 kernel."""
     p.x = p.x[:, :, None, :]
     p.w = p.w[:, :, None, :]
@@ -296,17 +329,17 @@ def _lift_1d(p):
 
 
 def conv_transpose1d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    groups=1,
-    dilation=1,
-    output_size=None,
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    output_size: IntOrTuple | None = None,
+    algorithm: str = "auto",
+) -> Array:
     """1-D transposed convolution, exactly ``torch.nn.functional.conv_transpose1d``.
 
     Parameters
@@ -339,17 +372,17 @@ def conv_transpose1d(
 
 
 def conv_transpose2d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    groups=1,
-    dilation=1,
-    output_size=None,
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    output_size: IntOrTuple | None = None,
+    algorithm: str = "auto",
+) -> Array:
     """2-D transposed convolution, exactly ``torch.nn.functional.conv_transpose2d``.
 
     Every input element ``x[n, ci, ih, iw]`` adds ``x * weight[ci, oc, kh, kw]`` to output
@@ -425,17 +458,17 @@ def conv_transpose2d(
 
 
 def conv_transpose3d(
-    input,
-    weight,
-    bias=None,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    groups=1,
-    dilation=1,
-    output_size=None,
-    algorithm="auto",
-):
+    input: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    output_size: IntOrTuple | None = None,
+    algorithm: str = "auto",
+) -> Array:
     """3-D transposed convolution, exactly ``torch.nn.functional.conv_transpose3d``.
 
     Parameters

@@ -24,6 +24,12 @@ CHECKED = [
     "convlab._args",
     "convlab._gather",
     "convlab.config",
+    "convlab.conv",
+    "convlab.transposed",
+    "convlab.grad",
+    "convlab.deformable",
+    "convlab.separable",
+    "convlab.algorithms",
 ]
 
 
