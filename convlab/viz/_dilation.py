@@ -15,15 +15,27 @@ Artists carry ``gid`` labels so that tests (and readers) can ask a figure what i
   array is :func:`gridding_counts`).
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from matplotlib.patches import Rectangle
+from numpy.typing import NDArray
 
 from .._args import ntuple, positive_int
 from ..conv import conv2d
 from ..shapes import conv_output_size, effective_kernel_size, receptive_field
 from ._page import MIN_FONTSIZE, PAGE_WIDTH
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .._args import Array
+    from ..shapes import IntOrTuple
 
 __all__ = [
     "dilated_taps",
@@ -40,14 +52,20 @@ EDGE = "#333333"
 _CYCLE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def _subplots(ncols, width, height):
+def _subplots(ncols: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
     return fig, list(axes[0])
 
 
-def dilated_taps(input_size, kernel_size, dilation=1, output=(0, 0), stride=1):
+def dilated_taps(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple = 1,
+    output: Sequence[int] = (0, 0),
+    stride: IntOrTuple = 1,
+) -> list[tuple[int, int]]:
     """Input cells ``(row, col)`` read by one output of an unpadded 2-D convolution.
 
     Output ``(i, j)`` reads the cells ``(i*s + a*d, j*s + b*d)`` for the kernel taps
@@ -96,7 +114,13 @@ def dilated_taps(input_size, kernel_size, dilation=1, output=(0, 0), stride=1):
     ]
 
 
-def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=((0, 0),), stride=1):
+def dilation_grid_figure(
+    input_size: int = 7,
+    kernel_size: int = 3,
+    rates: Sequence[int] = (1, 2, 3),
+    outputs: Sequence[Sequence[int]] = ((0, 0),),
+    stride: int = 1,
+) -> Figure:
     """Which input cells an output reads, one panel per dilation rate (seed 001's figure).
 
     Each panel is the ``input_size`` grid with the cells read by every listed output filled in
@@ -210,12 +234,12 @@ def dilation_grid_figure(input_size=7, kernel_size=3, rates=(1, 2, 3), outputs=(
     return fig
 
 
-def _layers(schedule):
+def _layers(schedule: Iterable[Any]) -> list[Any]:
     """A schedule is a list of layers as :func:`convlab.receptive_field` takes them."""
     return list(schedule)
 
 
-def receptive_field_growth(layers):
+def receptive_field_growth(layers: Iterable[Any]) -> list[int]:
     """Receptive field after 0, 1, ..., L layers of a stack (one dimension).
 
     ``[1, rf(layers[:1]), rf(layers[:2]), ...]`` with :func:`convlab.receptive_field`.
@@ -231,7 +255,9 @@ def receptive_field_growth(layers):
     return [receptive_field(layers[:depth]) for depth in range(len(layers) + 1)]
 
 
-def receptive_field_growth_figure(schedules, ax=None):
+def receptive_field_growth_figure(
+    schedules: Mapping[str, Iterable[Any]], ax: Axes | None = None
+) -> Figure:
     """Receptive field against depth for several stacks of layers, one line per stack.
 
     Parameters
@@ -260,7 +286,7 @@ def receptive_field_growth_figure(schedules, ax=None):
     if ax is None:
         fig, (ax,) = _subplots(1, 5.5, 3.6)
     else:
-        fig = ax.figure
+        fig = cast("Figure", ax.figure)  # a Figure: tight_layout() below needs one
     markers = "osD^v"
     longest = 0
     for i, (name, layers) in enumerate(schedules.items()):
@@ -292,7 +318,7 @@ def receptive_field_growth_figure(schedules, ax=None):
     return fig
 
 
-def gridding_counts(rates, kernel_size=3):
+def gridding_counts(rates: Sequence[int], kernel_size: int = 3) -> NDArray[np.int64]:
     """How often each input pixel reaches the centre output through a stack of dilated layers.
 
     The stack has one ``kernel_size`` x ``kernel_size`` convolution per entry of ``rates`` (stride
@@ -339,16 +365,21 @@ def gridding_counts(rates, kernel_size=3):
         raise ValueError(f"rates must be a non-empty sequence of dilation rates, got {rates!r}")
     rates = [positive_int(r, "rate") for r in rates]
     size = receptive_field([(k, 1, r) for r in rates])
-    grid = np.zeros((1, 1, size, size))
+    grid: Array = np.zeros((1, 1, size, size))
     grid[0, 0, size // 2, size // 2] = 1.0
     ones = np.ones((1, 1, k, k))
     for r in rates:
         grid = conv2d(grid, ones, padding="same", dilation=r)
     # counts of paths are integers; the float sums are exact far beyond these sizes
-    return np.rint(grid[0, 0]).astype(np.int64)
+    counts: NDArray[np.int64] = np.rint(grid[0, 0]).astype(np.int64)
+    return counts
 
 
-def gridding_figure(schedules=((2, 2, 2), (1, 2, 3)), kernel_size=3, cmap="viridis"):
+def gridding_figure(
+    schedules: Sequence[Sequence[int]] = ((2, 2, 2), (1, 2, 3)),
+    kernel_size: int = 3,
+    cmap: str = "viridis",
+) -> Figure:
     """Side-by-side heat maps of :func:`gridding_counts`, one per schedule of dilation rates.
 
     White cells are inputs inside the receptive field that never reach the centre output: with

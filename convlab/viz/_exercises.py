@@ -7,6 +7,8 @@ with that answer and the value convlab computes. The page shows only what that c
 nbval, which compares the printed word with the stored one, still verifies every solution.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 __all__ = ["check_answer"]
 
 
-def _same(answer, expected, rtol, atol):
+def _same(answer: object, expected: object, rtol: float, atol: float) -> bool:
     if isinstance(expected, dict):
         return (
             isinstance(answer, dict)
@@ -49,7 +51,9 @@ def _same(answer, expected, rtol, atol):
     return bool(np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=False))
 
 
-def check_answer(answer, expected, *, rtol=1e-9, atol=1e-12):
+def check_answer(
+    answer: object, expected: object, *, rtol: float = 1e-9, atol: float = 1e-12
+) -> None:
     """Print ``correct`` if ``answer`` equals ``expected``, else ``not yet``; never either value.
 
     Numbers and arrays compare with ``numpy.allclose`` (``rtol``, ``atol``) after their shapes

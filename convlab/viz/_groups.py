@@ -12,12 +12,22 @@ Artists carry ``gid`` labels: ``"in:<p>:<i>"`` and ``"out:<p>:<o>"`` for the cha
 ``"map:<n>"`` for the ``n``-th image of a feature-map grid.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
+import numpy.typing as npt
 from matplotlib.patches import FancyBboxPatch
 
 from .._args import positive_int
 from ..shapes import _channels_and_groups
 from ._page import PAGE_WIDTH
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["channel_connections", "channel_connections_figure", "feature_maps_figure"]
 
@@ -26,7 +36,9 @@ BOX_FACE = "#f2f2f2"
 _CYCLE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def channel_connections(in_channels, out_channels, groups=1):
+def channel_connections(
+    in_channels: int, out_channels: int, groups: int = 1
+) -> list[tuple[int, int, int]]:
     """The ``(input channel, output channel, group)`` triples of a grouped convolution.
 
     With ``G`` groups, input channels ``g*C_in/G .. (g+1)*C_in/G - 1`` and output channels
@@ -66,7 +78,9 @@ def channel_connections(in_channels, out_channels, groups=1):
     ]
 
 
-def _box(ax, x, y, label, gid, colour):
+def _box(
+    ax: Axes, x: float, y: float, label: str, gid: str, colour: tuple[float, float, float]
+) -> None:
     ax.add_patch(
         FancyBboxPatch(
             (x - 0.32, y - 0.32),
@@ -83,7 +97,12 @@ def _box(ax, x, y, label, gid, colour):
     ax.text(x, y, label, ha="center", va="center", fontsize=8, zorder=4)
 
 
-def channel_connections_figure(in_channels, out_channels, groups=(1, 2), axes=None):
+def channel_connections_figure(
+    in_channels: int,
+    out_channels: int,
+    groups: int | Iterable[int] = (1, 2),
+    axes: Iterable[Axes] | None = None,
+) -> Figure:
     """Input channels (left) joined to the output channels they feed (right), one panel per ``groups``.
 
     Each line is one ``(input, output)`` pair of :func:`channel_connections`, coloured by its
@@ -128,15 +147,15 @@ def channel_connections_figure(in_channels, out_channels, groups=(1, 2), axes=No
     if axes is None:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(
+        fig, grid = plt.subplots(
             1, len(values), figsize=(2.9 * len(values), 0.42 * height + 1.3), squeeze=False
         )
-        axes = list(axes[0])
+        axes = list(grid[0])
     else:
         axes = list(axes)
         if len(axes) != len(values):
             raise ValueError(f"got {len(axes)} axes for {len(values)} panels")
-        fig = axes[0].figure
+        fig = cast("Figure", axes[0].figure)  # a Figure: tight_layout() below needs one
     # channels top to bottom, centred on the taller column
     y_in = [(height - 1) / 2 + (c_in - 1) / 2 - i for i in range(c_in)]
     y_out = [(height - 1) / 2 + (c_out - 1) / 2 - o for o in range(c_out)]
@@ -169,7 +188,7 @@ def channel_connections_figure(in_channels, out_channels, groups=(1, 2), axes=No
     return fig
 
 
-def _tint(group):
+def _tint(group: int) -> tuple[float, float, float]:
     """The group's colour, mixed with white so the channel number stays readable."""
     from matplotlib.colors import to_rgb
 
@@ -178,8 +197,15 @@ def _tint(group):
 
 
 def feature_maps_figure(
-    maps, titles=None, ncols=None, cmap="gray", size=2.2, suptitle=None, vmin=None, vmax=None
-):
+    maps: npt.ArrayLike,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cmap: str = "gray",
+    size: float = 2.2,
+    suptitle: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Figure:
     """Show ``N`` feature maps in a grid, each with its own title and colour scale.
 
     Parameters
