@@ -36,6 +36,9 @@ CHECKED = [
     "convlab.viz._exercises",
     "convlab.viz._groups",
     "convlab.viz._dilation",
+    "convlab.viz._deformable",
+    "convlab.viz._separable",
+    "convlab.viz._performance",
 ]
 
 

@@ -13,12 +13,24 @@ Artists carry ``gid`` labels so that tests (and readers) can ask a figure what i
 * :func:`loss_curve_figure`: ``"loss"``; :func:`timing_figure`: ``"bar:<name>"``.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.patches import Rectangle
+from numpy.typing import NDArray
 
 from .._args import ntuple
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from ..shapes import IntOrTuple
 
 __all__ = [
     "sampling_points",
@@ -33,7 +45,9 @@ __all__ = [
 _CYCLE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def _new_axes(ax, size=(4.5, 4.5)):
+def _new_axes(
+    ax: Axes | None, size: tuple[float, float] = (4.5, 4.5)
+) -> tuple[Figure | SubFigure, Axes]:
     if ax is not None:
         return ax.figure, ax
     import matplotlib.pyplot as plt
@@ -42,7 +56,15 @@ def _new_axes(ax, size=(4.5, 4.5)):
     return fig, ax
 
 
-def sampling_points(offset, kernel_size, stride=1, padding=0, dilation=1, image=0, group=0):
+def sampling_points(
+    offset: npt.ArrayLike,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    image: int = 0,
+    group: int = 0,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Regular and deformed sampling points of every output position and kernel tap.
 
     Parameters
@@ -86,7 +108,9 @@ def sampling_points(offset, kernel_size, stride=1, padding=0, dilation=1, image=
     return regular, deformed
 
 
-def bilinear_neighbours(y, x, shape):
+def bilinear_neighbours(
+    y: float, x: float, shape: Sequence[int]
+) -> list[tuple[int, int, float, bool]]:
     """The four neighbours of the point ``(y, x)`` and their bilinear weights (torchvision's rule).
 
     Returns
@@ -115,7 +139,12 @@ def bilinear_neighbours(y, x, shape):
     return out
 
 
-def bilinear_figure(image, points, ax=None, title=None):
+def bilinear_figure(
+    image: npt.ArrayLike,
+    points: Sequence[tuple[float, float]],
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Pixels of a small image with sampling points and their four weighted neighbours.
 
     Parameters
@@ -208,19 +237,19 @@ def bilinear_figure(image, points, ax=None, title=None):
 
 
 def sampling_grid_figure(
-    image,
-    offset,
-    kernel_size,
-    positions,
-    stride=1,
-    padding=0,
-    dilation=1,
-    mask=None,
-    ax=None,
-    title=None,
-    view=None,
-    marker_size=14.0,
-):
+    image: npt.ArrayLike,
+    offset: npt.ArrayLike,
+    kernel_size: IntOrTuple,
+    positions: Sequence[tuple[int, int]],
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    mask: npt.ArrayLike | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    view: tuple[float, float, float, float] | None = None,
+    marker_size: float = 14.0,
+) -> Axes:
     """The regular and the deformed sampling grids of some output positions, over an image.
 
     Parameters
@@ -288,18 +317,18 @@ def sampling_grid_figure(
 
 
 def offset_fields_figure(
-    image,
-    fields,
-    kernel_size,
-    positions,
-    padding=0,
-    dilation=1,
-    masks=None,
-    ncols=2,
-    panel_size=3.6,
-    view=None,
-    marker_size=14.0,
-):
+    image: npt.ArrayLike,
+    fields: Mapping[str, npt.ArrayLike],
+    kernel_size: IntOrTuple,
+    positions: Sequence[tuple[int, int]],
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    masks: Mapping[str, npt.ArrayLike] | None = None,
+    ncols: int = 2,
+    panel_size: float = 3.6,
+    view: tuple[float, float, float, float] | None = None,
+    marker_size: float = 14.0,
+) -> Figure:
     """One :func:`sampling_grid_figure` panel per named offset field.
 
     Parameters
@@ -343,7 +372,7 @@ def offset_fields_figure(
     return fig
 
 
-def loss_curve_figure(losses, ax=None, title="loss"):
+def loss_curve_figure(losses: npt.ArrayLike, ax: Axes | None = None, title: str = "loss") -> Axes:
     """The loss per iteration on a logarithmic axis; returns the Axes."""
     fig, ax = _new_axes(ax, size=(5, 3))
     values = np.asarray(losses, dtype=np.float64)
@@ -355,7 +384,9 @@ def loss_curve_figure(losses, ax=None, title="loss"):
     return ax
 
 
-def timing_figure(times, ax=None, title="time per call"):
+def timing_figure(
+    times: Mapping[str, float], ax: Axes | None = None, title: str = "time per call"
+) -> Axes:
     """Horizontal bars of ``{name: seconds}``, labelled in milliseconds; returns the Axes."""
     fig, ax = _new_axes(ax, size=(6, 0.6 + 0.5 * len(times)))
     names = list(times)

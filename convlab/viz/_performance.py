@@ -16,13 +16,28 @@ im2col entries, ``"bar:<layer>:<algorithm>"`` for benchmark bars and ``"point:<l
 for roofline points.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 from matplotlib.patches import Rectangle
+from numpy.typing import NDArray
 
 from .._args import check_rank, float_array, positive_int
 from ..algorithms import im2col
 from ..shapes import conv_output_size
 from ._page import MIN_FONTSIZE, PAGE_WIDTH
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..shapes import IntOrTuple
+
+#: a ``bench.json`` as json.load returns it (``python -m convlab.bench`` writes it)
+_BenchData = Mapping[str, Any]
 
 __all__ = [
     "direct_access_pattern",
@@ -59,7 +74,7 @@ _OUTPUT_COLORS = (
 EDGE = "#333333"
 
 
-def _new_figure(**kwargs):
+def _new_figure(**kwargs: Any) -> Figure:
     """A figure managed by pyplot, so that a notebook's inline backend shows it (as the other
     chapters' figures are shown); callers that only save it should ``plt.close`` it."""
     import matplotlib.pyplot as plt
@@ -67,7 +82,7 @@ def _new_figure(**kwargs):
     return plt.figure(**kwargs)
 
 
-def direct_access_pattern(height, width, kernel):
+def direct_access_pattern(height: int, width: int, kernel: int) -> NDArray[np.int64]:
     """Row-major addresses each output of a stride-1, unpadded direct convolution reads.
 
     Returns an int array of shape ``(H_o * W_o, K * K)``: row ``o = oh * W_o + ow`` lists, in tap
@@ -95,7 +110,7 @@ def direct_access_pattern(height, width, kernel):
     return np.array(rows, dtype=np.int64)
 
 
-def memory_access_figure(height=3, width=3, kernel=2):
+def memory_access_figure(height: int = 3, width: int = 3, kernel: int = 2) -> Figure:
     """The input map, its memory order, and the addresses each output reads.
 
     Top left: the ``height x width`` map with its elements named ``x_rc`` (1-based, as in the seed);
@@ -177,7 +192,13 @@ def memory_access_figure(height=3, width=3, kernel=2):
     return fig
 
 
-def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
+def im2col_figure(
+    x: npt.ArrayLike,
+    kernel: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    labels: npt.ArrayLike | None = None,
+) -> Figure:
     """The column matrix of :func:`convlab.im2col` for one image, drawn with its entries labelled.
 
     Parameters
@@ -253,7 +274,7 @@ def im2col_figure(x, kernel, stride=1, padding=0, labels=None):
     return fig
 
 
-def _run(data, threads):
+def _run(data: _BenchData, threads: int | None) -> Any:
     runs = data["runs"]
     if threads is None:
         return max(runs, key=lambda run: run["threads"])
@@ -263,7 +284,9 @@ def _run(data, threads):
     raise ValueError(f"no run with threads={threads}; the data has {[r['threads'] for r in runs]}")
 
 
-def benchmark_figure(data, threads=None, layers=None):
+def benchmark_figure(
+    data: _BenchData, threads: int | None = None, layers: Sequence[str] | None = None
+) -> Figure:
     """Time, GFLOP/s and % of peak per algorithm per layer, from ``python -m convlab.bench``'s JSON.
 
     Parameters
@@ -325,7 +348,9 @@ def benchmark_figure(data, threads=None, layers=None):
     return fig
 
 
-def roofline_figure(data, threads=None, algorithms=None):
+def roofline_figure(
+    data: _BenchData, threads: int | None = None, algorithms: Sequence[str] | None = None
+) -> Figure:
     """The roofline of the measured machine with every (layer, algorithm) placed on it.
 
     The roof is ``min(peak, bandwidth * intensity)`` with the peak and bandwidth measured in the
@@ -380,14 +405,14 @@ def roofline_figure(data, threads=None, algorithms=None):
 # ------------------------------------------------------------------ the stored benchmark as text
 
 
-def _convlab_entry(entries):
+def _convlab_entry(entries: Sequence[Mapping[str, Any]]) -> Any:
     """The row that stands for convlab on one layer: ``auto`` if timed, else the fastest."""
     ours = [r for r in entries if r["algorithm"] != "torch"]
     auto = [r for r in ours if r["algorithm"] == "auto"]
     return auto[0] if auto else min(ours, key=lambda r: r["best_s"])
 
 
-def benchmark_rows(data):
+def benchmark_rows(data: _BenchData) -> list[dict[str, Any]]:
     """One dict per layer of a ``bench.json``: what :func:`benchmark_table` prints.
 
     For every layer, with ``hi`` and ``lo`` the largest and smallest thread counts of the runs:
@@ -401,8 +426,8 @@ def benchmark_rows(data):
     runs = sorted(data["runs"], key=lambda run: run["threads"])
     lo, hi = runs[0], runs[-1]
 
-    def by_layer(run):
-        table = {}
+    def by_layer(run: Mapping[str, Any]) -> dict[str, list[Any]]:
+        table: dict[str, list[Any]] = {}
         for r in run["results"]:
             table.setdefault(r["layer"], []).append(r)
         return table
@@ -435,7 +460,7 @@ def benchmark_rows(data):
     return rows
 
 
-def benchmark_table(data, digits=2):
+def benchmark_table(data: _BenchData, digits: int = 2) -> str:
     """A Markdown table of a ``bench.json`` (as written by ``python -m convlab.bench``).
 
     One row per layer: its shape, convlab's time with the most threads of the run (``auto``) and
@@ -459,7 +484,7 @@ def benchmark_table(data, digits=2):
     hi, lo = rows[0]["threads"], rows[0]["threads_lo"]
     two = hi != lo
 
-    def num(value, fmt):
+    def num(value: object, fmt: str) -> str:
         return "n/a" if value is None else format(value, fmt)
 
     header = [
@@ -490,7 +515,7 @@ def benchmark_table(data, digits=2):
     return "\n".join(lines)
 
 
-def benchmark_provenance(data):
+def benchmark_provenance(data: _BenchData) -> str:
     """One sentence naming the machine, the libraries, the date and the command of a bench.json."""
     machine = data.get("machine", {})
     config = data.get("config", {})

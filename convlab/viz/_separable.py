@@ -12,13 +12,26 @@ curves, ``"seed"`` for the seed's 39/108 point, ``"bar:<i>"`` for MobileNet's la
 the image figures.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
+from numpy.typing import NDArray
 
 from .._args import check_rank, float_array, positive_int
 from ..conv import conv2d
 from ..separable import separate_kernel, spatially_separable_conv2d
 from ..shapes import count_macs, count_macs_depthwise_separable
 from ._page import MIN_FONTSIZE, PAGE_WIDTH
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .._args import Array
+    from ..shapes import IntOrTuple
 
 __all__ = [
     "separable_cost_ratios",
@@ -34,7 +47,12 @@ __all__ = [
 KIND_COLOURS = {"conv": "#7f7f7f", "dw": "#1f77b4", "pw": "#d62728", "fc": "#2ca02c"}
 
 
-def separable_cost_ratios(out_channels, kernel_size, in_channels=32, input_size=(14, 14)):
+def separable_cost_ratios(
+    out_channels: Iterable[int],
+    kernel_size: int,
+    in_channels: int = 32,
+    input_size: IntOrTuple = (14, 14),
+) -> NDArray[np.float64]:
     """MACs of a depthwise-separable layer divided by those of a standard conv, per ``C_out``.
 
     Both counts come from :mod:`convlab.shapes` ('same' padding, stride 1); the ratio equals
@@ -55,7 +73,9 @@ def separable_cost_ratios(out_channels, kernel_size, in_channels=32, input_size=
     return np.array(ratios)
 
 
-def separable_cost_figure(kernel_sizes=(3, 5, 7), max_channels=1024, seed_point=True):
+def separable_cost_figure(
+    kernel_sizes: Sequence[int] = (3, 5, 7), max_channels: int = 1024, seed_point: bool = True
+) -> Figure:
     """Plot the separable/standard cost ratio ``1/N + 1/D_K^2`` against the output channels ``N``.
 
     One curve per kernel size (log-scaled ``N`` from 1 to ``max_channels``), with the limit
@@ -105,7 +125,7 @@ def separable_cost_figure(kernel_sizes=(3, 5, 7), max_channels=1024, seed_point=
     return fig
 
 
-def mobilenet_macs_figure(layers):
+def mobilenet_macs_figure(layers: Sequence[tuple[str, str, int]]) -> Figure:
     """Bar chart of the multiply-adds of each layer of a network, coloured by layer kind.
 
     Parameters
@@ -145,7 +165,7 @@ def mobilenet_macs_figure(layers):
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels([name for name, _, _ in layers], rotation=90, fontsize=MIN_FONTSIZE)
     ax.set_ylabel("million multiply-adds")
-    shares = {}
+    shares: dict[str, int] = {}
     for _, kind, macs in layers:
         shares[kind] = shares.get(kind, 0) + macs
     handles = [
@@ -157,7 +177,9 @@ def mobilenet_macs_figure(layers):
     return fig
 
 
-def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
+def blur_timing_figure(
+    kernel_sizes: npt.ArrayLike, full_seconds: npt.ArrayLike, separable_seconds: npt.ArrayLike
+) -> Figure:
     """Time and cost of a k x k filter applied directly (k^2 taps) and as two passes (2k taps).
 
     Left: the measured times against ``k``. Right: multiply-adds per output pixel, ``k^2`` and
@@ -211,7 +233,7 @@ def blur_timing_figure(kernel_sizes, full_seconds, separable_seconds):
     return fig
 
 
-def _two_decimals(value):
+def _two_decimals(value: float) -> str:
     """``0.0345 -> ".03"``, ``-0.012 -> "-.01"``, ``-0.001 -> "0"``: short enough for a 7x7 grid."""
     text = f"{value:.2f}"
     if float(text) == 0:
@@ -219,7 +241,7 @@ def _two_decimals(value):
     return text.replace("0.", ".", 1) if abs(value) < 1 else text
 
 
-def low_rank_figure(kernel, ranks=(1, 2)):
+def low_rank_figure(kernel: npt.ArrayLike, ranks: Sequence[int] = (1, 2)) -> Figure:
     """A kernel next to its best rank-r approximations (:func:`convlab.separate_kernel`).
 
     Panels share one symmetric colour scale; each approximation's title gives its rank and the
@@ -264,7 +286,7 @@ def low_rank_figure(kernel, ranks=(1, 2)):
                 ax.text(
                     j,
                     i,
-                    _two_decimals(v),
+                    _two_decimals(float(v)),
                     ha="center",
                     va="center",
                     fontsize=MIN_FONTSIZE,
@@ -277,7 +299,9 @@ def low_rank_figure(kernel, ranks=(1, 2)):
     return fig
 
 
-def filtered_images_figure(images, cmap="gray", ncols=None):
+def filtered_images_figure(
+    images: Mapping[str, npt.ArrayLike], cmap: str = "gray", ncols: int | None = None
+) -> Figure:
     """Show images side by side, titled with their names (e.g. an image and its filtered versions).
 
     Every image pixel is drawn as a block of screen pixels (no smoothing), so that a pattern of
@@ -330,7 +354,7 @@ def filtered_images_figure(images, cmap="gray", ncols=None):
     return fig
 
 
-def blur_two_ways(image, kernel):
+def blur_two_ways(image: npt.ArrayLike, kernel: npt.ArrayLike) -> tuple[Array, Array]:
     """Filter a (C, H, W) image with ``kernel`` by conv2d and by the separable passes ('same').
 
     Returns ``(full, separable)``, both (C, H, W), for :func:`filtered_images_figure`.
@@ -347,5 +371,6 @@ def blur_two_ways(image, kernel):
     check_rank(k, (2,), "kernel", "(kH, kW)")
     channels = x.shape[0]
     full = conv2d(x, np.broadcast_to(k, (channels, 1) + k.shape), padding="same", groups=channels)
-    separable = spatially_separable_conv2d(x, *separate_kernel(k), padding="same")
+    col, row = separate_kernel(k)
+    separable = spatially_separable_conv2d(x, col, row, padding="same")
     return full, separable
