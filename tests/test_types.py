@@ -39,6 +39,7 @@ CHECKED = [
     "convlab.viz._deformable",
     "convlab.viz._separable",
     "convlab.viz._performance",
+    "convlab.viz._transposed",
 ]
 
 

@@ -29,9 +29,14 @@ Artists carry ``gid`` labels so that tests (and readers) can ask a figure what i
 * :func:`coverage_figure`: ``"coverage:<p>"`` for each panel's image.
 """
 
+from __future__ import annotations
+
 from collections import namedtuple
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -42,6 +47,15 @@ from ..matrix import conv_matrix
 from ..shapes import conv_transpose_output_size
 from ..transposed import conv_transpose1d, conv_transpose2d
 from ._page import MIN_FONTSIZE, PAGE_WIDTH
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.text import Text
+    from numpy.typing import NDArray
+
+    from .._args import Array
+    from ..shapes import IntOrTuple
 
 __all__ = [
     "insert_zeros",
@@ -67,12 +81,14 @@ PAD_HATCH = "///"
 KERNEL_FACE = "#fde0c5"
 OUTPUT_FACE = "#fff2cc"
 WINDOW_FACE = "#9ecae1"
-_HATCH_KW = {"hatchcolor": "#9a9a9a"} if hasattr(Rectangle, "set_hatchcolor") else {}
+_HATCH_KW: dict[str, Any] = (
+    {"hatchcolor": "#9a9a9a"} if hasattr(Rectangle, "set_hatchcolor") else {}
+)
 _FACES = {"input": INPUT_FACE, "zero": ZERO_FACE, "pad": PAD_FACE, "value": OUTPUT_FACE}
 _CYCLE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def _fmt(value):
+def _fmt(value: float | np.number[Any]) -> str:
     """Integers without a decimal point, other numbers with 3 significant digits."""
     value = float(value)
     if value.is_integer() and abs(value) < 1e6:
@@ -80,7 +96,7 @@ def _fmt(value):
     return f"{value:.3g}"
 
 
-def _plane(value, name):
+def _plane(value: npt.ArrayLike, name: str) -> Array:
     arr = float_array(value, name)
     check_rank(arr, (2,), name, "(H, W): one channel, no batch dimension")
     if 0 in arr.shape:
@@ -91,7 +107,7 @@ def _plane(value, name):
 # --- the zero-insertion construction (seed 001) ----------------------------------------------------
 
 
-def insert_zeros(x, stride):
+def insert_zeros(x: npt.ArrayLike, stride: IntOrTuple) -> Array:
     """Put ``stride - 1`` zeros between neighbouring elements of a 2-D array.
 
     The first step of seed 001's construction of a transposed convolution: an ``H x W`` input
@@ -153,7 +169,13 @@ the kernel rotated by 180 degrees; ``output``: the stride-1 convolution of ``pad
 """
 
 
-def zero_insertion_steps(x, kernel, stride=1, padding=0, output_padding=0):
+def zero_insertion_steps(
+    x: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+) -> ZeroInsertion:
     """Seed 001's construction of a transposed convolution, one step at a time.
 
     1. insert ``s - 1`` zeros between neighbouring input elements (:func:`insert_zeros`);
@@ -226,9 +248,17 @@ def zero_insertion_steps(x, kernel, stride=1, padding=0, output_padding=0):
     return ZeroInsertion(arr, w, s, p, a, spread, pad, padded, kinds, flipped, output)
 
 
-def _grid(ax, values, x0, panel, kinds=None, fontsize=9, y0=0.0):
+def _grid(
+    ax: Axes,
+    values: NDArray[Any],
+    x0: float,
+    panel: str,
+    kinds: NDArray[np.str_] | None = None,
+    fontsize: float = 9,
+    y0: float = 0.0,
+) -> dict[tuple[int, int], Rectangle]:
     """Draw ``values`` as unit cells with their numbers, top-left corner at ``(x0, y0)``."""
-    cells = {}
+    cells: dict[tuple[int, int], Rectangle] = {}
     for r in range(values.shape[0]):
         for c in range(values.shape[1]):
             kind = "value" if kinds is None else str(kinds[r, c])
@@ -269,7 +299,13 @@ def _grid(ax, values, x0, panel, kinds=None, fontsize=9, y0=0.0):
     return cells
 
 
-def zero_insertion_figure(x, kernel, stride=1, padding=0, output_padding=0):
+def zero_insertion_figure(
+    x: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+) -> Figure:
     """The zero-insertion construction drawn step by step, values written in the cells.
 
     Five panels from left to right: the input, the input with ``s - 1`` zeros inserted (blue:
@@ -352,7 +388,7 @@ def zero_insertion_figure(x, kernel, stride=1, padding=0, output_padding=0):
     ax.set_ylim(height + 0.2, -1.6)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.steps = steps
+    cast(Any, fig).steps = steps  # an attribute matplotlib's Figure does not declare
     return fig
 
 
@@ -364,7 +400,7 @@ class ZeroInsertionAnimation(FuncAnimation):
     frame and :meth:`terms` lists the products that are not zero for one output.
     """
 
-    def __init__(self, steps, interval, dpi):
+    def __init__(self, steps: ZeroInsertion, interval: int, dpi: float) -> None:
         self.steps = steps
         out = steps.output
         self.n_frames = out.size
@@ -381,7 +417,7 @@ class ZeroInsertionAnimation(FuncAnimation):
             ax, steps.padded, 0.0, "padded", steps.kinds, fontsize=8, y0=(height - ph) / 2
         )
         self._out_x0, self._out_y0 = pw + gap, (height - oh) / 2
-        self._outputs = {}
+        self._outputs: dict[tuple[int, int], tuple[Rectangle, Text]] = {}
         for r in range(oh):
             for c in range(ow):
                 rect = Rectangle(
@@ -440,11 +476,12 @@ class ZeroInsertionAnimation(FuncAnimation):
             fig, self.draw_frame, frames=self.n_frames, interval=interval, repeat=True, blit=False
         )
 
-    def position(self, frame):
+    def position(self, frame: int) -> tuple[int, int]:
         """The output element ``(row, col)`` computed in ``frame``."""
-        return divmod(int(frame), self.steps.output.shape[1])
+        position: tuple[int, int] = divmod(int(frame), self.steps.output.shape[1])
+        return position
 
-    def terms(self, frame):
+    def terms(self, frame: int) -> list[tuple[float, float]]:
         """``[(input value, rotated tap), ...]`` for the window of ``frame`` where the input is not 0."""
         r, c = self.position(frame)
         kh, kw = self.steps.flipped.shape
@@ -456,7 +493,7 @@ class ZeroInsertionAnimation(FuncAnimation):
             if window[a, b] != 0
         ]
 
-    def draw_frame(self, frame):
+    def draw_frame(self, frame: int) -> list[Artist]:
         """Draw ``frame``: its window outlined, outputs up to it filled in, the sum written out."""
         steps = self.steps
         r, c = self.position(frame)
@@ -488,8 +525,15 @@ class ZeroInsertionAnimation(FuncAnimation):
 
 
 def zero_insertion_animation(
-    x, kernel, stride=1, padding=0, output_padding=0, *, interval=700, dpi=100
-):
+    x: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    *,
+    interval: int = 700,
+    dpi: int = 100,
+) -> ZeroInsertionAnimation:
     """Animate the last step of the zero-insertion construction: the stride-1 convolution.
 
     Each frame outlines one window on the zero-inserted, padded input, writes the rotated
@@ -528,7 +572,7 @@ def zero_insertion_animation(
 # --- the scatter view -------------------------------------------------------------------------------
 
 
-def scatter_stamps(x, kernel, stride=1):
+def scatter_stamps(x: npt.ArrayLike, kernel: npt.ArrayLike, stride: IntOrTuple = 1) -> Array:
     """Each input element's copy of the kernel, placed where a transposed convolution adds it.
 
     The other way to read a transposed convolution (and how convlab's kernels compute it): input
@@ -566,7 +610,13 @@ def scatter_stamps(x, kernel, stride=1):
     return stamps
 
 
-def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
+def scatter_figure(
+    x: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    cmap: str = "RdBu_r",
+) -> Figure:
     """One panel per input element's stamp (:func:`scatter_stamps`), then their sum.
 
     The last panel is the sum with the part a ``padding`` keeps outlined (the whole array for
@@ -612,8 +662,8 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
     limit = max(float(np.abs(total).max()), 1e-12)
     n = len(stamps) + 1
     panel = min(2.1, PAGE_WIDTH / n)  # the seed's five panels: 1.5 inches, 8-point numbers
-    fig, axes = plt.subplots(1, n, figsize=(panel * n, panel + 0.6), squeeze=False)
-    axes = list(axes[0])
+    fig, grid = plt.subplots(1, n, figsize=(panel * n, panel + 0.6), squeeze=False)
+    axes = list(grid[0])
     for idx, ax in enumerate(axes):
         data = total if idx == len(stamps) else stamps[idx]
         shown = np.ma.masked_where(data == 0, data) if idx < len(stamps) else data
@@ -660,8 +710,14 @@ def scatter_figure(x, kernel, stride=1, padding=0, cmap="RdBu_r"):
 
 
 def conv_matrix_figure(
-    weight, input_shape, stride=1, padding=0, dilation=1, cmap="RdBu_r", annotate=True
-):
+    weight: npt.ArrayLike,
+    input_shape: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    cmap: str = "RdBu_r",
+    annotate: bool = True,
+) -> Figure:
     """Heat maps of a convolution's matrix ``W'`` and of its transpose ``W'^T`` (seed 001).
 
     ``W'`` (:func:`convlab.conv_matrix`) has one row per output element and one column per input
@@ -752,7 +808,14 @@ def conv_matrix_figure(
 # --- overlaps and checkerboards (Odena et al. 2016) -------------------------------------------------
 
 
-def transposed_coverage(input_size, kernel_size, stride, padding=0, output_padding=0, layers=1):
+def transposed_coverage(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    layers: int = 1,
+) -> NDArray[np.int64]:
     """How many (input element, kernel tap) pairs land on each output element of a transposed conv.
 
     Computed with :func:`convlab.conv_transpose2d` itself: an all-ones input and an all-ones
@@ -783,14 +846,21 @@ def transposed_coverage(input_size, kernel_size, stride, padding=0, output_paddi
     size = ntuple(input_size, 2, "input_size")
     k = ntuple(kernel_size, 2, "kernel_size")
     layers = positive_int(layers, "layers")
-    y = np.ones((1, 1) + size)
+    y: Array = np.ones((1, 1) + size)
     w = np.ones((1, 1) + k)
     for _ in range(layers):
         y = conv_transpose2d(y, w, stride=stride, padding=padding, output_padding=output_padding)
-    return np.rint(y[0, 0]).astype(np.int64)
+    coverage: NDArray[np.int64] = np.rint(y[0, 0]).astype(np.int64)
+    return coverage
 
 
-def resize_conv_coverage(input_size, kernel_size, scale, padding=None, layers=1):
+def resize_conv_coverage(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    scale: IntOrTuple,
+    padding: IntOrTuple | None = None,
+    layers: int = 1,
+) -> NDArray[np.int64]:
     """The counts of :func:`transposed_coverage` for nearest-neighbour upsampling then a conv.
 
     The alternative Odena, Dumoulin & Olah (2016) recommend: repeat every element ``scale`` times
@@ -824,15 +894,18 @@ def resize_conv_coverage(input_size, kernel_size, scale, padding=None, layers=1)
         else ntuple(padding, 2, "padding", allow_zero=True)
     )
     layers = positive_int(layers, "layers")
-    y = np.ones((1, 1) + size)
+    y: Array = np.ones((1, 1) + size)
     w = np.ones((1, 1) + k)
     for _ in range(layers):
         y = np.repeat(np.repeat(y, s[0], axis=2), s[1], axis=3)
         y = conv2d(y, w, padding=p)
-    return np.rint(y[0, 0]).astype(np.int64)
+    coverage: NDArray[np.int64] = np.rint(y[0, 0]).astype(np.int64)
+    return coverage
 
 
-def overlap_figure(cases=((3, 2), (4, 2)), n_inputs=4):
+def overlap_figure(
+    cases: Iterable[tuple[int, int]] = ((3, 2), (4, 2)), n_inputs: int = 4
+) -> Figure:
     """Odena et al.'s 1-D picture: each input's footprint on the output, and the overlap counts.
 
     One panel per ``(kernel_size, stride)``: input element ``i`` of a 1-D transposed convolution
@@ -922,11 +995,13 @@ def overlap_figure(cases=((3, 2), (4, 2)), n_inputs=4):
         ax.set_aspect("equal")
         ax.axis("off")
     fig.tight_layout()
-    fig.counts = counts
+    cast(Any, fig).counts = counts  # an attribute matplotlib's Figure does not declare
     return fig
 
 
-def coverage_figure(counts, cmap="viridis", annotate=True):
+def coverage_figure(
+    counts: Mapping[str, npt.ArrayLike], cmap: str = "viridis", annotate: bool = True
+) -> Figure:
     """Heat maps of overlap counts side by side (:func:`transposed_coverage`, :func:`resize_conv_coverage`).
 
     Parameters
@@ -954,7 +1029,7 @@ def coverage_figure(counts, cmap="viridis", annotate=True):
 
     if not counts:
         raise ValueError("counts must hold at least one array")
-    arrays = {}
+    arrays: dict[str, NDArray[Any]] = {}
     for title, value in counts.items():
         arr = np.asarray(value)
         if arr.ndim != 2 or 0 in arr.shape:
