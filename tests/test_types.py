@@ -40,6 +40,7 @@ CHECKED = [
     "convlab.viz._separable",
     "convlab.viz._performance",
     "convlab.viz._transposed",
+    "convlab.viz._sliding",
 ]
 
 

@@ -11,9 +11,14 @@ shows: ``"input:i"`` / ``"pad:i"`` for input cells (``i`` in input coordinates, 
 ``j`` to output ``i``, ``"weight:t"`` for kernel tap ``t`` in the animation.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -22,6 +27,13 @@ from .._args import PADDING_MODES, check_padding_mode, check_rank, float_array, 
 from ..conv import _check_pad_fits, conv1d, pad_input
 from ..shapes import conv_output_size, padding_pairs
 from ._page import MIN_FONTSIZE
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.text import Text
+
+    from .._args import Array
+    from ..shapes import IntOrTuple
 
 __all__ = [
     "sliding_windows",
@@ -42,7 +54,9 @@ OUTPUT_FACE = "#fff2cc"
 WINDOW_FACE = "#9ecae1"
 EDGE = "#333333"
 # lighter hatching where the Patch API allows it (``hatchcolor`` is new in matplotlib 3.10)
-_HATCH_KW = {"hatchcolor": "#9a9a9a"} if hasattr(Rectangle, "set_hatchcolor") else {}
+_HATCH_KW: dict[str, Any] = (
+    {"hatchcolor": "#9a9a9a"} if hasattr(Rectangle, "set_hatchcolor") else {}
+)
 _CYCLE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 # rows of the diagram (bottom edge of each row of unit cells)
@@ -51,7 +65,7 @@ _WEIGHT_Y = 1.1
 _OUTPUT_Y = 0.0
 
 
-def _fmt(value):
+def _fmt(value: float | np.number[Any]) -> str:
     """Integers without a decimal point, other numbers with 3 significant digits."""
     value = float(value)
     if value.is_integer() and abs(value) < 1e6:
@@ -59,7 +73,7 @@ def _fmt(value):
     return f"{value:.3g}"
 
 
-def _padding_label(padding, before, after):
+def _padding_label(padding: IntOrTuple | str, before: int, after: int) -> str:
     if isinstance(padding, str):
         return f"'{padding}' ({before}, {after})" if before != after else f"'{padding}' ({before})"
     return str(before)
@@ -68,7 +82,14 @@ def _padding_label(padding, before, after):
 class _Geometry:
     """Everything about a 1-D sliding window that does not depend on values."""
 
-    def __init__(self, length, kernel_size, stride, padding, dilation):
+    def __init__(
+        self,
+        length: int,
+        kernel_size: IntOrTuple,
+        stride: IntOrTuple,
+        padding: IntOrTuple | str,
+        dilation: IntOrTuple,
+    ) -> None:
         self.length = positive_int(length, "length")
         (self.k,) = ntuple(kernel_size, 1, "kernel_size")
         (self.s,) = ntuple(stride, 1, "stride")
@@ -76,7 +97,7 @@ class _Geometry:
         ((self.before, self.after),) = padding_pairs(padding, (self.k,), (self.s,), (self.d,))
         self.padding = padding
         # conv_output_size raises a ValueError naming the sizes if the kernel does not fit
-        self.n_out = conv_output_size(self.length, self.k, self.s, padding, self.d)
+        self.n_out: int = conv_output_size(self.length, self.k, self.s, padding, self.d)
         # input index read by tap t of output i (negative or >= length: a padded cell)
         self.windows = [
             [i * self.s - self.before + t * self.d for t in range(self.k)]
@@ -85,19 +106,25 @@ class _Geometry:
         self.first = -self.before
         self.last = self.length - 1 + self.after
 
-    def is_pad(self, index):
+    def is_pad(self, index: int) -> bool:
         return index < 0 or index >= self.length
 
-    def output_center(self, i):
+    def output_center(self, i: int) -> float:
         # centre of output i: the middle of the (dilated) window it reads
         return self.windows[i][0] + self.d * (self.k - 1) / 2 + 0.5
 
-    def label(self):
+    def label(self) -> str:
         p = _padding_label(self.padding, self.before, self.after)
         return f"L={self.length}, k={self.k}, s={self.s}, p={p}, d={self.d}  \u2192  L_out={self.n_out}"
 
 
-def sliding_windows(length, kernel_size, stride=1, padding=0, dilation=1):
+def sliding_windows(
+    length: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
+) -> list[list[int]]:
     """Input indices read by every output of a 1-D convolution.
 
     Output ``i`` reads the inputs ``i*s - p + t*d`` for ``t = 0 .. k-1`` (``p`` is the padding
@@ -128,8 +155,17 @@ def sliding_windows(length, kernel_size, stride=1, padding=0, dilation=1):
     return _Geometry(length, kernel_size, stride, padding, dilation).windows
 
 
-def _values(geo, x, weight, bias, padding_mode):
+def _values(
+    geo: _Geometry,
+    x: npt.ArrayLike | None,
+    weight: npt.ArrayLike | None,
+    bias: float | None,
+    padding_mode: str,
+) -> tuple[Array | None, Array | None, Array | None]:
     """Padded input values and outputs, computed by convlab's own pad_input and conv1d."""
+    padded: Array | None
+    outputs: Array | None
+    w: Array | None
     padded = outputs = w = None
     if x is not None:
         x = float_array(x, "x")
@@ -159,7 +195,7 @@ def _values(geo, x, weight, bias, padding_mode):
     return padded, w, outputs
 
 
-def _source_labels(geo, padding_mode):
+def _source_labels(geo: _Geometry, padding_mode: str) -> list[str]:
     """What a cell holds when no values are given: ``x_j`` (or 0 for zero padding)."""
     pairs = ((geo.before, geo.after),)
     if padding_mode != "zeros":
@@ -177,21 +213,21 @@ def _source_labels(geo, padding_mode):
 
 
 def sliding_window_diagram(
-    length,
-    kernel_size,
-    stride=1,
-    padding=0,
-    dilation=1,
+    length: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
     *,
-    x=None,
-    weight=None,
-    bias=None,
-    padding_mode="zeros",
-    highlight=None,
-    links=True,
-    title=True,
-    ax=None,
-):
+    x: npt.ArrayLike | None = None,
+    weight: npt.ArrayLike | None = None,
+    bias: float | None = None,
+    padding_mode: str = "zeros",
+    highlight: int | None = None,
+    links: bool = True,
+    title: bool | str = True,
+    ax: Axes | None = None,
+) -> Axes:
     """Draw which input cells feed which output of a 1-D convolution.
 
     The top row holds the input (padded cells grey and hatched), the bottom row the outputs; a line
@@ -257,11 +293,11 @@ def sliding_window_diagram(
         _, ax = plt.subplots(figsize=(width, 2.3 if title else 2.0))
 
     labels = _source_labels(geo, padding_mode) if padded is None else [_fmt(v) for v in padded]
-    window = set(geo.windows[highlight]) if highlight is not None else set()
+    window: set[int] = set(geo.windows[highlight]) if highlight is not None else set()
     for pos, j in enumerate(range(geo.first, geo.last + 1)):
         pad = geo.is_pad(j)
         face = PAD_FACE if pad else INPUT_FACE
-        if j in window:
+        if highlight is not None and j in window:  # (window is empty without highlight)
             face = _CYCLE[highlight % len(_CYCLE)]
         ax.add_patch(
             Rectangle(
@@ -359,7 +395,16 @@ class SlidingWindowAnimation(FuncAnimation):
     ``outputs`` (from :func:`convlab.conv1d`) and ``n_frames``; :meth:`draw_frame` draws one frame.
     """
 
-    def __init__(self, geo, padded, weight, outputs, bias, interval, dpi):
+    def __init__(
+        self,
+        geo: _Geometry,
+        padded: Array,
+        weight: Array,
+        outputs: Array,
+        bias: float | None,
+        interval: int,
+        dpi: float,
+    ) -> None:
         self.geometry = geo
         self.windows = geo.windows
         self.padded = padded
@@ -373,7 +418,7 @@ class SlidingWindowAnimation(FuncAnimation):
         fig = Figure(figsize=(min(0.55 * (n_cells + 3), 12), 2.7), dpi=dpi)
         ax = fig.add_axes((0, 0, 1, 1))
         self.ax = ax
-        self._cells = {}
+        self._cells: dict[int, Rectangle] = {}
         for pos, j in enumerate(range(geo.first, geo.last + 1)):
             pad = geo.is_pad(j)
             rect = Rectangle(
@@ -391,7 +436,7 @@ class SlidingWindowAnimation(FuncAnimation):
             ax.text(
                 j + 0.5, _INPUT_Y + 0.5, _fmt(padded[pos]), ha="center", va="center", fontsize=9
             )
-        self._taps = []
+        self._taps: list[tuple[Rectangle, Text]] = []
         for t in range(geo.k):
             rect = Rectangle(
                 (0, _WEIGHT_Y), 1, 0.8, facecolor=WINDOW_FACE, edgecolor=EDGE, gid=f"weight:{t}"
@@ -407,7 +452,7 @@ class SlidingWindowAnimation(FuncAnimation):
                 color="#08306b",
             )
             self._taps.append((rect, label))
-        self._outs = []
+        self._outs: list[tuple[Rectangle, Text]] = []
         for i in range(geo.n_out):
             cx = geo.output_center(i)
             rect = Rectangle(
@@ -435,12 +480,12 @@ class SlidingWindowAnimation(FuncAnimation):
             fig, self.draw_frame, frames=geo.n_out, interval=interval, repeat=True, blit=False
         )
 
-    def products(self, i):
+    def products(self, i: int) -> list[tuple[float, float]]:
         """``[(x, w), ...]`` multiplied for output ``i``."""
         geo = self.geometry
         return [(self.padded[j - geo.first], self.weight[t]) for t, j in enumerate(self.windows[i])]
 
-    def draw_frame(self, i):
+    def draw_frame(self, i: int) -> list[Rectangle | Text]:
         """Draw frame ``i``: window of output ``i`` highlighted, outputs ``0..i`` filled in."""
         geo = self.geometry
         window = set(self.windows[i])
@@ -463,7 +508,7 @@ class SlidingWindowAnimation(FuncAnimation):
             + [self._sum]
         )
 
-    def highlighted(self):
+    def highlighted(self) -> list[int]:
         """Input indices currently filled as the window (for tests)."""
         return sorted(
             j
@@ -472,24 +517,25 @@ class SlidingWindowAnimation(FuncAnimation):
         )
 
 
-def _rgb(colour):
+def _rgb(colour: str) -> tuple[float, float, float]:
     from matplotlib.colors import to_rgb
 
-    return to_rgb(colour)
+    rgb: tuple[float, float, float] = to_rgb(colour)  # Any with matplotlib 3.7
+    return rgb
 
 
 def sliding_window_animation(
-    x,
-    weight,
-    stride=1,
-    padding=0,
-    dilation=1,
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
     *,
-    bias=None,
-    padding_mode="zeros",
-    interval=900,
-    dpi=100,
-):
+    bias: float | None = None,
+    padding_mode: str = "zeros",
+    interval: int = 900,
+    dpi: int = 100,
+) -> SlidingWindowAnimation:
     """Animate a 1-D convolution: the kernel slides, one frame per output.
 
     Each frame highlights the window, moves the kernel under it, writes the products and their sum
@@ -538,12 +584,15 @@ def sliding_window_animation(
     positive_int(interval, "interval")
     positive_int(dpi, "dpi")
     padded, w, outputs = _values(geo, x_arr, w_arr, bias, padding_mode)
+    assert padded is not None and w is not None and outputs is not None  # x and weight given
     return SlidingWindowAnimation(
         geo, padded, w, outputs, None if bias is None else float(bias), interval, dpi
     )
 
 
-def padding_modes_figure(x, pad, modes=PADDING_MODES):
+def padding_modes_figure(
+    x: npt.ArrayLike, pad: IntOrTuple, modes: str | Sequence[str] = PADDING_MODES
+) -> Figure:
     """Draw a small 1-D or 2-D array padded in each padding mode, values written in the cells.
 
     The padded arrays come from :func:`convlab.conv.pad_input`, the function
@@ -665,8 +714,17 @@ class ConvExplorer:
     weights 2, or ``None``), ``message`` (what is printed) and ``figure``.
     """
 
-    def __init__(self, widgets, length, kernel_size, stride, padding, dilation, max_length):
-        def slider(value, lo, hi, description):
+    def __init__(
+        self,
+        widgets: Any,
+        length: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        max_length: int,
+    ) -> None:
+        def slider(value: int, lo: int, hi: int, description: str) -> Any:
             return widgets.IntSlider(
                 value=value,
                 min=lo,
@@ -685,9 +743,9 @@ class ConvExplorer:
         }
         self.same = widgets.Checkbox(value=False, description="padding='same'")
         self.output = widgets.Output()
-        self.result = None
+        self.result: Array | None = None
         self.message = ""
-        self.figure = None
+        self.figure: Figure | None = None
         controls = list(self.sliders.values()) + [self.same]
         self.widget = widgets.VBox(
             [widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.output]
@@ -700,17 +758,17 @@ class ConvExplorer:
             self._ipython_display_ = self.widget._ipython_display_
         self.update()
 
-    def _changed(self, change):
+    def _changed(self, change: object) -> None:
         self.update()
 
-    def params(self):
+    def params(self) -> dict[str, Any]:
         """The current ``(length, kernel_size, stride, padding, dilation)``."""
         p = {name: s.value for name, s in self.sliders.items()}
         if self.same.value:
             p["padding"] = "same"
         return p
 
-    def update(self):
+    def update(self) -> None:
         """Recompute the output and redraw (called whenever a control changes)."""
         p = self.params()
         x = np.arange(1, p["length"] + 1, dtype=np.float64)
@@ -744,7 +802,7 @@ class ConvExplorer:
         self.figure = fig
         self._render()
 
-    def _render(self):
+    def _render(self) -> None:
         import io
 
         from IPython import get_ipython
@@ -755,18 +813,25 @@ class ConvExplorer:
         # a PNG, not the Figure itself: a Figure made without pyplot has no inline display
         # formatter until pyplot has been imported in the kernel
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        cast("Figure", self.figure).savefig(buffer, format="png", dpi=90, bbox_inches="tight")
         with self.output:
             clear_output(wait=True)
             display(Image(data=buffer.getvalue(), format="png"))
             print(self.message)
 
-    def _repr_mimebundle_(self, **kwargs):
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # ipywidgets 8; with ipywidgets 7, __init__ set _ipython_display_, which IPython calls first
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def conv_explorer(length=6, kernel_size=3, stride=1, padding=0, dilation=1, max_length=12):
+def conv_explorer(
+    length: int = 6,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    max_length: int = 12,
+) -> ConvExplorer:
     """An interactive sliding-window diagram: sliders for ``L``, ``k``, ``s``, ``p``, ``d``.
 
     Every change redraws :func:`sliding_window_diagram` for the input ``[1, 2, ..., L]`` with all
