@@ -593,34 +593,44 @@ def _im2col_gemm(
     groups,
     block,
     k_parts,
+    pieces,
+    segments,
     cols_buf,
     partial,
 ):
     """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
 
-    gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
-    holds BLAS to one thread, :func:`convlab._blas.one_blas_thread`); x: (N, C_in, H, W), the
-    unpadded input, read with ``ph``/``pw`` zeros above/left (see :func:`_im2col_block`); w2:
-    (C_out, C_in/groups * KH * KW) weight matrix; b: (C_out,); out: (N, C_out, OH, OW), overwritten.
+        gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
+        holds BLAS to one thread, :func:`convlab._blas.one_blas_thread`); x: (N, C_in, H, W), the
+        unpadded input, read with ``ph``/``pw`` zeros above/left (see :func:`_im2col_block`); w2:
+        (C_out, C_in/groups * KH * KW) weight matrix; b: (C_out,); out: (N, C_out, OH, OW), overwritten.
 
-    Thread ``t`` of ``cols_buf.shape[0]`` (``prange``) takes part ``t % k_parts`` of every
-    group's input channels (the GEMM's K; ``k_parts`` divides the thread count) and range
-    ``t // k_parts`` of the ``N * OH * OW`` output positions, cut into contiguous ranges. It walks
-    its range in blocks of at most ``block`` positions (never across images), and for each
-    block and group writes the columns of its channels into its row of ``cols_buf`` (rows of the
-    block's width) and multiplies them by the matching weight rows straight into the block of
-    output: part 0 into ``out``, filled with the bias first (``beta = 1``), part ``j`` into
-    ``partial[j - 1]`` (N * C_out * OH * OW, ``beta = 0``), which are added to ``out`` afterwards
-    by all threads. BLAS's leading dimensions (the output's row length ``OH * OW``) let it write
-    the block in place: no product buffer and no copy. In column-major BLAS terms,
-    ``out[n, group, block]^T (T x C_out/groups, ld OH*OW) += cols^T (T x k, ld T) @
-    w2[group, part]^T (k x C_out/groups, ld K)``.
+        The work is ``N * pieces * k_parts`` items: every image's ``OH * OW`` output positions cut
+        into ``pieces`` contiguous pieces, times ``k_parts`` parts of every group's input channels
+        (the GEMM's K). A piece is ``segments`` blocks: the image's positions are cut into ``pieces *
+        segments`` blocks at multiples of 16 positions (BLAS works on 16 rows at a time: a block of
+        262 positions would end in a slow tail of 6), each at most ``block`` positions. Thread ``t``
+        of ``cols_buf.shape[0]`` (``prange``) takes a contiguous run of items. For each block of an
+        item and each group it writes the columns of the item's channels into its row of
+        ``cols_buf`` (rows of the block's width) and multiplies them by the matching weight rows
+        straight into the block of output: part 0 into ``out``, filled with the bias first (``beta =
+        1``), part ``j`` into ``partial[j - 1]`` (N * C_out * OH * OW, ``beta = 0``), which are added
+        to ``out`` afterwards, in the order of ``j``. The items, their blocks and the order of the
+        sums depend on ``pieces``, ``segments`` and ``k_parts`` only, which the caller derives from
+        the layer's shapes (:func:`convlab.algorithms._im2col_plan`): the result is the same bits
+        whatever the number of threads.
 
-    One part (``k_parts == 1``) splits the positions among the threads; several parts (split-K)
-    are for layers with few positions (a 14x14 map has 196): split by positions, each thread
-    would multiply a thin block by the whole weight matrix (BLAS runs 121 GFLOP/s on 98 x 256 x
-    2304, 137 on 196 x 256 x 1152). A 1x1 kernel with stride 1 and no padding needs no columns at
-    all: BLAS reads the input's rows in place (``lda = H * W``).
+        BLAS's leading dimensions (the output's row length ``OH * OW``) let it write
+    BLAS's leading dimensions (the output's row length ``OH * OW``) let it write
+        the block in place: no product buffer and no copy. In column-major BLAS terms,
+        ``out[n, group, block]^T (T x C_out/groups, ld OH*OW) += cols^T (T x k, ld T) @
+        w2[group, part]^T (k x C_out/groups, ld K)``.
+
+        One part (``k_parts == 1``) splits the positions among the threads; several parts (split-K)
+        are for layers with few positions (a 14x14 map has 196): split by positions, each thread
+        would multiply a thin block by the whole weight matrix (BLAS runs 121 GFLOP/s on 98 x 256 x
+        2304, 137 on 196 x 256 x 1152). A 1x1 kernel with stride 1 and no padding needs no columns at
+        all: BLAS reads the input's rows in place (``lda = H * W``).
     """
     n_threads = cols_buf.shape[0]
     n_batch, c_out = out.shape[0], out.shape[1]
@@ -635,8 +645,7 @@ def _im2col_gemm(
     w_flat = w2.reshape(-1)
     x_flat = x.reshape(-1)
     part_flat = partial.reshape(-1)
-    total = n_batch * positions
-    ranges = n_threads // k_parts
+    n_items = n_batch * pieces * k_parts
     in_place = (
         taps == 1
         and sh == 1
@@ -647,65 +656,39 @@ def _im2col_gemm(
     )
     for t in prange(n_threads):
         cols = cols_buf[t]
-        part = t % k_parts
-        r = t // k_parts
-        # this part's input channels of each group, and where its products go
-        lo = c_per_group * part // k_parts
-        hi = c_per_group * (part + 1) // k_parts
-        target = out_flat if part == 0 else part_flat[(part - 1) * out_flat.shape[0] :]
-        beta = 1.0 if part == 0 else 0.0  # onto the bias in out, else into a fresh partial sum
-        q = total * r // ranges
-        q_end = total * (r + 1) // ranges
-        while q < q_end:
-            n = q // positions
-            p0 = q - n * positions
-            p1 = min(positions, p0 + block, p0 + (q_end - q))
-            width = p1 - p0
-            if part == 0:
-                for o in range(c_out):
-                    _fill_run(out_flat, (n * c_out + o) * positions + p0, width, b[o])
-            for g in range(groups):
-                c0 = g * c_per_group + lo
-                if in_place:
-                    a = x_flat[(n * c_in + c0) * positions + p0 :]
-                else:
-                    _im2col_block(
-                        x,
-                        n,
-                        c0,
-                        c0 + hi - lo,
-                        cols,
-                        width,
-                        kh_n,
-                        kw_n,
-                        sh,
-                        sw,
-                        dh,
-                        dw,
-                        ph,
-                        pw,
-                        ow_n,
-                        p0,
-                        p1,
-                    )
-                    a = cols
-                gemm_call(
-                    gemm,
-                    "N",
-                    "N",
-                    width,
-                    out_per_group,
-                    (hi - lo) * taps,
-                    1.0,
-                    a,
-                    positions if in_place else width,
-                    w_flat[g * out_per_group * k_rows + lo * taps :],
-                    k_rows,
-                    beta,
-                    target[(n * c_out + g * out_per_group) * positions + p0 :],
-                    positions,
-                )
-            q += width
+        for item in range(n_items * t // n_threads, n_items * (t + 1) // n_threads):
+            _im2col_gemm_item(
+                gemm,
+                x,
+                x_flat,
+                w_flat,
+                b,
+                out_flat,
+                part_flat,
+                cols,
+                item,
+                k_parts,
+                pieces,
+                segments,
+                positions,
+                c_in,
+                c_out,
+                c_per_group,
+                out_per_group,
+                k_rows,
+                taps,
+                ow_n,
+                kh_n,
+                kw_n,
+                sh,
+                sw,
+                dh,
+                dw,
+                ph,
+                pw,
+                groups,
+                in_place,
+            )
     if k_parts > 1:
         size = out_flat.shape[0]
         for t in prange(n_threads):
@@ -713,6 +696,103 @@ def _im2col_gemm(
             i1 = size * (t + 1) // n_threads
             for j in range(k_parts - 1):
                 _add_run(out_flat, part_flat, j * size, i0, i1 - i0)
+
+
+@njit(**NJIT_OPTIONS)
+def _im2col_gemm_item(
+    gemm,
+    x,
+    x_flat,
+    w_flat,
+    b,
+    out_flat,
+    part_flat,
+    cols,
+    item,
+    k_parts,
+    pieces,
+    segments,
+    positions,
+    c_in,
+    c_out,
+    c_per_group,
+    out_per_group,
+    k_rows,
+    taps,
+    ow_n,
+    kh_n,
+    kw_n,
+    sh,
+    sw,
+    dh,
+    dw,
+    ph,
+    pw,
+    groups,
+    in_place,
+):
+    """One work item of :func:`_im2col_gemm`: part ``item % k_parts`` of the input channels over
+    piece ``item // k_parts`` of the images' output positions, block by block."""
+    part = item % k_parts
+    n = item // k_parts // pieces
+    piece = item // k_parts - n * pieces
+    # this part's input channels of each group, and where its products go
+    lo = c_per_group * part // k_parts
+    hi = c_per_group * (part + 1) // k_parts
+    target = out_flat if part == 0 else part_flat[(part - 1) * out_flat.shape[0] :]
+    beta = 1.0 if part == 0 else 0.0  # onto the bias in out, else into a fresh partial sum
+    units = (positions + 15) // 16  # the image's positions in runs of 16
+    cuts = pieces * segments
+    for seg in range(piece * segments, (piece + 1) * segments):
+        p0 = min(positions, 16 * (units * seg // cuts))
+        p1 = min(positions, 16 * (units * (seg + 1) // cuts))
+        width = p1 - p0
+        if width <= 0:
+            continue
+        if part == 0:
+            for o in range(c_out):
+                _fill_run(out_flat, (n * c_out + o) * positions + p0, width, b[o])
+        for g in range(groups):
+            c0 = g * c_per_group + lo
+            if in_place:
+                a = x_flat[(n * c_in + c0) * positions + p0 :]
+            else:
+                _im2col_block(
+                    x,
+                    n,
+                    c0,
+                    c0 + hi - lo,
+                    cols,
+                    width,
+                    kh_n,
+                    kw_n,
+                    sh,
+                    sw,
+                    dh,
+                    dw,
+                    ph,
+                    pw,
+                    ow_n,
+                    p0,
+                    p1,
+                )
+                a = cols
+            gemm_call(
+                gemm,
+                "N",
+                "N",
+                width,
+                out_per_group,
+                (hi - lo) * taps,
+                1.0,
+                a,
+                positions if in_place else width,
+                w_flat[g * out_per_group * k_rows + lo * taps :],
+                k_rows,
+                beta,
+                target[(n * c_out + g * out_per_group) * positions + p0 :],
+                positions,
+            )
 
 
 @njit(**NJIT_OPTIONS)

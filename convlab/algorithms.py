@@ -264,10 +264,11 @@ def conv2d_im2col(
     ``out`` (one single-threaded BLAS ``gemm`` per group), so the column buffer holds ``threads
     * block`` columns (about ``IM2COL_BLOCK_BYTES`` of columns and output per thread), not the
     whole ``C_in * kH * kW x H_out * W_out`` matrix that :func:`im2col_buffer_nbytes` counts, and
-    there is no buffer of products to copy into ``out``. The threads split the positions; on
-    layers with too few positions for that (a 14x14 map) they split the input channels instead
-    and add their partial sums (:func:`_im2col_plan`). A 1x1 kernel with stride 1 and no padding
-    builds no columns: BLAS reads the input in place.
+    there is no buffer of products to copy into ``out``. The work is cut into pieces of every
+    image's positions; on layers with too few positions for that (a 14x14 map) the input channels
+    are cut in two instead, and the partial sums added (:func:`_im2col_plan`). The cut depends on
+    the layer's shapes only, so the result does not depend on the number of threads. A 1x1 kernel
+    with stride 1 and no padding builds no columns: BLAS reads the input in place.
     """
     n_batch = x.shape[0]
     c_out, c_per_group, kh, kw = w.shape
@@ -279,7 +280,7 @@ def conv2d_im2col(
         and not any(padding)
         and (oh, ow) == x.shape[2:]
     )
-    threads, block, k_parts, k_rows = _im2col_plan(
+    threads, block, k_parts, k_rows, pieces, segments = _im2col_plan(
         n_batch,
         x.shape[1],
         c_out,
@@ -316,6 +317,8 @@ def conv2d_im2col(
             groups,
             block,
             k_parts,
+            pieces,
+            segments,
             cols_buf,
             partial,
         )
@@ -335,13 +338,22 @@ def _im2col_plan(
     groups: int = 1,
     threads: int | None = None,
     in_place: bool = False,
-) -> tuple[int, int, int, int]:
-    """(threads, block, k_parts, k_rows) of :func:`conv2d_im2col`.
+) -> tuple[int, int, int, int, int, int]:
+    """(threads, block, k_parts, k_rows, pieces, segments) of :func:`conv2d_im2col`.
 
-    ``block``: positions per block; ``k_parts``: parts of each group's input channels (split-K,
-    one per thread, when a split by positions would leave a thread fewer than
-    ``IM2COL_MIN_BLOCK`` of them); ``k_rows``: rows of the column buffer per thread (0 for a
-    1x1 kernel read in place). ``threads`` defaults to ``numba.get_num_threads()``.
+    The work is ``N * pieces * k_parts`` items (:func:`convlab._kernels._im2col_gemm`): every
+    image's output positions in ``pieces`` pieces (12, 4, 2 or 1: the most that leaves every
+    piece ``IM2COL_MIN_BLOCK`` positions; 12 and 4 share out evenly among 1, 2, 3, 4 or 6
+    threads), times ``k_parts`` parts of each group's input channels (split-K: 2 when a layer of
+    small images would give an odd number of pieces, fewer than 8, and a group has at least 2
+    channels; else 1). ``segments``: blocks per piece, so that a block holds about
+    ``IM2COL_BLOCK_BYTES`` of columns and output, but at least ``IM2COL_MIN_BLOCK`` positions;
+    ``block``: the most positions in a block (blocks start at multiples of 16 positions);
+    ``k_rows``: rows of the column buffer per thread (0 for a 1x1 kernel read in place);
+    ``threads``: the threads that get work, at most ``threads`` (default
+    ``numba.get_num_threads()``). Everything but ``threads`` depends on the layer's shapes only:
+    the blocks, the matrix products and the order of the partial sums are the same on any number
+    of threads, and so is the result.
     """
     if threads is None:
         threads = numba.get_num_threads()
@@ -373,21 +385,23 @@ def _plan(
     in_place: bool,
     min_block: int,
     block_bytes: int,
-) -> tuple[int, int, int, int]:
+) -> tuple[int, int, int, int, int, int]:
     # cached: this arithmetic was a microsecond of every call's serial Python time
-    total = batch * math.prod(output_size)
+    positions = math.prod(output_size)
     taps = math.prod(kernel_size)
     c_per_group = c_in // groups
-    threads = max(1, min(threads, total))
-    k_parts = 1
-    if threads > 1 and total < threads * min_block and c_per_group >= threads:
-        k_parts = threads
+    pieces = next(r for r in (12, 4, 2, 1) if r == 1 or positions >= r * min_block)
+    items = batch * pieces
+    k_parts = 2 if items % 2 == 1 and items < 8 and c_per_group >= 2 and positions > 1 else 1
     k_rows = 0 if in_place else -(-c_per_group // k_parts) * taps
     # the columns and the block of output they produce stay in cache; the input rows a 1x1
     # kernel reads in place stream through once
     per_position = c_out + (0 if in_place else c_in * taps)
     block = max(min_block, block_bytes // (per_position * itemsize))
-    return threads, min(block, -(-total // (threads // k_parts))), k_parts, k_rows
+    segments = max(1, positions // pieces // block)
+    units = -(-positions // 16)  # blocks start at multiples of 16 positions
+    block = min(positions, 16 * -(-units // (pieces * segments)))
+    return max(1, min(threads, items * k_parts)), block, k_parts, k_rows, pieces, segments
 
 
 def im2col_workspace_nbytes(
@@ -407,8 +421,8 @@ def im2col_workspace_nbytes(
     straight into the output), so the buffer grows with the channels and the kernel, not with
     the image, unlike the full matrix of :func:`im2col_buffer_nbytes`. ``c_out`` enters through
     the block width, which keeps the columns and the block of output they produce in a core's
-    cache. Layers with fewer than ``IM2COL_MIN_BLOCK`` positions per thread split the channels
-    among the threads instead, and add one output-sized buffer of partial sums per extra thread.
+    cache. Layers with fewer than ``2 * IM2COL_MIN_BLOCK`` positions cut the channels in two
+    instead, and add one output-sized buffer of partial sums.
     An upper bound for a 1x1 kernel with stride 1 and no padding, which needs no columns.
 
     Examples
@@ -416,11 +430,11 @@ def im2col_workspace_nbytes(
     >>> im2col_buffer_nbytes(1, 64, (3, 3), (56, 56), 4) / 2**20          # the whole matrix, MiB
     6.890625
     >>> im2col_workspace_nbytes(1, 64, 64, (3, 3), (56, 56), 4, threads=2) / 2**20
-    1.125
+    1.1953125
     >>> im2col_workspace_nbytes(1, 256, 256, (3, 3), (14, 14), 4, threads=2) / 2**20  # split-K
     1.9140625
     """
-    threads, block, k_parts, k_rows = _im2col_plan(
+    threads, block, k_parts, k_rows, _, _ = _im2col_plan(
         batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
     )
     partial = (k_parts - 1) * batch * c_out * math.prod(output_size)
@@ -434,9 +448,9 @@ IM2COL_BLOCK_BYTES = 2**19
 #: ... but never fewer positions than this: every block reads the whole weight matrix again
 #: (2.4 MB for 256 -> 256 channels, 3x3), so wide layers need wide blocks (measured on 2 threads:
 #: a 256-channel 28x28 layer took 5.9 ms with 64-position blocks and 4.2 ms with 256). Layers with
-#: fewer positions than this per thread split the input channels among the threads instead
-#: (split-K): a 256-channel 14x14 layer took 1.10 ms on two threads split by positions (98 x
-#: 256 x 2304 GEMMs) and 0.94 ms split by channels (196 x 256 x 1152), 1.84 ms on one
+#: fewer than twice this many positions cut the input channels in two instead (split-K): a
+#: 256-channel 14x14 layer took 1.10 ms on two threads split by positions (98 x 256 x 2304
+#: GEMMs) and 0.94 ms split by channels (196 x 256 x 1152), 1.84 ms on one
 IM2COL_MIN_BLOCK = 256
 
 

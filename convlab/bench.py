@@ -75,6 +75,9 @@ ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
 #: the steady state of a network that calls the same library layer after layer, and the best time
 #: is kept.
 BLOCK = 3
+#: the breadth set's pause before every block: each library starts its block with the other's
+#: thread pools gone quiet (OpenBLAS's spin for up to ~0.1 s after a product)
+BREADTH_SETTLE_SECONDS = 0.05
 #: pause before each block (seconds). Zero by default: on the virtual machine this was developed
 #: on, an idle second core is halted, and waking it for the next parallel region took 4-16 ms
 #: after a 0.1 s pause, for NumPy's and PyTorch's matrix products alike.
@@ -525,6 +528,14 @@ def _parse_list(text, name, choices):
 
 
 def _layers_arg(text):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if "breadth" in items:
+        if items != ["breadth"]:
+            raise argparse.ArgumentTypeError(
+                "--layers breadth times every public operation (its own table) and cannot be "
+                f"combined with conv2d layers, got {text!r}"
+            )
+        return ["breadth"]
     names = []
     for item in _parse_list(text, "layers", list(LAYER_SETS) + list(LAYERS)):
         for name in LAYER_SETS.get(item, [item]):
@@ -577,7 +588,10 @@ def build_parser():
         "--layers",
         type=_layers_arg,
         default=_layers_arg("all"),
-        help="comma-separated layer names or sets (dense, depthwise, tiny, all); default: all",
+        help="comma-separated layer names or sets (dense, depthwise, tiny, all), or 'breadth': "
+        "every public operation (conv1d/3d, groups, dilation, strides, large kernels, stems, "
+        "transposed, gradients, separable, deformable, float64) against PyTorch, written to "
+        "breadth.json and breadth.png; default: all",
     )
     parser.add_argument(
         "--algorithms",
@@ -615,8 +629,9 @@ def build_parser():
     parser.add_argument(
         "--settle",
         type=_settle_arg,
-        default=SETTLE_SECONDS,
-        help=f"pause in seconds before every block; default: {SETTLE_SECONDS}",
+        default=None,
+        help=f"pause in seconds before every block; default: {SETTLE_SECONDS} "
+        f"({BREADTH_SETTLE_SECONDS} with --layers breadth)",
     )
     parser.add_argument(
         "--quick",
@@ -628,6 +643,11 @@ def build_parser():
         action="store_true",
         help="give the subprocesses an empty Numba cache, so that the first calls "
         "measure real JIT compilation",
+    )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="with --layers breadth: spatial sizes of at most 9 (a smoke test of every call)",
     )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: JSON to write
     return parser
@@ -664,7 +684,7 @@ def _run_worker(args, threads, cache_dir):
             "--block",
             str(args.block),
         ]
-        for flag in ("no_torch", "quick"):
+        for flag in ("no_torch", "quick", "small"):
             if getattr(args, flag):
                 cmd.append("--" + flag.replace("_", "-"))
         proc = subprocess.run(cmd, env=_worker_env(threads, cache_dir))
@@ -761,6 +781,22 @@ def main(argv=None):
     """Entry point of ``python -m convlab.bench`` and ``convlab-bench``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    breadth = args.layers == ["breadth"]
+    if args.settle is None:
+        args.settle = BREADTH_SETTLE_SECONDS if breadth else SETTLE_SECONDS
+    if args.worker is not None and breadth:
+        from ._breadth import run_breadth
+
+        run = run_breadth(
+            args.threads[0],
+            args.repeats,
+            args.block,
+            args.settle,
+            use_torch=not args.no_torch,
+            small=args.small,
+        )
+        args.worker.write_text(json.dumps(run))
+        return 0
     if args.worker is not None:
         run = run_benchmark(
             args.layers,
@@ -783,6 +819,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:
         for threads in args.threads:
             runs.append(_run_worker(args, threads, cold if args.cold_cache else None))
+    if breadth:
+        return _write_breadth(args, runs, time.perf_counter() - start)
     data = _results(
         runs,
         args.layers,
@@ -812,6 +850,44 @@ def main(argv=None):
         fig.savefig(png_path, dpi=100)
         plt.close(fig)
         print(f"wrote {png_path}")
+    return 0
+
+
+def _write_breadth(args, runs, seconds):
+    from ._breadth import format_breadth, summarize_breadth
+
+    torch_version = next((r["torch"] for r in runs if r.get("torch")), None)
+    data = dict(
+        created=datetime.datetime.now().isoformat(timespec="seconds"),
+        machine=machine_info(torch_version),
+        config=dict(
+            layers=["breadth"],
+            threads=args.threads,
+            repeats=args.repeats,
+            block=args.block,
+            settle=args.settle,
+            small=args.small,
+            cold_cache=args.cold_cache,
+        ),
+        runs=runs,
+        seconds=seconds,
+        summary=summarize_breadth(runs),
+    )
+    print(format_breadth(data))
+    json_path = args.out_dir / "breadth.json"
+    json_path.write_text(json.dumps(data, indent=1))
+    print(f"wrote {json_path}")
+    if not args.no_plot and torch_version is not None:  # the figure draws ratios to torch
+        import matplotlib.pyplot as plt
+
+        from .viz import breadth_figure
+
+        for run in runs:
+            png_path = args.out_dir / f"breadth_{run['threads']}threads.png"
+            fig = breadth_figure(data, threads=run["threads"])
+            fig.savefig(png_path, dpi=100)
+            plt.close(fig)
+            print(f"wrote {png_path}")
     return 0
 
 

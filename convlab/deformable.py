@@ -60,9 +60,11 @@ _MIN_BLOCK = 32
 # sample in (tap, channel) order, which needs a reordered copy of the weight, only while that copy
 # is at most 1/4 of one image's column matrix (the memory torchvision needs anyway)
 _TAP_MAJOR_WEIGHT_SHARE = 4
-# the thread count the work is cut for: None is Numba's maximum, NUMBA_NUM_THREADS (fixed for the
-# process, so set_num_threads() does not change the cut, nor the result); tests set it
-_LAYOUT_THREADS: int | None = None
+# the thread count the work is cut for, a constant whatever the machine, so that neither
+# set_num_threads() nor NUMBA_NUM_THREADS changes the cut, nor the result: 4 shares out evenly
+# among 1, 2 or 4 threads (a 3-thread run is as fast as a 2-thread one on layers with few
+# blocks); tests set it
+_LAYOUT_THREADS = 4
 
 # the sampling plan stores int32 indices into one padded plane
 _MAX_PLANE = 2**31 - 1
@@ -334,7 +336,7 @@ def _forward_layout(
         ld += 64 // itemsize
     block = max(_MIN_BLOCK, BLOCK_BYTES // (ld * itemsize), out_per_group)
     n_blocks = -(-positions // block)
-    threads = _LAYOUT_THREADS or numba.config.NUMBA_NUM_THREADS
+    threads = _LAYOUT_THREADS
     k_parts = 1
     if n_blocks < threads:
         k_parts = min(-(-threads // n_blocks), n_chunks)

@@ -17,9 +17,9 @@ import sys
 
 import numpy as np
 
-#: (case id, owner) -> the call; the owner says which branch rewrites the operation (issue 15's
-#: engine helper owns im2col, conv1d/conv3d dense, the gradients and the transposed
-#: convolutions; the deformable helper deform_conv2d) and is used for the xfail marks
+#: case id -> (owner, the call); the owner names the family of kernels the case exercises
+#: ("engine": im2col and what runs through it, dense conv1d/conv3d, the gradients and the
+#: transposed convolutions; "deformable"; "runtime": the rest), for a reader of a failure
 CASES = {}
 
 

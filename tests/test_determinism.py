@@ -28,35 +28,9 @@ import convlab.grad
 
 HERE = Path(__file__).resolve().parent
 
-#: cases that still depend on the thread count, with the branch that rewrites their kernels. The
-#: marks are not strict: the lead removes them once those branches are merged and these pass.
-KNOWN_THREAD_DEPENDENT = {
-    # im2col's split of the input channels between the threads (split-K) adds the threads'
-    # partial sums, and its blocks of output positions depend on the thread count
-    "conv2d-im2col-f32": "engine",
-    "conv2d-im2col-split-channels-f32": "engine",
-    "conv2d-im2col-grouped-strided-f64": "engine",
-    "conv2d-auto-f64": "engine",  # auto picks im2col
-    "conv2d-auto-stem-f32": "engine",  # auto picks im2col
-    "conv1d-auto-f32": "engine",  # im2col through conv2d
-    # the two-pass path's 1x1 convolution is conv2d's im2col
-    "depthwise_separable_conv2d-two-pass-f64": "engine",
-    # bit-identical under set_num_threads, but not between NUMBA_NUM_THREADS=3 and =1
-    "deform_conv2d-f32": "deformable",
-}
-_REASONS = {
-    "engine": "issue 15 engine: im2col's work split depends on the thread count",
-    "deformable": "issue 15 deformable: deform_conv2d's split depends on NUMBA_NUM_THREADS",
-}
-
 
 def _params():
-    params = []
-    for name in CASES:
-        owner = KNOWN_THREAD_DEPENDENT.get(name)
-        marks = [pytest.mark.xfail(strict=False, reason=_REASONS[owner])] if owner else []
-        params.append(pytest.param(name, id=name, marks=marks))
-    return params
+    return [pytest.param(name, id=name) for name in CASES]
 
 
 def _run_cases(tmp_path, max_threads, thread_counts):

@@ -242,11 +242,15 @@ def test_every_split_of_the_work(case, dtype):
     w2 = w.reshape(c_out, -1)
     gemm = blas_gemm(dtype)
     checked = 0
-    for threads, k_parts in [(1, 1), (2, 1), (3, 1), (2, 2), (4, 2), (4, 4)]:
+    positions = expected.shape[2] * expected.shape[3]
+    for threads, k_parts, pieces in [(1, 1, 1), (2, 1, 2), (3, 1, 3), (2, 2, 1), (4, 2, 2)]:
         if c_per_group < k_parts:
             continue
         k_rows = 0 if in_place else -(-c_per_group // k_parts) * kh * kwid
-        for block in (1, 5, 1000):
+        for segments in (1, 2, 3):
+            # blocks start at multiples of 16 positions: the longest is this long
+            units = -(-positions // 16)
+            block = min(positions, 16 * -(-units // (pieces * segments)))
             out = np.full(expected.shape, np.nan, dtype=dtype)
             cols = np.full((threads, k_rows * block + 1), np.nan, dtype=dtype)
             partial = np.full((k_parts - 1, out.size), np.nan, dtype=dtype)
@@ -266,6 +270,8 @@ def test_every_split_of_the_work(case, dtype):
                     groups,
                     block,
                     k_parts,
+                    pieces,
+                    segments,
                     cols,
                     partial,
                 )
@@ -273,7 +279,7 @@ def test_every_split_of_the_work(case, dtype):
                 out,
                 expected,
                 **tol(dtype),
-                err_msg=f"threads={threads} k_parts={k_parts} block={block}",
+                err_msg=f"threads={threads} k_parts={k_parts} pieces={pieces} segments={segments}",
             )
             checked += 1
     assert checked >= 9
@@ -281,28 +287,48 @@ def test_every_split_of_the_work(case, dtype):
 
 def test_plan_splits_positions_or_channels():
     plan = algorithms._im2col_plan
-    # (threads, block, k_parts, k_rows); 56x56: positions, blocks of at least IM2COL_MIN_BLOCK
-    assert plan(1, 64, 64, (3, 3), (56, 56), 4, threads=2) == (2, 256, 1, 576)
-    # 14x14 = 196 positions, fewer than 2 * 256: each thread half of the 256 channels
-    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=2) == (2, 196, 2, 128 * 9)
-    assert plan(1, 256, 128, (1, 1), (14, 14), 4, threads=2) == (2, 196, 2, 128)
-    # ... unless a group has fewer channels than threads, or there is one thread
+    # (threads, block, k_parts, k_rows, pieces, segments); 56x56 = 3136 positions: 12 pieces of
+    # at least IM2COL_MIN_BLOCK positions, cut at multiples of 16 (256 or 272 positions)
+    assert plan(1, 64, 64, (3, 3), (56, 56), 4, threads=2) == (2, 272, 1, 576, 12, 1)
+    # 28x28 = 784: 2 pieces (4 would leave 196 each), each one block of 400 or 384, not 256 + 136
+    assert plan(1, 64, 64, (3, 3), (28, 28), 4, threads=2) == (2, 400, 1, 576, 2, 1)
+    # 14x14 = 196 positions, fewer than 2 * 256: the 256 channels in two halves ...
+    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=2) == (2, 196, 2, 128 * 9, 1, 1)
+    assert plan(1, 256, 128, (1, 1), (14, 14), 4, threads=2) == (2, 196, 2, 128, 1, 1)
+    # ... unless there are two images, or a group has only one channel
+    assert plan(2, 256, 256, (3, 3), (14, 14), 4, threads=2)[2] == 1
     assert plan(1, 8, 8, (3, 3), (14, 14), 4, groups=8, threads=2)[2] == 1
-    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=1)[2] == 1
     # a 1x1 kernel read in place has no column buffer
     assert plan(1, 64, 256, (1, 1), (56, 56), 4, threads=2, in_place=True)[3] == 0
+    # few channels, large image: several blocks of about IM2COL_BLOCK_BYTES per piece
+    threads, block, k_parts, k_rows, pieces, segments = plan(1, 4, 4, (3, 3), (448, 448), 4)
+    assert (k_parts, k_rows, pieces) == (1, 36, 12) and segments > 1
+    per_block = 2**19 // ((4 + 36) * 4)  # positions in IM2COL_BLOCK_BYTES of columns and output
+    assert per_block <= block < 2 * per_block
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 64, 64, (3, 3), (56, 56)), (1, 256, 256, (3, 3), (14, 14)), (4, 32, 16, (5, 5), (9, 31))],
+)
+def test_plan_does_not_depend_on_the_thread_count(shape):
+    """Only how many threads get work changes; the cut of the work (and the sums) does not."""
+    plans = {t: algorithms._im2col_plan(*shape, 4, threads=t) for t in (1, 2, 3, 8)}
+    assert len({p[1:] for p in plans.values()}) == 1
+    items = shape[0] * plans[1][4] * plans[1][2]
+    assert [p[0] for p in plans.values()] == [min(t, items) for t in plans]
 
 
 @pytest.mark.parametrize("size", [56, 14])  # positions split, split-K
 def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     """A 1x1 kernel with stride 1 reads the input in place: on 56x56 nothing but the output is
-    allocated; on 14x14 (split-K) one output-sized buffer of partial sums per extra thread, which
-    im2col_workspace_nbytes counts (the columns it also counts are not needed in place)."""
+    allocated; on 14x14 (split-K) one output-sized buffer of partial sums, on any number of
+    threads, which im2col_workspace_nbytes counts (the columns it also counts are not needed in place)."""
     threads = min(2, numba.config.NUMBA_NUM_THREADS)
     x = np.random.default_rng(8).standard_normal((1, 64, size, size)).astype(np.float32)
     w = np.random.default_rng(9).standard_normal((128, 64, 1, 1)).astype(np.float32)
     out_bytes = 128 * size * size * 4
-    partial = (threads - 1) * out_bytes if size == 14 and threads == 2 else 0
+    partial = out_bytes if size == 14 else 0  # the second half of the channels' sums
     # traced warm, in a fresh thread whose reused buffers start empty (tests/traced.py): the
     # first call in a process traced 18 KiB of one-time allocations on a fresh machine (issue 13)
     peak, out = traced_peak(

@@ -6,14 +6,15 @@
 * :func:`im2col_figure` draws the ``(K*K*C_i) x (H_o*W_o)`` matrix that :func:`convlab.im2col`
   builds, each entry labelled by the input element it copies.
 * :func:`benchmark_figure` and :func:`roofline_figure` draw the results of ``python -m
-  convlab.bench`` (the dict it writes to ``bench.json``).
+  convlab.bench`` (the dict it writes to ``bench.json``), :func:`breadth_figure` those of
+  ``python -m convlab.bench --layers breadth`` (``breadth.json``).
 
 Every function returns the ``matplotlib.figure.Figure`` it drew (created through pyplot, so that
 a notebook shows it; close it with ``plt.close(fig)`` when drawing many). Artists carry
 ``gid`` labels so that tests can ask what is shown: ``"cell:r:c"`` and ``"mem:i"`` for input cells
 and memory slots, ``"read:o:i"`` for "output ``o`` reads memory address ``i``", ``"col:r:c"`` for
-im2col entries, ``"bar:<layer>:<algorithm>"`` for benchmark bars and ``"point:<layer>:<algorithm>"``
-for roofline points.
+im2col entries, ``"bar:<layer>:<algorithm>"`` for benchmark bars, ``"point:<layer>:<algorithm>"``
+for roofline points and ``"ratio:<operation>"`` for the breadth benchmark's bars.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "benchmark_rows",
     "benchmark_table",
     "benchmark_provenance",
+    "breadth_figure",
     "ALGORITHM_COLORS",
 ]
 
@@ -345,6 +347,60 @@ def benchmark_figure(
         f"{cpu}, {run['threads']} thread(s): peak {run['peak_gflops']:.0f} GFLOP/s (sgemm probe)",
         fontsize=10,
     )
+    return fig
+
+
+def breadth_figure(data: _BenchData, threads: int | None = None, floor: float = 0.8) -> Figure:
+    """torch time / convlab time for every operation of the breadth benchmark, by family.
+
+    Parameters
+    ----------
+    data : dict
+        The content of ``breadth.json`` (``python -m convlab.bench --layers breadth``).
+    threads : int, optional
+        Which run to draw; default: the one with the most threads.
+    floor : float, optional
+        A dashed line at this ratio (the target every row should reach), besides the solid line
+        at 1 (as fast as PyTorch).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One horizontal bar per operation (gid ``ratio:<operation>``) on a log axis, coloured by
+        family, with the family's geometric mean printed next to its first bar; rows without a
+        PyTorch time are left out.
+    """
+    run = _run(data, threads)
+    rows = [r for r in run["results"] if r.get("ratio_torch")]
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    colors = {f: _OUTPUT_COLORS[i % len(_OUTPUT_COLORS)] for i, f in enumerate(families)}
+    height = max(3.0, 0.19 * len(rows) + 1.2)
+    fig = _new_figure(figsize=(PAGE_WIDTH, height), layout="constrained")
+    ax = fig.add_subplot()
+    ys = np.arange(len(rows))[::-1]
+    ratios = [r["ratio_torch"] for r in rows]
+    bars = ax.barh(ys, ratios, color=[colors[r["family"]] for r in rows], height=0.75)
+    for bar, r in zip(bars, rows, strict=True):
+        bar.set_gid(f"ratio:{r['op']}")
+    ax.set_xscale("log")
+    ax.axvline(1.0, color=EDGE, lw=1.0)
+    ax.axvline(floor, color=EDGE, lw=0.8, ls="--")
+    ax.set_yticks(ys, [r["op"] for r in rows], fontsize=MIN_FONTSIZE)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    means = data.get("summary", {}).get(str(run["threads"]), {}).get("families", {})
+    hi = max(ratios)
+    ax.set_xlim(min(min(ratios), floor) / 1.3, hi * 3.5)
+    for family in families:
+        first = next(i for i, r in enumerate(rows) if r["family"] == family)
+        mean = means.get(family)
+        label = family if mean is None else f"{family}: {mean:.2f}"
+        ax.text(
+            hi * 1.15, ys[first], label, va="center", fontsize=MIN_FONTSIZE, color=colors[family]
+        )
+    ax.set_xlabel("torch time / convlab time (log; right of 1 = convlab faster)")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    cpu = data.get("machine", {}).get("cpu", "unknown CPU")
+    fig.suptitle(f"{cpu}, {run['threads']} thread(s)", fontsize=10)
     return fig
 
 

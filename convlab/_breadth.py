@@ -1,0 +1,601 @@
+"""The breadth benchmark: every public operation of convlab against PyTorch, two or more shapes each.
+
+``python -m convlab.bench --layers breadth`` runs it (see :mod:`convlab.bench`). The tuned suite
+(``--layers all``) times ``conv2d`` on ResNet and MobileNet layers; this set samples the rest of
+the API: 1-D and 3-D convolution, groups, dilation, strides, 5x5 and 7x7 kernels, the stems, the
+transposed convolutions, every function of :mod:`convlab.grad`, the separable and deformable
+layers and float64. Each operation is timed in blocks of back-to-back calls, one library at a
+time, after a pause (never call by call in turn: one library's spinning threads must not be
+billed to the other); the best block call is kept.
+"""
+
+import math
+import statistics
+import time
+
+import numpy as np
+
+#: families of operations, in the order the table and the figure show them
+FAMILIES = (
+    "conv1d",
+    "grouped",
+    "dilated",
+    "strided",
+    "large kernel",
+    "stem",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "grad input",
+    "grad weight",
+    "separable",
+    "deformable",
+    "float64",
+)
+
+
+class Op:
+    """One operation to time: a convlab call and the PyTorch (or torchvision) call it matches.
+
+    ``kind``: ``conv`` (``conv{1,2,3}d`` by the weight's rank), ``transpose``
+    (``conv_transpose{1,2,3}d``), ``grad_input``/``grad_weight`` (:mod:`convlab.grad`, the
+    gradients of a convolution with these shapes), ``separable``
+    (:func:`convlab.depthwise_separable_conv2d`; ``w`` is the depthwise weight, ``w2`` the
+    pointwise one), ``deform`` and ``deform_backward`` (:func:`convlab.deform_conv2d`, then also
+    :func:`convlab.grad.deform_conv2d`, against torchvision's forward and autograd backward).
+    ``x``/``w`` are the shapes of the convolution's input and weight (for ``transpose``, the
+    transposed convolution's: weight ``(C_in, C_out / groups, *k)``).
+    """
+
+    __slots__ = ("name", "family", "kind", "x", "w", "w2", "kwargs", "dtype")
+
+    def __init__(self, name, family, kind, x, w, w2=None, dtype="float32", **kwargs):
+        self.name, self.family, self.kind = name, family, kind
+        self.x, self.w, self.w2, self.kwargs, self.dtype = tuple(x), tuple(w), w2, kwargs, dtype
+
+    @property
+    def nd(self):
+        return len(self.x) - 2
+
+    def _out_spatial(self, x):
+        from .shapes import conv_output_size, conv_transpose_output_size
+
+        kw = self.kwargs
+        stride, padding, dilation = kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1)
+        if self.kind == "transpose":
+            output_padding = kw.get("output_padding", 0)
+            k = self.w[2:]
+            return conv_transpose_output_size(x[2:], k, stride, padding, output_padding, dilation)
+        return conv_output_size(x[2:], self.w[2:], stride, padding, dilation)
+
+    def shapes(self, small=False):
+        """(input shape, weight shape): ``small`` shrinks every spatial size to at most 9."""
+        x = self.x
+        if small:
+            x = x[:2] + tuple(min(s, 9) for s in x[2:])
+        return x, self.w
+
+    def macs(self, small=False):
+        """Multiply-accumulates of the convolution (of the forward pass for the gradients)."""
+        x, w = self.shapes(small)
+        groups = self.kwargs.get("groups", 1)
+        taps = math.prod(w[2:])
+        if self.kind == "transpose":  # every input pixel scatters C_out/groups x taps products
+            return x[0] * x[1] * math.prod(x[2:]) * w[1] * taps
+        out = math.prod(self._out_spatial(x))
+        macs = x[0] * w[0] * out * (x[1] // groups) * taps
+        if self.kind == "separable":
+            macs = x[0] * x[1] * out * taps + x[0] * self.w2[0] * out * x[1]
+        if self.kind == "deform_backward":
+            macs *= 3  # forward, and the input (samples) and weight gradients
+        return macs
+
+    def describe(self):
+        x, w = self.x, self.w
+        extra = " ".join(f"{k}={v}" for k, v in self.kwargs.items())
+        text = f"x{list(x)} w{list(w)}" + (f" {extra}" if extra else "")
+        return text + (" float64" if self.dtype == "float64" else "")
+
+    def build(self, rng, small=False):
+        """``(convlab_call, torch_call)``: ``torch_call(torch, torchvision)`` makes the PyTorch
+        call from the same data (``None`` when it needs torchvision and that is missing)."""
+        import convlab
+        import convlab.grad
+
+        dtype = np.dtype(self.dtype)
+        x_shape, w_shape = self.shapes(small)
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = rng.standard_normal(w_shape).astype(dtype) / math.sqrt(math.prod(w_shape[1:]))
+        kw = dict(self.kwargs)
+        nd = self.nd
+        if self.kind in ("conv", "transpose"):
+            name = f"conv{nd}d" if self.kind == "conv" else f"conv_transpose{nd}d"
+            b = rng.standard_normal(w_shape[0] if self.kind == "conv" else w_shape[1])
+            b = b.astype(dtype)
+
+            def cl():
+                return getattr(convlab, name)(x, w, b, **kw)
+
+            def th(torch, tv):
+                f = getattr(torch.nn.functional, name)
+                xt, wt, bt = map(torch.from_numpy, (x, w, b))
+                return lambda: f(xt, wt, bt, **kw)
+
+            return cl, th
+        if self.kind in ("grad_input", "grad_weight"):
+            out = (x_shape[0], w_shape[0], *self._out_spatial(x_shape))
+            go = rng.standard_normal(out).astype(dtype)
+            if self.kind == "grad_input":
+                fn = getattr(convlab.grad, f"conv{nd}d_input")
+
+                def cl():
+                    return fn(x_shape, w, go, **kw)
+
+                def th(torch, tv):
+                    f = getattr(torch.nn.grad, f"conv{nd}d_input")
+                    wt, got = torch.from_numpy(w), torch.from_numpy(go)
+                    return lambda: f(x_shape, wt, got, **kw)
+
+                return cl, th
+            fn = getattr(convlab.grad, f"conv{nd}d_weight")
+
+            def cl():
+                return fn(x, w_shape, go, **kw)
+
+            def th(torch, tv):
+                f = getattr(torch.nn.grad, f"conv{nd}d_weight")
+                xt, got = torch.from_numpy(x), torch.from_numpy(go)
+                return lambda: f(xt, w_shape, got, **kw)
+
+            return cl, th
+        if self.kind == "separable":
+            pw = rng.standard_normal(self.w2).astype(dtype) / math.sqrt(self.w2[1])
+
+            def cl():
+                return convlab.depthwise_separable_conv2d(x, w, pw, **kw)
+
+            def th(torch, tv):
+                f = torch.nn.functional.conv2d
+                xt, wt, pt = map(torch.from_numpy, (x, w, pw))
+                return lambda: f(f(xt, wt, groups=x_shape[1], **kw), pt)
+
+            return cl, th
+        # deformable: offsets of a few pixels, as a trained offset branch gives
+        k = w_shape[2:]
+        out = self._out_spatial(x_shape)
+        offset = (2 * rng.standard_normal((x_shape[0], 2 * math.prod(k), *out))).astype(dtype)
+        b = rng.standard_normal(w_shape[0]).astype(dtype)
+        go = rng.standard_normal((x_shape[0], w_shape[0], *out)).astype(dtype)
+        backward = self.kind == "deform_backward"
+
+        def cl():
+            y = convlab.deform_conv2d(x, offset, w, b, **kw)
+            if backward:
+                return convlab.grad.deform_conv2d(go, x, offset, w, b, **kw)
+            return y
+
+        def th(torch, tv):
+            if tv is None:
+                return None
+            xt, ot, wt, bt = (
+                torch.from_numpy(a).requires_grad_(backward) for a in (x, offset, w, b)
+            )
+            got = torch.from_numpy(go)
+
+            def call():
+                y = tv.ops.deform_conv2d(xt, ot, wt, bt, **kw)
+                if backward:
+                    y.backward(got)
+                return y
+
+            return call
+
+        return cl, th
+
+
+def _op(name, family, kind, x, w, **kwargs):
+    return Op(name, family, kind, x, w, **kwargs)
+
+
+#: the operations, two or more realistic shapes per family
+OPS = [
+    # 1-D: a speech/audio-style layer and a temporal convolutional network's dilated layer
+    _op("conv1d_64_L1024_k5", "conv1d", "conv", (1, 64, 1024), (64, 64, 5), padding=2),
+    _op("conv1d_128to256_L512", "conv1d", "conv", (4, 128, 512), (256, 128, 3), padding=1),
+    # groups: ResNeXt-50 32x4d's first stage, and groups of 16 channels
+    _op("g32_128x56", "grouped", "conv", (1, 128, 56, 56), (128, 4, 3, 3), padding=1, groups=32),
+    _op("g8_128x28", "grouped", "conv", (1, 128, 28, 28), (128, 16, 3, 3), padding=1, groups=8),
+    # dilation: DeepLab's atrous layers and a TCN layer (dilation 8)
+    _op("d2_64x56", "dilated", "conv", (1, 64, 56, 56), (64, 64, 3, 3), padding=2, dilation=2),
+    _op("d6_128x32", "dilated", "conv", (1, 128, 32, 32), (128, 128, 3, 3), padding=6, dilation=6),
+    _op(
+        "tcn_d8_128_L2048", "dilated", "conv", (1, 128, 2048), (128, 128, 3), padding=8, dilation=8
+    ),
+    # stride 2 (the downsampling 3x3 of a ResNet stage)
+    _op("s2_96to160x40", "strided", "conv", (1, 96, 40, 40), (160, 96, 3, 3), stride=2, padding=1),
+    _op(
+        "s2_128to256x28", "strided", "conv", (1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1
+    ),
+    # 5x5 and 7x7 kernels (Inception, ConvNeXt-style large kernels)
+    _op("k5_48x40", "large kernel", "conv", (1, 48, 40, 40), (48, 48, 5, 5), padding=2),
+    _op("k5_48to64x35", "large kernel", "conv", (1, 48, 35, 35), (64, 48, 5, 5), padding=2),
+    _op("k7_64x28", "large kernel", "conv", (1, 64, 28, 28), (64, 64, 7, 7), padding=3),
+    # stems on a 224x224 RGB image: ResNet's 7x7 stride 2, MobileNet's 3x3 stride 2
+    _op("stem7x7", "stem", "conv", (1, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3),
+    _op("stem3x3", "stem", "conv", (1, 3, 224, 224), (32, 3, 3, 3), stride=2, padding=1),
+    # 3-D: video/volumetric layers
+    _op("conv3d_24x12x32", "conv3d", "conv", (1, 24, 12, 32, 32), (24, 24, 3, 3, 3), padding=1),
+    _op("conv3d_32x16x28", "conv3d", "conv", (1, 32, 16, 28, 28), (32, 32, 3, 3, 3), padding=1),
+    # transposed: decoders' upsampling layers
+    _op(
+        "convT1d_96to48_s2",
+        "conv_transpose1d",
+        "transpose",
+        (1, 96, 1024),
+        (96, 48, 4),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "convT1d_64to64_L2048",
+        "conv_transpose1d",
+        "transpose",
+        (1, 64, 2048),
+        (64, 64, 3),
+        padding=1,
+    ),
+    _op(
+        "convT2d_96to48_s2",
+        "conv_transpose2d",
+        "transpose",
+        (1, 96, 24, 24),
+        (96, 48, 4, 4),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "convT2d_b4_64to32_s2",
+        "conv_transpose2d",
+        "transpose",
+        (4, 64, 32, 32),
+        (64, 32, 4, 4),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "convT2d_128to64_s2",
+        "conv_transpose2d",
+        "transpose",
+        (1, 128, 28, 28),
+        (128, 64, 3, 3),
+        stride=2,
+        padding=1,
+        output_padding=1,
+    ),
+    _op(
+        "convT3d_32to16_s2",
+        "conv_transpose3d",
+        "transpose",
+        (1, 32, 8, 16, 16),
+        (32, 16, 4, 4, 4),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "convT3d_16to8",
+        "conv_transpose3d",
+        "transpose",
+        (1, 16, 8, 32, 32),
+        (16, 8, 3, 3, 3),
+        padding=1,
+    ),
+    # gradients (convlab.grad against torch.nn.grad) of training-sized layers
+    _op("grad1d_input_64_L1024", "grad input", "grad_input", (4, 64, 1024), (64, 64, 5), padding=2),
+    _op(
+        "grad1d_input_tcn_d8",
+        "grad input",
+        "grad_input",
+        (1, 128, 2048),
+        (128, 128, 3),
+        padding=8,
+        dilation=8,
+    ),
+    _op(
+        "grad2d_input_48to80x40",
+        "grad input",
+        "grad_input",
+        (8, 48, 40, 40),
+        (80, 48, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "grad2d_input_s2",
+        "grad input",
+        "grad_input",
+        (2, 64, 56, 56),
+        (128, 64, 3, 3),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "grad3d_input_24x12x32",
+        "grad input",
+        "grad_input",
+        (1, 24, 12, 32, 32),
+        (24, 24, 3, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "grad3d_input_16to32x8x28",
+        "grad input",
+        "grad_input",
+        (2, 16, 8, 28, 28),
+        (32, 16, 3, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "grad1d_weight_64_L1024",
+        "grad weight",
+        "grad_weight",
+        (4, 64, 1024),
+        (64, 64, 5),
+        padding=2,
+    ),
+    _op(
+        "grad1d_weight_tcn_d8",
+        "grad weight",
+        "grad_weight",
+        (1, 128, 2048),
+        (128, 128, 3),
+        padding=8,
+        dilation=8,
+    ),
+    _op(
+        "grad2d_weight_48to80x40",
+        "grad weight",
+        "grad_weight",
+        (8, 48, 40, 40),
+        (80, 48, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "grad2d_weight_s2",
+        "grad weight",
+        "grad_weight",
+        (2, 64, 56, 56),
+        (128, 64, 3, 3),
+        stride=2,
+        padding=1,
+    ),
+    _op(
+        "grad3d_weight_24x12x32",
+        "grad weight",
+        "grad_weight",
+        (1, 24, 12, 32, 32),
+        (24, 24, 3, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "grad3d_weight_16to32x8x28",
+        "grad weight",
+        "grad_weight",
+        (2, 16, 8, 28, 28),
+        (32, 16, 3, 3, 3),
+        padding=1,
+    ),
+    # depthwise separable blocks (MobileNet)
+    Op(
+        "separable_32to64x112",
+        "separable",
+        "separable",
+        (1, 32, 112, 112),
+        (32, 1, 3, 3),
+        w2=(64, 32, 1, 1),
+        padding=1,
+    ),
+    Op(
+        "separable_128to256x28",
+        "separable",
+        "separable",
+        (1, 128, 28, 28),
+        (128, 1, 3, 3),
+        w2=(256, 128, 1, 1),
+        padding=1,
+    ),
+    # deformable (torchvision.ops.deform_conv2d), forward and forward + backward
+    _op("deform_64x56", "deformable", "deform", (1, 64, 56, 56), (64, 64, 3, 3), padding=1),
+    _op("deform_256x14", "deformable", "deform", (1, 256, 14, 14), (256, 256, 3, 3), padding=1),
+    _op(
+        "deform_fb_64x28",
+        "deformable",
+        "deform_backward",
+        (1, 64, 28, 28),
+        (64, 64, 3, 3),
+        padding=1,
+    ),
+    _op(
+        "deform_fb_128x14",
+        "deformable",
+        "deform_backward",
+        (1, 128, 14, 14),
+        (128, 128, 3, 3),
+        padding=1,
+    ),
+    # float64
+    Op(
+        "f64_conv2d_64x56",
+        "float64",
+        "conv",
+        (1, 64, 56, 56),
+        (64, 64, 3, 3),
+        dtype="float64",
+        padding=1,
+    ),
+    Op(
+        "f64_convT2d_96to48_s2",
+        "float64",
+        "transpose",
+        (1, 96, 24, 24),
+        (96, 48, 4, 4),
+        dtype="float64",
+        stride=2,
+        padding=1,
+    ),
+    Op(
+        "f64_grad2d_weight",
+        "float64",
+        "grad_weight",
+        (4, 48, 40, 40),
+        (80, 48, 3, 3),
+        dtype="float64",
+        padding=1,
+    ),
+]
+#: the operations by name
+BY_NAME = {op.name: op for op in OPS}
+
+
+def _time_block(fn, calls):
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run_breadth(threads, repeats=5, block=3, settle=0.05, use_torch=True, small=False, names=None):
+    """Time every operation (or ``names``) on ``threads`` threads; the run's dict for bench.json.
+
+    For each operation: one call of each library (compiling, warming caches), then ``repeats``
+    rounds of a block of ``block`` convlab calls and a block of ``block`` PyTorch calls, each
+    block after a pause of ``settle`` seconds; the best call of each library is kept. ``small``
+    shrinks every spatial size to at most 9 (a smoke test of every call, not a measurement).
+    """
+    import numba
+
+    from .bench import _load_average, _torch_module, measure_peak
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    torch = _torch_module() if use_torch else None
+    tv = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        try:
+            import torchvision as tv
+        except ImportError:
+            tv = None
+    try:
+        load_before = _load_average()
+        peak = measure_peak(512 if small else 2048)
+        rows = []
+        for index, op in enumerate(BY_NAME[n] for n in (names or list(BY_NAME))):
+            rng = np.random.default_rng(index)
+            cl, th = op.build(rng, small)
+            calls = {"convlab": cl}
+            if torch is not None:
+                call = th(torch, tv)
+                if call is not None:
+                    calls["torch"] = call
+            first = {}
+            for name, fn in calls.items():
+                t0 = time.perf_counter()
+                fn()
+                first[name] = time.perf_counter() - t0
+            times = {name: [] for name in calls}
+            for _ in range(repeats):
+                for name, fn in calls.items():
+                    if settle:
+                        time.sleep(settle)
+                    times[name] += _time_block(fn, block)
+            best = {name: min(t) for name, t in times.items()}
+            flops = 2 * op.macs(small)
+            rows.append(
+                dict(
+                    op=op.name,
+                    family=op.family,
+                    description=op.describe(),
+                    threads=threads,
+                    convlab_s=best["convlab"],
+                    convlab_median_s=statistics.median(times["convlab"]),
+                    convlab_first_s=first["convlab"],
+                    torch_s=best.get("torch"),
+                    torch_median_s=statistics.median(times["torch"]) if "torch" in times else None,
+                    gflops=flops / best["convlab"] / 1e9,
+                    torch_gflops=flops / best["torch"] / 1e9 if "torch" in best else None,
+                    ratio_torch=best["torch"] / best["convlab"] if "torch" in best else None,
+                )
+            )
+        return dict(
+            threads=threads,
+            peak_gflops=peak,
+            results=rows,
+            torch=None if torch is None else torch.__version__,
+            torchvision=None if tv is None else tv.__version__,
+            small=small,
+            load_average=[load_before, _load_average()],
+        )
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _geomean(values):
+    values = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def summarize_breadth(runs, floor=0.8):
+    """Per thread count: the geometric mean of torch/convlab over all rows and per family, and
+    the rows below ``floor``."""
+    summary = {}
+    for run in runs:
+        rows = run["results"]
+        families = {}
+        for r in rows:
+            families.setdefault(r["family"], []).append(r["ratio_torch"])
+        summary[str(run["threads"])] = dict(
+            geomean=_geomean(r["ratio_torch"] for r in rows),
+            families={f: _geomean(v) for f, v in families.items()},
+            below=[
+                [r["op"], r["ratio_torch"]]
+                for r in rows
+                if r["ratio_torch"] is not None and r["ratio_torch"] < floor
+            ],
+        )
+    return summary
+
+
+def format_breadth(data):
+    """The breadth results as a text table per thread count, with the family means."""
+    lines = []
+    for run in data["runs"]:
+        load = run.get("load_average") or [None, None]
+        lines.append(
+            f"threads={run['threads']}  peak (sgemm probe) {run['peak_gflops']:.1f} GFLOP/s"
+            + ("" if load[0] is None else f"  load average {load[0]:.1f} -> {load[1]:.1f}")
+        )
+        header = (
+            f"{'operation':<26} {'family':<17} {'convlab ms':>10} {'torch ms':>9} "
+            f"{'GFLOP/s':>8} {'torch/x':>8}"
+        )
+        lines += [header, "-" * len(header)]
+        for r in run["results"]:
+            torch_ms = "" if r["torch_s"] is None else f"{1e3 * r['torch_s']:.3f}"
+            ratio = "" if r["ratio_torch"] is None else f"{r['ratio_torch']:.2f}"
+            lines.append(
+                f"{r['op']:<26} {r['family']:<17} {1e3 * r['convlab_s']:>10.3f} "
+                f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8}"
+            )
+        s = data["summary"][str(run["threads"])]
+        if s["geomean"] is not None:
+            lines.append(f"geomean torch/convlab, threads={run['threads']}: {s['geomean']:.2f}")
+            lines.append(
+                "  by family: "
+                + ", ".join(f"{f} {v:.2f}" for f, v in s["families"].items() if v is not None)
+            )
+            below = ", ".join(f"{n} {v:.2f}" for n, v in s["below"]) or "none"
+            lines.append(f"  rows below 0.8: {below}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""The breadth benchmark (python -m convlab.bench --layers breadth): it covers every public
+operation with at least two shapes, each convlab call computes what the matching PyTorch call
+would (checked against tests/naive.py on the small shapes), the CLI writes its table and JSON, and
+its summary and figure are computed from the rows."""
+
+import inspect
+import json
+import math
+
+import numpy as np
+import pytest
+
+import convlab
+import convlab.grad
+from convlab import _breadth, bench, viz
+
+KINDS_BY_FUNCTION = {
+    "conv1d": ("conv", 1),
+    "conv2d": ("conv", 2),
+    "conv3d": ("conv", 3),
+    "conv_transpose1d": ("transpose", 1),
+    "conv_transpose2d": ("transpose", 2),
+    "conv_transpose3d": ("transpose", 3),
+    "grad.conv1d_input": ("grad_input", 1),
+    "grad.conv2d_input": ("grad_input", 2),
+    "grad.conv3d_input": ("grad_input", 3),
+    "grad.conv1d_weight": ("grad_weight", 1),
+    "grad.conv2d_weight": ("grad_weight", 2),
+    "grad.conv3d_weight": ("grad_weight", 3),
+    "depthwise_separable_conv2d": ("separable", 2),
+    "deform_conv2d": ("deform", 2),
+    "grad.deform_conv2d": ("deform_backward", 2),
+}
+
+
+def test_every_public_operation_has_at_least_two_shapes():
+    public = {f"grad.{n}" for n in convlab.grad.__all__} | {
+        n for n in KINDS_BY_FUNCTION if not n.startswith("grad.")
+    }
+    assert public <= set(KINDS_BY_FUNCTION)  # a new grad function needs a row here
+    for function, (kind, nd) in KINDS_BY_FUNCTION.items():
+        ops = [op for op in _breadth.OPS if op.kind == kind and op.nd == nd]
+        if function == "conv2d":  # conv2d's rows are spread over the families
+            assert len(ops) >= 10
+        else:
+            assert len(ops) >= 2, function
+    families = {}
+    for op in _breadth.OPS:
+        families.setdefault(op.family, []).append(op.name)
+    assert list(families) == list(_breadth.FAMILIES)
+    assert all(len(names) >= 2 for names in families.values()), families
+    assert any(op.dtype == "float64" for op in _breadth.OPS)
+    assert len(_breadth.BY_NAME) == len(_breadth.OPS)
+
+
+@pytest.mark.parametrize(
+    "name", [op.name for op in _breadth.OPS if op.kind in ("conv", "transpose")]
+)
+def test_forward_rows_have_the_shapes_and_work_they_describe(name):
+    """The row's call gives the output shape PyTorch's formula gives, and the row's MAC count
+    is convlab.count_macs of that layer (transposed: every input pixel scatters its products)."""
+    op = _breadth.BY_NAME[name]
+    x_shape, w_shape = op.shapes(small=True)
+    cl, _ = op.build(np.random.default_rng(0), small=True)
+    out = cl()
+    kw = op.kwargs
+    if op.kind == "conv":
+        spatial = convlab.conv_output_size(
+            x_shape[2:],
+            w_shape[2:],
+            kw.get("stride", 1),
+            kw.get("padding", 0),
+            kw.get("dilation", 1),
+        )
+        assert out.shape == (x_shape[0], w_shape[0], *spatial)
+        macs = convlab.count_macs(
+            x_shape[1],
+            w_shape[0],
+            w_shape[2:],
+            x_shape[2:],
+            kw.get("stride", 1),
+            kw.get("padding", 0),
+            kw.get("dilation", 1),
+            groups=kw.get("groups", 1),
+            batch=x_shape[0],
+        )
+        assert op.macs(small=True) == macs
+    else:
+        spatial = convlab.conv_transpose_output_size(
+            x_shape[2:],
+            w_shape[2:],
+            kw.get("stride", 1),
+            kw.get("padding", 0),
+            kw.get("output_padding", 0),
+            kw.get("dilation", 1),
+        )
+        assert out.shape == (x_shape[0], w_shape[1], *spatial)
+        pixels = x_shape[0] * x_shape[1] * math.prod(x_shape[2:])
+        assert op.macs(small=True) == pixels * w_shape[1] * math.prod(w_shape[2:])
+    assert out.dtype == np.dtype(op.dtype)
+
+
+@pytest.mark.parametrize(
+    "name", [op.name for op in _breadth.OPS if op.kind in ("grad_input", "grad_weight")]
+)
+def test_gradient_rows_are_the_adjoint_of_their_forward(name):
+    """<conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(x, g)>: a gradient row computes the
+    gradient of the convolution it describes (its arguments reach convlab.grad)."""
+    op = _breadth.BY_NAME[name]
+    grad = op.build(np.random.default_rng(1), small=True)[0]()
+    x_shape, w_shape = op.shapes(small=True)
+    rng = np.random.default_rng(1)  # Op.build's draws, in its order: x, w, grad_output
+    x = rng.standard_normal(x_shape).astype(op.dtype)
+    w = (rng.standard_normal(w_shape) / math.sqrt(math.prod(w_shape[1:]))).astype(op.dtype)
+    y = getattr(convlab, f"conv{op.nd}d")(x.astype(np.float64), w.astype(np.float64), **op.kwargs)
+    g = rng.standard_normal(y.shape).astype(op.dtype)
+    lhs = float(np.vdot(y, g))
+    rhs = float(np.vdot(x if op.kind == "grad_input" else w, grad))
+    assert rhs == pytest.approx(lhs, rel=1e-4, abs=1e-3)
+
+
+def test_every_row_runs_through_the_cli(tmp_path, capsys):
+    """Every operation, small, one thread, no torch: the table lists each, the JSON holds them."""
+    code = bench.main(
+        [
+            "--layers",
+            "breadth",
+            "--small",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--block",
+            "1",
+            "--settle",
+            "0",
+            "--no-torch",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "breadth.json").read_text())
+    (run,) = data["runs"]
+    assert [r["op"] for r in run["results"]] == [op.name for op in _breadth.OPS]
+    for r in run["results"]:
+        assert r["op"] in printed
+        assert r["convlab_s"] > 0 and r["torch_s"] is None and r["ratio_torch"] is None
+    assert run["small"] is True and data["config"]["settle"] == 0
+    assert not list(tmp_path.glob("*.png"))  # no ratios to draw without torch
+
+
+def test_breadth_cannot_be_mixed_with_conv2d_layers(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--layers", "breadth,tiny_3x3", "--no-torch"])
+    assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_breadth_pauses_by_default():
+    parser = bench.build_parser()
+    assert parser.parse_args(["--layers", "breadth"]).settle is None  # resolved in main
+    assert bench.BREADTH_SETTLE_SECONDS > 0
+    assert "settle" in inspect.signature(_breadth.run_breadth).parameters
+
+
+def _fake(ratios_by_op, threads=2):
+    rows = []
+    for name, ratio in ratios_by_op.items():
+        op = _breadth.BY_NAME[name]
+        rows.append(
+            dict(
+                op=name,
+                family=op.family,
+                threads=threads,
+                convlab_s=1e-3,
+                torch_s=None if ratio is None else ratio * 1e-3,
+                gflops=1.0,
+                ratio_torch=ratio,
+            )
+        )
+    return dict(threads=threads, peak_gflops=100.0, results=rows, load_average=[None, None])
+
+
+def test_summary_is_the_geometric_mean_per_family_and_lists_slow_rows():
+    ratios = {"conv1d_64_L1024_k5": 0.5, "conv1d_128to256_L512": 2.0, "stem7x7": 0.79}
+    ratios["stem3x3"] = None  # no torch time: not counted
+    run = _fake(ratios)
+    (s,) = _breadth.summarize_breadth([run]).values()
+    assert s["families"]["conv1d"] == pytest.approx(1.0)
+    assert s["families"]["stem"] == pytest.approx(0.79)
+    assert s["geomean"] == pytest.approx((0.5 * 2.0 * 0.79) ** (1 / 3))
+    assert s["below"] == [["conv1d_64_L1024_k5", 0.5], ["stem7x7", 0.79]]
+    text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
+    assert "rows below 0.8: conv1d_64_L1024_k5 0.50, stem7x7 0.79" in text
+
+
+def test_figure_has_one_bar_per_timed_row():
+    import matplotlib.pyplot as plt
+
+    ratios = {op.name: 0.5 + i / 10 for i, op in enumerate(_breadth.OPS[:6])}
+    ratios[_breadth.OPS[6].name] = None
+    run = _fake(ratios)
+    data = dict(runs=[run], summary=_breadth.summarize_breadth([run]), machine={"cpu": "test"})
+    fig = viz.breadth_figure(data)
+    try:
+        gids = {p.get_gid() for p in fig.axes[0].patches}
+        assert gids == {f"ratio:{name}" for name, r in ratios.items() if r is not None}
+        widths = {p.get_gid(): p.get_width() for p in fig.axes[0].patches}
+        assert all(widths[f"ratio:{n}"] == pytest.approx(r) for n, r in ratios.items() if r)
+    finally:
+        plt.close(fig)
