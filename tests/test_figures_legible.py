@@ -12,7 +12,6 @@ of the same shapes where the chapter passes data: the labels, not the values, se
 the test measures every text matplotlib actually draws.
 """
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -62,7 +61,7 @@ def smallest_on_page(fig, dpi=NOTEBOOK_DPI, tight=True):
 
 
 def _bench():
-    return json.loads((ROOT / "book" / "data" / "bench.json").read_text())
+    return viz.recorded_benchmark()
 
 
 # chapter: (what it draws, as the chapter calls it)

@@ -33,6 +33,7 @@ from ._gallery import (
     write_gallery,
 )
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
+from ._notebook import glue, recorded_benchmark
 from ._performance import (
     benchmark_figure,
     benchmark_provenance,
@@ -138,4 +139,6 @@ __all__ = [
     "volume_animation",
     "volume_frames",
     "check_answer",
+    "glue",
+    "recorded_benchmark",
 ]

@@ -1,0 +1,47 @@
+"""What a chapter needs from its notebook environment, without the book's build tools.
+
+The chapters run where the book is built (with MyST-NB) and on their own, e.g. opened on Google
+Colab with only convlab installed. Two things they use come from this module, so that they do
+not depend on the build's packages or on files next to the notebook:
+
+* :func:`glue` stores a value in the cell's output for the book's ``{glue}`` roles, with the very
+  output ``myst_nb.glue`` writes (MyST-NB reads that output; it is not needed to write it).
+* :func:`recorded_benchmark` returns the benchmark run the book reports, which is installed with
+  convlab (``convlab/data/bench.json``) instead of lying next to the chapter.
+"""
+
+import json
+from importlib.resources import files
+
+__all__ = ["glue", "recorded_benchmark"]
+
+# MyST-NB's (and papermill/scrapbook's) prefix of a value glued without being shown
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name, variable, display=True):
+    """Store ``variable`` under ``name`` in the cell's outputs, as ``myst_nb.glue`` does.
+
+    The book's ``{glue}`` roles and directives paste it into the text. With ``display=False``
+    the value is stored under MyST-NB's ``application/papermill.record/`` MIME types, which
+    Jupyter does not show; with ``display=True`` it is also shown in the notebook. Needs IPython
+    (any Jupyter kernel), not MyST-NB.
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    mimebundle, metadata = format_display_data(variable)
+    mime_prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=mime_prefix)
+    ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
+
+
+def recorded_benchmark():
+    """The benchmark run the book reports: the dict ``python -m convlab.bench`` wrote to
+    ``bench.json``, as installed with convlab (``convlab/data/bench.json``).
+
+    To record a new one, run ``python -m convlab.bench --out-dir convlab/data --no-plot`` in a checkout
+    and re-execute chapters 3 and 7.
+    """
+    text = (files("convlab") / "data" / "bench.json").read_text(encoding="utf-8")
+    return json.loads(text)
