@@ -12,6 +12,7 @@ not depend on the build's packages or on files next to the notebook:
 
 import json
 from importlib.resources import files
+from typing import Any
 
 __all__ = ["glue", "recorded_benchmark"]
 
@@ -19,7 +20,7 @@ __all__ = ["glue", "recorded_benchmark"]
 GLUE_PREFIX = "application/papermill.record/"
 
 
-def glue(name, variable, display=True):
+def glue(name: str, variable: object, display: bool = True) -> None:
     """Store ``variable`` under ``name`` in the cell's outputs, as ``myst_nb.glue`` does.
 
     The book's ``{glue}`` roles and directives paste it into the text. With ``display=False``
@@ -36,12 +37,13 @@ def glue(name, variable, display=True):
     ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 
 
-def recorded_benchmark():
+def recorded_benchmark() -> dict[str, Any]:
     """The benchmark run the book reports: the dict ``python -m convlab.bench`` wrote to
     ``bench.json``, as installed with convlab (``convlab/data/bench.json``).
 
-    To record a new one, run ``python -m convlab.bench --out-dir convlab/data --no-plot`` in a checkout
-    and re-execute chapters 3 and 7.
+    To record a new one, run ``python -m convlab.bench --out-dir convlab/data --no-plot`` in a
+    checkout and re-execute chapters 3 and 7.
     """
     text = (files("convlab") / "data" / "bench.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
