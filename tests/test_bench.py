@@ -63,6 +63,16 @@ def test_cli_runs_and_writes_valid_json(tiny_run, capsys):
         assert math.isclose(r["pct_peak"], 100 * r["gflops"] / run["peak_gflops"])
 
 
+def test_percent_of_peak_uses_the_runs_kept_peak_and_gflops_are_labelled_effective(tiny_run):
+    _, out = tiny_run
+    data = json.loads((out / "bench.json").read_text())
+    for run in data["runs"]:
+        for r in run["results"]:
+            assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / run["peak_gflops"])
+    text = bench.format_table(data)
+    assert "GFLOP/s*" in text and "* effective GFLOP/s" in text
+
+
 def test_cli_writes_a_png(tiny_run):
     import matplotlib.image
 

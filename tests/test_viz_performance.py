@@ -151,7 +151,8 @@ def test_benchmark_figure_bars_are_the_times():
     assert bars["bar:stem_7x7_s2:im2col"].get_height() == pytest.approx(2.0)  # ms, 2-thread run
     assert len(fig.axes) == 3
     assert fig.axes[0].get_yscale() == "log"
-    assert "Test CPU 9000, 2 thread(s)" in fig._suptitle.get_text()
+    assert fig._suptitle.get_text() == "Test CPU 9000"
+    assert fig.axes[0].get_title().startswith("2 thread(s): peak 200 GFLOP/s")
     heights = [p.get_height() for p in fig.axes[2].patches]
     fastest = max(LAYERS[name].flops for name in ("resnet_64x56", "stem_7x7_s2")) / 1e-3 / 1e9
     assert max(heights) == pytest.approx(100 * fastest / 200.0)  # % of the 200 GFLOP/s peak
@@ -165,6 +166,36 @@ def test_benchmark_figure_other_run_and_errors():
     assert bars["bar:stem_7x7_s2:auto"].get_height() == pytest.approx(1.9)
     with pytest.raises(ValueError, match=r"no run with threads=4; the data has \[2, 1\]"):
         viz.benchmark_figure(data, threads=4)
+
+
+def test_benchmark_figure_draws_every_thread_count_with_the_legend_clear_of_the_bars():
+    import matplotlib.pyplot as plt
+
+    data = _bench_data()
+    fig = viz.benchmark_figure(data, threads="all")
+    try:
+        bars = _gids(fig, "bar:")
+        assert set(bars) == {
+            f"bar:{layer}:{a}:{t}"
+            for layer in ("resnet_64x56", "stem_7x7_s2")
+            for a in ("auto", "im2col", "torch")
+            for t in (2, 1)
+        }
+        # the 1-thread run's times, in its own column
+        assert bars["bar:stem_7x7_s2:auto:1"].get_height() == pytest.approx(1.9)
+        assert bars["bar:stem_7x7_s2:auto:2"].get_height() == pytest.approx(1.0)
+        assert len(fig.axes) == 6
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert [t.split(":")[0] for t in titles] == ["2 thread(s)", "1 thread(s)"]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (legend,) = fig.legends
+        box = legend.get_window_extent(renderer)
+        assert [t.get_text() for t in legend.get_texts()] == ["auto", "im2col", "torch"]
+        for ax in fig.axes:  # no axes (and so no bar) under the legend
+            assert not box.overlaps(ax.get_window_extent(renderer))
+    finally:
+        plt.close(fig)
 
 
 def test_roofline_points_and_roof():
