@@ -330,7 +330,7 @@ def benchmark_figure(
         ("gflops", 1.0, "effective GFLOP/s"),
         ("pct_peak", 1.0, "% of measured peak"),
     )
-    handles = {}
+    handles: dict[str, Any] = {}  # algorithm -> its first bars, for the figure's legend
     for col, run in enumerate(runs):
         lookup = {(r["layer"], r["algorithm"]): r for r in run["results"]}
         axes = grid[:, col]
@@ -345,7 +345,7 @@ def benchmark_figure(
                     xs, ys, width, label=algorithm, color=ALGORITHM_COLORS.get(algorithm, "#777777")
                 )
                 if len(bars):
-                    handles.setdefault(algorithm, bars)
+                    handles.setdefault(algorithm, bars[0])
                 if key == "best_s":
                     suffix = f":{run['threads']}" if every else ""
                     for bar, layer in zip(bars, present, strict=True):
@@ -361,8 +361,8 @@ def benchmark_figure(
             fontsize=9,
         )
     fig.legend(
-        list(handles.values()),
-        list(handles),
+        handles=list(handles.values()),
+        labels=list(handles),
         loc="outside lower center",
         ncol=len(handles),
         fontsize=8,
