@@ -160,3 +160,45 @@ def test_plan_depends_on_shapes_only(monkeypatch):
     # every range has a block and every part a channel; the columns fit the block budget
     assert r_parts <= 8 * blocks and c_parts <= 48
     assert rows * width * 4 <= max(_engine.BLOCK_BYTES, rows * _engine.MIN_BLOCK * 4)
+
+
+# --- conv3d ---------------------------------------------------------------------------------------
+
+# batch, C_in, C_out, size, kernel, stride, padding, dilation, groups, padding_mode
+CONV3D = [
+    (2, 3, 4, (5, 6, 7), 3, 1, 1, 1, 1, "zeros"),
+    (1, 4, 6, (6, 5, 8), (2, 3, 2), (2, 1, 3), (1, 0, 2), (1, 2, 1), 2, "zeros"),
+    (3, 2, 2, (4, 7, 5), (3, 1, 2), 1, "same", (1, 1, 2), 1, "zeros"),
+    (2, 6, 3, (5, 5, 6), (1, 3, 3), (1, 2, 2), (0, 2, 1), 1, 3, "reflect"),
+    (1, 2, 4, (3, 4, 9), 2, (3, 1, 2), 1, 2, 1, "circular"),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("case", CONV3D, ids=[f"case{i}" for i in range(len(CONV3D))])
+def test_conv3d_matches_naive(case, forced, dtype, monkeypatch):
+    from naive import convnd
+
+    batch, c_in, c_out, size, kernel, stride, padding, dilation, groups, mode = case
+    rng = np.random.default_rng(c_in + c_out)
+    t = lambda v: (v,) * 3 if isinstance(v, int) else v  # noqa: E731
+    x = rng.standard_normal((batch, c_in) + size).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups) + t(kernel)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    if forced:
+        # blocks of a few positions, starting and ending inside depth slices and rows
+        monkeypatch.setattr(_engine, "MIN_BLOCK", 5)
+        monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    got = convlab.conv3d(x, w, b, **kw)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, convnd(x, w, b, **kw), **tolerances.tol(dtype))
+
+
+def test_conv3d_plan_splits_by_shapes():
+    blocks, rows, width = _engine.conv_plan(1, 32, 32, (3, 3, 3), (16, 56, 56), 4, 1)
+    assert rows == 32 * 27 and blocks * width >= 16 * 56 * 56 and blocks >= _engine.CONV_MIN_BLOCKS
+    # few positions: narrower blocks, so that the threads still get shares
+    assert _engine.conv_plan(1, 8, 8, (3, 3, 3), (2, 4, 8), 4, 1)[0] >= 2
