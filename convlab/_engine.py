@@ -405,3 +405,36 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
             cols_buf,
         )
     return out
+
+
+def gather_applies(stride, padding, dilation, kernel):
+    """Whether :func:`conv_transpose_gather` computes this transposed convolution: stride 1 and
+    a padding of at most ``d (k - 1)`` in every dimension."""
+    return all(s == 1 for s in stride) and all(
+        p <= d * (k - 1) for p, d, k in zip(padding, dilation, kernel, strict=True)
+    )
+
+
+def conv_transpose_gather(x, w, b, out, padding, dilation, groups):
+    """A stride-1 transposed convolution as the convolution it is the adjoint of, gathered.
+
+    With stride 1, ``conv_transpose(x, w, padding=p, dilation=d)`` is the convolution of ``x``
+    with the kernel flipped and its channel axes swapped (per group), zero-padded by ``d (k - 1)
+    - p`` before (and ``d (k - 1) - p + a`` after, ``a`` the output padding, which follows from
+    ``out``'s size): every output element gathers its terms, so :func:`conv` computes it with no
+    scatter and no column buffer of the whole layer. x: (N, C_in, *S); w: (C_in, C_out/groups,
+    *K) as PyTorch lays it out; ``gather_applies`` holds.
+    """
+    nd = w.ndim - 2
+    c_in, out_per_group = w.shape[0], w.shape[1]
+    in_per_group = c_in // groups
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
+    # (C_in, C_out/g, *K) -> per group (C_out/g, C_in/g, *K), flipped
+    wg = w.reshape((groups, in_per_group, out_per_group) + w.shape[2:]).swapaxes(1, 2)
+    w_conv = np.ascontiguousarray(
+        wg.reshape((groups * out_per_group, in_per_group) + w.shape[2:])[flip]
+    )
+    pad_before = tuple(
+        d * (k - 1) - p for p, d, k in zip(padding, dilation, w.shape[2:], strict=True)
+    )
+    return conv(x, w_conv, b, out, (1,) * nd, dilation, groups, pad_before)

@@ -202,3 +202,51 @@ def test_conv3d_plan_splits_by_shapes():
     assert rows == 32 * 27 and blocks * width >= 16 * 56 * 56 and blocks >= _engine.CONV_MIN_BLOCKS
     # few positions: narrower blocks, so that the threads still get shares
     assert _engine.conv_plan(1, 8, 8, (3, 3, 3), (2, 4, 8), 4, 1)[0] >= 2
+
+
+# --- stride-1 transposed convolution (and so the input gradient) as a gathered convolution -------
+
+# nd, batch, C_in, C_out / groups, size, kernel, padding, output_padding, dilation, groups
+GATHER = [
+    (1, 2, 8, 4, 13, 5, 2, 0, 1, 1),
+    (1, 1, 16, 6, 9, 3, 1, 1, 2, 2),
+    (2, 2, 8, 4, (6, 7), 3, 1, 0, 1, 1),
+    (2, 3, 16, 3, (5, 8), (2, 3), (0, 2), (1, 0), (2, 1), 2),
+    (3, 2, 8, 2, (3, 4, 5), 3, (1, 0, 2), 0, (1, 1, 1), 1),
+    (3, 1, 16, 2, (4, 3, 5), (2, 2, 3), (1, 1, 0), (0, 1, 0), (1, 2, 1), 2),
+]
+TRANSPOSE = {1: convlab.conv_transpose1d, 2: convlab.conv_transpose2d, 3: convlab.conv_transpose3d}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", GATHER, ids=[f"{c[0]}d-{i}" for i, c in enumerate(GATHER)])
+def test_stride1_transpose_gathers_and_matches_naive(case, dtype, monkeypatch):
+    from naive_transposed import conv_transpose_scatter
+
+    nd, batch, c_in, m, size, kernel, padding, output_padding, dilation, groups = case
+    rng = np.random.default_rng(c_in + m + nd)
+    t = lambda v: (v,) * nd if isinstance(v, int) else v  # noqa: E731
+    x = rng.standard_normal((batch, c_in) + t(size)).astype(dtype)
+    w = rng.standard_normal((c_in, m) + t(kernel)).astype(dtype)
+    b = rng.standard_normal(m * groups).astype(dtype)
+    calls = []
+    original = _engine.conv_transpose_gather
+    monkeypatch.setattr(
+        _engine, "conv_transpose_gather", lambda *a: calls.append(1) or original(*a)
+    )
+    kw = dict(padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    got = TRANSPOSE[nd](x, w, b, **kw)
+    assert calls == [1] and got.dtype == dtype
+    want = conv_transpose_scatter(x, w, b, **kw)
+    np.testing.assert_allclose(got, want, **tolerances.tol(dtype))
+    # the same numbers as the scattering kernel, to rounding
+    np.testing.assert_allclose(
+        got, TRANSPOSE[nd](x, w, b, **kw, algorithm="direct"), **tolerances.tol(dtype)
+    )
+
+
+def test_gather_only_for_stride_1_and_small_padding():
+    assert _engine.gather_applies((1, 1), (1, 2), (1, 1), (3, 5))
+    assert not _engine.gather_applies((2, 1), (1, 1), (1, 1), (3, 3))
+    assert not _engine.gather_applies((1, 1), (3, 1), (1, 1), (3, 3))  # crops more than d(k-1)
