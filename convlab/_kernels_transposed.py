@@ -1,4 +1,4 @@
-"""Numba kernels for transposed convolution and for the weight gradient of convolution.
+"""Numba kernels for transposed convolution.
 
 Every kernel takes C-contiguous arrays that the wrappers in :mod:`convlab.transposed` and
 :mod:`convlab.grad` have validated and allocated; kernels only loop.
@@ -244,80 +244,6 @@ def _fold_transposed3d(
                             row = src[base + iw0 : base + iw1]
                             for j in range(iw1 - iw0):
                                 dst[j] += row[j]
-
-
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _conv2d_weight_grad(xp, grad_out, grad_w, sh, sw, dh, dw, groups):
-    """Gradient of a 2-D convolution with respect to its weight.
-
-    xp: (N, C_in, Hp, Wp) zero-padded input; grad_out: (N, C_out, OH, OW);
-    grad_w: (C_out, C_in/groups, KH, KW), overwritten with
-    ``sum_{n, oh, ow} grad_out[n, oc, oh, ow] * xp[n, g*C_in/groups + ci, oh*sh + kh*dh, ow*sw + kw*dw]``:
-    the cross-correlation of the input with the output gradient. One task per
-    (output channel, input channel) pair owns its ``KH x KW`` slice of ``grad_w``. Each task sums
-    into a float64 row of ``OW`` partial sums (an elementwise update LLVM vectorises without
-    reassociating anything) and adds the row up at the end of each tap.
-    """
-    c_out, c_per_group, kh_n, kw_n = grad_w.shape
-    n_batch, oh_n, ow_n = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3]
-    out_per_group = c_out // groups
-    for task in prange(c_out * c_per_group):
-        oc = task // c_per_group
-        ci = task % c_per_group
-        g = oc // out_per_group
-        cin = g * c_per_group + ci
-        acc = np.empty(ow_n, dtype=np.float64)
-        for kh in range(kh_n):
-            for kw in range(kw_n):
-                col0 = kw * dw
-                acc[:] = 0.0
-                for n in range(n_batch):
-                    src = xp[n, cin]
-                    gplane = grad_out[n, oc]
-                    for oh in range(oh_n):
-                        seg = src[oh * sh + kh * dh, col0 : col0 + (ow_n - 1) * sw + 1 : sw]
-                        grow = gplane[oh]
-                        for ow in range(ow_n):
-                            acc[ow] += np.float64(grow[ow]) * seg[ow]
-                grad_w[oc, ci, kh, kw] = acc.sum()
-
-
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _conv3d_weight_grad(xp, grad_out, grad_w, sd, sh, sw, dd, dh, dw, groups):
-    """:func:`_conv2d_weight_grad` in 3-D: xp (N, C_in, Dp, Hp, Wp), grad_out (N, C_out, OD, OH, OW)."""
-    c_out, c_per_group, kd_n, kh_n, kw_n = grad_w.shape
-    n_batch, od_n, oh_n, ow_n = (
-        grad_out.shape[0],
-        grad_out.shape[2],
-        grad_out.shape[3],
-        grad_out.shape[4],
-    )
-    out_per_group = c_out // groups
-    for task in prange(c_out * c_per_group):
-        oc = task // c_per_group
-        ci = task % c_per_group
-        g = oc // out_per_group
-        cin = g * c_per_group + ci
-        acc = np.empty(ow_n, dtype=np.float64)
-        for kd in range(kd_n):
-            for kh in range(kh_n):
-                for kw in range(kw_n):
-                    col0 = kw * dw
-                    acc[:] = 0.0
-                    for n in range(n_batch):
-                        src = xp[n, cin]
-                        gvol = grad_out[n, oc]
-                        for od in range(od_n):
-                            for oh in range(oh_n):
-                                seg = src[
-                                    od * sd + kd * dd,
-                                    oh * sh + kh * dh,
-                                    col0 : col0 + (ow_n - 1) * sw + 1 : sw,
-                                ]
-                                grow = gvol[od, oh]
-                                for ow in range(ow_n):
-                                    acc[ow] += np.float64(grow[ow]) * seg[ow]
-                    grad_w[oc, ci, kd, kh, kw] = acc.sum()
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _engine, _kernels, _kernels_depthwise
 from . import _gather as _gather_module
-from . import _kernels, _kernels_depthwise
 from ._args import Array, check_padding_mode, check_rank, float_array, ntuple, positive_int
 from ._gather import sparse_padding
 from .algorithms import (
@@ -651,14 +651,21 @@ def conv3d(
     >>> conv3d(np.ones((1, 2, 3, 3, 3)), np.ones((1, 2, 3, 3, 3))).ravel()
     array([54.])
     """
-    p = _prepare(3, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    p = _prepare(3, input, weight, bias, stride, padding, dilation, groups, padding_mode, pad=False)
     if p.sparse:
         return _finish(p, _gather(p))
     out = np.empty(p.out_shape, dtype=p.x.dtype)
-    if out.size and p.groups == p.x.shape[1]:
-        with parallel_launch():  # depthwise: the dedicated kernel, as in _conv2d_prepared
-            _kernels_depthwise._conv3d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
-    elif out.size:
+    if out.size == 0:
+        return _finish(p, out)
+    if p.groups == p.x.shape[1]:
+        # depthwise: the dedicated kernel (on a padded copy), as in _conv2d_prepared, whose results
+        # tests/test_depthwise.py checks bit for bit against the generic direct kernel
+        _pad(p)
         with parallel_launch():
-            _kernels._conv3d_direct(p.x, p.w, p.b, out, *p.stride, *p.dilation, p.groups)
+            _kernels_depthwise._conv3d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
+    else:
+        # blocks of columns (zero padding written as they are built) times the weight matrix,
+        # one single-threaded BLAS product per block and group: convlab._engine
+        pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
+        _engine.conv(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
     return _finish(p, out)

@@ -11,7 +11,8 @@ For ``y = conv2d(x, w, stride=s, padding=p, dilation=d, groups=g)`` and an upstr
 ``conv2d_weight(x, w.shape, grad_output, ...)``
     ``dL/dw[oc, ci, kh, kw] = sum_{n, oh, ow} grad_output[n, oc, oh, ow] *
     x_padded[n, g*C_in/g + ci, oh*s + kh*d, ow*s + kw*d]``: the cross-correlation of the input
-    with the output gradient, summed over the batch, computed by a Numba kernel.
+    with the output gradient, summed over the batch: per block of output positions, the output
+    gradient times the input's columns (im2col), in :mod:`convlab._engine`.
 
 The ``1d`` and ``3d`` versions work the same way. All accept unbatched arrays too (PyTorch's
 ``torch.nn.grad`` needs a batch dimension); the result then has no batch dimension either.
@@ -25,11 +26,9 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from . import _kernels_transposed as _kernels
+from . import _engine
 from ._args import Array, check_rank, float_array, ntuple, positive_int
 from ._gather import sparse_padding, weight_grad
-from .config import parallel_launch
-from .conv import pad_input
 
 # torch has no deform_conv2d in torch.nn.grad; convlab's lives beside the forward pass and is
 # re-exported here so that every gradient is found in one place.
@@ -211,19 +210,8 @@ def _conv_weight(
         out_spatial,
     ):
         return weight_grad(x, go, tuple(kernel), stride, dilation, padding, groups)
-    xp = np.ascontiguousarray(pad_input(x, tuple((p, p) for p in padding), "zeros"))
-    if nd == 1:
-        # the 1-D gradient is the 2-D one over height-1 arrays
-        xp, go2, gw = xp[:, :, None, :], go[:, :, None, :], grad_w[:, :, None, :]
-        with parallel_launch():
-            _kernels._conv2d_weight_grad(xp, go2, gw, 1, stride[0], 1, dilation[0], groups)
-    elif nd == 2:
-        with parallel_launch():
-            _kernels._conv2d_weight_grad(xp, go, grad_w, *stride, *dilation, groups)
-    else:
-        with parallel_launch():
-            _kernels._conv3d_weight_grad(xp, go, grad_w, *stride, *dilation, groups)
-    return grad_w
+    result: Array = _engine.weight_grad(x, go, size, stride, dilation, padding, groups)
+    return result
 
 
 _INPUT_DOC = """Gradient of ``conv{nd}d`` with respect to its input: ``torch.nn.grad.conv{nd}d_input``.
@@ -260,8 +248,10 @@ _INPUT_DOC = """Gradient of ``conv{nd}d`` with respect to its input: ``torch.nn.
 _WEIGHT_DOC = """Gradient of ``conv{nd}d`` with respect to its weight: ``torch.nn.grad.conv{nd}d_weight``.
 
     ``grad_w[oc, ci, *k] = sum over n and output positions of grad_output[n, oc, *o] *
-    input_padded[n, g*C_in/groups + ci, *(o*s + k*d)]``, computed by a Numba kernel in which each
-    parallel task owns one ``(oc, ci)`` slice of the result (float64 accumulation).
+    input_padded[n, g*C_in/groups + ci, *(o*s + k*d)]``, computed by :mod:`convlab._engine`:
+    blocks of the input's columns (im2col, zero padding written as they are built) times the
+    matching block of ``grad_output``, one single-threaded BLAS product per block, summed over the
+    blocks in an order fixed by the shapes (the same bits on any number of threads).
 
     Parameters
     ----------

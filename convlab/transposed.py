@@ -17,7 +17,10 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
     one matrix product per group, ``cols = W_g^T @ x_g`` (every input pixel times every tap of
     every output channel, the whole batch at once), then a Numba kernel that folds the columns
     into the output (``col2im``), cropping the padding on the fly. BLAS does the multiplications
-    near peak speed.
+    near peak speed. With stride 1, ``"auto"`` runs it gathered instead: as the convolution with
+    the flipped, channel-swapped kernel that it equals there, by blocks of columns and
+    single-threaded BLAS (:func:`convlab._engine.conv_transpose_gather`), with no column buffer
+    of the whole layer.
 
 Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
 """
@@ -33,6 +36,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from . import _engine
 from . import _kernels_transposed as _kernels
 from ._args import Array, check_rank, float_array, ntuple, positive_int
 from ._blas import blas_gemm, one_blas_thread
@@ -292,6 +296,15 @@ def _run(p: _Prepared, algorithm: str) -> Array:
         return out
     if algorithm == "auto":
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.groups, p.x.itemsize)
+        if algorithm == "gemm" and _engine.gather_applies(
+            p.stride, p.padding, p.dilation, p.w.shape[2:]
+        ):
+            # stride 1: the convolution it is the adjoint of, by blocks of columns and
+            # single-threaded BLAS (convlab._engine), with no column buffer of the whole layer
+            gathered: Array = _engine.conv_transpose_gather(
+                p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
+            )
+            return gathered
     x = np.ascontiguousarray(p.x)
     w = np.ascontiguousarray(p.w)
     nd = x.ndim - 2

@@ -1,0 +1,252 @@
+"""convlab._engine: the blocked im2col + GEMM engine under the weight gradients and conv3d.
+
+Against slow references written from the definitions (tests/naive_transposed.py for small
+layers, a float64 sum over kernel taps for larger ones), on small layers with the engine's
+cut forced into several channel parts and several ranges of blocks (so that the partial sums
+and their reduction run), and on layers large enough that the default cut splits them.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+import tolerances
+from naive_transposed import conv_weight_grad
+
+import convlab
+import convlab.grad
+from convlab import _engine
+
+WEIGHT = {
+    1: convlab.grad.conv1d_weight,
+    2: convlab.grad.conv2d_weight,
+    3: convlab.grad.conv3d_weight,
+}
+
+
+def tol(dtype):
+    # a weight gradient sums over every output position and batch element: looser in float32
+    return tolerances.tol(dtype, float32=1e-4)
+
+
+def weight_grad_by_taps(x, weight_shape, go, stride, padding, dilation, groups):
+    """float64 ``dL/dw``: for every kernel tap, the inner product of ``go`` with the input
+    elements that tap reads (a strided slice of the zero-padded input), per group."""
+    x = np.asarray(x, dtype=np.float64)
+    go = np.asarray(go, dtype=np.float64)
+    nd = x.ndim - 2
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    c_out, c_per_group = weight_shape[:2]
+    m = c_out // groups
+    out = go.shape[2:]
+    grad = np.zeros(tuple(weight_shape))
+    for tap in itertools.product(*(range(k) for k in weight_shape[2:])):
+        window = tuple(
+            slice(
+                tap[i] * dilation[i], tap[i] * dilation[i] + (out[i] - 1) * stride[i] + 1, stride[i]
+            )
+            for i in range(nd)
+        )
+        sl = xp[(slice(None), slice(None)) + window]
+        for g in range(groups):
+            grad[(slice(g * m, (g + 1) * m), slice(None)) + tap] = np.einsum(
+                "nop,ncp->oc",
+                go[:, g * m : (g + 1) * m].reshape(go.shape[0], m, -1),
+                sl[:, g * c_per_group : (g + 1) * c_per_group].reshape(
+                    go.shape[0], c_per_group, -1
+                ),
+            )
+    return grad
+
+
+def _layer(nd, batch, c_in, c_out, size, kernel, stride, padding, dilation, groups, dtype, seed):
+    rng = np.random.default_rng(seed)
+    t = lambda v: (v,) * nd if isinstance(v, int) else tuple(v)  # noqa: E731
+    size, kernel, stride, padding, dilation = map(t, (size, kernel, stride, padding, dilation))
+    x = rng.standard_normal((batch, c_in) + size).astype(dtype)
+    out = tuple(
+        (size[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+        for i in range(nd)
+    )
+    go = rng.standard_normal((batch, c_out) + out).astype(dtype)
+    w_shape = (c_out, c_in // groups) + kernel
+    return x, go, w_shape, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+# nd, batch, C_in, C_out, size, kernel, stride, padding, dilation, groups
+SMALL = [
+    (1, 2, 4, 6, 11, 3, 1, 1, 1, 1),
+    (1, 3, 6, 4, 17, 4, 2, 2, 3, 2),
+    (2, 2, 4, 6, (7, 9), 3, 1, 1, 1, 1),
+    (2, 3, 6, 4, (8, 7), (2, 3), (2, 1), (0, 2), (1, 2), 2),
+    (2, 1, 3, 3, (9, 6), (3, 1), (3, 2), (1, 0), (2, 1), 3),
+    (3, 2, 4, 4, (4, 5, 6), 3, 1, 1, 1, 2),
+    (3, 2, 2, 3, (5, 4, 7), (2, 3, 2), (2, 1, 3), (1, 1, 2), (1, 2, 1), 1),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("case", SMALL, ids=[f"{c[0]}d-{i}" for i, c in enumerate(SMALL)])
+def test_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
+    nd = case[0]
+    x, go, w_shape, kw = _layer(*case, dtype, seed=len(SMALL) + case[1])
+    if forced:
+        # tiny blocks, several channel parts and several ranges with their own partial sums
+        monkeypatch.setattr(_engine, "MIN_BLOCK", 3)
+        monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(_engine, "WGRAD_MIN_ROWS", 1)
+        blocks, c_parts, r_parts, _, _ = _engine.weight_grad_plan(
+            x.shape[0], x.shape[1], w_shape[0], w_shape[2:], go.shape[2:], x.itemsize, kw["groups"]
+        )
+        assert blocks > 1 and r_parts > 1 and (c_parts > 1 or w_shape[1] == 1)
+    got = WEIGHT[nd](x, w_shape, go, **kw)
+    assert got.dtype == dtype and got.shape == w_shape
+    np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
+
+
+LARGE = [
+    (1, 4, 64, 64, 300, 5, 1, 2, 1, 1),
+    (1, 2, 32, 48, 257, 3, 2, 1, 4, 2),
+    (2, 3, 48, 40, (20, 22), 3, 1, 1, 1, 1),
+    (2, 2, 64, 32, (15, 17), (3, 5), (2, 1), (1, 2), (1, 2), 4),
+    (3, 2, 24, 16, (6, 10, 12), 3, 1, 1, 1, 1),
+    (3, 1, 16, 24, (7, 9, 8), (3, 2, 3), (2, 1, 2), (1, 0, 1), (1, 2, 1), 2),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", LARGE, ids=[f"{c[0]}d-{i}" for i, c in enumerate(LARGE)])
+def test_weight_grad_large_layers(case, dtype):
+    """Layers whose default cut has several channel parts or ranges of blocks."""
+    nd = case[0]
+    x, go, w_shape, kw = _layer(*case, dtype, seed=case[1] + case[2])
+    blocks, c_parts, r_parts, _, _ = _engine.weight_grad_plan(
+        x.shape[0], x.shape[1], w_shape[0], w_shape[2:], go.shape[2:], x.itemsize, kw["groups"]
+    )
+    assert c_parts * r_parts > 1
+    got = WEIGHT[nd](x, w_shape, go, **kw)
+    want = weight_grad_by_taps(
+        x, w_shape, go, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+    )
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+def test_reference_by_taps_matches_naive():
+    x, go, w_shape, kw = _layer(
+        2, 2, 4, 6, (6, 7), (2, 3), (2, 1), (1, 2), (2, 1), 2, np.float64, 3
+    )
+    np.testing.assert_allclose(
+        weight_grad_by_taps(
+            x, w_shape, go, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+        ),
+        conv_weight_grad(x, w_shape, go, **kw),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+def test_plan_depends_on_shapes_only(monkeypatch):
+    import numba
+
+    args = (8, 48, 80, (1, 3, 3), (1, 40, 40), 4, 1)
+    plan = _engine.weight_grad_plan(*args)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 7)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "7")
+    assert _engine.weight_grad_plan(*args) == plan
+    blocks, c_parts, r_parts, rows, width = plan
+    # every range has a block and every part a channel; the columns fit the block budget
+    assert r_parts <= 8 * blocks and c_parts <= 48
+    assert rows * width * 4 <= max(_engine.BLOCK_BYTES, rows * _engine.MIN_BLOCK * 4)
+
+
+# --- conv3d ---------------------------------------------------------------------------------------
+
+# batch, C_in, C_out, size, kernel, stride, padding, dilation, groups, padding_mode
+CONV3D = [
+    (2, 3, 4, (5, 6, 7), 3, 1, 1, 1, 1, "zeros"),
+    (1, 4, 6, (6, 5, 8), (2, 3, 2), (2, 1, 3), (1, 0, 2), (1, 2, 1), 2, "zeros"),
+    (3, 2, 2, (4, 7, 5), (3, 1, 2), 1, "same", (1, 1, 2), 1, "zeros"),
+    (2, 6, 3, (5, 5, 6), (1, 3, 3), (1, 2, 2), (0, 2, 1), 1, 3, "reflect"),
+    (1, 2, 4, (3, 4, 9), 2, (3, 1, 2), 1, 2, 1, "circular"),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("case", CONV3D, ids=[f"case{i}" for i in range(len(CONV3D))])
+def test_conv3d_matches_naive(case, forced, dtype, monkeypatch):
+    from naive import convnd
+
+    batch, c_in, c_out, size, kernel, stride, padding, dilation, groups, mode = case
+    rng = np.random.default_rng(c_in + c_out)
+    t = lambda v: (v,) * 3 if isinstance(v, int) else v  # noqa: E731
+    x = rng.standard_normal((batch, c_in) + size).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups) + t(kernel)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    if forced:
+        # blocks of a few positions, starting and ending inside depth slices and rows
+        monkeypatch.setattr(_engine, "MIN_BLOCK", 5)
+        monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    got = convlab.conv3d(x, w, b, **kw)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, convnd(x, w, b, **kw), **tolerances.tol(dtype))
+
+
+def test_conv3d_plan_splits_by_shapes():
+    blocks, rows, width = _engine.conv_plan(1, 32, 32, (3, 3, 3), (16, 56, 56), 4, 1)
+    assert rows == 32 * 27 and blocks * width >= 16 * 56 * 56 and blocks >= _engine.CONV_MIN_BLOCKS
+    # few positions: narrower blocks, so that the threads still get shares
+    assert _engine.conv_plan(1, 8, 8, (3, 3, 3), (2, 4, 8), 4, 1)[0] >= 2
+
+
+# --- stride-1 transposed convolution (and so the input gradient) as a gathered convolution -------
+
+# nd, batch, C_in, C_out / groups, size, kernel, padding, output_padding, dilation, groups
+GATHER = [
+    (1, 2, 8, 4, 13, 5, 2, 0, 1, 1),
+    (1, 1, 16, 6, 9, 3, 1, 1, 2, 2),
+    (2, 2, 8, 4, (6, 7), 3, 1, 0, 1, 1),
+    (2, 3, 16, 3, (5, 8), (2, 3), (0, 2), (1, 0), (2, 1), 2),
+    (3, 2, 8, 2, (3, 4, 5), 3, (1, 0, 2), 0, (1, 1, 1), 1),
+    (3, 1, 16, 2, (4, 3, 5), (2, 2, 3), (1, 1, 0), (0, 1, 0), (1, 2, 1), 2),
+]
+TRANSPOSE = {1: convlab.conv_transpose1d, 2: convlab.conv_transpose2d, 3: convlab.conv_transpose3d}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", GATHER, ids=[f"{c[0]}d-{i}" for i, c in enumerate(GATHER)])
+def test_stride1_transpose_gathers_and_matches_naive(case, dtype, monkeypatch):
+    from naive_transposed import conv_transpose_scatter
+
+    nd, batch, c_in, m, size, kernel, padding, output_padding, dilation, groups = case
+    rng = np.random.default_rng(c_in + m + nd)
+    t = lambda v: (v,) * nd if isinstance(v, int) else v  # noqa: E731
+    x = rng.standard_normal((batch, c_in) + t(size)).astype(dtype)
+    w = rng.standard_normal((c_in, m) + t(kernel)).astype(dtype)
+    b = rng.standard_normal(m * groups).astype(dtype)
+    calls = []
+    original = _engine.conv_transpose_gather
+    monkeypatch.setattr(
+        _engine, "conv_transpose_gather", lambda *a: calls.append(1) or original(*a)
+    )
+    kw = dict(padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    got = TRANSPOSE[nd](x, w, b, **kw)
+    assert calls == [1] and got.dtype == dtype
+    want = conv_transpose_scatter(x, w, b, **kw)
+    np.testing.assert_allclose(got, want, **tolerances.tol(dtype))
+    # the same numbers as the scattering kernel, to rounding
+    np.testing.assert_allclose(
+        got, TRANSPOSE[nd](x, w, b, **kw, algorithm="direct"), **tolerances.tol(dtype)
+    )
+
+
+def test_gather_only_for_stride_1_and_small_padding():
+    assert _engine.gather_applies((1, 1), (1, 2), (1, 1), (3, 5))
+    assert not _engine.gather_applies((2, 1), (1, 1), (1, 1), (3, 3))
+    assert not _engine.gather_applies((1, 1), (3, 1), (1, 1), (3, 3))  # crops more than d(k-1)
