@@ -465,7 +465,7 @@ def _time_block(fn, calls):
     return times
 
 
-def run_breadth(threads, repeats=5, block=3, settle=0.05, use_torch=True, small=False, names=None):
+def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small=False, names=None):
     """Time every operation (or ``names``) on ``threads`` threads; the run's dict for bench.json.
 
     For each operation: one call of each library (compiling, warming caches), then ``repeats``
