@@ -73,17 +73,15 @@ ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
 #: another library's call competes with that library's spinning workers (on two cores this made
 #: PyTorch up to 20x slower right after a Numba kernel); the following calls of the block run in
 #: the steady state of a network that calls the same library layer after layer, and the best time
-#: is kept.
-BLOCK = 3
+#: is kept. Three calls were not enough on two cores with PyTorch 2.14: right after PyTorch's
+#: block, convlab's calls ran up to twice as slow for several milliseconds (a strided 3x3 layer
+#: 1.44 ms in blocks of 3, 0.71 ms in blocks of 10, its time when called alone; auto on the
+#: 128-channel 28x28 layer 1.68 ms against Winograd's 1.1 ms in the same run, though auto runs
+#: Winograd there), while PyTorch's own times did not move.
+BLOCK = 10
 #: the breadth set's pause before every block: each library starts its block with the other's
 #: thread pools gone quiet (OpenBLAS's spin for up to ~0.1 s after a product)
 BREADTH_SETTLE_SECONDS = 0.05
-#: the breadth set's calls per block: right after PyTorch's block, convlab's first calls ran up to
-#: twice as slow for a few milliseconds (PyTorch's OpenMP workers still spinning on the two cores:
-#: a strided 3x3 layer took 1.44 ms in blocks of 3 and 0.71 ms in blocks of 10,
-#: the time they take called alone), while PyTorch's own times did not change; blocks of 10 measure
-#: each library in the steady state of a network that calls it layer after layer
-BREADTH_BLOCK = 10
 #: pause before each block (seconds). Zero by default: on the virtual machine this was developed
 #: on, an idle second core is halted, and waking it for the next parallel region took 4-16 ms
 #: after a 0.1 s pause, for NumPy's and PyTorch's matrix products alike.
@@ -639,10 +637,9 @@ def build_parser():
     parser.add_argument(
         "--block",
         type=_positive_int_arg,
-        default=None,
+        default=BLOCK,
         help=f"back-to-back calls of each function per round (the first absorbs "
-        f"the switch from the previous library); default: {BLOCK} "
-        f"({BREADTH_BLOCK} with --layers breadth)",
+        f"the switch from the previous library); default: {BLOCK}",
     )
     parser.add_argument(
         "--settle",
@@ -802,8 +799,6 @@ def main(argv=None):
     breadth = args.layers == ["breadth"]
     if args.settle is None:
         args.settle = BREADTH_SETTLE_SECONDS if breadth else SETTLE_SECONDS
-    if args.block is None:
-        args.block = BREADTH_BLOCK if breadth else BLOCK
     if args.worker is not None and breadth:
         from ._breadth import run_breadth
 
