@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._blas import blas_gemm, gemm_call, one_blas_thread
-from ._kernels import _im2col_block, _zero_run
+from ._kernels import _add_run, _im2col_block, _zero_run
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
@@ -103,15 +103,6 @@ def _columns(x, n, c0, c1, cols, ld, kernel, stride, dilation, pad, out_hw, q0, 
                     a - od * plane,
                     b - od * plane,
                 )
-
-
-@njit(**NJIT_OPTIONS)
-def _add_run(dst, src, offset, start, count):
-    """``dst[start:start + count] += src[offset + start:offset + start + count]``."""
-    d = np.uint64(start)
-    s = np.uint64(offset + start)
-    for i in range(np.uint64(max(0, count))):
-        dst[d + i] += src[s + i]
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
