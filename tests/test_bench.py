@@ -71,6 +71,8 @@ def test_percent_of_peak_uses_the_runs_kept_peak_and_gflops_are_labelled_effecti
             assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / run["peak_gflops"])
     text = bench.format_table(data)
     assert "GFLOP/s*" in text and "* effective GFLOP/s" in text
+    footnote = text[text.index("* effective") :].splitlines()[:2]
+    assert all(len(line) <= 88 for line in footnote)  # the book prints it in 88 columns
 
 
 def test_cli_writes_a_png(tiny_run):
