@@ -392,9 +392,10 @@ class TestConvExplorer:
 
     def test_render_path_prints_message(self, ipywidgets, monkeypatch, capsys):
         """Inside IPython the update renders a PNG and prints the output (outside, nothing)."""
-        import IPython
+        import IPython.core.getipython
 
-        monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+        # where convlab.viz imports it from (IPython 8 does not re-export it for type checkers)
+        monkeypatch.setattr(IPython.core.getipython, "get_ipython", lambda: object())
         ex = viz.conv_explorer()
         ex.sliders["stride"].value = 3
         out = capsys.readouterr().out

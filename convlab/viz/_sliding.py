@@ -805,7 +805,7 @@ class ConvExplorer:
     def _render(self) -> None:
         import io
 
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
         from IPython.display import Image, clear_output, display
 
         if get_ipython() is None:  # plain Python (tests): nothing to show the widget in
