@@ -17,12 +17,26 @@ more than a warm one). :func:`traced_peak` therefore
 What is left in the traced peak is what the call itself allocates: its result and the buffers it
 asks the workspace for, plus a few small Python objects (array headers, views, argument tuples),
 which is the slack each test states and explains.
+
+Two things outside the call can still land in the traced window, and both only add to the peak:
+tracemalloc counts every thread of the process, so whatever another Python thread allocates
+meanwhile is counted too (under pytest-xdist, each worker has execnet's receiver thread, which
+reads the controller's messages while a test runs); and a garbage collection triggered inside
+the window runs the finalizers of earlier tests' objects. Full CI runs (two xdist workers)
+occasionally traced about 18.7 KB more than the call allocates, never a run of the test alone
+(issue 13).
+So the collector is run before the window and paused inside it, and the measurement is repeated
+in fresh threads: the call is deterministic, so the smallest of the peaks is what it allocates.
 """
 
+import gc
 import threading
 import tracemalloc
 
 import numba
+
+#: traced measurements per call; the smallest peak is kept (noise from other threads only adds)
+REPEATS = 3
 
 
 def _in_new_thread(func, threads):
@@ -58,12 +72,19 @@ def traced_peak(call, thread_warmup=None, threads=1):
     def measured():
         if thread_warmup is not None:
             thread_warmup()
+        gc.collect()
+        was_enabled = gc.isenabled()
+        gc.disable()
         tracemalloc.start()
         try:
             value = call()
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+            if was_enabled:
+                gc.enable()
         return peak, value
 
-    return _in_new_thread(measured, threads)
+    # steps 2 and 3, REPEATS times, each in a new thread (whose workspace starts empty again)
+    runs = [_in_new_thread(measured, threads) for _ in range(REPEATS)]
+    return min(runs, key=lambda run: run[0])
