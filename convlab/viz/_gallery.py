@@ -26,6 +26,7 @@ Artists carry ``gid`` labels: ``"in:<kind>:r:c"`` (cells of the drawn input, ``k
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
@@ -520,11 +521,84 @@ def gallery_animation(case: GalleryCase | str, dpi: float = DPI) -> GalleryAnima
 
 
 def source_digest(*paths: str | Path) -> str:
-    """Digest of the drawing code: the committed files are stale once it changes."""
+    """Digest of the drawing code: the committed files are stale once it changes.
+
+    What is hashed is each module's syntax tree (:mod:`ast`) with its type annotations removed
+    (argument and return annotations; an annotated assignment becomes a plain one, or goes when it
+    has no value), written out by :func:`_ast_text` in a form that does not depend on the Python
+    version. So formatting, comments and type hints do not make the GIFs stale; any other change
+    of the code does, docstrings, imports and ``cast`` calls included.
+    """
     h = hashlib.sha256()
     for path in paths:
-        h.update(Path(path).read_bytes())
+        tree = _StripAnnotations().visit(ast.parse(Path(path).read_bytes()))
+        h.update(_ast_text(tree).encode())
     return h.hexdigest()[:16]
+
+
+class _StripAnnotations(ast.NodeTransformer):
+    """Removes type annotations from a syntax tree (for :func:`source_digest`)."""
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.annotation = None
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AsyncFunctionDef:
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.Assign | None:
+        if node.value is None:
+            return None  # a declaration only
+        plain = ast.Assign(targets=[node.target], value=self.visit(node.value))
+        return ast.copy_location(plain, node)
+
+
+def _ast_text(node: object) -> str:
+    """A syntax tree as text, the same on every Python version convlab supports.
+
+    ``ast.dump`` is not: 3.12 added fields (``type_params``) and 3.13 leaves empty ones out, so
+    fields that are ``None`` or empty are always left out here, and an f-string's literal text is
+    merged into one piece between its ``{}`` fields (3.12 and 3.13 split it differently, and 3.13
+    gives a format spec as a ``Constant`` where earlier versions give a ``JoinedStr``).
+    """
+    if isinstance(node, ast.JoinedStr):
+        return f"JoinedStr({_ast_text(_fstring_parts(node.values))})"
+    if isinstance(node, ast.FormattedValue):
+        spec = node.format_spec
+        pieces = [] if spec is None else spec.values if isinstance(spec, ast.JoinedStr) else [spec]
+        parts = _ast_text(_fstring_parts(pieces))
+        return f"FormattedValue({_ast_text(node.value)}, {node.conversion}, {parts})"
+    if isinstance(node, ast.AST):
+        fields = ", ".join(
+            f"{name}={_ast_text(value)}"
+            for name, value in ast.iter_fields(node)
+            if value is not None and value != []
+        )
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_ast_text(item) for item in node) + "]"
+    return repr(node)
+
+
+def _fstring_parts(values: list[ast.expr]) -> list[object]:
+    """An f-string's pieces: its fields, and its literal text merged, empty text left out."""
+    parts: list[object] = []
+    for value in values:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            if parts and isinstance(parts[-1], str):
+                parts[-1] += value.value
+            elif value.value:
+                parts.append(value.value)
+        else:
+            parts.append(value)
+    return parts
 
 
 def gallery_spec(data: GalleryFrames) -> str:
