@@ -183,3 +183,21 @@ def test_spec_changes_with_the_numbers():
     frames = list(data.frames)
     frames[0] = frames[0]._replace(value=frames[0].value + 1)
     assert _gallery.gallery_spec(data._replace(frames=frames)) != _gallery.gallery_spec(data)
+
+
+def test_source_digest_ignores_layout_comments_and_type_hints(tmp_path):
+    """Annotating or reformatting the drawing code keeps the GIFs current; changing it does not."""
+
+    def digest(text):
+        path = tmp_path / "module.py"
+        path.write_text(text)
+        return _gallery.source_digest(path)
+
+    plain = 'def f(a, b=1):\n    x = a + b\n    return f"{x:.3g} and {b}"\n'
+    annotated = (
+        "def f(a: float,\n      b: int = 1) -> str:  # a comment\n"
+        "    y: int\n    x: float = a + b\n\n    return f'{x:.3g}' ' and ' f\"{b}\"\n"
+    )
+    assert digest(annotated) == digest(plain)
+    assert digest(plain.replace("a + b", "a - b")) != digest(plain)
+    assert digest(plain.replace("b=1", "b=2")) != digest(plain)

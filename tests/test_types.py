@@ -42,6 +42,8 @@ CHECKED = [
     "convlab.viz._performance",
     "convlab.viz._transposed",
     "convlab.viz._sliding",
+    "convlab.viz._gallery",
+    "convlab.viz._volume",
 ]
 
 

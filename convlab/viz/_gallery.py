@@ -24,11 +24,16 @@ Artists carry ``gid`` labels: ``"in:<kind>:r:c"`` (cells of the drawn input, ``k
 ``"out:r:c"``, ``"out-value:r:c"``, ``"status"`` (the line under the title).
 """
 
+from __future__ import annotations
+
+import ast
 import hashlib
 import io
 import json
 from collections import namedtuple
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from matplotlib.animation import FuncAnimation
@@ -39,6 +44,14 @@ from matplotlib.patches import Patch, Rectangle
 from ..conv import conv2d
 from ..shapes import conv_output_size, conv_transpose_output_padding, padding_pairs
 from ..transposed import conv_transpose2d
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.text import Text
+    from numpy.typing import NDArray
+    from PIL import Image
+
+    from ._volume import VolumeAnimation, VolumeFrames
 
 __all__ = [
     "GALLERY_CASES",
@@ -66,7 +79,9 @@ OUTPUT_FACE = "#fdd0a2"  # the layer's output
 CURRENT_FACE = "#d94801"  # the output being computed
 EMPTY_FACE = "#ffffff"
 EDGE = "#4a4a4a"
-_HATCH_KW = {"hatchcolor": "#a9a9a9"} if hasattr(Rectangle, "set_hatchcolor") else {}
+_HATCH_KW: dict[str, Any] = (
+    {"hatchcolor": "#a9a9a9"} if hasattr(Rectangle, "set_hatchcolor") else {}
+)
 
 WEIGHT_BOX = {"boxstyle": "square,pad=0.08", "facecolor": "white", "edgecolor": "none"}
 CELL = 0.42  # inches per cell: 13 pt digits fit, and a 11-cell input stays within the page width
@@ -83,7 +98,15 @@ GalleryCase.__doc__ = (
 )
 
 
-def _ordinary(name, title, size, stride=1, padding=0, dilation=1, kernel=3):
+def _ordinary(
+    name: str,
+    title: str,
+    size: int,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
+    kernel: int = 3,
+) -> GalleryCase:
     return GalleryCase(name, title, False, size, kernel, stride, padding, dilation, 0)
 
 
@@ -100,7 +123,7 @@ _ORDINARY = [
 ]
 
 
-def _transpose_of(case):
+def _transpose_of(case: GalleryCase) -> GalleryCase:
     """The transposed convolution that maps ``case``'s output size back to its input size."""
     k, s, d = case.kernel_size, case.stride, case.dilation
     ((before, after),) = padding_pairs(case.padding, (k,), (s,), (d,))
@@ -113,7 +136,7 @@ def _transpose_of(case):
 
 
 #: every 2-D case of the gallery, by name
-GALLERY_CASES = {}
+GALLERY_CASES: dict[str, GalleryCase] = {}
 for _case in _ORDINARY:
     GALLERY_CASES[_case.name] = _case
 for _case in _ORDINARY:
@@ -121,7 +144,7 @@ for _case in _ORDINARY:
 del _case
 
 
-def gallery_case(name):
+def gallery_case(name: str) -> GalleryCase:
     """The :class:`GalleryCase` called ``name`` (a ``KeyError`` lists the names)."""
     try:
         return GALLERY_CASES[name]
@@ -137,7 +160,14 @@ def gallery_case(name):
 class _Axis:
     """One spatial dimension of the drawn input: cell kinds and every output's window."""
 
-    def __init__(self, case):
+    k: int
+    cells: int
+    kinds: list[str]  # "input", "pad" or "zero" per drawn cell
+    index: list[int | None]  # the input index a drawn cell holds (None: padding or zero)
+    n_out: int
+    windows: list[list[tuple[int, int]]]  # per output: (drawn cell, weight tap) per tap
+
+    def __init__(self, case: GalleryCase) -> None:
         k, s, d = case.kernel_size, case.stride, case.dilation
         self.k = k
         if not case.transposed:
@@ -186,7 +216,7 @@ GalleryFrames.__doc__ = (
 )
 
 
-def _case_arrays(case):
+def _case_arrays(case: GalleryCase) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The input and kernel of a case: small integers (a fixed seed per case) so sums stay legible."""
     seed = int.from_bytes(hashlib.sha256(case.name.encode()).digest()[:4], "little")
     rng = np.random.default_rng(seed)
@@ -196,7 +226,7 @@ def _case_arrays(case):
     return x, w
 
 
-def gallery_frames(case):
+def gallery_frames(case: GalleryCase | str) -> GalleryFrames:
     """The frames of one case, with values from :func:`convlab.conv2d` / ``conv_transpose2d``.
 
     Parameters
@@ -253,14 +283,14 @@ def gallery_frames(case):
     return GalleryFrames(case, x, w, out, kinds, values, frames)
 
 
-def _combine(a, b):
+def _combine(a: str, b: str) -> str:
     for kind in ("pad", "zero", "input"):
         if kind in (a, b):
             return kind
     return "input"
 
 
-def _fmt(value):
+def _fmt(value: float | np.number[Any]) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.3g}"
 
@@ -275,7 +305,7 @@ class GalleryAnimation(FuncAnimation):
     whole output.
     """
 
-    def __init__(self, data, dpi=DPI):
+    def __init__(self, data: GalleryFrames, dpi: float = DPI) -> None:
         self.frames_data = data
         self.dpi = dpi
         case = data.case
@@ -319,8 +349,8 @@ class GalleryAnimation(FuncAnimation):
         ax.text(x0, top - 0.2, in_label, ha="left", va="bottom", fontsize=10)
         ax.text(x0 + n_in + gap, top - 0.2, "output", ha="left", va="bottom", fontsize=10)
 
-        self._in_cells = {}
-        self._weights = {}
+        self._in_cells: dict[tuple[int, int], tuple[Rectangle, str]] = {}
+        self._weights: dict[tuple[int, int], Text] = {}
         for r in range(n_in):
             for c in range(n_in):
                 kind = data.kinds[r][c]
@@ -361,8 +391,8 @@ class GalleryAnimation(FuncAnimation):
                     gid=f"weight:{r}:{c}",
                 )
         ox = x0 + n_in + gap
-        self._out_cells = {}
-        self._out_values = {}
+        self._out_cells: dict[tuple[int, int], Rectangle] = {}
+        self._out_values: dict[tuple[int, int], Text] = {}
         for r in range(op[0]):
             for c in range(op[1]):
                 rect = Rectangle(
@@ -414,12 +444,12 @@ class GalleryAnimation(FuncAnimation):
             bbox_to_anchor=(0.5, 0.0),
         )
         self.n_frames = len(data.frames) + 1
-        self._marked = []
+        self._marked: list[tuple[Rectangle, str]] = []
         super().__init__(
             fig, self._draw, frames=self.n_frames, interval=FRAME_MS, blit=False, repeat=True
         )
 
-    def _draw(self, n):
+    def _draw(self, n: int) -> list[Artist]:
         data = self.frames_data
         for rect, face in self._marked:
             rect.set_facecolor(face)
@@ -466,18 +496,18 @@ class GalleryAnimation(FuncAnimation):
             self._status.set_text(f"out[{r}, {c}] = {detail} = {_fmt(frame.value)}")
         return []
 
-    def draw_frame(self, n):
+    def draw_frame(self, n: int) -> Figure:
         """Draw frame ``n`` and return the figure (for tests and for saving)."""
         self._draw(n)
         # a drawn frame is a rendering: no "deleted without rendering" warning from matplotlib
         self._draw_was_started = True
         return self._fig
 
-    def durations(self):
+    def durations(self) -> list[int]:
         return [FRAME_MS] * (self.n_frames - 1) + [LAST_FRAME_MS]
 
 
-def gallery_animation(case, dpi=DPI):
+def gallery_animation(case: GalleryCase | str, dpi: float = DPI) -> GalleryAnimation:
     """The animation of one case (a :class:`GalleryAnimation`, a matplotlib ``FuncAnimation``).
 
     In a notebook, ``HTML(gallery_animation("dilation").to_jshtml())`` plays it; the book serves
@@ -490,15 +520,88 @@ def gallery_animation(case, dpi=DPI):
 # --- files -----------------------------------------------------------------------------------------
 
 
-def source_digest(*paths):
-    """Digest of the drawing code: the committed files are stale once it changes."""
+def source_digest(*paths: str | Path) -> str:
+    """Digest of the drawing code: the committed files are stale once it changes.
+
+    What is hashed is each module's syntax tree (:mod:`ast`) with its type annotations removed
+    (argument and return annotations; an annotated assignment becomes a plain one, or goes when it
+    has no value), written out by :func:`_ast_text` in a form that does not depend on the Python
+    version. So formatting, comments and type hints do not make the GIFs stale; any other change
+    of the code does, docstrings, imports and ``cast`` calls included.
+    """
     h = hashlib.sha256()
     for path in paths:
-        h.update(Path(path).read_bytes())
+        tree = _StripAnnotations().visit(ast.parse(Path(path).read_bytes()))
+        h.update(_ast_text(tree).encode())
     return h.hexdigest()[:16]
 
 
-def gallery_spec(data):
+class _StripAnnotations(ast.NodeTransformer):
+    """Removes type annotations from a syntax tree (for :func:`source_digest`)."""
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.annotation = None
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AsyncFunctionDef:
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.Assign | None:
+        if node.value is None:
+            return None  # a declaration only
+        plain = ast.Assign(targets=[node.target], value=self.visit(node.value))
+        return ast.copy_location(plain, node)
+
+
+def _ast_text(node: object) -> str:
+    """A syntax tree as text, the same on every Python version convlab supports.
+
+    ``ast.dump`` is not: 3.12 added fields (``type_params``) and 3.13 leaves empty ones out, so
+    fields that are ``None`` or empty are always left out here, and an f-string's literal text is
+    merged into one piece between its ``{}`` fields (3.12 and 3.13 split it differently, and 3.13
+    gives a format spec as a ``Constant`` where earlier versions give a ``JoinedStr``).
+    """
+    if isinstance(node, ast.JoinedStr):
+        return f"JoinedStr({_ast_text(_fstring_parts(node.values))})"
+    if isinstance(node, ast.FormattedValue):
+        spec = node.format_spec
+        pieces = [] if spec is None else spec.values if isinstance(spec, ast.JoinedStr) else [spec]
+        parts = _ast_text(_fstring_parts(pieces))
+        return f"FormattedValue({_ast_text(node.value)}, {node.conversion}, {parts})"
+    if isinstance(node, ast.AST):
+        fields = ", ".join(
+            f"{name}={_ast_text(value)}"
+            for name, value in ast.iter_fields(node)
+            if value is not None and value != []
+        )
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_ast_text(item) for item in node) + "]"
+    return repr(node)
+
+
+def _fstring_parts(values: list[ast.expr]) -> list[object]:
+    """An f-string's pieces: its fields, and its literal text merged, empty text left out."""
+    parts: list[object] = []
+    for value in values:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            if parts and isinstance(parts[-1], str):
+                parts[-1] += value.value
+            elif value.value:
+                parts.append(value.value)
+        else:
+            parts.append(value)
+    return parts
+
+
+def gallery_spec(data: GalleryFrames) -> str:
     """A digest of everything an animation shows: numbers, geometry, timing and the drawing code."""
     spec = {
         "version": GALLERY_VERSION,
@@ -516,13 +619,16 @@ def gallery_spec(data):
     return "convlab.viz gallery " + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _render(fig):
+def _render(fig: Figure) -> Image.Image:
     from PIL import Image
 
-    canvas = FigureCanvasAgg(fig)
+    canvas: Any = FigureCanvasAgg(fig)  # matplotlib's backend_agg is not annotated
     canvas.draw()
     return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
+
+#: a path as given: save_gif and write_animation return the ``path`` they were passed
+PathT = TypeVar("PathT", str, Path)
 
 #: every flat colour the animations use: the shared palette keeps them exact
 PALETTE = (
@@ -544,7 +650,9 @@ PALETTE = (
 )
 
 
-def save_gif(images, path, durations, comment):
+def save_gif(
+    images: Sequence[Image.Image], path: PathT, durations: Sequence[int], comment: str
+) -> PathT:
     """Write RGB frames as a looping GIF with one shared palette (flat colours stay exact)."""
     from PIL import Image, ImageColor
 
@@ -557,7 +665,9 @@ def save_gif(images, path, durations, comment):
     # finds in a few frames (median cut alone averages white into (250, 250, 251)); shades close
     # to a flat colour are dropped, since Pillow maps pixels to the palette at reduced precision
     exact = [ImageColor.getrgb(colour) for colour in PALETTE]
-    found = sample.quantize(colors=64, method=Image.Quantize.MEDIANCUT).getpalette()[: 3 * 64]
+    found = cast(
+        "list[int]", sample.quantize(colors=64, method=Image.Quantize.MEDIANCUT).getpalette()
+    )[: 3 * 64]
     shades = [tuple(found[i : i + 3]) for i in range(0, len(found), 3)]
     shades = [
         s
@@ -582,12 +692,12 @@ def save_gif(images, path, durations, comment):
     return path
 
 
-def write_animation(anim, path, comment):
+def write_animation(anim: GalleryAnimation | VolumeAnimation, path: PathT, comment: str) -> PathT:
     images = [_render(anim.draw_frame(n)) for n in range(anim.n_frames)]
     return save_gif(images, path, anim.durations(), comment)
 
 
-def write_gallery(directory, names=None):
+def write_gallery(directory: str | Path, names: Iterable[str] | None = None) -> list[Path]:
     """Write every gallery animation (2-D cases and the 3-D views) as ``<name>.gif`` into ``directory``.
 
     Returns the list of paths written.
@@ -597,6 +707,8 @@ def write_gallery(directory, names=None):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
+    data: GalleryFrames | VolumeFrames
+    anim: GalleryAnimation | VolumeAnimation
     for name in names or list(GALLERY_CASES) + list(_volume.VOLUME_CASES):
         if name in GALLERY_CASES:
             data = gallery_frames(name)

@@ -12,9 +12,12 @@ Artists carry ``gid`` labels: ``"in:ch:r:c"``, ``"kernel:j:r:c"`` (tap of the cu
 ``"status"``.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 from collections import namedtuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.animation import FuncAnimation
@@ -39,6 +42,14 @@ from ._gallery import (
     _fmt,
     source_digest,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.text import Text
+    from numpy.typing import NDArray
+
+    #: one drawn map: its cells and their texts, by (row, column)
+    _Cells = tuple[dict[tuple[int, int], Polygon], dict[tuple[int, int], Text]]
 
 __all__ = ["VOLUME_CASES", "VolumeCase", "volume_frames", "volume_animation", "VolumeAnimation"]
 
@@ -68,7 +79,7 @@ VolumeFrame.__doc__ = (
 VolumeFrames = namedtuple("VolumeFrames", "case x weight output frames")
 
 
-def volume_frames(case):
+def volume_frames(case: VolumeCase | str) -> VolumeFrames:
     """The frames of a 3-D view, the values from :func:`convlab.conv2d` with the case's groups.
 
     Examples
@@ -101,7 +112,7 @@ def volume_frames(case):
     return VolumeFrames(case, x, w, out, frames)
 
 
-def volume_spec(data):
+def volume_spec(data: VolumeFrames) -> str:
     """A digest of what a 3-D view shows, as :func:`convlab.viz._gallery.gallery_spec`."""
     spec = {
         "version": GALLERY_VERSION,
@@ -118,20 +129,20 @@ def volume_spec(data):
     return "convlab.viz gallery " + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _tile(x, y, r, c):
+def _tile(x: float, y: float, r: float, c: float) -> list[tuple[float, float]]:
     """Corners of map cell (r, c) of a tile whose far-left corner is (x, y)."""
     x0, y0 = x + c + r * SKEW, y + r * DEPTH
     return [(x0, y0), (x0 + 1, y0), (x0 + 1 + SKEW, y0 + DEPTH), (x0 + SKEW, y0 + DEPTH)]
 
 
-def _centre(x, y, r, c):
+def _centre(x: float, y: float, r: float, c: float) -> tuple[float, float]:
     return x + c + (r + 0.5) * SKEW + 0.5, y + (r + 0.5) * DEPTH
 
 
 class VolumeAnimation(FuncAnimation):
     """The animation of one 3-D view; ``frames_data`` holds its numbers, ``n_frames`` its length."""
 
-    def __init__(self, data, dpi=DPI):
+    def __init__(self, data: VolumeFrames, dpi: float = DPI) -> None:
         self.frames_data = data
         case = data.case
         cin, cout, k = case.in_channels, case.out_channels, case.kernel_size
@@ -179,8 +190,18 @@ class VolumeAnimation(FuncAnimation):
             x_out + tile_out, top - 0.35, "output channels", fontsize=10, va="bottom", ha="right"
         )
 
-        def cells(x, y, rows, cols, prefix, ch, face, values=None):
-            polys, texts = {}, {}
+        def cells(
+            x: float,
+            y: float,
+            rows: int,
+            cols: int,
+            prefix: str,
+            ch: int,
+            face: str,
+            values: NDArray[Any] | None = None,
+        ) -> _Cells:
+            polys: dict[tuple[int, int], Polygon] = {}
+            texts: dict[tuple[int, int], Text] = {}
             for r in range(rows):
                 for c in range(cols):
                     poly = Polygon(
@@ -206,16 +227,16 @@ class VolumeAnimation(FuncAnimation):
                     )
             return polys, texts
 
-        self._in = []
+        self._in: list[_Cells] = []
         for ch in range(cin):
             ax.text(
                 x_in - 0.3, y_in[ch] + n * DEPTH / 2, f"c{ch}", ha="right", va="center", fontsize=9
             )
             self._in.append(cells(x_in, y_in[ch], n, n, "in", ch, INPUT_FACE, data.x[ch]))
-        self._kernel = []
+        self._kernel: list[_Cells] = []
         for j in range(per_in):
             self._kernel.append(cells(x_k, y_k[j], k, k, "kernel", j, KERNEL_FACE))
-        self._out = []
+        self._out: list[_Cells] = []
         for ch in range(cout):
             ax.text(
                 x_out + tile_out + 0.3,
@@ -254,7 +275,7 @@ class VolumeAnimation(FuncAnimation):
             fig, self._draw, frames=self.n_frames, interval=FRAME_MS, blit=False, repeat=True
         )
 
-    def _draw(self, n):
+    def _draw(self, n: int) -> list[Artist]:
         data = self.frames_data
         case = data.case
         k = case.kernel_size
@@ -277,7 +298,7 @@ class VolumeAnimation(FuncAnimation):
             text.set_color("black")
         for line in self._lines:
             line.set_data([], [])
-        if last:
+        if frame is None:  # the last frame: the whole output
             for polys, texts in self._kernel:
                 for key in polys:
                     texts[key].set_text("")
@@ -314,16 +335,16 @@ class VolumeAnimation(FuncAnimation):
         )
         return []
 
-    def draw_frame(self, n):
+    def draw_frame(self, n: int) -> Figure:
         self._draw(n)
         # a drawn frame is a rendering: no "deleted without rendering" warning from matplotlib
         self._draw_was_started = True
         return self._fig
 
-    def durations(self):
+    def durations(self) -> list[int]:
         return [FRAME_MS] * (self.n_frames - 1) + [LAST_FRAME_MS]
 
 
-def volume_animation(case, dpi=DPI):
+def volume_animation(case: VolumeCase | str, dpi: float = DPI) -> VolumeAnimation:
     """The animation of one 3-D view (:data:`VOLUME_CASES`), a matplotlib ``FuncAnimation``."""
     return VolumeAnimation(volume_frames(case), dpi=dpi)
