@@ -68,7 +68,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._blas import one_blas_thread
+from ._blas import blas_gemm, matmul_into, one_blas_thread
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
 # fmt: off
@@ -405,7 +405,7 @@ def _winograd_output_transform(m, b, out, th_n, tw_n, r0, r1, o0):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw):
+def _winograd_fused(gemm, x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw):
     """The whole layer: every thread transforms, multiplies and transforms back its own tiles.
 
     The ``N * th_n`` tile rows are cut into ``n_blocks`` blocks of consecutive rows (block ``k``
@@ -444,7 +444,8 @@ def _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph
                 for g in range(groups):
                     o0 = g * out_per_group
                     i0 = g * c_per_group
-                    np.dot(
+                    matmul_into(
+                        gemm,
                         u[k, o0 : o0 + out_per_group],
                         v[k, i0 : i0 + c_per_group],
                         m[k, o0 : o0 + out_per_group],
@@ -457,7 +458,9 @@ def _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_buf, m_buf, ph, pw):
+def _winograd_by_channels(
+    gemm, x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_buf, m_buf, ph, pw
+):
     """The whole layer, split by output channels: for layers with few tiles and many channels.
 
     First the threads (``prange`` over ``u_buf.shape[0]``) share out the input channels and
@@ -505,7 +508,8 @@ def _winograd_by_channels(x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_b
                     gi = a // out_per_group
                     e = min(o1, (gi + 1) * out_per_group)
                     i0 = gi * c_per_group
-                    np.dot(
+                    matmul_into(
+                        gemm,
                         u[k, (a - o0) * c_per_group : (e - o0) * c_per_group].reshape(
                             (e - a, c_per_group)
                         ),
@@ -614,7 +618,20 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
         m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * o_block * cols), x.dtype)
         with parallel_launch(), one_blas_thread():
             return _winograd_by_channels(
-                x, w, b, out, th_n, tw_n, groups, n_blocks, v_buf, u_buf, m_buf, ph, pw
+                blas_gemm(x.dtype),
+                x,
+                w,
+                b,
+                out,
+                th_n,
+                tw_n,
+                groups,
+                n_blocks,
+                v_buf,
+                u_buf,
+                m_buf,
+                ph,
+                pw,
             )
     u = winograd_weight_transform(
         w, workspace("winograd_u", (ALPHA * ALPHA,) + w.shape[:2], w.dtype)
@@ -625,7 +642,9 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
     v_buf = workspace("winograd_v", (threads, ALPHA * ALPHA * c_in * cols), x.dtype)
     m_buf = workspace("winograd_m", (threads, ALPHA * ALPHA * c_out * cols), x.dtype)
     with parallel_launch(), one_blas_thread():
-        return _winograd_fused(x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw)
+        return _winograd_fused(
+            blas_gemm(x.dtype), x, u, b, out, th_n, tw_n, groups, n_blocks, v_buf, m_buf, ph, pw
+        )
 
 
 #: layers with at most this many 2x2 output tiles (all images) are split between the threads by
