@@ -48,7 +48,14 @@ from numba import njit
 
 from .config import NJIT_OPTIONS
 
-__all__ = ["blas_threads_setter", "blas_library", "one_blas_thread", "blas_gemm", "matmul_into"]
+__all__ = [
+    "blas_config",
+    "blas_threads_setter",
+    "blas_library",
+    "one_blas_thread",
+    "blas_gemm",
+    "matmul_into",
+]
 
 # the ``*_set_num_threads_local`` setters, newest first; each takes the thread count and returns
 # the previous one
@@ -115,16 +122,21 @@ def _setter_of(lib):
     return None
 
 
-def _openblas_version(lib):
-    """OpenBLAS's version as a tuple of ints, from its ``*get_config`` string; ``()`` if unknown."""
+def _openblas_config(lib):
+    """OpenBLAS's build description (``"OpenBLAS 0.3.31 ... Haswell ..."``), or ``None``."""
     for name in _CONFIGS:
         fn = getattr(lib, name, None)
-        if fn is None:
-            continue
-        fn.restype = ctypes.c_char_p
-        words = (fn() or b"").decode(errors="replace").split()
-        if len(words) >= 2 and words[0] == "OpenBLAS":
-            return tuple(int(part) for part in re.findall(r"\d+", words[1])[:3])
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            return (fn() or b"").decode(errors="replace").strip() or None
+    return None
+
+
+def _openblas_version(lib):
+    """OpenBLAS's version as a tuple of ints, from its ``*get_config`` string; ``()`` if unknown."""
+    words = (_openblas_config(lib) or "").split()
+    if len(words) >= 2 and words[0] == "OpenBLAS":
+        return tuple(int(part) for part in re.findall(r"\d+", words[1])[:3])
     return ()
 
 
@@ -185,6 +197,7 @@ def _choose():
             scipy_setter = _setter_of(process)
             scipy_path = "process"
     choice = {
+        "config": _openblas_config(scipy_lib) if scipy_lib is not None else None,
         "gemm": _scipy_gemm,
         "setters": [scipy_setter[0]] if scipy_setter else [],
         "library": f"{os.path.basename(scipy_path)}:{scipy_setter[1]}" if scipy_setter else None,
@@ -205,6 +218,7 @@ def _choose():
                 return _GEMM_TYPE(ctypes.cast(fn, ctypes.c_void_p).value)
 
             choice = {
+                "config": _openblas_config(lib),
                 "gemm": numpy_gemm,
                 # Numba's np.dot (none in convlab's kernels, but in a user's) still uses SciPy's
                 "setters": [setter] + choice["setters"],
@@ -270,6 +284,12 @@ def blas_library():
     """``"library:function"`` of the setter in use, or ``None`` if there is none."""
     blas_threads_setter()
     return _CACHE["library"]
+
+
+def blas_config():
+    """The build description of the OpenBLAS convlab multiplies with (version, kernels in use,
+    e.g. ``"OpenBLAS 0.3.31 ... Haswell MAX_THREADS=64"``), or ``None`` for another BLAS."""
+    return _chosen()["config"]
 
 
 _HOLD_LOCK = threading.Lock()

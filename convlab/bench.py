@@ -709,9 +709,30 @@ def _run_worker(args, threads, cache_dir):
         return json.loads(out.read_text())
 
 
+#: environment variables that override OpenBLAS's own choice of kernels and cache sizes: a
+#: benchmark run with them measures the override, not the machine
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_line():
+    """One line naming the BLAS convlab multiplies with and its kernels, and any override."""
+    from ._blas import blas_config, blas_library
+
+    text = f"BLAS: {blas_config() or 'not OpenBLAS'} ({blas_library() or 'no thread setter'})"
+    forced = [f"{v}={os.environ[v]}" for v in OPENBLAS_OVERRIDES if v in os.environ]
+    if forced:
+        text += (
+            "\nwarning: " + " ".join(forced) + " overrides OpenBLAS's own kernel choice; "
+            "benchmark with env -u " + " -u ".join(OPENBLAS_OVERRIDES)
+        )
+    return text
+
+
 def machine_info(torch_version=None):
     """CPU model, core count and library versions, for labelling results."""
     import numba
+
+    from ._blas import blas_config, blas_library
 
     return dict(
         cpu=cpu_model(),
@@ -721,6 +742,9 @@ def machine_info(torch_version=None):
         numpy=np.__version__,
         numba=numba.__version__,
         threading_layer=threading_layer(),  # Numba's layer (tbb, omp, workqueue): convlab.config
+        blas=blas_library(),
+        blas_config=blas_config(),
+        openblas_overrides={v: os.environ[v] for v in OPENBLAS_OVERRIDES if v in os.environ},
         torch=torch_version,
     )
 
@@ -828,6 +852,7 @@ def main(argv=None):
         args.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot create --out-dir {str(args.out_dir)!r}: {exc}")
+    print(blas_line(), flush=True)
     start = time.perf_counter()
     runs = []
     with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:

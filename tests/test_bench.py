@@ -284,3 +284,22 @@ def test_benchmark_in_process_gives_the_json_structure():
     assert data["config"]["in_process"] and data["layers"]["tiny_dw"]["groups"] == 8
     assert [r["algorithm"] for r in data["runs"][0]["results"]] == ["auto", "fft"]
     json.dumps(data)  # serialisable, like bench.json
+
+
+def test_bench_names_its_blas_and_warns_of_forced_openblas_kernels(monkeypatch):
+    """The benchmark says which BLAS it measured with, and warns when the environment overrides
+    OpenBLAS's own kernel choice (OPENBLAS_CORETYPE forces AVX2 kernels on AVX-512 machines)."""
+    from convlab._blas import blas_library
+
+    for var in bench.OPENBLAS_OVERRIDES:
+        monkeypatch.delenv(var, raising=False)
+    quiet = bench.blas_line()
+    assert quiet.startswith("BLAS: ") and "warning" not in quiet
+    if blas_library() is not None:
+        assert blas_library() in quiet
+    assert bench.machine_info()["openblas_overrides"] == {}
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    loud = bench.blas_line()
+    assert "warning: OPENBLAS_CORETYPE=Haswell" in loud
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in loud
+    assert bench.machine_info()["openblas_overrides"] == {"OPENBLAS_CORETYPE": "Haswell"}
