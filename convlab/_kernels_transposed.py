@@ -22,7 +22,7 @@ would not vectorise the loop (measured 3-10x slower on 28-wide rows).
 import numpy as np
 from numba import njit, prange
 
-from ._blas import gemm_call
+from ._blas import UNITS, gemm_call, unit_range
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
@@ -157,7 +157,7 @@ def _conv_transpose3d_scatter(x, w, b, out, sd, sh, sw, pd, ph, pw, dd, dh, dw, 
                                     dst[j] += wv * row[j]
 
 
-@njit(**NJIT_OPTIONS)
+@njit(**NJIT_PARALLEL_OPTIONS)
 def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_n):
     """Second half of the GEMM form of a 2-D transposed convolution: scatter-add the columns.
 
@@ -167,14 +167,15 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
     out: (N, C_out, OH, OW), overwritten with the bias plus every column value at its target.
     This is ``col2im`` with the padding cropped on the fly, one (image, channel) plane at a time.
 
-    Deliberately serial: it runs right after the BLAS call that filled ``cols``, while BLAS's
-    worker threads still busy-wait for more work (OpenBLAS spins for a while before sleeping, as
-    do MKL and OpenMP runtimes). A Numba thread pool started then competes with them for the same
-    cores; on the 2-core benchmark machine gemm + parallel fold measured several times slower than
-    gemm + this serial fold, which takes a fraction of the GEMM's time anyway.
+    Parallel over the planes (``prange``): each task owns its plane and adds into it in a fixed
+    order, so there are no races and the result does not depend on the thread count. (It was
+    serial while ``cols`` came from NumPy's matmul, whose BLAS threads kept spinning on the same
+    cores after the product; :func:`_gemm_columns` now multiplies on convlab's own threads, and
+    on 2 threads the serial fold had become most of a batch-4 layer's time: 5.1 ms of which the
+    GEMM took about a fifth.)
     """
     n_batch, c_out, oh_n, ow_n = out.shape
-    for task in range(n_batch * c_out):
+    for task in prange(n_batch * c_out):
         n = task // c_out
         oc = task % c_out
         plane = out[n, oc]
@@ -202,16 +203,16 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
                         dst[j] += row[j]
 
 
-@njit(**NJIT_OPTIONS)
+@njit(**NJIT_PARALLEL_OPTIONS)
 def _fold_transposed3d(
     cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n
 ):
-    """:func:`_fold_transposed2d` in 3-D (serial for the same reason).
+    """:func:`_fold_transposed2d` in 3-D (parallel over the volumes in the same way).
 
     cols: (C_out*KD*KH*KW, N, D*H*W); out: (N, C_out, OD, OH, OW).
     """
     n_batch, c_out, od_n, oh_n, ow_n = out.shape
-    for task in range(n_batch * c_out):
+    for task in prange(n_batch * c_out):
         n = task // c_out
         oc = task % c_out
         vol = out[n, oc]
@@ -268,12 +269,14 @@ def _gemm_columns(gemm, x2, w2, cols, groups, n_threads):
     x_flat = x2.reshape(-1)
     w_flat = w2.reshape(-1)
     c_flat = cols.reshape(-1)
+    size = rows if by_rows else m_total
+    # ranges cut by the shape only, whole ranges per thread: the same bits on any thread count
     for t in prange(n_threads):
-        size = rows if by_rows else m_total
-        lo = size * t // n_threads
-        hi = size * (t + 1) // n_threads
-        if hi > lo:
-            # this thread's block: M x (hi - lo) of cols^T, or (hi - lo) x rows
+        for u in range(UNITS * t // n_threads, UNITS * (t + 1) // n_threads):
+            lo, hi = unit_range(size, u, UNITS)
+            if hi <= lo:
+                continue
+            # this range's block: M x (hi - lo) of cols^T, or (hi - lo) x rows
             m = m_total if by_rows else hi - lo
             n = hi - lo if by_rows else rows
             x_off = 0 if by_rows else lo

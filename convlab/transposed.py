@@ -310,15 +310,15 @@ def _run(p: _Prepared, algorithm: str) -> Array:
     nd = x.ndim - 2
     if algorithm == "gemm":
         cols = _gemm_columns(x, w, p.groups)
-        # the folds are serial kernels (see their docstrings), so no parallel_launch() here
-        if nd == 2:
-            _kernels._fold_transposed2d(
-                cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
-            )
-        else:
-            _kernels._fold_transposed3d(
-                cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
-            )
+        with parallel_launch():
+            if nd == 2:
+                _kernels._fold_transposed2d(
+                    cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
+                )
+            else:
+                _kernels._fold_transposed3d(
+                    cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
+                )
     else:
         with parallel_launch():
             if nd == 2:
