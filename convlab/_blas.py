@@ -36,6 +36,7 @@ either way).
 """
 
 import ctypes
+import functools
 import glob
 import os
 import re
@@ -178,6 +179,15 @@ def _numpy_openblas():
     return None
 
 
+def _numpy_gemm(found, dtype):
+    """``sgemm``/``dgemm`` of NumPy's OpenBLAS (``found``: :func:`_numpy_openblas`'s result) as a
+    :data:`_GEMM_TYPE` function."""
+    lib, _, prefix, suffix = found
+    letter = "s" if dtype == np.float32 else "d"
+    fn = getattr(lib, f"{prefix}{letter}gemm{suffix}")
+    return _GEMM_TYPE(ctypes.cast(fn, ctypes.c_void_p).value)
+
+
 def _choose():
     """Pick the BLAS library convlab multiplies with (once per process; see :func:`blas_gemm`)."""
     # Numba's np.dot binds to scipy.linalg.cython_blas; importing it loads SciPy's BLAS.
@@ -186,16 +196,14 @@ def _choose():
     scipy_lib = scipy_setter = scipy_path = None
     for path in _candidate_libraries():
         lib = _open_loaded(path)
-        if lib is not None and _setter_of(lib) is not None:
+        scipy_setter = None if lib is None else _setter_of(lib)
+        if scipy_setter is not None:
             scipy_lib, scipy_path = lib, path
-            scipy_setter = _setter_of(lib)
             break
     if scipy_setter is None:
         # MKL or a system BLAS linked by name (conda): look in the process itself
-        process = ctypes.CDLL(None)
-        if _setter_of(process) is not None:
-            scipy_setter = _setter_of(process)
-            scipy_path = "process"
+        scipy_setter = _setter_of(ctypes.CDLL(None))
+        scipy_path = "process"
     choice = {
         "config": _openblas_config(scipy_lib) if scipy_lib is not None else None,
         "gemm": _scipy_gemm,
@@ -211,15 +219,9 @@ def _choose():
         newer = _openblas_version(lib) > (_openblas_version(scipy_lib) if scipy_lib else ())
         if wanted == "numpy" or (newer and scipy_setter is not None):
             setter, name = _setter_of(lib)
-
-            def numpy_gemm(dtype, lib=lib, prefix=prefix, suffix=suffix):
-                letter = "s" if dtype == np.float32 else "d"
-                fn = getattr(lib, f"{prefix}{letter}gemm{suffix}")
-                return _GEMM_TYPE(ctypes.cast(fn, ctypes.c_void_p).value)
-
             choice = {
                 "config": _openblas_config(lib),
-                "gemm": numpy_gemm,
+                "gemm": functools.partial(_numpy_gemm, found),
                 # Numba's np.dot (none in convlab's kernels, but in a user's) still uses SciPy's
                 "setters": [setter] + choice["setters"],
                 "library": f"{os.path.basename(path)}:{name}",

@@ -22,10 +22,7 @@ def _libraries(dtype):
     found = {"scipy": _blas._scipy_gemm(np.dtype(dtype))}
     numpy_lib = _blas._numpy_openblas()
     if numpy_lib is not None:
-        lib, _, prefix, suffix = numpy_lib
-        name = f"{prefix}{'s' if dtype == np.float32 else 'd'}gemm{suffix}"
-        fn = getattr(lib, name)
-        found["numpy"] = _blas._GEMM_TYPE(ctypes.cast(fn, ctypes.c_void_p).value)
+        found["numpy"] = _blas._numpy_gemm(numpy_lib, np.dtype(dtype))
     return found
 
 
