@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from convlab import viz
+from convlab import _breadth, viz
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -172,6 +172,16 @@ def test_recorded_benchmark_is_the_installed_bench_json():
     assert viz.benchmark_rows(data)  # what chapters 3 and 7 draw from it
 
 
+def test_recorded_breadth_is_the_installed_breadth_json():
+    data = viz.recorded_breadth()
+    assert data == json.loads((ROOT / "convlab" / "data" / "breadth.json").read_text())
+    assert data["config"]["layers"] == ["breadth"]
+    run = max(data["runs"], key=lambda r: r["threads"])
+    assert {r["op"] for r in run["results"]} == set(_breadth.BY_NAME)  # every row, as run now
+    assert all(r["ratio_torch"] for r in run["results"])  # recorded with PyTorch
+    assert "--layers breadth" in viz.benchmark_provenance(data)
+
+
 def test_the_wheel_installs_the_recorded_benchmark(tmp_path):
     """`pip install git+<repo>` builds a wheel: bench.json must be in it (package data)."""
     pytest.importorskip("setuptools")
@@ -184,4 +194,5 @@ def test_the_wheel_installs_the_recorded_benchmark(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     assert "convlab/data/bench.json" in names
+    assert "convlab/data/breadth.json" in names
     assert "convlab/py.typed" in names

@@ -159,6 +159,8 @@ FIGURES = {
     "ch7 im2col": lambda: viz.im2col_figure(np.zeros((2, 3, 3)), 2),
     "ch7 benchmark": lambda: viz.benchmark_figure(_bench()),
     "ch7 roofline": lambda: viz.roofline_figure(_bench()),
+    "ch7 engine": lambda: viz.engine_figure(48, 80, 3, 40, batch=4),
+    "ch7 breadth": lambda: viz.breadth_figure(viz.recorded_breadth()),
 }
 
 # name: (the animation, as its chapter calls it)

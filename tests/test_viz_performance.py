@@ -215,3 +215,101 @@ def test_roofline_points_and_roof():
 def test_roofline_algorithm_filter():
     fig = viz.roofline_figure(_bench_data(), algorithms=["torch"])
     assert set(_gids(fig, "point:")) == {"point:resnet_64x56:torch", "point:stem_7x7_s2:torch"}
+
+
+def _breadth_data():
+    rows = [
+        dict(
+            op="a1",
+            family="conv1d",
+            description="x[1, 8, 64] w[8, 8, 3] padding=1",
+            convlab_s=2e-3,
+            torch_s=1e-3,
+            ratio_torch=0.5,
+            gflops=30.0,
+        ),
+        dict(
+            op="a2",
+            family="conv1d",
+            description="x[2, 8, 64] w[16, 8, 5]",
+            convlab_s=1e-3,
+            torch_s=3e-3,
+            ratio_torch=3.0,
+            gflops=60.0,
+        ),
+        dict(
+            op="b1",
+            family="float64",
+            description="x[1, 4, 9, 9] w[4, 4, 3, 3] float64",
+            convlab_s=4e-3,
+            torch_s=None,
+            ratio_torch=None,
+            gflops=6.0,
+        ),
+    ]
+    return {"runs": [{"threads": 2, "peak_gflops": 120.0, "results": rows}]}
+
+
+def test_breadth_table_has_one_row_per_operation_with_its_numbers():
+    data = _breadth_data()
+    lines = viz.breadth_table(data).splitlines()
+    assert len(lines) == 2 + 3
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [c[0] for c in cells] == ["conv1d", "", "float64"]  # each family named once
+    assert [c[1] for c in cells] == ["`a1`", "`a2`", "`b1`"]
+    assert cells[0][2] == "[1,8,64] [8,8,3] padding=1"
+    for c, r in zip(cells, data["runs"][0]["results"], strict=True):
+        assert float(c[3]) == pytest.approx(1e3 * r["convlab_s"], abs=0.005)
+        assert float(c[6]) == pytest.approx(100 * r["gflops"] / 120.0, abs=0.5)
+    assert float(cells[1][5]) == pytest.approx(3.0)
+    assert cells[2][4] == cells[2][5] == "n/a"  # no PyTorch time: nothing invented
+    with pytest.raises(ValueError, match="threads=3"):
+        viz.breadth_table(data, threads=3)
+
+
+@pytest.mark.parametrize(
+    "layer", [(48, 80, 3, 40, 4), (3, 64, 7, 112, 1), (256, 256, 3, 14, 2), (64, 64, (1, 5), 20, 1)]
+)
+def test_engine_figure_draws_consistent_products_to_scale(layer):
+    import matplotlib.pyplot as plt
+
+    from convlab import _engine
+    from convlab.algorithms import _im2col_plan
+
+    c_in, c_out, k, size, batch = layer
+    fig = viz.engine_figure(c_in, c_out, k, size, batch=batch)
+    try:
+        kernel = (k, k) if isinstance(k, int) else k
+        taps = kernel[0] * kernel[1]
+        plan = fig.plan
+        sizes = {}
+        for ax in fig.axes:
+            for patch in ax.patches:
+                sizes[patch.get_gid()] = (round(patch.get_height()), round(patch.get_width()))
+        for p in range(3):
+            (m, k1), (k2, n), (m2, n2) = (sizes[f"matrix:{p}:{i}"] for i in range(3))
+            assert k1 == k2 and m == m2 and n == n2  # a product of these shapes
+        assert sizes["matrix:0:0"] == (c_out, plan["rows"])
+        assert plan["rows"] * plan["parts"] == c_in * taps
+        assert sizes["matrix:0:2"] == (c_out, plan["block"])
+        assert sizes["matrix:2:2"] == (c_in, plan["back_block"])
+        assert sizes["matrix:2:0"] == (c_in, c_out * taps)
+        assert plan["grad_rows"] * plan["grad_parts"] >= c_in * taps
+        _, block, _, _, pieces, segments = _im2col_plan(
+            batch, c_in, c_out, kernel, (size, size), 4, 1, threads=1
+        )
+        assert plan["block"] == block and plan["blocks"] == pieces * segments
+        assert plan["blocks"] * plan["block"] >= size * size
+        assert (
+            plan["back_block"]
+            == _engine.conv_plan(batch, c_out, c_in, (1, *kernel), (1, size, size), 4, 1)[2]
+        )
+    finally:
+        plt.close(fig)
+
+
+def test_engine_figure_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="kernel_size"):
+        viz.engine_figure(8, 8, 0, 10)
+    with pytest.raises(TypeError, match="c_in"):
+        viz.engine_figure(8.0, 8, 3, 10)

@@ -33,14 +33,16 @@ from ._gallery import (
     write_gallery,
 )
 from ._groups import channel_connections, channel_connections_figure, feature_maps_figure
-from ._notebook import glue, recorded_benchmark
+from ._notebook import glue, recorded_benchmark, recorded_breadth
 from ._performance import (
     benchmark_figure,
     benchmark_provenance,
     benchmark_rows,
     benchmark_table,
     breadth_figure,
+    breadth_table,
     direct_access_pattern,
+    engine_figure,
     im2col_figure,
     memory_access_figure,
     roofline_figure,
@@ -97,6 +99,8 @@ __all__ = [
     "benchmark_table",
     "benchmark_provenance",
     "breadth_figure",
+    "breadth_table",
+    "engine_figure",
     "direct_access_pattern",
     "im2col_figure",
     "memory_access_figure",
@@ -141,4 +145,5 @@ __all__ = [
     "check_answer",
     "glue",
     "recorded_benchmark",
+    "recorded_breadth",
 ]

@@ -6,15 +6,16 @@ not depend on the build's packages or on files next to the notebook:
 
 * :func:`glue` stores a value in the cell's output for the book's ``{glue}`` roles, with the very
   output ``myst_nb.glue`` writes (MyST-NB reads that output; it is not needed to write it).
-* :func:`recorded_benchmark` returns the benchmark run the book reports, which is installed with
-  convlab (``convlab/data/bench.json``) instead of lying next to the chapter.
+* :func:`recorded_benchmark` and :func:`recorded_breadth` return the benchmark runs the book
+  reports, which are installed with convlab (``convlab/data/bench.json`` and ``breadth.json``)
+  instead of lying next to the chapters.
 """
 
 import json
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["glue", "recorded_benchmark"]
+__all__ = ["glue", "recorded_benchmark", "recorded_breadth"]
 
 # MyST-NB's (and papermill/scrapbook's) prefix of a value glued without being shown
 GLUE_PREFIX = "application/papermill.record/"
@@ -45,5 +46,17 @@ def recorded_benchmark() -> dict[str, Any]:
     checkout and re-execute chapters 3 and 7.
     """
     text = (files("convlab") / "data" / "bench.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def recorded_breadth() -> dict[str, Any]:
+    """The breadth benchmark run the book reports: the dict ``python -m convlab.bench --layers
+    breadth`` wrote to ``breadth.json``, as installed with convlab (``convlab/data/breadth.json``).
+
+    To record a new one, run ``python -m convlab.bench --layers breadth --threads 2 --out-dir
+    convlab/data --no-plot`` in a checkout and re-execute chapters 4 and 7.
+    """
+    text = (files("convlab") / "data" / "breadth.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from matplotlib.patches import Rectangle
 from numpy.typing import NDArray
 
-from .._args import check_rank, float_array, positive_int
+from .._args import check_rank, float_array, ntuple, positive_int
 from ..algorithms import im2col
 from ..shapes import conv_output_size
 from ._page import MIN_FONTSIZE, PAGE_WIDTH
@@ -50,6 +50,8 @@ __all__ = [
     "benchmark_table",
     "benchmark_provenance",
     "breadth_figure",
+    "breadth_table",
+    "engine_figure",
     "ALGORITHM_COLORS",
 ]
 
@@ -426,6 +428,64 @@ def breadth_figure(data: _BenchData, threads: int | None = None, floor: float = 
     return fig
 
 
+def _compact_shapes(description: str) -> str:
+    """``x[2, 16, 8, 8] w[32, 16, 3, 3] stride=2`` as ``[2,16,8,8] [32,16,3,3] stride=2``."""
+    text = description.replace(", ", ",")
+    return " ".join(part[1:] if part[:2] in ("x[", "w[") else part for part in text.split())
+
+
+def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2) -> str:
+    """A Markdown table of a ``breadth.json`` (``python -m convlab.bench --layers breadth``).
+
+    One row per operation, grouped by family (named on the family's first row): the input and
+    weight shapes with the keyword arguments, convlab's and PyTorch's best times, the ratio
+    PyTorch time / convlab time (above 1: convlab is faster) and convlab's effective GFLOP/s as a
+    percentage of the run's sgemm probe (``peak_gflops``): how close the operation comes to what
+    one matrix product of the machine reaches. ``threads`` picks the run (default: the one with
+    the most threads). A chapter displays it with ``IPython.display.Markdown``.
+
+    Examples
+    --------
+    >>> data = {"runs": [{"threads": 2, "peak_gflops": 100.0, "results": [
+    ...     {"op": "a", "family": "conv1d", "description": "x[1, 8, 64] w[8, 8, 3]",
+    ...      "convlab_s": 2e-3, "torch_s": 1e-3, "ratio_torch": 0.5, "gflops": 25.0}]}]}
+    >>> print(breadth_table(data).splitlines()[-1])
+    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 |
+    """
+    run = _run(data, threads)
+    peak = run.get("peak_gflops")
+
+    def num(value: object, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    header = [
+        "family",
+        "operation",
+        "input, weight (and arguments)",
+        "convlab ms",
+        "PyTorch ms",
+        "PyTorch / convlab",
+        "% of GEMM peak",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    previous = None
+    for r in run["results"]:
+        family = r["family"] if r["family"] != previous else ""
+        previous = r["family"]
+        torch_s = r.get("torch_s")
+        cells = [
+            family,
+            f"`{r['op']}`",
+            _compact_shapes(r.get("description", "")),
+            num(1e3 * r["convlab_s"], f".{digits}f"),
+            num(None if torch_s is None else 1e3 * torch_s, f".{digits}f"),
+            num(r.get("ratio_torch"), f".{digits}f"),
+            num(None if not peak else 100 * r["gflops"] / peak, ".0f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def roofline_figure(
     data: _BenchData, threads: int | None = None, algorithms: Sequence[str] | None = None
 ) -> Figure:
@@ -594,10 +654,12 @@ def benchmark_table(data: _BenchData, digits: int = 2) -> str:
 
 
 def benchmark_provenance(data: _BenchData) -> str:
-    """One sentence naming the machine, the libraries, the date and the command of a bench.json."""
+    """One sentence naming the machine, the libraries, the date and the command of a bench.json
+    (or of a breadth.json: ``python -m convlab.bench --layers breadth``)."""
     machine = data.get("machine", {})
     config = data.get("config", {})
     threads = ",".join(str(t) for t in config.get("threads", []))
+    layers = " --layers breadth" if config.get("layers") == ["breadth"] else ""
     torch = machine.get("torch") or "not installed"
     loads = [run.get("load_average") or [None] for run in data.get("runs", [])]
     load = max((v for pair in loads for v in pair if v is not None), default=None)
@@ -606,5 +668,155 @@ def benchmark_provenance(data: _BenchData) -> str:
         f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores', '?')} cores{busy}), "
         f"NumPy {machine.get('numpy', '?')}, Numba {machine.get('numba', '?')}, "
         f"PyTorch {torch}; run on {str(data.get('created', '?'))[:10]} with "
-        f"`python -m convlab.bench --threads {threads} --repeats {config.get('repeats', '?')}`"
+        f"`python -m convlab.bench{layers} --threads {threads} "
+        f"--repeats {config.get('repeats', '?')}`"
     )
+
+
+def _matrix(ax: Any, x: float, rows: int, cols: int, color: str, label: str, gid: str) -> float:
+    """A ``rows x cols`` matrix drawn to scale at ``x`` (top edge at 0), labelled; its right edge."""
+    ax.add_patch(
+        Rectangle(
+            (x, -rows), cols, rows, facecolor=color, alpha=0.35, edgecolor=EDGE, lw=1.0, gid=gid
+        )
+    )
+    ax.text(
+        x + cols / 2,
+        12,
+        label,
+        ha="center",
+        va="bottom",
+        fontsize=MIN_FONTSIZE + 1,
+        linespacing=1.0,
+    )
+    ax.text(
+        x + cols / 2, -rows - 12, f"{rows} x {cols}", ha="center", va="top", fontsize=MIN_FONTSIZE
+    )
+    return x + cols
+
+
+def engine_figure(
+    c_in: int = 48,
+    c_out: int = 80,
+    kernel_size: IntOrTuple = 3,
+    output_size: IntOrTuple = 40,
+    batch: int = 4,
+    itemsize: int = 4,
+) -> Figure:
+    """The three matrix products of convlab's blocked im2col + GEMM engine, to scale, for one layer.
+
+    For a 2-D convolution with these channels, kernel and output size (stride 1), one thread's
+    step for one block of ``B`` output positions is, with ``K`` kernel taps: the forward pass
+    ``weight (C_out x C_in K) @ columns (C_in K x B)``, written straight into the output (``B``
+    from :func:`convlab.algorithms._im2col_plan`, what :func:`convlab.conv2d` runs); the weight
+    gradient, drawn transposed, ``columns (C K x B) @ grad-output^T (B x C_out)`` for one part of
+    ``C`` of the input channels, added to a partial sum (:func:`convlab._engine.weight_grad_plan`);
+    and the input gradient, which at stride 1 is a forward pass with the kernel flipped and the
+    channel axes swapped, ``weight' (C_in x C_out K) @ columns of the output gradient``
+    (:func:`convlab._engine.conv_plan`). Every rectangle is drawn to the same scale (one unit per
+    row or column). The figure's ``plan`` attribute holds the numbers drawn: ``rows``,
+    ``parts`` (of the input channels: split when a layer has few positions), ``block`` and
+    ``blocks`` (per image) of the forward pass, ``grad_rows``, ``grad_block`` and
+    ``grad_parts`` of the weight gradient, ``back_rows`` and ``back_block`` of the input gradient,
+    and ``workspace_bytes``, one thread's columns in the forward pass.
+    """
+    from .. import _engine
+    from ..algorithms import _im2col_plan
+
+    c_in, c_out, batch, itemsize = (
+        positive_int(v, name)
+        for v, name in ((c_in, "c_in"), (c_out, "c_out"), (batch, "batch"), (itemsize, "itemsize"))
+    )
+    kernel = ntuple(kernel_size, 2, "kernel_size")
+    out = ntuple(output_size, 2, "output_size")
+    k3, o3 = (1, *kernel), (1, *out)
+    _, block, k_parts, rows, pieces, segments = _im2col_plan(
+        batch, c_in, c_out, kernel, out, itemsize, 1, threads=1
+    )
+    taps = kernel[0] * kernel[1]
+    rows = rows or c_in * taps  # 1x1 kernels read the input in place
+    blocks = pieces * segments
+    forward_part = (
+        "" if k_parts == 1 else f" (one part, {rows // taps} of {c_in} input channels, summed)"
+    )
+    _, c_parts, _, grad_rows, grad_block = _engine.weight_grad_plan(
+        batch, c_in, c_out, k3, o3, itemsize, 1
+    )
+    _, back_rows, back_block = _engine.conv_plan(batch, c_out, c_in, k3, o3, itemsize, 1)
+    part = -(-c_in // c_parts)
+    colors = {"w": "#1f77b4", "cols": "#ff7f0e", "out": "#2ca02c", "go": "#d62728"}
+    panels = [
+        (
+            "forward: the product goes straight into the output" + forward_part,
+            [
+                (c_out, rows, "w", f"weight ({c_out} x {rows // taps}*{taps})"),
+                (rows, block, "cols", "columns of the block"),
+                (c_out, block, "out", "output block"),
+            ],
+        ),
+        (
+            f"weight gradient, drawn transposed: one part ({part} of {c_in} input channels), "
+            "added to the unit's partial sum",
+            [
+                (grad_rows, grad_block, "cols", "columns of the block"),
+                (grad_block, c_out, "go", "grad output,\ntransposed"),
+                (grad_rows, c_out, "w", "grad weight,\ntransposed"),
+            ],
+        ),
+        (
+            "input gradient (stride 1): a forward pass, kernel flipped, channels swapped",
+            [
+                (c_in, back_rows, "w", f"weight ({c_in} x {c_out}*{taps})"),
+                (back_rows, back_block, "go", "columns of grad output"),
+                (c_in, back_block, "out", "grad input block"),
+            ],
+        ),
+    ]
+    # the space between matrices: room for the labels of narrow ones
+    gap = 0.2 * max(max(r, c) for _, mats in panels for r, c, _, _ in mats)
+    widths = [sum(c for _, c, _, _ in mats) + 3 * gap for _, mats in panels]
+    heights = [max(r for r, _, _, _ in mats) for _, mats in panels]
+    span = max(widths)
+    fig = _new_figure(
+        figsize=(PAGE_WIDTH, PAGE_WIDTH * (sum(heights) + 3 * 110) / span * 1.05),
+        layout="constrained",
+    )
+    axes = fig.subplots(3, 1, height_ratios=[h + 110 for h in heights])
+    for p, (ax, (title, mats), height) in enumerate(zip(axes, panels, heights, strict=True)):
+        x = 0.0
+        for i, (r, c, kind, label) in enumerate(mats):
+            x = _matrix(ax, x, r, c, colors[kind], label, f"matrix:{p}:{i}")
+            if i < 2:
+                ax.text(
+                    x + gap / 2,
+                    -min(r, mats[i + 1][0]) / 2,
+                    "@" if i == 0 else "=",
+                    ha="center",
+                    va="center",
+                    fontsize=12,
+                )
+                x += gap
+        ax.set_xlim(-gap / 4, span)
+        ax.set_ylim(-height - 70, 60)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=MIN_FONTSIZE + 1, loc="left")
+    h, w = out
+    fig.suptitle(
+        f"one thread, one block: {c_in} -> {c_out} channels, {kernel[0]}x{kernel[1]} kernel, "
+        f"{h}x{w} output ({blocks} blocks of {block} positions per image)",
+        fontsize=10,
+    )
+    fig.plan = dict(  # type: ignore[attr-defined]
+        rows=rows,
+        parts=k_parts,
+        block=block,
+        blocks=blocks,
+        grad_rows=grad_rows,
+        grad_block=grad_block,
+        grad_parts=c_parts,
+        back_rows=back_rows,
+        back_block=back_block,
+        workspace_bytes=rows * block * itemsize,
+    )
+    return fig
