@@ -303,6 +303,19 @@ def weight_grad_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups):
     return blocks, c_parts, r_parts, rows, width
 
 
+def weight_grad_workspace_nbytes(
+    batch, c_in, c_out, kernel, out_spatial, itemsize, groups, threads
+):
+    """Bytes of the buffers :func:`weight_grad` allocates on ``threads`` threads: one thread's
+    columns (``rows x width``) each, and one gradient-sized partial sum per range of blocks after
+    the first. ``kernel`` and ``out_spatial`` are (depth, height, width) triples."""
+    _, _, r_parts, rows, width = weight_grad_plan(
+        batch, c_in, c_out, kernel, out_spatial, itemsize, groups
+    )
+    grad_size = c_out * (c_in // groups) * math.prod(kernel)
+    return (threads * rows * width + (r_parts - 1) * grad_size) * itemsize
+
+
 def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     """``grad_w`` of shape ``weight_size`` for input ``x`` and output gradient ``go``.
 

@@ -197,9 +197,8 @@ def _conv_weight(
         raise ValueError(f"input has batch {x.shape[0]} but grad_output has batch {go.shape[0]}")
     _check_consistent(nd, x.shape[2:], kernel, go.shape[2:], stride, padding, dilation)
 
-    grad_w = np.zeros(tuple(size), dtype=x.dtype)
     if x.shape[0] == 0:
-        return grad_w
+        return np.zeros(tuple(size), dtype=x.dtype)
     out_spatial = go.shape[2:]
     # one output along a dimension never uses its stride (a huge one sizes nothing then), and a
     # padding far beyond what is read is not copied: see convlab._gather

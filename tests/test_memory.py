@@ -1,0 +1,124 @@
+"""What the gradients, the 3-D convolution and the stride-1 transposed convolution allocate: their
+output plus the per-thread column blocks of the engine (convlab/_engine.py), whose size
+``weight_grad_workspace_nbytes`` and ``conv_workspace_nbytes`` report; never a buffer that grows
+with the batch or with the whole im2col matrix. Traced warm, in a fresh thread whose reused
+buffers start empty (tests/traced.py)."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from traced import traced_peak
+
+import convlab
+import convlab.grad
+from convlab import _engine
+
+#: array headers, views and argument tuples of one call: a few KiB, far below any buffer the
+#: tests are about (the smallest, a 3-D layer's weight gradient, is 55 KiB)
+SLACK = 2**15
+
+# (input shape, weight shape, padding, dilation): 1-, 2- and 3-D
+LAYERS = {
+    "1d": ((4, 64, 1024), (64, 64, 5), 2, 1),
+    "2d": ((4, 48, 40, 40), (80, 48, 3, 3), 1, 1),
+    "2d_dilated": ((2, 32, 30, 30), (32, 32, 3, 3), 2, 2),
+    "3d": ((2, 16, 8, 28, 28), (32, 16, 3, 3, 3), 1, 1),
+}
+
+
+def _data(x_shape, w_shape, padding, dilation, seed):
+    rng = np.random.default_rng(seed)
+    nd = len(x_shape) - 2
+    out = convlab.conv_output_size(x_shape[2:], w_shape[2:], 1, padding, dilation)
+    out = (out,) if isinstance(out, int) else tuple(out)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    g = rng.standard_normal((x_shape[0], w_shape[0], *out)).astype(np.float32)
+    return nd, x, w, g, out
+
+
+def _small(x_shape, w_shape, padding, dilation):
+    """A tiny input and output gradient of the same layer (the fresh thread's warm-up call)."""
+    nd = len(x_shape) - 2
+    x = np.zeros((1, x_shape[1]) + (dilation * 2 + 3,) * nd, dtype=np.float32)
+    out = convlab.conv_output_size(x.shape[2:], w_shape[2:], 1, padding, dilation)
+    out = (out,) if isinstance(out, int) else tuple(out)
+    return x, np.zeros((1, w_shape[0], *out), dtype=np.float32)
+
+
+def _triple(values, fill):
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_weight_gradient_allocates_the_gradient_and_its_blocks(layer, threads):
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    x_shape, w_shape, padding, dilation = LAYERS[layer]
+    nd, x, w, g, out = _data(x_shape, w_shape, padding, dilation, 1)
+    fn = getattr(convlab.grad, f"conv{nd}d_weight")
+    kw = dict(padding=padding, dilation=dilation)
+    x_small, g_small = _small(x_shape, w_shape, padding, dilation)
+    peak, grad = traced_peak(
+        lambda: fn(x, w.shape, g, **kw),
+        thread_warmup=lambda: fn(x_small, w.shape, g_small, **kw),
+        threads=threads,
+    )
+    workspace = _engine.weight_grad_workspace_nbytes(
+        x_shape[0], x_shape[1], w_shape[0], _triple(w_shape[2:], 1), _triple(out, 1), 4, 1, threads
+    )
+    assert workspace + grad.nbytes <= peak <= workspace + grad.nbytes + SLACK
+    # bounded: far below the whole im2col matrix of the batch
+    matrix = x_shape[0] * x_shape[1] * math.prod(w_shape[2:]) * math.prod(out) * 4
+    assert workspace < matrix / 2
+    assert grad.shape == w.shape
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_stride_one_input_gradient_allocates_the_gradient_its_blocks_and_a_flipped_weight(
+    layer, threads
+):
+    """At stride 1 the input gradient is a convolution of the output gradient with the flipped
+    weight (the gather form): the result, one flipped copy of the weight, and the blocks."""
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    x_shape, w_shape, padding, dilation = LAYERS[layer]
+    nd, x, w, g, out = _data(x_shape, w_shape, padding, dilation, 2)
+    fn = getattr(convlab.grad, f"conv{nd}d_input")
+    kw = dict(padding=padding, dilation=dilation)
+    x_small, g_small = _small(x_shape, w_shape, padding, dilation)
+    peak, dx = traced_peak(
+        lambda: fn(x.shape, w, g, **kw),
+        thread_warmup=lambda: fn(x_small.shape, w, g_small, **kw),
+        threads=threads,
+    )
+    workspace = _engine.conv_workspace_nbytes(
+        x_shape[0],
+        w_shape[0],
+        w_shape[1],
+        _triple(w_shape[2:], 1),
+        _triple(x_shape[2:], 1),
+        4,
+        1,
+        threads,
+    )
+    expected = dx.nbytes + w.nbytes + workspace
+    assert expected <= peak <= expected + SLACK
+    assert dx.shape == x.shape
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv3d_allocates_its_output_and_blocks(threads):
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 24, 12, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((24, 24, 3, 3, 3)).astype(np.float32)
+    peak, y = traced_peak(
+        lambda: convlab.conv3d(x, w, padding=1),
+        thread_warmup=lambda: convlab.conv3d(x[:1, :, :3, :3, :3], w, padding=1),
+        threads=threads,
+    )
+    workspace = _engine.conv_workspace_nbytes(2, 24, 24, (3, 3, 3), y.shape[2:], 4, 1, threads)
+    assert workspace + y.nbytes <= peak <= workspace + y.nbytes + SLACK
