@@ -22,7 +22,7 @@ would not vectorise the loop (measured 3-10x slower on 28-wide rows).
 import numpy as np
 from numba import njit, prange
 
-from ._blas import UNITS, gemm_call, unit_range
+from ._blas import gemm_call
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
@@ -157,32 +157,30 @@ def _conv_transpose3d_scatter(x, w, b, out, sd, sh, sw, pd, ph, pw, dd, dh, dw, 
                                     dst[j] += wv * row[j]
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_n):
-    """Second half of the GEMM form of a 2-D transposed convolution: scatter-add the columns.
+@njit(**NJIT_OPTIONS)
+def _fold_volume(cols, c0, vol, bias, kernel, stride, pad, dilation, in_shape):
+    """Set ``vol`` (one output channel of one image, (OD, OH, OW)) to ``bias`` plus its columns.
 
-    cols: (C_out*KH*KW, N, H*W) where ``cols[(oc*KH + kh)*KW + kw, n, ih*W + iw]`` holds
-    ``sum_ci w[ci, oc, kh, kw] * x[n, ci, ih, iw]`` (the matrix product ``W^T @ x`` per group, with
-    the batch folded into the columns so that it is one large GEMM);
-    out: (N, C_out, OH, OW), overwritten with the bias plus every column value at its target.
-    This is ``col2im`` with the padding cropped on the fly, one (image, channel) plane at a time.
-
-    Parallel over the planes (``prange``): each task owns its plane and adds into it in a fixed
-    order, so there are no races and the result does not depend on the thread count. (It was
-    serial while ``cols`` came from NumPy's matmul, whose BLAS threads kept spinning on the same
-    cores after the product; :func:`_gemm_columns` now multiplies on convlab's own threads, and
-    on 2 threads the serial fold had become most of a batch-4 layer's time: 5.1 ms of which the
-    GEMM took about a fifth.)
+    ``cols[c0 + (kd * KH + kh) * KW + kw]`` starts the row of tap ``(kd, kh, kw)``: one value per
+    input position ``(i_d * H + ih) * W + iw``, added at output ``(i_d * sd + kd * dd - pd, ...)``.
+    This is ``col2im`` with the padding cropped on the fly: for every tap only the input range
+    whose targets fall inside the output is read (:func:`_first_in`, :func:`_stop_in`).
     """
-    n_batch, c_out, oh_n, ow_n = out.shape
-    for task in prange(n_batch * c_out):
-        n = task // c_out
-        oc = task % c_out
-        plane = out[n, oc]
-        bias = b[oc]
+    kd_n, kh_n, kw_n = kernel
+    sd, sh, sw = stride
+    pd, ph, pw = pad
+    dd, dh, dw = dilation
+    d_n, h_n, w_n = in_shape
+    od_n, oh_n, ow_n = vol.shape
+    positions = d_n * h_n * w_n
+    for od in range(od_n):
         for oh in range(oh_n):
             for ow in range(ow_n):
-                plane[oh, ow] = bias
+                vol[od, oh, ow] = bias
+    for kd in range(kd_n):
+        off_d = kd * dd - pd
+        id0 = _first_in(off_d, sd)
+        id1 = _stop_in(off_d, sd, od_n, d_n)
         for kh in range(kh_n):
             off_h = kh * dh - ph
             ih0 = _first_in(off_h, sh)
@@ -193,109 +191,76 @@ def _fold_transposed2d(cols, b, out, kh_n, kw_n, sh, sw, ph, pw, dh, dw, h_n, w_
                 iw1 = _stop_in(off_w, sw, ow_n, w_n)
                 if iw1 <= iw0:
                     continue
-                src = cols[(oc * kh_n + kh) * kw_n + kw, n]
+                start = c0 + ((kd * kh_n + kh) * kw_n + kw) * positions
+                src = cols[start : start + positions]
                 first = iw0 * sw + off_w
                 last = (iw1 - 1) * sw + off_w
-                for ih in range(ih0, ih1):
-                    dst = plane[ih * sh + off_h, first : last + 1 : sw]
-                    row = src[ih * w_n + iw0 : ih * w_n + iw1]
-                    for j in range(iw1 - iw0):
-                        dst[j] += row[j]
+                for i_d in range(id0, id1):
+                    for ih in range(ih0, ih1):
+                        dst = vol[i_d * sd + off_d, ih * sh + off_h, first : last + 1 : sw]
+                        base = (i_d * h_n + ih) * w_n
+                        row = src[base + iw0 : base + iw1]
+                        for j in range(iw1 - iw0):
+                            dst[j] += row[j]
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _fold_transposed3d(
-    cols, b, out, kd_n, kh_n, kw_n, sd, sh, sw, pd, ph, pw, dd, dh, dw, d_n, h_n, w_n
+def _gemm_fold(
+    gemm, x, w2, b, out, cols_buf, oc_block, groups, kernel, stride, pad, dilation, n_threads
 ):
-    """:func:`_fold_transposed2d` in 3-D (parallel over the volumes in the same way).
+    """The GEMM form of a transposed convolution, one block of output channels of one image at
+    a time: multiply, then fold the block's columns into its planes while they are in cache.
 
-    cols: (C_out*KD*KH*KW, N, D*H*W); out: (N, C_out, OD, OH, OW).
+    x: (N, C_in, D, H, W); w2: (C_in, C_out/groups * KD*KH*KW), the weight as PyTorch lays it out,
+    flattened; out: (N, C_out, OD, OH, OW), overwritten; cols_buf: (n_threads, oc_block * taps *
+    D*H*W) scratch. A unit is (image, group, block of ``oc_block`` output channels of the group):
+    its columns are ``w2[group's input channels, block's rows]^T @ x[n, group's input channels]``,
+    one single-threaded BLAS call (:func:`convlab._blas.gemm_call`; the caller holds BLAS to one
+    thread), ``cols (rows x D*H*W) ^T = x[n, g]^T (D*H*W x C_in/g, ld D*H*W) @ w2 block (C_in/g x
+    rows, ld C_out/g * taps)`` in column-major terms. The units are cut by the shapes only and
+    each owns its output planes, so no two threads write the same element and every element is
+    computed by the same operations on any number of threads. Thread ``t`` takes units
+    ``[U t / T, U (t + 1) / T)``.
     """
-    n_batch, c_out, od_n, oh_n, ow_n = out.shape
-    for task in prange(n_batch * c_out):
-        n = task // c_out
-        oc = task % c_out
-        vol = out[n, oc]
-        bias = b[oc]
-        for od in range(od_n):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    vol[od, oh, ow] = bias
-        for kd in range(kd_n):
-            off_d = kd * dd - pd
-            id0 = _first_in(off_d, sd)
-            id1 = _stop_in(off_d, sd, od_n, d_n)
-            for kh in range(kh_n):
-                off_h = kh * dh - ph
-                ih0 = _first_in(off_h, sh)
-                ih1 = _stop_in(off_h, sh, oh_n, h_n)
-                for kw in range(kw_n):
-                    off_w = kw * dw - pw
-                    iw0 = _first_in(off_w, sw)
-                    iw1 = _stop_in(off_w, sw, ow_n, w_n)
-                    if iw1 <= iw0:
-                        continue
-                    src = cols[((oc * kd_n + kd) * kh_n + kh) * kw_n + kw, n]
-                    first = iw0 * sw + off_w
-                    last = (iw1 - 1) * sw + off_w
-                    for i_d in range(id0, id1):
-                        for ih in range(ih0, ih1):
-                            dst = vol[i_d * sd + off_d, ih * sh + off_h, first : last + 1 : sw]
-                            base = (i_d * h_n + ih) * w_n
-                            row = src[base + iw0 : base + iw1]
-                            for j in range(iw1 - iw0):
-                                dst[j] += row[j]
-
-
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _gemm_columns(gemm, x2, w2, cols, groups, n_threads):
-    """``cols[g*rows:(g+1)*rows] = w2[group g].T @ x2[group g]`` for every group, split among
-    ``n_threads`` threads.
-
-    x2: (C_in, M) input, one column per (image, pixel); w2: (C_in, rows) weight, ``rows = C_out/g
-    * prod(k)``; cols: (groups * rows, M), overwritten. Thread ``t`` (``prange``) takes a
-    contiguous range of the M columns, or of the rows when there are more rows than columns (a
-    small map), and makes one single-threaded BLAS call per group for it (``gemm``:
-    :func:`convlab._blas.blas_gemm`; the caller holds BLAS to one thread with
-    :func:`convlab._blas.one_blas_thread`). NumPy's ``matmul`` did this before, on NumPy's own
-    BLAS threads, which kept spinning for about 0.1 s after each product and slowed the next
-    parallel kernels (a ``conv2d`` right after it ran twice as long). In column-major BLAS terms,
-    ``cols[g]^T (M x rows, ld M) = x2[g]^T (M x C_in/g, ld M) @ w2[g] (C_in/g x rows, ld rows)``.
-    """
-    c_in, m_total = x2.shape
-    rows = w2.shape[1]
-    in_per_group = c_in // groups
-    by_rows = rows > m_total
-    x_flat = x2.reshape(-1)
+    n_batch, c_in, d_n, h_n, w_n = x.shape
+    c_out = out.shape[1]
+    kd_n, kh_n, kw_n = kernel
+    taps = kd_n * kh_n * kw_n
+    in_pg = c_in // groups
+    out_pg = c_out // groups
+    rows_total = out_pg * taps
+    positions = d_n * h_n * w_n
+    blocks = (out_pg + oc_block - 1) // oc_block
+    units = n_batch * groups * blocks
+    x_flat = x.reshape(-1)
     w_flat = w2.reshape(-1)
-    c_flat = cols.reshape(-1)
-    size = rows if by_rows else m_total
-    # ranges cut by the shape only, whole ranges per thread: the same bits on any thread count
+    in_shape = (d_n, h_n, w_n)
     for t in prange(n_threads):
-        for u in range(UNITS * t // n_threads, UNITS * (t + 1) // n_threads):
-            lo, hi = unit_range(size, u, UNITS)
-            if hi <= lo:
-                continue
-            # this range's block: M x (hi - lo) of cols^T, or (hi - lo) x rows
-            m = m_total if by_rows else hi - lo
-            n = hi - lo if by_rows else rows
-            x_off = 0 if by_rows else lo
-            w_off = lo if by_rows else 0
-            c_off = lo * m_total if by_rows else lo
-            for g in range(groups):
-                gemm_call(
-                    gemm,
-                    "N",
-                    "T",
-                    m,
-                    n,
-                    in_per_group,
-                    1.0,
-                    x_flat[g * in_per_group * m_total + x_off :],
-                    m_total,
-                    w_flat[g * in_per_group * rows + w_off :],
-                    rows,
-                    0.0,
-                    c_flat[g * rows * m_total + c_off :],
-                    m_total,
+        cols = cols_buf[t]
+        for u in range(units * t // n_threads, units * (t + 1) // n_threads):
+            n = u // (groups * blocks)
+            g = u // blocks % groups
+            j0 = u % blocks * oc_block
+            nb = min(oc_block, out_pg - j0)
+            gemm_call(
+                gemm,
+                "N",
+                "T",
+                positions,
+                nb * taps,
+                in_pg,
+                1.0,
+                x_flat[(n * c_in + g * in_pg) * positions :],
+                positions,
+                w_flat[g * in_pg * rows_total + j0 * taps :],
+                rows_total,
+                0.0,
+                cols,
+                positions,
+            )
+            for j in range(nb):
+                oc = g * out_pg + j0 + j
+                _fold_volume(
+                    cols, j * taps * positions, out[n, oc], b[oc], kernel, stride, pad, dilation,
+                    in_shape,
                 )

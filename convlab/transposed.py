@@ -14,13 +14,14 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
     parallel task owns one (image, output channel) plane, so there are no write races. In 2-D the
     task scatters into its plane split by stride phase, so that reads and writes are contiguous.
 ``"gemm"``
-    one matrix product per group, ``cols = W_g^T @ x_g`` (every input pixel times every tap of
-    every output channel, the whole batch at once), then a Numba kernel that folds the columns
-    into the output (``col2im``), cropping the padding on the fly. BLAS does the multiplications
-    near peak speed. With stride 1, ``"auto"`` runs it gathered instead: as the convolution with
-    the flipped, channel-swapped kernel that it equals there, by blocks of columns and
-    single-threaded BLAS (:func:`convlab._engine.conv_transpose_gather`), with no column buffer
-    of the whole layer.
+    matrix products ``cols = W_g^T @ x_g`` (every input pixel times every tap of a block of
+    output channels of one image), each folded into its output planes (``col2im``, cropping the
+    padding on the fly) by the thread that computed it, while the columns are in its cache; the
+    columns take one block per thread (:func:`gemm_buffer_nbytes`), not the whole layer. BLAS
+    does the multiplications near peak speed. With stride 1, ``"auto"`` runs it gathered
+    instead: as the convolution with the flipped, channel-swapped kernel that it equals there,
+    by blocks of columns and single-threaded BLAS (:func:`convlab._engine.conv_transpose_gather`),
+    with no scatter at all.
 
 Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
 """
@@ -41,6 +42,7 @@ from . import _kernels_transposed as _kernels
 from ._args import Array, check_rank, float_array, ntuple, positive_int
 from ._blas import blas_gemm, one_blas_thread
 from ._gather import sparse_padding
+from ._winograd import workspace
 from .config import parallel_launch
 from .shapes import IntOrTuple, conv_transpose_output_padding, conv_transpose_output_size
 
@@ -58,8 +60,13 @@ __all__ = [
 #: algorithms accepted by the ``conv_transpose*`` functions
 ALGORITHMS = ("auto", "direct", "gemm")
 
-#: "auto" never lets the GEMM form allocate more than this (bytes) for its column buffer
+#: "auto" never lets the GEMM form allocate more than this (bytes) for its column blocks
 GEMM_AUTO_LIMIT = 256 * 2**20
+#: the GEMM form's products compute at least this many rows (output channels x taps) at once
+#: when a group has that many ...
+GEMM_ROWS = 128
+#: ... unless one thread's columns would then take more than this (bytes)
+GEMM_BLOCK_BYTES = 2**21
 
 _LAYOUT = {
     1: "(N, C_in, L) or (C_in, L)",
@@ -236,12 +243,36 @@ def _prepare(
     return p
 
 
+def gemm_plan(x_shape: Sequence[int], w_shape: Sequence[int], itemsize: int) -> int:
+    """Output channels per unit of the GEMM form (:func:`convlab._kernels_transposed._gemm_fold`).
+
+    Enough channels that one product computes at least ``GEMM_ROWS`` rows (channels x taps),
+    BLAS's efficient range, but no more than keep one thread's columns within
+    ``GEMM_BLOCK_BYTES`` (at least one channel, whatever its columns take). Shapes only.
+    """
+    out_per_group = w_shape[1]
+    taps = math.prod(w_shape[2:])
+    per_channel = taps * math.prod(x_shape[2:]) * itemsize
+    block = min(out_per_group, -(-GEMM_ROWS // taps))
+    return max(1, min(block, GEMM_BLOCK_BYTES // max(1, per_channel)))
+
+
 def gemm_buffer_nbytes(
-    x_shape: Sequence[int], w_shape: Sequence[int], groups: int, itemsize: int
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    groups: int,
+    itemsize: int,
+    threads: int | None = None,
 ) -> int:
-    """Bytes of the column buffer of the GEMM form: ``N * C_out * prod(k) * prod(input spatial)``."""
-    c_out = w_shape[1] * groups
-    return x_shape[0] * c_out * math.prod(w_shape[2:]) * math.prod(x_shape[2:]) * itemsize
+    """Bytes of the column blocks of the GEMM form on ``threads`` threads (default: Numba's
+    count): one block of ``gemm_plan`` output channels x taps x input positions per thread that
+    gets work. It grows with one image and the threads, not with the batch or the channels."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    block = gemm_plan(x_shape, w_shape, itemsize)
+    units = x_shape[0] * groups * -(-w_shape[1] // block)
+    taps_positions = math.prod(w_shape[2:]) * math.prod(x_shape[2:])
+    return max(1, min(threads, units)) * block * taps_positions * itemsize
 
 
 def choose_algorithm(
@@ -251,42 +282,50 @@ def choose_algorithm(
 
     The GEMM form multiplies ``(C_out/g * prod(k), C_in/g) @ (C_in/g, prod(spatial))`` per group;
     it pays off when the inner dimension ``C_in/g`` is large enough for BLAS to beat the direct
-    kernel's register-held taps (not for depthwise layers) and the column buffer stays modest.
+    kernel's register-held taps (not for depthwise layers) and one thread's block of columns
+    stays within ``GEMM_AUTO_LIMIT`` (counted for one thread: the choice, and so the result,
+    must not depend on the thread count).
     """
     in_per_group = x_shape[1] // groups
     rows = w_shape[1] * math.prod(w_shape[2:])
-    small_enough = gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize) <= GEMM_AUTO_LIMIT
+    block = gemm_buffer_nbytes(x_shape, w_shape, groups, itemsize, threads=1)
+    small_enough = block <= GEMM_AUTO_LIMIT
     if in_per_group >= 8 and rows >= 16 and small_enough:
         return "gemm"
     return "direct"
 
 
-def _gemm_columns(x: Array, w: Array, groups: int) -> Array:
-    """``cols[oc*prod(k) + tap, n, pixel] = sum_ci w[ci, oc, tap] * x[n, ci, pixel]``, per group.
-
-    The batch goes into the columns, ``(C_in, N * pixels)``, so each group is a single large
-    matrix product: BLAS runs one big GEMM much faster than N small ones (or NumPy's stacked
-    matmul with a broadcast weight).
-    """
-    n_batch, c_in = x.shape[0], x.shape[1]
-    pixels = math.prod(x.shape[2:])
-    out_per_group = w.shape[1]
-    rows = out_per_group * math.prod(w.shape[2:])
-    if n_batch == 1:
-        x2 = x.reshape(c_in, pixels)
-    else:
-        x2 = np.ascontiguousarray(x.reshape(n_batch, c_in, pixels).transpose(1, 0, 2)).reshape(
-            c_in, -1
-        )
-    w2 = np.ascontiguousarray(w.reshape(c_in, rows))
-    x2 = np.ascontiguousarray(x2)
-    cols = np.empty((groups * rows, n_batch * pixels), dtype=x.dtype)
-    # every thread one range of columns (or rows), one single-threaded BLAS call per group (not
-    # NumPy's matmul, whose own BLAS threads would spin on after it: see _kernels._gemm_columns)
-    threads = max(1, min(numba.get_num_threads(), max(n_batch * pixels, rows)))
+def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
+    """Fill ``out`` by the GEMM form: per unit (image, group, block of output channels) one
+    single-threaded BLAS product and the fold of its columns (2-D arrays as depth-1 3-D ones)."""
+    nd = x.ndim - 2
+    lift = (1,) * (3 - nd)
+    x5 = x.reshape(x.shape[:2] + lift + x.shape[2:])
+    out5 = out.reshape(out.shape[:2] + lift + out.shape[2:])
+    kernel = lift + w.shape[2:]
+    c_in = x.shape[1]
+    w2 = w.reshape(c_in, -1)
+    block = gemm_plan(x.shape, w.shape, x.itemsize)
+    units = x.shape[0] * p.groups * -(-w.shape[1] // block)
+    threads = max(1, min(numba.get_num_threads(), units))
+    per_thread = block * math.prod(kernel) * math.prod(x.shape[2:])
+    cols = workspace("transposed", (threads * per_thread,), x.dtype).reshape(threads, per_thread)
     with parallel_launch(), one_blas_thread():
-        _kernels._gemm_columns(blas_gemm(x.dtype), x2, w2, cols, groups, threads)
-    return cols.reshape(groups * rows, n_batch, pixels)
+        _kernels._gemm_fold(
+            blas_gemm(x.dtype),
+            x5,
+            w2,
+            b,
+            out5,
+            cols,
+            block,
+            p.groups,
+            kernel,
+            (1,) * (3 - nd) + p.stride,
+            (0,) * (3 - nd) + p.padding,
+            (1,) * (3 - nd) + p.dilation,
+            threads,
+        )
 
 
 def _run(p: _Prepared, algorithm: str) -> Array:
@@ -309,16 +348,7 @@ def _run(p: _Prepared, algorithm: str) -> Array:
     w = np.ascontiguousarray(p.w)
     nd = x.ndim - 2
     if algorithm == "gemm":
-        cols = _gemm_columns(x, w, p.groups)
-        with parallel_launch():
-            if nd == 2:
-                _kernels._fold_transposed2d(
-                    cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
-                )
-            else:
-                _kernels._fold_transposed3d(
-                    cols, p.b, out, *w.shape[2:], *p.stride, *p.padding, *p.dilation, *x.shape[2:]
-                )
+        _gemm_fold(x, w, p.b, p, out)
     else:
         with parallel_launch():
             if nd == 2:

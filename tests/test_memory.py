@@ -122,3 +122,45 @@ def test_conv3d_allocates_its_output_and_blocks(threads):
     )
     workspace = _engine.conv_workspace_nbytes(2, 24, 24, (3, 3, 3), y.shape[2:], 4, 1, threads)
     assert workspace + y.nbytes <= peak <= workspace + y.nbytes + SLACK
+
+
+# (input, weight (C_in, C_out/groups, *k), stride, padding, groups): strided, so the GEMM form
+TRANSPOSED = {
+    "1d": ((2, 96, 1024), (96, 48, 4), 2, 1, 1),
+    "2d": ((4, 64, 32, 32), (64, 32, 4, 4), 2, 1, 1),
+    "2d_grouped": ((2, 32, 20, 20), (32, 8, 3, 3), 2, 1, 2),
+    "3d": ((1, 32, 8, 16, 16), (32, 16, 4, 4, 4), 2, 1, 1),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layer", list(TRANSPOSED))
+def test_strided_transposed_convolution_allocates_its_output_and_one_block_per_thread(
+    layer, threads
+):
+    """The GEMM form multiplies and folds one block of output channels of one image at a time:
+    its columns take gemm_buffer_nbytes (one block per thread), not N * C_out * k * H * W."""
+    from convlab import transposed
+
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    x_shape, w_shape, stride, padding, groups = TRANSPOSED[layer]
+    nd = len(x_shape) - 2
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    fn = getattr(convlab, f"conv_transpose{nd}d")
+    kw = dict(stride=stride, padding=padding, groups=groups, algorithm="gemm")
+    tiny = x[(slice(0, 1), slice(None)) + (slice(0, 3),) * nd]
+    peak, y = traced_peak(
+        lambda: fn(x, w, **kw), thread_warmup=lambda: fn(tiny, w, **kw), threads=threads
+    )
+    blocks = transposed.gemm_buffer_nbytes(x_shape, w_shape, groups, 4, threads=threads)
+    # the bias: conv_transpose fills a zero one when none is given (C_out values)
+    bias = w_shape[1] * groups * 4
+    assert blocks + y.nbytes <= peak <= blocks + y.nbytes + bias + SLACK
+    # bounded by the threads, not by the batch or the channels: one block of at most
+    # GEMM_BLOCK_BYTES (or one output channel's columns, if those alone take more) per thread
+    one_channel = math.prod(w_shape[2:]) * math.prod(x_shape[2:]) * 4
+    assert blocks <= threads * max(transposed.GEMM_BLOCK_BYTES, one_channel)
+    reference = fn(x, w, stride=stride, padding=padding, groups=groups, algorithm="direct")
+    np.testing.assert_allclose(y, reference, rtol=1e-4, atol=1e-4)

@@ -331,7 +331,10 @@ def test_choose_algorithm():
     assert choose_algorithm((4, 128, 28, 28), (128, 64, 4, 4), 1, 4) == "gemm"
     assert choose_algorithm((4, 32, 28, 28), (32, 1, 3, 3), 32, 4) == "direct"  # depthwise
     assert choose_algorithm((1, 2, 5, 5), (2, 3, 3, 3), 1, 8) == "direct"  # tiny
-    assert choose_algorithm((64, 256, 256, 256), (256, 128, 3, 3), 1, 4) == "direct"  # huge buffer
+    # a large batch no longer grows the GEMM form's columns (one block per thread) ...
+    assert choose_algorithm((64, 256, 256, 256), (256, 128, 3, 3), 1, 4) == "gemm"
+    # ... but one output channel's columns beyond GEMM_AUTO_LIMIT (here 4 GiB) still go direct
+    assert choose_algorithm((1, 16, 8192, 8192), (16, 8, 4, 4), 1, 4) == "direct"
 
 
 def test_unbatched_and_empty_batch():
