@@ -375,11 +375,13 @@ def choose_algorithm(
     return "direct"
 
 
-def _conv2d_prepared(p: _Prepared, algorithm: str) -> Array:
-    """Run the 2-D convolution ``p`` (from ``_prepare(..., pad=False)``) by ``algorithm``."""
+def _conv2d_prepared(p: _Prepared, algorithm: str, out: Array | None = None) -> Array:
+    """Run the 2-D convolution ``p`` (from ``_prepare(..., pad=False)``) by ``algorithm``, into
+    ``out`` (C-contiguous, of shape ``p.out_shape``) when given."""
     if algorithm == "winograd":
         check_winograd(p.w.shape, p.stride, p.dilation)
-    out = np.empty(p.out_shape, dtype=p.x.dtype)
+    if out is None:
+        out = np.empty(p.out_shape, dtype=p.x.dtype)
     if out.size == 0:
         return out
     if algorithm in ("auto", "direct") and p.groups == p.x.shape[1]:
@@ -669,3 +671,24 @@ def conv3d(
         pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
         _engine.conv(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
     return _finish(p, out)
+
+
+def _conv2d_into(
+    x: Array,
+    w: Array,
+    b: Array,
+    out: Array,
+    dilation: tuple[int, ...],
+    groups: int,
+    pairs: tuple[tuple[int, int], ...],
+) -> Array:
+    """``out`` filled with the stride-1 zero-padded 2-D convolution of validated, C-contiguous
+    arrays by what ``algorithm="auto"`` runs (Winograd, blocked im2col, the depthwise or the direct
+    kernel); ``pairs``: the zero padding (before, after) of each spatial dimension. The transposed
+    convolution's stride-1 form (:mod:`convlab.transposed`) calls it with the flipped kernel."""
+    p = _Prepared()
+    p.x, p.w, p.b = x, w, b
+    p.stride, p.dilation, p.groups = (1, 1), dilation, groups
+    p.out_shape, p.unbatched, p.pairs = out.shape, False, pairs
+    p.padding_mode, p.sparse = "zeros", False
+    return _conv2d_prepared(p, "auto", out)

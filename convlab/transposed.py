@@ -328,6 +328,26 @@ def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
         )
 
 
+def _gather2d(p: _Prepared, out: Array) -> Array:
+    """A stride-1 2-D transposed convolution as the convolution with the flipped kernel, its
+    channel axes swapped per group, and zero padding ``d (k - 1) - p`` before (the padding after
+    follows from ``out``'s size), computed by :func:`convlab.conv.conv2d`'s own algorithms."""
+    from .conv import _conv2d_into
+
+    c_in, out_per_group = p.w.shape[:2]
+    in_per_group = c_in // p.groups
+    wg = p.w.reshape((p.groups, in_per_group, out_per_group) + p.w.shape[2:]).swapaxes(1, 2)
+    w_conv = np.ascontiguousarray(
+        wg.reshape((p.groups * out_per_group, in_per_group) + p.w.shape[2:])[:, :, ::-1, ::-1]
+    )
+    pairs = []
+    for i, (q, d, k) in enumerate(zip(p.padding, p.dilation, p.w.shape[2:], strict=True)):
+        before = d * (k - 1) - q
+        pairs.append((before, out.shape[2 + i] + d * (k - 1) - p.x.shape[2 + i] - before))
+    x = np.ascontiguousarray(p.x)
+    return _conv2d_into(x, w_conv, p.b, out, p.dilation, p.groups, tuple(pairs))
+
+
 def _run(p: _Prepared, algorithm: str) -> Array:
     """Allocate the output and fill it with the chosen kernel (2-D or 3-D arrays)."""
     out = np.empty(p.out_shape, dtype=p.x.dtype)
@@ -338,8 +358,11 @@ def _run(p: _Prepared, algorithm: str) -> Array:
         if algorithm == "gemm" and _engine.gather_applies(
             p.stride, p.padding, p.dilation, p.w.shape[2:]
         ):
-            # stride 1: the convolution it is the adjoint of, by blocks of columns and
-            # single-threaded BLAS (convlab._engine), with no column buffer of the whole layer
+            # stride 1: the convolution it is the adjoint of, with no scatter: in 2-D (and
+            # 1-D) by what conv2d's "auto" runs (Winograd for 3x3 kernels), in 3-D by the
+            # engine's blocks of columns and single-threaded BLAS (convlab._engine)
+            if p.x.ndim == 4:
+                return _gather2d(p, out)
             gathered: Array = _engine.conv_transpose_gather(
                 p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
             )

@@ -78,11 +78,14 @@ def test_weight_gradient_allocates_the_gradient_and_its_blocks(layer, threads):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("layer", list(LAYERS))
-def test_stride_one_input_gradient_allocates_the_gradient_its_blocks_and_a_flipped_weight(
+def test_stride_one_input_gradient_allocates_what_the_convolution_it_equals_allocates(
     layer, threads
 ):
-    """At stride 1 the input gradient is a convolution of the output gradient with the flipped
-    weight (the gather form): the result, one flipped copy of the weight, and the blocks."""
+    """At stride 1 the input gradient is the convolution of the output gradient with the weight
+    flipped and its channel axes swapped (no scatter): it allocates the gradient, one flipped copy
+    of the weight, and the buffers of that convolution: in 1-D and 2-D what conv1d/conv2d
+    allocate for it (Winograd's or im2col's, by conv2d's own choice), in 3-D the engine's
+    blocks (conv_workspace_nbytes)."""
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     x_shape, w_shape, padding, dilation = LAYERS[layer]
     nd, x, w, g, out = _data(x_shape, w_shape, padding, dilation, 2)
@@ -94,19 +97,25 @@ def test_stride_one_input_gradient_allocates_the_gradient_its_blocks_and_a_flipp
         thread_warmup=lambda: fn(x_small.shape, w, g_small, **kw),
         threads=threads,
     )
-    workspace = _engine.conv_workspace_nbytes(
-        x_shape[0],
-        w_shape[0],
-        w_shape[1],
-        _triple(w_shape[2:], 1),
-        _triple(x_shape[2:], 1),
-        4,
-        1,
-        threads,
-    )
-    expected = dx.nbytes + w.nbytes + workspace
-    assert expected <= peak <= expected + SLACK
     assert dx.shape == x.shape
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
+    w_conv = np.ascontiguousarray(w.swapaxes(0, 1)[flip])
+    if nd == 3:
+        workspace = _engine.conv_workspace_nbytes(
+            x_shape[0], w_shape[0], w_shape[1], w_shape[2:], x_shape[2:], 4, 1, threads
+        )
+        expected = dx.nbytes + w.nbytes + workspace
+        assert expected <= peak <= expected + SLACK
+        return
+    conv = getattr(convlab, f"conv{nd}d")
+    same = dict(padding=dilation * (w_shape[2] - 1) - padding, dilation=dilation)
+    conv_peak, y = traced_peak(
+        lambda: conv(g, w_conv, **same),
+        thread_warmup=lambda: conv(g_small, w_conv, **same),
+        threads=threads,
+    )
+    np.testing.assert_allclose(dx, y, rtol=1e-4, atol=1e-3)
+    assert peak <= conv_peak + w.nbytes + SLACK
 
 
 @pytest.mark.parametrize("threads", [1, 2])
