@@ -261,6 +261,13 @@ def _gemm_fold(
             for j in range(nb):
                 oc = g * out_pg + j0 + j
                 _fold_volume(
-                    cols, j * taps * positions, out[n, oc], b[oc], kernel, stride, pad, dilation,
+                    cols,
+                    j * taps * positions,
+                    out[n, oc],
+                    b[oc],
+                    kernel,
+                    stride,
+                    pad,
+                    dilation,
                     in_shape,
                 )

@@ -273,7 +273,6 @@ def test_breadth_table_has_one_row_per_operation_with_its_numbers():
 def test_engine_figure_draws_consistent_products_to_scale(layer):
     import matplotlib.pyplot as plt
 
-    from convlab import _engine
     from convlab.algorithms import _im2col_plan
 
     c_in, c_out, k, size, batch = layer
@@ -293,7 +292,8 @@ def test_engine_figure_draws_consistent_products_to_scale(layer):
         assert plan["rows"] * plan["parts"] == c_in * taps
         assert sizes["matrix:0:2"] == (c_out, plan["block"])
         assert sizes["matrix:2:2"] == (c_in, plan["back_block"])
-        assert sizes["matrix:2:0"] == (c_in, c_out * taps)
+        assert sizes["matrix:2:0"] == (c_in, plan["back_rows"])
+        assert plan["back_rows"] * plan["back_parts"] == c_out * taps
         assert plan["grad_rows"] * plan["grad_parts"] >= c_in * taps
         _, block, _, _, pieces, segments = _im2col_plan(
             batch, c_in, c_out, kernel, (size, size), 4, 1, threads=1
@@ -302,7 +302,7 @@ def test_engine_figure_draws_consistent_products_to_scale(layer):
         assert plan["blocks"] * plan["block"] >= size * size
         assert (
             plan["back_block"]
-            == _engine.conv_plan(batch, c_out, c_in, (1, *kernel), (1, size, size), 4, 1)[2]
+            == _im2col_plan(batch, c_out, c_in, kernel, (size, size), 4, 1, threads=1)[1]
         )
     finally:
         plt.close(fig)

@@ -711,14 +711,16 @@ def engine_figure(
     from :func:`convlab.algorithms._im2col_plan`, what :func:`convlab.conv2d` runs); the weight
     gradient, drawn transposed, ``columns (C K x B) @ grad-output^T (B x C_out)`` for one part of
     ``C`` of the input channels, added to a partial sum (:func:`convlab._engine.weight_grad_plan`);
-    and the input gradient, which at stride 1 is a forward pass with the kernel flipped and the
-    channel axes swapped, ``weight' (C_in x C_out K) @ columns of the output gradient``
-    (:func:`convlab._engine.conv_plan`). Every rectangle is drawn to the same scale (one unit per
-    row or column). The figure's ``plan`` attribute holds the numbers drawn: ``rows``,
-    ``parts`` (of the input channels: split when a layer has few positions), ``block`` and
-    ``blocks`` (per image) of the forward pass, ``grad_rows``, ``grad_block`` and
-    ``grad_parts`` of the weight gradient, ``back_rows`` and ``back_block`` of the input gradient,
-    and ``workspace_bytes``, one thread's columns in the forward pass.
+    and the input gradient, which at stride 1 is the forward pass of the output gradient with the
+    kernel flipped and the channel axes swapped, ``weight' (C_in x C_out K) @ columns of the
+    output gradient``, drawn in the same im2col form (for a 3x3 kernel ``conv2d``'s ``auto``
+    computes that convolution by Winograd instead, as it would the forward pass). Every rectangle
+    is drawn to the same scale (one unit per row or column). The figure's ``plan`` attribute
+    holds the numbers drawn: ``rows``, ``parts`` (of the input channels: split when a layer has
+    few positions), ``block`` and ``blocks`` (per image) of the forward pass; ``grad_rows``,
+    ``grad_block`` and ``grad_parts`` of the weight gradient; ``back_rows``, ``back_parts`` and
+    ``back_block`` of the input gradient; and ``workspace_bytes``, one thread's columns in the
+    forward pass.
     """
     from .. import _engine
     from ..algorithms import _im2col_plan
@@ -742,7 +744,10 @@ def engine_figure(
     _, c_parts, _, grad_rows, grad_block = _engine.weight_grad_plan(
         batch, c_in, c_out, k3, o3, itemsize, 1
     )
-    _, back_rows, back_block = _engine.conv_plan(batch, c_out, c_in, k3, o3, itemsize, 1)
+    _, back_block, back_parts, back_rows, _, _ = _im2col_plan(
+        batch, c_out, c_in, kernel, out, itemsize, 1, threads=1
+    )
+    back_rows = back_rows or c_out * taps
     part = -(-c_in // c_parts)
     colors = {"w": "#1f77b4", "cols": "#ff7f0e", "out": "#2ca02c", "go": "#d62728"}
     panels = [
@@ -764,9 +769,9 @@ def engine_figure(
             ],
         ),
         (
-            "input gradient (stride 1): a forward pass, kernel flipped, channels swapped",
+            "input gradient (stride 1): the same forward product, kernel flipped, channels swapped",
             [
-                (c_in, back_rows, "w", f"weight ({c_in} x {c_out}*{taps})"),
+                (c_in, back_rows, "w", f"weight ({c_in} x {back_rows // taps}*{taps})"),
                 (back_rows, back_block, "go", "columns of grad output"),
                 (c_in, back_block, "out", "grad input block"),
             ],
@@ -816,6 +821,7 @@ def engine_figure(
         grad_block=grad_block,
         grad_parts=c_parts,
         back_rows=back_rows,
+        back_parts=back_parts,
         back_block=back_block,
         workspace_bytes=rows * block * itemsize,
     )
