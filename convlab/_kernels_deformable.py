@@ -520,34 +520,33 @@ def _deform_backward_products(
     group, with ``o`` its output channels and ``r`` its rows: ``grad_w2[o] += grad[o] @ cols[r].T``
     and ``grad_cols[r] = w2[o].T @ grad[o]``.
 
-    The output channels of the first product and the rows of the second are cut into ``UNITS``
-    ranges by the shape only (:func:`convlab._blas.unit_range`); thread ``i`` of ``n_threads``
+    The rows ``K/g`` of both products (columns of ``grad_w2``, rows of ``grad_cols``) are cut
+    into ``UNITS`` ranges by the shape only (each product then keeps all of a group's output
+    channels as one dimension: cutting the first by output channels gave 16-wide products, which
+    ran at half the speed) (:func:`convlab._blas.unit_range`); thread ``i`` of ``n_threads``
     (``prange``) takes whole ranges and computes them with ``gemm`` (BLAS ``sgemm``/``dgemm``)
     held to one thread by the caller (:func:`convlab._blas.one_blas_thread`): the same single-threaded
     calls as the forward pass, so that the backward pass never wakes another BLAS thread pool
     (NumPy's), whose idle workers keep spinning for a while and slowed a following forward pass
-    1.6x on two cores. In column-major BLAS terms, ``grad_w2[o]^T (K/g x o, ld K) +=
-    cols[r] (K/g x L, stored L x K/g, ld) @ grad[o]^T (L x o, ld P)`` and ``grad_cols[r]^T
+    1.6x on two cores. In column-major BLAS terms, ``grad_w2[o, r]^T (r x o, ld K) +=
+    cols[r] (r x L, stored L x r, ld) @ grad[o]^T (L x o, ld P)`` and ``grad_cols[r]^T
     (L x K/g, ld) = grad[o]^T (L x o, ld P) @ w2[o, r] (o x K/g, stored K/g x o, ld K)``.
     """
-    c_out, k_rows = w2.shape
-    out_per_group = c_out // groups
+    k_rows = w2.shape[1]
     # ranges cut by the shape only, whole ranges per thread: the same bits on any thread count
     for th in prange(n_threads):
         for u in range(UNITS * th // n_threads, UNITS * (th + 1) // n_threads):
-            o0, o1 = unit_range(out_per_group, u, UNITS)
             r0, r1 = unit_range(k_rows, u, UNITS)
             _backward_products_unit(
-                gemm, grad, p0, length, cols, w2, groups, grad_w2, grad_cols, o0, o1, r0, r1
+                gemm, grad, p0, length, cols, w2, groups, grad_w2, grad_cols, r0, r1
             )
 
 
 @njit(**NJIT_OPTIONS)
-def _backward_products_unit(
-    gemm, grad, p0, length, cols, w2, groups, grad_w2, grad_cols, o0, o1, r0, r1
-):
-    """Output channels ``o0 .. o1`` of the first product and rows ``r0 .. r1`` of the second, in
-    every group (:func:`_deform_backward_products`)."""
+def _backward_products_unit(gemm, grad, p0, length, cols, w2, groups, grad_w2, grad_cols, r0, r1):
+    """Rows ``r0 .. r1`` (of each group's ``K/g``) of both products, in every group
+    (:func:`_deform_backward_products`): columns ``r0 .. r1`` of ``grad_w2`` for all the group's
+    output channels, and rows ``r0 .. r1`` of ``grad_cols``."""
     c_out, k_rows = w2.shape
     positions = grad.shape[1]
     ld = cols.shape[1]
@@ -559,21 +558,21 @@ def _backward_products_unit(
     gc_flat = grad_cols.reshape(-1)
     for g in range(groups):
         first = g * out_per_group
-        if o1 > o0:  # grad_w2[first+o0 : first+o1] += grad[...] @ cols[rows of g].T
+        if r1 > r0:  # grad_w2[o of g, r0:r1] += grad[o of g] @ cols[rows r0:r1 of g].T
             gemm_call(
                 gemm,
                 "T",
                 "N",
-                k_rows,
-                o1 - o0,
+                r1 - r0,
+                out_per_group,
                 length,
                 1.0,
-                c_flat[g * k_rows * ld :],
+                c_flat[(g * k_rows + r0) * ld :],
                 ld,
-                g_flat[(first + o0) * positions + p0 :],
+                g_flat[first * positions + p0 :],
                 positions,
                 1.0,
-                gw_flat[(first + o0) * k_rows :],
+                gw_flat[first * k_rows + r0 :],
                 k_rows,
             )
         if r1 > r0:  # grad_cols[rows r0:r1 of g] = w2[o of g, r0:r1].T @ grad[o of g]
