@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -504,7 +505,7 @@ def format_table(data):
                 f"{r['pct_peak']:>7.1f} {ratio:>8}"
             )
         lines.append("")
-    # two lines of at most 80 characters: the book prints this table in an 88-column box
+    # lines of at most 80 characters: the book prints this table in an 88-column box
     lines.append("* effective GFLOP/s: the direct sum's 2 x MACs over the time. Winograd and")
     lines.append("  the FFT compute fewer operations: their rate (and % peak) can pass the probe.")
     summary = data.get("summary", {})
@@ -512,17 +513,17 @@ def format_table(data):
         for kind, per_alg in kinds.items():
             parts = [f"{a} {v:.2f}" for a, v in per_alg.items() if v is not None]
             if parts:
-                lines.append(
-                    f"geomean torch/convlab, threads={threads}, {kind}: " + ", ".join(parts)
-                )
+                text = f"geomean torch/convlab, threads={threads}, {kind}: " + ", ".join(parts)
+                lines += textwrap.wrap(text, 80, subsequent_indent="  ")
     speed = summary.get("thread_speedup", {})
     if speed.get("geomean"):
         one, most = speed["threads"]
         parts = [f"{a} {v:.2f}x" for a, v in speed["geomean"].items() if v is not None]
-        lines.append(
+        text = (
             f"speed-up {most} threads vs {one} on compute-bound layers "
             f"({', '.join(summary['compute_bound_layers']) or 'none'}): " + ", ".join(parts)
         )
+        lines += textwrap.wrap(text, 80, subsequent_indent="  ")
     return "\n".join(lines)
 
 

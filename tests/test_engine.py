@@ -15,7 +15,7 @@ from naive_transposed import conv_weight_grad
 
 import convlab
 import convlab.grad
-from convlab import _engine
+from convlab import _engine, transposed
 
 WEIGHT = {
     1: convlab.grad.conv1d_weight,
@@ -231,10 +231,10 @@ def test_stride1_transpose_gathers_and_matches_naive(case, dtype, monkeypatch):
     w = rng.standard_normal((c_in, m) + t(kernel)).astype(dtype)
     b = rng.standard_normal(m * groups).astype(dtype)
     calls = []
-    original = _engine.conv_transpose_gather
-    monkeypatch.setattr(
-        _engine, "conv_transpose_gather", lambda *a: calls.append(1) or original(*a)
-    )
+    # the gather form: in 3-D the engine's own, in 1-D and 2-D conv2d's algorithms
+    module, name = (_engine, "conv_transpose_gather") if nd == 3 else (transposed, "_gather2d")
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a: calls.append(1) or original(*a))
     kw = dict(padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
     got = TRANSPOSE[nd](x, w, b, **kw)
     assert calls == [1] and got.dtype == dtype
