@@ -5,13 +5,17 @@ computes. Each thread builds the columns of its blocks of positions (:func:`_col
 ``((c * KD + kd) * KH + kh) * KW + kw``, one column per output position, zero padding written as it
 reads, so the input is never padded) and multiplies them with single-threaded BLAS
 (:func:`convlab._blas.gemm_call`), straight into the output or into a partial sum.
+The convolution folds the height taps into the columns' offsets where the height stride is 1
+(:func:`conv_fold_plan`): it builds the columns of a height-1 kernel over a block's output rows
+and the rows below them, and makes one product per height tap on a shifted view of them.
 
 The work is cut by the layer's shapes only, never by the thread count: the blocks of positions,
 the parts of the input channels and the ranges of blocks that have their own partial sum are fixed
-by :func:`weight_grad_plan` and :func:`conv_plan`, and the threads take whole units of that fixed
-cut (thread ``t`` of ``T`` the units ``[U t / T, U (t + 1) / T)``). Every number is therefore
-computed by the same BLAS calls on the same operands whichever thread runs them, and partial sums
-are added in a fixed order: the results are the same bits on any number of threads.
+by :func:`weight_grad_plan`, :func:`conv_plan` and :func:`conv_fold_plan`, and the threads take
+whole units of that fixed cut (thread ``t`` of ``T`` the units ``[U t / T, U (t + 1) / T)``).
+Every number is therefore computed by the same BLAS calls on the same operands whichever thread
+runs them, and partial sums are added in a fixed order: the results are the same bits on any
+number of threads.
 
 1-D and 2-D layers are 3-D layers with depth (and height) 1: ``x`` is always viewed as
 ``(N, C, D, H, W)``.
