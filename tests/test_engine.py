@@ -204,6 +204,23 @@ def test_conv3d_plan_splits_by_shapes():
     assert _engine.conv_plan(1, 8, 8, (3, 3, 3), (2, 4, 8), 4, 1)[0] >= 2
 
 
+def test_conv3d_fold_plan_folds_height_taps_at_height_stride_1():
+    blocks, rows, width = _engine.conv_fold_plan(
+        2, 32, 16, (3, 3, 3), (8, 28, 28), 4, 1, (1, 1, 1), (1, 2, 1)
+    )
+    # columns of the depth and width taps only, over a block's rows and the 2 * 2 rows below
+    assert rows == 32 * 3 * 3 and 1 <= blocks <= 28
+    assert width == (-(-28 // blocks) + 4) * 28
+    # a strided height, a single height tap or a tiny slice: every tap in the columns
+    assert (
+        _engine.conv_fold_plan(1, 8, 8, (3, 3, 3), (8, 28, 28), 4, 1, (1, 2, 1), (1, 1, 1)) is None
+    )
+    assert (
+        _engine.conv_fold_plan(1, 8, 8, (3, 1, 3), (8, 28, 28), 4, 1, (1, 1, 1), (1, 1, 1)) is None
+    )
+    assert _engine.conv_fold_plan(1, 8, 8, (3, 3, 3), (8, 4, 4), 4, 1, (1, 1, 1), (1, 1, 1)) is None
+
+
 # --- stride-1 transposed convolution (and so the input gradient) as a gathered convolution -------
 
 # nd, batch, C_in, C_out / groups, size, kernel, padding, output_padding, dilation, groups
