@@ -432,6 +432,29 @@ def conv_fold_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups, st
     return blocks, rows, (-(-oh_n // blocks) + halo) * ow_n
 
 
+def conv_workspace_nbytes(
+    batch,
+    c_in,
+    c_out,
+    kernel,
+    out_spatial,
+    itemsize,
+    groups,
+    threads,
+    stride=(1, 1, 1),
+    dilation=(1, 1, 1),
+):
+    """Bytes :func:`conv` allocates besides its output on ``threads`` threads: one thread's
+    columns each (``rows x width`` of :func:`conv_fold_plan` or :func:`conv_plan`), and with the
+    height taps folded, the weight rearranged into one matrix per height tap. (depth, height,
+    width) triples."""
+    shapes = (batch, c_in, c_out, kernel, out_spatial, itemsize, groups)
+    plan = conv_fold_plan(*shapes, stride, dilation)
+    _, rows, width = conv_plan(*shapes) if plan is None else plan
+    weight = 0 if plan is None else c_out * (c_in // groups) * math.prod(kernel) * itemsize
+    return (threads * rows * width) * itemsize + weight
+
+
 def conv(x, w, b, out, stride, dilation, groups, pad_before):
     """Fill ``out`` with the convolution of the unpadded ``x`` (1, 2 or 3 spatial dimensions).
 
