@@ -519,11 +519,10 @@ def format_table(data):
     if speed.get("geomean"):
         one, most = speed["threads"]
         parts = [f"{a} {v:.2f}x" for a, v in speed["geomean"].items() if v is not None]
-        text = (
+        lines.append(
             f"speed-up {most} threads vs {one} on compute-bound layers "
             f"({', '.join(summary['compute_bound_layers']) or 'none'}): " + ", ".join(parts)
         )
-        lines += textwrap.wrap(text, 80, subsequent_indent="  ")
     return "\n".join(lines)
 
 
