@@ -595,42 +595,44 @@ def _im2col_gemm(
     k_parts,
     pieces,
     segments,
+    chunk,
     cols_buf,
     partial,
 ):
     """im2col + GEMM, with every thread building and multiplying its own blocks of columns.
 
-        gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
-        holds BLAS to one thread, :func:`convlab._blas.one_blas_thread`); x: (N, C_in, H, W), the
-        unpadded input, read with ``ph``/``pw`` zeros above/left (see :func:`_im2col_block`); w2:
-        (C_out, C_in/groups * KH * KW) weight matrix; b: (C_out,); out: (N, C_out, OH, OW), overwritten.
+    gemm: BLAS ``sgemm``/``dgemm`` of ``x``'s dtype (:func:`convlab._blas.blas_gemm`; the caller
+    holds BLAS to one thread, :func:`convlab._blas.one_blas_thread`); x: (N, C_in, H, W), the
+    unpadded input, read with ``ph``/``pw`` zeros above/left (see :func:`_im2col_block`); w2:
+    (C_out, C_in/groups * KH * KW) weight matrix; b: (C_out,); out: (N, C_out, OH, OW), overwritten.
 
-        The work is ``N * pieces * k_parts`` items: every image's ``OH * OW`` output positions cut
-        into ``pieces`` contiguous pieces, times ``k_parts`` parts of every group's input channels
-        (the GEMM's K). A piece is ``segments`` blocks: the image's positions are cut into ``pieces *
-        segments`` blocks at multiples of 16 positions (BLAS works on 16 rows at a time: a block of
-        262 positions would end in a slow tail of 6), each at most ``block`` positions. Thread ``t``
-        of ``cols_buf.shape[0]`` (``prange``) takes a contiguous run of items. For each block of an
-        item and each group it writes the columns of the item's channels into its row of
-        ``cols_buf`` (rows of the block's width) and multiplies them by the matching weight rows
-        straight into the block of output: part 0 into ``out``, filled with the bias first (``beta =
-        1``), part ``j`` into ``partial[j - 1]`` (N * C_out * OH * OW, ``beta = 0``), which are added
-        to ``out`` afterwards, in the order of ``j``. The items, their blocks and the order of the
-        sums depend on ``pieces``, ``segments`` and ``k_parts`` only, which the caller derives from
-        the layer's shapes (:func:`convlab.algorithms._im2col_plan`): the result is the same bits
-        whatever the number of threads.
+    The work is ``N * pieces * k_parts`` items: every image's ``OH * OW`` output positions cut
+    into ``pieces`` contiguous pieces, times ``k_parts`` parts of every group's input channels
+    (the GEMM's K). A piece is ``segments`` blocks: the image's positions are cut into ``pieces *
+    segments`` blocks at multiples of 16 positions (BLAS works on 16 rows at a time: a block of
+    262 positions would end in a slow tail of 6), each at most ``block`` positions. Thread ``t``
+    of ``cols_buf.shape[0]`` (``prange``) takes a contiguous run of items. For each block of an
+    item and each group it writes the columns of ``chunk`` of the item's channels at a time
+    into its row of ``cols_buf`` (rows of the block's width; a chunk's columns are still in L2
+    when BLAS packs them) and multiplies them by the matching weight rows straight into the
+    block of output, later chunks adding to it (``beta = 1``): part 0 into ``out``, filled with
+    the bias first (``beta = 1``), part ``j`` into ``partial[j - 1]`` (N * C_out * OH * OW,
+    first chunk ``beta = 0``), which are added to ``out`` afterwards, in the order of ``j``. The
+    items, their blocks and the order of the sums depend on ``pieces``, ``segments``,
+    ``k_parts`` and ``chunk`` only, which the caller derives from the layer's shapes
+    (:func:`convlab.algorithms._im2col_plan`): the result is the same bits whatever the number
+    of threads.
 
-        BLAS's leading dimensions (the output's row length ``OH * OW``) let it write
     BLAS's leading dimensions (the output's row length ``OH * OW``) let it write
-        the block in place: no product buffer and no copy. In column-major BLAS terms,
-        ``out[n, group, block]^T (T x C_out/groups, ld OH*OW) += cols^T (T x k, ld T) @
-        w2[group, part]^T (k x C_out/groups, ld K)``.
+    the block in place: no product buffer and no copy. In column-major BLAS terms,
+    ``out[n, group, block]^T (T x C_out/groups, ld OH*OW) += cols^T (T x k, ld T) @
+    w2[group, part]^T (k x C_out/groups, ld K)``.
 
-        One part (``k_parts == 1``) splits the positions among the threads; several parts (split-K)
-        are for layers with few positions (a 14x14 map has 196): split by positions, each thread
-        would multiply a thin block by the whole weight matrix (BLAS runs 121 GFLOP/s on 98 x 256 x
-        2304, 137 on 196 x 256 x 1152). A 1x1 kernel with stride 1 and no padding needs no columns at
-        all: BLAS reads the input's rows in place (``lda = H * W``).
+    One part (``k_parts == 1``) splits the positions among the threads; several parts (split-K)
+    are for layers with few positions (a 14x14 map has 196): split by positions, each thread
+    would multiply a thin block by the whole weight matrix (BLAS runs 121 GFLOP/s on 98 x 256 x
+    2304, 137 on 196 x 256 x 1152). A 1x1 kernel with stride 1 and no padding needs no columns at
+    all: BLAS reads the input's rows in place (``lda = H * W``).
     """
     n_threads = cols_buf.shape[0]
     n_batch, c_out = out.shape[0], out.shape[1]
@@ -670,6 +672,7 @@ def _im2col_gemm(
                 k_parts,
                 pieces,
                 segments,
+                chunk,
                 positions,
                 c_in,
                 c_out,
@@ -712,6 +715,7 @@ def _im2col_gemm_item(
     k_parts,
     pieces,
     segments,
+    chunk,
     positions,
     c_in,
     c_out,
@@ -753,46 +757,48 @@ def _im2col_gemm_item(
             for o in range(c_out):
                 _fill_run(out_flat, (n * c_out + o) * positions + p0, width, b[o])
         for g in range(groups):
-            c0 = g * c_per_group + lo
-            if in_place:
-                a = x_flat[(n * c_in + c0) * positions + p0 :]
-            else:
-                _im2col_block(
-                    x,
-                    n,
-                    c0,
-                    c0 + hi - lo,
-                    cols,
+            for k0 in range(lo, hi, chunk):
+                k1 = min(hi, k0 + chunk)
+                c0 = g * c_per_group + k0
+                if in_place:
+                    a = x_flat[(n * c_in + c0) * positions + p0 :]
+                else:
+                    _im2col_block(
+                        x,
+                        n,
+                        c0,
+                        c0 + k1 - k0,
+                        cols,
+                        width,
+                        kh_n,
+                        kw_n,
+                        sh,
+                        sw,
+                        dh,
+                        dw,
+                        ph,
+                        pw,
+                        ow_n,
+                        p0,
+                        p1,
+                    )
+                    a = cols
+                gemm_call(
+                    gemm,
+                    "N",
+                    "N",
                     width,
-                    kh_n,
-                    kw_n,
-                    sh,
-                    sw,
-                    dh,
-                    dw,
-                    ph,
-                    pw,
-                    ow_n,
-                    p0,
-                    p1,
+                    out_per_group,
+                    (k1 - k0) * taps,
+                    1.0,
+                    a,
+                    positions if in_place else width,
+                    w_flat[g * out_per_group * k_rows + k0 * taps :],
+                    k_rows,
+                    beta if k0 == lo else 1.0,
+                    target[(n * c_out + g * out_per_group) * positions + p0 :],
+                    positions,
                 )
-                a = cols
-            gemm_call(
-                gemm,
-                "N",
-                "N",
-                width,
-                out_per_group,
-                (hi - lo) * taps,
-                1.0,
-                a,
-                positions if in_place else width,
-                w_flat[g * out_per_group * k_rows + lo * taps :],
-                k_rows,
-                beta,
-                target[(n * c_out + g * out_per_group) * positions + p0 :],
-                positions,
-            )
 
 
 @njit(**NJIT_OPTIONS)

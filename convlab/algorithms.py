@@ -292,6 +292,7 @@ def conv2d_im2col(
         in_place,
     )
     cols_size = threads * k_rows * block
+    chunk = k_rows // (kh * kw) if k_rows else c_per_group  # input channels per GEMM
     if k_parts > 1:  # the partial sums after the columns, in the same reused buffer
         buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), x.dtype)
         partial = buf[cols_size:].reshape(k_parts - 1, out.size)
@@ -319,6 +320,7 @@ def conv2d_im2col(
             k_parts,
             pieces,
             segments,
+            chunk,
             cols_buf,
             partial,
         )
@@ -369,6 +371,8 @@ def _im2col_plan(
         in_place,
         IM2COL_MIN_BLOCK,
         IM2COL_BLOCK_BYTES,
+        IM2COL_CHUNK_BYTES,
+        IM2COL_CHUNK_ROWS,
     )
 
 
@@ -385,6 +389,8 @@ def _plan(
     in_place: bool,
     min_block: int,
     block_bytes: int,
+    chunk_bytes: int,
+    chunk_rows: int,
 ) -> tuple[int, int, int, int, int, int]:
     # cached: this arithmetic was a microsecond of every call's serial Python time
     positions = math.prod(output_size)
@@ -393,7 +399,6 @@ def _plan(
     pieces = next(r for r in (12, 4, 2, 1) if r == 1 or positions >= r * min_block)
     items = batch * pieces
     k_parts = 2 if items % 2 == 1 and items < 8 and c_per_group >= 2 and positions > 1 else 1
-    k_rows = 0 if in_place else -(-c_per_group // k_parts) * taps
     # the columns and the block of output they produce stay in cache; the input rows a 1x1
     # kernel reads in place stream through once
     per_position = c_out + (0 if in_place else c_in * taps)
@@ -401,6 +406,11 @@ def _plan(
     segments = max(1, positions // pieces // block)
     units = -(-positions // 16)  # blocks start at multiples of 16 positions
     block = min(positions, 16 * -(-units // (pieces * segments)))
+    # a part's channels in equal chunks whose columns stay in L2 while BLAS packs them
+    per_part = -(-c_per_group // k_parts)
+    chunk = max(-(-chunk_rows // taps), chunk_bytes // (taps * block * itemsize))
+    chunks = -(-per_part // max(1, chunk))
+    k_rows = 0 if in_place else -(-per_part // chunks) * taps
     return max(1, min(threads, items * k_parts)), block, k_parts, k_rows, pieces, segments
 
 
@@ -416,13 +426,13 @@ def im2col_workspace_nbytes(
 ) -> int:
     """Bytes of the buffers :func:`convlab.conv2d`'s im2col path allocates.
 
-    ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets a block of
-    ``C_in / groups * kH * kW`` x ``block`` columns (one group's at a time; the products go
-    straight into the output), so the buffer grows with the channels and the kernel, not with
-    the image, unlike the full matrix of :func:`im2col_buffer_nbytes`. ``c_out`` enters through
-    the block width, which keeps the columns and the block of output they produce in a core's
-    cache. Layers with fewer than ``2 * IM2COL_MIN_BLOCK`` positions cut the channels in two
-    instead, and add one output-sized buffer of partial sums.
+    ``threads`` defaults to ``numba.get_num_threads()``. Every thread gets ``block`` columns of
+    a chunk of one group's input channels at a time (about ``IM2COL_CHUNK_BYTES``, at least
+    ``IM2COL_CHUNK_ROWS`` rows; the products go straight into the output), so the buffer grows
+    with the kernel, not with the image, unlike the full matrix of :func:`im2col_buffer_nbytes`.
+    ``c_out`` enters through the block width, which keeps the columns and the block of output
+    they produce in a core's cache. Layers with fewer than ``2 * IM2COL_MIN_BLOCK`` positions
+    cut the channels in two instead, and add one output-sized buffer of partial sums.
     An upper bound for a 1x1 kernel with stride 1 and no padding, which needs no columns.
 
     Examples
@@ -430,9 +440,9 @@ def im2col_workspace_nbytes(
     >>> im2col_buffer_nbytes(1, 64, (3, 3), (56, 56), 4) / 2**20          # the whole matrix, MiB
     6.890625
     >>> im2col_workspace_nbytes(1, 64, 64, (3, 3), (56, 56), 4, threads=2) / 2**20
-    1.1953125
+    0.410888671875
     >>> im2col_workspace_nbytes(1, 256, 256, (3, 3), (14, 14), 4, threads=2) / 2**20  # split-K
-    1.9140625
+    0.6220703125
     """
     threads, block, k_parts, k_rows, _, _ = _im2col_plan(
         batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
@@ -452,6 +462,13 @@ IM2COL_BLOCK_BYTES = 2**19
 #: 256-channel 14x14 layer took 1.10 ms on two threads split by positions (98 x 256 x 2304
 #: GEMMs) and 0.94 ms split by channels (196 x 256 x 1152), 1.84 ms on one
 IM2COL_MIN_BLOCK = 256
+#: A block's columns are built and multiplied a chunk of input channels at a time, the chunks'
+#: products summed in the output (BLAS's ``beta = 1``): a chunk's columns take about this many
+#: bytes, so they are still in L2 when BLAS packs them (a 64-channel 7x7 layer's block is 5 MB of
+#: columns in one piece) ...
+IM2COL_CHUNK_BYTES = 2**18
+#: ... but a chunk is at least this many rows (K of the GEMM): thinner products run slower
+IM2COL_CHUNK_ROWS = 128
 
 
 def check_winograd(w_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> None:

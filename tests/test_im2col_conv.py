@@ -246,8 +246,10 @@ def test_every_split_of_the_work(case, dtype):
     for threads, k_parts, pieces in [(1, 1, 1), (2, 1, 2), (3, 1, 3), (2, 2, 1), (4, 2, 2)]:
         if c_per_group < k_parts:
             continue
-        k_rows = 0 if in_place else -(-c_per_group // k_parts) * kh * kwid
-        for segments in (1, 2, 3):
+        per_part = -(-c_per_group // k_parts)
+        # chunks of the part's input channels, one GEMM each: all in one, one by one, uneven
+        for segments, chunk in [(1, per_part), (2, 1), (3, max(1, per_part - 1))]:
+            k_rows = 0 if in_place else chunk * kh * kwid
             # blocks start at multiples of 16 positions: the longest is this long
             units = -(-positions // 16)
             block = min(positions, 16 * -(-units // (pieces * segments)))
@@ -272,6 +274,7 @@ def test_every_split_of_the_work(case, dtype):
                     k_parts,
                     pieces,
                     segments,
+                    chunk,
                     cols,
                     partial,
                 )
@@ -279,7 +282,8 @@ def test_every_split_of_the_work(case, dtype):
                 out,
                 expected,
                 **tol(dtype),
-                err_msg=f"threads={threads} k_parts={k_parts} pieces={pieces} segments={segments}",
+                err_msg=f"threads={threads} k_parts={k_parts} pieces={pieces} segments={segments} "
+                f"chunk={chunk}",
             )
             checked += 1
     assert checked >= 9
@@ -289,11 +293,18 @@ def test_plan_splits_positions_or_channels():
     plan = algorithms._im2col_plan
     # (threads, block, k_parts, k_rows, pieces, segments); 56x56 = 3136 positions: 12 pieces of
     # at least IM2COL_MIN_BLOCK positions, cut at multiples of 16 (256 or 272 positions)
-    assert plan(1, 64, 64, (3, 3), (56, 56), 4, threads=2) == (2, 272, 1, 576, 12, 1)
-    # 28x28 = 784: 2 pieces (4 would leave 196 each), each one block of 400 or 384, not 256 + 136
-    assert plan(1, 64, 64, (3, 3), (28, 28), 4, threads=2) == (2, 400, 1, 576, 2, 1)
-    # 14x14 = 196 positions, fewer than 2 * 256: the 256 channels in two halves ...
-    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=2) == (2, 196, 2, 128 * 9, 1, 1)
+    # k_rows: at most 26 channels' columns fit IM2COL_CHUNK_BYTES = 256 KiB, so the 64 channels
+    # go in 3 chunks of at most 22
+    assert plan(1, 64, 64, (3, 3), (56, 56), 4, threads=2) == (2, 272, 1, 22 * 9, 12, 1)
+    assert 26 * 9 * 272 * 4 <= 2**18 < 27 * 9 * 272 * 4
+    # 28x28 = 784: 2 pieces (4 would leave 196 each), each one block of 400 or 384, not 256 + 136;
+    # at most 18 channels' columns fit 256 KiB: 4 equal chunks of 16
+    assert plan(1, 64, 64, (3, 3), (28, 28), 4, threads=2) == (2, 400, 1, 16 * 9, 2, 1)
+    # 14x14 = 196 positions, fewer than 2 * 256: the 256 channels in two halves, each in four
+    # chunks of 32 ...
+    assert plan(1, 256, 256, (3, 3), (14, 14), 4, threads=2) == (2, 196, 2, 32 * 9, 1, 1)
+    # ... never thinner than IM2COL_CHUNK_ROWS rows (a 7x7 kernel: 3 channels, 147 rows)
+    assert plan(1, 64, 64, (7, 7), (28, 28), 4, threads=2)[3] == 3 * 49
     assert plan(1, 256, 128, (1, 1), (14, 14), 4, threads=2) == (2, 196, 2, 128, 1, 1)
     # ... unless there are two images, or a group has only one channel
     assert plan(2, 256, 256, (3, 3), (14, 14), 4, threads=2)[2] == 1

@@ -716,11 +716,11 @@ def engine_figure(
     output gradient``, drawn in the same im2col form (for a 3x3 kernel ``conv2d``'s ``auto``
     computes that convolution by Winograd instead, as it would the forward pass). Every rectangle
     is drawn to the same scale (one unit per row or column). The figure's ``plan`` attribute
-    holds the numbers drawn: ``rows``, ``parts`` (of the input channels: split when a layer has
-    few positions), ``block`` and ``blocks`` (per image) of the forward pass; ``grad_rows``,
-    ``grad_block`` and ``grad_parts`` of the weight gradient; ``back_rows``, ``back_parts`` and
-    ``back_block`` of the input gradient; and ``workspace_bytes``, one thread's columns in the
-    forward pass.
+    holds the numbers drawn: ``rows``, ``parts`` (GEMMs over the input channels: chunks whose
+    columns fit in L2, and two parts when a layer has few positions), ``block`` and ``blocks``
+    (per image) of the forward pass; ``grad_rows``, ``grad_block`` and ``grad_parts`` of the
+    weight gradient; ``back_rows``, ``back_parts`` and ``back_block`` of the input gradient; and
+    ``workspace_bytes``, one thread's columns in the forward pass.
     """
     from .. import _engine
     from ..algorithms import _im2col_plan
@@ -738,8 +738,13 @@ def engine_figure(
     taps = kernel[0] * kernel[1]
     rows = rows or c_in * taps  # 1x1 kernels read the input in place
     blocks = pieces * segments
+    # the input channels in k_parts parts, each in chunks of rows // taps channels: one GEMM each
+    per_part = -(-c_in // k_parts)
+    parts = k_parts * -(-per_part // (rows // taps))
     forward_part = (
-        "" if k_parts == 1 else f" (one part, {rows // taps} of {c_in} input channels, summed)"
+        ""
+        if parts == 1
+        else f" (one chunk, {rows // taps} of {c_in} input channels; {parts} chunks summed)"
     )
     _, c_parts, _, grad_rows, grad_block = _engine.weight_grad_plan(
         batch, c_in, c_out, k3, o3, itemsize, 1
@@ -748,6 +753,8 @@ def engine_figure(
         batch, c_out, c_in, kernel, out, itemsize, 1, threads=1
     )
     back_rows = back_rows or c_out * taps
+    back_per_part = -(-c_out // back_parts)
+    back_parts = back_parts * -(-back_per_part // (back_rows // taps))
     part = -(-c_in // c_parts)
     colors = {"w": "#1f77b4", "cols": "#ff7f0e", "out": "#2ca02c", "go": "#d62728"}
     panels = [
@@ -814,7 +821,7 @@ def engine_figure(
     )
     fig.plan = dict(  # type: ignore[attr-defined]
         rows=rows,
-        parts=k_parts,
+        parts=parts,
         block=block,
         blocks=blocks,
         grad_rows=grad_rows,
