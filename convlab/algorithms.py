@@ -293,13 +293,16 @@ def conv2d_im2col(
     )
     cols_size = threads * k_rows * block
     chunk = k_rows // (kh * kw) if k_rows else c_per_group  # input channels per GEMM
-    if k_parts > 1:  # the partial sums after the columns, in the same reused buffer
-        buf = workspace("im2col", (cols_size + (k_parts - 1) * out.size,), x.dtype)
-        partial = buf[cols_size:].reshape(k_parts - 1, out.size)
-    else:
-        buf = workspace("im2col", (cols_size,), x.dtype)
-        partial = _NO_PARTIAL[x.dtype]  # conv2d's inputs are float32 or float64
+    split = _split_size(x.shape[2:], (oh, ow), (kh, kw), stride, dilation, block, chunk)
+    split_size = threads * split
+    part_size = (k_parts - 1) * out.size  # the partial sums of split-K
+    buf = workspace("im2col", (cols_size + split_size + part_size,), x.dtype)
     cols_buf = buf[:cols_size].reshape(threads, k_rows * block)
+    split_buf = buf[cols_size : cols_size + split_size].reshape(threads, split)
+    if k_parts > 1:
+        partial = buf[cols_size + split_size :].reshape(k_parts - 1, out.size)
+    else:
+        partial = _NO_PARTIAL[x.dtype]  # conv2d's inputs are float32 or float64
     with parallel_launch(), one_blas_thread():
         _kernels._im2col_gemm(
             blas_gemm(x.dtype),
@@ -323,7 +326,37 @@ def conv2d_im2col(
             chunk,
             cols_buf,
             partial,
+            split_buf,
         )
+
+
+def _split_size(
+    in_size: Sequence[int],
+    out_size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    block: int,
+    chunk: int,
+) -> int:
+    """Elements of one thread's buffer of split input rows in :func:`conv2d_im2col`, 0 for none.
+
+    With stride 2 across and a kernel wider than 1, every tap reads every other input column;
+    the kernel then copies the rows a block reads once, even columns first and odd ones after
+    (:func:`convlab._kernels._split_rows`), and builds the columns from those with copies of
+    consecutive elements: the stem's 7x7 stride-2 columns were a sixth of its time as copies of
+    every second element. ``in_size`` is the input's (H, W); only inputs no wider than the
+    output reads are split, so the buffer never exceeds what :func:`im2col_workspace_nbytes`
+    counts from the output's size.
+    """
+    (h, w), (oh, ow), (kh, kw) = in_size, out_size, kernel
+    reach = (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1  # input columns the output spans
+    if stride[1] != 2 or kw < 2 or w > reach:
+        return 0
+    # a block of `block` positions spans at most this many output rows, and these input rows
+    out_rows = min(oh, -(-block // ow) + 1)
+    rows = min(h, (out_rows - 1) * stride[0] + (kh - 1) * dilation[0] + 1)
+    return chunk * rows * 2 * ((w + 1) // 2)
 
 
 # what conv2d_im2col passes as the (unused) partial sums when the threads split the positions
@@ -423,6 +456,8 @@ def im2col_workspace_nbytes(
     itemsize: int,
     threads: int | None = None,
     groups: int = 1,
+    stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
 ) -> int:
     """Bytes of the buffers :func:`convlab.conv2d`'s im2col path allocates.
 
@@ -433,7 +468,9 @@ def im2col_workspace_nbytes(
     ``c_out`` enters through the block width, which keeps the columns and the block of output
     they produce in a core's cache. Layers with fewer than ``2 * IM2COL_MIN_BLOCK`` positions
     cut the channels in two instead, and add one output-sized buffer of partial sums.
-    An upper bound for a 1x1 kernel with stride 1 and no padding, which needs no columns.
+    With ``stride`` 2 across (``stride`` and ``dilation`` are pairs), each thread also gets the
+    input rows of a block split into even and odd columns. An upper bound for a 1x1 kernel with
+    stride 1 and no padding, which needs no columns.
 
     Examples
     --------
@@ -448,7 +485,15 @@ def im2col_workspace_nbytes(
         batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
     )
     partial = (k_parts - 1) * batch * c_out * math.prod(output_size)
-    return (threads * k_rows * block + partial) * itemsize
+    taps = math.prod(kernel_size)
+    chunk = k_rows // taps if k_rows else c_in // groups
+    # the widest input a split reads (_split_size), and all its rows
+    oh, ow = output_size
+    kh, kw = kernel_size
+    reach = (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1
+    height = (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1
+    split = _split_size((height, reach), output_size, kernel_size, stride, dilation, block, chunk)
+    return (threads * (k_rows * block + split) + partial) * itemsize
 
 
 #: bytes of columns and output one thread works on at a time in :func:`conv2d_im2col`: well

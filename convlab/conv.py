@@ -368,7 +368,15 @@ def choose_algorithm(
     ):
         return "winograd"
     nbytes = im2col_workspace_nbytes(
-        x_shape[0], x_shape[1], w_shape[0], (kh, kw), out_shape[2:], itemsize, groups=groups
+        x_shape[0],
+        x_shape[1],
+        w_shape[0],
+        (kh, kw),
+        out_shape[2:],
+        itemsize,
+        groups=groups,
+        stride=stride,
+        dilation=dilation,
     )
     if nbytes <= IM2COL_AUTO_LIMIT:
         return "im2col"

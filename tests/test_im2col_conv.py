@@ -225,6 +225,9 @@ KERNEL_CASES = [
     ((2, 8, 5, 6), (6, 8, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=1)),  # in place
     ((2, 8, 5, 6), (4, 4, 1, 1), dict(stride=(1, 1), padding=(0, 0), groups=2)),  # in place
     ((1, 4, 9, 9), (5, 4, 1, 1), dict(stride=(2, 2), padding=(0, 0), groups=1)),
+    # stride 2 across: the rows are split into even and odd columns (odd and even widths)
+    ((2, 3, 11, 13), (4, 3, 7, 7), dict(stride=(2, 2), padding=(3, 3), groups=1)),
+    ((1, 4, 6, 10), (6, 2, 3, 2), dict(stride=(1, 2), padding=(2, 1), groups=2)),
 ]
 
 
@@ -256,6 +259,11 @@ def test_every_split_of_the_work(case, dtype):
             out = np.full(expected.shape, np.nan, dtype=dtype)
             cols = np.full((threads, k_rows * block + 1), np.nan, dtype=dtype)
             partial = np.full((k_parts - 1, out.size), np.nan, dtype=dtype)
+            split = algorithms._split_size(
+                xs[2:], expected.shape[2:], (kh, kwid), kw["stride"], (1, 1), block, chunk
+            )
+            assert split > 0 or kw["stride"][1] != 2 or kwid == 1
+            split_buf = np.full((threads, split), np.nan, dtype=dtype)
             with one_blas_thread():
                 _kernels._im2col_gemm(
                     gemm,
@@ -277,6 +285,7 @@ def test_every_split_of_the_work(case, dtype):
                     chunk,
                     cols,
                     partial,
+                    split_buf,
                 )
             np.testing.assert_allclose(
                 out,
