@@ -227,6 +227,7 @@ def _breadth_data():
             torch_s=1e-3,
             ratio_torch=0.5,
             gflops=30.0,
+            torch_gflops=60.0,
         ),
         dict(
             op="a2",
@@ -236,6 +237,7 @@ def _breadth_data():
             torch_s=3e-3,
             ratio_torch=3.0,
             gflops=60.0,
+            torch_gflops=20.0,
         ),
         dict(
             op="b1",
@@ -261,8 +263,9 @@ def test_breadth_table_has_one_row_per_operation_with_its_numbers():
     for c, r in zip(cells, data["runs"][0]["results"], strict=True):
         assert float(c[3]) == pytest.approx(1e3 * r["convlab_s"], abs=0.005)
         assert float(c[6]) == pytest.approx(100 * r["gflops"] / 120.0, abs=0.5)
+    assert [float(c[7]) for c in cells[:2]] == pytest.approx([50.0, 16.7], abs=0.5)
     assert float(cells[1][5]) == pytest.approx(3.0)
-    assert cells[2][4] == cells[2][5] == "n/a"  # no PyTorch time: nothing invented
+    assert cells[2][4] == cells[2][5] == cells[2][7] == "n/a"  # no PyTorch time: nothing invented
     with pytest.raises(ValueError, match="threads=3"):
         viz.breadth_table(data, threads=3)
 

@@ -441,16 +441,18 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
     weight shapes with the keyword arguments, convlab's and PyTorch's best times, the ratio
     PyTorch time / convlab time (above 1: convlab is faster) and convlab's effective GFLOP/s as a
     percentage of the run's sgemm probe (``peak_gflops``): how close the operation comes to what
-    one matrix product of the machine reaches. ``threads`` picks the run (default: the one with
+    one matrix product of the machine reaches; PyTorch's, on the same scale, shows where PyTorch
+    runs faster than the BLAS convlab calls can (above 100). ``threads`` picks the run (default: the one with
     the most threads). A chapter displays it with ``IPython.display.Markdown``.
 
     Examples
     --------
     >>> data = {"runs": [{"threads": 2, "peak_gflops": 100.0, "results": [
     ...     {"op": "a", "family": "conv1d", "description": "x[1, 8, 64] w[8, 8, 3]",
-    ...      "convlab_s": 2e-3, "torch_s": 1e-3, "ratio_torch": 0.5, "gflops": 25.0}]}]}
+    ...      "convlab_s": 2e-3, "torch_s": 1e-3, "ratio_torch": 0.5, "gflops": 25.0,
+    ...      "torch_gflops": 50.0}]}]}
     >>> print(breadth_table(data).splitlines()[-1])
-    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 |
+    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 | 50 |
     """
     run = _run(data, threads)
     peak = run.get("peak_gflops")
@@ -465,7 +467,8 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
         "convlab ms",
         "PyTorch ms",
         "PyTorch / convlab",
-        "% of GEMM peak",
+        "convlab % of GEMM peak",
+        "PyTorch % of GEMM peak",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     previous = None
@@ -481,6 +484,10 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
             num(None if torch_s is None else 1e3 * torch_s, f".{digits}f"),
             num(r.get("ratio_torch"), f".{digits}f"),
             num(None if not peak else 100 * r["gflops"] / peak, ".0f"),
+            num(
+                None if not peak or not r.get("torch_gflops") else 100 * r["torch_gflops"] / peak,
+                ".0f",
+            ),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
