@@ -647,6 +647,70 @@ def conv2d_winograd(x, w, b, out, groups, padding=(0, 0)):
         )
 
 
+def conv2d_winograd_dilated(x, w, b, out, groups, padding, dilation):
+    """:func:`conv2d_winograd` of a 3x3 filter with ``dilation = (dh, dw)``, on sub-images.
+
+    Output ``(ah + dh i, aw + dw j)`` reads only input rows ``ah + dh k`` and columns ``aw + dw l``
+    (given a padding ``padding = (ph, pw)`` that is a multiple of the dilation, which the caller
+    has checked), and with the filter's taps ``dh`` rows apart those are neighbouring rows of that
+    sub-image: the dilated convolution of the input is, phase by phase, the undilated convolution
+    of its ``dh * dw`` interleaved sub-images, padded by ``ph / dh`` and ``pw / dw`` (the
+    space-to-batch form in which TensorFlow computes ``atrous_conv2d``). The sub-images go into
+    one batch of
+    ``dh * dw * N`` images (zeros where a phase is one row or column shorter), one Winograd call
+    computes them all, and the outputs are put back in their places. Returns the Winograd sum.
+    """
+    n_batch, c_in, h, w_in = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    dh, dw = int(dilation[0]), int(dilation[1])
+    phases = dh * dw
+    xs = workspace(
+        "winograd_phases_in", (phases * n_batch, c_in, -(-h // dh), -(-w_in // dw)), x.dtype
+    )
+    ys = workspace(
+        "winograd_phases_out", (phases * n_batch, out.shape[1], -(-oh // dh), -(-ow // dw)), x.dtype
+    )
+    with parallel_launch():
+        _to_phases(np.ascontiguousarray(x), xs, dh, dw)
+    total = conv2d_winograd(xs, w, b, ys, groups, (padding[0] // dh, padding[1] // dw))
+    with parallel_launch():
+        _from_phases(ys, out, dh, dw)
+    return total
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _to_phases(x, xs, dh, dw):
+    """``xs[(ah dw + aw) N + n, c, i, j] = x[n, c, ah + dh i, aw + dw j]``, 0 past the input."""
+    n_batch, channels, h, w = x.shape
+    hs, ws = xs.shape[2], xs.shape[3]
+    for t in prange(xs.shape[0] * channels):
+        c = t % channels
+        r = t // channels
+        n = r % n_batch
+        ah = r // n_batch // dw
+        aw = r // n_batch % dw
+        for i in range(hs):
+            ih = ah + dh * i
+            for j in range(ws):
+                iw = aw + dw * j
+                xs[r, c, i, j] = x[n, c, ih, iw] if ih < h and iw < w else 0
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _from_phases(ys, out, dh, dw):
+    """``out[n, c, ah + dh i, aw + dw j] = ys[(ah dw + aw) N + n, c, i, j]`` inside ``out``."""
+    n_batch, channels, oh, ow = out.shape
+    for t in prange(ys.shape[0] * channels):
+        c = t % channels
+        r = t // channels
+        n = r % n_batch
+        ah = r // n_batch // dw
+        aw = r // n_batch % dw
+        for i in range(-(-(oh - ah) // dh)):
+            for j in range(-(-(ow - aw) // dw)):
+                out[n, c, ah + dh * i, aw + dw * j] = ys[r, c, i, j]
+
+
 #: layers with at most this many 2x2 output tiles (all images) are split between the threads by
 #: output channels (:func:`_winograd_by_channels`), larger ones by tiles (:func:`_winograd_fused`)
 CHANNEL_SPLIT_TILES = 128

@@ -25,7 +25,7 @@ from . import _gather, _kernels
 from ._args import Array, check_rank, float_array, ntuple
 from ._blas import blas_gemm, one_blas_thread
 from ._fft import conv2d_fft
-from ._winograd import conv2d_winograd, workspace
+from ._winograd import conv2d_winograd, conv2d_winograd_dilated, workspace
 from .config import parallel_launch
 from .shapes import IntOrTuple, conv_output_size
 
@@ -36,6 +36,7 @@ __all__ = [
     "im2col_workspace_nbytes",
     "conv2d_im2col",
     "conv2d_winograd",
+    "conv2d_winograd_dilated",
     "conv2d_fft",
     "check_winograd",
     "pad_input",
@@ -516,11 +517,19 @@ IM2COL_CHUNK_BYTES = 2**18
 IM2COL_CHUNK_ROWS = 128
 
 
-def check_winograd(w_shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> None:
-    """Raise ``ValueError`` unless Winograd F(2x2, 3x3) applies: 3x3 filters, stride 1, dilation 1.
+def check_winograd(
+    w_shape: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    padding: Sequence[int] | None = None,
+) -> None:
+    """Raise ``ValueError`` unless Winograd F(2x2, 3x3) applies: 3x3 filters, stride 1, and
+    dilation 1 or a ``padding`` before the input (a pair) that is a multiple of the dilation.
 
     ``w_shape`` is the weight's shape (C_out, C_in/groups, kH, kW); ``stride`` and ``dilation`` are
-    pairs. Called by :func:`convlab.conv2d` before anything is computed.
+    pairs. A dilated filter runs on the input's interleaved sub-images
+    (:func:`convlab._winograd.conv2d_winograd_dilated`), which needs that padding. Called by
+    :func:`convlab.conv2d` before anything is computed.
     """
     kernel = tuple(w_shape[2:])
     if kernel != (3, 3):
@@ -533,8 +542,16 @@ def check_winograd(w_shape: Sequence[int], stride: Sequence[int], dilation: Sequ
             f"algorithm='winograd' needs stride 1, got stride={tuple(stride)}; use 'direct', "
             f"'im2col', 'fft' or 'auto'"
         )
-    if tuple(dilation) != (1, 1):
+    if tuple(dilation) != (1, 1) and not phases_apply(dilation, padding):
         raise ValueError(
-            f"algorithm='winograd' needs dilation 1, got dilation={tuple(dilation)}; use 'direct', "
-            f"'im2col', 'fft' or 'auto'"
+            f"algorithm='winograd' needs dilation 1, or a padding before the input that is a "
+            f"multiple of the dilation (it then runs on the input's interleaved sub-images), got "
+            f"dilation={tuple(dilation)} with padding={None if padding is None else tuple(padding)}"
+            f"; use 'direct', 'im2col', 'fft' or 'auto'"
         )
+
+
+def phases_apply(dilation: Sequence[int], padding: Sequence[int] | None) -> bool:
+    """Whether a dilated 3x3 layer splits into sub-images for Winograd: the padding before the
+    input (a pair, ``None`` if unknown) is a multiple of the dilation."""
+    return padding is not None and all(p % d == 0 for p, d in zip(padding, dilation, strict=True))

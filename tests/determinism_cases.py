@@ -63,6 +63,13 @@ def _(cl):
     return cl.conv2d(x, w, b, padding=(1, 0), groups=3, algorithm="winograd")
 
 
+@case("conv2d-winograd-dilated-f32")
+def _(cl):
+    # dilation 2 on odd sizes: four sub-images of unequal size in one batch, split by tiles
+    x, w, b = _data(14, (1, 24, 37, 35), (20, 24, 3, 3), (20,))
+    return cl.conv2d(x, w, b, padding=2, dilation=2, algorithm="winograd")
+
+
 @case("conv2d-winograd-by-channels-f32")
 def _(cl):
     # 7 x 7 = 49 tiles (<= 128): split by output channels; 77 of them (no even split)

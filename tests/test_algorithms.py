@@ -55,8 +55,16 @@ def assert_close(out, expected, algorithm, dtype):
         )
 
 
-def winograd_applies(kernel, stride, dilation):
-    return tuple(kernel) == (3, 3) and stride in (1, (1, 1)) and dilation in (1, (1, 1))
+def winograd_applies(kernel, stride, dilation, padding=0, padding_mode="zeros"):
+    """3x3, stride 1, and dilation 1 or a zero padding before the input that is a multiple of
+    the dilation (string paddings give d before a 3x3 kernel, other modes pad first)."""
+    if tuple(kernel) != (3, 3) or stride not in (1, (1, 1)):
+        return False
+    d = (dilation, dilation) if np.isscalar(dilation) else tuple(dilation)
+    if d == (1, 1) or padding_mode != "zeros" or isinstance(padding, str):
+        return True
+    p = (padding, padding) if np.isscalar(padding) else tuple(padding)
+    return all(pi % di == 0 for pi, di in zip(p, d, strict=True))
 
 
 def einsum_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -106,6 +114,23 @@ AGREEMENT_CASES = [
     ("3x3_circular", (2, 2, 5, 6), (3, 2, 3, 3), dict(padding=1, padding_mode="circular")),
     ("3x3_same", (1, 3, 8, 5), (4, 3, 3, 3), dict(padding="same")),
     ("3x3_wide_channels", (1, 40, 6, 6), (24, 40, 3, 3), dict(padding=1)),
+    # dilated Winograd on the interleaved sub-images: sizes that do not divide by the dilation
+    # (phases of unequal length), rectangular dilation, groups, no padding, "same"
+    ("3x3_d2_odd", (2, 3, 9, 11), (4, 3, 3, 3), dict(dilation=2, padding=2)),
+    (
+        "3x3_d23_groups",
+        (1, 4, 13, 10),
+        (6, 2, 3, 3),
+        dict(dilation=(2, 3), padding=(4, 3), groups=2),
+    ),
+    ("3x3_d3_valid", (1, 2, 12, 14), (3, 2, 3, 3), dict(dilation=3)),
+    ("3x3_d2_same", (1, 3, 10, 7), (2, 3, 3, 3), dict(dilation=2, padding="same")),
+    (
+        "3x3_d2_reflect",
+        (1, 2, 9, 8),
+        (3, 2, 3, 3),
+        dict(dilation=2, padding=1, padding_mode="reflect"),
+    ),
     # FFT (and im2col, direct) beyond Winograd's reach
     ("5x5_stride2", (2, 3, 11, 10), (4, 3, 5, 5), dict(stride=2, padding=2)),
     ("3x3_dilation2", (1, 2, 11, 11), (3, 2, 3, 3), dict(dilation=2, padding=2)),
@@ -127,7 +152,13 @@ AGREEMENT_CASES = [
 def _applies(algorithm, w_shape, kwargs):
     if algorithm != "winograd":
         return True
-    return winograd_applies(w_shape[2:], kwargs.get("stride", 1), kwargs.get("dilation", 1))
+    return winograd_applies(
+        w_shape[2:],
+        kwargs.get("stride", 1),
+        kwargs.get("dilation", 1),
+        kwargs.get("padding", 0),
+        kwargs.get("padding_mode", "zeros"),
+    )
 
 
 def _case_params():
@@ -198,7 +229,13 @@ def _torch_params():
         for algorithm in TRANSFORMS:
             if algorithm == "winograd" and not (
                 case["nd"] == 2
-                and winograd_applies(case["w"][2:], case["stride"], case["dilation"])
+                and winograd_applies(
+                    case["w"][2:],
+                    case["stride"],
+                    case["dilation"],
+                    case["padding"],
+                    case["padding_mode"],
+                )
             ):
                 continue
             yield pytest.param(case, algorithm, id=f"{case['name']}-{algorithm}")
@@ -335,6 +372,44 @@ def test_auto_rule(shapes, expected):
     assert choose_algorithm(**shapes) == expected
 
 
+def test_auto_rule_counts_the_tiles_of_a_dilated_layer_on_its_sub_images():
+    w = (64, 64, 3, 3)
+    # 56x56 with dilation 2: four 28x28 sub-images, 784 tiles; with padding 2, a multiple of 2
+    args = ((1, 64, 56, 56), w, (1, 64, 56, 56), 1, 4)
+    assert choose_algorithm(*args, dilation=(2, 2), padding=(2, 2)) == "winograd"
+    assert choose_algorithm(*args, dilation=(2, 2), padding=(2, 2), finite=False) == "im2col"
+    assert choose_algorithm(*args, dilation=(2, 2), padding=(1, 2)) == "im2col"  # no sub-images
+    assert choose_algorithm(*args, dilation=(2, 2)) == "im2col"  # padding unknown
+    # 8x8 with dilation 4: sixteen 2x2 sub-images of one tile each: 16 tiles, too few
+    small = ((1, 64, 8, 8), w, (1, 64, 8, 8), 1, 4)
+    assert choose_algorithm(*small, dilation=(4, 4), padding=(4, 4)) == "im2col"
+
+
+def test_dilated_auto_runs_winograd_and_falls_back_for_inf(monkeypatch):
+    """conv2d's "auto" sends a dilated 3x3 layer with a multiple padding to Winograd, and for
+    non-finite data computes it again without the transform, as for dilation 1."""
+    from convlab import _winograd
+
+    calls = []
+    real = _winograd.conv2d_winograd
+    monkeypatch.setattr(
+        _winograd, "conv2d_winograd", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k)
+    )
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 16, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    expected = einsum_conv2d(x, w, padding=2, dilation=2)
+    out = convlab.conv2d(x, w, padding=2, dilation=2)
+    assert calls == [(4, 16, 10, 10)]  # one call, the four sub-images as a batch
+    assert_close(out, expected, "winograd", np.float32)
+    x[0, 2, 7, 8] = np.inf
+    out = convlab.conv2d(x, w, padding=2, dilation=2)
+    direct = convlab.conv2d(x, w, padding=2, dilation=2, algorithm="direct")
+    for pattern in (np.isnan, np.isinf):
+        np.testing.assert_array_equal(pattern(out), pattern(direct))
+    assert np.isinf(direct).sum() == 16 * 9
+
+
 def test_auto_rule_without_finite_data_avoids_transforms():
     assert choose_algorithm(**_shapes(1, 64, 64, 56, 3), finite=False) == "im2col"
     assert choose_algorithm(**_shapes(1, 1, 1, 256, 31), finite=False) == "im2col"
@@ -462,10 +537,17 @@ def test_winograd_rejects_stride():
         )
 
 
-def test_winograd_rejects_dilation():
-    with pytest.raises(ValueError, match=r"winograd.*dilation 1, got dilation=\(2, 2\)"):
+def test_winograd_rejects_dilation_without_a_multiple_padding():
+    with pytest.raises(
+        ValueError,
+        match=r"winograd.*multiple of the dilation.*got dilation=\(2, 2\) with padding=\(1, 1\)",
+    ):
         convlab.conv2d(
-            np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), dilation=2, algorithm="winograd"
+            np.ones((1, 1, 8, 8)),
+            np.ones((1, 1, 3, 3)),
+            dilation=2,
+            padding=1,
+            algorithm="winograd",
         )
 
 
