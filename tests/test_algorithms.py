@@ -347,6 +347,9 @@ AUTO_RULE = [
     (_shapes(4, 256, 256, 14, 3), "winograd"),  # 4 images: 196 tiles
     (_shapes(1, 8, 8, 56, 3), "im2col"),  # too narrow for Winograd's threshold
     (_shapes(1, 64, 64, 56, 3, groups=32), "im2col"),
+    (_shapes(1, 128, 128, 28, 3, groups=8), "im2col"),  # 16 per group: im2col 1.4x faster
+    (_shapes(1, 32, 32, 56, 3, groups=2), "im2col"),
+    (_shapes(1, 256, 256, 56, 3, groups=8), "winograd"),  # 32 per group
     (_shapes(1, 64, 128, 56, 3, stride=2), "im2col"),
     (_shapes(1, 3, 64, 224, 7, stride=2), "im2col"),
     (_shapes(1, 64, 256, 56, 1), "im2col"),
