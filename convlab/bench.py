@@ -83,10 +83,13 @@ BLOCK = 10
 #: the breadth set's pause before every block: each library starts its block with the other's
 #: thread pools gone quiet (OpenBLAS's spin for up to ~0.1 s after a product)
 BREADTH_SETTLE_SECONDS = 0.05
-#: pause before each block (seconds). Zero by default: on the virtual machine this was developed
-#: on, an idle second core is halted, and waking it for the next parallel region took 4-16 ms
-#: after a 0.1 s pause, for NumPy's and PyTorch's matrix products alike.
-SETTLE_SECONDS = 0.0
+#: pause before each block of the dense and depthwise suites (seconds). It was zero on a first
+#: virtual machine, where an idle second core was halted and waking it for the next parallel
+#: region took 4-16 ms after a 0.1 s pause; on an AVX-512 machine without that halt, the suite
+#: without a pause billed PyTorch's spinning threads to convlab's next block (2 threads,
+#: geometric mean of auto: dense 0.97 without, 1.08 with 0.05 s; depthwise 1.10 and 1.35, where
+#: a one-library run times the depthwise layers 1.4x faster than the pause-less suite did).
+SETTLE_SECONDS = 0.05
 
 
 class Layer:
