@@ -789,6 +789,8 @@ def _im2col_gemm_item(
     beta = 1.0 if part == 0 else 0.0  # onto the bias in out, else into a fresh partial sum
     units = (positions + 15) // 16  # the image's positions in runs of 16
     cuts = pieces * segments
+    h_in, w_in = x.shape[2], x.shape[3]
+    half = (w_in + 1) // 2  # a split row: its even columns, then its odd ones
     for seg in range(piece * segments, (piece + 1) * segments):
         p0 = min(positions, 16 * (units * seg // cuts))
         p1 = min(positions, 16 * (units * (seg + 1) // cuts))
@@ -804,20 +806,24 @@ def _im2col_gemm_item(
                 c0 = g * c_per_group + k0
                 if in_place:
                     a = x_flat[(n * c_in + c0) * positions + p0 :]
-                elif split:
-                    # the input rows the block reads, each split into its even and odd columns
-                    h_in, w_in = x.shape[2], x.shape[3]
-                    r0 = max(0, (p0 // ow_n) * sh - ph)
-                    r1 = max(r0, min(h_in, ((p1 - 1) // ow_n) * sh - ph + (kh_n - 1) * dh + 1))
-                    half = (w_in + 1) // 2
-                    nch = k1 - k0
-                    xs = sbuf[: nch * (r1 - r0) * 2 * half].reshape((1, nch, r1 - r0, 2 * half))
-                    _split_rows(x, n, c0, nch, r0, r1, xs)
+                else:
+                    # the image and its channels, or (split) this chunk's split rows
+                    src, src_n, src_c, pad_h = x, n, c0, ph
+                    if split:
+                        # the input rows the block reads, each split into even and odd columns
+                        r0 = max(0, (p0 // ow_n) * sh - ph)
+                        r1 = max(r0, min(h_in, ((p1 - 1) // ow_n) * sh - ph + (kh_n - 1) * dh + 1))
+                        nch = k1 - k0
+                        src = sbuf[: nch * (r1 - r0) * 2 * half].reshape(
+                            (1, nch, r1 - r0, 2 * half)
+                        )
+                        _split_rows(x, n, c0, nch, r0, r1, src)
+                        src_n, src_c, pad_h = 0, 0, ph + r0
                     _im2col_split_block(
-                        xs,
-                        0,
-                        0,
-                        nch,
+                        src,
+                        src_n,
+                        src_c,
+                        src_c + k1 - k0,
                         cols,
                         width,
                         kh_n,
@@ -826,34 +832,13 @@ def _im2col_gemm_item(
                         sw,
                         dh,
                         dw,
-                        ph + r0,
+                        pad_h,
                         pw,
                         ow_n,
                         p0,
                         p1,
                         w_in,
-                        True,
-                    )
-                    a = cols
-                else:
-                    _im2col_block(
-                        x,
-                        n,
-                        c0,
-                        c0 + k1 - k0,
-                        cols,
-                        width,
-                        kh_n,
-                        kw_n,
-                        sh,
-                        sw,
-                        dh,
-                        dw,
-                        ph,
-                        pw,
-                        ow_n,
-                        p0,
-                        p1,
+                        split,
                     )
                     a = cols
                 gemm_call(

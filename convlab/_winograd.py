@@ -678,17 +678,22 @@ def conv2d_winograd_dilated(x, w, b, out, groups, padding, dilation):
     return total
 
 
+@njit(inline="always", **NJIT_OPTIONS)
+def _phase_row(t, channels, n_batch, dw):
+    """Row ``t`` of the sub-images' ``(phases * N) x channels`` planes: ``(c, r, n, ah, aw)``, the
+    channel, the sub-image's index in the batch, its image and its phase."""
+    c = t % channels
+    r = t // channels
+    return c, r, r % n_batch, r // n_batch // dw, r // n_batch % dw
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _to_phases(x, xs, dh, dw):
     """``xs[(ah dw + aw) N + n, c, i, j] = x[n, c, ah + dh i, aw + dw j]``, 0 past the input."""
     n_batch, channels, h, w = x.shape
     hs, ws = xs.shape[2], xs.shape[3]
     for t in prange(xs.shape[0] * channels):
-        c = t % channels
-        r = t // channels
-        n = r % n_batch
-        ah = r // n_batch // dw
-        aw = r // n_batch % dw
+        c, r, n, ah, aw = _phase_row(t, channels, n_batch, dw)
         for i in range(hs):
             ih = ah + dh * i
             for j in range(ws):
@@ -701,11 +706,7 @@ def _from_phases(ys, out, dh, dw):
     """``out[n, c, ah + dh i, aw + dw j] = ys[(ah dw + aw) N + n, c, i, j]`` inside ``out``."""
     n_batch, channels, oh, ow = out.shape
     for t in prange(ys.shape[0] * channels):
-        c = t % channels
-        r = t // channels
-        n = r % n_batch
-        ah = r // n_batch // dw
-        aw = r // n_batch % dw
+        c, r, n, ah, aw = _phase_row(t, channels, n_batch, dw)
         for i in range(-(-(oh - ah) // dh)):
             for j in range(-(-(ow - aw) // dw)):
                 out[n, c, ah + dh * i, aw + dw * j] = ys[r, c, i, j]
