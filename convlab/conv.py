@@ -252,6 +252,8 @@ IM2COL_AUTO_LIMIT = 256 * 2**20
 WINOGRAD_AUTO_MIN_CHANNELS = 16
 #: ... (this many when there are several groups: each group's 16 GEMMs are that narrow) ...
 WINOGRAD_AUTO_MIN_GROUP_CHANNELS = 32
+#: ... and, for a dilated layer, sub-images whose outputs are at least this many rows and columns
+WINOGRAD_AUTO_MIN_PHASE_SIZE = 8
 #: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map),
 WINOGRAD_AUTO_MIN_TILES = 64
 #: ... or at least this many tiles (a 12x12 map) when a group has this many channels or more
@@ -297,7 +299,11 @@ def choose_algorithm(
        with a dilation ``d`` and a padding before the input that is a multiple of it (DeepLab's
        "same" layers): Winograd then runs on the ``d * d`` interleaved sub-images, so the tiles
        are counted on those (a 64-channel 56x56 layer with dilation 2 is four 28x28 layers:
-       1.0-1.3 ms against 1.7 ms by im2col, 2 threads). A grouped layer needs
+       1.0-1.3 ms against 1.7 ms by im2col, 2 threads), and each sub-image's output needs
+       ``WINOGRAD_AUTO_MIN_PHASE_SIZE`` (8) rows and columns: a 128-channel 32x32 layer with
+       dilation 6 is 36 sub-images of 6x6, where im2col was faster in 3 of 4 runs on 2 threads
+       (1.76-3.19 ms against 1.79-4.13) while 16x16 sub-images (64 channels, 64x64, dilation 4)
+       ran 1.37-1.60 ms against 1.81-2.04 by im2col. A grouped layer needs
        ``WINOGRAD_AUTO_MIN_GROUP_CHANNELS`` (32) channels per group: with 16, im2col was 1.3-1.4x
        faster on 1 and 2 threads (128 channels in 8 groups on 28x28: 0.60 against 0.85 ms on one
        thread; 32 channels in 2 groups on 56x56: 0.58 against 0.80), with 32 they tie (0.84-1.17
@@ -381,7 +387,14 @@ def choose_algorithm(
         finite
         and stride_1
         and (kh, kw) == (3, 3)
-        and (tuple(dilation) == (1, 1) or phases_apply(dilation, padding))
+        and (
+            tuple(dilation) == (1, 1)
+            or (
+                phases_apply(dilation, padding)
+                and min(-(-out_shape[2] // dh), -(-out_shape[3] // dw))
+                >= WINOGRAD_AUTO_MIN_PHASE_SIZE
+            )
+        )
         and min(c_per_group, out_per_group)
         >= (WINOGRAD_AUTO_MIN_CHANNELS if groups == 1 else WINOGRAD_AUTO_MIN_GROUP_CHANNELS)
         and (

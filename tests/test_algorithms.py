@@ -386,6 +386,12 @@ def test_auto_rule_counts_the_tiles_of_a_dilated_layer_on_its_sub_images():
     # 8x8 with dilation 4: sixteen 2x2 sub-images of one tile each: 16 tiles, too few
     small = ((1, 64, 8, 8), w, (1, 64, 8, 8), 1, 4)
     assert choose_algorithm(*small, dilation=(4, 4), padding=(4, 4)) == "im2col"
+    # 32x32 with dilation 6: 324 tiles, but on 36 sub-images of 6x6 (fewer than 8 rows each);
+    # 64x64 with dilation 4: 16x16 sub-images
+    d6 = ((1, 128, 32, 32), (128, 128, 3, 3), (1, 128, 32, 32), 1, 4)
+    assert choose_algorithm(*d6, dilation=(6, 6), padding=(6, 6)) == "im2col"
+    d4 = ((1, 64, 64, 64), w, (1, 64, 64, 64), 1, 4)
+    assert choose_algorithm(*d4, dilation=(4, 4), padding=(4, 4)) == "winograd"
 
 
 def test_dilated_auto_runs_winograd_and_falls_back_for_inf(monkeypatch):
