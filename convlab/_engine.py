@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._blas import blas_gemm, gemm_call, one_blas_thread
-from ._kernels import _im2col_block, _zero_run
+from ._kernels import _add_run, _im2col_block, _zero_run
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
@@ -115,7 +115,8 @@ def _weight_grad(
     x,
     go,
     gw,
-    gw_t,
+    base,
+    transposed,
     partial,
     kernel,
     stride,
@@ -131,17 +132,19 @@ def _weight_grad(
 
     gemm: BLAS ``sgemm``/``dgemm`` (the caller holds BLAS to one thread); x: (N, C_in, D, H, W)
     unpadded; go: (N, C_out, OD, OH, OW); gw: (C_out, C_in/groups * KD*KH*KW), overwritten;
-    gw_t: (C_in/groups * KD*KH*KW, C_out) and partial: (r_parts - 1, gw.size) scratch. Each
-    image's positions are cut into ``blocks`` equal blocks; the ``N * blocks`` blocks into
-    ``r_parts`` ranges, and each group's input channels into ``c_parts`` parts. Unit ``(part,
-    range)`` sums its range's products for its channels, for every group, transposed: range 0 into
-    ``gw_t``, range ``r`` into ``partial[r - 1]`` (laid out as ``gw_t``). The ranges' sums are then
-    added in order and transposed into ``gw``. In column-major BLAS terms, ``gw_t[part, g]^T
-    (C_out/g x k, ld C_out) (+)= go[n, g, block] (C_out/g x T, ld OD*OH*OW) @ cols^T (T x k, ld
-    T)`` with ``k`` the part's rows of columns: the output channels are BLAS's M, which OpenBLAS
-    ran 1.1-1.5x faster than the same product with the rows of columns as M (one thread, 432 rows
-    of 800-1600 positions by 80 channels: 78-90 against 89-100 GFLOP/s; 864 rows by 32 channels:
-    58-74 against 84-93).
+    base: ``gw`` itself, or with ``transposed`` a (C_in/groups * KD*KH*KW, C_out) scratch;
+    partial: (r_parts - 1, gw.size) scratch, laid out as ``base``. Each image's positions are cut
+    into ``blocks`` equal blocks; the ``N * blocks`` blocks into ``r_parts`` ranges, and each
+    group's input channels into ``c_parts`` parts. Unit ``(part, range)`` sums its range's
+    products for its channels, for every group: range 0 into ``base``, range ``r`` into
+    ``partial[r - 1]``. The ranges' sums are then added in order into ``gw``. In column-major BLAS
+    terms, with ``k`` the part's rows of columns, either ``gw[g, part]^T (k x C_out/g, ld K) (+)=
+    cols (k x T, ld T) @ go[n, g, block]^T (T x C_out/g, ld OD*OH*OW)``, or (``transposed``)
+    ``base[part, g]^T (C_out/g x k, ld C_out) (+)= go[n, g, block] @ cols^T``: the output channels
+    as BLAS's M, which OpenBLAS ran 1.1-1.5x faster when they are fewer than the rows (one thread,
+    432 rows of 800-1600 positions by 80 channels: 78-90 GFLOP/s with the rows as M, 89-100 with
+    the channels; 864 rows by 32 channels: 58-74 and 84-93), and slower when they are more (a
+    1x1 layer's 256 rows by 512 channels: 2.4-2.5 ms against 3.2-3.7 for the whole gradient).
     """
     n_threads = cols_buf.shape[0]
     n_batch, c_in = x.shape[0], x.shape[1]
@@ -153,8 +156,10 @@ def _weight_grad(
     k_row = c_per_group * taps
     out_per_group = c_out // groups
     go_flat = go.reshape(-1)
-    gw_flat = gw_t.reshape(-1)
+    gw_flat = base.reshape(-1)
     size = gw_flat.shape[0]
+    # where base holds (o, k) of the gradient: o * so + k * sk
+    so, sk = (1, c_out) if transposed else (k_row, 1)
     part_flat = partial.reshape(-1)
     units = c_parts * r_parts
     n_blocks = n_batch * blocks
@@ -190,35 +195,62 @@ def _weight_grad(
                         q0,
                         q1,
                     )
-                    gemm_call(
-                        gemm,
-                        "T",
-                        "N",
-                        out_per_group,
-                        (hi - lo) * taps,
-                        width,
-                        1.0,
-                        go_flat[(n * c_out + g * out_per_group) * positions + q0 :],
-                        positions,
-                        cols,
-                        width,
-                        beta,
-                        target[lo * taps * c_out + g * out_per_group :],
-                        c_out,
-                    )
+                    go_block = go_flat[(n * c_out + g * out_per_group) * positions + q0 :]
+                    at = target[g * out_per_group * so + lo * taps * sk :]
+                    if transposed:
+                        gemm_call(
+                            gemm,
+                            "T",
+                            "N",
+                            out_per_group,
+                            (hi - lo) * taps,
+                            width,
+                            1.0,
+                            go_block,
+                            positions,
+                            cols,
+                            width,
+                            beta,
+                            at,
+                            c_out,
+                        )
+                    else:
+                        gemm_call(
+                            gemm,
+                            "T",
+                            "N",
+                            (hi - lo) * taps,
+                            out_per_group,
+                            width,
+                            1.0,
+                            cols,
+                            width,
+                            go_block,
+                            positions,
+                            beta,
+                            at,
+                            k_row,
+                        )
                 beta = 1.0
+    if not transposed:
+        # base is gw: the other ranges' sums added to it in order, each thread a run of it
+        for t in prange(n_threads if r_parts > 1 else 0):
+            i0 = size * t // n_threads
+            i1 = size * (t + 1) // n_threads
+            for j in range(r_parts - 1):
+                _add_run(gw_flat, part_flat, j * size, i0, i1 - i0)
+        return
     # the ranges' sums in order, transposed into gw: thread t takes a run of gw's rows, 16 at a
-    # time, so that the reads run along rows of gw_t and the writes fill 16 rows' cache lines
+    # time, so that the reads run along rows of base and the writes fill 16 rows' cache lines
     for t in prange(n_threads):
         o_end = c_out * (t + 1) // n_threads
         for o0 in range(c_out * t // n_threads, o_end, 16):
             o1 = min(o0 + 16, o_end)
             for k in range(k_row):
-                at = k * c_out
                 for o in range(o0, o1):
-                    v = gw_flat[at + o]
+                    v = gw_flat[k * c_out + o]
                     for j in range(r_parts - 1):
-                        v += part_flat[j * size + at + o]
+                        v += part_flat[j * size + k * c_out + o]
                     gw[o, k] = v
 
 
@@ -357,18 +389,26 @@ def weight_grad_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups):
     return blocks, c_parts, r_parts, rows, width
 
 
+def weight_grad_transposed(c_out, groups, rows):
+    """Whether :func:`weight_grad` makes the output channels BLAS's M: when a group has fewer
+    output channels than a part has rows of columns (``rows`` of :func:`weight_grad_plan`)."""
+    return c_out // groups < rows
+
+
 def weight_grad_workspace_nbytes(
     batch, c_in, c_out, kernel, out_spatial, itemsize, groups, threads
 ):
     """Bytes of the buffers :func:`weight_grad` allocates on ``threads`` threads: one thread's
     columns (``rows x width``) each, and one gradient-sized partial sum per range of blocks after
-    the first, plus the transposed gradient the first range sums into. ``kernel`` and
-    ``out_spatial`` are (depth, height, width) triples."""
+    the first, plus the transposed gradient the first range sums into when
+    :func:`weight_grad_transposed`. ``kernel`` and ``out_spatial`` are (depth, height, width)
+    triples."""
     _, _, r_parts, rows, width = weight_grad_plan(
         batch, c_in, c_out, kernel, out_spatial, itemsize, groups
     )
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
-    return (threads * rows * width + r_parts * grad_size) * itemsize
+    sums = r_parts - 1 + weight_grad_transposed(c_out, groups, rows)
+    return (threads * rows * width + sums * grad_size) * itemsize
 
 
 def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
@@ -388,18 +428,21 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     )
     threads = numba.get_num_threads()
     cols_size = threads * rows * width
-    buf = workspace("engine", (cols_size + r_parts * grad_w.size,), x.dtype)
+    transposed = weight_grad_transposed(c_out, groups, rows)
+    base_size = grad_w.size if transposed else 0
+    buf = workspace("engine", (cols_size + base_size + (r_parts - 1) * grad_w.size,), x.dtype)
     cols_buf = buf[:cols_size].reshape(threads, rows * width)
-    k_row = grad_w.size // c_out
-    grad_t = buf[cols_size : cols_size + grad_w.size].reshape(k_row, c_out)
-    partial = buf[cols_size + grad_w.size :].reshape(r_parts - 1, grad_w.size)
+    gw = grad_w.reshape(c_out, -1)
+    base = buf[cols_size : cols_size + base_size].reshape(gw.shape[1], c_out) if transposed else gw
+    partial = buf[cols_size + base_size :].reshape(r_parts - 1, grad_w.size)
     with parallel_launch(), one_blas_thread():
         _weight_grad(
             blas_gemm(x.dtype),
             x5,
             go5,
-            grad_w.reshape(c_out, -1),
-            grad_t,
+            gw,
+            base,
+            transposed,
             partial,
             kernel,
             _as3d(stride),

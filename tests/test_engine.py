@@ -106,6 +106,20 @@ def test_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
     np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
 
 
+@pytest.mark.kernels
+@pytest.mark.parametrize("transposed", [False, True], ids=["rows-as-M", "channels-as-M"])
+@pytest.mark.parametrize("case", SMALL[:4], ids=[f"{c[0]}d-{i}" for i, c in enumerate(SMALL[:4])])
+def test_weight_grad_both_orientations(case, transposed, monkeypatch):
+    """The weight gradient multiplies with the output channels or the rows of columns as BLAS's
+    M (weight_grad_transposed picks by the layer); both, with several ranges of partial sums."""
+    x, go, w_shape, kw = _layer(*case, np.float64, seed=40 + case[1])
+    monkeypatch.setattr(_engine, "weight_grad_transposed", lambda *a: transposed)
+    monkeypatch.setattr(_engine, "MIN_BLOCK", 3)
+    monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
+    got = WEIGHT[case[0]](x, w_shape, go, **kw)
+    np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(np.float64))
+
+
 LARGE = [
     (1, 4, 64, 64, 300, 5, 1, 2, 1, 1),
     (1, 2, 32, 48, 257, 3, 2, 1, 4, 2),
