@@ -351,13 +351,18 @@ def _split_size(
     counts from the output's size.
     """
     (h, w), (oh, ow), (kh, kw) = in_size, out_size, kernel
-    reach = (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1  # input columns the output spans
+    reach = _span(ow, kw, stride[1], dilation[1])  # input columns the output spans
     if stride[1] != 2 or kw < 2 or w > reach:
         return 0
     # a block of `block` positions spans at most this many output rows, and these input rows
     out_rows = min(oh, -(-block // ow) + 1)
-    rows = min(h, (out_rows - 1) * stride[0] + (kh - 1) * dilation[0] + 1)
+    rows = min(h, _span(out_rows, kh, stride[0], dilation[0]))
     return chunk * rows * 2 * ((w + 1) // 2)
+
+
+def _span(out: int, k: int, stride: int, dilation: int) -> int:
+    """Input elements that ``out`` outputs of a ``k``-tap kernel read along one dimension."""
+    return (out - 1) * stride + (k - 1) * dilation + 1
 
 
 # what conv2d_im2col passes as the (unused) partial sums when the threads split the positions
@@ -489,11 +494,8 @@ def im2col_workspace_nbytes(
     taps = math.prod(kernel_size)
     chunk = k_rows // taps if k_rows else c_in // groups
     # the widest input a split reads (_split_size), and all its rows
-    oh, ow = output_size
-    kh, kw = kernel_size
-    reach = (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1
-    height = (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1
-    split = _split_size((height, reach), output_size, kernel_size, stride, dilation, block, chunk)
+    spans = tuple(map(_span, output_size, kernel_size, stride, dilation))
+    split = _split_size(spans, output_size, kernel_size, stride, dilation, block, chunk)
     return (threads * (k_rows * block + split) + partial) * itemsize
 
 

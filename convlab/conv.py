@@ -222,7 +222,7 @@ def _zero_pad_before(p: _Prepared) -> tuple[int, ...]:
     """
     if p.padding_mode != "zeros":
         _pad(p)
-    return tuple(before for before, _ in p.pairs)
+    return _winograd_padding(p)
 
 
 def _winograd_padding(p: _Prepared) -> tuple[int, ...]:
