@@ -486,3 +486,32 @@ def test_rejection_happens_before_any_kernel(monkeypatch):
     for _, func, args, kwargs, exc, _match in BAD:
         with pytest.raises(exc):
             func(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "value, exc, match",
+    [
+        ((1, 0), ValueError, r"stride must be positive, got \(1, 0\)"),
+        ((1, -2), ValueError, r"stride must be positive, got \(1, -2\)"),
+        ((1, 2**63), ValueError, r"stride must fit in a 64-bit integer"),
+        ((1, True), TypeError, r"stride must contain ints, got \(1, True\)"),
+        ((1, 2.0), TypeError, r"stride must contain ints, got \(1, 2.0\)"),
+        ((1, 2, 3), ValueError, r"stride must be an int or a tuple of 2 ints .* 3 entries"),
+    ],
+)
+def test_tuple_of_ints_is_checked_entry_by_entry(value, exc, match):
+    """A tuple of plain ints takes ntuple's shortcut only when every entry is in range: the
+    others get the same errors as lists and NumPy integers do."""
+    with pytest.raises(exc, match=match):
+        convlab.conv2d(X2, W2, stride=value)
+
+
+def test_tuple_shortcut_returns_what_the_checks_return():
+    from convlab._args import ntuple
+
+    for value in [(1, 2), [1, 2], (np.int64(1), 2), np.array([1, 2]), (np.int32(1), np.uint8(2))]:
+        got = ntuple(value, 2, "stride")
+        assert got == (1, 2) and all(type(v) is int for v in got)
+    assert ntuple((0, 3), 2, "padding", allow_zero=True) == (0, 3)
+    assert ntuple((-3, 3), 2, "offset", allow_negative=True) == (-3, 3)
+    assert ntuple((5,), 3, "dilation") == (5, 5, 5)
