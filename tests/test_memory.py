@@ -163,13 +163,24 @@ def test_strided_transposed_convolution_allocates_its_output_and_one_block_per_t
     peak, y = traced_peak(
         lambda: fn(x, w, **kw), thread_warmup=lambda: fn(tiny, w, **kw), threads=threads
     )
-    blocks = transposed.gemm_buffer_nbytes(x_shape, w_shape, groups, 4, threads=threads)
+    blocks = transposed.gemm_buffer_nbytes(
+        x_shape,
+        w_shape,
+        groups,
+        4,
+        threads=threads,
+        out_spatial=y.shape[2:],
+        stride=(stride,) * nd,
+        padding=(padding,) * nd,
+    )
     # the bias: conv_transpose fills a zero one when none is given (C_out values)
     bias = w_shape[1] * groups * 4
     assert blocks + y.nbytes <= peak <= blocks + y.nbytes + bias + SLACK
     # bounded by the threads, not by the batch or the channels: one block of at most
     # GEMM_BLOCK_BYTES (or one output channel's columns, if those alone take more) per thread
+    # (and the stride phases of one output channel, about its output plane)
     one_channel = math.prod(w_shape[2:]) * math.prod(x_shape[2:]) * 4
-    assert blocks <= threads * max(transposed.GEMM_BLOCK_BYTES, one_channel)
+    phases = math.prod(o + padding + stride for o in y.shape[2:]) * 4
+    assert blocks <= threads * (max(transposed.GEMM_BLOCK_BYTES, one_channel) + phases)
     reference = fn(x, w, stride=stride, padding=padding, groups=groups, algorithm="direct")
     np.testing.assert_allclose(y, reference, rtol=1e-4, atol=1e-4)

@@ -771,3 +771,37 @@ def test_gemm_split_between_threads(threads, dtype):
             np.testing.assert_allclose(got, want, **tol(dtype))
     finally:
         numba.set_num_threads(before)
+
+
+# stride, padding, dilation, output padding, kernel: every way a stride phase of the GEMM form's
+# fold can come out (convlab._kernels_transposed._fold_volume_phases): phases with no tap
+# (stride above the kernel), several taps per phase, dilations sharing a factor with the stride,
+# a padding that crops whole phase rows, an output padding that adds rows no tap reaches
+PHASE_CASES = [
+    (2, 1, 1, 0, 4),
+    (2, 1, 1, 1, 3),
+    (3, 0, 1, 2, 2),
+    (4, 2, 1, 1, 3),
+    (2, 3, 2, 1, 3),
+    (3, 2, 3, 0, 4),
+    (2, 4, 1, 0, 5),
+    (5, 1, 2, 3, 1),
+]
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("stride, padding, dilation, output_padding, k", PHASE_CASES)
+def test_gemm_fold_by_stride_phases_matches_the_scatter(
+    nd, stride, padding, dilation, output_padding, k
+):
+    rng = np.random.default_rng(stride * 100 + padding * 10 + k)
+    size = (7, 6, 5)[:nd]
+    x = rng.standard_normal((2, 4) + size)
+    w = rng.standard_normal((4, 3) + (k,) * nd)
+    b = rng.standard_normal(6)
+    kw = dict(
+        stride=stride, padding=padding, dilation=dilation, output_padding=output_padding, groups=2
+    )
+    naive = conv_transpose_scatter(x, w, b, **kw)
+    out = getattr(convlab, f"conv_transpose{nd}d")(x, w, b, algorithm="gemm", **kw)
+    np.testing.assert_allclose(out, naive, rtol=1e-12, atol=1e-12)
