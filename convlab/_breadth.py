@@ -14,6 +14,10 @@ import statistics
 import time
 
 import numpy as np
+from numba import njit
+
+from ._blas import matmul_into
+from .config import NJIT_OPTIONS
 
 #: families of operations, in the order the table and the figure show them
 FAMILIES = (
@@ -455,6 +459,89 @@ OPS = [
 #: the operations by name
 BY_NAME = {op.name: op for op in OPS}
 
+#: positions (or, for a weight gradient, summed positions) in the block of each product the
+#: ceiling is measured on: the engine's blocks of columns hold a few hundred to a few thousand
+CEILING_BLOCK = 1024
+
+
+def gemm_products(op, small=False):
+    """``{lowering: (m, k, n)}``: one block of each matrix product ``op`` can be lowered to.
+
+    ``"gather"``: ``C_out/g`` output channels by ``C_in/g * taps`` rows of columns times a block
+    of output positions (the forward convolution; a transposed convolution, or an input gradient,
+    as the convolution it equals, a strided one by its ``stride**d`` phases, each with about
+    ``taps / stride**d`` taps); ``"scatter"``: ``C_out/g * taps`` rows by ``C_in/g`` times a
+    block of input positions (a transposed convolution multiplied then folded); ``"weight"``:
+    ``C_out/g`` by ``C_in/g * taps``, summed over a block of positions (the weight gradient).
+    Empty for the separable and deformable rows, which are not dense products alone.
+    """
+    x, w = op.shapes(small)
+    g = op.kwargs.get("groups", 1)
+    stride = op.kwargs.get("stride", 1)
+    stride = math.prod((stride,) * op.nd if isinstance(stride, int) else stride)
+    taps = math.prod(w[2:])
+    out = min(x[0] * math.prod(op._out_spatial(x)), CEILING_BLOCK)
+    inp = min(x[0] * math.prod(x[2:]), CEILING_BLOCK)
+    if op.kind == "conv":
+        return {"gather": (w[0] // g, x[1] // g * taps, out)}
+    if op.kind == "transpose":  # weight (C_in, C_out/g, *k); x is the transposed conv's input
+        return {
+            "gather": (w[1], x[1] // g * max(1, taps // stride), out),
+            "scatter": (w[1] * taps, x[1] // g, inp),
+        }
+    if op.kind == "grad_input":  # the transposed convolution of the output gradient
+        return {
+            "gather": (x[1] // g, w[0] // g * max(1, taps // stride), inp),
+            "scatter": (x[1] // g * taps, w[0] // g, out),
+        }
+    if op.kind == "grad_weight":
+        return {"weight": (w[0] // g, out, w[1] * taps)}
+    return {}
+
+
+def gemm_ceiling(op, threads, repeats=5, small=False):
+    """``(seconds, lowering, (m, k, n), flop/s)``: the time of ``op``'s multiply-adds if they all
+    ran at the best rate convlab's BLAS reaches, on one thread, on a block of one of the products
+    of :func:`gemm_products` (either orientation, output channels as BLAS's M or N), on each of
+    ``threads`` threads: perfect scaling and columns for free. ``None`` for rows that are not
+    products alone. No convlab operation made of those products can take less time: the ratio
+    PyTorch time / this time is the highest ratio the row can reach with this BLAS.
+    """
+    from ._blas import blas_gemm, one_blas_thread
+
+    dtype = np.dtype(op.dtype)
+    gemm = blas_gemm(dtype)
+    rng = np.random.default_rng(0)
+    best = None
+    with one_blas_thread():
+        for lowering, (m, k, n) in gemm_products(op, small).items():
+            for rows, cols in ((m, n), (n, m)):
+                a = rng.standard_normal((rows, k)).astype(dtype)
+                b = rng.standard_normal((k, cols)).astype(dtype)
+                c = np.empty((rows, cols), dtype)
+                calls = max(1, min(200, int(2e6 // (m * k * n))))
+                _repeat_matmul(gemm, a, b, c, calls)
+                seconds = min(_timed(_repeat_matmul, gemm, a, b, c, calls) for _ in range(repeats))
+                rate = 2 * m * k * n * calls / seconds
+                if best is None or rate > best[2]:
+                    best = (lowering, (m, k, n), rate)
+    if best is None:
+        return None
+    lowering, shape, rate = best
+    return 2 * op.macs(small) / (threads * rate), lowering, shape, rate
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+@njit(**NJIT_OPTIONS)
+def _repeat_matmul(gemm, a, b, c, calls):
+    for _ in range(calls):
+        matmul_into(gemm, a, b, c)
+
 
 def _time_block(fn, calls):
     times = []
@@ -512,6 +599,8 @@ def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small
                     times[name] += _time_block(fn, block)
             best = {name: min(t) for name, t in times.items()}
             flops = 2 * op.macs(small)
+            ceiling = gemm_ceiling(op, threads, small=small)
+            bound_s = None if ceiling is None else ceiling[0]
             rows.append(
                 dict(
                     op=op.name,
@@ -526,6 +615,11 @@ def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small
                     gflops=flops / best["convlab"] / 1e9,
                     torch_gflops=flops / best["torch"] / 1e9 if "torch" in best else None,
                     ratio_torch=best["torch"] / best["convlab"] if "torch" in best else None,
+                    gemm_bound_s=bound_s,
+                    gemm_lowering=None if ceiling is None else ceiling[1],
+                    gemm_shape=None if ceiling is None else list(ceiling[2]),
+                    gemm_rate_gflops=None if ceiling is None else ceiling[3] / 1e9,
+                    ceiling=best["torch"] / bound_s if bound_s and "torch" in best else None,
                 )
             )
         return dict(
@@ -547,8 +641,8 @@ def _geomean(values):
 
 
 def summarize_breadth(runs, floor=0.8):
-    """Per thread count: the geometric mean of torch/convlab over all rows and per family, and
-    the rows below ``floor``."""
+    """Per thread count: the geometric mean of torch/convlab over all rows and per family, the
+    rows below ``floor``, and the rows whose ceiling (:func:`gemm_ceiling`) is below it."""
     summary = {}
     for run in runs:
         rows = run["results"]
@@ -562,6 +656,13 @@ def summarize_breadth(runs, floor=0.8):
                 [r["op"], r["ratio_torch"]]
                 for r in rows
                 if r["ratio_torch"] is not None and r["ratio_torch"] < floor
+            ],
+            # rows that cannot reach the floor with convlab's BLAS: even their products alone,
+            # at the best single-thread rate on every thread, take longer than floor allows
+            bounded=[
+                [r["op"], r["ceiling"]]
+                for r in rows
+                if r.get("ceiling") is not None and r["ceiling"] < floor
             ],
         )
     return summary
@@ -578,15 +679,16 @@ def format_breadth(data):
         )
         header = (
             f"{'operation':<26} {'family':<17} {'convlab ms':>10} {'torch ms':>9} "
-            f"{'GFLOP/s':>8} {'torch/x':>8}"
+            f"{'GFLOP/s':>8} {'torch/x':>8} {'ceiling':>8}"
         )
         lines += [header, "-" * len(header)]
         for r in run["results"]:
             torch_ms = "" if r["torch_s"] is None else f"{1e3 * r['torch_s']:.3f}"
             ratio = "" if r["ratio_torch"] is None else f"{r['ratio_torch']:.2f}"
+            ceiling = "" if r.get("ceiling") is None else f"{r['ceiling']:.2f}"
             lines.append(
                 f"{r['op']:<26} {r['family']:<17} {1e3 * r['convlab_s']:>10.3f} "
-                f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8}"
+                f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8} {ceiling:>8}"
             )
         s = data["summary"][str(run["threads"])]
         if s["geomean"] is not None:
@@ -597,5 +699,7 @@ def format_breadth(data):
             )
             below = ", ".join(f"{n} {v:.2f}" for n, v in s["below"]) or "none"
             lines.append(f"  rows below 0.8: {below}")
+            bounded = ", ".join(f"{n} {v:.2f}" for n, v in s.get("bounded", [])) or "none"
+            lines.append(f"  ceiling below 0.8 (its products alone at BLAS's best rate): {bounded}")
         lines.append("")
     return "\n".join(lines)

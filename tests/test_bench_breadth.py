@@ -147,6 +147,14 @@ def test_every_row_runs_through_the_cli(tmp_path, capsys):
     for r in run["results"]:
         assert r["op"] in printed
         assert r["convlab_s"] > 0 and r["torch_s"] is None and r["ratio_torch"] is None
+        # the products-alone time is measured without torch; the ceiling needs torch's time
+        op = _breadth.BY_NAME[r["op"]]
+        assert (r["gemm_bound_s"] is None) == (not _breadth.gemm_products(op))
+        assert r["ceiling"] is None
+        if r["gemm_bound_s"] is not None:
+            rate = 1e9 * r["gemm_rate_gflops"]
+            assert r["gemm_bound_s"] == pytest.approx(2 * op.macs(small=True) / rate)
+            assert r["gemm_lowering"] in _breadth.gemm_products(op, small=True)
     assert run["small"] is True and data["config"]["settle"] == 0
     assert not list(tmp_path.glob("*.png"))  # no ratios to draw without torch
 
@@ -191,6 +199,7 @@ def test_summary_is_the_geometric_mean_per_family_and_lists_slow_rows():
     assert s["families"]["stem"] == pytest.approx(0.79)
     assert s["geomean"] == pytest.approx((0.5 * 2.0 * 0.79) ** (1 / 3))
     assert s["below"] == [["conv1d_64_L1024_k5", 0.5], ["stem7x7", 0.79]]
+    assert s["bounded"] == []  # no ceilings in these rows
     text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
     assert "rows below 0.8: conv1d_64_L1024_k5 0.50, stem7x7 0.79" in text
 
@@ -210,3 +219,56 @@ def test_figure_has_one_bar_per_timed_row():
         assert all(widths[f"ratio:{n}"] == pytest.approx(r) for n, r in ratios.items() if r)
     finally:
         plt.close(fig)
+
+
+def _unstrided_lowerings(op):
+    products = _breadth.gemm_products(op)
+    stride = op.kwargs.get("stride", 1)
+    if stride != 1 and op.kind in ("transpose", "grad_input"):
+        products.pop("gather")  # by phases, about taps / stride**d taps each: not exact
+    return products
+
+
+@pytest.mark.parametrize("name", [op.name for op in _breadth.OPS if _breadth.gemm_products(op)])
+def test_every_lowering_does_the_rows_multiply_adds(name):
+    """A lowering's product, over all the row's positions (not one block) and groups, is the
+    row's multiply-add count: the ceiling divides the right work by the measured rate."""
+    op = _breadth.BY_NAME[name]
+    x, w = op.shapes()
+    groups = op.kwargs.get("groups", 1)
+    out_positions = x[0] * math.prod(op._out_spatial(x))
+    in_positions = x[0] * math.prod(x[2:])
+    for lowering, (m, k, n) in _unstrided_lowerings(op).items():
+        if lowering == "weight":  # (C_out/g x positions) @ (positions x C_in/g * taps)
+            total = m * out_positions * n
+        elif lowering == "scatter":
+            total = m * k * (in_positions if op.kind == "transpose" else out_positions)
+        else:
+            total = m * k * (out_positions if op.kind != "grad_input" else in_positions)
+        assert total * groups == op.macs(), lowering
+        assert min(m, k, n) >= 1 and n <= _breadth.CEILING_BLOCK or lowering == "weight"
+
+
+def test_ceiling_is_the_products_time_at_the_best_rate():
+    """gemm_ceiling times the lowerings' products on one thread and keeps the fastest: its time
+    is the row's multiply-adds at that rate on every thread, and it is None without products."""
+    op = _breadth.BY_NAME["convT2d_96to48_s2"]
+    seconds, lowering, shape, rate = _breadth.gemm_ceiling(op, threads=2, repeats=2, small=True)
+    assert (
+        lowering in ("gather", "scatter")
+        and tuple(shape) in _breadth.gemm_products(op, small=True).values()
+    )
+    assert seconds == pytest.approx(2 * op.macs(small=True) / (2 * rate))
+    assert 1e8 < rate < 1e13  # a measured rate in flop/s, not a time
+    assert _breadth.gemm_ceiling(_breadth.BY_NAME["deform_64x56"], threads=2) is None
+
+
+def test_summary_lists_rows_whose_ceiling_is_below_the_floor():
+    run = _fake({"k7_64x28": 0.6, "k5_48x40": 0.7, "g8_128x28": 1.2})
+    for r, ceiling in zip(run["results"], (0.75, 1.3, 2.0), strict=True):
+        r["ceiling"] = ceiling
+    (s,) = _breadth.summarize_breadth([run]).values()
+    assert s["below"] == [["k7_64x28", 0.6], ["k5_48x40", 0.7]]
+    assert s["bounded"] == [["k7_64x28", 0.75]]
+    text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
+    assert "rate): k7_64x28 0.75" in text

@@ -228,6 +228,7 @@ def _breadth_data():
             ratio_torch=0.5,
             gflops=30.0,
             torch_gflops=60.0,
+            ceiling=0.75,
         ),
         dict(
             op="a2",
@@ -266,6 +267,8 @@ def test_breadth_table_has_one_row_per_operation_with_its_numbers():
     assert [float(c[7]) for c in cells[:2]] == pytest.approx([50.0, 16.7], abs=0.5)
     assert float(cells[1][5]) == pytest.approx(3.0)
     assert cells[2][4] == cells[2][5] == cells[2][7] == "n/a"  # no PyTorch time: nothing invented
+    # the ceiling where it was measured; n/a where a row (or an older run) has none
+    assert [c[8] for c in cells] == ["0.75", "n/a", "n/a"]
     with pytest.raises(ValueError, match="threads=3"):
         viz.breadth_table(data, threads=3)
 

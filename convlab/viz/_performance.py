@@ -442,8 +442,13 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
     PyTorch time / convlab time (above 1: convlab is faster) and convlab's effective GFLOP/s as a
     percentage of the run's sgemm probe (``peak_gflops``): how close the operation comes to what
     one matrix product of the machine reaches; PyTorch's, on the same scale, shows where PyTorch
-    runs faster than the BLAS convlab calls can (above 100). ``threads`` picks the run (default: the one with
-    the most threads). A chapter displays it with ``IPython.display.Markdown``.
+    runs faster than the BLAS convlab calls can (above 100). The last column is the row's
+    ceiling (:func:`convlab._breadth.gemm_ceiling`): PyTorch's time over the time of the row's
+    matrix products alone at the best rate convlab's BLAS reaches on a block of them, the ratio
+    convlab could not pass with that BLAS however its columns were built (``n/a`` for rows that
+    are not products alone, and in runs recorded before it was measured). ``threads`` picks the
+    run (default: the one with the most threads). A chapter displays it with
+    ``IPython.display.Markdown``.
 
     Examples
     --------
@@ -452,7 +457,7 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
     ...      "convlab_s": 2e-3, "torch_s": 1e-3, "ratio_torch": 0.5, "gflops": 25.0,
     ...      "torch_gflops": 50.0}]}]}
     >>> print(breadth_table(data).splitlines()[-1])
-    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 | 50 |
+    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 | 50 | n/a |
     """
     run = _run(data, threads)
     peak = run.get("peak_gflops")
@@ -469,6 +474,7 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
         "PyTorch / convlab",
         "convlab % of GEMM peak",
         "PyTorch % of GEMM peak",
+        "ceiling",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     previous = None
@@ -488,6 +494,7 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
                 None if not peak or not r.get("torch_gflops") else 100 * r["torch_gflops"] / peak,
                 ".0f",
             ),
+            num(r.get("ceiling"), f".{digits}f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
