@@ -257,18 +257,27 @@ def test_breadth_table_has_one_row_per_operation_with_its_numbers():
     data = _breadth_data()
     lines = viz.breadth_table(data).splitlines()
     assert len(lines) == 2 + 3
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert [c[0] for c in cells] == ["conv1d", "", "float64"]  # each family named once
-    assert [c[1] for c in cells] == ["`a1`", "`a2`", "`b1`"]
-    assert cells[0][2] == "[1,8,64] [8,8,3] padding=1"
+    # the family (named once), the operation, its shapes, then paired cells (convlab / PyTorch),
+    # so that the table fits a book page
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [c[0] for c in rows] == ["conv1d", "", "float64"]
+    cells = [c[1:] for c in rows]
+    assert all(len(c) == 6 for c in cells)
+    assert [c[0] for c in cells] == ["`a1`", "`a2`", "`b1`"]
+    assert cells[0][1] == "[1,8,64] [8,8,3] padding=1"
     for c, r in zip(cells, data["runs"][0]["results"], strict=True):
-        assert float(c[3]) == pytest.approx(1e3 * r["convlab_s"], abs=0.005)
-        assert float(c[6]) == pytest.approx(100 * r["gflops"] / 120.0, abs=0.5)
-    assert [float(c[7]) for c in cells[:2]] == pytest.approx([50.0, 16.7], abs=0.5)
-    assert float(cells[1][5]) == pytest.approx(3.0)
-    assert cells[2][4] == cells[2][5] == cells[2][7] == "n/a"  # no PyTorch time: nothing invented
+        ours_ms, torch_ms = c[2].split(" / ")
+        assert float(ours_ms) == pytest.approx(1e3 * r["convlab_s"], abs=0.005)
+        ours_pct, torch_pct = c[4].split(" / ")
+        assert float(ours_pct) == pytest.approx(100 * r["gflops"] / 120.0, abs=0.5)
+        if r["torch_s"] is None:  # no PyTorch time: nothing invented
+            assert torch_ms == torch_pct == c[3] == "n/a"
+        else:
+            assert float(torch_ms) == pytest.approx(1e3 * r["torch_s"], abs=0.005)
+            assert float(torch_pct) == pytest.approx(100 * r["torch_gflops"] / 120.0, abs=0.5)
+            assert float(c[3]) == pytest.approx(r["ratio_torch"])
     # the ceiling where it was measured; n/a where a row (or an older run) has none
-    assert [c[8] for c in cells] == ["0.75", "n/a", "n/a"]
+    assert [c[5] for c in cells] == ["0.75", "n/a", "n/a"]
     with pytest.raises(ValueError, match="threads=3"):
         viz.breadth_table(data, threads=3)
 

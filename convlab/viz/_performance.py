@@ -438,11 +438,13 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
     """A Markdown table of a ``breadth.json`` (``python -m convlab.bench --layers breadth``).
 
     One row per operation, grouped by family (named on the family's first row): the input and
-    weight shapes with the keyword arguments, convlab's and PyTorch's best times, the ratio
-    PyTorch time / convlab time (above 1: convlab is faster) and convlab's effective GFLOP/s as a
-    percentage of the run's sgemm probe (``peak_gflops``): how close the operation comes to what
-    one matrix product of the machine reaches; PyTorch's, on the same scale, shows where PyTorch
-    runs faster than the BLAS convlab calls can (above 100). The last column is the row's
+    weight shapes with the keyword arguments,
+    convlab's and PyTorch's best times (one cell, ``convlab / PyTorch``), the ratio PyTorch time /
+    convlab time (above 1: convlab is faster) and both libraries' effective GFLOP/s as a
+    percentage of the run's sgemm probe (``peak_gflops``; one cell): how close an operation comes
+    to what one matrix product of the machine reaches, and where PyTorch runs faster than the
+    BLAS convlab calls can (above 100). Paired cells keep the table within a book page's width.
+    The last column is the row's
     ceiling (:func:`convlab._breadth.gemm_ceiling`): PyTorch's time over the time of the row's
     matrix products alone at the best rate convlab's BLAS reaches on a block of them, the ratio
     convlab could not pass with that BLAS however its columns were built (``n/a`` for rows that
@@ -457,7 +459,7 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
     ...      "convlab_s": 2e-3, "torch_s": 1e-3, "ratio_torch": 0.5, "gflops": 25.0,
     ...      "torch_gflops": 50.0}]}]}
     >>> print(breadth_table(data).splitlines()[-1])
-    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 | 1.00 | 0.50 | 25 | 50 | n/a |
+    | conv1d | `a` | [1,8,64] [8,8,3] | 2.00 / 1.00 | 0.50 | 25 / 50 | n/a |
     """
     run = _run(data, threads)
     peak = run.get("peak_gflops")
@@ -469,11 +471,9 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
         "family",
         "operation",
         "input, weight (and arguments)",
-        "convlab ms",
-        "PyTorch ms",
+        "ms, convlab / PyTorch",
         "PyTorch / convlab",
-        "convlab % of GEMM peak",
-        "PyTorch % of GEMM peak",
+        "% of GEMM peak, convlab / PyTorch",
         "ceiling",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -486,11 +486,13 @@ def breadth_table(data: _BenchData, threads: int | None = None, digits: int = 2)
             family,
             f"`{r['op']}`",
             _compact_shapes(r.get("description", "")),
-            num(1e3 * r["convlab_s"], f".{digits}f"),
-            num(None if torch_s is None else 1e3 * torch_s, f".{digits}f"),
+            num(1e3 * r["convlab_s"], f".{digits}f")
+            + " / "
+            + num(None if torch_s is None else 1e3 * torch_s, f".{digits}f"),
             num(r.get("ratio_torch"), f".{digits}f"),
-            num(None if not peak else 100 * r["gflops"] / peak, ".0f"),
-            num(
+            num(None if not peak else 100 * r["gflops"] / peak, ".0f")
+            + " / "
+            + num(
                 None if not peak or not r.get("torch_gflops") else 100 * r["torch_gflops"] / peak,
                 ".0f",
             ),
