@@ -19,6 +19,8 @@ Innermost loops index plain ``range`` variables into row views sliced beforehand
 would not vectorise the loop (measured 3-10x slower on 28-wide rows).
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -210,15 +212,23 @@ def phase_extents(out_spatial, stride, pad):
     return tuple((p + o - 1) // s + 1 for o, s, p in zip(out_spatial, stride, pad, strict=True))
 
 
+#: the phase buffer may take this many times the output plane (plus PHASE_SLACK elements)
+PHASE_LIMIT = 4
+PHASE_SLACK = 4096
+
+
 def phase_buffer_size(out_spatial, stride, pad):
-    """Elements of :func:`_fold_volume_phases`'s buffer: ``s * Q`` per dimension (0 with stride 1
-    everywhere, where :func:`_fold_volume` needs no buffer)."""
+    """Elements of :func:`_fold_volume_phases`'s buffer: ``s * Q`` per dimension, about the
+    uncropped output. 0 (:func:`_fold_volume` then adds with the stride, with no buffer) with
+    stride 1 everywhere, and when the buffer would exceed ``PHASE_LIMIT`` output planes plus
+    ``PHASE_SLACK`` elements: a stride or a padding far beyond the output (a stride of 2**31 with
+    a padding of 2**31 - 1 keeps a few output rows of a 2**31-row uncropped result)."""
     if all(s == 1 for s in stride):
         return 0
     size = 1
     for s, q in zip(stride, phase_extents(out_spatial, stride, pad), strict=True):
         size *= s * q
-    return size
+    return size if size <= PHASE_LIMIT * math.prod(out_spatial) + PHASE_SLACK else 0
 
 
 @njit(**NJIT_OPTIONS)

@@ -5,6 +5,7 @@ case stores its own keyword arguments, so the case table lives in one place (the
 """
 
 import json
+import math
 import pathlib
 
 import numpy as np
@@ -830,3 +831,29 @@ def test_gemm_fold_keeps_nonfinite_weights_to_the_outputs_they_reach(nd, bad):
     finite = np.isfinite(direct)
     assert finite.any() and not finite.all()
     np.testing.assert_allclose(gemm[finite], direct[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_phase_buffer_is_bounded_by_the_output():
+    """A stride or padding far beyond the output would make the buffer of stride phases as big
+    as the uncropped result: then there is none, and the fold adds with the stride instead."""
+    from convlab._kernels_transposed import PHASE_LIMIT, PHASE_SLACK, phase_buffer_size
+
+    # 48 outputs after a padding of 1 read uncropped positions 1..48: 25 rows of each phase
+    assert phase_buffer_size((1, 48, 48), (1, 2, 2), (0, 1, 1)) == (2 * 25) ** 2
+    assert phase_buffer_size((1, 1, 5), (1, 1, 2**31), (0, 0, 2**31 - 1)) == 0
+    assert phase_buffer_size((3, 8, 8), (2**31, 1, 1), (2**31 - 1, 0, 0)) == 0
+    for out, stride, pad in [
+        ((1, 30, 30), (1, 7, 7), (0, 6, 6)),
+        ((5, 9, 9), (3, 3, 3), (2, 2, 2)),
+    ]:
+        size = phase_buffer_size(out, stride, pad)
+        assert 0 < size <= PHASE_LIMIT * math.prod(out) + PHASE_SLACK
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((1, 2, 2, 3)), rng.standard_normal((2, 3, 3, 3))
+    kw = dict(stride=(2**16, 2), padding=(2**15, 1))  # 3 of 65539 uncropped rows kept
+    np.testing.assert_allclose(
+        convlab.conv_transpose2d(x, w, algorithm="gemm", **kw),
+        conv_transpose_scatter(x, w, **kw),
+        rtol=1e-12,
+        atol=1e-12,
+    )
