@@ -243,8 +243,12 @@ def _fold_volume_phases(cols, c0, vol, bias, kernel, stride, pad, dilation, in_s
     64 channels of 28x28 took as long as their matrix product). One pass then interleaves the
     phases into ``vol``, adds the bias and crops the padding: ``vol[o] = bias + buf[F % s, F // s]``
     with ``F = o + p``. Only the ``Q`` rows of a phase that the cropped output reads are kept
-    (:func:`phase_extents`). ``buf`` holds at least :func:`phase_buffer_size` elements.
+    (:func:`phase_extents`). ``buf`` holds at least :func:`phase_buffer_size` elements; an empty
+    ``buf`` (stride 1, or a buffer that would be too large) means :func:`_fold_volume` instead.
     """
+    if buf.shape[0] == 0:
+        _fold_volume(cols, c0, vol, bias, kernel, stride, pad, dilation, in_shape)
+        return
     kd_n, kh_n, kw_n = kernel
     sd, sh, sw = stride
     pd, ph, pw = pad
@@ -335,7 +339,6 @@ def _gemm_fold(
     stride 1 it has no columns and the columns are added straight into the output.
     """
     n_batch, c_in, d_n, h_n, w_n = x.shape
-    phased = phase_buf.shape[1] > 0
     c_out = out.shape[1]
     kd_n, kh_n, kw_n = kernel
     taps = kd_n * kh_n * kw_n
@@ -373,21 +376,7 @@ def _gemm_fold(
             )
             for j in range(nb):
                 oc = g * out_pg + j0 + j
-                if phased:
-                    _fold_volume_phases(
-                        cols,
-                        j * taps * positions,
-                        out[n, oc],
-                        b[oc],
-                        kernel,
-                        stride,
-                        pad,
-                        dilation,
-                        in_shape,
-                        phase_buf[t],
-                    )
-                    continue
-                _fold_volume(
+                _fold_volume_phases(
                     cols,
                     j * taps * positions,
                     out[n, oc],
@@ -397,4 +386,5 @@ def _gemm_fold(
                     pad,
                     dilation,
                     in_shape,
+                    phase_buf[t],
                 )
