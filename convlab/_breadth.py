@@ -699,7 +699,7 @@ def format_breadth(data):
             )
             below = ", ".join(f"{n} {v:.2f}" for n, v in s["below"]) or "none"
             lines.append(f"  rows below 0.8: {below}")
-            bounded = ", ".join(f"{n} {v:.2f}" for n, v in s.get("bounded", [])) or "none"
+            bounded = ", ".join(f"{n} {v:.3f}" for n, v in s.get("bounded", [])) or "none"
             lines.append(f"  ceiling below 0.8 (its products alone at BLAS's best rate): {bounded}")
         lines.append("")
     return "\n".join(lines)

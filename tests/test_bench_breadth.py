@@ -271,4 +271,4 @@ def test_summary_lists_rows_whose_ceiling_is_below_the_floor():
     assert s["below"] == [["k7_64x28", 0.6], ["k5_48x40", 0.7]]
     assert s["bounded"] == [["k7_64x28", 0.75]]
     text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
-    assert "rate): k7_64x28 0.75" in text
+    assert "rate): k7_64x28 0.750" in text  # three decimals: 0.797 is not "0.80"
