@@ -215,15 +215,38 @@ def phase_extents(out_spatial, stride, pad):
 #: the phase buffer may take this many times the output plane (plus PHASE_SLACK elements)
 PHASE_LIMIT = 4
 PHASE_SLACK = 4096
+#: ... and is used only when every stride phase receives at least this many taps. With one tap a
+#: phase (a 2x2 or 1x1 kernel at stride 2, 3x3 at stride 3) zeroing and interleaving the buffer
+#: cost more than the strided adds they save: old -> new ms, 2 threads, a 1x1 stride-2 input
+#: gradient 256->512 at 14x14 batch 8 1.67 -> 3.02, 2x2 stride 2 128->64 28x28 batch 4 0.96 ->
+#: 1.24; a 3x3 kernel at stride 2 (1 to 4 taps a phase) came out even (0.46 -> 0.51, 0.90 ->
+#: 0.89); 4x4 at stride 2 (4 taps a phase) gained (0.58 -> 0.34)
+PHASE_MIN_TAPS = 2
 
 
-def phase_buffer_size(out_spatial, stride, pad):
+def phase_taps(kernel, stride, dilation):
+    """The fewest taps that any stride phase of the uncropped result receives: per dimension, the
+    taps ``k`` with ``(k d) % s == r``, at the phase ``r`` with fewest, multiplied over the
+    dimensions (0 when the stride exceeds the kernel: some phase gets none)."""
+    fewest = 1
+    for k, s, d in zip(kernel, stride, dilation, strict=True):
+        if s > k:
+            return 0
+        counts = [0] * s
+        for tap in range(k):
+            counts[tap * d % s] += 1
+        fewest *= min(counts)
+    return fewest
+
+
+def phase_buffer_size(out_spatial, stride, pad, kernel, dilation):
     """Elements of :func:`_fold_volume_phases`'s buffer: ``s * Q`` per dimension, about the
     uncropped output. 0 (:func:`_fold_volume` then adds with the stride, with no buffer) with
-    stride 1 everywhere, and when the buffer would exceed ``PHASE_LIMIT`` output planes plus
+    stride 1 everywhere, when some phase would receive fewer than ``PHASE_MIN_TAPS`` taps
+    (:func:`phase_taps`), and when the buffer would exceed ``PHASE_LIMIT`` output planes plus
     ``PHASE_SLACK`` elements: a stride or a padding far beyond the output (a stride of 2**31 with
     a padding of 2**31 - 1 keeps a few output rows of a 2**31-row uncropped result)."""
-    if all(s == 1 for s in stride):
+    if all(s == 1 for s in stride) or phase_taps(kernel, stride, dilation) < PHASE_MIN_TAPS:
         return 0
     size = 1
     for s, q in zip(stride, phase_extents(out_spatial, stride, pad), strict=True):

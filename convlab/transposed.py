@@ -16,10 +16,10 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
 ``"gemm"``
     matrix products ``cols = W_g^T @ x_g`` (every input pixel times every tap of a block of
     output channels of one image), each folded into its output planes (``col2im``, cropping the
-    padding on the fly; with a stride, through a buffer of the stride's phases, so that every
-    add runs along consecutive elements) by the thread that computed it, while the columns are
-    in its cache; the
-    columns take one block per thread (:func:`gemm_buffer_nbytes`), not the whole layer. BLAS
+    padding on the fly; with a stride and at least two taps in every stride phase, through a
+    buffer of the phases, so that every add runs along consecutive elements) by the thread that
+    computed it, while the columns are in its cache; the columns take one block per thread
+    (:func:`gemm_buffer_nbytes`), not the whole layer. BLAS
     does the multiplications near peak speed. With stride 1, ``"auto"`` runs it gathered
     instead: as the convolution with the flipped, channel-swapped kernel that it equals there,
     by blocks of columns and single-threaded BLAS (:func:`convlab._engine.conv_transpose_gather`),
@@ -268,20 +268,23 @@ def gemm_buffer_nbytes(
     out_spatial: Sequence[int] | None = None,
     stride: Sequence[int] | None = None,
     padding: Sequence[int] | None = None,
+    dilation: Sequence[int] | None = None,
 ) -> int:
     """Bytes of the buffers of the GEMM form on ``threads`` threads (default: Numba's count):
     one block of ``gemm_plan`` output channels x taps x input positions per thread that gets
-    work, and, given the output's spatial size, the ``stride`` and the ``padding`` of a strided
-    layer, each such thread's buffer of stride phases of one output channel
-    (:func:`convlab._kernels_transposed.phase_buffer_size`). It grows with one image and the
-    threads, not with the batch or the channels."""
+    work, and, given the output's spatial size, the ``stride`` and the ``padding`` (and the
+    ``dilation``, default 1) of a strided layer, each such thread's buffer of stride phases of
+    one output channel (:func:`convlab._kernels_transposed.phase_buffer_size`). It grows with
+    one image and the threads, not with the batch or the channels."""
     if threads is None:
         threads = numba.get_num_threads()
     block = gemm_plan(x_shape, w_shape, itemsize)
     units = x_shape[0] * groups * -(-w_shape[1] // block)
     per_thread = block * math.prod(w_shape[2:]) * math.prod(x_shape[2:])
     if out_spatial is not None and stride is not None and padding is not None:
-        per_thread += _kernels.phase_buffer_size(out_spatial, stride, padding)
+        kernel = tuple(w_shape[2:])
+        dilation = (1,) * len(kernel) if dilation is None else dilation
+        per_thread += _kernels.phase_buffer_size(out_spatial, stride, padding, kernel, dilation)
     return max(1, min(threads, units)) * per_thread * itemsize
 
 
@@ -321,7 +324,8 @@ def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
     per_thread = block * math.prod(kernel) * math.prod(x.shape[2:])
     stride = (1,) * (3 - nd) + p.stride
     pad = (0,) * (3 - nd) + p.padding
-    phase = _kernels.phase_buffer_size(out5.shape[2:], stride, pad)
+    dilation = (1,) * (3 - nd) + p.dilation
+    phase = _kernels.phase_buffer_size(out5.shape[2:], stride, pad, kernel, dilation)
     buf = workspace("transposed", (threads * (per_thread + phase),), x.dtype)
     cols = buf[: threads * per_thread].reshape(threads, per_thread)
     phase_buf = buf[threads * per_thread :].reshape(threads, phase)
@@ -338,7 +342,7 @@ def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
             kernel,
             stride,
             pad,
-            (1,) * (3 - nd) + p.dilation,
+            dilation,
             threads,
             phase_buf,
         )

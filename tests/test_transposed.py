@@ -790,11 +790,16 @@ PHASE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("min_taps", [None, 0])
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("stride, padding, dilation, output_padding, k", PHASE_CASES)
 def test_gemm_fold_by_stride_phases_matches_the_scatter(
-    nd, stride, padding, dilation, output_padding, k
+    nd, stride, padding, dilation, output_padding, k, min_taps, monkeypatch
 ):
+    """With convlab's rule for when the phase buffer is used (``min_taps=None``), and with the
+    buffer forced on every layout (``PHASE_MIN_TAPS = 0``), phases with no tap included."""
+    if min_taps is not None:
+        monkeypatch.setattr("convlab._kernels_transposed.PHASE_MIN_TAPS", min_taps)
     rng = np.random.default_rng(stride * 100 + padding * 10 + k)
     size = (7, 6, 5)[:nd]
     x = rng.standard_normal((2, 4) + size)
@@ -833,20 +838,34 @@ def test_gemm_fold_keeps_nonfinite_weights_to_the_outputs_they_reach(nd, bad):
     np.testing.assert_allclose(gemm[finite], direct[finite], rtol=1e-12, atol=1e-12)
 
 
+def test_phase_taps_counts_the_fewest_taps_of_any_phase():
+    from convlab._kernels_transposed import phase_taps
+
+    assert phase_taps((1, 4, 4), (1, 2, 2), (1, 1, 1)) == 4  # two taps a phase across and down
+    assert phase_taps((1, 3, 3), (1, 2, 2), (1, 1, 1)) == 1  # taps 0 and 2 in phase 0, 1 in 1
+    assert phase_taps((5,), (2,), (1,)) == 2
+    assert phase_taps((3,), (2,), (2,)) == 0  # dilation 2: every tap lands on even positions
+    assert phase_taps((1, 1), (2, 2), (1, 1)) == 0  # a 1x1 kernel at stride 2
+    assert phase_taps((3,), (2**31,), (1,)) == 0  # and no list of 2**31 phases is made
+
+
 def test_phase_buffer_is_bounded_by_the_output():
     """A stride or padding far beyond the output would make the buffer of stride phases as big
     as the uncropped result: then there is none, and the fold adds with the stride instead."""
     from convlab._kernels_transposed import PHASE_LIMIT, PHASE_SLACK, phase_buffer_size
 
+    one = (1, 1, 1)
     # 48 outputs after a padding of 1 read uncropped positions 1..48: 25 rows of each phase
-    assert phase_buffer_size((1, 48, 48), (1, 2, 2), (0, 1, 1)) == (2 * 25) ** 2
-    assert phase_buffer_size((1, 1, 5), (1, 1, 2**31), (0, 0, 2**31 - 1)) == 0
-    assert phase_buffer_size((3, 8, 8), (2**31, 1, 1), (2**31 - 1, 0, 0)) == 0
-    for out, stride, pad in [
-        ((1, 30, 30), (1, 7, 7), (0, 6, 6)),
-        ((5, 9, 9), (3, 3, 3), (2, 2, 2)),
+    assert phase_buffer_size((1, 48, 48), (1, 2, 2), (0, 1, 1), (1, 4, 4), one) == (2 * 25) ** 2
+    assert phase_buffer_size((1, 1, 5), (1, 1, 2**31), (0, 0, 2**31 - 1), (1, 1, 3), one) == 0
+    assert phase_buffer_size((3, 8, 8), (2**31, 1, 1), (2**31 - 1, 0, 0), (2, 3, 3), one) == 0
+    # every phase gets taps, but the padding crops all but 5 of a million uncropped columns
+    assert phase_buffer_size((1, 1, 5), (1, 1, 2), (0, 0, 10**6), (1, 1, 4), one) == 0
+    for out, stride, pad, kernel in [
+        ((1, 30, 30), (1, 7, 7), (0, 6, 6), (1, 14, 14)),
+        ((5, 9, 9), (3, 3, 3), (2, 2, 2), (6, 6, 6)),
     ]:
-        size = phase_buffer_size(out, stride, pad)
+        size = phase_buffer_size(out, stride, pad, kernel, one)
         assert 0 < size <= PHASE_LIMIT * math.prod(out) + PHASE_SLACK
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((1, 2, 2, 3)), rng.standard_normal((2, 3, 3, 3))
