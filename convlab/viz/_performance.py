@@ -711,6 +711,13 @@ def _matrix(ax: Any, x: float, rows: int, cols: int, color: str, label: str, gid
     return x + cols
 
 
+def _gemms_per_group(channels: int, k_parts: int, chunk: int) -> int:
+    """The matrix products im2col makes per block and group: the input channels in ``k_parts``
+    parts, each in chunks of ``chunk`` channels (the plan's rows of columns over the taps)."""
+    per_part = -(-channels // k_parts)
+    return k_parts * -(-per_part // chunk)
+
+
 def engine_figure(
     c_in: int = 48,
     c_out: int = 80,
@@ -754,9 +761,7 @@ def engine_figure(
     taps = kernel[0] * kernel[1]
     rows = rows or c_in * taps  # 1x1 kernels read the input in place
     blocks = pieces * segments
-    # the input channels in k_parts parts, each in chunks of rows // taps channels: one GEMM each
-    per_part = -(-c_in // k_parts)
-    parts = k_parts * -(-per_part // (rows // taps))
+    parts = _gemms_per_group(c_in, k_parts, rows // taps)
     forward_part = (
         ""
         if parts == 1
@@ -769,8 +774,7 @@ def engine_figure(
         batch, c_out, c_in, kernel, out, itemsize, 1, threads=1
     )
     back_rows = back_rows or c_out * taps
-    back_per_part = -(-c_out // back_parts)
-    back_parts = back_parts * -(-back_per_part // (back_rows // taps))
+    back_parts = _gemms_per_group(c_out, back_parts, back_rows // taps)
     part = -(-c_in // c_parts)
     colors = {"w": "#1f77b4", "cols": "#ff7f0e", "out": "#2ca02c", "go": "#d62728"}
     panels = [
