@@ -197,40 +197,45 @@ def _weight_grad(
                     )
                     go_block = go_flat[(n * c_out + g * out_per_group) * positions + q0 :]
                     at = target[g * out_per_group * so + lo * taps * sk :]
+                    # one product either way round (see the docstring): the rows of columns
+                    # or the output channels as BLAS's M
+                    rows = (hi - lo) * taps
                     if transposed:
-                        gemm_call(
-                            gemm,
-                            "T",
-                            "N",
+                        size_m, size_n, mat_a, lda, mat_b, ldb, ldc = (
                             out_per_group,
-                            (hi - lo) * taps,
-                            width,
-                            1.0,
+                            rows,
                             go_block,
                             positions,
                             cols,
                             width,
-                            beta,
-                            at,
                             c_out,
                         )
                     else:
-                        gemm_call(
-                            gemm,
-                            "T",
-                            "N",
-                            (hi - lo) * taps,
+                        size_m, size_n, mat_a, lda, mat_b, ldb, ldc = (
+                            rows,
                             out_per_group,
-                            width,
-                            1.0,
                             cols,
                             width,
                             go_block,
                             positions,
-                            beta,
-                            at,
                             k_row,
                         )
+                    gemm_call(
+                        gemm,
+                        "T",
+                        "N",
+                        size_m,
+                        size_n,
+                        width,
+                        1.0,
+                        mat_a,
+                        lda,
+                        mat_b,
+                        ldb,
+                        beta,
+                        at,
+                        ldc,
+                    )
                 beta = 1.0
     if not transposed:
         # base is gw: the other ranges' sums added to it in order, each thread a run of it
