@@ -1,0 +1,352 @@
+"""convlab's own register-tiled matrix product, for the products BLAS runs far from its peak.
+
+A convolution's products are thin: a few dozen output channels times a block of a few hundred
+output positions, summed over ``C_in * taps`` rows of columns. OpenBLAS packs both operands
+into its own layout for every call and, on such shapes, reaches 55-75% of the peak it reaches on
+large square matrices (one thread of a Zen 5 core: 130-190 GFLOP/s on 64 x 1024 x 576, against
+252 on 2048^3). The product here packs nothing per call:
+
+* ``A`` (the weights, ``m x k``) is packed once per layer into panels of ``MR`` rows
+  (:func:`pack_panels`: element ``(i, kk)`` of a panel at ``kk * MR + i``), so one step of the
+  sum reads ``MR`` consecutive values;
+* ``B`` (``k x n``) is read where it lies: row ``kk`` at ``b[b_off + boff[kk]]``, unit stride
+  along ``n``, a table of offsets saying where each row starts (for a convolution, the input's
+  rows shifted by each tap: :mod:`convlab._implicit` builds no columns at all);
+* ``C`` (the output, ``m x n``) is written in place, row ``i`` at ``c[c_off + i * ldc]``: a block
+  of an NCHW output is exactly that.
+
+The innermost step is one tile of ``MR x NR`` outputs (:func:`_tile`, written in LLVM IR so that
+its ``MR * NV`` accumulators are vector registers; Numba's loops would keep them in memory): for
+every ``kk``, ``NV`` vectors of ``B``'s row are loaded, each of the ``MR`` values of ``A``'s
+panel is broadcast, and ``MR * NV`` fused multiply-adds update the accumulators, which are
+written to ``C`` (stored or added) once, after the whole sum. With 32 vector registers (AVX-512)
+the tiles are 12 x 2, 8 x 3 or 4 x 4 vectors; with 16 (AVX2, SSE) 6 x 2, 4 x 3 or 2 x 4.
+:func:`tile_shape` picks one per product from ``m`` alone.
+
+Every output element is the same fused multiply-adds in the order of ``kk``, whichever tile and
+thread computes it (a last, partial strip of columns is computed as a full strip that overlaps
+the one before, into a scratch tile, and only its new columns are kept): the results do not
+depend on the number of threads.
+
+Numba does not check these reads and writes: :func:`tile_matmul` checks once per call that
+every index it will touch lies inside its arrays and raises ``IndexError`` otherwise.
+"""
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .config import NJIT_OPTIONS
+
+#: bytes of one vector register: 64 where the CPU has AVX-512, else 32 (AVX2; on older CPUs
+#: LLVM splits each vector into two, correct and slower)
+VECTOR_BYTES = 64 if llvm.get_host_cpu_features().get("avx512f", False) else 32
+#: (rows, vectors per row) of the three tiles, for 32 or 16 vector registers: accumulators,
+#: the row of B and one broadcast value fit in the register file
+TILES = ((12, 2), (8, 3), (4, 4)) if VECTOR_BYTES == 64 else ((6, 2), (4, 3), (2, 4))
+#: relative speed of the tiles (one thread, float32, measured on Zen 5 at 24-64 rows by 768
+#: positions by 144-1152 rows of columns: about 230, 215 and 165 GFLOP/s), to choose the one
+#: that wastes the least on the padding of ``m`` to a multiple of the rows
+TILE_SPEED = (1.0, 0.93, 0.72)
+#: :data:`TILES` as two tuples that Numba reads as constants
+TILES_ROWS = tuple(t[0] for t in TILES)
+TILES_VECTORS = tuple(t[1] for t in TILES)
+
+
+def _make_tile(mr, nv):
+    """The intrinsic computing one ``mr x (nv * lanes)`` tile (see :func:`_tile`)."""
+
+    @intrinsic
+    def tile(typingctx, k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate):
+        if not all(isinstance(a, types.Array) for a in (ap, b, boff, c)):
+            return None
+        if not ap.dtype == b.dtype == c.dtype or ap.dtype not in (types.float32, types.float64):
+            return None
+        if boff.dtype != types.int64:
+            return None
+        sig = types.void(k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate)
+        lanes = VECTOR_BYTES // (4 if ap.dtype == types.float32 else 8)
+
+        def codegen(context, builder, signature, args):
+            k_, ap_, ai_, b_, bi_, boff_, c_, ci_, ldc_, rows_, acc_ = args
+            i64 = ir.IntType(64)
+            fty = context.get_value_type(signature.args[1].dtype)
+            vty = ir.VectorType(fty, lanes)
+            ints = [
+                context.cast(builder, args[j], signature.args[j], types.int64)
+                for j in (0, 2, 4, 7, 8, 9)
+            ]
+            k_, ai_, bi_, ci_, ldc_, rows_ = ints
+            data = [
+                context.make_array(signature.args[j])(context, builder, value=args[j]).data
+                for j in (1, 3, 5, 6)
+            ]
+            pa, pb, po, pc = data
+            fma = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vty, [vty, vty, vty]),
+                f"llvm.fma.v{lanes}{'f32' if fty == ir.FloatType() else 'f64'}",
+            )
+            zero = ir.Constant(vty, [0.0] * lanes)
+            accs = [
+                [cgutils.alloca_once_value(builder, zero) for _ in range(nv)] for _ in range(mr)
+            ]
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            with cgutils.for_range(builder, k_) as loop:
+                kk = loop.index
+                row = builder.add(bi_, builder.load(builder.gep(po, [kk])))
+                bv = [
+                    builder.load(
+                        builder.bitcast(
+                            builder.gep(pb, [builder.add(row, ir.Constant(i64, v * lanes))]),
+                            vty.as_pointer(),
+                        ),
+                        align=1,
+                    )
+                    for v in range(nv)
+                ]
+                panel = builder.add(ai_, builder.mul(kk, ir.Constant(i64, mr)))
+                for i in range(mr):
+                    s = builder.load(builder.gep(pa, [builder.add(panel, ir.Constant(i64, i))]))
+                    sv = builder.insert_element(
+                        ir.Constant(vty, ir.Undefined), s, ir.Constant(ir.IntType(32), 0)
+                    )
+                    sv = builder.shuffle_vector(sv, ir.Constant(vty, ir.Undefined), splat)
+                    for v in range(nv):
+                        builder.store(
+                            builder.call(fma, [sv, bv[v], builder.load(accs[i][v])]), accs[i][v]
+                        )
+            add = builder.icmp_signed(
+                "!=",
+                context.cast(builder, acc_, signature.args[10], types.int64),
+                ir.Constant(i64, 0),
+            )
+            for i in range(mr):
+                keep = builder.icmp_signed("<", ir.Constant(i64, i), rows_)
+                with builder.if_then(keep):
+                    crow = builder.add(ci_, builder.mul(ir.Constant(i64, i), ldc_))
+                    for v in range(nv):
+                        ptr = builder.bitcast(
+                            builder.gep(pc, [builder.add(crow, ir.Constant(i64, v * lanes))]),
+                            vty.as_pointer(),
+                        )
+                        value = builder.load(accs[i][v])
+                        old = builder.load(ptr, align=1)
+                        value = builder.select(add, builder.fadd(old, value), value)
+                        builder.store(value, ptr, align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_TILE0 = _make_tile(*TILES[0])
+_TILE1 = _make_tile(*TILES[1])
+_TILE2 = _make_tile(*TILES[2])
+
+
+@njit(**NJIT_OPTIONS)
+def _tile(shape, k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate):
+    """One tile of :data:`TILES` ``[shape]``: ``C[i, j] (+)= sum over kk < k of A[i, kk] B[kk, j]``
+    for ``i < rows`` (at most the tile's rows) and every ``j`` of the tile's columns.
+
+    ``A[i, kk] = ap[ai + kk * MR + i]`` (a packed panel), ``B[kk, j] = b[bi + boff[kk] + j]``,
+    ``C[i, j] = c[ci + i * ldc + j]``; ``accumulate`` nonzero adds the sums to ``C``, zero
+    stores them. Unchecked: :func:`tile_matmul` checks the bounds.
+    """
+    if shape == 0:
+        _TILE0(k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate)
+    elif shape == 1:
+        _TILE1(k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate)
+    else:
+        _TILE2(k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate)
+
+
+def tile_shape(m):
+    """Index into :data:`TILES` of the tile :func:`tile_matmul` uses for ``m`` rows: the one
+    with the least time per useful row, counting the zero rows that pad ``m`` to its height."""
+    costs = [-(-m // mr) * mr / speed for (mr, _), speed in zip(TILES, TILE_SPEED, strict=True)]
+    return costs.index(min(costs))
+
+
+def panel_rows(shape):
+    """Rows of one panel of :func:`pack_panels` for tile ``shape``."""
+    return TILES[shape][0]
+
+
+def tile_columns(shape, itemsize):
+    """Columns of one tile ``shape`` for elements of ``itemsize`` bytes."""
+    return TILES[shape][1] * VECTOR_BYTES // itemsize
+
+
+def pack_panels(a, groups, shape):
+    """``a`` (``groups * m`` x ``k``) as ``groups`` x ``ceil(m / MR)`` panels of ``k x MR``.
+
+    Each group's ``m`` rows are packed on their own, zero rows padding the last panel; the
+    result is C-contiguous, of shape ``(groups, panels, k, MR)``: :func:`tile_matmul` reads
+    group ``g``'s panels at ``a_off = g * panels * k * MR`` with a panel stride of ``k * MR``
+    (and the sums over ``kk >= k0`` from ``a_off + k0 * MR``).
+    """
+    mr = panel_rows(shape)
+    rows, k = a.shape
+    m = rows // groups
+    panels = -(-m // mr)
+    out = np.zeros((groups, panels * mr, k), dtype=a.dtype)
+    out[:, :m] = a.reshape(groups, m, k)
+    return np.ascontiguousarray(out.reshape(groups, panels, mr, k).transpose(0, 1, 3, 2))
+
+
+@njit(**NJIT_OPTIONS)
+def pack_range(a, groups, mr, ap, p0, p1):
+    """Panels ``p0 <= p < p1`` (numbered over all groups) of :func:`pack_panels` into ``ap``
+    (flat), from ``a`` (``groups * m`` x ``k``, C-contiguous): for a kernel whose threads each pack
+    a share."""
+    rows, k = a.shape
+    m = rows // groups
+    panels = (m + mr - 1) // mr
+    af = a.reshape(-1)
+    for q in range(p0, p1):
+        g = q // panels
+        p = q - g * panels
+        base = q * k * mr
+        full = min(mr, m - p * mr)  # rows of a that this panel holds; the rest are zeros
+        first = (g * m + p * mr) * k
+        if full == mr == 12:
+            _pack12(af, first, k, ap, base)
+            continue
+        if full == mr == 8:
+            _pack8(af, first, k, ap, base)
+            continue
+        for kk in range(k):
+            dst = base + kk * mr
+            for i in range(full):
+                ap[dst + i] = af[first + i * k + kk]
+            for i in range(full, mr):
+                ap[dst + i] = 0
+
+
+@njit(**NJIT_OPTIONS)
+def _pack12(af, first, k, ap, base):
+    """One full panel of 12 rows (``af[first + i * k + kk]``) into ``ap[base + kk * 12 + i]``:
+    the row count a constant, so that LLVM unrolls it."""
+    for kk in range(k):
+        dst = base + kk * 12
+        for i in range(12):
+            ap[dst + i] = af[first + i * k + kk]
+
+
+@njit(**NJIT_OPTIONS)
+def _pack8(af, first, k, ap, base):
+    """:func:`_pack12` for panels of 8 rows."""
+    for kk in range(k):
+        dst = base + kk * 8
+        for i in range(8):
+            ap[dst + i] = af[first + i * k + kk]
+
+
+@njit(**NJIT_OPTIONS)
+def tile_matmul(shape, m, n, k, kc, ap, a_off, a_stride, b, b_off, boff, c, c_off, ldc, accumulate):
+    """``C (+)= A @ B`` for ``A`` (m x k, packed), ``B`` (k x n, rows anywhere) and ``C`` (m x n).
+
+    ``A``: panel ``p`` (rows ``p * MR ..``) at ``ap[a_off + p * a_stride]``, element ``(i, kk)``
+    at ``+ kk * MR + i`` (:func:`pack_panels`); ``B[kk, j] = b[b_off + boff[kk] + j]`` (a table
+    of row offsets: rows of columns ``kk * ld`` apart, or shifted views of one input); ``C[i,
+    j] = c[c_off + i * ldc + j]``. ``accumulate`` nonzero adds to ``C`` (BLAS's ``beta = 1``),
+    zero overwrites it (``beta = 0``). ``shape`` indexes :data:`TILES` (:func:`tile_shape`).
+
+    The columns are cut into strips of the tile's width; a last, narrower strip is computed as a
+    full strip ending at ``n`` into a scratch tile, of which the columns the previous strip did
+    not cover are kept. Fewer columns than one strip: plain loops, in the same order of ``kk``.
+    """
+    if m <= 0 or n <= 0:
+        return
+    if kc <= 0:
+        raise ValueError("tile_matmul: kc must be positive")
+    mr = TILES_ROWS[shape]
+    nr = TILES_VECTORS[shape] * (VECTOR_BYTES // c.itemsize)
+    panels = (m + mr - 1) // mr
+    # every index the tiles touch, checked once (Numba does not check the intrinsic's)
+    if k > boff.size:
+        raise IndexError("tile_matmul: an operand is smaller than its sizes (k > boff.size)")
+    if k > 0:
+        lo = boff[0]
+        hi = boff[0]
+        for kk in range(1, k):
+            lo = min(lo, boff[kk])
+            hi = max(hi, boff[kk])
+        if (
+            a_off < 0
+            or a_stride < k * mr
+            or a_off + (panels - 1) * a_stride + k * mr > ap.size
+            or b_off + lo < 0
+            or b_off + hi + n > b.size
+        ):
+            raise IndexError("tile_matmul: an operand is smaller than its sizes")
+    if c_off < 0 or ldc < n or c_off + (m - 1) * ldc + n > c.size:
+        raise IndexError("tile_matmul: the output is smaller than its sizes")
+    if k == 0:
+        for i in range(0 if accumulate else m):
+            for j in range(n):
+                c[c_off + i * ldc + j] = 0
+        return
+    if n < nr:
+        for i in range(m):
+            p = i // mr
+            base = a_off + p * a_stride + (i - p * mr)
+            for j in range(n):
+                s = ap[base] * b[b_off + boff[0] + j]
+                for kk in range(1, k):
+                    s += ap[base + kk * mr] * b[b_off + boff[kk] + j]
+                dst = c_off + i * ldc + j
+                c[dst] = c[dst] + s if accumulate else s
+        return
+    full = n - n % nr
+    scratch = np.empty(mr * nr if full < n else 0, dtype=c.dtype)
+    j0 = n - nr
+    for k0 in range(0, k, kc):
+        kn = min(kc, k - k0)
+        add = accumulate if k0 == 0 else 1
+        offsets = boff[k0 : k0 + kn]
+        for j in range(0, full, nr):
+            for p in range(panels):
+                _tile(
+                    shape,
+                    kn,
+                    ap,
+                    a_off + p * a_stride + k0 * mr,
+                    b,
+                    b_off + j,
+                    offsets,
+                    c,
+                    c_off + p * mr * ldc + j,
+                    ldc,
+                    min(mr, m - p * mr),
+                    add,
+                )
+        if full == n:
+            continue
+        for p in range(panels):
+            rows = min(mr, m - p * mr)
+            _tile(
+                shape,
+                kn,
+                ap,
+                a_off + p * a_stride + k0 * mr,
+                b,
+                b_off + j0,
+                offsets,
+                scratch,
+                0,
+                nr,
+                rows,
+                0,
+            )
+            for i in range(rows):
+                dst = c_off + (p * mr + i) * ldc
+                for j in range(full, n):
+                    v = scratch[i * nr + j - j0]
+                    c[dst + j] = c[dst + j] + v if add else v

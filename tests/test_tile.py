@@ -1,0 +1,142 @@
+"""convlab's register-tiled product (:mod:`convlab._tile`) against NumPy's matmul.
+
+Every tile shape, float32 and float64, sizes around the tiles' edges (fewer columns than one
+strip, a partial last strip, a partial last panel), passes over the sum of several lengths, rows
+of B anywhere (a shuffled table of offsets, overlapping rows), storing and adding; and the bounds
+it checks before any tile runs.
+"""
+
+import numpy as np
+import pytest
+
+from convlab import _tile
+
+SIZES = [
+    (1, 1, 1),
+    (5, 7, 3),
+    (12, 32, 10),
+    (13, 33, 17),
+    (4, 64, 36),
+    (16, 95, 144),
+    (25, 130, 300),
+    (7, 49, 0),
+]
+
+
+def _case(rng, dtype, m, n, k, groups, shape):
+    a = rng.standard_normal((groups * m, k)).astype(dtype)
+    # B's rows: a shuffled table of offsets into a longer array, two of them overlapping
+    ld = n + 3
+    b = rng.standard_normal(ld * (k + 2) + 5).astype(dtype)
+    boff = (rng.permutation(k + 1)[:k] * ld).astype(np.int64)
+    if k >= 2:
+        boff[1] = boff[0] + 1
+    ap = _tile.pack_panels(a, groups, shape)
+    return a, b, boff, ap
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", range(len(_tile.TILES)))
+def test_tile_matmul_matches_numpy(dtype, shape):
+    rng = np.random.default_rng(shape)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    mr = _tile.panel_rows(shape)
+    for m, n, k in SIZES:
+        groups = 2
+        a, b, boff, ap = _case(rng, dtype, m, n, k, groups, shape)
+        panels = ap.shape[1]
+        rows_b = np.stack([b[5 + o : 5 + o + n] for o in boff]) if k else np.zeros((0, n))
+        for kc in (1, 3, max(1, k)):
+            for accumulate in (0, 1):
+                ldc = n + 2
+                c = rng.standard_normal((groups * m, ldc)).astype(dtype)
+                before = c.copy()
+                for g in range(groups):
+                    _tile.tile_matmul(
+                        shape,
+                        m,
+                        n,
+                        k,
+                        kc,
+                        ap.reshape(-1),
+                        g * panels * k * mr,
+                        k * mr,
+                        b,
+                        5,
+                        boff,
+                        c.reshape(-1),
+                        g * m * ldc,
+                        ldc,
+                        accumulate,
+                    )
+                want = a.astype(np.float64) @ rows_b.astype(np.float64)
+                if accumulate:
+                    want += before[:, :n]
+                scale = 1 + np.abs(a).sum(1, keepdims=True) * np.abs(b).max()
+                assert np.all(np.abs(c[:, :n] - want) <= tol * scale), (m, n, k, kc, accumulate)
+                # nothing outside the product's columns is written
+                np.testing.assert_array_equal(c[:, n:], before[:, n:])
+
+
+def test_pack_range_matches_pack_panels():
+    rng = np.random.default_rng(1)
+    for shape in range(len(_tile.TILES)):
+        mr = _tile.panel_rows(shape)
+        a = rng.standard_normal((3 * 13, 11)).astype(np.float32)
+        want = _tile.pack_panels(a, 3, shape).reshape(-1)
+        got = np.full(want.size, np.nan, np.float32)
+        panels = 3 * -(-13 // mr)
+        _tile.pack_range(a, 3, mr, got, 0, panels // 2)
+        _tile.pack_range(a, 3, mr, got, panels // 2, panels)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_tile_shape_wastes_least():
+    assert _tile.tile_shape(4) == 2
+    assert _tile.TILES[_tile.tile_shape(48)][0] in (8, 12)
+    for m in range(1, 80):
+        mr = _tile.panel_rows(_tile.tile_shape(m))
+        assert -(-m // mr) * mr < m + 12
+
+
+def _call(
+    shape=0,
+    m=12,
+    n=40,
+    k=8,
+    kc=8,
+    a_size=None,
+    b_size=None,
+    c_size=None,
+    boff=None,
+    b_off=0,
+    c_off=0,
+    ldc=40,
+):
+    mr = _tile.panel_rows(shape)
+    ap = np.zeros(a_size if a_size is not None else k * mr * -(-m // mr), np.float32)
+    b = np.zeros(b_size if b_size is not None else k * n, np.float32)
+    c = np.zeros(c_size if c_size is not None else m * ldc, np.float32)
+    if boff is None:
+        boff = np.arange(k, dtype=np.int64) * n
+    _tile.tile_matmul(shape, m, n, k, kc, ap, 0, k * mr, b, b_off, boff, c, c_off, ldc, 0)
+
+
+def test_tile_matmul_checks_bounds():
+    _call()  # in bounds
+    with pytest.raises(IndexError, match="operand"):
+        _call(a_size=10)
+    with pytest.raises(IndexError, match="operand"):
+        _call(b_size=8 * 40 - 1)
+    with pytest.raises(IndexError, match="operand"):
+        _call(boff=np.array([0, 40, 80, -1, 160, 200, 240, 280], np.int64))
+    with pytest.raises(IndexError, match="operand"):
+        _call(b_off=1)
+    with pytest.raises(IndexError, match="output"):
+        _call(c_size=12 * 40 - 1)
+    with pytest.raises(IndexError, match="output"):
+        _call(ldc=39)
+    with pytest.raises(IndexError, match="operand"):
+        _call(boff=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="kc"):
+        _call(kc=0)
