@@ -50,8 +50,8 @@ LAYERS = [
     (1, 3, 3, 128, 9, 1, 1),
     (1, 1, 1, 256, 31, 1, 1),
 ]
-ALGORITHMS = ("direct", "im2col", "winograd", "fft")
-TWO_THREADS = ("im2col", "winograd")
+ALGORITHMS = ("direct", "im2col", "implicit", "winograd", "fft")
+TWO_THREADS = ("im2col", "implicit", "winograd")
 
 
 def _applies(algorithm, k, stride):
@@ -69,11 +69,11 @@ def main(argv=None):
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("needs 2 Numba threads")
     rng = np.random.default_rng(0)
-    head = (
-        " ".join(f"{a:>8s}" for a in ALGORITHMS) + "   " + " ".join(f"{a:>8s}" for a in TWO_THREADS)
-    )
-    print(f"{'layer':28s} {head}   auto")
-    print(f"{'':28s} {'----- 1 thread, CPU time -----':>35s}   {'- 2 threads, wall -':>17s}")
+    short = {"implicit": "impl", "winograd": "wino"}
+    one = " ".join(f"{short.get(a, a):>7s}" for a in ALGORITHMS)
+    two = " ".join(f"{short.get(a, a):>7s}" for a in TWO_THREADS)
+    print(f"{'layer':24s} {one}   {two}   auto")
+    print(f"{'':24s} {'---- 1 thread, CPU time ----':>39s}   {'- 2 threads, wall -':>23s}")
     layers = LAYERS[:4] if args.quick else LAYERS
     if args.layers:
         layers = [LAYERS[int(i)] for i in args.layers.split(",")]
@@ -94,13 +94,13 @@ def main(argv=None):
             seconds = (
                 best_time(run(algorithm), args.repeats, clock=time.process_time) if ok else None
             )
-            cells.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
+            cells.append(f"{1e3 * seconds:7.2f}" if ok else f"{'-':>7s}")
         numba.set_num_threads(2)
         two = []
         for algorithm in TWO_THREADS:
             ok = _applies(algorithm, k, stride)
             seconds = best_time(run(algorithm), args.repeats) if ok else None
-            two.append(f"{1e3 * seconds:8.2f}" if ok else f"{'-':>8s}")
+            two.append(f"{1e3 * seconds:7.2f}" if ok else f"{'-':>7s}")
         out_size = (size + 2 * pad - k) // stride + 1
         auto = choose_algorithm(
             (n, c_in, size, size),
@@ -112,11 +112,11 @@ def main(argv=None):
         )
         name = f"{n}x{c_in}->{c_out}"
         name = (
-            f"{name:14s}{size:4d}  {k}x{k}"
+            f"{name:11s}{size:4d} {k}x{k}"
             + (f" s{stride}" if stride > 1 else "")
             + (f" g{groups}" if groups > 1 else "")
         )
-        print(f"{name:28s} {' '.join(cells)}   {' '.join(two)}   {auto}", flush=True)
+        print(f"{name:24s} {' '.join(cells)}   {' '.join(two)}   {auto}", flush=True)
 
 
 if __name__ == "__main__":

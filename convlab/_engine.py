@@ -1,21 +1,19 @@
-"""One blocked im2col + GEMM engine for the 1-, 2- and 3-D weight gradient and the 3-D convolution.
+"""The weight gradient (1-, 2- and 3-D) by blocked im2col + GEMM, and the stride-1 transposed
+convolution as the convolution it is the adjoint of.
 
-Every operation here is a sum over output positions that one matrix product per block of positions
-computes. Each thread builds the columns of its blocks of positions (:func:`_columns`: row
-``((c * KD + kd) * KH + kh) * KW + kw``, one column per output position, zero padding written as it
-reads, so the input is never padded) and multiplies them with single-threaded BLAS
-(:func:`convlab._blas.gemm_call`), straight into the output or into a partial sum.
-The convolution folds the height taps into the columns' offsets where the height stride is 1
-(:func:`conv_fold_plan`): it builds the columns of a height-1 kernel over a block's output rows
-and the rows below them, and makes one product per height tap on a shifted view of them.
+The weight gradient is a sum over output positions that one matrix product per block of
+positions computes. Each thread builds the columns of its blocks of positions (:func:`_columns`:
+row ``((c * KD + kd) * KH + kh) * KW + kw``, one column per output position, zero padding written
+as it reads, so the input is never padded) and multiplies them with single-threaded BLAS
+(:func:`convlab._blas.gemm_call`) into the gradient or into a partial sum. The convolutions
+themselves build no columns: :mod:`convlab._implicit`.
 
 The work is cut by the layer's shapes only, never by the thread count: the blocks of positions,
 the parts of the input channels and the ranges of blocks that have their own partial sum are fixed
-by :func:`weight_grad_plan`, :func:`conv_plan` and :func:`conv_fold_plan`, and the threads take
-whole units of that fixed cut (thread ``t`` of ``T`` the units ``[U t / T, U (t + 1) / T)``).
-Every number is therefore computed by the same BLAS calls on the same operands whichever thread
-runs them, and partial sums are added in a fixed order: the results are the same bits on any
-number of threads.
+by :func:`weight_grad_plan`, and the threads take whole units of that fixed cut (thread ``t`` of
+``T`` the units ``[U t / T, U (t + 1) / T)``). Every number is therefore computed by the same BLAS
+calls on the same operands whichever thread runs them, and partial sums are added in a fixed
+order: the results are the same bits on any number of threads.
 
 1-D and 2-D layers are 3-D layers with depth (and height) 1: ``x`` is always viewed as
 ``(N, C, D, H, W)``.
@@ -27,6 +25,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import _implicit
 from ._blas import blas_gemm, gemm_call, one_blas_thread
 from ._kernels import _add_run, _im2col_block, _zero_run
 from ._winograd import workspace
@@ -47,9 +46,6 @@ WGRAD_MIN_ROWS = 128
 #: the weight gradient's partial sums (one per range of blocks after the first) take at most
 #: this many bytes; beyond it the work is cut by input channels only
 WGRAD_PARTIAL_BYTES = 2**24
-#: the 3-D convolution cuts its positions into at least this many blocks (when there are enough
-#: positions) so that the threads get even shares
-CONV_MIN_BLOCKS = 12
 
 
 @njit(**NJIT_OPTIONS)
@@ -259,114 +255,6 @@ def _weight_grad(
                     gw[o, k] = v
 
 
-@njit(**NJIT_PARALLEL_OPTIONS)
-def _conv_gemm(gemm, x, w2, b, out, kernel, stride, dilation, pad, groups, blocks, fold, cols_buf):
-    """Convolution by columns + GEMM: ``out[n, g, block] = b + w2[g] @ cols(n, g, block)``.
-
-    x: (N, C_in, D, H, W) unpadded; b: (C_out,); out: (N, C_out, OD, OH, OW), overwritten.
-
-    ``fold == 1``: w2 is (1, C_out, C_in/groups * KD*KH*KW); each image's positions are cut into
-    ``blocks`` equal blocks, and a block's columns hold every tap. In column-major BLAS terms,
-    ``out[n, g, block]^T (T x C_out/g, ld OD*OH*OW) += cols^T (T x K, ld T) @ w2[g]^T (K x
-    C_out/g, ld K)``, onto the bias written first.
-
-    ``fold == KH`` (height stride 1): the height taps are folded into the columns' offsets. The
-    columns are built with a height-1 kernel (rows ``(c, kd, kw)``, a third of them for a 3x3x3
-    kernel) over the block's output rows and the ``(KH - 1) * dh`` rows below them: tap ``kh``'s
-    columns are then the same buffer shifted by ``kh * dh * OW`` positions, and the block is
-    ``KH`` products of ``K / KH`` rows each, summed onto the bias in the order of ``kh``. w2 is
-    (KH, C_out, C_in/groups * KD*KW); each depth slice's rows are cut into ``blocks`` equal
-    parts, so that a block's shifted columns stay inside its slice. (This builds about a third
-    of the columns that ``fold == 1`` builds for a 3x3x3 kernel, for products of the same size:
-    2x28x28x8 positions, 32 -> 16 channels went from 4.5 to 3.1-3.4 ms on 2 threads.)
-
-    Thread ``t`` takes a contiguous share of the blocks; every output element is the bias plus
-    the same BLAS products, whichever thread computes it.
-    """
-    n_threads = cols_buf.shape[0]
-    n_batch, c_in = x.shape[0], x.shape[1]
-    c_out = out.shape[1]
-    od_n, oh_n, ow_n = out.shape[2], out.shape[3], out.shape[4]
-    positions = od_n * oh_n * ow_n
-    c_per_group = c_in // groups
-    shift = 0
-    halo = 0
-    col_kernel = kernel
-    col_stride = stride
-    col_dilation = dilation
-    if fold > 1:
-        shift = dilation[1] * ow_n
-        halo = (kernel[1] - 1) * dilation[1]
-        col_kernel = (kernel[0], 1, kernel[2])
-        col_stride = (stride[0], 1, stride[2])
-        col_dilation = (dilation[0], 1, dilation[2])
-    col_hw = (oh_n + halo, ow_n)
-    k_row = c_per_group * col_kernel[0] * col_kernel[1] * col_kernel[2]
-    out_per_group = c_out // groups
-    out_flat = out.reshape(-1)
-    w_flat = w2.reshape(-1)
-    per_image = blocks * od_n if fold > 1 else blocks
-    n_blocks = n_batch * per_image
-    for t in prange(n_threads):
-        cols = cols_buf[t]
-        for bi in range(n_blocks * t // n_threads, n_blocks * (t + 1) // n_threads):
-            n = bi // per_image
-            j = bi - n * per_image
-            if fold > 1:
-                od = j // blocks
-                j -= od * blocks
-                r0 = oh_n * j // blocks
-                r1 = oh_n * (j + 1) // blocks
-                q0 = (od * oh_n + r0) * ow_n
-                q1 = (od * oh_n + r1) * ow_n
-                e0 = (od * (oh_n + halo) + r0) * ow_n
-            else:
-                q0 = positions * j // blocks
-                q1 = positions * (j + 1) // blocks
-                e0 = q0
-            width = q1 - q0
-            ld = width + halo * ow_n
-            for o in range(c_out):
-                start = (n * c_out + o) * positions + q0
-                value = b[o]
-                for i in range(width):
-                    out_flat[start + i] = value
-            for g in range(groups):
-                c0 = g * c_per_group
-                _columns(
-                    x,
-                    n,
-                    c0,
-                    c0 + c_per_group,
-                    cols,
-                    ld,
-                    col_kernel,
-                    col_stride,
-                    col_dilation,
-                    pad,
-                    col_hw,
-                    e0,
-                    e0 + ld,
-                )
-                for f in range(fold):
-                    gemm_call(
-                        gemm,
-                        "N",
-                        "N",
-                        width,
-                        out_per_group,
-                        k_row,
-                        1.0,
-                        cols[f * shift :],
-                        ld,
-                        w_flat[(f * c_out + g * out_per_group) * k_row :],
-                        k_row,
-                        1.0,
-                        out_flat[(n * c_out + g * out_per_group) * positions + q0 :],
-                        positions,
-                    )
-
-
 def _as3d(values, fill=1):
     """1, 2 or 3 per-dimension values (sizes, strides, ...) as 3, the missing leading ones ``fill``."""
     return (fill,) * (3 - len(values)) + tuple(values)
@@ -462,109 +350,6 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     return grad_w
 
 
-def conv_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups):
-    """``(blocks, rows, width)`` of :func:`conv`, from the shapes only.
-
-    ``blocks``: blocks per image (each image's positions cut into equal blocks, at least
-    ``CONV_MIN_BLOCKS`` of them over the batch when there are enough positions); ``rows`` x
-    ``width``: one thread's columns.
-    """
-    rows = c_in // groups * math.prod(kernel)
-    positions = math.prod(out_spatial)
-    width = max(MIN_BLOCK, BLOCK_BYTES // ((rows + c_out) * itemsize))
-    # enough blocks to share out evenly, but none narrower than a few vector lengths
-    width = max(32, min(width, -(-batch * positions // CONV_MIN_BLOCKS)))
-    blocks = max(1, -(-positions // width))
-    return blocks, rows, -(-positions // blocks)
-
-
-def conv_fold_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups, stride, dilation):
-    """``(blocks, rows, width)`` of :func:`conv` with the height taps folded, or ``None``.
-
-    Folding needs a height stride of 1 and more than one height tap, and a depth slice of at
-    least ``MIN_BLOCK`` positions (a block never crosses a slice). ``blocks``: parts of each depth
-    slice's rows; ``rows`` x ``width``: one thread's columns (its block's rows and the
-    ``(KH - 1) * dh`` rows below them). From the shapes only, as :func:`conv_plan`.
-    """
-    od_n, oh_n, ow_n = out_spatial
-    if stride[1] != 1 or kernel[1] == 1 or oh_n * ow_n < MIN_BLOCK:
-        return None
-    rows = c_in // groups * kernel[0] * kernel[2]
-    width = max(MIN_BLOCK, BLOCK_BYTES // ((rows + c_out) * itemsize))
-    width = max(32, min(width, -(-batch * od_n * oh_n * ow_n // CONV_MIN_BLOCKS)))
-    blocks = min(oh_n, max(1, -(-oh_n * ow_n // width)))
-    halo = (kernel[1] - 1) * dilation[1]
-    return blocks, rows, (-(-oh_n // blocks) + halo) * ow_n
-
-
-def conv_workspace_nbytes(
-    batch,
-    c_in,
-    c_out,
-    kernel,
-    out_spatial,
-    itemsize,
-    groups,
-    threads,
-    stride=(1, 1, 1),
-    dilation=(1, 1, 1),
-):
-    """Bytes :func:`conv` allocates besides its output on ``threads`` threads: one thread's
-    columns each (``rows x width`` of :func:`conv_fold_plan` or :func:`conv_plan`), and with the
-    height taps folded, the weight rearranged into one matrix per height tap. (depth, height,
-    width) triples."""
-    shapes = (batch, c_in, c_out, kernel, out_spatial, itemsize, groups)
-    plan = conv_fold_plan(*shapes, stride, dilation)
-    _, rows, width = conv_plan(*shapes) if plan is None else plan
-    weight = 0 if plan is None else c_out * (c_in // groups) * math.prod(kernel) * itemsize
-    return (threads * rows * width) * itemsize + weight
-
-
-def conv(x, w, b, out, stride, dilation, groups, pad_before):
-    """Fill ``out`` with the convolution of the unpadded ``x`` (1, 2 or 3 spatial dimensions).
-
-    ``pad_before`` is the zero padding before the input in each dimension (the padding after it
-    follows from ``out``'s size). Arguments validated by :func:`convlab.conv3d`. The height taps
-    are folded into the columns' offsets when :func:`conv_fold_plan` allows it.
-    """
-    c_out = w.shape[0]
-    kernel = _as3d(w.shape[2:])
-    stride3, dilation3 = _as3d(stride), _as3d(dilation)
-    x5 = np.ascontiguousarray(x).reshape(x.shape[:2] + _as3d(x.shape[2:]))
-    out5 = out.reshape(out.shape[:2] + _as3d(out.shape[2:]))
-    shapes = (x.shape[0], x.shape[1], c_out, kernel, out5.shape[2:], x.itemsize, groups)
-    plan = conv_fold_plan(*shapes, stride3, dilation3)
-    w5 = w.reshape((c_out,) + w.shape[1:2] + kernel)
-    if plan is None:
-        fold = 1
-        blocks, rows, width = conv_plan(*shapes)
-        w2 = np.ascontiguousarray(w5.reshape(1, c_out, -1))
-    else:
-        fold = kernel[1]
-        blocks, rows, width = plan
-        # (KH, C_out, C_in/groups * KD * KW): one weight matrix per height tap
-        w2 = np.ascontiguousarray(w5.transpose(3, 0, 1, 2, 4)).reshape(fold, c_out, -1)
-    threads = numba.get_num_threads()
-    cols_buf = workspace("engine", (threads, rows * width), x.dtype)
-    with parallel_launch(), one_blas_thread():
-        _conv_gemm(
-            blas_gemm(x.dtype),
-            x5,
-            w2,
-            np.ascontiguousarray(b),
-            out5,
-            kernel,
-            stride3,
-            dilation3,
-            _as3d(pad_before, 0),
-            groups,
-            blocks,
-            fold,
-            cols_buf,
-        )
-    return out
-
-
 def gather_applies(stride, padding, dilation, kernel):
     """Whether :func:`conv_transpose_gather` computes this transposed convolution: stride 1 and
     a padding of at most ``d (k - 1)`` in every dimension."""
@@ -579,8 +364,8 @@ def conv_transpose_gather(x, w, b, out, padding, dilation, groups):
     With stride 1, ``conv_transpose(x, w, padding=p, dilation=d)`` is the convolution of ``x``
     with the kernel flipped and its channel axes swapped (per group), zero-padded by ``d (k - 1)
     - p`` before (and ``d (k - 1) - p + a`` after, ``a`` the output padding, which follows from
-    ``out``'s size): every output element gathers its terms, so :func:`conv` computes it with no
-    scatter and no column buffer of the whole layer. x: (N, C_in, *S); w: (C_in, C_out/groups,
+    ``out``'s size): every output element gathers its terms, so :func:`convlab._implicit.conv`
+    computes it with no scatter and no columns. x: (N, C_in, *S); w: (C_in, C_out/groups,
     *K) as PyTorch lays it out; ``gather_applies`` holds.
     """
     nd = w.ndim - 2
@@ -595,4 +380,4 @@ def conv_transpose_gather(x, w, b, out, padding, dilation, groups):
     pad_before = tuple(
         d * (k - 1) - p for p, d, k in zip(padding, dilation, w.shape[2:], strict=True)
     )
-    return conv(x, w_conv, b, out, (1,) * nd, dilation, groups, pad_before)
+    return _implicit.conv(x, w_conv, b, out, (1,) * nd, dilation, groups, pad_before)

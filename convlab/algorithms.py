@@ -537,19 +537,19 @@ def check_winograd(
     if kernel != (3, 3):
         raise ValueError(
             f"algorithm='winograd' implements F(2x2, 3x3) and needs a 3x3 kernel, got kernel size "
-            f"{kernel[0]}x{kernel[1]}; use 'direct', 'im2col', 'fft' or 'auto'"
+            f"{kernel[0]}x{kernel[1]}; use 'direct', 'im2col', 'implicit', 'fft' or 'auto'"
         )
     if tuple(stride) != (1, 1):
         raise ValueError(
             f"algorithm='winograd' needs stride 1, got stride={tuple(stride)}; use 'direct', "
-            f"'im2col', 'fft' or 'auto'"
+            f"'im2col', 'implicit', 'fft' or 'auto'"
         )
     if tuple(dilation) != (1, 1) and not phases_apply(dilation, padding):
         raise ValueError(
             f"algorithm='winograd' needs dilation 1, or a padding before the input that is a "
             f"multiple of the dilation (it then runs on the input's interleaved sub-images), got "
             f"dilation={tuple(dilation)} with padding={None if padding is None else tuple(padding)}"
-            f"; use 'direct', 'im2col', 'fft' or 'auto'"
+            f"; use 'direct', 'im2col', 'implicit', 'fft' or 'auto'"
         )
 
 

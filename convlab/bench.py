@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 #: the convlab algorithms the benchmark can time (``conv2d(..., algorithm=...)``)
-ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
+ALGORITHMS = ("auto", "direct", "im2col", "implicit", "winograd", "fft")
 #: calls of the same function timed back to back in each round (``--block``). Three thread pools
 #: share the process: Numba's and PyTorch's OpenMP workers busy-wait for a while after each
 #: parallel region, OpenBLAS's after each GEMM (up to ~0.1 s, yielding). The first call after

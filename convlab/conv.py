@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _engine, _kernels, _kernels_depthwise
 from . import _gather as _gather_module
+from . import _implicit, _kernels, _kernels_depthwise
 from ._args import Array, check_padding_mode, check_rank, float_array, ntuple, positive_int
 from ._gather import sparse_padding
 from .algorithms import (
@@ -34,7 +34,7 @@ from .shapes import IntOrTuple, _output_length, padding_pairs
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: algorithms accepted by :func:`conv2d` (and :func:`conv1d`, which runs on the 2-D kernels)
-ALGORITHMS = ("auto", "direct", "im2col", "winograd", "fft")
+ALGORITHMS = ("auto", "direct", "im2col", "implicit", "winograd", "fft")
 
 _LAYOUT = {
     1: "(N, C, L) or (C, L)",
@@ -244,6 +244,12 @@ def _check_algorithm(algorithm: str) -> None:
         )
 
 
+#: "auto" uses the implicit product for stride-1 layers with at least this many output positions
+#: per image (fewer: im2col's products span the images of the batch)
+IMPLICIT_AUTO_MIN_POSITIONS = 64
+#: ... and a sum over at least this many rows (``C_in/groups * kH * kW``) unless it is grouped
+IMPLICIT_AUTO_MIN_ROWS = 128
+
 #: "auto" never lets im2col allocate more than this (bytes) for its blocks of columns
 IM2COL_AUTO_LIMIT = 256 * 2**20
 
@@ -308,64 +314,85 @@ def choose_algorithm(
        faster on 1 and 2 threads (128 channels in 8 groups on 28x28: 0.60 against 0.85 ms on one
        thread; 32 channels in 2 groups on 56x56: 0.58 against 0.80), with 32 they tie (0.84-1.17
        Winograd/im2col on 14x14 to 56x56 maps);
-    2. ``"im2col"`` when the blocks of columns it works in
+    2. ``"implicit"`` (:mod:`convlab._implicit`: im2col's product without its columns, each
+       tap reading its shifted rows of the input in place) for stride 1 when the layer is 1-D
+       (one output row, a one-row kernel), or has no dilation, a kernel larger than 1x1 and at
+       least ``IMPLICIT_AUTO_MIN_POSITIONS`` (64) output positions per image; and it is grouped
+       or sums over at least ``IMPLICIT_AUTO_MIN_ROWS`` (128) rows ``C_in/groups * kH * kW``
+       (below that its products are too short: 8 channels 3x3 on 56x56 ran 0.068 ms by im2col
+       against 0.080, 3 -> 16 channels on 32x32 0.031 against 0.046). Measured on 2
+       threads (AMD Zen 5 with AVX-512, OpenBLAS 0.3.31; im2col against implicit, ms): 64
+       channels 7x7 on 28x28 1.06 against 0.92, 48 channels 5x5 on 40x40 0.62 against 0.54, a
+       3x3 layer of 128 channels in 8 groups on 28x28 0.17 against 0.15 (in 32 groups on 56x56
+       0.40 against 0.28), 16 channels 3x3 on 8x8 0.067 against 0.028, a 64-channel 1-D layer
+       of 1024 with k = 5 0.30 against 0.25, and with dilation 8 over 2048 1.12 against 0.98.
+       Where it lost it is not used: stride 2 (128 -> 256 channels on 28x28: 0.37 against 0.49;
+       its input is copied by phase and its products are short), a dilated 2-D layer (dilation
+       2 and 6: 0.70 against 0.74, 0.87 against 1.04; the ``(k - 1) d`` columns at the end of
+       each row that it computes and throws away grow with the dilation), 1x1 kernels (64 ->
+       256 channels on 56x56: 0.34 against 0.47) and 7x7 maps (3x3, 512 channels, batch 8: 6.97
+       against 7.49), where im2col's products run over the whole batch;
+    3. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
        column matrix of :func:`convlab.algorithms.im2col_buffer_nbytes` (about ``kH * kW`` times
        the input) is never built by :func:`conv2d`;
-    3. ``"direct"`` otherwise: no extra memory at all.
+    4. ``"direct"`` otherwise: no extra memory at all.
 
     Winograd (1) is used only when ``finite``: it turns an inf into NaNs (``inf - inf`` inside a
-    tile), where PyTorch (and im2col, and direct) give +-inf or NaN only to the outputs whose
-    window holds it.
+    tile), where PyTorch (and im2col, implicit and direct) give +-inf or NaN only to the outputs
+    whose window holds it.
 
     Notes
     -----
     The thresholds come from these float32 timings (ms, best of 9; CPU time of one thread is
     robust on a shared machine, wall time of two threads is what a user sees; the last column is
-    what this rule picks; Intel Xeon with AVX-512, 2 cores, OpenBLAS 0.3.31, Numba 0.68).
-    ``python benchmarks/bench_auto_rule.py`` prints this table again on any machine, and
-    ``python -m convlab.bench`` times the benchmark layers against PyTorch::
+    what this rule picks; AMD EPYC (Zen 5) with AVX-512, 2 cores, OpenBLAS 0.3.31, Numba 0.68).
+    ``python benchmarks/bench_auto_rule.py`` prints this table again on any machine ("impl" is the
+    implicit product, "wino" Winograd), and ``python -m convlab.bench`` times the benchmark layers
+    against PyTorch::
 
-        layer                          direct   im2col winograd      fft     im2col winograd   auto
-                                          ----- 1 thread, CPU time -----   - 2 threads, wall -
-        1x8->8          56  3x3          0.34     0.10     0.16     1.45       0.06     0.13   im2col
-        1x16->16        14  3x3          0.11     0.04     0.05     0.29       0.04     0.04   im2col
-        1x16->16        56  3x3          1.12     0.32     0.29     4.95       0.20     0.17   winograd
-        1x32->32        14  3x3          0.33     0.09     0.08     0.87       0.06     0.07   im2col
-        1x64->64        10  3x3          0.73     0.13     0.12     2.20       0.08     0.10   im2col
-        1x64->64        12  3x3          0.94     0.15     0.13     2.96       0.10     0.10   winograd
-        1x64->64        14  3x3          1.19     0.19     0.16     3.18       0.14     0.13   winograd
-        1x64->64        16  3x3          1.48     0.24     0.18     4.63       0.17     0.13   winograd
-        1x64->64        28  3x3          4.08     0.67     0.49    11.74       0.35     0.26   winograd
-        1x64->64        56  3x3         15.54     2.47     1.64    68.33       1.28     0.90   winograd
-        1x128->128      14  3x3          4.59     0.59     0.47    13.55       0.38     0.28   winograd
-        1x128->128      28  3x3         15.89     2.19     1.70    66.28       1.15     0.89   winograd
-        1x256->256       7  3x3          6.31     0.70     0.98    24.96       0.37     0.53   im2col
-        1x256->256      14  3x3         18.32     1.90     1.70    71.18       1.05     0.92   winograd
-        1x256->256      28  3x3         62.87     7.52     5.48   265.91       3.90     2.88   winograd
-        1x512->512       7  3x3         25.32     2.47     4.07   106.92       1.31     2.93   im2col
-        8x64->64        56  3x3        125.36    20.65    13.42   117.65      10.54     6.68   winograd
-        1x64->64        56  3x3 g8       2.62     0.77     1.14     7.14       0.42     0.64   im2col
-        1x256->256      14  3x3 g64      0.52     0.23     0.38     1.31       0.15     0.20   im2col
-        1x3->64        224  7x7 s2      34.27     2.84        -    79.75       2.14        -   im2col
-        1x64->256       56  1x1         10.46     0.96        -   275.16       0.51        -   im2col
-        1x256->128      28  1x1 s2       5.88     0.17        -   132.81       0.13        -   im2col
-        1x64->64        28  5x5         11.94     1.95        -    13.14       1.43        -   im2col
-        1x16->16        64  9x9         11.68     4.29        -     4.68       3.13        -   im2col
-        1x8->8          64  15x15        8.65     5.70        -     1.64       2.89        -   im2col
-        1x3->3         128  9x9          4.62     1.09        -     1.08       0.58        -   im2col
-        1x1->1         256  31x31        4.81    15.22        -     0.95       7.72        -   im2col
+     layer                     direct  im2col    impl    wino     fft    im2col    impl    wino   auto
+                                         ---- 1 thread, CPU time ----       - 2 threads, wall -
+     1x8->8       56 3x3         0.23    0.07    0.06    0.11    1.13      0.08    0.07    0.11   im2col
+     1x16->16     14 3x3         0.19    0.03    0.03    0.04    0.18      0.07    0.04    0.05   implicit
+     1x16->16     56 3x3         0.75    0.18    0.13    0.19    4.61      0.18    0.13    0.20   winograd
+     1x32->32     14 3x3         0.21    0.05    0.05    0.05    0.57      0.08    0.06    0.06   implicit
+     1x64->64     10 3x3         0.46    0.08    0.10    0.08    1.26      0.11    0.11    0.09   implicit
+     1x64->64     12 3x3         0.61    0.10    0.11    0.09    1.75      0.12    0.13    0.10   winograd
+     1x64->64     14 3x3         0.79    0.12    0.13    0.11    2.05      0.14    0.15    0.11   winograd
+     1x64->64     16 3x3         0.97    0.15    0.15    0.12    2.96      0.17    0.16    0.13   winograd
+     1x64->64     28 3x3         2.69    0.36    0.37    0.29    8.07      0.37    0.38    0.30   winograd
+     1x64->64     56 3x3        10.76    1.45    1.13    1.03   41.41      0.77    0.64    0.55   winograd
+     1x128->128   14 3x3         3.12    0.36    0.42    0.29    9.21      0.20    0.25    0.17   winograd
+     1x128->128   28 3x3        10.86    1.24    1.26    0.91   37.90      0.63    0.67    0.50   winograd
+     1x256->256    7 3x3         4.60    0.46    0.69    0.61   14.34      0.29    0.40    0.34   im2col
+     1x256->256   14 3x3        12.40    1.23    1.51    1.04   41.42      0.76    1.13    1.02   winograd
+     1x256->256   28 3x3        43.33    4.29    5.03    3.12  143.09      2.64    2.74    1.91   winograd
+     1x512->512    7 3x3        17.90    1.54    2.75    2.90   62.38      0.97    1.63    1.61   im2col
+     8x64->64     56 3x3        88.60   11.96   10.03    9.80   78.52      7.51    5.64    5.93   winograd
+     1x64->64     56 3x3 g8      1.80    0.46    0.32    0.72    5.36      0.33    0.25    0.49   implicit
+     1x256->256   14 3x3 g64     0.35    0.17    0.14    0.28    0.80      0.11    0.12    0.22   implicit
+     1x3->64     224 7x7 s2     17.20    1.44    1.60       -   47.07      0.85    0.96       -   im2col
+     1x64->256    56 1x1         7.30    0.51    0.77       -  161.55      0.33    0.45       -   im2col
+     1x256->128   28 1x1 s2      3.54    0.12    0.15       -   72.49      0.08    0.12       -   im2col
+     1x64->64     28 5x5         7.64    0.96    0.89       -    8.69      0.65    0.52       -   implicit
+     1x16->16     64 9x9         7.77    1.47    0.82       -    2.70      0.73    0.42       -   implicit
+     1x8->8       64 15x15       5.81    1.45    0.60       -    0.90      0.77    0.38       -   implicit
+     1x3->3      128 9x9         3.56    0.53    0.19       -    0.58      0.30    0.11       -   implicit
+     1x1->1      256 31x31       1.84    9.19    2.17       -    0.51      5.19    1.22       -   implicit
 
     Winograd wins the 3x3 stride-1 layers with 16 or more channels per group from 16x16 maps up, and
     from 12x12 up with 64 or more channels (rule 1: with few tiles its threads split the output
     channels and transform their own filters); on 7x7 maps the filter transform costs more than the
-    multiplications it saves. The FFT is fastest on big kernels over few channels (the last three
-    rows, up to 16x faster than im2col on the 31x31 one) but is left out for its accuracy:
-    ``algorithm="fft"`` still runs it where its plane-relative error is acceptable. im2col beats the
-    direct loop on every multi-channel layer, even narrow ones (with a tuned BLAS on a CPU the seed
-    article's case for the direct loop only shows for depthwise layers, which have their own kernel,
-    and for single-channel maps with a big kernel, where only the FFT is faster).
+    multiplications it saves. The implicit product wins the other stride-1 layers with enough
+    rows to sum over (rule 2), by the most on large kernels, where im2col copies every input value
+    ``kH * kW`` times: 1.25x on the 5x5 layer to 4.3x on the 31x31 one (2 threads). The FFT is fastest on big
+    kernels over few channels (the last rows) but is left out for its accuracy: ``algorithm="fft"``
+    still runs it where its plane-relative error is acceptable. im2col keeps the strided layers, the
+    1x1 kernels and the small maps, and beats the direct loop on every multi-channel layer, even
+    narrow ones (with a tuned BLAS on a CPU the seed article's case for the direct loop only shows
+    for depthwise layers, which have their own kernel).
 
     Examples
     --------
@@ -374,7 +401,7 @@ def choose_algorithm(
     >>> choose_algorithm((1, 3, 230, 230), (64, 3, 7, 7), (1, 64, 112, 112), 1, 4, stride=(2, 2))
     'im2col'
     >>> choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3), (1, 64, 56, 56), 1, 4, finite=False)
-    'im2col'
+    'implicit'
     """
     c_per_group, kh, kw = w_shape[1], w_shape[2], w_shape[3]
     out_per_group = w_shape[0] // groups
@@ -406,6 +433,19 @@ def choose_algorithm(
         )
     ):
         return "winograd"
+    if (
+        stride_1
+        and (groups > 1 or c_per_group * kh * kw >= IMPLICIT_AUTO_MIN_ROWS)
+        and (
+            (out_shape[2] == 1 and kh == 1)
+            or (
+                tuple(dilation) == (1, 1)
+                and (kh, kw) != (1, 1)
+                and out_shape[2] * out_shape[3] >= IMPLICIT_AUTO_MIN_POSITIONS
+            )
+        )
+    ):
+        return "implicit"
     nbytes = im2col_workspace_nbytes(
         x_shape[0],
         x_shape[1],
@@ -486,6 +526,10 @@ def _run_algorithm(p: _Prepared, out: Array, algorithm: str) -> Any:
     Winograd and im2col pad zeros as they read; direct and the FFT get a padded copy.
     Returns Winograd's checksum (see :func:`convlab.algorithms.conv2d_winograd`), else ``None``.
     """
+    if algorithm == "implicit":
+        pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
+        _implicit.conv(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
+        return None
     if algorithm in ("winograd", "im2col"):
         pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
         if algorithm == "winograd" and p.dilation != (1, 1):
@@ -530,7 +574,7 @@ def conv1d(
         ``C_out``.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How padded elements are filled, as in ``torch.nn.Conv1d``.
-    algorithm : {"auto", "direct", "im2col", "winograd", "fft"}
+    algorithm : {"auto", "direct", "im2col", "implicit", "winograd", "fft"}
         See :func:`conv2d`; every choice gives the same result (``"winograd"`` needs a 3x3 kernel,
         so it is always rejected here).
 
@@ -608,9 +652,11 @@ def conv2d(
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         How padding is filled, as in ``torch.nn.Conv2d``. Reflect padding must be smaller than the
         input; circular padding must not exceed it.
-    algorithm : {"auto", "direct", "im2col", "winograd", "fft"}
+    algorithm : {"auto", "direct", "im2col", "implicit", "winograd", "fft"}
         ``"direct"`` loops over the output in Numba; ``"im2col"`` copies every receptive field
-        into a column matrix and does one matrix product per group; ``"winograd"`` is
+        into a column matrix and does one matrix product per group; ``"implicit"`` does the same
+        product without the columns, reading each tap's shifted rows of the input in place
+        (:mod:`convlab._implicit`); ``"winograd"`` is
         F(2x2, 3x3) (3x3 kernels and stride 1 only; a dilation ``d`` needs a padding that is a
         multiple of ``d``, and runs on the ``d x d`` interleaved sub-images of the input;
         anything else is a ``ValueError``);
@@ -641,8 +687,9 @@ def conv2d(
     ``/ (u P)`` against a float64 reference on adversarial inputs (a corner or pixel scaled by 1e4
     or 1e6, magnitudes spread over 1e-4 to 1e4 with random signs in input and weights):
 
-    * ``"direct"`` and ``"im2col"``: ``|error| <= n u S``, the bound of a sum of n products in any
-      order (the direct loop sums in order, BLAS in blocks); measured ``<= 10 u S``;
+    * ``"direct"``, ``"im2col"`` and ``"implicit"``: ``|error| <= n u S``, the bound of a sum of n
+      products in any order (the direct loop sums in order, BLAS in blocks, the implicit product
+      in order with fused multiply-adds); measured ``<= 10 u S``;
     * ``"winograd"`` F(2x2, 3x3): ``|error| <= n u P``, measured ``<= 1.6 u P``. Its filter
       transform mixes the 9 taps and its input transform the window's pixels, so the error
       follows ``P``, not ``S`` (95 ``u S`` measured when input and weight magnitudes vary
@@ -656,8 +703,9 @@ def conv2d(
       :mod:`convlab._fft`.
 
     ``"auto"`` only picks an algorithm whose error is bounded by its window for every finite
-    input (``n u P``): direct, im2col, Winograd, never the FFT. Non-finite input: the direct sum
-    and im2col give +-inf or NaN exactly to the outputs whose window holds them, as PyTorch does;
+    input (``n u P``): direct, im2col, implicit, Winograd, never the FFT. Non-finite input: the
+    direct sum, im2col and the implicit product give +-inf or NaN exactly to the outputs whose
+    window holds them, as PyTorch does;
     explicit ``"winograd"`` turns an inf into NaN in its 2x2 tile (``inf - inf``), and explicit
     ``"fft"`` makes the whole plane NaN. ``"auto"`` recomputes such data without Winograd.
 
@@ -719,10 +767,9 @@ def conv3d(
         with parallel_launch():
             _kernels_depthwise._conv3d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
     else:
-        # blocks of columns (zero padding written as they are built) times the weight matrix,
-        # one single-threaded BLAS product per block and group: convlab._engine
+        # the input's rows read by tap, no columns: convlab._implicit
         pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy
-        _engine.conv(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
+        _implicit.conv(p.x, p.w, p.b, out, p.stride, p.dilation, p.groups, pad_before)
     return _finish(p, out)
 
 

@@ -4,7 +4,7 @@ The bounds (conv2d's Notes), per output, with ``n = C_in/groups * kH * kW + 1`` 
 the unit roundoff, in two measures of the output's own window: ``S = |b| + sum |w| |x|`` and
 ``P = |b| + sum over input channels of sum|w| * sum|x|`` (``S <= P``):
 
-* direct and im2col: ``|error| <= n u S``, the forward-error bound of a sum of ``n`` products in
+* direct, im2col and implicit: ``|error| <= n u S``, the forward-error bound of a sum of ``n`` products in
   any order;
 * Winograd F(2x2, 3x3): ``|error| <= n u P`` (its transforms mix the taps and the window's
   pixels, so ``S`` does not bound it when magnitudes vary independently, but nothing outside the
@@ -97,7 +97,7 @@ CASES = dict(_cases())
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col", "implicit"])
 def test_direct_sums_are_bounded_by_the_products_in_the_window(algorithm, name):
     s_ratio, _, n = bound_ratios(*CASES[name], algorithm)
     assert s_ratio <= n, f"{algorithm} on {name}: error {s_ratio:.3g} u S > n u S (n = {n})"
@@ -131,7 +131,7 @@ def test_the_fft_is_not_bounded_by_the_window_which_is_why_auto_never_picks_it()
     far = np.s_[:, :, 32:, 32:]
     rel = np.abs(convlab.conv2d(x, w, b, algorithm="fft")[far] - exact[far]) / np.abs(exact[far])
     assert np.median(rel) > 1e-6
-    auto = convlab.conv2d(x, w, b)  # im2col now: the relative errors of a direct sum
+    auto = convlab.conv2d(x, w, b)  # the implicit product: the relative errors of a direct sum
     assert np.median(np.abs(auto[far] - exact[far]) / np.abs(exact[far])) < 1e-6
 
 
@@ -146,7 +146,7 @@ def test_auto_never_picks_the_fft(k, channels, size):
     choice = choose_algorithm(
         (1, channels, size, size), (channels, channels, k, k), (1, channels, out, out), 1, 4
     )
-    assert choice in ("direct", "im2col", "winograd")
+    assert choice in ("direct", "im2col", "implicit", "winograd")
 
 
 def test_the_bounds_hold_in_float64():
@@ -159,6 +159,7 @@ def test_the_bounds_hold_in_float64():
     for algorithm, measure in (
         ("direct", s_measure),
         ("im2col", s_measure),
+        ("implicit", s_measure),
         ("winograd", p_measure),
         ("auto", p_measure),
     ):

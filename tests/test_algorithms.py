@@ -31,7 +31,7 @@ from convlab.algorithms import im2col_buffer_nbytes, im2col_workspace_nbytes
 from convlab.conv import IM2COL_AUTO_LIMIT, choose_algorithm
 
 DATA = pathlib.Path(__file__).parent / "data"
-ALGORITHMS = ("direct", "im2col", "winograd", "fft", "auto")
+ALGORITHMS = ("direct", "im2col", "implicit", "winograd", "fft", "auto")
 TRANSFORMS = ("winograd", "fft")
 
 
@@ -338,27 +338,27 @@ AUTO_RULE = [
     (_shapes(8, 64, 64, 56, 3), "winograd"),
     (_shapes(1, 256, 256, 14, 3), "winograd"),  # 49 tiles, but wide: its threads split channels
     (_shapes(1, 64, 64, 14, 3), "winograd"),
-    (_shapes(1, 32, 32, 14, 3), "im2col"),  # 49 tiles of a narrower layer
-    (_shapes(1, 16, 16, 14, 3), "im2col"),
+    (_shapes(1, 32, 32, 14, 3), "implicit"),  # 49 tiles of a narrower layer
+    (_shapes(1, 16, 16, 14, 3), "implicit"),
     (_shapes(1, 64, 64, 12, 3), "winograd"),  # 36 tiles: the smallest wide case
-    (_shapes(1, 64, 64, 10, 3), "im2col"),  # 25 tiles
-    (_shapes(1, 512, 512, 7, 3), "im2col"),  # 16 tiles: the filter transform dominates
+    (_shapes(1, 64, 64, 10, 3), "implicit"),  # 25 tiles
+    (_shapes(1, 512, 512, 7, 3), "im2col"),  # 16 tiles, 49 positions: a product over the batch
     (_shapes(1, 64, 64, 16, 3), "winograd"),  # 64 tiles
     (_shapes(4, 256, 256, 14, 3), "winograd"),  # 4 images: 196 tiles
-    (_shapes(1, 8, 8, 56, 3), "im2col"),  # too narrow for Winograd's threshold
-    (_shapes(1, 64, 64, 56, 3, groups=32), "im2col"),
-    (_shapes(1, 128, 128, 28, 3, groups=8), "im2col"),  # 16 per group: im2col 1.4x faster
-    (_shapes(1, 32, 32, 56, 3, groups=2), "im2col"),
+    (_shapes(1, 8, 8, 56, 3), "im2col"),  # too narrow for Winograd, 72 rows: short for implicit
+    (_shapes(1, 64, 64, 56, 3, groups=32), "implicit"),
+    (_shapes(1, 128, 128, 28, 3, groups=8), "implicit"),  # 16 per group: Winograd 1.4x slower
+    (_shapes(1, 32, 32, 56, 3, groups=2), "implicit"),
     (_shapes(1, 256, 256, 56, 3, groups=8), "winograd"),  # 32 per group
     (_shapes(1, 64, 128, 56, 3, stride=2), "im2col"),
     (_shapes(1, 3, 64, 224, 7, stride=2), "im2col"),
     (_shapes(1, 64, 256, 56, 1), "im2col"),
     (_shapes(1, 256, 128, 28, 1, stride=2), "im2col"),
-    (_shapes(1, 64, 64, 28, 5), "im2col"),
-    (_shapes(1, 16, 16, 64, 9), "im2col"),  # 256 channel pairs: too many filters to transform
-    (_shapes(1, 8, 8, 64, 15), "im2col"),  # the FFT's speed, not its accuracy
-    (_shapes(1, 3, 3, 128, 9), "im2col"),  # the FFT's speed, not its accuracy
-    (_shapes(1, 1, 1, 256, 31), "im2col"),  # the FFT's speed, not its accuracy
+    (_shapes(1, 64, 64, 28, 5), "implicit"),
+    (_shapes(1, 16, 16, 64, 9), "implicit"),  # 256 channel pairs: too many filters to transform
+    (_shapes(1, 8, 8, 64, 15), "implicit"),  # the FFT's speed, not its accuracy
+    (_shapes(1, 3, 3, 128, 9), "implicit"),  # the FFT's speed, not its accuracy
+    (_shapes(1, 1, 1, 256, 31), "implicit"),  # the FFT's speed, not its accuracy
     (
         _shapes(1, 8, 8, 64, 15, stride=2),
         "im2col",
@@ -420,24 +420,24 @@ def test_dilated_auto_runs_winograd_and_falls_back_for_inf(monkeypatch):
 
 
 def test_auto_rule_without_finite_data_avoids_transforms():
-    assert choose_algorithm(**_shapes(1, 64, 64, 56, 3), finite=False) == "im2col"
-    assert choose_algorithm(**_shapes(1, 1, 1, 256, 31), finite=False) == "im2col"
+    assert choose_algorithm(**_shapes(1, 64, 64, 56, 3), finite=False) == "implicit"
+    assert choose_algorithm(**_shapes(1, 1, 1, 256, 31), finite=False) == "implicit"
+    assert choose_algorithm(**_shapes(1, 8, 8, 56, 3), finite=False) == "im2col"
 
 
-def test_auto_keeps_im2col_for_a_53_gb_matrix_because_conv2d_never_builds_it():
-    # 5x5: neither Winograd nor the FFT applies; a 1022x1022 map would need a 53 GB column matrix,
-    # but conv2d's im2col works in blocks of a few MB per thread
-    shapes = _shapes(1, 512, 512, 1022, 5)
-    assert (
-        im2col_buffer_nbytes(1, 512, (5, 5), shapes["out_shape"][2:], 4) > 100 * IM2COL_AUTO_LIMIT
-    )
-    assert im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4) < 2**25
+def test_auto_keeps_im2col_for_a_13_gb_matrix_because_conv2d_never_builds_it():
+    # 5x5 stride 2: neither Winograd, the implicit product nor the FFT applies; a 1022x1022 map
+    # would need a 13 GB column matrix, but conv2d's im2col works in blocks of a few MB per thread
+    shapes = _shapes(1, 512, 512, 1022, 5, stride=2)
+    out = shapes["out_shape"][2:]
+    assert im2col_buffer_nbytes(1, 512, (5, 5), out, 4) > 40 * IM2COL_AUTO_LIMIT
+    assert im2col_workspace_nbytes(1, 512, 512, (5, 5), out, 4, stride=(2, 2)) < 2**25
     assert choose_algorithm(**shapes) == "im2col"
 
 
 def test_auto_picks_direct_when_the_im2col_blocks_exceed_the_limit_without_allocating(monkeypatch):
-    shapes = _shapes(1, 512, 512, 1022, 5)
-    needed = im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4)
+    shapes = _shapes(1, 512, 512, 1022, 5, stride=2)
+    needed = im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4, stride=(2, 2))
     monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", needed - 1)
     tracemalloc.start()
     try:
@@ -833,20 +833,25 @@ def test_property_all_algorithms_agree(
 
 
 def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
-    """auto runs Winograd, sees a non-finite output and computes the layer again with im2col."""
+    """auto runs Winograd, sees a non-finite output and computes the layer again without the
+    transform (by the implicit product, as the rule picks for these shapes without Winograd)."""
     calls = []
     real = {name: getattr(conv_module, name) for name in ("conv2d_winograd", "conv2d_im2col")}
     for name in real:
         monkeypatch.setattr(
             conv_module, name, lambda *a, _n=name: (calls.append(_n), real[_n](*a))[1]
         )
+    implicit = conv_module._implicit.conv
+    monkeypatch.setattr(
+        conv_module._implicit, "conv", lambda *a: (calls.append("implicit"), implicit(*a))[1]
+    )
     x = np.random.default_rng(4).standard_normal((1, 16, 16, 16))
     w = np.random.default_rng(5).standard_normal((16, 16, 3, 3))
     convlab.conv2d(x, w, padding=1)
     assert calls == ["conv2d_winograd"]
     x[0, 0, 0, 0] = np.inf
     out = convlab.conv2d(x, w, padding=1)
-    assert calls == ["conv2d_winograd", "conv2d_winograd", "conv2d_im2col"]
+    assert calls == ["conv2d_winograd", "conv2d_winograd", "implicit"]
     np.testing.assert_array_equal(
         np.isnan(out), np.isnan(convlab.conv2d(x, w, padding=1, algorithm="direct"))
     )

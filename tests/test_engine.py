@@ -1,4 +1,5 @@
-"""convlab._engine: the blocked im2col + GEMM engine under the weight gradients and conv3d.
+"""convlab._engine (the weight gradients) and conv3d and the stride-1 transposed convolution
+(:mod:`convlab._implicit`).
 
 Against slow references written from the definitions (tests/naive_transposed.py for small
 layers, a float64 sum over kernel taps for larger ones), on small layers with the engine's
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tolerances
 from naive_transposed import conv_weight_grad
+from test_implicit import force_small_cut
 
 import convlab
 import convlab.grad
@@ -202,37 +204,12 @@ def test_conv3d_matches_naive(case, forced, dtype, monkeypatch):
     w = rng.standard_normal((c_out, c_in // groups) + t(kernel)).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype)
     if forced:
-        # blocks of a few positions, starting and ending inside depth slices and rows
-        monkeypatch.setattr(_engine, "MIN_BLOCK", 5)
-        monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
+        # blocks of one row, sums in passes of 3 rows, output channels in parts
+        force_small_cut(monkeypatch)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
     got = convlab.conv3d(x, w, b, **kw)
     assert got.dtype == dtype
     np.testing.assert_allclose(got, convnd(x, w, b, **kw), **tolerances.tol(dtype))
-
-
-def test_conv3d_plan_splits_by_shapes():
-    blocks, rows, width = _engine.conv_plan(1, 32, 32, (3, 3, 3), (16, 56, 56), 4, 1)
-    assert rows == 32 * 27 and blocks * width >= 16 * 56 * 56 and blocks >= _engine.CONV_MIN_BLOCKS
-    # few positions: narrower blocks, so that the threads still get shares
-    assert _engine.conv_plan(1, 8, 8, (3, 3, 3), (2, 4, 8), 4, 1)[0] >= 2
-
-
-def test_conv3d_fold_plan_folds_height_taps_at_height_stride_1():
-    blocks, rows, width = _engine.conv_fold_plan(
-        2, 32, 16, (3, 3, 3), (8, 28, 28), 4, 1, (1, 1, 1), (1, 2, 1)
-    )
-    # columns of the depth and width taps only, over a block's rows and the 2 * 2 rows below
-    assert rows == 32 * 3 * 3 and 1 <= blocks <= 28
-    assert width == (-(-28 // blocks) + 4) * 28
-    # a strided height, a single height tap or a tiny slice: every tap in the columns
-    assert (
-        _engine.conv_fold_plan(1, 8, 8, (3, 3, 3), (8, 28, 28), 4, 1, (1, 2, 1), (1, 1, 1)) is None
-    )
-    assert (
-        _engine.conv_fold_plan(1, 8, 8, (3, 1, 3), (8, 28, 28), 4, 1, (1, 1, 1), (1, 1, 1)) is None
-    )
-    assert _engine.conv_fold_plan(1, 8, 8, (3, 3, 3), (8, 4, 4), 4, 1, (1, 1, 1), (1, 1, 1)) is None
 
 
 # --- stride-1 transposed convolution (and so the input gradient) as a gathered convolution -------

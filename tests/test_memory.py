@@ -13,7 +13,7 @@ from traced import traced_peak
 
 import convlab
 import convlab.grad
-from convlab import _engine
+from convlab import _engine, _implicit
 
 #: array headers, views and argument tuples of one call: a few KiB, far below any buffer the
 #: tests are about (the smallest, a 3-D layer's weight gradient, is 55 KiB)
@@ -84,8 +84,8 @@ def test_stride_one_input_gradient_allocates_what_the_convolution_it_equals_allo
     """At stride 1 the input gradient is the convolution of the output gradient with the weight
     flipped and its channel axes swapped (no scatter): it allocates the gradient, one flipped copy
     of the weight, and the buffers of that convolution: in 1-D and 2-D what conv1d/conv2d
-    allocate for it (Winograd's or im2col's, by conv2d's own choice), in 3-D the engine's
-    blocks (conv_workspace_nbytes)."""
+    allocate for it (Winograd's or im2col's, by conv2d's own choice), in 3-D the implicit
+    product's buffers (implicit_workspace_nbytes)."""
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     x_shape, w_shape, padding, dilation = LAYERS[layer]
     nd, x, w, g, out = _data(x_shape, w_shape, padding, dilation, 2)
@@ -101,8 +101,18 @@ def test_stride_one_input_gradient_allocates_what_the_convolution_it_equals_allo
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
     w_conv = np.ascontiguousarray(w.swapaxes(0, 1)[flip])
     if nd == 3:
-        workspace = _engine.conv_workspace_nbytes(
-            x_shape[0], w_shape[0], w_shape[1], w_shape[2:], x_shape[2:], 4, 1, threads
+        one = (1, 1, 1)
+        workspace = _implicit.implicit_workspace_nbytes(
+            x_shape[0],
+            w_shape[0],
+            w_shape[1],
+            w_shape[2:],
+            one,
+            (dilation,) * 3,
+            x_shape[2:],
+            4,
+            1,
+            threads,
         )
         expected = dx.nbytes + w.nbytes + workspace
         assert expected <= peak <= expected + SLACK
@@ -129,7 +139,10 @@ def test_conv3d_allocates_its_output_and_blocks(threads):
         thread_warmup=lambda: convlab.conv3d(x[:1, :, :3, :3, :3], w, padding=1),
         threads=threads,
     )
-    workspace = _engine.conv_workspace_nbytes(2, 24, 24, (3, 3, 3), y.shape[2:], 4, 1, threads)
+    one = (1, 1, 1)
+    workspace = _implicit.implicit_workspace_nbytes(
+        2, 24, 24, (3, 3, 3), one, one, y.shape[2:], 4, 1, threads
+    )
     assert workspace + y.nbytes <= peak <= workspace + y.nbytes + SLACK
 
 

@@ -474,15 +474,15 @@ def test_rejects(func, args, kwargs, exc, match):
 
 def test_rejection_happens_before_any_kernel(monkeypatch):
     """A bad call must not reach Numba: replace every kernel by a tripwire and call with bad args."""
-    from convlab import _engine, _kernels
+    from convlab import _engine, _implicit, _kernels
 
     def tripwire(*args, **kwargs):
         raise AssertionError("a kernel ran on invalid arguments")
 
     for name in ("_conv2d_direct", "_conv3d_direct", "_im2col", "_col2im"):
         monkeypatch.setattr(_kernels, name, tripwire)
-    for name in ("_conv_gemm", "_weight_grad"):
-        monkeypatch.setattr(_engine, name, tripwire)
+    monkeypatch.setattr(_engine, "_weight_grad", tripwire)
+    monkeypatch.setattr(_implicit, "_conv_implicit", tripwire)
     for _, func, args, kwargs, exc, _match in BAD:
         with pytest.raises(exc):
             func(*args, **kwargs)

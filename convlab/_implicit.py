@@ -1,0 +1,399 @@
+"""Convolution as an implicit matrix product: no columns, the input's rows read in place by tap.
+
+im2col copies every input value once per tap (``KD * KH * KW`` times) into columns, so that one
+matrix product sums over them; for a 7x7 kernel the copy moves 49 times the input, and building
+the columns took a third of the layer's time. Here nothing is copied per tap. For a block of
+output rows, each thread copies the input rows the block reads once, zero-padded, into a buffer
+(:func:`_fill`); the rows of the product's right-hand side are then *views* of that buffer, one
+per (input channel, tap), each shifted by the tap's offset, and :func:`convlab._tile.tile_matmul`
+reads them through a table of offsets (``boff``).
+
+The block's output positions are numbered along rows of the buffer's width ``wq = OWb + halo``
+(``OWb`` the block's output columns, ``halo = (KW - 1) * dw // sw``): output ``(i, j)`` is flat
+position ``i * wq + j``, and tap ``(kh, kw)`` reads it at ``i * wq + j`` plus the tap's offset, so
+every tap reads a contiguous run. The ``halo`` positions at the end of each row are computed and
+thrown away (18% of a 7x7 layer on a 28x28 map, 9% of a 5x5 one on 40x40; none in 1-D, where a
+block is part of one row).
+
+A stride becomes unit steps by storing each plane's rows and columns by phase: input column
+``(c0 + j) * sw + p - pw`` goes to column ``j`` of phase ``p`` (``0 <= p < sw``), so tap ``kw``
+reads phase ``kw * dw % sw`` from column ``kw * dw // sw`` on, and the same for rows. A 1-, 2- or
+3-D layer is a 3-D one with depth (and height) 1; the depth taps are more planes of the buffer.
+
+The work is cut by the layer's shapes only (:func:`implicit_plan`): images, groups, output depth
+slices, blocks of rows and of columns, and parts of the output channels when there are too few
+blocks for the threads. Thread ``t`` of ``T`` takes the units ``[U t / T, U (t + 1) / T)``; every
+output element is the same product on the same operands whichever thread computes it, so the
+result does not depend on the number of threads.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ._kernels import _copy_run, _zero_run
+from ._tile import TILES_ROWS, pack_range, panel_rows, tile_matmul, tile_shape
+from ._winograd import workspace
+from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
+
+#: a block's flat positions (its rows times the buffer's width) aim at this many: long enough
+#: that the strips' last, partial one and the halo rows re-read are a small part of the work ...
+TARGET_FLAT = 1024
+#: ... and are never fewer than this when the image has them, even to give every thread a block
+#: (the output channels are cut instead)
+MIN_FLAT = 256
+#: bytes of one thread's buffer of input rows (every plane a block reads) ...
+BLOCK_BYTES = 2**20
+#: ... and of its block of products (output channels x flat positions), before the copy into
+#: the output. A block keeps at least one row, and the halo rows, whatever these say
+OUT_BYTES = 2**20
+#: the weights one pass of the sum reads (:func:`convlab._tile.tile_matmul`'s ``kc``) take
+#: about this many bytes (inside L2, next to the buffer), in passes of at least MIN_PASS rows
+SUM_BYTES = 2**18
+MIN_PASS = 128
+#: the work is cut into at least this many units when the layer has enough positions and
+#: output channels: 12 splits evenly over 1, 2, 3, 4 and 6 threads
+MIN_UNITS = 12
+
+
+def implicit_plan(batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups):
+    """The cut of :func:`conv`'s work, from the shapes only: a tuple ``(shape, col_blocks,
+    col_w, row_blocks, rows, parts, rq, wq, kc)``.
+
+    ``shape``: the tile (:func:`convlab._tile.tile_shape`); the output columns are cut into
+    ``col_blocks`` blocks of at most ``col_w``, the rows into ``row_blocks`` blocks of at most
+    ``rows``, each group's output channels into ``parts`` ranges of panels; the buffer holds
+    ``rq`` rows of ``wq`` per plane; the sum is made in passes of ``kc`` rows. (depth, height,
+    width) triples.
+    """
+    kd, kh, kw = kernel
+    _, sh, sw = stride
+    _, dh, dw = dilation
+    od_n, oh_n, ow_n = out_spatial
+    opg = c_out // groups
+    shape = tile_shape(opg)
+    mr = panel_rows(shape)
+    panels = -(-opg // mr)
+    halo_h = (kh - 1) * dh // sh
+    halo_w = (kw - 1) * dw // sw
+    plane_bytes = c_in // groups * kd * sh * sw * itemsize  # one position of every plane
+    out_bytes = panels * mr * itemsize  # one flat position of products
+    outer = batch * groups * od_n
+    col_w = ow_n
+    if oh_n == 1:
+        # one output row (1-D): blocks of columns, as many as the threads want, none too short
+        col_w = -(-ow_n * outer // MIN_UNITS)
+        col_w = max(col_w, MIN_FLAT)
+        col_w = min(col_w, TARGET_FLAT, BLOCK_BYTES // plane_bytes - halo_w)
+        col_w = min(col_w, OUT_BYTES // out_bytes)
+        col_w = max(1, col_w)
+    col_blocks = -(-ow_n // min(col_w, ow_n))
+    col_w = -(-ow_n // col_blocks)
+    wq = col_w + halo_w
+    rows = -(-oh_n * outer * col_blocks // MIN_UNITS)
+    rows = max(rows, -(-MIN_FLAT // wq))
+    rows = min(rows, -(-TARGET_FLAT // wq), BLOCK_BYTES // (plane_bytes * wq) - halo_h)
+    rows = min(rows, OUT_BYTES // (out_bytes * wq))
+    rows = max(1, halo_h, min(oh_n, rows))
+    rows = min(rows, oh_n)
+    row_blocks = -(-oh_n // rows)
+    rows = -(-oh_n // row_blocks)
+    units = outer * col_blocks * row_blocks
+    parts = min(panels, max(1, -(-MIN_UNITS // units)))
+    # passes over the sum: a part's panels times a pass's rows fill about SUM_BYTES
+    k = c_in // groups * kd * kh * kw
+    kc = max(MIN_PASS, SUM_BYTES // (-(-panels // parts) * mr * itemsize))
+    passes = -(-k // min(k, kc))
+    return shape, col_blocks, col_w, row_blocks, rows, parts, rows + halo_h, wq, -(-k // passes)
+
+
+@njit(**NJIT_OPTIONS)
+def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff):
+    """Fill ``boff``: where in a thread's buffer the product's row ``((c * KD + kd) * KH + kh) *
+    KW + kw`` (the weight's layout) starts: plane ``(c, kd, kh * dh % sh, kw * dw % sw)``, row
+    ``kh * dh // sh``, column ``kw * dw // sw``."""
+    kd_n, kh_n, kw_n = kernel
+    sh, sw = stride[1], stride[2]
+    dh, dw = dilation[1], dilation[2]
+    r = 0
+    for c in range(c_per_group):
+        for kd in range(kd_n):
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    plane = ((c * kd_n + kd) * sh + kh * dh % sh) * sw + kw * dw % sw
+                    boff[r] = plane * rq * wq + kh * dh // sh * wq + kw * dw // sw
+                    r += 1
+
+
+def implicit_workspace_nbytes(
+    batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
+):
+    """Bytes :func:`conv` allocates besides its output on ``threads`` threads: each thread's
+    buffer of input rows and block of products, the packed weights and the table of offsets."""
+    shape, _, col_w, _, rows, parts, rq, wq, _ = implicit_plan(
+        batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups
+    )
+    mr = panel_rows(shape)
+    opg = c_out // groups
+    panels = -(-opg // mr)
+    planes = c_in // groups * kernel[0] * stride[1] * stride[2]
+    n_flat = (rows - 1) * wq + col_w
+    per_thread = planes * rq * wq + -(-panels // parts) * mr * n_flat
+    k = c_in // groups * math.prod(kernel)
+    return (threads * per_thread + groups * panels * mr * k) * itemsize + k * 8
+
+
+@njit(**NJIT_OPTIONS)
+def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad):
+    """Copy the input rows block ``(od, r0.., c0..)`` reads into ``buf``, by phase, zero-padded.
+
+    Plane ``((c * KD + kd) * sh + hp) * sw + wp`` (``c < cpg``, input channel ``cg + c``), row
+    ``i``, column ``j`` holds input ``(od * sd + kd * dd - pd, (r0 + i) * sh + hp - ph, (c0 + j) *
+    sw + wp - pw)``, or 0 outside the input. Phases no tap reads are left as they are.
+    """
+    c_all, d_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+    x_flat = x.reshape(-1)
+    kd_n, kh_n, kw_n = kernel
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    pd, ph, pw = pad
+    plane = rq * wq
+    for hp in range(sh):
+        used_h = False
+        for kh in range(kh_n):
+            used_h = used_h or (kh * dh) % sh == hp
+        for wp in range(sw):
+            used_w = False
+            for kw in range(kw_n):
+                used_w = used_w or (kw * dw) % sw == wp
+            if not (used_h and used_w):
+                continue
+            iw0 = c0 * sw + wp - pw  # input column of j = 0
+            # columns j with 0 <= iw0 + j * sw < w_in
+            j_lo = min(wq, max(0, (-iw0 + sw - 1) // sw))
+            j_hi = max(j_lo, min(wq, (w_in - iw0 + sw - 1) // sw))
+            # rows i with 0 <= (r0 + i) * sh + hp - ph < h_in
+            ih0 = r0 * sh + hp - ph
+            i_lo = min(rq, max(0, (-ih0 + sh - 1) // sh))
+            i_hi = max(i_lo, min(rq, (h_in - ih0 + sh - 1) // sh))
+            width = j_hi - j_lo
+            for c in range(cpg):
+                for kd in range(kd_n):
+                    i_d = od * sd + kd * dd - pd
+                    base = (((c * kd_n + kd) * sh + hp) * sw + wp) * plane
+                    if i_d < 0 or i_d >= d_in:
+                        _zero_run(buf, base, base + plane)
+                        continue
+                    _zero_run(buf, base, base + i_lo * wq)
+                    src = (((n * c_all + cg + c) * d_in + i_d) * h_in + ih0) * w_in + iw0
+                    for i in range(i_lo, i_hi):
+                        row = base + i * wq
+                        _zero_run(buf, row, row + j_lo)
+                        _copy_run(
+                            buf, row + j_lo, x_flat, src + i * sh * w_in + j_lo * sw, width, sw
+                        )
+                        _zero_run(buf, row + j_hi, row + wq)
+                    _zero_run(buf, base + i_hi * wq, base + plane)
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _conv_implicit(
+    x, w2, ap, boff, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs
+):
+    """``out = b + conv(x, w)`` by blocks (see the module docstring).
+
+    x: (N, C_in, D, H, W) unpadded; w2: the weight (C_out, C_in/groups * KD*KH*KW), packed by
+    the threads into ``ap`` (:func:`convlab._tile.pack_panels`'s layout, flat); boff: filled
+    with :func:`tap_offsets`; b: (C_out,); out: (N, C_out,
+    OD, OH, OW), overwritten; plan: :func:`implicit_plan`; bufs, cbufs: each thread's buffer of
+    input rows and block of products.
+    """
+    n_threads = bufs.shape[0]
+    n_batch, c_in = x.shape[0], x.shape[1]
+    c_out = out.shape[1]
+    od_n, oh_n, ow_n = out.shape[2], out.shape[3], out.shape[4]
+    shape, col_blocks, col_w, row_blocks, rows, parts, rq, wq, kc = plan
+    cpg = c_in // groups
+    opg = c_out // groups
+    mr = TILES_ROWS[shape]
+    panels = (opg + mr - 1) // mr
+    k = boff.shape[0]
+    # a 1x1x1 kernel with stride 1 and no padding reads the input where it lies: the product's
+    # row c is input channel c of the group, at the block's first position
+    in_place = (
+        k == cpg
+        and stride[0] == stride[1] == stride[2] == 1
+        and pad[0] == pad[1] == pad[2] == 0
+        and x.shape[2] * x.shape[3] * x.shape[4] == od_n * oh_n * ow_n
+        and (col_blocks == 1 or rows == 1)  # so every block is a run of the output
+    )
+    if in_place:
+        for c in range(cpg):
+            boff[c] = c * od_n * oh_n * ow_n
+    else:
+        tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff)
+    x_flat = x.reshape(-1)
+    for t in prange(n_threads):
+        pack_range(
+            w2,
+            groups,
+            mr,
+            ap,
+            groups * panels * t // n_threads,
+            groups * panels * (t + 1) // n_threads,
+        )
+    plane_size = od_n * oh_n * ow_n
+    out_flat = out.reshape(-1)
+    units = n_batch * groups * od_n * row_blocks * col_blocks * parts
+    for t in prange(n_threads):
+        buf = bufs[t]
+        cb = cbufs[t]
+        filled = -1
+        for u in range(units * t // n_threads, units * (t + 1) // n_threads):
+            block = u // parts
+            part = u - block * parts
+            rest = block
+            cbk = rest % col_blocks
+            rest //= col_blocks
+            rb = rest % row_blocks
+            rest //= row_blocks
+            od = rest % od_n
+            rest //= od_n
+            g = rest % groups
+            n = rest // groups
+            r0 = rb * rows
+            r1 = min(oh_n, r0 + rows)
+            c0 = cbk * col_w
+            c1 = min(ow_n, c0 + col_w)
+            if in_place:
+                pass
+            elif block != filled:
+                _fill(x, n, g * cpg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
+                filled = block
+            p0 = panels * part // parts
+            p1 = panels * (part + 1) // parts
+            m = min(opg, p1 * mr) - p0 * mr
+            if m <= 0:
+                continue
+            n_flat = (r1 - r0 - 1) * wq + (c1 - c0)
+            oc0 = g * opg + p0 * mr
+            if r1 - r0 == 1 or wq == ow_n:
+                # the block's positions are a contiguous run of the output: the products go
+                # straight there, onto the bias
+                start = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
+                for o in range(m):
+                    bias = b[oc0 + o]
+                    for j in range(n_flat):
+                        out_flat[start + o * plane_size + j] = bias
+                src = buf
+                src_off = 0
+                if in_place:
+                    src = x_flat
+                    src_off = ((n * c_in + g * cpg) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
+                tile_matmul(
+                    shape,
+                    m,
+                    n_flat,
+                    k,
+                    kc,
+                    ap,
+                    (g * panels + p0) * k * mr,
+                    k * mr,
+                    src,
+                    src_off,
+                    boff,
+                    out_flat,
+                    start,
+                    plane_size,
+                    1,
+                )
+                continue
+            tile_matmul(
+                shape,
+                m,
+                n_flat,
+                k,
+                kc,
+                ap,
+                (g * panels + p0) * k * mr,
+                k * mr,
+                buf,
+                0,
+                boff,
+                cb,
+                0,
+                n_flat,
+                0,
+            )
+            start = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
+            for o in range(m):
+                bias = b[oc0 + o]
+                for i in range(r1 - r0):
+                    dst = start + o * plane_size + i * ow_n
+                    src = o * n_flat + i * wq
+                    for j in range(c1 - c0):
+                        out_flat[dst + j] = cb[src + j] + bias
+
+
+def _as3d(values, fill=1):
+    """1, 2 or 3 per-dimension values as 3, the missing leading ones ``fill``."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def conv(x, w, b, out, stride, dilation, groups, pad_before):
+    """Fill ``out`` with the convolution of the unpadded ``x`` (1, 2 or 3 spatial dimensions).
+
+    ``pad_before`` is the zero padding before the input in each dimension (the padding after it
+    follows from ``out``'s size); ``b`` the bias (C_out,). Arguments validated by the caller.
+    """
+    c_out = w.shape[0]
+    kernel = _as3d(w.shape[2:])
+    stride3, dilation3 = _as3d(stride), _as3d(dilation)
+    x5 = np.ascontiguousarray(x).reshape(x.shape[:2] + _as3d(x.shape[2:]))
+    out5 = out.reshape(out.shape[:2] + _as3d(out.shape[2:]))
+    plan = implicit_plan(
+        x.shape[0],
+        x.shape[1],
+        c_out,
+        kernel,
+        stride3,
+        dilation3,
+        out5.shape[2:],
+        x.itemsize,
+        groups,
+    )
+    shape, _, col_w, _, rows, parts, rq, wq, _ = plan
+    cpg = x.shape[1] // groups
+    mr = panel_rows(shape)
+    panels = -(-(c_out // groups) // mr)
+    k = cpg * math.prod(kernel)
+    threads = numba.get_num_threads()
+    buf_size = cpg * kernel[0] * stride3[1] * stride3[2] * rq * wq
+    out_size = -(-panels // parts) * mr * ((rows - 1) * wq + col_w)
+    space = workspace(
+        "implicit", (threads * (buf_size + out_size) + groups * panels * mr * k,), x.dtype
+    )
+    bufs = space[: threads * buf_size].reshape(threads, buf_size)
+    cbufs = space[threads * buf_size : threads * (buf_size + out_size)].reshape(threads, out_size)
+    ap = space[threads * (buf_size + out_size) :]
+    boff = np.empty(k, np.int64)
+    with parallel_launch():
+        _conv_implicit(
+            x5,
+            np.ascontiguousarray(w).reshape(c_out, -1),
+            ap,
+            boff,
+            np.ascontiguousarray(b),
+            out5,
+            kernel,
+            stride3,
+            dilation3,
+            _as3d(pad_before, 0),
+            groups,
+            plan,
+            bufs,
+            cbufs,
+        )
+    return out

@@ -1,0 +1,169 @@
+"""convlab._implicit: the convolution as an implicit product (input rows read by tap, no columns).
+
+Against the slow reference of tests/naive.py in 1, 2 and 3 dimensions, across strides, dilations,
+paddings (zeros and the other modes, which the wrappers apply before), groups, kernels larger
+than the input's halo, odd sizes, float32 and float64; with the default cut and with a cut forced
+into one-row blocks, short passes over the sum and several parts of the output channels, so that
+every branch of the kernel runs on small layers; the same bits on 1, 2 and 3 threads; and the
+plan depends on the shapes only.
+"""
+
+import numba
+import numpy as np
+import pytest
+import tolerances
+from naive import convnd
+
+import convlab
+from convlab import _implicit
+
+
+def force_small_cut(monkeypatch):
+    """Blocks of one output row or a few columns, passes of 3 rows of the sum, and the output
+    channels cut in parts: the smallest units the kernel can be given."""
+    monkeypatch.setattr(_implicit, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(_implicit, "OUT_BYTES", 1)
+    monkeypatch.setattr(_implicit, "TARGET_FLAT", 1)
+    monkeypatch.setattr(_implicit, "MIN_FLAT", 1)
+    monkeypatch.setattr(_implicit, "SUM_BYTES", 1)
+    monkeypatch.setattr(_implicit, "MIN_PASS", 3)
+    monkeypatch.setattr(_implicit, "MIN_UNITS", 64)
+
+
+# nd, batch, C_in, C_out, size, kernel, stride, padding, dilation, groups
+CASES = [
+    (1, 2, 5, 7, 37, 3, 1, 1, 1, 1),
+    (1, 1, 8, 6, 50, 5, 2, 3, 2, 2),
+    (1, 3, 4, 16, 300, 1, 1, 0, 1, 1),  # 1x1: read in place
+    (1, 1, 6, 4, 9, 4, 3, 0, 1, 1),
+    (2, 2, 3, 13, (9, 11), 3, 1, 1, 1, 1),
+    (2, 1, 8, 12, (12, 10), (5, 3), (2, 1), (2, 0), (1, 2), 4),
+    (2, 1, 6, 9, (7, 13), 7, 1, 3, 1, 3),  # kernel as large as the image
+    (2, 2, 4, 8, (10, 10), 1, 1, 0, 1, 2),  # 1x1 grouped, in place
+    (2, 1, 4, 5, (17, 15), 3, 3, 1, 2, 1),  # stride larger than the dilated step
+    (2, 1, 5, 4, (8, 9), (2, 4), (2, 3), (1, 2), (3, 1), 1),  # even kernels, mixed
+    (3, 2, 3, 4, (5, 6, 7), 3, 1, 1, 1, 1),
+    (3, 1, 4, 6, (6, 5, 8), (2, 3, 2), (2, 1, 3), (1, 0, 2), (1, 2, 1), 2),
+    (3, 1, 2, 3, (4, 7, 5), 1, 1, 0, 1, 1),
+    (3, 1, 6, 4, (7, 6, 6), 3, 2, 2, 2, 2),
+]
+
+
+def _shapes(case):
+    nd, batch, c_in, c_out, size, kernel, stride, padding, dilation, groups = case
+    t = lambda v: (v,) * nd if isinstance(v, int) else tuple(v)  # noqa: E731
+    return nd, batch, c_in, c_out, t(size), t(kernel), t(stride), t(padding), t(dilation), groups
+
+
+def _data(case, dtype):
+    nd, batch, c_in, c_out, size, kernel, stride, padding, dilation, groups = _shapes(case)
+    rng = np.random.default_rng(c_in * 7 + c_out + nd)
+    x = rng.standard_normal((batch, c_in) + size).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups) + kernel).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, w, b
+
+
+def _run(case, x, w, b):
+    nd, _, _, c_out, size, kernel, stride, padding, dilation, groups = _shapes(case)
+    out_size = tuple(
+        (s + 2 * p - d * (k - 1) - 1) // st + 1
+        for s, p, d, k, st in zip(size, padding, dilation, kernel, stride, strict=True)
+    )
+    out = np.full((x.shape[0], c_out) + out_size, np.nan, dtype=x.dtype)
+    _implicit.conv(x, w, b, out, stride, dilation, groups, padding)
+    return out
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}d-{i}" for i, c in enumerate(CASES)])
+def test_implicit_matches_naive(case, forced, dtype, monkeypatch):
+    if forced:
+        force_small_cut(monkeypatch)
+    x, w, b = _data(case, dtype)
+    _, _, _, _, _, _, stride, padding, dilation, groups = _shapes(case)
+    got = _run(case, x, w, b)
+    want = convnd(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, **tolerances.tol(dtype))
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[11]], ids=["1d", "2d", "3d"])
+def test_implicit_same_bits_on_any_thread_count(case):
+    x, w, b = _data(case, np.float32)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            results.append(_run(case, x, w, b))
+    finally:
+        numba.set_num_threads(before)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_implicit_larger_layers_match_conv_by_taps():
+    """Layers whose default cut has several blocks of rows, passes over the sum and parts of the
+    output channels, against the float64 sum over taps (conv2d with algorithm="direct")."""
+    rng = np.random.default_rng(5)
+    for x_shape, w_shape, kw in [
+        ((1, 64, 28, 28), (64, 64, 7, 7), dict(padding=3)),
+        ((1, 96, 20, 20), (160, 96, 3, 3), dict(stride=2, padding=1)),
+        ((2, 64, 1, 700), (96, 64, 1, 5), dict(padding=(0, 4), dilation=(1, 2))),
+    ]:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        b = rng.standard_normal(w_shape[0]).astype(np.float32)
+        want = convlab.conv2d(
+            x.astype(np.float64),
+            w.astype(np.float64),
+            b.astype(np.float64),
+            **kw,
+            algorithm="direct",
+        )
+        case = (
+            2,
+            x_shape[0],
+            x_shape[1],
+            w_shape[0],
+            x_shape[2:],
+            w_shape[2:],
+            kw.get("stride", 1),
+            kw["padding"],
+            kw.get("dilation", 1),
+            1,
+        )
+        got = _run(case, x, w, b)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+
+
+def test_plan_depends_on_shapes_only(monkeypatch):
+    args = (2, 64, 128, (1, 5, 5), (1, 2, 2), (1, 1, 1), (1, 40, 40), 4, 1)
+    plan = _implicit.implicit_plan(*args)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 7)
+    assert _implicit.implicit_plan(*args) == plan
+    shape, col_blocks, col_w, row_blocks, rows, parts, rq, wq, kc = plan
+    assert col_blocks * col_w >= 40 and row_blocks * rows >= 40
+    # the buffer's rows: the block's and the halo the 5x5 taps read at stride 2
+    assert rq == rows + 2 and wq == col_w + 2
+    assert 1 <= kc <= 64 * 25 and 1 <= parts
+
+
+def test_plan_cuts_one_row_layers_into_column_blocks():
+    plan = _implicit.implicit_plan(1, 64, 64, (1, 1, 5), (1, 1, 1), (1, 1, 1), (1, 1, 4096), 4, 1)
+    _, col_blocks, col_w, row_blocks, rows, *_ = plan
+    assert row_blocks == rows == 1 and col_blocks >= 2 and col_blocks * col_w >= 4096
+
+
+def test_tap_offsets_address_each_taps_plane_row_and_column():
+    boff = np.empty(2 * 3 * 3, np.int64)
+    rq, wq = 6, 9
+    _implicit.tap_offsets(2, (1, 3, 3), (1, 2, 2), (1, 1, 1), rq, wq, boff)
+    plane = rq * wq
+    # channel 1, tap (2, 1): phase (0, 1) of channel 1's four planes, row 1, column 0
+    assert boff[(1 * 3 + 2) * 3 + 1] == (1 * 4 + 0 * 2 + 1) * plane + 1 * wq + 0
+    # channel 0, tap (1, 2): phase (1, 0), row 0, column 1
+    assert boff[1 * 3 + 2] == (0 * 4 + 1 * 2 + 0) * plane + 0 * wq + 1
