@@ -67,6 +67,7 @@ project's 2-core machine PyTorch's convolutions ran 1.3-4x slower under PASSIVE.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -135,6 +136,13 @@ def _make_locator_class() -> type[Any]:
         def get_cache_path(self) -> str:
             return self._cache_path
 
+        def get_source_stamp(self) -> tuple[float, int]:
+            # Numba stamps a cached kernel with its own file only, so a kernel that calls one
+            # from another module kept the old machine code after that module changed (a
+            # changed tile size in _tile.py corrupted memory through _implicit.py's cached
+            # kernel): every convlab kernel is stamped with the whole package instead
+            return _package_stamp()
+
         @classmethod
         def from_function(
             cls, py_func: Callable[..., Any], py_file: str
@@ -147,6 +155,20 @@ def _make_locator_class() -> type[Any]:
             return locator
 
     return ConvlabCacheLocator
+
+
+@functools.lru_cache(maxsize=1)
+def _package_stamp() -> tuple[float, int]:
+    """(latest modification time, total size) of convlab's Python files: any change to any of
+    them makes every cached kernel stale."""
+    latest, total = 0.0, 0
+    for folder, _, files in os.walk(_PACKAGE_DIR):
+        for name in files:
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                latest = max(latest, st.st_mtime)
+                total += st.st_size
+    return latest, total
 
 
 def _cache_probe() -> None:  # pragma: no cover - never called, only located

@@ -270,3 +270,44 @@ def test_default_cache_dir_formula(monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")
     monkeypatch.setenv("HOME", "/home/reader")
     assert config.user_cache_dir().startswith("/home/reader/.cache/convlab" + os.sep)
+
+
+STAMP_PROBE = """
+import json
+import numpy as np
+from convlab import _implicit
+x = np.ones((1, 2, 5, 5), np.float32)
+w = np.ones((3, 2, 3, 3), np.float32)
+out = np.empty((1, 3, 3, 3), np.float32)
+_implicit.conv(x, w, np.zeros(3, np.float32), out, (1, 1), (1, 1), 1, (0, 0))
+assert (out == 18).all()
+stats = _implicit._conv_implicit.stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def test_a_change_to_any_module_makes_every_cached_kernel_stale(package_copy, tmp_path):
+    """Numba stamps a cached kernel with its own file only: _implicit's kernel, which calls
+    _tile's, kept its machine code after _tile.py changed (and corrupted memory when a tile size
+    had changed). convlab stamps every kernel with the whole package."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(home, PYTHONPATH=package_copy, CONVLAB_CACHE_DIR=tmp_path / "cache")
+
+    def run():
+        proc = subprocess.run(
+            [sys.executable, "-c", STAMP_PROBE],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert run()["misses"] == 1  # compiled and written
+    assert run() == {"hits": 1, "misses": 0}  # read back
+    tile = package_copy / "convlab" / "_tile.py"
+    tile.write_text(tile.read_text() + "\n# changed\n")
+    assert run()["misses"] == 1  # _implicit.py is unchanged, its kernel is compiled again
