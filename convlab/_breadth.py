@@ -510,7 +510,8 @@ def gemm_ceiling(op, threads, repeats=5, small=False):
     PyTorch time / this time is the highest ratio the row can reach with them.
     """
     from ._blas import blas_gemm, one_blas_thread
-    from ._tile import pack_panels, tile_shape
+    from ._implicit import pass_rows
+    from ._tile import pack_panels, panel_rows, tile_shape
 
     dtype = np.dtype(op.dtype)
     gemm = blas_gemm(dtype)
@@ -529,6 +530,8 @@ def gemm_ceiling(op, threads, repeats=5, small=False):
                     rows,
                     cols,
                     k,
+                    # in passes over the sum, as the implicit product makes them
+                    pass_rows(k, -(-rows // panel_rows(shape)) * panel_rows(shape), a.itemsize),
                     pack_panels(a, 1, shape).reshape(-1),
                     b.reshape(-1),
                     np.arange(k, dtype=np.int64) * cols,
@@ -551,9 +554,9 @@ def gemm_ceiling(op, threads, repeats=5, small=False):
 
 
 @njit(**NJIT_OPTIONS)
-def _repeat_tile(shape, m, n, k, ap, b, boff, c, calls):
+def _repeat_tile(shape, m, n, k, kc, ap, b, boff, c, calls):
     for _ in range(calls):
-        tile_matmul(shape, m, n, k, k, ap, 0, k * TILES_ROWS[shape], b, 0, boff, c, 0, n, 0)
+        tile_matmul(shape, m, n, k, kc, ap, 0, k * TILES_ROWS[shape], b, 0, boff, c, 0, n, 0)
 
 
 def _timed(fn, *args):

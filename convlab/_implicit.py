@@ -102,11 +102,18 @@ def implicit_plan(batch, c_in, c_out, kernel, stride, dilation, out_spatial, ite
     rows = -(-oh_n // row_blocks)
     units = outer * col_blocks * row_blocks
     parts = min(panels, max(1, -(-MIN_UNITS // units)))
-    # passes over the sum: a part's panels times a pass's rows fill about SUM_BYTES
     k = c_in // groups * kd * kh * kw
-    kc = max(MIN_PASS, SUM_BYTES // (-(-panels // parts) * mr * itemsize))
-    passes = -(-k // min(k, kc))
-    return shape, col_blocks, col_w, row_blocks, rows, parts, rows + halo_h, wq, -(-k // passes)
+    kc = pass_rows(k, -(-panels // parts) * mr, itemsize)
+    return shape, col_blocks, col_w, row_blocks, rows, parts, rows + halo_h, wq, kc
+
+
+def pass_rows(k, m, itemsize):
+    """Rows of the sum per pass (``kc`` of :func:`convlab._tile.tile_matmul`) for ``m`` rows of
+    ``A`` (padded to whole panels): ``m x kc`` fills about ``SUM_BYTES``, with passes of at
+    least ``MIN_PASS`` rows, cut evenly."""
+    kc = max(MIN_PASS, SUM_BYTES // (m * itemsize))
+    passes = -(-k // max(1, min(k, kc)))
+    return max(1, -(-k // passes))
 
 
 @njit(**NJIT_OPTIONS)

@@ -160,6 +160,7 @@ FIGURES = {
     "ch7 benchmark": lambda: viz.benchmark_figure(_bench()),
     "ch7 roofline": lambda: viz.roofline_figure(_bench()),
     "ch7 engine": lambda: viz.engine_figure(48, 80, 3, 40, batch=4),
+    "ch7 implicit": lambda: viz.implicit_figure(3, (5, 7), 1),
     "ch7 breadth": lambda: viz.breadth_figure(viz.recorded_breadth()),
 }
 

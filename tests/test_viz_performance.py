@@ -334,3 +334,44 @@ def test_engine_figure_rejects_bad_sizes():
         viz.engine_figure(8, 8, 0, 10)
     with pytest.raises(TypeError, match="c_in"):
         viz.engine_figure(8.0, 8, 3, 10)
+
+
+@pytest.mark.parametrize(
+    "kernel, size, padding, dilation", [(3, (5, 7), 1, 1), ((2, 4), (6, 9), (0, 2), (2, 1))]
+)
+def test_implicit_figure_draws_the_kernels_own_runs(kernel, size, padding, dilation):
+    """Each tap's run starts at the offset the kernel uses, is n long, and uses W_out of every
+    wq values; the buffer shown is what _fill writes (an input value where the padded window
+    lies on the input, 0 in the padding)."""
+    import matplotlib.pyplot as plt
+
+    from convlab import _implicit
+
+    fig = viz.implicit_figure(kernel, size, padding, dilation)
+    plan = fig.plan
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    p = (padding, padding) if isinstance(padding, int) else padding
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    out = [s + 2 * q - e * (c - 1) for s, q, e, c in zip(size, p, d, k, strict=True)]
+    assert plan["wq"] == out[1] + (k[1] - 1) * d[1] and plan["rq"] == out[0] + (k[0] - 1) * d[0]
+    assert plan["n"] == (out[0] - 1) * plan["wq"] + out[1]
+    offsets = np.empty(k[0] * k[1], np.int64)
+    _implicit.tap_offsets(1, (1, *k), (1, 1, 1), (1, *d), plan["rq"], plan["wq"], offsets)
+    assert plan["offsets"] == offsets.tolist()
+    patches = [a for ax in fig.axes for a in ax.patches if (a.get_gid() or "").startswith("run:")]
+    used = sum(a.get_gid().endswith("used") for a in patches)
+    panels = len(fig.axes)
+    assert used == panels * out[0] * out[1]
+    assert len(patches) == panels * plan["n"]
+    assert plan["wasted"] == pytest.approx((len(patches) - used) / len(patches))
+    # the cells hold the input's indices where the buffer holds input (0 first), none in padding
+    texts = [int(t.get_text()) for t in fig.axes[0].texts]
+    assert texts == sorted(texts) and texts[0] == 0 and len(texts) <= size[0] * size[1]
+    plt.close(fig)
+
+
+def test_implicit_figure_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="kernel_size"):
+        viz.implicit_figure(0)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        viz.implicit_figure(7, (3, 3), 0)

@@ -44,6 +44,7 @@ from ._performance import (
     direct_access_pattern,
     engine_figure,
     im2col_figure,
+    implicit_figure,
     memory_access_figure,
     roofline_figure,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "breadth_figure",
     "breadth_table",
     "engine_figure",
+    "implicit_figure",
     "direct_access_pattern",
     "im2col_figure",
     "memory_access_figure",

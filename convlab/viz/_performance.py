@@ -853,3 +853,115 @@ def engine_figure(
         workspace_bytes=rows * block * itemsize,
     )
     return fig
+
+
+def implicit_figure(
+    kernel_size: IntOrTuple = 3,
+    input_size: IntOrTuple = (5, 7),
+    padding: IntOrTuple = 1,
+    dilation: IntOrTuple = 1,
+) -> Figure:
+    """How the implicit product (:mod:`convlab._implicit`) reads one input channel, drawn from its
+    own buffer and table of offsets.
+
+    The block is the whole output of a stride-1 layer: the buffer holds the input's rows that the
+    block reads, zero-padded, ``rq`` rows of ``wq = W_out + (kW - 1) d`` values (filled by the
+    kernel's own :func:`convlab._implicit._fill` from an input whose values are their indices).
+    Output ``(i, j)`` is flat position ``i * wq + j``, so each tap reads one contiguous run of
+    ``n = (H_out - 1) * wq + W_out`` values, starting at the tap's offset
+    (:func:`convlab._implicit.tap_offsets`): one panel per tap (the first and the last) shows that
+    run on the buffer, the values the outputs use filled, the ``wq - W_out`` per row that are
+    computed and thrown away hatched. The figure's ``plan`` attribute holds ``rq``, ``wq``,
+    ``n``, ``offsets`` (one per tap, in the weight's order) and ``wasted``, the share of the run's
+    positions thrown away.
+    """
+    from .. import _implicit
+
+    kernel = ntuple(kernel_size, 2, "kernel_size")
+    size = ntuple(input_size, 2, "input_size")
+    pad = ntuple(padding, 2, "padding", allow_zero=True)
+    dil = ntuple(dilation, 2, "dilation")
+    out = tuple(
+        conv_output_size(s, k, padding=p, dilation=d)
+        for s, k, p, d in zip(size, kernel, pad, dil, strict=True)
+    )
+    (kh, kw), (dh, dw), (oh, ow) = kernel, dil, out
+    halo_h, halo_w = (kh - 1) * dh, (kw - 1) * dw
+    rq, wq = oh + halo_h, ow + halo_w
+    x = np.arange(size[0] * size[1], dtype=np.float64).reshape(1, 1, 1, *size) + 1
+    buf = np.zeros(rq * wq)
+    one = (1, 1, 1)
+    k3, d3, p3 = (1, kh, kw), (1, dh, dw), (0, pad[0], pad[1])
+    _implicit._fill(x, 0, 0, 1, 0, 0, 0, buf, rq, wq, k3, one, d3, p3)
+    offsets = np.empty(kh * kw, np.int64)
+    _implicit.tap_offsets(1, k3, one, d3, rq, wq, offsets)
+    n = (oh - 1) * wq + ow
+    grid = buf.reshape(rq, wq)
+    shown = [(0, 0), (kh - 1, kw - 1)] if kh * kw > 1 else [(0, 0)]
+    fig = _new_figure(
+        figsize=(PAGE_WIDTH, PAGE_WIDTH * 0.62 * rq / wq / len(shown) * 1.9 + 0.9),
+        layout="constrained",
+    )
+    axes = np.atleast_1d(fig.subplots(1, len(shown)))
+    colors = ("#1f77b4", "#d62728")
+    for ax, (th, tw), color in zip(axes, shown, colors, strict=False):
+        start = int(offsets[th * kw + tw])
+        for r in range(rq):
+            for c in range(wq):
+                value = grid[r, c]
+                # padding: a grey cell (the zeros the kernel writes); input: its index
+                ax.add_patch(
+                    Rectangle(
+                        (c, -r - 1),
+                        1,
+                        1,
+                        facecolor="white" if value else "#e6e6e6",
+                        edgecolor="#999",
+                        lw=0.6,
+                    )
+                )
+                if value:
+                    ax.text(
+                        c + 0.5,
+                        -r - 0.5,
+                        f"{value - 1:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=MIN_FONTSIZE,
+                    )
+        for q in range(n):
+            r, c = divmod(start + q, wq)
+            used = q % wq < ow
+            ax.add_patch(
+                Rectangle(
+                    (c, -r - 1),
+                    1,
+                    1,
+                    facecolor=color if used else "none",
+                    alpha=0.35 if used else 1.0,
+                    edgecolor=color,
+                    hatch=None if used else "///",
+                    lw=1.2,
+                    gid=f"run:{th},{tw}:{'used' if used else 'wasted'}",
+                )
+            )
+        ax.set_xlim(-0.2, wq + 0.2)
+        ax.set_ylim(-rq - 0.2, 0.2)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(
+            f"tap ({th}, {tw}): values {start}..{start + n - 1} of the buffer",
+            fontsize=MIN_FONTSIZE + 1,
+        )
+    wasted = (oh - 1) * halo_w / n
+    fig.suptitle(
+        f"one channel's buffer: {rq} rows of {wq} (the input's {size[0]}x{size[1]} values by "
+        f"index, zero padding in grey), {oh}x{ow} outputs; each tap reads {n} consecutive "
+        f"values, {ow} per row used, {halo_w} thrown away",
+        fontsize=MIN_FONTSIZE + 1,
+        wrap=True,
+    )
+    fig.plan = dict(  # type: ignore[attr-defined]
+        rq=rq, wq=wq, n=n, offsets=offsets.tolist(), wasted=wasted
+    )
+    return fig
