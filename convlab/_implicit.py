@@ -286,37 +286,26 @@ def _conv_implicit(
                 continue
             n_flat = (r1 - r0 - 1) * wq + (c1 - c0)
             oc0 = g * opg + p0 * mr
-            if r1 - r0 == 1 or wq == ow_n:
+            direct = r1 - r0 == 1 or wq == ow_n
+            src = buf
+            src_off = 0
+            if direct:
                 # the block's positions are a contiguous run of the output: the products go
                 # straight there, onto the bias
-                start = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
+                target = out_flat
+                t_off = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
+                t_ld = plane_size
                 for o in range(m):
                     bias = b[oc0 + o]
                     for j in range(n_flat):
-                        out_flat[start + o * plane_size + j] = bias
-                src = buf
-                src_off = 0
+                        out_flat[t_off + o * plane_size + j] = bias
                 if in_place:
                     src = x_flat
                     src_off = ((n * c_in + g * cpg) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
-                tile_matmul(
-                    shape,
-                    m,
-                    n_flat,
-                    k,
-                    kc,
-                    ap,
-                    (g * panels + p0) * k * mr,
-                    k * mr,
-                    src,
-                    src_off,
-                    boff,
-                    out_flat,
-                    start,
-                    plane_size,
-                    1,
-                )
-                continue
+            else:
+                target = cb
+                t_off = 0
+                t_ld = n_flat
             tile_matmul(
                 shape,
                 m,
@@ -326,22 +315,24 @@ def _conv_implicit(
                 ap,
                 (g * panels + p0) * k * mr,
                 k * mr,
-                buf,
-                0,
+                src,
+                src_off,
                 boff,
-                cb,
-                0,
-                n_flat,
-                0,
+                target,
+                t_off,
+                t_ld,
+                1 if direct else 0,
             )
+            if direct:
+                continue
             start = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
             for o in range(m):
                 bias = b[oc0 + o]
                 for i in range(r1 - r0):
                     dst = start + o * plane_size + i * ow_n
-                    src = o * n_flat + i * wq
+                    at = o * n_flat + i * wq
                     for j in range(c1 - c0):
-                        out_flat[dst + j] = cb[src + j] + bias
+                        out_flat[dst + j] = cb[at + j] + bias
 
 
 def _as3d(values, fill=1):
