@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import _copy_run, _zero_run
+from ._kernels import _copy_run, _fill_run, _zero_run
 from ._tile import TILES_ROWS, pack_range, panel_rows, tile_matmul, tile_shape
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
@@ -205,6 +205,17 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
                     _zero_run(buf, base + i_hi * wq, base + plane)
 
 
+@njit(**NJIT_OPTIONS)
+def _biased_run(dst, d0, src, s0, count, bias):
+    """``dst[d0 + j] = src[s0 + j] + bias`` for ``j < count``, unsigned indices (no wraparound
+    test on every access, so LLVM vectorises it: the copy of a stem's products into the output
+    took a third of the layer with signed ones)."""
+    d = np.uint64(d0)
+    s = np.uint64(s0)
+    for j in range(np.uint64(max(0, count))):
+        dst[d + j] = src[s + j] + bias
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _conv_implicit(
     x, w2, ap, boff, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs
@@ -296,9 +307,7 @@ def _conv_implicit(
                 t_off = ((n * c_out + oc0) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
                 t_ld = plane_size
                 for o in range(m):
-                    bias = b[oc0 + o]
-                    for j in range(n_flat):
-                        out_flat[t_off + o * plane_size + j] = bias
+                    _fill_run(out_flat, t_off + o * plane_size, n_flat, b[oc0 + o])
                 if in_place:
                     src = x_flat
                     src_off = ((n * c_in + g * cpg) * od_n + od) * oh_n * ow_n + r0 * ow_n + c0
@@ -329,10 +338,14 @@ def _conv_implicit(
             for o in range(m):
                 bias = b[oc0 + o]
                 for i in range(r1 - r0):
-                    dst = start + o * plane_size + i * ow_n
-                    at = o * n_flat + i * wq
-                    for j in range(c1 - c0):
-                        out_flat[dst + j] = cb[at + j] + bias
+                    _biased_run(
+                        out_flat,
+                        start + o * plane_size + i * ow_n,
+                        cb,
+                        o * n_flat + i * wq,
+                        c1 - c0,
+                        bias,
+                    )
 
 
 def _as3d(values, fill=1):

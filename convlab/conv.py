@@ -247,17 +247,19 @@ def _check_algorithm(algorithm: str) -> None:
 #: "auto" uses the implicit product for stride-1 layers with at least this many output positions
 #: per image (fewer: im2col's products span the images of the batch)
 IMPLICIT_AUTO_MIN_POSITIONS = 64
-#: ... and a sum over at least this many rows (``C_in/groups * kH * kW``) unless it is grouped
+#: ... and a sum over at least this many rows (``C_in/groups * kH * kW``) unless it is grouped;
 IMPLICIT_AUTO_MIN_ROWS = 128
+#: ... and, for a strided layer, a kernel of at least this many taps (a stem's 7x7)
+IMPLICIT_AUTO_MIN_STRIDED_TAPS = 25
 
 #: "auto" never lets im2col allocate more than this (bytes) for its blocks of columns
 IM2COL_AUTO_LIMIT = 256 * 2**20
 
 
 #: "auto" uses Winograd when a group has at least this many input and output channels ...
-WINOGRAD_AUTO_MIN_CHANNELS = 16
+WINOGRAD_AUTO_MIN_CHANNELS = 48
 #: ... (this many when there are several groups: each group's 16 GEMMs are that narrow) ...
-WINOGRAD_AUTO_MIN_GROUP_CHANNELS = 32
+WINOGRAD_AUTO_MIN_GROUP_CHANNELS = 64
 #: ... and, for a dilated layer, sub-images whose outputs are at least this many rows and columns
 WINOGRAD_AUTO_MIN_PHASE_SIZE = 8
 #: ... and there are at least this many 2x2 output tiles (the GEMMs' width; 64 = a 16x16 map),
@@ -296,7 +298,8 @@ def choose_algorithm(
     FFT is never picked, only run when asked for. The rule, first match wins:
 
     1. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
-       (16) input and output channels per group and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
+       (48) input and output channels (``WINOGRAD_AUTO_MIN_GROUP_CHANNELS``, 64, per group when
+       there are groups) and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
        of 2x2, or ``WINOGRAD_AUTO_MIN_TILES_WIDE`` (36) tiles with at least
        ``WINOGRAD_AUTO_WIDE_CHANNELS`` (64) channels: 2.25x fewer multiplications. Below that its
        16 GEMMs get too few columns and the filter transform (16 values per filter, more data
@@ -309,29 +312,31 @@ def choose_algorithm(
        ``WINOGRAD_AUTO_MIN_PHASE_SIZE`` (8) rows and columns: a 128-channel 32x32 layer with
        dilation 6 is 36 sub-images of 6x6, where im2col was faster in 3 of 4 runs on 2 threads
        (1.76-3.19 ms against 1.79-4.13) while 16x16 sub-images (64 channels, 64x64, dilation 4)
-       ran 1.37-1.60 ms against 1.81-2.04 by im2col. A grouped layer needs
-       ``WINOGRAD_AUTO_MIN_GROUP_CHANNELS`` (32) channels per group: with 16, im2col was 1.3-1.4x
-       faster on 1 and 2 threads (128 channels in 8 groups on 28x28: 0.60 against 0.85 ms on one
-       thread; 32 channels in 2 groups on 56x56: 0.58 against 0.80), with 32 they tie (0.84-1.17
-       Winograd/im2col on 14x14 to 56x56 maps);
+       ran 1.37-1.60 ms against 1.81-2.04 by im2col. With fewer channels the implicit product
+       (rule 2) is faster, because a transform costs as much per channel as the products it
+       saves (2 threads, AMD Zen 5, Winograd against implicit, ms): 16 channels on 56x56 0.20
+       against 0.11, 32 on 56x56 0.42 against 0.30, 32 on 28x28 0.14 against 0.12, a tie at 48
+       and 64 (0.35 against 0.36 on 40x40, 0.56 against 0.54 on 56x56); in groups of 32
+       channels (256 in 8 groups) 1.77 against 1.13 on 56x56 and 0.48 against 0.35 on 28x28,
+       while with 64 per group Winograd won (128 in 2 groups on 28x28: 0.31 against 0.35);
     2. ``"implicit"`` (:mod:`convlab._implicit`: im2col's product without its columns, each
-       tap reading its shifted rows of the input in place) for stride 1 when the layer is 1-D
-       (one output row, a one-row kernel), or has no dilation, a kernel larger than 1x1 and at
-       least ``IMPLICIT_AUTO_MIN_POSITIONS`` (64) output positions per image; and it is grouped
-       or sums over at least ``IMPLICIT_AUTO_MIN_ROWS`` (128) rows ``C_in/groups * kH * kW``
-       (below that its products are too short: 8 channels 3x3 on 56x56 ran 0.068 ms by im2col
-       against 0.080, 3 -> 16 channels on 32x32 0.031 against 0.046). Measured on 2
+       tap reading its shifted rows of the input in place) when the layer is 1-D (one output
+       row, a one-row kernel) or has no dilation, a kernel larger than 1x1 and at least
+       ``IMPLICIT_AUTO_MIN_POSITIONS`` (64) output positions per image; at stride 1, or at any
+       stride with at least ``IMPLICIT_AUTO_MIN_STRIDED_TAPS`` (25) taps; and it is grouped or
+       sums over at least ``IMPLICIT_AUTO_MIN_ROWS`` (128) rows ``C_in/groups * kH * kW`` (below
+       that its products are short: 8 channels 3x3 on 56x56 tie with im2col). Measured on 2
        threads (AMD Zen 5 with AVX-512, OpenBLAS 0.3.31; im2col against implicit, ms): 64
-       channels 7x7 on 28x28 1.06 against 0.92, 48 channels 5x5 on 40x40 0.62 against 0.54, a
-       3x3 layer of 128 channels in 8 groups on 28x28 0.17 against 0.15 (in 32 groups on 56x56
-       0.40 against 0.28), 16 channels 3x3 on 8x8 0.067 against 0.028, a 64-channel 1-D layer
-       of 1024 with k = 5 0.30 against 0.25, and with dilation 8 over 2048 1.12 against 0.98.
-       Where it lost it is not used: stride 2 (128 -> 256 channels on 28x28: 0.37 against 0.49;
-       its input is copied by phase and its products are short), a dilated 2-D layer (dilation
-       2 and 6: 0.70 against 0.74, 0.87 against 1.04; the ``(k - 1) d`` columns at the end of
-       each row that it computes and throws away grow with the dilation), 1x1 kernels (64 ->
-       256 channels on 56x56: 0.34 against 0.47) and 7x7 maps (3x3, 512 channels, batch 8: 6.97
-       against 7.49), where im2col's products run over the whole batch;
+       channels 7x7 on 28x28 1.25 against 0.97, 48 channels 5x5 on 40x40 0.60 against 0.51, the
+       7x7 stride-2 stem 0.88 against 0.73, a 3x3 layer of 128 channels in 8 groups on 28x28
+       0.20 against 0.14 (in 32 groups on 56x56 0.68 against 0.24), a 64-channel 1-D layer of
+       1024 with k = 5 0.175 against 0.133, and with dilation 8 over 2048 0.70 against 0.55.
+       Where it lost it is not used: 3x3 at stride 2 (128 -> 256 channels on 28x28: 0.36
+       against 0.41), a dilated 2-D layer (dilation 6 on 32x32: 0.84 against 0.92; the
+       ``(k - 1) d`` positions at the end of each row that it computes and throws away grow with
+       the dilation), 1x1 kernels (64 -> 256 channels on 56x56: 0.27 against 0.31) and 7x7 maps
+       (3x3, 512 channels, batch 8: 6.2 against 8.4), where im2col's products run over the
+       whole batch;
     3. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
@@ -354,51 +359,54 @@ def choose_algorithm(
 
      layer                     direct  im2col    impl    wino     fft    im2col    impl    wino   auto
                                          ---- 1 thread, CPU time ----       - 2 threads, wall -
-     1x8->8       56 3x3         0.23    0.07    0.06    0.11    1.13      0.08    0.07    0.11   im2col
-     1x16->16     14 3x3         0.19    0.03    0.03    0.04    0.18      0.07    0.04    0.05   implicit
-     1x16->16     56 3x3         0.75    0.18    0.13    0.19    4.61      0.18    0.13    0.20   winograd
-     1x32->32     14 3x3         0.21    0.05    0.05    0.05    0.57      0.08    0.06    0.06   implicit
-     1x64->64     10 3x3         0.46    0.08    0.10    0.08    1.26      0.11    0.11    0.09   implicit
-     1x64->64     12 3x3         0.61    0.10    0.11    0.09    1.75      0.12    0.13    0.10   winograd
-     1x64->64     14 3x3         0.79    0.12    0.13    0.11    2.05      0.14    0.15    0.11   winograd
-     1x64->64     16 3x3         0.97    0.15    0.15    0.12    2.96      0.17    0.16    0.13   winograd
-     1x64->64     28 3x3         2.69    0.36    0.37    0.29    8.07      0.37    0.38    0.30   winograd
-     1x64->64     56 3x3        10.76    1.45    1.13    1.03   41.41      0.77    0.64    0.55   winograd
-     1x128->128   14 3x3         3.12    0.36    0.42    0.29    9.21      0.20    0.25    0.17   winograd
-     1x128->128   28 3x3        10.86    1.24    1.26    0.91   37.90      0.63    0.67    0.50   winograd
-     1x256->256    7 3x3         4.60    0.46    0.69    0.61   14.34      0.29    0.40    0.34   im2col
-     1x256->256   14 3x3        12.40    1.23    1.51    1.04   41.42      0.76    1.13    1.02   winograd
-     1x256->256   28 3x3        43.33    4.29    5.03    3.12  143.09      2.64    2.74    1.91   winograd
-     1x512->512    7 3x3        17.90    1.54    2.75    2.90   62.38      0.97    1.63    1.61   im2col
-     8x64->64     56 3x3        88.60   11.96   10.03    9.80   78.52      7.51    5.64    5.93   winograd
-     1x64->64     56 3x3 g8      1.80    0.46    0.32    0.72    5.36      0.33    0.25    0.49   implicit
-     1x256->256   14 3x3 g64     0.35    0.17    0.14    0.28    0.80      0.11    0.12    0.22   implicit
-     1x3->64     224 7x7 s2     17.20    1.44    1.60       -   47.07      0.85    0.96       -   im2col
-     1x64->256    56 1x1         7.30    0.51    0.77       -  161.55      0.33    0.45       -   im2col
-     1x256->128   28 1x1 s2      3.54    0.12    0.15       -   72.49      0.08    0.12       -   im2col
-     1x64->64     28 5x5         7.64    0.96    0.89       -    8.69      0.65    0.52       -   implicit
-     1x16->16     64 9x9         7.77    1.47    0.82       -    2.70      0.73    0.42       -   implicit
-     1x8->8       64 15x15       5.81    1.45    0.60       -    0.90      0.77    0.38       -   implicit
-     1x3->3      128 9x9         3.56    0.53    0.19       -    0.58      0.30    0.11       -   implicit
-     1x1->1      256 31x31       1.84    9.19    2.17       -    0.51      5.19    1.22       -   implicit
+     1x8->8       56 3x3         0.23    0.08    0.05    0.10    0.50      0.05    0.05    0.07   im2col
+     1x16->16     14 3x3         0.13    0.06    0.03    0.04    0.19      0.03    0.04    0.03   implicit
+     1x16->16     56 3x3         0.70    0.14    0.09    0.18    3.90      0.11    0.07    0.12   implicit
+     1x32->32     14 3x3         0.21    0.05    0.04    0.05    0.59      0.04    0.04    0.04   implicit
+     1x64->64     10 3x3         0.45    0.08    0.07    0.08    1.23      0.07    0.06    0.06   implicit
+     1x64->64     12 3x3         0.60    0.10    0.09    0.09    1.74      0.08    0.07    0.07   winograd
+     1x64->64     14 3x3         0.77    0.12    0.11    0.11    1.94      0.09    0.08    0.07   winograd
+     1x64->64     16 3x3         0.96    0.15    0.12    0.12    2.77      0.11    0.09    0.08   winograd
+     1x64->64     28 3x3         2.65    0.36    0.32    0.28    7.57      0.22    0.18    0.17   winograd
+     1x64->64     56 3x3        10.42    1.40    1.00    1.01   41.01      0.73    0.55    0.53   winograd
+     1x128->128   14 3x3         2.98    0.34    0.34    0.29    8.63      0.19    0.19    0.17   winograd
+     1x128->128   28 3x3        10.45    1.23    1.16    0.91   37.05      0.63    0.62    0.48   winograd
+     1x256->256    7 3x3         4.40    0.42    0.54    0.58   13.92      0.24    0.30    0.31   im2col
+     1x256->256   14 3x3        11.88    1.15    1.19    0.97   40.37      0.61    0.65    0.51   winograd
+     1x256->256   28 3x3        39.64    4.13    4.49    2.94  141.01      2.42    2.52    1.58   winograd
+     1x512->512    7 3x3        17.58    1.76    2.46    2.90   62.01      0.95    1.25    1.34   im2col
+     8x64->64     56 3x3        85.70   11.18    8.66    9.15   76.25      6.20    4.83    4.52   winograd
+     1x64->64     56 3x3 g8      1.69    0.41    0.21    0.68    4.55      0.26    0.12    0.37   implicit
+     1x256->256   14 3x3 g64     0.33    0.16    0.10    0.28    0.78      0.10    0.07    0.28   implicit
+     1x3->64     224 7x7 s2     16.69    1.33    1.09       -   45.43      0.72    0.59       -   implicit
+     1x64->256    56 1x1         7.12    0.51    0.55       -  156.19      0.47    0.32       -   im2col
+     1x256->128   28 1x1 s2      3.38    0.12    0.13       -   70.63      0.09    0.12       -   im2col
+     1x64->64     28 5x5         7.74    0.98    0.80       -    8.42      0.54    0.45       -   implicit
+     1x16->16     64 9x9         7.67    1.52    0.77       -    2.83      0.77    0.40       -   implicit
+     1x8->8       64 15x15       5.72    1.57    0.58       -    0.90      0.83    0.36       -   implicit
+     1x3->3      128 9x9         3.54    0.60    0.17       -    0.58      0.32    0.10       -   implicit
+     1x1->1      256 31x31       1.73    9.88    2.12       -    0.49      4.72    1.21       -   implicit
 
-    Winograd wins the 3x3 stride-1 layers with 16 or more channels per group from 16x16 maps up, and
-    from 12x12 up with 64 or more channels (rule 1: with few tiles its threads split the output
-    channels and transform their own filters); on 7x7 maps the filter transform costs more than the
-    multiplications it saves. The implicit product wins the other stride-1 layers with enough
-    rows to sum over (rule 2), by the most on large kernels, where im2col copies every input value
-    ``kH * kW`` times: 1.25x on the 5x5 layer to 4.3x on the 31x31 one (2 threads). The FFT is fastest on big
-    kernels over few channels (the last rows) but is left out for its accuracy: ``algorithm="fft"``
-    still runs it where its plane-relative error is acceptable. im2col keeps the strided layers, the
-    1x1 kernels and the small maps, and beats the direct loop on every multi-channel layer, even
-    narrow ones (with a tuned BLAS on a CPU the seed article's case for the direct loop only shows
-    for depthwise layers, which have their own kernel).
+    Winograd wins the 3x3 stride-1 layers with 48 or more channels per group from 16x16 maps up,
+    and from 12x12 up with 64 or more channels (rule 1: with few tiles its threads split the
+    output channels and transform their own filters); on 7x7 maps the filter transform costs more
+    than the multiplications it saves. The implicit product wins the narrower 3x3 layers and the
+    larger kernels (rule 2), by the most on large kernels, where im2col copies every input value
+    ``kH * kW`` times: 1.2x on the 5x5 layer and the stem, 3.9x on the 31x31 one (2 threads). The
+    FFT is fastest on big kernels over few channels (the last rows) but is left out for its
+    accuracy: ``algorithm="fft"`` still runs it where its plane-relative error is acceptable.
+    im2col keeps the 3x3 strided layers, the 1x1 kernels and the small maps, and beats the direct
+    loop on every multi-channel layer, even narrow ones (with a tuned BLAS on a CPU the seed
+    article's case for the direct loop only shows for depthwise layers, which have their own
+    kernel).
 
     Examples
     --------
     >>> choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3), (1, 64, 56, 56), 1, 4)
     'winograd'
     >>> choose_algorithm((1, 3, 230, 230), (64, 3, 7, 7), (1, 64, 112, 112), 1, 4, stride=(2, 2))
+    'implicit'
+    >>> choose_algorithm((1, 64, 56, 56), (128, 64, 3, 3), (1, 128, 28, 28), 1, 4, stride=(2, 2))
     'im2col'
     >>> choose_algorithm((1, 64, 58, 58), (64, 64, 3, 3), (1, 64, 56, 56), 1, 4, finite=False)
     'implicit'
@@ -434,7 +442,7 @@ def choose_algorithm(
     ):
         return "winograd"
     if (
-        stride_1
+        (stride_1 or kh * kw >= IMPLICIT_AUTO_MIN_STRIDED_TAPS)
         and (groups > 1 or c_per_group * kh * kw >= IMPLICIT_AUTO_MIN_ROWS)
         and (
             (out_shape[2] == 1 and kh == 1)

@@ -292,15 +292,15 @@ def test_auto_keeps_torch_nonfinite_propagation_for_transform_shapes(value):
     either over the whole plane. "auto" therefore falls back to im2col for non-finite data.
     """
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
-    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
-    assert choose_algorithm((1, 16, 18, 18), w.shape, (1, 16, 16, 16), 1, 4) == "winograd"
+    x = rng.standard_normal((1, 48, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((48, 48, 3, 3)).astype(np.float32)
+    assert choose_algorithm((1, 48, 18, 18), w.shape, (1, 48, 16, 16), 1, 4) == "winograd"
     x[0, 3, 5, 5] = value
     direct = convlab.conv2d(x, w, padding=1, algorithm="direct")
     auto = convlab.conv2d(x, w, padding=1)
     for pattern in (np.isnan, np.isinf):
         np.testing.assert_array_equal(pattern(auto), pattern(direct))
-    assert (~np.isfinite(direct)).sum() == 16 * 9  # every channel, the 3x3 outputs around (5, 5)
+    assert (~np.isfinite(direct)).sum() == 48 * 9  # every channel, the 3x3 outputs around (5, 5)
     wino = convlab.conv2d(x, w, padding=1, algorithm="winograd")
     np.testing.assert_array_equal(np.isfinite(wino), np.isfinite(direct))
     if np.isnan(value):
@@ -349,9 +349,11 @@ AUTO_RULE = [
     (_shapes(1, 64, 64, 56, 3, groups=32), "implicit"),
     (_shapes(1, 128, 128, 28, 3, groups=8), "implicit"),  # 16 per group: Winograd 1.4x slower
     (_shapes(1, 32, 32, 56, 3, groups=2), "implicit"),
-    (_shapes(1, 256, 256, 56, 3, groups=8), "winograd"),  # 32 per group
+    (_shapes(1, 256, 256, 56, 3, groups=8), "implicit"),  # 32 per group
+    (_shapes(1, 512, 512, 28, 3, groups=8), "winograd"),  # 64 per group
     (_shapes(1, 64, 128, 56, 3, stride=2), "im2col"),
-    (_shapes(1, 3, 64, 224, 7, stride=2), "im2col"),
+    (_shapes(1, 3, 64, 224, 7, stride=2), "implicit"),  # 49 taps: the stem
+    (_shapes(1, 3, 32, 224, 3, stride=2), "im2col"),  # 9 taps at stride 2
     (_shapes(1, 64, 256, 56, 1), "im2col"),
     (_shapes(1, 256, 128, 28, 1, stride=2), "im2col"),
     (_shapes(1, 64, 64, 28, 5), "implicit"),
@@ -361,7 +363,7 @@ AUTO_RULE = [
     (_shapes(1, 1, 1, 256, 31), "implicit"),  # the FFT's speed, not its accuracy
     (
         _shapes(1, 8, 8, 64, 15, stride=2),
-        "im2col",
+        "implicit",
     ),  # the FFT computes every output: not for strides
 ]
 
@@ -405,18 +407,18 @@ def test_dilated_auto_runs_winograd_and_falls_back_for_inf(monkeypatch):
         _winograd, "conv2d_winograd", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k)
     )
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((1, 16, 20, 20)).astype(np.float32)
-    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((1, 48, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((48, 48, 3, 3)).astype(np.float32)
     expected = einsum_conv2d(x, w, padding=2, dilation=2)
     out = convlab.conv2d(x, w, padding=2, dilation=2)
-    assert calls == [(4, 16, 10, 10)]  # one call, the four sub-images as a batch
+    assert calls == [(4, 48, 10, 10)]  # one call, the four sub-images as a batch
     assert_close(out, expected, "winograd", np.float32)
     x[0, 2, 7, 8] = np.inf
     out = convlab.conv2d(x, w, padding=2, dilation=2)
     direct = convlab.conv2d(x, w, padding=2, dilation=2, algorithm="direct")
     for pattern in (np.isnan, np.isinf):
         np.testing.assert_array_equal(pattern(out), pattern(direct))
-    assert np.isinf(direct).sum() == 16 * 9
+    assert np.isinf(direct).sum() == 48 * 9
 
 
 def test_auto_rule_without_finite_data_avoids_transforms():
@@ -425,19 +427,19 @@ def test_auto_rule_without_finite_data_avoids_transforms():
     assert choose_algorithm(**_shapes(1, 8, 8, 56, 3), finite=False) == "im2col"
 
 
-def test_auto_keeps_im2col_for_a_13_gb_matrix_because_conv2d_never_builds_it():
-    # 5x5 stride 2: neither Winograd, the implicit product nor the FFT applies; a 1022x1022 map
-    # would need a 13 GB column matrix, but conv2d's im2col works in blocks of a few MB per thread
-    shapes = _shapes(1, 512, 512, 1022, 5, stride=2)
+def test_auto_keeps_im2col_for_a_5_gb_matrix_because_conv2d_never_builds_it():
+    # 3x3 stride 2: neither Winograd, the implicit product nor the FFT applies; a 1022x1022 map
+    # would need a 5 GB column matrix, but conv2d's im2col works in blocks of a few MB per thread
+    shapes = _shapes(1, 512, 512, 1022, 3, stride=2)
     out = shapes["out_shape"][2:]
-    assert im2col_buffer_nbytes(1, 512, (5, 5), out, 4) > 40 * IM2COL_AUTO_LIMIT
-    assert im2col_workspace_nbytes(1, 512, 512, (5, 5), out, 4, stride=(2, 2)) < 2**25
+    assert im2col_buffer_nbytes(1, 512, (3, 3), out, 4) > 15 * IM2COL_AUTO_LIMIT
+    assert im2col_workspace_nbytes(1, 512, 512, (3, 3), out, 4, stride=(2, 2)) < 2**25
     assert choose_algorithm(**shapes) == "im2col"
 
 
 def test_auto_picks_direct_when_the_im2col_blocks_exceed_the_limit_without_allocating(monkeypatch):
-    shapes = _shapes(1, 512, 512, 1022, 5, stride=2)
-    needed = im2col_workspace_nbytes(1, 512, 512, (5, 5), shapes["out_shape"][2:], 4, stride=(2, 2))
+    shapes = _shapes(1, 512, 512, 1022, 3, stride=2)
+    needed = im2col_workspace_nbytes(1, 512, 512, (3, 3), shapes["out_shape"][2:], 4, stride=(2, 2))
     monkeypatch.setattr(conv_module, "IM2COL_AUTO_LIMIT", needed - 1)
     tracemalloc.start()
     try:
@@ -845,8 +847,8 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
     monkeypatch.setattr(
         conv_module._implicit, "conv", lambda *a: (calls.append("implicit"), implicit(*a))[1]
     )
-    x = np.random.default_rng(4).standard_normal((1, 16, 16, 16))
-    w = np.random.default_rng(5).standard_normal((16, 16, 3, 3))
+    x = np.random.default_rng(4).standard_normal((1, 48, 16, 16))
+    w = np.random.default_rng(5).standard_normal((48, 48, 3, 3))
     convlab.conv2d(x, w, padding=1)
     assert calls == ["conv2d_winograd"]
     x[0, 0, 0, 0] = np.inf
@@ -858,10 +860,10 @@ def test_auto_recomputes_when_transform_output_is_not_finite(monkeypatch):
 
 
 def test_auto_overflowing_sum_still_gives_the_right_result():
-    x = np.full((1, 16, 16, 16), 3e37, dtype=np.float32)
-    w = np.full((16, 16, 3, 3), 1e-2, dtype=np.float32)
+    x = np.full((1, 48, 16, 16), 3e37, dtype=np.float32)  # Winograd's shape for auto
+    w = np.full((48, 48, 3, 3), 1e-2, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the overflowing check itself must not warn
-        out = convlab.conv2d(x, w, padding=1)  # outputs ~1.4e38: finite, their sum is not
+        out = convlab.conv2d(x, w, padding=1)  # outputs ~1.3e38: finite, their sum is not
     np.testing.assert_allclose(out, convlab.conv2d(x, w, padding=1, algorithm="direct"), rtol=1e-5)
     assert np.isfinite(out).all()
