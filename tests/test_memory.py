@@ -197,3 +197,44 @@ def test_strided_transposed_convolution_allocates_its_output_and_one_block_per_t
     assert blocks <= threads * (max(transposed.GEMM_BLOCK_BYTES, one_channel) + phases)
     reference = fn(x, w, stride=stride, padding=padding, groups=groups, algorithm="direct")
     np.testing.assert_allclose(y, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding",
+    [
+        ((2, 48, 40, 40), (64, 48, 5, 5), 1, 2),  # a 5x5 layer
+        ((1, 3, 224, 224), (64, 3, 7, 7), 2, 3),  # the stem, by phases
+        ((2, 64, 1, 1024), (64, 64, 1, 5), 1, (0, 2)),  # 1-D: straight into the output
+    ],
+    ids=["k5", "stem", "1d"],
+)
+def test_implicit_conv2d_allocates_its_output_and_buffers(
+    threads, x_shape, w_shape, stride, padding
+):
+    """conv2d(algorithm="implicit") allocates the output and what implicit_workspace_nbytes says:
+    each thread's buffer of input rows and block of products, the packed weight and the offsets."""
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    kw = dict(stride=stride, padding=padding, algorithm="implicit")
+    peak, y = traced_peak(
+        lambda: convlab.conv2d(x, w, **kw),
+        thread_warmup=lambda: convlab.conv2d(x[:1, :, :9, :9], w, **kw),
+        threads=threads,
+    )
+    s = (stride, stride) if isinstance(stride, int) else stride
+    workspace = _implicit.implicit_workspace_nbytes(
+        x_shape[0],
+        x_shape[1],
+        w_shape[0],
+        (1, *w_shape[2:]),
+        (1, *s),
+        (1, 1, 1),
+        (1, *y.shape[2:]),
+        4,
+        1,
+        threads,
+    )
+    assert workspace + y.nbytes <= peak <= workspace + y.nbytes + SLACK
