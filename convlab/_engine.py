@@ -27,6 +27,7 @@ from numba import njit, prange
 
 from . import _implicit
 from ._blas import blas_gemm, gemm_call, one_blas_thread
+from ._implicit import _as3d
 from ._kernels import _add_run, _im2col_block, _zero_run
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
@@ -253,11 +254,6 @@ def _weight_grad(
                     for j in range(r_parts - 1):
                         v += part_flat[j * size + k * c_out + o]
                     gw[o, k] = v
-
-
-def _as3d(values, fill=1):
-    """1, 2 or 3 per-dimension values (sizes, strides, ...) as 3, the missing leading ones ``fill``."""
-    return (fill,) * (3 - len(values)) + tuple(values)
 
 
 def weight_grad_plan(batch, c_in, c_out, kernel, out_spatial, itemsize, groups):

@@ -134,22 +134,34 @@ def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff):
                     r += 1
 
 
+def _as3d(values, fill=1):
+    """1, 2 or 3 per-dimension values (sizes, strides, ...) as 3, the missing leading ones ``fill``
+    (a 1- or 2-D layer is a 3-D one of depth, and height, 1; :mod:`convlab._engine` uses it too)."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def _buffer_sizes(plan, c_in, c_out, kernel, stride, groups):
+    """``(buf, out, packed, k)``: elements of one thread's buffer of input rows and of its
+    block of products, of the packed weights, and the rows of the sum, for ``plan``."""
+    shape, _, col_w, _, rows, parts, rq, wq, _ = plan
+    mr = panel_rows(shape)
+    panels = -(-(c_out // groups) // mr)
+    k = c_in // groups * math.prod(kernel)
+    buf = c_in // groups * kernel[0] * stride[1] * stride[2] * rq * wq
+    out = -(-panels // parts) * mr * ((rows - 1) * wq + col_w)
+    return buf, out, groups * panels * mr * k, k
+
+
 def implicit_workspace_nbytes(
     batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
 ):
     """Bytes :func:`conv` allocates besides its output on ``threads`` threads: each thread's
     buffer of input rows and block of products, the packed weights and the table of offsets."""
-    shape, _, col_w, _, rows, parts, rq, wq, _ = implicit_plan(
+    plan = implicit_plan(
         batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups
     )
-    mr = panel_rows(shape)
-    opg = c_out // groups
-    panels = -(-opg // mr)
-    planes = c_in // groups * kernel[0] * stride[1] * stride[2]
-    n_flat = (rows - 1) * wq + col_w
-    per_thread = planes * rq * wq + -(-panels // parts) * mr * n_flat
-    k = c_in // groups * math.prod(kernel)
-    return (threads * per_thread + groups * panels * mr * k) * itemsize + k * 8
+    buf, out, packed, k = _buffer_sizes(plan, c_in, c_out, kernel, stride, groups)
+    return (threads * (buf + out) + packed) * itemsize + k * 8
 
 
 @njit(**NJIT_OPTIONS)
@@ -348,11 +360,6 @@ def _conv_implicit(
                     )
 
 
-def _as3d(values, fill=1):
-    """1, 2 or 3 per-dimension values as 3, the missing leading ones ``fill``."""
-    return (fill,) * (3 - len(values)) + tuple(values)
-
-
 def conv(x, w, b, out, stride, dilation, groups, pad_before):
     """Fill ``out`` with the convolution of the unpadded ``x`` (1, 2 or 3 spatial dimensions).
 
@@ -375,17 +382,9 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
         x.itemsize,
         groups,
     )
-    shape, _, col_w, _, rows, parts, rq, wq, _ = plan
-    cpg = x.shape[1] // groups
-    mr = panel_rows(shape)
-    panels = -(-(c_out // groups) // mr)
-    k = cpg * math.prod(kernel)
+    buf_size, out_size, packed, k = _buffer_sizes(plan, x.shape[1], c_out, kernel, stride3, groups)
     threads = numba.get_num_threads()
-    buf_size = cpg * kernel[0] * stride3[1] * stride3[2] * rq * wq
-    out_size = -(-panels // parts) * mr * ((rows - 1) * wq + col_w)
-    space = workspace(
-        "implicit", (threads * (buf_size + out_size) + groups * panels * mr * k,), x.dtype
-    )
+    space = workspace("implicit", (threads * (buf_size + out_size) + packed,), x.dtype)
     bufs = space[: threads * buf_size].reshape(threads, buf_size)
     cbufs = space[threads * buf_size : threads * (buf_size + out_size)].reshape(threads, out_size)
     ap = space[threads * (buf_size + out_size) :]

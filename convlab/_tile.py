@@ -44,12 +44,12 @@ from .config import NJIT_OPTIONS
 #: bytes of one vector register: 64 where the CPU has AVX-512, else 32 (AVX2; on older CPUs
 #: LLVM splits each vector into two, correct and slower)
 VECTOR_BYTES = 64 if llvm.get_host_cpu_features().get("avx512f", False) else 32
-#: (rows, vectors per row) of the three tiles, for 32 or 16 vector registers: accumulators,
+#: (rows, vectors per row) of the two tiles, for 32 or 16 vector registers: accumulators,
 #: the row of B and one broadcast value fit in the register file
 TILES = ((8, 3), (4, 4)) if VECTOR_BYTES == 64 else ((4, 3), (2, 4))
-#: relative speed of the tiles (one thread, float32, measured on Zen 5 at 24-64 rows by 768
-#: positions by 144-1152 rows of columns: about 230, 215 and 165 GFLOP/s), to choose the one
-#: that wastes the least on the padding of ``m`` to a multiple of the rows
+#: relative speed of the tiles (one thread, float32, Zen 5, 16-64 rows by 768 positions by
+#: 144-1152 rows of columns: 8x3 at 200-255 GFLOP/s, 4x4 at 150-230), to choose the one that
+#: wastes the least on the padding of ``m`` to a multiple of the rows
 TILE_SPEED = (1.0, 0.75)
 #: :data:`TILES` as two tuples that Numba reads as constants
 TILES_ROWS = tuple(t[0] for t in TILES)
@@ -186,15 +186,16 @@ def pack_panels(a, groups, shape):
     Each group's ``m`` rows are packed on their own, zero rows padding the last panel; the
     result is C-contiguous, of shape ``(groups, panels, k, MR)``: :func:`tile_matmul` reads
     group ``g``'s panels at ``a_off = g * panels * k * MR`` with a panel stride of ``k * MR``
-    (and the sums over ``kk >= k0`` from ``a_off + k0 * MR``).
+    (and the sums over ``kk >= k0`` from ``a_off + k0 * MR``). Packed by :func:`pack_range`,
+    which the kernels call on their threads' shares.
     """
     mr = panel_rows(shape)
+    a = np.ascontiguousarray(a)
     rows, k = a.shape
-    m = rows // groups
-    panels = -(-m // mr)
-    out = np.zeros((groups, panels * mr, k), dtype=a.dtype)
-    out[:, :m] = a.reshape(groups, m, k)
-    return np.ascontiguousarray(out.reshape(groups, panels, mr, k).transpose(0, 1, 3, 2))
+    panels = -(-(rows // groups) // mr)
+    out = np.empty((groups, panels, k, mr), dtype=a.dtype)
+    pack_range(a, groups, mr, out.reshape(-1), 0, groups * panels)
+    return out
 
 
 @njit(**NJIT_OPTIONS)

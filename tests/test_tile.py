@@ -78,12 +78,24 @@ def test_tile_matmul_matches_numpy(dtype, shape):
                 np.testing.assert_array_equal(c[:, n:], before[:, n:])
 
 
+def _panels_by_numpy(a, groups, mr):
+    """The layout of pack_panels written with NumPy: each group's rows padded with zero rows to
+    whole panels of mr, each panel transposed to (k, mr)."""
+    rows, k = a.shape
+    m = rows // groups
+    panels = -(-m // mr)
+    padded = np.zeros((groups, panels * mr, k), a.dtype)
+    padded[:, :m] = a.reshape(groups, m, k)
+    return padded.reshape(groups, panels, mr, k).transpose(0, 1, 3, 2)
+
+
 def test_pack_range_matches_pack_panels():
     rng = np.random.default_rng(1)
     for shape in range(len(_tile.TILES)):
         mr = _tile.panel_rows(shape)
         a = rng.standard_normal((3 * 13, 11)).astype(np.float32)
-        want = _tile.pack_panels(a, 3, shape).reshape(-1)
+        want = _panels_by_numpy(a, 3, mr).reshape(-1)
+        np.testing.assert_array_equal(_tile.pack_panels(a, 3, shape).reshape(-1), want)
         got = np.full(want.size, np.nan, np.float32)
         panels = 3 * -(-13 // mr)
         _tile.pack_range(a, 3, mr, got, 0, panels // 2)
