@@ -277,6 +277,28 @@ def _(cl):
     return cl.grad.conv3d_weight(x, (5, 4, 3, 3, 3), g)
 
 
+@case("grad.conv2d_weight-tile-f32", owner="engine")
+def _(cl):
+    # by convlab's tile: 16 channels x 3 taps per row; 2 blocks of rows per image, 6 ranges
+    x, g = _data(36, (3, 16, 37, 33), (3, 24, 37, 33))
+    return cl.grad.conv2d_weight(x, (24, 16, 3, 3), g, padding=1)
+
+
+@case("grad.conv1d_weight-tile-dilated-f64", owner="engine")
+def _(cl):
+    # by the tile, one tap per product (dilated); rows cut into segments
+    x, g = _data(37, (2, 32, 1500), (2, 20, 1500), dtype=np.float64)
+    return cl.grad.conv1d_weight(x, (20, 32, 3), g, padding=3, dilation=3)
+
+
+@case("grad.conv3d_weight-tile-grouped-f32", owner="engine")
+def _(cl):
+    x, g = _data(38, (2, 32, 5, 12, 13), (2, 16, 3, 6, 7))
+    return cl.grad.conv3d_weight(
+        x, (16, 16, 3, 3, 3), g, stride=(1, 2, 2), padding=(0, 1, 1), groups=2
+    )
+
+
 # --------------------------------------------------------------------------- separable
 
 

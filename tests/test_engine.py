@@ -17,7 +17,7 @@ from test_implicit import force_small_cut
 
 import convlab
 import convlab.grad
-from convlab import _engine, transposed
+from convlab import _engine, _tile, transposed
 
 WEIGHT = {
     1: convlab.grad.conv1d_weight,
@@ -87,14 +87,31 @@ SMALL = [
 ]
 
 
+def use_path(monkeypatch, path):
+    """Make weight_grad run by BLAS over columns or by the tile, whatever it would pick."""
+    monkeypatch.setattr(_engine, "weight_grad_uses_tile", lambda *a: path == "tile")
+
+
+def force_tile_cut(monkeypatch):
+    """The tiled weight gradient cut into blocks of a few positions (several segments of each
+    row in 1-D), with as many ranges of blocks as there are blocks (up to 12) and the output
+    channels in parts, as seven threads would cut them."""
+    plan = _engine.weight_grad_tile_plan
+    monkeypatch.setattr(_engine, "TILE_BLOCK", 6)
+    monkeypatch.setattr(_engine, "TILE_BUFFER_BYTES", 1)
+    monkeypatch.setattr(_engine, "weight_grad_tile_plan", lambda *a: plan(*a[:-1], 7))
+
+
 @pytest.mark.kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("path", ["blas", "tile"])
 @pytest.mark.parametrize("case", SMALL, ids=[f"{c[0]}d-{i}" for i, c in enumerate(SMALL)])
-def test_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
+def test_weight_grad_matches_naive(case, path, forced, dtype, monkeypatch):
     nd = case[0]
     x, go, w_shape, kw = _layer(*case, dtype, seed=len(SMALL) + case[1])
-    if forced:
+    use_path(monkeypatch, path)
+    if forced and path == "blas":
         # tiny blocks, several channel parts and several ranges with their own partial sums
         monkeypatch.setattr(_engine, "MIN_BLOCK", 3)
         monkeypatch.setattr(_engine, "BLOCK_BYTES", 1)
@@ -103,6 +120,24 @@ def test_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
             x.shape[0], x.shape[1], w_shape[0], w_shape[2:], go.shape[2:], x.itemsize, kw["groups"]
         )
         assert blocks > 1 and r_parts > 1 and (c_parts > 1 or w_shape[1] == 1)
+    if forced and path == "tile":
+        force_tile_cut(monkeypatch)
+        t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
+        plan = _engine.weight_grad_tile_plan(
+            x.shape[0],
+            x.shape[1],
+            w_shape[0],
+            t(w_shape[2:]),
+            t(kw["stride"]),
+            t(kw["dilation"]),
+            t(go.shape[2:]),
+            x.itemsize,
+            kw["groups"],
+            1,
+        )
+        panels = -(-w_shape[0] // kw["groups"] // _tile.panel_rows(plan[0]))
+        assert plan[3] > 1 and (plan[4] > 1 or panels == 1)
+        assert nd > 1 or plan[1] > 0  # 1-D: segments of the row
     got = WEIGHT[nd](x, w_shape, go, **kw)
     assert got.dtype == dtype and got.shape == w_shape
     np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
@@ -125,8 +160,10 @@ def test_weight_grad_both_orientations(case, transposed, monkeypatch):
 LARGE = [
     (1, 4, 64, 64, 300, 5, 1, 2, 1, 1),
     (1, 2, 32, 48, 257, 3, 2, 1, 4, 2),
+    (1, 2, 32, 40, 1500, 3, 1, 3, 3, 1),
     (2, 3, 48, 40, (20, 22), 3, 1, 1, 1, 1),
     (2, 2, 64, 32, (15, 17), (3, 5), (2, 1), (1, 2), (1, 2), 4),
+    (2, 2, 64, 24, (61, 37), 3, 2, 1, 1, 1),
     (3, 2, 24, 16, (6, 10, 12), 3, 1, 1, 1, 1),
     (3, 1, 16, 24, (7, 9, 8), (3, 2, 3), (2, 1, 2), (1, 0, 1), (1, 2, 1), 2),
 ]
@@ -136,18 +173,69 @@ LARGE = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("case", LARGE, ids=[f"{c[0]}d-{i}" for i, c in enumerate(LARGE)])
 def test_weight_grad_large_layers(case, dtype):
-    """Layers whose default cut has several channel parts or ranges of blocks."""
+    """Layers whose default cut has several channel parts or ranges of blocks, by the path
+    weight_grad picks (the tile for most of them)."""
     nd = case[0]
     x, go, w_shape, kw = _layer(*case, dtype, seed=case[1] + case[2])
-    blocks, c_parts, r_parts, _, _ = _engine.weight_grad_plan(
-        x.shape[0], x.shape[1], w_shape[0], w_shape[2:], go.shape[2:], x.itemsize, kw["groups"]
-    )
-    assert c_parts * r_parts > 1
+    t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
+    if _engine.weight_grad_uses_tile(
+        x.shape[1], w_shape[0], t(w_shape[2:]), t(kw["dilation"]), kw["groups"], x.itemsize
+    ):
+        plan = _engine.weight_grad_tile_plan(
+            x.shape[0],
+            x.shape[1],
+            w_shape[0],
+            t(w_shape[2:]),
+            t(kw["stride"]),
+            t(kw["dilation"]),
+            t(go.shape[2:]),
+            x.itemsize,
+            kw["groups"],
+            2,
+        )
+        assert plan[3] * plan[4] > 1
+    else:
+        blocks, c_parts, r_parts, _, _ = _engine.weight_grad_plan(
+            x.shape[0], x.shape[1], w_shape[0], w_shape[2:], go.shape[2:], x.itemsize, kw["groups"]
+        )
+        assert c_parts * r_parts > 1
     got = WEIGHT[nd](x, w_shape, go, **kw)
     want = weight_grad_by_taps(
         x, w_shape, go, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
     )
     np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+def test_weight_grad_picks_the_tile_where_a_row_fills_a_strip():
+    """The tile for the training-sized layers of the breadth benchmark; BLAS for 1x1 kernels
+    and for layers whose product rows are narrower than one strip of the tile."""
+    uses = _engine.weight_grad_uses_tile
+    assert uses(48, 80, (1, 3, 3), (1, 1, 1), 1, 4)
+    assert uses(16, 32, (3, 3, 3), (1, 1, 1), 1, 4)
+    assert uses(128, 128, (1, 1, 3), (1, 1, 8), 1, 4)  # dilated: one tap of 128 channels
+    assert uses(64, 64, (1, 3, 3), (1, 1, 1), 4, 4)  # 16 channels per group, 3 wide
+    assert not uses(256, 512, (1, 1, 1), (1, 1, 1), 1, 4)  # 1x1
+    assert not uses(32, 32, (1, 3, 3), (1, 2, 2), 1, 4)  # dilated: 32 < one strip
+    assert not uses(3, 64, (1, 7, 7), (1, 1, 1), 1, 4)  # the stem: 21 values per row
+    assert uses(8, 16, (1, 3, 3), (1, 1, 1), 1, 8)  # float64: strips of half as many
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_tile_weight_grad_matches_blas_path_on_odd_layers(nd, monkeypatch):
+    """The tiled gradient against the BLAS one (both float64) on layers with odd sizes, stride,
+    dilation, padding, groups and a tail of output channels that is not a whole panel."""
+    case = {
+        1: (1, 3, 30, 13, 707, 4, 3, 5, 2, 1),
+        2: (2, 2, 32, 26, (19, 23), (3, 4), (2, 1), (2, 1), (1, 2), 2),
+        3: (3, 2, 24, 9, (5, 9, 11), (2, 3, 3), (1, 2, 1), (1, 1, 0), (2, 1, 1), 3),
+    }[nd]
+    x, go, w_shape, kw = _layer(*case, np.float64, seed=nd)
+    use_path(monkeypatch, "blas")
+    want = WEIGHT[nd](x, w_shape, go, **kw)
+    use_path(monkeypatch, "tile")
+    np.testing.assert_allclose(WEIGHT[nd](x, w_shape, go, **kw), want, rtol=1e-12, atol=1e-11)
+    force_tile_cut(monkeypatch)
+    np.testing.assert_allclose(WEIGHT[nd](x, w_shape, go, **kw), want, rtol=1e-12, atol=1e-11)
 
 
 def test_reference_by_taps_matches_naive():
@@ -176,6 +264,10 @@ def test_plan_depends_on_shapes_only(monkeypatch):
     # every range has a block and every part a channel; the columns fit the block budget
     assert r_parts <= 8 * blocks and c_parts <= 48
     assert rows * width * 4 <= max(_engine.BLOCK_BYTES, rows * _engine.MIN_BLOCK * 4)
+    # the tiled gradient: the ranges (and so the order of every sum) from the shapes only
+    tile_args = (8, 48, 80, (1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 40, 40), 4, 1)
+    plans = [_engine.weight_grad_tile_plan(*tile_args, threads) for threads in (1, 2, 3, 7)]
+    assert len({p[:4] for p in plans}) == 1 and plans[0][3] > 1
 
 
 # --- conv3d ---------------------------------------------------------------------------------------

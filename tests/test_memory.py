@@ -67,7 +67,15 @@ def test_weight_gradient_allocates_the_gradient_and_its_blocks(layer, threads):
         threads=threads,
     )
     workspace = _engine.weight_grad_workspace_nbytes(
-        x_shape[0], x_shape[1], w_shape[0], _triple(w_shape[2:], 1), _triple(out, 1), 4, 1, threads
+        x_shape[0],
+        x_shape[1],
+        w_shape[0],
+        _triple(w_shape[2:], 1),
+        _triple(out, 1),
+        4,
+        1,
+        threads,
+        dilation=_triple((dilation,) * nd, 1),
     )
     assert workspace + grad.nbytes <= peak <= workspace + grad.nbytes + SLACK
     # bounded: far below the whole im2col matrix of the batch
