@@ -316,6 +316,15 @@ def test_engine_figure_draws_consistent_products_to_scale(layer):
             > plan["back_rows"] * (plan["back_parts"] - 1)
         )
         assert plan["grad_rows"] * plan["grad_parts"] >= c_in * taps
+        # the weight gradient as convlab computes it: by the tile, one product per kernel row
+        # (the stem's 3 channels by BLAS over columns)
+        assert plan["grad_tile"] == (c_in > 3)
+        if plan["grad_tile"]:
+            assert plan["grad_rows"] * plan["grad_parts"] == c_in * taps
+            assert sizes["matrix:1:0"] == (c_out, plan["grad_block"])
+            assert sizes["matrix:1:2"] == (c_out, kernel[1] * c_in)
+        else:
+            assert sizes["matrix:1:0"] == (plan["grad_rows"], plan["grad_block"])
         _, block, _, _, pieces, segments = _im2col_plan(
             batch, c_in, c_out, kernel, (size, size), 4, 1, threads=1
         )

@@ -728,22 +728,25 @@ def engine_figure(
 ) -> Figure:
     """The three matrix products of convlab's blocked im2col + GEMM engine, to scale, for one layer.
 
-    For a 2-D convolution with these channels, kernel and output size (stride 1), one thread's
-    step for one block of ``B`` output positions is, with ``K`` kernel taps: the forward pass
-    ``weight (C_out x C_in K) @ columns (C_in K x B)``, written straight into the output (``B``
-    from :func:`convlab.algorithms._im2col_plan`, what :func:`convlab.conv2d` runs); the weight
-    gradient, drawn transposed, ``columns (C K x B) @ grad-output^T (B x C_out)`` for one part of
-    ``C`` of the input channels, added to a partial sum (:func:`convlab._engine.weight_grad_plan`);
-    and the input gradient, which at stride 1 is the forward pass of the output gradient with the
-    kernel flipped and the channel axes swapped, ``weight' (C_in x C_out K) @ columns of the
-    output gradient``, drawn in the same im2col form (for a 3x3 kernel ``conv2d``'s ``auto``
-    computes that convolution by Winograd instead, as it would the forward pass). Every rectangle
-    is drawn to the same scale (one unit per row or column). The figure's ``plan`` attribute
-    holds the numbers drawn: ``rows``, ``parts`` (GEMMs over the input channels: chunks whose
-    columns fit in L2, and two parts when a layer has few positions), ``block`` and ``blocks``
-    (per image) of the forward pass; ``grad_rows``, ``grad_block`` and ``grad_parts`` of the
-    weight gradient; ``back_rows``, ``back_parts`` and ``back_block`` of the input gradient; and
-    ``workspace_bytes``, one thread's columns in the forward pass.
+    For a 2-D convolution with these channels, kernel and output size (stride 1), one thread's step
+    for one block of ``B`` output positions is, with ``K`` kernel taps: the forward pass ``weight
+    (C_out x C_in K) @ columns (C_in K x B)``, written straight into the output (``B`` from
+    :func:`convlab.algorithms._im2col_plan`, what :func:`convlab.conv2d` runs); the weight gradient,
+    ``grad-output (C_out x B) @ input runs (B x KW C_in)`` for one kernel row, added to a partial
+    sum (:func:`convlab._engine.weight_grad_tile_plan`); and the input gradient, which at stride 1
+    is the forward pass of the output gradient with the kernel flipped and the channel axes swapped,
+    ``weight' (C_in x C_out K) @ columns of the output gradient``, drawn in the same im2col form
+    (for a 3x3 kernel ``conv2d``'s ``auto`` computes that convolution by Winograd instead, as it
+    would the forward pass). Every rectangle is drawn to the same scale (one unit per row or
+    column). The figure's ``plan`` attribute holds the numbers drawn: ``rows``, ``parts`` (GEMMs
+    over the input channels: chunks whose columns fit in L2, and two parts when a layer has few
+    positions), ``block`` and ``blocks`` (per image) of the forward pass; ``grad_rows``,
+    ``grad_block`` and ``grad_parts`` of the weight gradient; ``back_rows``, ``back_parts`` and
+    ``back_block`` of the input gradient; and ``workspace_bytes``, one thread's columns in the
+    forward pass. The weight gradient is drawn as convlab computes it (``grad_tile``,
+    :func:`convlab._engine.weight_grad_uses_tile`): by its tile, one product per kernel row
+    (``grad_parts`` of them, ``grad_rows = KW * C_in`` wide) whose rows are read in place, or by
+    BLAS over columns (1x1 kernels, few channels).
     """
     from .. import _engine
     from ..algorithms import _im2col_plan
@@ -767,9 +770,17 @@ def engine_figure(
         if parts == 1
         else f" (one chunk, {rows // taps} of {c_in} input channels; {parts} chunks summed)"
     )
-    _, c_parts, _, grad_rows, grad_block = _engine.weight_grad_plan(
-        batch, c_in, c_out, k3, o3, itemsize, 1
-    )
+    grad_tile = _engine.weight_grad_uses_tile(c_in, c_out, k3, (1, 1, 1), 1, itemsize)
+    if grad_tile:
+        # one product per kernel row: each position's run of KW * C_in input values
+        tile_plan = _engine.weight_grad_tile_plan(
+            batch, c_in, c_out, k3, (1, 1, 1), (1, 1, 1), o3, itemsize, 1, 1
+        )
+        grad_block, grad_rows, c_parts = tile_plan[5], kernel[1] * c_in, kernel[0]
+    else:
+        _, c_parts, _, grad_rows, grad_block = _engine.weight_grad_plan(
+            batch, c_in, c_out, k3, o3, itemsize, 1
+        )
     _, back_block, back_parts, back_rows, _, _ = _im2col_plan(
         batch, c_out, c_in, kernel, out, itemsize, 1, threads=1
     )
@@ -787,13 +798,30 @@ def engine_figure(
             ],
         ),
         (
-            f"weight gradient, drawn transposed: one part ({part} of {c_in} input channels), "
-            "added to the unit's partial sum",
-            [
-                (grad_rows, grad_block, "cols", "columns of the block"),
-                (grad_block, c_out, "go", "grad output,\ntransposed"),
-                (grad_rows, c_out, "w", "grad weight,\ntransposed"),
-            ],
+            (
+                f"weight gradient: one kernel row of {kernel[0]}, its taps' input values read in "
+                "place (channels last), added to the unit's partial sum",
+                [
+                    (c_out, grad_block, "go", "grad output"),
+                    (
+                        grad_block,
+                        grad_rows,
+                        "cols",
+                        f"input runs\n({kernel[1]}*{c_in} per position)",
+                    ),
+                    (c_out, grad_rows, "w", "grad weight,\none kernel row"),
+                ],
+            )
+            if grad_tile
+            else (
+                f"weight gradient, drawn transposed: one part ({part} of {c_in} input channels), "
+                "added to the unit's partial sum",
+                [
+                    (grad_rows, grad_block, "cols", "columns of the block"),
+                    (grad_block, c_out, "go", "grad output,\ntransposed"),
+                    (grad_rows, c_out, "w", "grad weight,\ntransposed"),
+                ],
+            )
         ),
         (
             "input gradient (stride 1): the same forward product, kernel flipped, channels swapped",
@@ -847,6 +875,7 @@ def engine_figure(
         grad_rows=grad_rows,
         grad_block=grad_block,
         grad_parts=c_parts,
+        grad_tile=grad_tile,
         back_rows=back_rows,
         back_parts=back_parts,
         back_block=back_block,
