@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from . import config
 from .config import NJIT_PARALLEL_OPTIONS, parallel_launch, threading_layer
 from .shapes import conv_output_size, count_macs
 
@@ -717,6 +718,34 @@ def _run_worker(args, threads, cache_dir):
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+#: a scheduler setting of some VMs' kernels that packs threads onto fewer virtual CPUs
+VCPU_PACK_FILE = "/proc/sys/kernel/sched_vcpu_pack"
+
+
+def vcpu_packing():
+    """The value of :data:`VCPU_PACK_FILE` as text, or None where the kernel has no such file."""
+    try:
+        with open(VCPU_PACK_FILE) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def threads_line():
+    """One line saying whether convlab pins its threads, and a note when the kernel packs them."""
+    text = "threads: " + (
+        "pinned, one CPU each (CONVLAB_PIN_THREADS=1)" if config.PIN_THREADS else "not pinned"
+    )
+    pack = vcpu_packing()
+    if pack not in (None, "0") and not config.PIN_THREADS:
+        text += (
+            f"\nnote: this kernel packs threads onto fewer CPUs (sched_vcpu_pack={pack}), which can"
+            " put Numba's sleeping worker beside the main thread for stretches of calls (one"
+            " thread's speed); CONVLAB_PIN_THREADS=1 pins them (convlab.config)"
+        )
+    return text
+
+
 def blas_line():
     """One line naming the BLAS convlab multiplies with and its kernels, and any override."""
     from ._blas import blas_config, blas_library
@@ -748,6 +777,8 @@ def machine_info(torch_version=None):
         blas=blas_library(),
         blas_config=blas_config(),
         openblas_overrides={v: os.environ[v] for v in OPENBLAS_OVERRIDES if v in os.environ},
+        pin_threads=config.PIN_THREADS,
+        sched_vcpu_pack=vcpu_packing(),
         torch=torch_version,
     )
 
@@ -856,6 +887,7 @@ def main(argv=None):
     except OSError as exc:
         parser.error(f"cannot create --out-dir {str(args.out_dir)!r}: {exc}")
     print(blas_line(), flush=True)
+    print(threads_line(), flush=True)
     start = time.perf_counter()
     runs = []
     with tempfile.TemporaryDirectory(prefix="convlab-bench-cache-") as cold:

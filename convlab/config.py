@@ -53,6 +53,20 @@ the process when two Python threads launch parallel kernels at once, so :class:`
 serialises launches unless the layer is ``tbb`` or ``omp``. With ``omp`` chosen by the user, a
 forked child gets a ``RuntimeError`` that says so instead of being killed.
 
+Thread placement
+----------------
+``CONVLAB_PIN_THREADS=1`` pins the thread that first runs a parallel kernel and each of Numba's
+worker threads to a CPU of its own, before that kernel runs; :func:`pin_threads` does the same
+on demand. Off by default: a library should not decide where a program's threads run. It is for
+machines whose scheduler moves an idle worker onto the CPU of the thread that wakes it. On this
+project's 2-core VM (a kernel with ``/proc/sys/kernel/sched_vcpu_pack`` set), TBB's worker,
+which sleeps between kernels, was put beside the main thread for stretches of hundreds of calls,
+and the main thread then ran the whole kernel alone: a stride-2 layer took 0.65 ms, its
+one-thread time, in about half the blocks of 20 calls, and 0.36 ms in the others (median over
+25 blocks 0.45-0.47 ms); with the threads pinned, the median was 0.36-0.37 ms and no block took
+more than 0.50. PyTorch's OpenMP workers spin between regions, so the
+scheduler sees them busy and leaves them where they are.
+
 OpenMP wait policy
 ------------------
 GNU OpenMP's idle workers keep spinning for a while after each parallel region. Pipelines that
@@ -304,6 +318,108 @@ def threading_layer() -> str:
     return layer
 
 
+# --------------------------------------------------------------------------- thread placement
+
+#: pin Numba's worker threads before the first parallel kernel (see the module docstring)
+PIN_THREADS = os.environ.get("CONVLAB_PIN_THREADS", "0").strip() == "1"
+#: {native thread id: CPU} of the workers :func:`pin_threads` pinned in this process
+_pinned: dict[int, int] = {}
+_pin_tried = False
+
+
+def _native_thread_id_function() -> Any:
+    """libc's ``syscall(SYS_gettid)`` as a ctypes function Numba can call, or None."""
+    numbers = {"x86_64": 186, "aarch64": 178, "AMD64": 186}
+    import platform
+
+    number = numbers.get(platform.machine())
+    if not sys.platform.startswith("linux") or number is None:
+        return None, None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None, None
+    fn.restype = ctypes.c_long
+    fn.argtypes = [ctypes.c_long]
+    return fn, number
+
+
+def _probe_kernel() -> Any:
+    """A parallel kernel whose iterations record the native id of the thread that ran them."""
+    gettid, number = _native_thread_id_function()
+    if gettid is None:
+        return None
+
+    @numba.njit(parallel=True, cache=False)
+    def probe(out, spin):  # pragma: no cover - compiled
+        for i in numba.prange(out.size):
+            s = 0.0
+            for j in range(spin):  # long enough for every worker to join in
+                s += (j * 0.5) % 3.0
+            out[i] = gettid(number) + (0 if s >= 0 else 1)
+
+    return probe
+
+
+def pin_threads(attempts: int = 200) -> dict[int, int]:
+    """Pin the calling thread and each of Numba's worker threads to one CPU of this process's
+    set; returns ``{native thread id: CPU}`` (also kept: later calls pin nothing more).
+
+    Runs a small parallel kernel until it has seen every worker (all of Numba's threads but the
+    calling one; at most ``attempts`` times), then gives the calling thread the first allowed CPU
+    and the ``k``-th worker it saw the ``k + 1``-th (modulo their number): with as many threads
+    as CPUs no two threads share one. Under the ``workqueue`` layer, whose calling thread only
+    waits while the workers compute, the workers alone are pinned, from the first CPU on. Linux
+    only (elsewhere, and with one allowed CPU, it pins nothing and returns ``{}``). See the
+    module docstring for why.
+    """
+    global _pin_tried
+    if _pinned or not PARALLEL:
+        return dict(_pinned)
+    _pin_tried = True
+    if not hasattr(os, "sched_setaffinity"):
+        return {}
+    cpus = sorted(os.sched_getaffinity(0))
+    probe = _probe_kernel()
+    if len(cpus) < 2 or probe is None:
+        return {}
+    import threading as _threading
+
+    import numpy as np
+
+    main = _threading.get_native_id()
+    total = numba.config.NUMBA_NUM_THREADS
+    previous = numba.get_num_threads()
+    numba.set_num_threads(total)
+    seen: list[int] = []
+    try:
+        out = np.zeros(4 * total, dtype=np.int64)
+        for _ in range(attempts):
+            probe(out, 20000)
+            for tid in out.tolist():
+                if tid != main and tid not in seen:
+                    seen.append(tid)
+            if len(seen) >= total - 1 and (threading_layer() != "workqueue" or len(seen) >= total):
+                break
+    finally:
+        numba.set_num_threads(previous)
+    # workqueue's calling thread only waits for its workers, which do all the work
+    threads = seen if threading_layer() == "workqueue" else [main, *seen]
+    for k, tid in enumerate(threads):
+        cpu = cpus[k % len(cpus)]
+        try:
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # the thread has ended, or the CPU was taken away
+            continue
+        _pinned[tid] = cpu
+    return dict(_pinned)
+
+
+def pinned_threads() -> dict[int, int]:
+    """``{native thread id: CPU}`` of the worker threads convlab pinned (empty if none)."""
+    return dict(_pinned)
+
+
 # --------------------------------------------------------------------------- parallel launches
 
 # Numba's ``workqueue`` layer aborts the process when two Python threads launch parallel kernels
@@ -322,6 +438,8 @@ _forked_from_omp = False
 def _check_layer() -> bool:
     """Whether concurrent launches are safe; remembers the answer once the layer is known."""
     global _layer_is_safe
+    if PIN_THREADS and not _pin_tried:
+        pin_threads()
     layer = _layer_started()
     if layer is None:
         return False
@@ -339,9 +457,11 @@ def _check_layer() -> bool:
 
 def _after_fork_in_child() -> None:
     """A forked child has only the forking thread: forget the parent's lock holders."""
-    global _LAUNCH_LOCK, _layer_is_safe, _forked_from_omp
+    global _LAUNCH_LOCK, _layer_is_safe, _forked_from_omp, _pin_tried
     _LAUNCH_LOCK = threading.Lock()
     _layer_is_safe = None
+    _pinned.clear()  # the parent's workers do not exist here; the child's are pinned anew
+    _pin_tried = False
     if _layer_started() == "omp":
         _forked_from_omp = True
 

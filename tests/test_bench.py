@@ -303,3 +303,24 @@ def test_bench_names_its_blas_and_warns_of_forced_openblas_kernels(monkeypatch):
     assert "warning: OPENBLAS_CORETYPE=Haswell" in loud
     assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in loud
     assert bench.machine_info()["openblas_overrides"] == {"OPENBLAS_CORETYPE": "Haswell"}
+
+
+def test_bench_says_whether_threads_are_pinned_and_notes_a_packing_scheduler(monkeypatch, tmp_path):
+    """The header line on thread placement: pinned or not, and where the kernel packs threads
+    onto fewer CPUs (a VM's sched_vcpu_pack) and they are not pinned, a note naming the fix."""
+    from convlab import config
+
+    pack = tmp_path / "sched_vcpu_pack"
+    monkeypatch.setattr(bench, "VCPU_PACK_FILE", str(pack))
+    monkeypatch.setattr(config, "PIN_THREADS", False)
+    assert bench.vcpu_packing() is None
+    assert bench.threads_line() == "threads: not pinned"
+    pack.write_text("0\n")
+    assert bench.threads_line() == "threads: not pinned"
+    pack.write_text("15\n")
+    line = bench.threads_line()
+    assert "sched_vcpu_pack=15" in line and "CONVLAB_PIN_THREADS=1" in line
+    info = bench.machine_info()
+    assert info["sched_vcpu_pack"] == "15" and info["pin_threads"] is False
+    monkeypatch.setattr(config, "PIN_THREADS", True)
+    assert bench.threads_line() == "threads: pinned, one CPU each (CONVLAB_PIN_THREADS=1)"

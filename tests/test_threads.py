@@ -146,3 +146,59 @@ def test_bench_reports_the_layer():
     from convlab.bench import machine_info
 
     assert machine_info()["threading_layer"] in ("tbb", "omp", "workqueue")
+
+
+PIN_SCRIPT = textwrap.dedent("""
+    import json, os, threading
+    import numpy as np
+    import convlab
+    from convlab import config
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 8, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    y = convlab.conv2d(x, w, padding=1)  # the first parallel kernel pins, if asked to
+    pinned = config.pinned_threads()
+    print(json.dumps(dict(
+        pinned={str(t): c for t, c in pinned.items()},
+        affinity={str(t): sorted(os.sched_getaffinity(t)) for t in pinned},
+        main=threading.get_native_id(),
+        cpus=sorted(os.sched_getaffinity(0)) if not pinned else None,
+        layer=config.threading_layer(),
+        sum=float(np.float64(y).sum()),
+    )))
+""")
+
+
+def _pin_report(flag, layer):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    env.update(CONVLAB_PIN_THREADS=flag, NUMBA_NUM_THREADS="2", NUMBA_THREADING_LAYER=layer)
+    proc = subprocess.run(
+        [sys.executable, "-c", PIN_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="pinning needs Linux and two CPUs",
+)
+@pytest.mark.parametrize("layer", _available_layers())
+def test_pin_threads_gives_every_thread_a_cpu_of_its_own(layer):
+    """CONVLAB_PIN_THREADS=1: before the first kernel, the launching thread and each of Numba's
+    workers are tied to one CPU each, distinct ones; without it nothing is pinned. The results
+    are the same either way."""
+    free = _pin_report("0", layer)
+    assert free["pinned"] == {} and free["layer"] == layer
+    pinned = _pin_report("1", layer)
+    assert pinned["layer"] == layer and pinned["sum"] == free["sum"]
+    cpus = {int(t): c for t, c in pinned["pinned"].items()}
+    # the main thread and the worker on two CPUs; under workqueue, which computes on its two
+    # workers while the main thread waits, the two workers
+    if layer == "workqueue":
+        assert pinned["main"] not in cpus
+    else:
+        assert cpus[pinned["main"]] == min(free["cpus"])
+    assert len(cpus) == 2 and len(set(cpus.values())) == 2
+    assert all(pinned["affinity"][str(t)] == [c] for t, c in cpus.items())
