@@ -55,17 +55,17 @@ forked child gets a ``RuntimeError`` that says so instead of being killed.
 
 Thread placement
 ----------------
-``CONVLAB_PIN_THREADS=1`` pins the thread that first runs a parallel kernel and each of Numba's
-worker threads to a CPU of its own, before that kernel runs; :func:`pin_threads` does the same
-on demand. Off by default: a library should not decide where a program's threads run. It is for
-machines whose scheduler moves an idle worker onto the CPU of the thread that wakes it. On this
-project's 2-core VM (a kernel with ``/proc/sys/kernel/sched_vcpu_pack`` set), TBB's worker,
-which sleeps between kernels, was put beside the main thread for stretches of hundreds of calls,
-and the main thread then ran the whole kernel alone: a stride-2 layer took 0.65 ms, its
-one-thread time, in about half the blocks of 20 calls, and 0.36 ms in the others (median over
-25 blocks 0.45-0.47 ms); with the threads pinned, the median was 0.36-0.37 ms and no block took
-more than 0.50. PyTorch's OpenMP workers spin between regions, so the
-scheduler sees them busy and leaves them where they are.
+``CONVLAB_PIN_THREADS=1`` pins each of Numba's worker threads to a CPU of its own before the first
+parallel kernel runs; :func:`pin_threads` does the same on demand. Off by default: a library should
+not decide where a program's threads run. It is for machines whose scheduler moves an idle worker
+onto the CPU of the thread that wakes it. On this project's 2-core VM (a kernel with
+``/proc/sys/kernel/sched_vcpu_pack`` set), TBB's worker, which sleeps between kernels, was put
+beside the main thread for stretches of hundreds of calls, and the main thread then ran the whole
+kernel alone: a stride-2 layer took 0.65 ms, its one-thread time, in about half the blocks of 20
+calls, and 0.36 ms in the others (median over 25 blocks 0.45-0.47 ms); with the worker pinned, the
+median was 0.39-0.43 ms (with the main thread pinned too, 0.36-0.37, but the main thread is left
+alone: see :func:`pin_threads`). PyTorch's OpenMP workers spin between regions, so the scheduler
+sees them busy and leaves them where they are.
 
 OpenMP wait policy
 ------------------
@@ -362,16 +362,17 @@ def _probe_kernel() -> Any:
 
 
 def pin_threads(attempts: int = 200) -> dict[int, int]:
-    """Pin the calling thread and each of Numba's worker threads to one CPU of this process's
-    set; returns ``{native thread id: CPU}`` (also kept: later calls pin nothing more).
+    """Pin each of Numba's worker threads to one CPU of this process's set; returns ``{native
+    thread id: CPU}`` (also kept: later calls pin nothing more).
 
     Runs a small parallel kernel until it has seen every worker (all of Numba's threads but the
-    calling one; at most ``attempts`` times), then gives the calling thread the first allowed CPU
-    and the ``k``-th worker it saw the ``k + 1``-th (modulo their number): with as many threads
-    as CPUs no two threads share one. Under the ``workqueue`` layer, whose calling thread only
-    waits while the workers compute, the workers alone are pinned, from the first CPU on. Linux
-    only (elsewhere, and with one allowed CPU, it pins nothing and returns ``{}``). See the
-    module docstring for why.
+    calling one; at most ``attempts`` times), then gives the ``k``-th worker it saw the ``k +
+    1``-th allowed CPU (modulo their number), leaving the first to the calling thread, which
+    computes beside them; under the ``workqueue`` layer, whose calling thread only waits, the
+    workers take the CPUs from the first on. The calling thread itself is never pinned: every
+    thread it starts later inherits its set, and a pool started after it was pinned would crowd
+    onto one CPU (PyTorch's OpenMP threads ran 30-200 times slower so). Linux only (elsewhere,
+    and with one allowed CPU, it pins nothing and returns ``{}``). See the module docstring.
     """
     global _pin_tried
     if _pinned or not PARALLEL:
@@ -403,10 +404,10 @@ def pin_threads(attempts: int = 200) -> dict[int, int]:
                 break
     finally:
         numba.set_num_threads(previous)
-    # workqueue's calling thread only waits for its workers, which do all the work
-    threads = seen if threading_layer() == "workqueue" else [main, *seen]
-    for k, tid in enumerate(threads):
-        cpu = cpus[k % len(cpus)]
+    # the calling thread computes beside its workers except under workqueue: leave it a CPU
+    first = 0 if threading_layer() == "workqueue" else 1
+    for k, tid in enumerate(seen):
+        cpu = cpus[(k + first) % len(cpus)]
         try:
             os.sched_setaffinity(tid, {cpu})
         except OSError:  # the thread has ended, or the CPU was taken away
