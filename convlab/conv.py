@@ -251,6 +251,11 @@ IMPLICIT_AUTO_MIN_POSITIONS = 64
 IMPLICIT_AUTO_MIN_ROWS = 128
 #: ... and, for a strided layer, a kernel of at least this many taps (a stem's 7x7)
 IMPLICIT_AUTO_MIN_STRIDED_TAPS = 25
+#: a dilated 2-D layer takes the implicit product (before Winograd) when the ``(kW - 1) dW``
+#: positions thrown away at the end of each row are at most this share of the row ...
+IMPLICIT_AUTO_MAX_DILATED_WASTE = 0.125
+#: ... and a group has at most this many input channels (wider, Winograd's saving wins)
+IMPLICIT_AUTO_MAX_DILATED_CHANNELS = 128
 
 #: "auto" never lets im2col allocate more than this (bytes) for its blocks of columns
 IM2COL_AUTO_LIMIT = 256 * 2**20
@@ -297,6 +302,16 @@ def choose_algorithm(
     plane: a bright corner gave a relative error of 1e-2 on outputs far from it, issue 13), so the
     FFT is never picked, only run when asked for. The rule, first match wins:
 
+    0. ``"implicit"`` for a dilated 2-D layer at stride 1 whose ``(kW - 1) dW`` positions thrown
+       away at the end of each row are at most ``IMPLICIT_AUTO_MAX_DILATED_WASTE`` (an eighth)
+       of the row, with at most ``IMPLICIT_AUTO_MAX_DILATED_CHANNELS`` (128) input channels per
+       group and the sizes of rule 2. Measured on 2 threads (ms, Winograd on sub-images /
+       im2col / implicit; 3x3 kernels): 64 channels on 56x56 with dilation 2, batch 2, 2.67 /
+       1.86 / 1.46; 64 on 64x64 with dilation 4 1.65 / 1.62 / 1.04; 96 on 48x48 with dilation 3
+       1.71 / 1.34 / 1.17; 48 on 40x40 with dilation 2 0.35 / 0.43 / 0.31; 32 on 64x64 with
+       dilation 2, batch 2, im2col 0.84 against 0.45; 128 on 28x28 with dilation 2 0.97 / 0.86 /
+       0.89. Not with 256 channels (28x28, dilation 2: 2.35 / 2.45 / 2.94) nor with more waste
+       (128 channels on 32x32 with dilation 4, a fifth of each row: 1.22 / 1.01 / 1.17);
     1. ``"winograd"`` for 3x3, stride 1, dilation 1 with at least ``WINOGRAD_AUTO_MIN_CHANNELS``
        (48) input and output channels (``WINOGRAD_AUTO_MIN_GROUP_CHANNELS``, 64, per group when
        there are groups) and ``WINOGRAD_AUTO_MIN_TILES`` (64) output tiles
@@ -332,11 +347,11 @@ def choose_algorithm(
        0.20 against 0.14 (in 32 groups on 56x56 0.68 against 0.24), a 64-channel 1-D layer of
        1024 with k = 5 0.175 against 0.133, and with dilation 8 over 2048 0.70 against 0.55.
        Where it lost it is not used: 3x3 at stride 2 (128 -> 256 channels on 28x28: 0.36
-       against 0.41), a dilated 2-D layer (dilation 6 on 32x32: 0.84 against 0.92; the
-       ``(k - 1) d`` positions at the end of each row that it computes and throws away grow with
-       the dilation), 1x1 kernels (64 -> 256 channels on 56x56: 0.27 against 0.31) and 7x7 maps
-       (3x3, 512 channels, batch 8: 6.2 against 8.4), where im2col's products run over the
-       whole batch;
+       against 0.41), a dilated 2-D layer with much waste (dilation 6 on 32x32: 0.84 against
+       0.92; the ``(k - 1) d`` positions at the end of each row that it computes and throws away
+       grow with the dilation; rule 0 takes those with little), 1x1 kernels (64 -> 256
+       channels on 56x56: 0.27 against 0.31) and 7x7 maps (3x3, 512 channels, batch 8: 6.2
+       against 8.4), where im2col's products run over the whole batch;
     3. ``"im2col"`` when the blocks of columns it works in
        (:func:`convlab.algorithms.im2col_workspace_nbytes`: a few MB per thread, growing with
        ``C_in * kH * kW``, not with the image) take at most ``IM2COL_AUTO_LIMIT`` bytes. The full
@@ -418,6 +433,17 @@ def choose_algorithm(
     # 2x2 tiles of every image, or of every sub-image of a dilated layer
     tiles = out_shape[0] * dh * dw * ((-(-out_shape[2] // dh) + 1) // 2)
     tiles *= (-(-out_shape[3] // dw) + 1) // 2
+    halo = (kw - 1) * dw
+    if (
+        stride_1
+        and tuple(dilation) != (1, 1)
+        and (kh, kw) != (1, 1)
+        and (groups > 1 or c_per_group * kh * kw >= IMPLICIT_AUTO_MIN_ROWS)
+        and c_per_group <= IMPLICIT_AUTO_MAX_DILATED_CHANNELS
+        and out_shape[2] * out_shape[3] >= IMPLICIT_AUTO_MIN_POSITIONS
+        and halo <= IMPLICIT_AUTO_MAX_DILATED_WASTE * (out_shape[3] + halo)
+    ):
+        return "implicit"
     if (
         finite
         and stride_1

@@ -378,22 +378,47 @@ def test_auto_rule(shapes, expected):
 
 
 def test_auto_rule_counts_the_tiles_of_a_dilated_layer_on_its_sub_images():
-    w = (64, 64, 3, 3)
+    # 256 channels: too wide for the implicit product's dilated rule
+    w = (256, 256, 3, 3)
     # 56x56 with dilation 2: four 28x28 sub-images, 784 tiles; with padding 2, a multiple of 2
-    args = ((1, 64, 56, 56), w, (1, 64, 56, 56), 1, 4)
+    args = ((1, 256, 56, 56), w, (1, 256, 56, 56), 1, 4)
     assert choose_algorithm(*args, dilation=(2, 2), padding=(2, 2)) == "winograd"
     assert choose_algorithm(*args, dilation=(2, 2), padding=(2, 2), finite=False) == "im2col"
     assert choose_algorithm(*args, dilation=(2, 2), padding=(1, 2)) == "im2col"  # no sub-images
     assert choose_algorithm(*args, dilation=(2, 2)) == "im2col"  # padding unknown
     # 8x8 with dilation 4: sixteen 2x2 sub-images of one tile each: 16 tiles, too few
-    small = ((1, 64, 8, 8), w, (1, 64, 8, 8), 1, 4)
+    small = ((1, 256, 8, 8), w, (1, 256, 8, 8), 1, 4)
     assert choose_algorithm(*small, dilation=(4, 4), padding=(4, 4)) == "im2col"
     # 32x32 with dilation 6: 324 tiles, but on 36 sub-images of 6x6 (fewer than 8 rows each);
     # 64x64 with dilation 4: 16x16 sub-images
-    d6 = ((1, 128, 32, 32), (128, 128, 3, 3), (1, 128, 32, 32), 1, 4)
+    d6 = ((1, 256, 32, 32), w, (1, 256, 32, 32), 1, 4)
     assert choose_algorithm(*d6, dilation=(6, 6), padding=(6, 6)) == "im2col"
-    d4 = ((1, 64, 64, 64), w, (1, 64, 64, 64), 1, 4)
+    d4 = ((1, 256, 64, 64), w, (1, 256, 64, 64), 1, 4)
     assert choose_algorithm(*d4, dilation=(4, 4), padding=(4, 4)) == "winograd"
+
+
+def test_auto_rule_takes_the_implicit_product_for_dilated_layers_that_waste_little():
+    """A dilated 2-D layer of at most 128 channels per group whose thrown-away positions, (kW - 1)
+    dW at the end of each row, are at most an eighth of the row: the implicit product, before
+    Winograd's sub-images and for non-finite data too. More waste, or wider layers: as before."""
+    w = (64, 64, 3, 3)
+    d2 = ((1, 64, 56, 56), w, (1, 64, 56, 56), 1, 4)  # 4 of 60 positions per row
+    assert choose_algorithm(*d2, dilation=(2, 2), padding=(2, 2)) == "implicit"
+    assert choose_algorithm(*d2, dilation=(2, 2)) == "implicit"
+    assert choose_algorithm(*d2, dilation=(2, 2), padding=(2, 2), finite=False) == "implicit"
+    d4 = ((1, 64, 64, 64), w, (1, 64, 64, 64), 1, 4)  # 8 of 72
+    assert choose_algorithm(*d4, dilation=(4, 4), padding=(4, 4)) == "implicit"
+    d6 = ((1, 128, 32, 32), (128, 128, 3, 3), (1, 128, 32, 32), 1, 4)  # 12 of 44
+    assert choose_algorithm(*d6, dilation=(6, 6), padding=(6, 6)) == "im2col"
+    d4_32 = ((1, 64, 32, 32), w, (1, 64, 32, 32), 1, 4)  # 8 of 40
+    assert choose_algorithm(*d4_32, dilation=(4, 4), padding=(4, 4)) == "winograd"
+    strided = ((1, 64, 56, 56), w, (1, 64, 28, 28), 1, 4)
+    assert choose_algorithm(*strided, stride=(2, 2), dilation=(2, 2)) == "im2col"
+    # at the limit of 128 channels per group, and in groups
+    wide = ((1, 128, 28, 28), (128, 128, 3, 3), (1, 128, 28, 28), 1, 4)  # 4 of 32
+    assert choose_algorithm(*wide, dilation=(2, 2), padding=(2, 2)) == "implicit"
+    grouped = ((1, 256, 28, 28), (256, 64, 3, 3), (1, 256, 28, 28), 4, 4)
+    assert choose_algorithm(*grouped, dilation=(2, 2), padding=(2, 2)) == "implicit"
 
 
 def test_dilated_auto_runs_winograd_and_falls_back_for_inf(monkeypatch):
