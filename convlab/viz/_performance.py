@@ -799,8 +799,8 @@ def engine_figure(
         ),
         (
             (
-                f"weight gradient: one kernel row of {kernel[0]}, its taps' input values read in "
-                "place (channels last), added to the unit's partial sum",
+                f"weight gradient: one of {kernel[0]} kernel rows, input read in place (channels "
+                "last), summed over blocks",
                 [
                     (c_out, grad_block, "go", "grad output"),
                     (
