@@ -92,6 +92,23 @@ def use_path(monkeypatch, path):
     monkeypatch.setattr(_engine, "weight_grad_uses_tile", lambda *a: path == "tile")
 
 
+def tile_plan(x, w_shape, go, kw, threads):
+    """weight_grad_tile_plan for a layer of _layer, its sizes as (depth, height, width)."""
+    t = lambda v: (1,) * (5 - x.ndim) + tuple(v)  # noqa: E731
+    return _engine.weight_grad_tile_plan(
+        x.shape[0],
+        x.shape[1],
+        w_shape[0],
+        t(w_shape[2:]),
+        t(kw["stride"]),
+        t(kw["dilation"]),
+        t(go.shape[2:]),
+        x.itemsize,
+        kw["groups"],
+        threads,
+    )
+
+
 def force_tile_cut(monkeypatch):
     """The tiled weight gradient cut into blocks of a few positions (several segments of each
     row in 1-D), with as many ranges of blocks as there are blocks (up to 12) and the output
@@ -122,19 +139,7 @@ def test_weight_grad_matches_naive(case, path, forced, dtype, monkeypatch):
         assert blocks > 1 and r_parts > 1 and (c_parts > 1 or w_shape[1] == 1)
     if forced and path == "tile":
         force_tile_cut(monkeypatch)
-        t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
-        plan = _engine.weight_grad_tile_plan(
-            x.shape[0],
-            x.shape[1],
-            w_shape[0],
-            t(w_shape[2:]),
-            t(kw["stride"]),
-            t(kw["dilation"]),
-            t(go.shape[2:]),
-            x.itemsize,
-            kw["groups"],
-            1,
-        )
+        plan = tile_plan(x, w_shape, go, kw, 1)
         panels = -(-w_shape[0] // kw["groups"] // _tile.panel_rows(plan[0]))
         assert plan[3] > 1 and (plan[4] > 1 or panels == 1)
         assert nd > 1 or plan[1] > 0  # 1-D: segments of the row
@@ -181,18 +186,7 @@ def test_weight_grad_large_layers(case, dtype):
     if _engine.weight_grad_uses_tile(
         x.shape[1], w_shape[0], t(w_shape[2:]), t(kw["dilation"]), kw["groups"], x.itemsize
     ):
-        plan = _engine.weight_grad_tile_plan(
-            x.shape[0],
-            x.shape[1],
-            w_shape[0],
-            t(w_shape[2:]),
-            t(kw["stride"]),
-            t(kw["dilation"]),
-            t(go.shape[2:]),
-            x.itemsize,
-            kw["groups"],
-            2,
-        )
+        plan = tile_plan(x, w_shape, go, kw, 2)
         assert plan[3] * plan[4] > 1
     else:
         blocks, c_parts, r_parts, _, _ = _engine.weight_grad_plan(
