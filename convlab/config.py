@@ -350,8 +350,8 @@ def _probe_kernel() -> Any:
     if gettid is None:
         return None
 
-    @numba.njit(parallel=True, cache=False)
-    def probe(out, spin):  # pragma: no cover - compiled
+    @numba.njit(parallel=True, cache=False)  # type: ignore[untyped-decorator]
+    def probe(out: Any, spin: int) -> None:  # pragma: no cover - compiled
         for i in numba.prange(out.size):
             s = 0.0
             for j in range(spin):  # long enough for every worker to join in
