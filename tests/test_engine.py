@@ -8,6 +8,7 @@ and their reduction run), and on layers large enough that the default cut splits
 """
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -344,3 +345,68 @@ def test_gather_only_for_stride_1_and_small_padding():
     assert _engine.gather_applies((1, 1), (1, 2), (1, 1), (3, 5))
     assert not _engine.gather_applies((2, 1), (1, 1), (1, 1), (3, 3))
     assert not _engine.gather_applies((1, 1), (3, 1), (1, 1), (3, 3))  # crops more than d(k-1)
+
+
+# --- depthwise weight gradients (channels last) ----------------------------------------------------
+
+# nd, batch, C, size, kernel, stride, padding, dilation
+DEPTHWISE = [
+    (1, 2, 5, 37, 3, 1, 1, 1),
+    (1, 1, 4, 40, 4, 3, 2, 2),
+    (2, 2, 6, (11, 9), 3, 1, 1, 1),
+    (2, 3, 5, (13, 10), (3, 2), (2, 3), (2, 0), (1, 2)),
+    (2, 1, 7, (30, 31), (4, 3), 1, 2, (2, 3)),
+    (3, 2, 4, (5, 6, 7), (3, 2, 3), (1, 2, 1), 1, (2, 1, 1)),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("case", DEPTHWISE, ids=[f"{c[0]}d-{i}" for i, c in enumerate(DEPTHWISE)])
+def test_depthwise_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
+    """The channels-last depthwise gradient (forced on these small layers) against the naive
+    one; forced-cut: blocks of one output row, as many ranges as there are blocks (up to 12)."""
+    nd, batch, ch, size, kernel, stride, padding, dilation = case
+    x, go, w_shape, kw = _layer(
+        nd, batch, ch, ch, size, kernel, stride, padding, dilation, ch, dtype, seed=ch
+    )
+    monkeypatch.setattr(_engine, "weight_grad_uses_depthwise", lambda *a: True)
+    if forced:
+        monkeypatch.setattr(_engine, "TILE_BLOCK", 1)
+    t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
+    rows_b, r_parts, _ = _engine.depthwise_plan(
+        batch, ch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), t(go.shape[2:]), 8
+    )
+    if forced:
+        assert rows_b == 1 and (r_parts > 1 or batch * math.prod(go.shape[2:-1]) == 1)
+    got = WEIGHT[nd](x, w_shape, go, **kw)
+    assert got.dtype == dtype and got.shape == w_shape
+    np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
+
+
+def test_depthwise_weight_grad_rule():
+    """Channels last for depthwise layers with many channels or small maps; columns for the
+    rest and for channel multipliers."""
+    uses = _engine.weight_grad_uses_depthwise
+    assert uses(1, 144, 144, 144, (1, 56, 56)) and uses(1, 384, 384, 384, (1, 14, 14))
+    assert uses(1, 32, 32, 32, (1, 28, 28))
+    assert not uses(1, 32, 32, 32, (1, 112, 112)) and not uses(8, 96, 96, 96, (1, 56, 56))
+    assert not uses(1, 64, 128, 64, (1, 14, 14))  # a channel multiplier
+    assert not uses(1, 64, 64, 32, (1, 14, 14))  # two channels per group
+    assert not uses(1, 256, 256, 256, (1, 1, 4000)) and uses(2, 256, 256, 256, (1, 1, 4000))
+
+
+def test_depthwise_weight_grad_picked_and_matches_blas_path(monkeypatch):
+    """A MobileNet-sized layer takes the channels-last path by default, and agrees with the
+    BLAS path on it."""
+    x, go, w_shape, kw = _layer(2, 2, 128, 128, 20, 3, 2, 1, 1, 128, np.float64, seed=9)
+    calls = []
+    real = _engine._depthwise_by_channels_last
+    monkeypatch.setattr(
+        _engine, "_depthwise_by_channels_last", lambda *a: calls.append(1) or real(*a)
+    )
+    got = WEIGHT[2](x, w_shape, go, **kw)
+    assert calls
+    monkeypatch.setattr(_engine, "weight_grad_uses_depthwise", lambda *a: False)
+    np.testing.assert_allclose(got, WEIGHT[2](x, w_shape, go, **kw), rtol=1e-12, atol=1e-11)
