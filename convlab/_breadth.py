@@ -340,6 +340,15 @@ OPS = [
         padding=1,
     ),
     _op(
+        "grad2d_input_dw_144x56",
+        "grad input",
+        "grad_input",
+        (1, 144, 56, 56),
+        (144, 1, 3, 3),
+        padding=1,
+        groups=144,
+    ),
+    _op(
         "grad1d_weight_64_L1024",
         "grad weight",
         "grad_weight",
@@ -388,6 +397,15 @@ OPS = [
         (2, 16, 8, 28, 28),
         (32, 16, 3, 3, 3),
         padding=1,
+    ),
+    _op(
+        "grad2d_weight_dw_144x56",
+        "grad weight",
+        "grad_weight",
+        (1, 144, 56, 56),
+        (144, 1, 3, 3),
+        padding=1,
+        groups=144,
     ),
     # depthwise separable blocks (MobileNet)
     Op(
