@@ -33,6 +33,7 @@ every index it will touch lies inside its arrays and raises ``IndexError`` other
 """
 
 import llvmlite.binding as llvm
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -218,11 +219,11 @@ def pack_panel(af, first, lda, k, mr, rows, ap, base):
     """One panel of ``mr`` rows: ``af[first + i * lda + kk]`` (``i < rows``, ``kk < k``) into
     ``ap[base + kk * mr + i]``, zeros for ``rows <= i < mr``."""
     if rows == mr == 8:
-        _pack8(af, first, lda, k, ap, base)
+        _pack_full(af, first, lda, k, ap, base, 8)
     elif rows == mr == 4:
-        _pack4(af, first, lda, k, ap, base)
+        _pack_full(af, first, lda, k, ap, base, 4)
     elif rows == mr == 2:
-        _pack2(af, first, lda, k, ap, base)
+        _pack_full(af, first, lda, k, ap, base, 2)
     else:
         for kk in range(k):
             dst = base + kk * mr
@@ -233,49 +234,24 @@ def pack_panel(af, first, lda, k, mr, rows, ap, base):
 
 
 @njit(**NJIT_OPTIONS)
-def _pack8(af, first, lda, k, ap, base):
-    """One full panel of 8 rows (``af[first + i * lda + kk]``) into ``ap[base + kk * 8 + i]``. The
-    row count a constant, and the indices unsigned (no wraparound test on every access), LLVM
-    vectorises it along ``kk`` as an interleaved store: 30 us for 256 x 1152 float32 on one Zen 5
-    thread, where the loop with a variable row count took 170 (and 12-row panels, which LLVM
-    does not interleave, 150: the reason the tiles have 8 or 4 rows, not 12)."""
+def _pack_full(af, first, lda, k, ap, base, mr):
+    """One full panel of ``mr`` rows (``af[first + i * lda + kk]``) into ``ap[base + kk * mr +
+    i]``, compiled once per ``mr`` (a literal, so the row count is a constant). With the count a
+    constant and the indices unsigned (no wraparound test on every access), LLVM vectorises it
+    along ``kk`` as an interleaved store: 30 us for 256 x 1152 float32 in 8-row panels on one
+    Zen 5 thread, where the loop with a variable row count took 170 (and 12-row panels, which
+    LLVM does not interleave, 150: the reason the tiles have 8 or 4 rows, not 12)."""
+    numba.literally(mr)
+    rows = np.uint64(mr)
     kn = np.uint64(k)
     ld = np.uint64(lda)
     b0 = np.uint64(base)
     f0 = np.uint64(first)
     for kk in range(kn):
-        dst = b0 + kk * np.uint64(8)
+        dst = b0 + kk * rows
         src = f0 + kk
-        for i in range(8):
-            ap[dst + np.uint64(i)] = af[src + np.uint64(i) * ld]
-
-
-@njit(**NJIT_OPTIONS)
-def _pack4(af, first, lda, k, ap, base):
-    """:func:`_pack8` for panels of 4 rows."""
-    kn = np.uint64(k)
-    ld = np.uint64(lda)
-    b0 = np.uint64(base)
-    f0 = np.uint64(first)
-    for kk in range(kn):
-        dst = b0 + kk * np.uint64(4)
-        src = f0 + kk
-        for i in range(4):
-            ap[dst + np.uint64(i)] = af[src + np.uint64(i) * ld]
-
-
-@njit(**NJIT_OPTIONS)
-def _pack2(af, first, lda, k, ap, base):
-    """:func:`_pack8` for panels of 2 rows."""
-    kn = np.uint64(k)
-    ld = np.uint64(lda)
-    b0 = np.uint64(base)
-    f0 = np.uint64(first)
-    for kk in range(kn):
-        dst = b0 + kk * np.uint64(2)
-        src = f0 + kk
-        for i in range(2):
-            ap[dst + np.uint64(i)] = af[src + np.uint64(i) * ld]
+        for i in range(rows):
+            ap[dst + i] = af[src + i * ld]
 
 
 @njit(**NJIT_OPTIONS)
