@@ -325,8 +325,8 @@ def weight_grad_workspace_nbytes(
             batch, c_in, kernel, stride, dilation, out_spatial, itemsize
         )
         return (threads * size + r_parts * grad_size) * itemsize
-    if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize):
-        _, _, _, r_parts, _, k_max, buf_size, ap_size = weight_grad_tile_plan(
+    if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride):
+        _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = weight_grad_tile_plan(
             batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
         )
         elements = threads * (buf_size + ap_size) + r_parts * grad_size
@@ -356,7 +356,7 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
         threads = numba.get_num_threads()
         _depthwise_by_channels_last(x5, go5, gw, kernel, stride, dilation, pad, threads)
         return grad_w
-    if weight_grad_uses_tile(x.shape[1], c_out, kernel, dilation, groups, x.itemsize):
+    if weight_grad_uses_tile(x.shape[1], c_out, kernel, dilation, groups, x.itemsize, stride):
         _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups)
         return grad_w
     blocks, c_parts, r_parts, rows, width = weight_grad_plan(
@@ -398,27 +398,40 @@ TILE_BLOCK = 1024
 TILE_BUFFER_BYTES = 2**20
 
 
-def weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize):
+#: a strided layer's weight gradient stays on BLAS when its rows of columns, ``C_in/groups *
+#: taps``, are at least this many (see :func:`weight_grad_uses_tile`)
+TILE_MAX_STRIDED_ROWS = 2048
+
+
+def weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride=(1, 1, 1)):
     """Whether :func:`weight_grad` computes this layer with convlab's tile
     (:func:`_weight_grad_tile`) rather than with BLAS over columns (:func:`_weight_grad`): when
     a product's row, the input channels of a group times the kernel's width (one tap when the
     width is dilated), fills at least one strip of the tile, and the kernel is larger than 1x1
     (a 1x1 layer's gradient is one large product, which BLAS ran faster: 256 -> 512 channels on
-    14x14, batch 2, 0.43 ms against 0.53)."""
+    14x14, batch 2, 0.43 ms against 0.53), and the layer is not both strided and wide: there
+    the products are large enough for BLAS, whose buffer of input rows would also hold the
+    columns between strides (2 threads, ms, BLAS against tile: 256 -> 512 channels at stride 2
+    on 28x28, batch 4, 5.5-6.5 against 7.5-8.6; 512 -> 512 on 14x14 3.1 against 3.6; with 128
+    -> 256 channels, batch 8, the tile won, 14.9 against 10.8)."""
     cpg = c_in // groups
     run = cpg * (kernel[2] if dilation[2] == 1 else 1)
-    return math.prod(kernel) > 1 and run >= tile_columns(tile_shape(c_out // groups), itemsize)
+    taps = math.prod(kernel)
+    if max(stride) > 1 and cpg * taps >= TILE_MAX_STRIDED_ROWS:
+        return False
+    return taps > 1 and run >= tile_columns(tile_shape(c_out // groups), itemsize)
 
 
 def weight_grad_tile_plan(
     batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
 ):
     """The cut of :func:`_weight_grad_tile`'s work: ``(shape, seg, rows_b, r_parts, c_parts,
-    k_max, buf_size, ap_size)``.
+    k_max, buf_size, ap_size, planes_b)``.
 
     Each output plane (one image, one output depth) is cut into blocks of ``rows_b`` rows, or,
-    with ``seg > 0``, each row into segments of ``seg`` columns (1-D layers, wide maps); the
-    ``N * OD * blocks`` blocks into ``r_parts`` ranges, each summed into its own partial
+    with ``seg > 0``, each row into segments of ``seg`` columns (1-D layers, wide maps), or, when
+    a plane is small, ``planes_b`` consecutive whole planes make one block; the blocks into
+    ``r_parts`` ranges, each summed into its own partial
     gradient; each group's output channels into ``c_parts`` ranges of panels. ``r_parts``
     follows from the shapes alone, so the sums are added in the same order on any number of
     threads; ``c_parts`` (which does not change any sum) from ``threads`` too. ``k_max``: the
@@ -455,7 +468,14 @@ def weight_grad_tile_plan(
         rows_b = -(-oh_n // -(-oh_n // rows_b))
         k_max, per_plane = rows_b * ow_n, -(-oh_n // rows_b)
         buf_size = buffer(rows_b, ow_n)
-    n_blocks = batch * od_n * per_plane
+    # small planes (a 7x7 or 14x14 map): a block takes several whole ones, so that each product
+    # still sums over about TILE_BLOCK positions
+    planes_b = 1
+    if seg == 0 and per_plane == 1:
+        planes_b = min(batch * od_n, max(1, TILE_BLOCK // k_max))
+        planes_b = max(1, min(planes_b, TILE_BUFFER_BYTES // (buf_size * itemsize)))
+        k_max, buf_size = planes_b * k_max, planes_b * buf_size
+    n_blocks = -(-batch * od_n // planes_b) * per_plane
     grad_bytes = c_out * cpg * kd * kh * kw * itemsize
     r_parts = max(1, min(WGRAD_UNITS, n_blocks, WGRAD_PARTIAL_BYTES // grad_bytes))
     # parts of the output channels only to give every thread work: each part fills the buffer
@@ -464,7 +484,7 @@ def weight_grad_tile_plan(
     while c_parts < panels and (r_parts * c_parts) % threads and r_parts * c_parts < 4 * threads:
         c_parts += 1
     ap_size = -(-panels // c_parts) * mr * k_max
-    return shape, seg, rows_b, r_parts, c_parts, k_max, buf_size, ap_size
+    return shape, seg, rows_b, r_parts, c_parts, k_max, buf_size, ap_size, planes_b
 
 
 @njit(**NJIT_OPTIONS)
@@ -526,7 +546,7 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     first tap on, one contiguous run (with a dilated width, one run of ``cpg`` per tap). Strides
     and padding are only offsets in the table ``boff``. plan: :func:`weight_grad_tile_plan`.
     """
-    shape, seg, rows_b, r_parts, c_parts = plan[0], plan[1], plan[2], plan[3], plan[4]
+    shape, seg, rows_b, r_parts, c_parts, planes_b = plan
     n_threads = bufs.shape[0]
     n_batch, c_in, d_in = x.shape[0], x.shape[1], x.shape[2]
     c_out = go.shape[1]
@@ -546,7 +566,8 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     positions = od_n * oh_n * ow_n
     per_row = (ow_n + seg - 1) // seg if seg > 0 else 1
     per_plane = oh_n * per_row if seg > 0 else (oh_n + rows_b - 1) // rows_b
-    n_blocks = n_batch * od_n * per_plane
+    n_planes = n_batch * od_n
+    n_blocks = (n_planes + planes_b - 1) // planes_b * per_plane
     units = r_parts * c_parts
     runs = 1 if dw == 1 else kw_n  # calls per kernel row, each of `width` columns
     width = kw_n * cpg if dw == 1 else cpg
@@ -563,8 +584,8 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
             m = min(opg, p1 * mr) - o0
             first = n_blocks * r // r_parts
             for bi in range(first, n_blocks * (r + 1) // r_parts):
-                img = bi // (od_n * per_plane)
-                od = bi // per_plane - img * od_n
+                pl0 = bi // per_plane * planes_b  # the block's first plane (image, depth)
+                n_pl = min(planes_b, n_planes - pl0)
                 j = bi - bi // per_plane * per_plane
                 if seg > 0:
                     oh0 = j // per_row
@@ -577,35 +598,48 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                     ow0 = 0
                     ow1 = ow_n
                 bw = ow1 - ow0
-                k = (oh1 - oh0) * bw
+                k_pl = (oh1 - oh0) * bw  # positions of one plane
+                k = k_pl * n_pl
                 rows = (oh1 - oh0 - 1) * sh + (kh_n - 1) * dh + 1
                 wp = (bw - 1) * sw + (kw_n - 1) * dw + 1
+                pl_buf = kd_n * rows * wp * cpg  # one plane's part of the buffer
                 for q in range(k):
-                    i = q // bw
-                    boff[q] = (i * sh * wp + (q - i * bw) * sw) * cpg
+                    jp = q // k_pl
+                    i = (q - jp * k_pl) // bw
+                    boff[q] = jp * pl_buf + (i * sh * wp + (q - jp * k_pl - i * bw) * sw) * cpg
                 for g in range(groups):
-                    _fill_channels_last(
-                        x4,
-                        img,
-                        g * cpg,
-                        cpg,
-                        d_in,
-                        od * sd - pd,
-                        dd,
-                        kd_n,
-                        oh0 * sh - ph,
-                        rows,
-                        ow0 * sw - pw,
-                        wp,
-                        buf,
-                    )
-                    src = ((img * c_out + g * opg + o0) * od_n + od) * oh_n * ow_n
-                    src += oh0 * ow_n + ow0
-                    for p in range(p1 - p0):
-                        full = min(mr, m - p * mr)
-                        pack_panel(
-                            gof, src + p * mr * positions, positions, k, mr, full, ap, p * k * mr
+                    for jp in range(n_pl):
+                        img = (pl0 + jp) // od_n
+                        od = pl0 + jp - img * od_n
+                        _fill_channels_last(
+                            x4,
+                            img,
+                            g * cpg,
+                            cpg,
+                            d_in,
+                            od * sd - pd,
+                            dd,
+                            kd_n,
+                            oh0 * sh - ph,
+                            rows,
+                            ow0 * sw - pw,
+                            wp,
+                            buf[jp * pl_buf :],
                         )
+                        src = ((img * c_out + g * opg + o0) * od_n + od) * oh_n * ow_n
+                        src += oh0 * ow_n + ow0
+                        for p in range(p1 - p0):
+                            full = min(mr, m - p * mr)
+                            pack_panel(
+                                gof,
+                                src + p * mr * positions,
+                                positions,
+                                k_pl,
+                                mr,
+                                full,
+                                ap,
+                                p * k * mr + jp * k_pl * mr,
+                            )
                     for a in range(kd_n):
                         for i in range(kh_n):
                             for jj in range(runs):
@@ -662,7 +696,7 @@ def _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups):
         groups,
         threads,
     )
-    _, _, _, r_parts, _, k_max, buf_size, ap_size = plan
+    _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = plan
     cpg = x5.shape[1] // groups
     part_size = r_parts * gw.size
     buf = workspace("engine", (threads * (buf_size + ap_size) + part_size,), x5.dtype)
@@ -675,7 +709,7 @@ def _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups):
             x5,
             go5,
             part,
-            plan[:5],
+            plan[:5] + plan[8:],
             kernel,
             stride,
             dilation,

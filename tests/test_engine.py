@@ -185,7 +185,13 @@ def test_weight_grad_large_layers(case, dtype):
     x, go, w_shape, kw = _layer(*case, dtype, seed=case[1] + case[2])
     t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
     if _engine.weight_grad_uses_tile(
-        x.shape[1], w_shape[0], t(w_shape[2:]), t(kw["dilation"]), kw["groups"], x.itemsize
+        x.shape[1],
+        w_shape[0],
+        t(w_shape[2:]),
+        t(kw["dilation"]),
+        kw["groups"],
+        x.itemsize,
+        t(kw["stride"]),
     ):
         plan = tile_plan(x, w_shape, go, kw, 2)
         assert plan[3] * plan[4] > 1
@@ -213,6 +219,10 @@ def test_weight_grad_picks_the_tile_where_a_row_fills_a_strip():
     assert not uses(32, 32, (1, 3, 3), (1, 2, 2), 1, 4)  # dilated: 32 < one strip
     assert not uses(3, 64, (1, 7, 7), (1, 1, 1), 1, 4)  # the stem: 21 values per row
     assert uses(8, 16, (1, 3, 3), (1, 1, 1), 1, 8)  # float64: strips of half as many
+    # strided and wide: BLAS; strided and narrower: the tile
+    assert not uses(256, 512, (1, 3, 3), (1, 1, 1), 1, 4, (1, 2, 2))
+    assert uses(128, 256, (1, 3, 3), (1, 1, 1), 1, 4, (1, 2, 2))
+    assert uses(256, 512, (1, 3, 3), (1, 1, 1), 1, 4)
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
@@ -410,3 +420,20 @@ def test_depthwise_weight_grad_picked_and_matches_blas_path(monkeypatch):
     assert calls
     monkeypatch.setattr(_engine, "weight_grad_uses_depthwise", lambda *a: False)
     np.testing.assert_allclose(got, WEIGHT[2](x, w_shape, go, **kw), rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_tile_weight_grad_takes_several_small_planes_per_block(dtype, monkeypatch):
+    """On small maps a block of the tiled gradient holds several whole planes (images, output
+    depths), so that each product still sums over many positions; against the BLAS path, in 2-D
+    and 3-D."""
+    for case in (
+        (2, 5, 16, 24, (5, 6), 3, 1, 1, 1, 1),
+        (3, 2, 16, 12, (3, 4, 5), 3, 1, 1, 1, 1),
+    ):
+        x, go, w_shape, kw = _layer(*case, dtype, seed=7)
+        assert tile_plan(x, w_shape, go, kw, 1)[8] > 1
+        use_path(monkeypatch, "blas")
+        want = WEIGHT[case[0]](x, w_shape, go, **kw)
+        use_path(monkeypatch, "tile")
+        np.testing.assert_allclose(WEIGHT[case[0]](x, w_shape, go, **kw), want, **tol(dtype))
