@@ -384,11 +384,9 @@ def pin_threads(attempts: int = 200) -> dict[int, int]:
     probe = _probe_kernel()
     if len(cpus) < 2 or probe is None:
         return {}
-    import threading as _threading
-
     import numpy as np
 
-    main = _threading.get_native_id()
+    main = threading.get_native_id()
     total = numba.config.NUMBA_NUM_THREADS
     previous = numba.get_num_threads()
     numba.set_num_threads(total)
