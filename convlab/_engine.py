@@ -3,7 +3,15 @@ convolution it is the adjoint of.
 
 The weight gradient is a sum over output positions, ``grad_w[o, c, tap] = sum over q of go[o, q]
 * x[c, q * stride + tap * dilation - pad]``, which one matrix product per block of positions
-computes. Two ways, picked per layer by :func:`weight_grad_uses_tile`:
+computes. Three ways, picked per layer by :func:`weight_grad_uses_depthwise` and
+:func:`weight_grad_uses_tile`:
+
+* **by dot products** (:func:`_weight_grad_depthwise`), when each group has one input channel
+  (depthwise layers): there is no matrix to multiply, but each tap's sum is one long dot product
+  of the output gradient with the input shifted by that tap, once both are laid out with the
+  same row length (zero columns after each row of the gradient, zero padding around the input;
+  a strided input split into its stride phases first). :func:`convlab._tile.tap_dots` keeps up to
+  nine taps' sums in vector registers while it reads the gradient once.
 
 * **by convlab's tile** (:func:`_weight_grad_tile`), for most layers: each thread copies the input
   rows its block reads once, channels last (:func:`_fill_channels_last`), and packs the block's
@@ -31,6 +39,7 @@ any number of threads.
 :mod:`convlab._implicit`.
 """
 
+import functools
 import math
 
 import numba
@@ -40,8 +49,18 @@ from numba import njit, prange
 from . import _implicit
 from ._blas import blas_gemm, gemm_call, one_blas_thread
 from ._implicit import _as3d
-from ._kernels import _add_run, _im2col_block, _zero_run
-from ._tile import TILES_ROWS, pack_panel, panel_rows, tile_columns, tile_matmul, tile_shape
+from ._kernels import _add_run, _copy_run, _im2col_block, _zero_run
+from ._tile import (
+    TAP_DOTS_MAX,
+    TILES_ROWS,
+    pack_panel,
+    panel_rows,
+    tap_dots,
+    tile_columns,
+    tile_matmul,
+    tile_shape,
+    vector_lanes,
+)
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
@@ -308,23 +327,31 @@ def weight_grad_workspace_nbytes(
     threads,
     stride=(1, 1, 1),
     dilation=(1, 1, 1),
+    padding=(0, 0, 0),
 ):
     """Bytes of the buffers :func:`weight_grad` allocates on ``threads`` threads. ``kernel``,
-    ``out_spatial``, ``stride`` and ``dilation`` are (depth, height, width) triples.
+    ``out_spatial``, ``stride``, ``dilation`` and ``padding`` are (depth, height, width) triples.
 
-    Channels last (:func:`weight_grad_uses_depthwise`): one thread's buffers each, and one
-    gradient-sized partial sum per range of blocks. By the tile (:func:`weight_grad_uses_tile`): one
-    thread's buffer of input rows and of packed output gradient, and its table of offsets, each, and
-    one gradient-sized partial sum per range of blocks. By BLAS: one thread's columns (``rows x
-    width``) each, and one gradient-sized partial sum per range of blocks after the first, plus the
-    transposed gradient the first range sums into when :func:`weight_grad_transposed`.
+    One input channel per group (:func:`weight_grad_uses_depthwise`): one thread's buffer of
+    input phases and output gradient each (the taps' shifts are cached per layer). By the tile
+    (:func:`weight_grad_uses_tile`): one thread's buffer of input rows and of packed output
+    gradient, and its table of offsets, each, and one gradient-sized partial sum per range of
+    blocks. By BLAS: one thread's columns (``rows x width``) each, and one gradient-sized partial
+    sum per range of blocks after the first, plus the transposed gradient the first range sums
+    into when :func:`weight_grad_transposed`.
     """
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
-    if weight_grad_uses_depthwise(batch, c_in, c_out, groups, out_spatial):
-        _, r_parts, size = depthwise_plan(
-            batch, c_in, kernel, stride, dilation, out_spatial, itemsize
+    if weight_grad_uses_depthwise(c_in, c_out, groups):
+        plan, _, _ = depthwise_plan(
+            batch,
+            tuple(kernel),
+            tuple(stride),
+            tuple(dilation),
+            tuple(padding),
+            tuple(out_spatial),
+            itemsize,
         )
-        return (threads * size + r_parts * grad_size) * itemsize
+        return threads * (plan[-2] + plan[-1]) * itemsize
     if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride):
         _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = weight_grad_tile_plan(
             batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
@@ -352,10 +379,13 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     go5 = np.ascontiguousarray(go).reshape(go.shape[:2] + _as3d(go.shape[2:]))
     gw = grad_w.reshape(c_out, -1)
     stride, dilation, pad = _as3d(stride), _as3d(dilation), _as3d(padding, 0)
-    if weight_grad_uses_depthwise(x.shape[0], x.shape[1], c_out, groups, go5.shape[2:]):
-        threads = numba.get_num_threads()
-        _depthwise_by_channels_last(x5, go5, gw, kernel, stride, dilation, pad, threads)
-        return grad_w
+    if weight_grad_uses_depthwise(x.shape[1], c_out, groups):
+        _depthwise(x5, go5, gw, kernel, stride, dilation, pad, numba.get_num_threads())
+        if np.isfinite(gw).all():
+            return grad_w
+        # an inf or a NaN: the dot products also multiply the buffers' zero columns by the input
+        # beside them, which would turn an inf that the sum never meets into a NaN; the columns
+        # multiply only the pairs the sum has
     if weight_grad_uses_tile(x.shape[1], c_out, kernel, dilation, groups, x.itemsize, stride):
         _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups)
         return grad_w
@@ -722,161 +752,250 @@ def _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups):
         _sum_parts(part, r_parts, gw, cpg, math.prod(kernel), threads)
 
 
+@njit(inline="always", **NJIT_OPTIONS)
+def _valid(q0, step, phase, size, n):
+    """``[lo, hi)``: the ``u < n`` with ``0 <= (u + q0) * step + phase < size``
+    (``0 <= phase < step``)."""
+    lo = min(n, max(0, -q0))
+    hi = max(lo, min(n, (size - phase + step - 1) // step - q0))
+    return lo, hi
+
+
 @njit(**NJIT_OPTIONS)
-def _replicate(dst, src, count, times, width):
-    """``dst[(q * times + j) * width + c] = src[q * width + c]``: each of ``count`` runs of
-    ``width`` values ``times`` times over, unsigned indices (vectorised along ``c``)."""
-    w = np.uint64(width)
-    k = np.uint64(times)
-    for q in range(np.uint64(count)):
-        for j in range(k):
-            d = (q * k + j) * w
-            s = q * w
-            for c in range(w):
-                dst[d + c] = src[s + c]
+def _fill_phase(src, s0, in_size, q0, step, phase, dims, dst, d0):
+    """The interior of one phase of a volume: ``dst[d0 + (u * HQ + v) * WQ + w] = src[s0 + (iz *
+    H + ih) * W + iw]`` with ``i = (u + q0) * step + phase`` in each dimension, wherever that lies
+    inside the volume ``in_size`` (D, H, W); the rest of ``dst`` is left as it is (zeros)."""
+    dq, hq, wq = dims
+    z_lo, z_hi = _valid(q0[0], step[0], phase[0], in_size[0], dq)
+    r_lo, r_hi = _valid(q0[1], step[1], phase[1], in_size[1], hq)
+    w_lo, w_hi = _valid(q0[2], step[2], phase[2], in_size[2], wq)
+    for u in range(z_lo, z_hi):
+        iz = (u + q0[0]) * step[0] + phase[0]
+        for v in range(r_lo, r_hi):
+            ih = (v + q0[1]) * step[1] + phase[1]
+            src_row = s0 + (iz * in_size[1] + ih) * in_size[2] + (w_lo + q0[2]) * step[2]
+            _copy_run(
+                dst, d0 + (u * hq + v) * wq + w_lo, src, src_row + phase[2], w_hi - w_lo, step[2]
+            )
+
+
+@njit(**NJIT_OPTIONS)
+def _fill_phase_pair(src, s0, in_size, q0, step, phase, dims, dst, d0, d1):
+    """:func:`_fill_phase` for the two phases of a width stride of 2 at once (``phase[2] = 0``
+    into ``d0``, 1 into ``d1``): each input row is read once, its even and odd values split."""
+    dq, hq, wq = dims
+    z_lo, z_hi = _valid(q0[0], step[0], phase[0], in_size[0], dq)
+    r_lo, r_hi = _valid(q0[1], step[1], phase[1], in_size[1], hq)
+    e_lo, e_hi = _valid(q0[2], 2, 0, in_size[2], wq)
+    o_lo, o_hi = _valid(q0[2], 2, 1, in_size[2], wq)
+    lo, hi = max(e_lo, o_lo), max(max(e_lo, o_lo), min(e_hi, o_hi))
+    for u in range(z_lo, z_hi):
+        iz = (u + q0[0]) * step[0] + phase[0]
+        for v in range(r_lo, r_hi):
+            ih = (v + q0[1]) * step[1] + phase[1]
+            row = s0 + (iz * in_size[1] + ih) * in_size[2] + 2 * q0[2]  # input column of w = 0
+            out = (u * hq + v) * wq
+            for w in range(e_lo, lo):
+                dst[d0 + out + w] = src[row + 2 * w]
+            for w in range(hi, e_hi):
+                dst[d0 + out + w] = src[row + 2 * w]
+            for w in range(o_lo, lo):
+                dst[d1 + out + w] = src[row + 2 * w + 1]
+            for w in range(hi, o_hi):
+                dst[d1 + out + w] = src[row + 2 * w + 1]
+            _split_run(dst, d0 + out + lo, d1 + out + lo, src, row + 2 * lo, hi - lo)
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def _fma_vec(acc, a0, g, g0, x, x0, count):
-    """``acc[a0 + c] += g[g0 + c] * x[x0 + c]`` for ``c < count``, unsigned indices."""
-    a = np.uint64(a0)
-    gi = np.uint64(g0)
-    xi = np.uint64(x0)
-    for c in range(np.uint64(count)):
-        acc[a + c] += g[gi + c] * x[xi + c]
+def _split_run(dst, d0, d1, src, s0, count):
+    """``dst[d0 + i] = src[s0 + 2 i]``, ``dst[d1 + i] = src[s0 + 2 i + 1]`` for ``i < count``:
+    with both values of each pair used, LLVM loads whole vectors and shuffles them apart."""
+    a = np.uint64(d0)
+    b = np.uint64(d1)
+    s = np.uint64(s0)
+    two = np.uint64(2)
+    for i in range(np.uint64(count)):
+        even = src[s + two * i]
+        odd = src[s + two * i + np.uint64(1)]
+        dst[a + i] = even
+        dst[b + i] = odd
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _weight_grad_depthwise_cl(x, go, part, kernel, stride, dilation, pad, rows_b, r_parts, bufs):
-    """The weight gradient of a depthwise layer (one input channel per output channel), channels
-    last: ``part[r, tap, c]`` = range ``r``'s sum of ``go[c] * x[c]`` under ``tap``.
+def _weight_grad_depthwise(x, go, gw, plan, stride, offs, phases, bufs):
+    """The weight gradient of a layer with one input channel per group (depthwise, or a channel
+    multiplier): ``gw[o, tap] = sum over n, q of go[n, o, q] * x[n, o // m, q * stride + tap *
+    dilation - pad]`` by :func:`convlab._tile.tap_dots`, with the taps' sums in vector registers.
 
-    For each block of ``rows_b`` output rows (of one image and output depth) a thread copies the
-    input rows the block reads, zero-padded, and the block of the output gradient into buffers
-    with the channels last; then for every output position and tap, the products of all
-    channels are one contiguous run, added into that tap's row of the range's partial sum. The
-    blocks are cut into ``r_parts`` ranges by the shapes only, each with its own partial sum.
-    x: (N, C, D, H, W) unpadded; go: (N, C, OD, OH, OW).
+    Each output channel's sum is one thread's. For ``stack`` images at a time it copies the
+    output gradient into a flat buffer of rows of ``WQ`` values (zeros after each row's ``OW``,
+    planes of ``HQ`` rows, volumes of ``DQ * HQ * WQ``) and the input channel the same way, once
+    per stride phase (:func:`_fill_phase`; a stride-1 layer has one phase, its zero padding the
+    buffer's zeros), laid out so that every tap is one constant shift ``offs[tap]`` of the whole
+    buffer: each tap's sum is then one long dot product. The products the zero columns add are
+    zeros (unless the input holds an inf or a NaN there: :func:`weight_grad` checks). ``plan``
+    from :func:`depthwise_plan`; x: (N, C, D, H, W) unpadded; go: (N, C_out, OD, OH, OW).
     """
     n_threads = bufs.shape[0]
-    n_batch, ch, d_in = x.shape[0], x.shape[1], x.shape[2]
-    od_n, oh_n, ow_n = go.shape[2], go.shape[3], go.shape[4]
-    kd_n, kh_n, kw_n = kernel
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    pd, ph, pw = pad
-    taps = kd_n * kh_n * kw_n
-    x4 = x.reshape(n_batch, ch * d_in, x.shape[3], x.shape[4])
-    g4 = go.reshape(n_batch, ch * od_n, oh_n, ow_n)
-    wp = (ow_n - 1) * sw + (kw_n - 1) * dw + 1
-    rows_x = (rows_b - 1) * sh + (kh_n - 1) * dh + 1
-    x_size = kd_n * rows_x * wp * ch
-    per_plane = (oh_n + rows_b - 1) // rows_b
-    n_blocks = n_batch * od_n * per_plane
-    g_size = rows_b * ow_n * ch
+    n_b, ch, d_in, h_in, w_in = x.shape
+    c_out, od_n, oh_n, ow_n = go.shape[1], go.shape[2], go.shape[3], go.shape[4]
+    dq, hq, wq, q_d, q_h, q_w, stack, nv, region, x_size, g_size = plan
+    mult = c_out // ch
+    taps = offs.shape[0]
+    vol = dq * hq * wq
+    dims = (dq, hq, wq)
+    in_size = (d_in, h_in, w_in)
+    q0 = (q_d, q_h, q_w)
+    step = stride
+    sw = stride[2]
+    xf = x.reshape(-1)
+    gf = go.reshape(-1)
     for t in prange(n_threads):
-        xb = bufs[t, :x_size]
-        gb = bufs[t, x_size : x_size + g_size]
-        # each position's channels kW times over: the kW taps of a kernel row are then one run
-        gr = bufs[t, x_size + g_size :]
-        for r in range(r_parts * t // n_threads, r_parts * (t + 1) // n_threads):
-            acc = part[r]
-            _zero_run(acc, 0, taps * ch)
-            for bi in range(n_blocks * r // r_parts, n_blocks * (r + 1) // r_parts):
-                n = bi // (od_n * per_plane)
-                od = bi // per_plane - n * od_n
-                oh0 = (bi - bi // per_plane * per_plane) * rows_b
-                rows = min(oh_n, oh0 + rows_b) - oh0
-                rx = (rows - 1) * sh + (kh_n - 1) * dh + 1
-                _fill_channels_last(
-                    x4, n, 0, ch, d_in, od * sd - pd, dd, kd_n, oh0 * sh - ph, rx, -pw, wp, xb
+        buf = bufs[t]
+        _zero_run(buf, 0, x_size + g_size)
+        xb = buf[:x_size]
+        gb = buf[x_size : x_size + g_size]
+        o_end = c_out * (t + 1) // n_threads
+        o0 = c_out * t // n_threads
+        while o0 < o_end:  # the thread's output channels that read one input channel
+            c = o0 // mult
+            o1 = min(o_end, (c + 1) * mult)
+            for o in range(o0, o1):
+                for tap in range(taps):
+                    gw[o, tap] = 0.0
+            for n0 in range(0, n_b, stack):
+                ns = min(stack, n_b - n0)
+                for s in range(ns):
+                    start = ((n0 + s) * ch + c) * d_in * h_in * w_in
+                    p = 0
+                    while p < phases.shape[0]:
+                        phase = (phases[p, 0], phases[p, 1], phases[p, 2])
+                        d0 = p * region + s * vol
+                        if sw == 2 and phase[2] == 0 and p + 1 < phases.shape[0]:
+                            if phases[p + 1, 2] == 1:
+                                _fill_phase_pair(
+                                    xf, start, in_size, q0, step, phase, dims, xb, d0, d0 + region
+                                )
+                                p += 2
+                                continue
+                        _fill_phase(xf, start, in_size, q0, step, phase, dims, xb, d0)
+                        p += 1
+                for o in range(o0, o1):
+                    for s in range(ns):
+                        _fill_phase(
+                            gf,
+                            ((n0 + s) * c_out + o) * od_n * oh_n * ow_n,
+                            (od_n, oh_n, ow_n),
+                            (0, 0, 0),
+                            (1, 1, 1),
+                            (0, 0, 0),
+                            dims,
+                            gb,
+                            s * vol,
+                        )
+                    if ns < stack:  # the last, short stack: no gradient for images not there
+                        _zero_run(gb, ns * vol, g_size)
+                    for t0 in range(0, taps, TAP_DOTS_MAX):
+                        nt = min(TAP_DOTS_MAX, taps - t0)
+                        tap_dots(nv, gb, 0, xb, 0, offs, t0, gw[o], t0, nt)
+            o0 = o1
+
+
+#: bytes of one stack of images' output gradient in :func:`_weight_grad_depthwise`: small maps
+#: are stacked so that each dot product is long (batch-64 8x8 maps: 0.070 ms in stacks of up to
+#: 16 KB against 0.091 one image at a time, one thread)
+DEPTHWISE_STACK_BYTES = 16384
+
+
+def weight_grad_uses_depthwise(c_in, c_out, groups):
+    """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_depthwise`: one
+    input channel per group (depthwise layers, with or without a channel multiplier), except a
+    single input channel with several filters, a plain convolution on which the columns run
+    faster (one thread, ms, depthwise / columns: 256 8x8 images to 16 filters 0.23 / 0.17, 8
+    64x64 images to 32 filters 0.24 / 0.19).
+
+    2 threads, ms, the columns or the channels-last copies it replaced -> this (PyTorch): 144
+    channels on 56x56 0.32-0.40 -> 0.11-0.15 (0.16), at stride 2 0.13 -> 0.08 (0.11); 32 on
+    112x112 0.30 -> 0.09-0.11 (0.14); 96 on 112x112 at stride 2 0.68 -> 0.15 (0.21); 384 on
+    14x14 0.10-0.15 -> 0.04-0.06 (0.06-0.09); batch 64 of 16 channels on 8x8 0.16-0.23 ->
+    0.05-0.09 (0.07); 240 on 28x28 with 5x5 kernels 0.31 -> 0.08 (1.7); 32 channels to 64 (a
+    multiplier of 2) on 56x56 0.23 -> 0.07 (0.31)."""
+    return c_in == groups and (c_in > 1 or c_out == 1)
+
+
+@functools.lru_cache(maxsize=256)
+def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
+    """``(plan, offs, phases)`` of :func:`_weight_grad_depthwise` for (depth, height, width)
+    triples: ``plan = (DQ, HQ, WQ, q_d, q_h, q_w, stack, nv, region, x_size, g_size)``;
+    ``offs[tap]`` each tap's shift into the input's buffer; ``phases`` one row per stride phase
+    (the input's index modulo the stride, per dimension) that some tap reads.
+
+    A tap ``t`` of a dimension reads input ``o * s + t * d - p = (o + q_t) * s + r_t`` for output
+    ``o``: phase ``r_t``, position ``o + q_t`` in it. Each phase is stored from ``q0 = min q_t``
+    over ``OQ + max q_t - q0`` positions (``DQ, HQ, WQ``), the output gradient at the same row
+    and plane lengths, so tap ``t`` is the constant shift ``q_t - q0`` (per dimension) into its
+    phase's ``region``. Cached (a training loop asks for the same few layers again and again:
+    working it out took a quarter of a small layer's time); the arrays are read-only."""
+    lanes = vector_lanes(itemsize)
+    dims, q0s, residues = [], [], []
+    for k, s, d, p, o in zip(kernel, stride, dilation, pad, out_spatial, strict=True):
+        q = [(t * d - p) // s for t in range(k)]
+        dims.append(o + max(q) - min(q))
+        q0s.append(min(q))
+        residues.append([(t * d - p) % s for t in range(k)])
+    dq, hq, wq = dims
+    vol = dq * hq * wq
+    stack = max(1, min(batch, DEPTHWISE_STACK_BYTES // (vol * itemsize)))
+    od, oh, ow = out_spatial
+    length = (stack - 1) * vol + ((od - 1) * hq + oh - 1) * wq + ow
+    nv = -(-length // lanes)
+    region = stack * vol
+    phase_list = sorted({(a, b, c) for a in residues[0] for b in residues[1] for c in residues[2]})
+    offs = np.empty(math.prod(kernel), np.int64)
+    tap = 0
+    for a in range(kernel[0]):
+        for b in range(kernel[1]):
+            for c in range(kernel[2]):
+                key = (residues[0][a], residues[1][b], residues[2][c])
+                shift = (
+                    (
+                        ((a * dilation[0] - pad[0]) // stride[0] - q0s[0]) * hq
+                        + (b * dilation[1] - pad[1]) // stride[1]
+                        - q0s[1]
+                    )
+                    * wq
+                    + (c * dilation[2] - pad[2]) // stride[2]
+                    - q0s[2]
                 )
-                _fill_channels_last(g4, n, 0, ch, od_n, od, 1, 1, oh0, rows, 0, ow_n, gb)
-                _replicate(gr, gb, rows * ow_n, kw_n, ch)
-                run = kw_n * ch if dw == 1 else ch  # one call per kernel row, or per tap
-                for i_o in range(rows):
-                    for j_o in range(ow_n):
-                        g0 = (i_o * ow_n + j_o) * kw_n * ch
-                        base = (i_o * sh * wp + j_o * sw) * ch
-                        for a in range(kd_n):
-                            for i in range(kh_n):
-                                row = base + ((a * rx + i * dh) * wp) * ch
-                                tap0 = (a * kh_n + i) * kw_n
-                                for j in range(0, kw_n, kw_n if dw == 1 else 1):
-                                    _fma_vec(
-                                        acc,
-                                        (tap0 + j) * ch,
-                                        gr,
-                                        g0 + j * ch,
-                                        xb,
-                                        row + j * dw * ch,
-                                        run,
-                                    )
+                offs[tap] = phase_list.index(key) * region + shift
+                tap += 1
+    # every vector read lies inside the buffers: the gradient's nv vectors, each tap's nv
+    # vectors from its shift
+    x_size = max(len(phase_list) * region, int(offs.max()) + nv * lanes)
+    g_size = max(region, nv * lanes)
+    phases = np.array(phase_list, np.int64).reshape(-1, 3)
+    offs.setflags(write=False)
+    phases.setflags(write=False)
+    plan = (dq, hq, wq, *q0s, stack, nv, region, x_size, g_size)
+    return plan, offs, phases
 
 
-#: the depthwise weight gradient runs channels last (:func:`_weight_grad_depthwise_cl`) when a
-#: layer has at least this many channels ...
-DEPTHWISE_MIN_CHANNELS = 128
-#: ... or at most this many output positions per image and output depth (a 28x28 map)
-DEPTHWISE_MAX_POSITIONS = 784
-
-
-def weight_grad_uses_depthwise(batch, c_in, c_out, groups, out_spatial):
-    """Whether :func:`weight_grad` computes a depthwise layer (one input and one output channel
-    per group) channels last rather than by BLAS over columns: when it has many channels or a
-    small map. 2 threads, ms, columns -> channels last: 144 channels on 56x56 0.50 -> 0.32, at
-    stride 2 0.58 -> 0.13, 384 on 14x14 0.82 -> 0.09, 512 on 7x7 (batch 4) 1.12 -> 0.10; where
-    it lost, columns stay: 32 channels on 112x112 0.24 -> 0.30, 96 on 56x56 (batch 8) 1.5 ->
-    1.8. A channel multiplier (``C_out > C_in``) stays on columns too, and so does a single
-    output row (one image of a 1-D layer): the blocks are rows, and there would be one."""
-    if not c_in == c_out == groups or batch * math.prod(out_spatial[:2]) < 2:
-        return False
-    return c_in >= DEPTHWISE_MIN_CHANNELS or math.prod(out_spatial[1:]) <= DEPTHWISE_MAX_POSITIONS
-
-
-def depthwise_plan(batch, ch, kernel, stride, dilation, out_spatial, itemsize):
-    """``(rows_b, r_parts, size)`` of :func:`_weight_grad_depthwise_cl`: blocks of ``rows_b``
-    output rows, ``r_parts`` ranges of blocks (from the shapes only), ``size`` elements of one
-    thread's buffers."""
-    od_n, oh_n, ow_n = out_spatial
-    wp = (ow_n - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1
-
-    def x_size(rows):
-        return kernel[0] * ((rows - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1) * wp * ch
-
-    rows_b = max(1, min(oh_n, TILE_BLOCK // ow_n))
-    g_size = ow_n * ch * (1 + kernel[2])  # per output row: the gradient, and kW copies of it
-    while rows_b > 1 and (x_size(rows_b) + rows_b * g_size) * itemsize > TILE_BUFFER_BYTES:
-        rows_b -= 1
-    r_parts = max(1, min(WGRAD_UNITS, batch * od_n * -(-oh_n // rows_b)))
-    return rows_b, r_parts, x_size(rows_b) + rows_b * g_size
-
-
-def _depthwise_by_channels_last(x5, go5, gw, kernel, stride, dilation, pad, threads):
-    """:func:`_weight_grad_depthwise_cl` and the sum of its ranges into ``gw`` (C x taps)."""
-    ch = x5.shape[1]
-    taps = math.prod(kernel)
-    rows_b, r_parts, size = depthwise_plan(
-        x5.shape[0], ch, kernel, stride, dilation, go5.shape[2:], x5.itemsize
+def _depthwise(x5, go5, gw, kernel, stride, dilation, pad, threads):
+    """:func:`_weight_grad_depthwise` into ``gw`` (C_out x taps)."""
+    plan, offs, phases = depthwise_plan(
+        x5.shape[0],
+        tuple(kernel),
+        tuple(stride),
+        tuple(dilation),
+        tuple(pad),
+        tuple(go5.shape[2:]),
+        x5.itemsize,
     )
-    bufs = workspace("engine", (threads * size + r_parts * taps * ch,), x5.dtype)
-    part = bufs[threads * size :].reshape(r_parts, taps * ch)
+    size = plan[-2] + plan[-1]
+    bufs = workspace("engine", (threads, size), x5.dtype)
     with parallel_launch():
-        _weight_grad_depthwise_cl(
-            x5,
-            go5,
-            part,
-            kernel,
-            stride,
-            dilation,
-            pad,
-            rows_b,
-            r_parts,
-            bufs[: threads * size].reshape(threads, size),
-        )
-    for r in range(1, r_parts):  # the ranges in order, into the first
-        part[0] += part[r]
-    gw[:] = part[0].reshape(taps, ch).T
+        _weight_grad_depthwise(x5, go5, gw, plan, tuple(stride), offs, phases, bufs)
 
 
 def gather_applies(stride, padding, dilation, kernel):

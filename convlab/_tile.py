@@ -356,3 +356,116 @@ def tile_matmul(shape, m, n, k, kc, ap, a_off, a_stride, b, b_off, boff, c, c_of
                 for j in range(full, n):
                     v = scratch[i * nr + j - j0]
                     c[dst + j] = c[dst + j] + v if add else v
+
+
+#: most taps :func:`tap_dots` sums in one pass (one vector register each, plus the gradient's
+#: vector and one of the input: nine fit even in AVX2's 16 registers)
+TAP_DOTS_MAX = 9
+
+
+def vector_lanes(itemsize):
+    """Elements of ``itemsize`` bytes in one vector register."""
+    return VECTOR_BYTES // itemsize
+
+
+def _make_tap_dots(nt):
+    """The intrinsic computing :func:`tap_dots` for ``nt`` taps."""
+
+    @intrinsic
+    def dots(typingctx, n, g, gi, x, xi, offs, oi, out, ri):
+        if not all(isinstance(a, types.Array) for a in (g, x, offs, out)):
+            return None
+        if not g.dtype == x.dtype == out.dtype or g.dtype not in (types.float32, types.float64):
+            return None
+        if offs.dtype != types.int64:
+            return None
+        sig = types.void(n, g, gi, x, xi, offs, oi, out, ri)
+        lanes = VECTOR_BYTES // (4 if g.dtype == types.float32 else 8)
+
+        def codegen(context, builder, signature, args):
+            i64 = ir.IntType(64)
+            n_, gi_, xi_, oi_, ri_ = [
+                context.cast(builder, args[j], signature.args[j], types.int64)
+                for j in (0, 2, 4, 6, 8)
+            ]
+            pg, px, po, pr = [
+                context.make_array(signature.args[j])(context, builder, value=args[j]).data
+                for j in (1, 3, 5, 7)
+            ]
+            fty = context.get_value_type(signature.args[1].dtype)
+            vty = ir.VectorType(fty, lanes)
+            suffix = f"v{lanes}{'f32' if fty == ir.FloatType() else 'f64'}"
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vty, [vty, vty, vty]), f"llvm.fma.{suffix}"
+            )
+            # without the reassoc flag LLVM adds the lanes in order, after the start value
+            reduce = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(fty, [fty, vty]),
+                f"llvm.vector.reduce.fadd.{suffix}",
+            )
+            zero = ir.Constant(vty, [0.0] * lanes)
+            accs = [cgutils.alloca_once_value(builder, zero) for _ in range(nt)]
+            starts = [
+                builder.add(
+                    xi_, builder.load(builder.gep(po, [builder.add(oi_, ir.Constant(i64, t))]))
+                )
+                for t in range(nt)
+            ]
+
+            def vector(ptr, index):
+                return builder.load(
+                    builder.bitcast(builder.gep(ptr, [index]), vty.as_pointer()), align=1
+                )
+
+            with cgutils.for_range(builder, n_) as loop:
+                pos = builder.mul(loop.index, ir.Constant(i64, lanes))
+                gv = vector(pg, builder.add(gi_, pos))
+                for t in range(nt):
+                    xv = vector(px, builder.add(starts[t], pos))
+                    builder.store(builder.call(fma, [gv, xv, builder.load(accs[t])]), accs[t])
+            for t in range(nt):
+                ptr = builder.gep(pr, [builder.add(ri_, ir.Constant(i64, t))])
+                builder.store(builder.call(reduce, [builder.load(ptr), builder.load(accs[t])]), ptr)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return dots
+
+
+_D1, _D2, _D3, _D4, _D5, _D6, _D7, _D8, _D9 = (
+    _make_tap_dots(nt) for nt in range(1, TAP_DOTS_MAX + 1)
+)
+
+
+@njit(**NJIT_OPTIONS)
+def tap_dots(n, g, gi, x, xi, offs, oi, out, ri, nt):
+    """``out[ri + t] += sum over p < n * lanes of g[gi + p] * x[xi + offs[oi + t] + p]`` for the
+    ``nt <= TAP_DOTS_MAX`` taps ``t``: several dot products of one vector ``g`` with shifted
+    windows of ``x``, ``lanes`` (:func:`vector_lanes`) at a time.
+
+    Each tap's sum stays in a vector register for the whole pass (Numba's loops without fastmath
+    would not vectorise a sum): each step loads ``g``'s vector once and one vector of ``x`` per
+    tap, ``nt`` fused multiply-adds. Lane ``l`` sums the products ``p = l (mod lanes)`` in order
+    of ``p``, and the lanes are added to ``out`` in order: fixed by ``n`` alone. Unchecked: the
+    caller sizes the arrays so that every index read exists.
+    """
+    if nt == 9:
+        _D9(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 8:
+        _D8(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 7:
+        _D7(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 6:
+        _D6(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 5:
+        _D5(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 4:
+        _D4(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 3:
+        _D3(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 2:
+        _D2(n, g, gi, x, xi, offs, oi, out, ri)
+    elif nt == 1:
+        _D1(n, g, gi, x, xi, offs, oi, out, ri)

@@ -301,7 +301,7 @@ def _(cl):
 
 @case("grad.conv2d_weight-depthwise-f32", owner="engine")
 def _(cl):
-    # 128 channels: channels last, 2 blocks of rows per image, 4 ranges with their own sums
+    # one input channel per group: four stride phases, each output channel summed by one thread
     x, g = _data(39, (2, 128, 30, 29), (2, 128, 15, 15))
     return cl.grad.conv2d_weight(x, (128, 1, 3, 3), g, stride=2, padding=1, groups=128)
 

@@ -357,69 +357,105 @@ def test_gather_only_for_stride_1_and_small_padding():
     assert not _engine.gather_applies((1, 1), (3, 1), (1, 1), (3, 3))  # crops more than d(k-1)
 
 
-# --- depthwise weight gradients (channels last) ----------------------------------------------------
+# --- weight gradients with one input channel per group (depthwise) ------------------------------
 
-# nd, batch, C, size, kernel, stride, padding, dilation
+# nd, batch, C_in, C_out, size, kernel, stride, padding, dilation
 DEPTHWISE = [
-    (1, 2, 5, 37, 3, 1, 1, 1),
-    (1, 1, 4, 40, 4, 3, 2, 2),
-    (2, 2, 6, (11, 9), 3, 1, 1, 1),
-    (2, 3, 5, (13, 10), (3, 2), (2, 3), (2, 0), (1, 2)),
-    (2, 1, 7, (30, 31), (4, 3), 1, 2, (2, 3)),
-    (3, 2, 4, (5, 6, 7), (3, 2, 3), (1, 2, 1), 1, (2, 1, 1)),
+    (1, 2, 5, 5, 37, 3, 1, 1, 1),
+    (1, 1, 4, 4, 40, 4, 3, 2, 2),
+    (1, 3, 3, 6, 20, 3, 1, 0, 3),  # a channel multiplier of 2
+    (2, 2, 6, 6, (11, 9), 3, 1, 1, 1),
+    (2, 3, 5, 5, (13, 10), (3, 2), (2, 3), (2, 0), (1, 2)),
+    (2, 1, 7, 7, (30, 31), (4, 3), 1, 2, (2, 3)),
+    (2, 5, 3, 3, (8, 8), 3, 1, 1, 1),  # small maps: several images per stack
+    (2, 2, 3, 9, (14, 15), 7, 2, 3, 1),  # 49 taps (six passes of tap_dots), stride 2: pairs
+    (2, 2, 4, 4, (9, 9), 1, 2, 0, 1),  # a 1x1 kernel at stride 2: one phase of four
+    (2, 2, 4, 4, (9, 9), 3, 3, 4, 1),  # padding beyond the kernel
+    (2, 1, 2, 2, (6, 7), 3, 1, 0, 1),  # no padding
+    (3, 2, 4, 4, (5, 6, 7), (3, 2, 3), (1, 2, 1), 1, (2, 1, 1)),
+    (3, 3, 2, 4, (4, 5, 6), 3, 1, 1, 1),  # 27 taps in 3-D, a multiplier of 2
 ]
 
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
+@pytest.mark.parametrize("stacks", ["default", "one-image", "two-images"])
 @pytest.mark.parametrize("case", DEPTHWISE, ids=[f"{c[0]}d-{i}" for i, c in enumerate(DEPTHWISE)])
-def test_depthwise_weight_grad_matches_naive(case, forced, dtype, monkeypatch):
-    """The channels-last depthwise gradient (forced on these small layers) against the naive
-    one; forced-cut: blocks of one output row, as many ranges as there are blocks (up to 12)."""
-    nd, batch, ch, size, kernel, stride, padding, dilation = case
+def test_depthwise_weight_grad_matches_naive(case, stacks, dtype, monkeypatch):
+    """The depthwise weight gradient (every layer with one input channel per group takes it)
+    against the naive one, with the default stacks of images, one image at a time, and two (a
+    short last stack when the batch is odd)."""
+    nd, batch, c_in, c_out, size, kernel, stride, padding, dilation = case
     x, go, w_shape, kw = _layer(
-        nd, batch, ch, ch, size, kernel, stride, padding, dilation, ch, dtype, seed=ch
+        nd, batch, c_in, c_out, size, kernel, stride, padding, dilation, c_in, dtype, seed=c_out
     )
-    monkeypatch.setattr(_engine, "weight_grad_uses_depthwise", lambda *a: True)
-    if forced:
-        monkeypatch.setattr(_engine, "TILE_BLOCK", 1)
     t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
-    rows_b, r_parts, _ = _engine.depthwise_plan(
-        batch, ch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), t(go.shape[2:]), 8
+    p = (0,) * (3 - nd) + tuple(kw["padding"])
+    if stacks != "default":
+        _engine.depthwise_plan.cache_clear()
+        vol = math.prod(
+            _engine.depthwise_plan(
+                batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), 8
+            )[0][:3]
+        )
+        images = 1 if stacks == "one-image" else 2
+        monkeypatch.setattr(_engine, "DEPTHWISE_STACK_BYTES", images * vol * x.itemsize)
+        monkeypatch.setattr(_engine, "depthwise_plan", _engine.depthwise_plan.__wrapped__)
+    plan, offs, _ = _engine.depthwise_plan(
+        batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), x.itemsize
     )
-    if forced:
-        assert rows_b == 1 and (r_parts > 1 or batch * math.prod(go.shape[2:-1]) == 1)
+    assert _engine.weight_grad_uses_depthwise(c_in, c_out, c_in)
+    assert len(offs) == math.prod(w_shape[2:])
+    if stacks == "one-image":
+        assert plan[6] == 1
     got = WEIGHT[nd](x, w_shape, go, **kw)
     assert got.dtype == dtype and got.shape == w_shape
     np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
 
 
 def test_depthwise_weight_grad_rule():
-    """Channels last for depthwise layers with many channels or small maps; columns for the
-    rest and for channel multipliers."""
+    """One input channel per group takes the depthwise path, with or without a channel
+    multiplier; a single input channel with several outputs (a plain convolution) does not."""
     uses = _engine.weight_grad_uses_depthwise
-    assert uses(1, 144, 144, 144, (1, 56, 56)) and uses(1, 384, 384, 384, (1, 14, 14))
-    assert uses(1, 32, 32, 32, (1, 28, 28))
-    assert not uses(1, 32, 32, 32, (1, 112, 112)) and not uses(8, 96, 96, 96, (1, 56, 56))
-    assert not uses(1, 64, 128, 64, (1, 14, 14))  # a channel multiplier
-    assert not uses(1, 64, 64, 32, (1, 14, 14))  # two channels per group
-    assert not uses(1, 256, 256, 256, (1, 1, 4000)) and uses(2, 256, 256, 256, (1, 1, 4000))
+    assert uses(144, 144, 144) and uses(32, 64, 32) and uses(1, 1, 1)
+    assert not uses(64, 64, 32)  # two channels per group
+    assert not uses(1, 16, 1)  # one input channel, 16 filters: the columns are faster
+    assert not uses(3, 64, 1)
 
 
 def test_depthwise_weight_grad_picked_and_matches_blas_path(monkeypatch):
-    """A MobileNet-sized layer takes the channels-last path by default, and agrees with the
-    BLAS path on it."""
+    """A MobileNet-sized layer takes the depthwise path by default, and agrees with the BLAS
+    path on it."""
     x, go, w_shape, kw = _layer(2, 2, 128, 128, 20, 3, 2, 1, 1, 128, np.float64, seed=9)
     calls = []
-    real = _engine._depthwise_by_channels_last
-    monkeypatch.setattr(
-        _engine, "_depthwise_by_channels_last", lambda *a: calls.append(1) or real(*a)
-    )
+    real = _engine._depthwise
+    monkeypatch.setattr(_engine, "_depthwise", lambda *a: calls.append(1) or real(*a))
     got = WEIGHT[2](x, w_shape, go, **kw)
     assert calls
     monkeypatch.setattr(_engine, "weight_grad_uses_depthwise", lambda *a: False)
     np.testing.assert_allclose(got, WEIGHT[2](x, w_shape, go, **kw), rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_depthwise_weight_grad_nonfinite_input_matches_naive(value):
+    """An inf in the input's last column: the dot products would also meet it through the zero
+    columns of the gradient's buffer (0 * inf = NaN in a tap whose sum never reads it), so the
+    gradient falls back to the columns; the pattern of infs and NaNs is the naive one's."""
+    x, go, w_shape, kw = _layer(2, 2, 4, 4, (6, 7), 3, 1, 1, 1, 4, np.float64, seed=5)
+    x[1, 2, 3, 6] = value
+    got = WEIGHT[2](x, w_shape, go, **kw)
+    want = conv_weight_grad(x, w_shape, go, **kw)
+    for pattern in (np.isnan, np.isinf):
+        np.testing.assert_array_equal(pattern(got), pattern(want))
+    finite = np.isfinite(want)
+    assert finite.any() and not finite.all()
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-11)
+    # the dot products alone would have put a NaN where the sum is finite
+    x5, go5 = x.reshape(2, 4, 1, 6, 7), go.reshape(go.shape[:2] + (1,) + go.shape[2:])
+    gw = np.empty((4, 9))
+    _engine._depthwise(x5, go5, gw, (1, 3, 3), (1, 1, 1), (1, 1, 1), (0, 1, 1), 1)
+    if value == np.inf:
+        assert np.isnan(gw).sum() > np.isnan(want).sum()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

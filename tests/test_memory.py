@@ -249,29 +249,28 @@ def test_implicit_conv2d_allocates_its_output_and_buffers(
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_depthwise_weight_gradient_allocates_the_gradient_and_its_blocks(threads):
-    """A depthwise layer's weight gradient, channels last: the gradient, each thread's buffers
-    and one partial sum per range of blocks (weight_grad_workspace_nbytes), nothing that grows
-    with the image or the batch."""
+def test_depthwise_weight_gradient_allocates_the_gradient_and_its_buffers(threads):
+    """A depthwise layer's weight gradient: the gradient and each thread's buffers of input
+    phases and output gradient (weight_grad_workspace_nbytes), nothing that grows with the
+    batch."""
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 128, 40, 40)).astype(np.float32)
-    g = rng.standard_normal((2, 128, 40, 40)).astype(np.float32)
+    g = rng.standard_normal((2, 128, 20, 20)).astype(np.float32)
     w_shape = (128, 1, 3, 3)
-    kw = dict(padding=1, groups=128)
+    kw = dict(stride=2, padding=1, groups=128)
     x_small = np.zeros((1, 128, 5, 5), dtype=np.float32)
+    g_small = np.zeros((1, 128, 3, 3), dtype=np.float32)
     peak, grad = traced_peak(
         lambda: convlab.grad.conv2d_weight(x, w_shape, g, **kw),
-        thread_warmup=lambda: convlab.grad.conv2d_weight(x_small, w_shape, x_small, **kw),
+        thread_warmup=lambda: convlab.grad.conv2d_weight(x_small, w_shape, g_small, **kw),
         threads=threads,
     )
-    assert _engine.weight_grad_uses_depthwise(2, 128, 128, 128, (1, 40, 40))
-    workspace = _engine.weight_grad_workspace_nbytes(
-        2, 128, 128, (1, 3, 3), (1, 40, 40), 4, 128, threads
-    )
+    assert _engine.weight_grad_uses_depthwise(128, 128, 128)
+    args = (128, 128, (1, 3, 3), (1, 20, 20), 4, 128, threads, (1, 2, 2), (1, 1, 1), (0, 1, 1))
+    workspace = _engine.weight_grad_workspace_nbytes(2, *args)
     assert workspace + grad.nbytes <= peak <= workspace + grad.nbytes + SLACK
-    # bounded: a batch 32 times larger adds partial sums (at most 12 ranges), not buffers
-    larger = _engine.weight_grad_workspace_nbytes(
-        64, 128, 128, (1, 3, 3), (1, 40, 40), 4, 128, threads
-    )
-    assert larger <= workspace + 12 * grad.nbytes
+    # bounded: the stacks of images stop growing at DEPTHWISE_STACK_BYTES of gradient
+    larger = _engine.weight_grad_workspace_nbytes(64, *args)
+    assert larger == _engine.weight_grad_workspace_nbytes(4096, *args)
+    assert larger <= threads * 6 * _engine.DEPTHWISE_STACK_BYTES

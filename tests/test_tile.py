@@ -153,3 +153,28 @@ def test_tile_matmul_checks_bounds():
         _call(boff=np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="kc"):
         _call(kc=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_tap_dots_matches_numpy(dtype):
+    """tap_dots: for 1 to TAP_DOTS_MAX taps, ``n`` vectors (0, 1, several), offsets anywhere
+    (repeated, decreasing), start indices in all three arrays, adding to what ``out`` holds."""
+    rng = np.random.default_rng(4)
+    lanes = _tile.vector_lanes(np.dtype(dtype).itemsize)
+    assert lanes * np.dtype(dtype).itemsize == _tile.VECTOR_BYTES
+    for nt in range(1, _tile.TAP_DOTS_MAX + 1):
+        for n in (0, 1, 7):
+            g = rng.standard_normal(n * lanes + 9).astype(dtype)
+            x = rng.standard_normal(n * lanes + 80).astype(dtype)
+            offs = np.concatenate([[5], rng.integers(0, 60, nt + 2)]).astype(np.int64)
+            offs[2] = offs[1]  # two taps reading the same window
+            out = rng.standard_normal(nt + 4).astype(dtype)
+            want = out.astype(np.float64)
+            for t in range(nt):
+                start = 3 + offs[1 + t]
+                want[2 + t] += g[4 : 4 + n * lanes] @ x[start : start + n * lanes].astype(
+                    np.float64
+                )
+            _tile.tap_dots(n, g, 4, x, 3, offs, 1, out, 2, nt)
+            rtol = 1e-5 if dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * 10)
