@@ -58,9 +58,12 @@ MIN_PASS = 128
 MIN_UNITS = 12
 
 
-def implicit_plan(batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups):
+def implicit_plan(
+    batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, phases=1
+):
     """The cut of :func:`conv`'s work, from the shapes only: a tuple ``(shape, col_blocks,
-    col_w, row_blocks, rows, parts, rq, wq, kc)``.
+    col_w, row_blocks, rows, parts, rq, wq, kc)``. ``phases``: blocks of products per block of
+    positions (one per output phase of :mod:`convlab._phases`).
 
     ``shape``: the tile (:func:`convlab._tile.tile_shape`); the output columns are cut into
     ``col_blocks`` blocks of at most ``col_w``, the rows into ``row_blocks`` blocks of at most
@@ -79,7 +82,7 @@ def implicit_plan(batch, c_in, c_out, kernel, stride, dilation, out_spatial, ite
     halo_h = (kh - 1) * dh // sh
     halo_w = (kw - 1) * dw // sw
     plane_bytes = c_in // groups * kd * sh * sw * itemsize  # one position of every plane
-    out_bytes = panels * mr * itemsize  # one flat position of products
+    out_bytes = phases * panels * mr * itemsize  # one flat position of products
     outer = batch * groups * od_n
     col_w = ow_n
     if oh_n == 1:

@@ -165,6 +165,45 @@ TRANSPOSED = {
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("layer", list(TRANSPOSED))
+def test_transposed_by_phases_allocates_its_output_and_one_block_per_thread(layer, threads):
+    """``"auto"`` runs these layers by output phases (convlab._phases): the output, the packed
+    weights and each thread's buffer of input rows and block of products (workspace_nbytes),
+    nothing that grows with the batch."""
+    from convlab import _phases, transposed
+
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    x_shape, w_shape, stride, padding, groups = TRANSPOSED[layer]
+    nd = len(x_shape) - 2
+    assert transposed.phases_apply(x_shape, w_shape, (stride,) * nd, groups)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    fn = getattr(convlab, f"conv_transpose{nd}d")
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    tiny = x[(slice(0, 1), slice(None)) + (slice(0, 3),) * nd]
+    peak, y = traced_peak(
+        lambda: fn(x, w, **kw), thread_warmup=lambda: fn(tiny, w, **kw), threads=threads
+    )
+    t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
+    args = (t(w_shape[2:]), t((stride,) * nd), (0,) * (3 - nd) + (padding,) * nd, (1, 1, 1))
+    args += (groups, t(y.shape[2:]), 4, threads)
+    space = _phases.workspace_nbytes(x_shape[:2] + t(x_shape[2:]), w_shape[:2] + args[0], *args[1:])
+    bias = w_shape[1] * groups * 4  # the zero bias filled when none is given
+    assert space + y.nbytes <= peak <= space + y.nbytes + bias + SLACK
+    # bounded: larger batches take larger blocks only up to the implicit product's targets
+    sizes = [
+        _phases.workspace_nbytes(
+            (n,) + x_shape[1:2] + t(x_shape[2:]), w_shape[:2] + args[0], *args[1:]
+        )
+        for n in (64, 4096)
+    ]
+    assert sizes[0] == sizes[1]
+    reference = fn(x, w, **kw, algorithm="direct")
+    np.testing.assert_allclose(y, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layer", list(TRANSPOSED))
 def test_strided_transposed_convolution_allocates_its_output_and_one_block_per_thread(
     layer, threads
 ):

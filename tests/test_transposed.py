@@ -876,3 +876,98 @@ def test_phase_buffer_is_bounded_by_the_output():
         rtol=1e-12,
         atol=1e-12,
     )
+
+
+# --- strided, by output phases (convlab._phases) -----------------------------------------------------
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("stride, padding, dilation, output_padding, k", PHASE_CASES)
+def test_auto_by_output_phases_matches_the_scatter(
+    nd, stride, padding, dilation, output_padding, k, dtype
+):
+    """``"auto"`` computes a strided layer with enough channels as one stride-1 convolution per
+    output phase: every layout of PHASE_CASES (phases with no tap, several taps, dilations that
+    share a factor with the stride, crops of whole phase rows, output padding no tap reaches),
+    with two groups, against the scatter definition."""
+    from convlab import _phases, transposed
+
+    if nd == 3 and k > 3:
+        k = 3  # keep the 3-D cases small
+    rng = np.random.default_rng(stride * 10 + k)
+    size = (7, 6, 5)[:nd] if nd < 3 else (5, 6, 5)
+    x = rng.standard_normal((2, 16) + size).astype(dtype)
+    w = rng.standard_normal((16, 16) + (k,) * nd).astype(dtype)
+    b = rng.standard_normal(32).astype(dtype)
+    kw = dict(
+        stride=stride, padding=padding, dilation=dilation, output_padding=output_padding, groups=2
+    )
+    if output_padding >= max(stride, dilation):
+        return  # not a valid layer (output padding must be below the stride or the dilation)
+    assert transposed.phases_apply(x.shape, w.shape, (stride,) * nd, 2)
+    calls = []
+    real = _phases.conv_transpose
+    try:
+        _phases.conv_transpose = lambda *a: calls.append(1) or real(*a)
+        got = TRANSPOSE[nd](x, w, b, **kw)
+    finally:
+        _phases.conv_transpose = real
+    assert calls and got.dtype == dtype
+    want = conv_transpose_scatter(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        b.astype(np.float64),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        output_padding=output_padding,
+        groups=2,
+    )
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+def test_phases_rule():
+    """By phases: strided layers with at least 8 input channels per group and 16 rows of the
+    GEMM form's product; stride 1 (gathered), depthwise and few-channel layers are not."""
+    from convlab.transposed import phases_apply
+
+    assert phases_apply((1, 96, 24, 24), (96, 48, 4, 4), (2, 2), 1)
+    assert phases_apply((1, 16, 1024), (16, 8, 4), (2,), 2)
+    assert not phases_apply((1, 96, 24, 24), (96, 48, 4, 4), (1, 1), 1)
+    assert not phases_apply((1, 32, 24, 24), (32, 1, 3, 3), (2, 2), 32)  # depthwise
+    assert not phases_apply((1, 4, 24, 24), (4, 8, 4, 4), (2, 2), 1)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_phases_leave_nonfinite_weights_to_the_gemm_form(bad):
+    """An inf or NaN weight: the gathers would multiply it by the zeros around the input too;
+    ``"auto"`` then runs the GEMM form, whose infs and NaNs are the scatter's."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 8, 5, 5))
+    w = rng.standard_normal((8, 3, 3, 3))
+    w[1, 2, 2, 2] = bad
+    got = convlab.conv_transpose2d(x, w, stride=2)
+    direct = convlab.conv_transpose2d(x, w, stride=2, algorithm="direct")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(direct))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(direct))
+    finite = np.isfinite(direct)
+    assert finite.any() and not finite.all()
+
+
+def test_phase_layout_tables():
+    """The tables of a 4x4 kernel at stride 2, padding 1: four phases of 2x2 taps each, shifts
+    -1..1 (three buffer rows and columns), every tap in exactly one phase."""
+    from convlab import _phases
+
+    plan, q, span, lo, tables, _, _ = _phases.phase_layout(
+        (1, 8, 1, 6, 6), (8, 4, 1, 4, 4), (1, 2, 2), (0, 1, 1), (1, 1, 1), 1, (1, 12, 12), 4
+    )
+    taps, tap_off, boff, k_off, ap_off = tables
+    assert q == (1, 6, 6) and span == (1, 3, 3) and lo == (0, -1, -1)
+    assert list(np.diff(tap_off)) == [4, 4, 4, 4] and sorted(taps) == list(range(16))
+    assert list(np.diff(k_off)) == [32] * 4 and ap_off[-1] == 4 * 8 * 4 * _phases.panel_rows(
+        plan[0]
+    )
+    assert not taps.flags.writeable
