@@ -310,21 +310,26 @@ def choose_algorithm(
     return "direct"
 
 
-def phases_apply(
-    x_shape: Sequence[int], w_shape: Sequence[int], stride: Sequence[int], groups: int
-) -> bool:
+#: "auto" runs a strided transposed convolution by output phases when its output (the whole
+#: batch) has at least this many values; below, the scatter's smaller fixed cost wins
+PHASES_MIN_OUTPUT = 16384
+
+
+def phases_apply(out_shape: Sequence[int], stride: Sequence[int]) -> bool:
     """Whether ``"auto"`` computes a transposed convolution by output phases
-    (:mod:`convlab._phases`): a stride above 1 and the sums the GEMM form would be chosen for
-    (:func:`choose_algorithm`'s ``C_in/g >= 8`` and ``C_out/g * prod(k) >= 16``), whatever
-    the size of the image, since the phases need no columns. 2 threads, ms, the GEMM form and
-    its fold -> phases (PyTorch): 96 -> 48 on 24x24, 4x4 at stride 2 0.32-0.36 -> 0.29-0.33
-    (0.28); batch 4, 64 -> 32 on 32x32 1.16 -> 0.84; 128 -> 64 on 28x28, 3x3, 0.49-0.52 ->
-    0.39-0.43 (0.42); 1-D 96 -> 48, L 1024, 0.24 -> 0.12 (0.16); 3-D 32 -> 16 on 8x16x16 0.94
-    -> 0.48 (0.53); batch 16, 256 -> 128 on 8x8 4.4 -> 3.8 (2.5). A 2x2 kernel at stride 2
-    (one tap per phase) runs about as fast either way (0.59 / 0.64)."""
-    in_per_group = x_shape[1] // groups
-    rows = w_shape[1] * math.prod(w_shape[2:])
-    return any(s > 1 for s in stride) and in_per_group >= 8 and rows >= 16
+    (:mod:`convlab._phases`): a stride above 1 and at least ``PHASES_MIN_OUTPUT`` output values,
+    whatever the channels and the size of the image (the phases need no columns).
+
+    2 threads, ms, the GEMM form or the scatter it replaced -> phases (PyTorch): 96 -> 48 on
+    24x24, 4x4 at stride 2 0.32-0.36 -> 0.29-0.33 (0.28); batch 4, 64 -> 32 on 32x32 1.16 ->
+    0.84; 128 -> 64 on 28x28, 3x3, 0.49-0.52 -> 0.39-0.43 (0.42); 1-D 96 -> 48, L 1024, 0.24 ->
+    0.12 (0.16); 3-D 32 -> 16 on 8x16x16 0.94 -> 0.48 (0.53); batch 16, 256 -> 128 on 8x8 4.4 ->
+    3.8 (2.5). Few channels per group, where the scatter ran: depthwise 144 channels on 28x28
+    -> 56x56 (a strided depthwise layer's input gradient) 0.51 -> 0.16 (0.17); 32 groups of 4
+    channels 0.64 -> 0.12; one channel to 16 on 64x64 0.28 -> 0.05. A 2x2 kernel at stride 2 (one
+    tap per phase) runs about as fast either way (0.59 / 0.64); a layer with 243 output values
+    took 0.013 by the scatter and 0.022 by phases."""
+    return any(s > 1 for s in stride) and math.prod(out_shape) >= PHASES_MIN_OUTPUT
 
 
 def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
@@ -410,10 +415,10 @@ def _run(p: _Prepared, algorithm: str) -> Array:
                 p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
             )
             return gathered
-        if phases_apply(p.x.shape, p.w.shape, p.stride, p.groups) and np.isfinite(p.w).all():
-            # (an inf or NaN weight: the gathers would also multiply it by the zeros around
-            # the input, a NaN where the scatter adds nothing, so the GEMM form keeps those)
-            # strided: one stride-1 convolution per output phase, gathered (convlab._phases)
+        if phases_apply(out.shape, p.stride) and np.isfinite(p.w).all():
+            # strided: one stride-1 convolution per output phase, gathered (convlab._phases);
+            # not with an inf or NaN weight, which the gathers would also multiply by the zeros
+            # around the input (a NaN where the scatter adds nothing)
             phased: Array = _phases.conv_transpose(
                 p.x, p.w, p.b, out, p.stride, p.padding, p.dilation, p.groups
             )

@@ -888,8 +888,8 @@ def test_phase_buffer_is_bounded_by_the_output():
 def test_auto_by_output_phases_matches_the_scatter(
     nd, stride, padding, dilation, output_padding, k, dtype
 ):
-    """``"auto"`` computes a strided layer with enough channels as one stride-1 convolution per
-    output phase: every layout of PHASE_CASES (phases with no tap, several taps, dilations that
+    """``"auto"`` computes a strided layer as one stride-1 convolution per output phase (forced
+    here on these small layers): every layout of PHASE_CASES (phases with no tap, several taps, dilations that
     share a factor with the stride, crops of whole phase rows, output padding no tap reaches),
     with two groups, against the scatter definition."""
     from convlab import _phases, transposed
@@ -906,14 +906,16 @@ def test_auto_by_output_phases_matches_the_scatter(
     )
     if output_padding >= max(stride, dilation):
         return  # not a valid layer (output padding must be below the stride or the dilation)
-    assert transposed.phases_apply(x.shape, w.shape, (stride,) * nd, 2)
     calls = []
     real = _phases.conv_transpose
+    minimum = transposed.PHASES_MIN_OUTPUT
     try:
         _phases.conv_transpose = lambda *a: calls.append(1) or real(*a)
+        transposed.PHASES_MIN_OUTPUT = 1
         got = TRANSPOSE[nd](x, w, b, **kw)
     finally:
         _phases.conv_transpose = real
+        transposed.PHASES_MIN_OUTPUT = minimum
     assert calls and got.dtype == dtype
     want = conv_transpose_scatter(
         x.astype(np.float64),
@@ -929,15 +931,17 @@ def test_auto_by_output_phases_matches_the_scatter(
 
 
 def test_phases_rule():
-    """By phases: strided layers with at least 8 input channels per group and 16 rows of the
-    GEMM form's product; stride 1 (gathered), depthwise and few-channel layers are not."""
-    from convlab.transposed import phases_apply
+    """By phases: strided layers with at least PHASES_MIN_OUTPUT output values, whatever their
+    channels (depthwise and few-channel layers too); stride 1 (gathered) and tiny layers not."""
+    from convlab.transposed import PHASES_MIN_OUTPUT, phases_apply
 
-    assert phases_apply((1, 96, 24, 24), (96, 48, 4, 4), (2, 2), 1)
-    assert phases_apply((1, 16, 1024), (16, 8, 4), (2,), 2)
-    assert not phases_apply((1, 96, 24, 24), (96, 48, 4, 4), (1, 1), 1)
-    assert not phases_apply((1, 32, 24, 24), (32, 1, 3, 3), (2, 2), 32)  # depthwise
-    assert not phases_apply((1, 4, 24, 24), (4, 8, 4, 4), (2, 2), 1)
+    assert phases_apply((1, 48, 48, 48), (2, 2))
+    assert phases_apply((1, 144, 56, 56), (2, 2))  # a depthwise layer's input gradient
+    assert phases_apply((1, 8, 1, 2048), (1, 2))
+    assert not phases_apply((1, 48, 48, 48), (1, 1))
+    assert not phases_apply((1, 3, 9, 9), (2, 2))
+    assert phases_apply((1, 1, 1, PHASES_MIN_OUTPUT), (1, 2))
+    assert not phases_apply((1, 1, 1, PHASES_MIN_OUTPUT - 1), (1, 2))
 
 
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
@@ -945,7 +949,7 @@ def test_phases_leave_nonfinite_weights_to_the_gemm_form(bad):
     """An inf or NaN weight: the gathers would multiply it by the zeros around the input too;
     ``"auto"`` then runs the GEMM form, whose infs and NaNs are the scatter's."""
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((1, 8, 5, 5))
+    x = rng.standard_normal((1, 8, 40, 40))
     w = rng.standard_normal((8, 3, 3, 3))
     w[1, 2, 2, 2] = bad
     got = convlab.conv_transpose2d(x, w, stride=2)
