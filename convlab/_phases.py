@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._implicit import _as3d, _fill, implicit_plan
+from ._kernels import _zero_run
 from ._tile import TILES_ROWS, panel_rows, tile_matmul
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
@@ -338,5 +339,142 @@ def conv_transpose(x, w, b, out, stride, padding, dilation, groups):
             q_spatial,
             bufs,
             cbufs,
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=128)
+def depthwise_tables(kernel, stride, padding, dilation):
+    """Per dimension of a 2-D layer (height, width): ``(taps, shifts, counts, lo, span)`` of
+    :func:`phase_taps` as arrays (phase ``r``'s taps in row ``r``, ``counts[r]`` of them), the
+    most negative shift and the shifts' span. Cached; read-only arrays."""
+    out = []
+    for k, s, d, p in zip(kernel, stride, dilation, padding, strict=True):
+        phases = phase_taps(k, s, d, p)
+        width = max(1, max(len(t) for t, _ in phases))
+        taps = np.zeros((s, width), np.int64)
+        shifts = np.zeros((s, width), np.int64)
+        counts = np.array([len(t) for t, _ in phases], np.int64)
+        for r, (t, sh) in enumerate(phases):
+            taps[r, : len(t)] = t
+            shifts[r, : len(t)] = sh
+        every = [v for _, sh in phases for v in sh] or [0]
+        for a in (taps, shifts, counts):
+            a.setflags(write=False)
+        out.append((taps, shifts, counts, min(every), max(every) - min(every) + 1))
+    return tuple(out)
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _depthwise_phases(x, w, b, out, stride, tables_h, tables_w, bufs, segs):
+    """The strided transposed convolution of a layer with one input channel per group (2-D):
+    for each output plane (one thread's), the input plane is copied once, zero-padded by the
+    phases' shifts; each phase's plane is computed at once on the buffer's row length (every
+    tap one shifted add over the whole plane, vectorised), and every output row is then written
+    once with the phases interleaved. x: (N, C, H, W); w: (C, m, KH, KW); out: (N, C m, OH, OW)."""
+    n_threads = bufs.shape[0]
+    n_b, ch, h_in, w_in = x.shape
+    c_out, oh_n, ow_n = out.shape[1], out.shape[2], out.shape[3]
+    mult = c_out // ch
+    sh, sw = stride
+    taps_h, shifts_h, counts_h, lo_h, span_h = tables_h
+    taps_w, shifts_w, counts_w, lo_w, span_w = tables_w
+    qh_n = (oh_n + sh - 1) // sh
+    qw_n = (ow_n + sw - 1) // sw
+    rows = qh_n + span_h - 1
+    cols = qw_n + span_w - 1
+    planes = n_b * c_out
+    out_flat = out.reshape(-1)
+    for t in prange(n_threads):
+        buf = bufs[t]
+        seg = segs[t]
+        _zero_run(buf, 0, rows * cols)
+        filled = -1
+        for plane in range(planes * t // n_threads, planes * (t + 1) // n_threads):
+            n = plane // c_out
+            o = plane - n * c_out
+            c = o // mult
+            j = o - c * mult
+            if n * ch + c != filled:  # the input plane, its rows at shift lo
+                for r in range(rows):
+                    ih = r + lo_h
+                    if ih < 0 or ih >= h_in:
+                        continue
+                    q0 = max(0, -lo_w)
+                    q1 = max(q0, min(cols, w_in - lo_w))
+                    for q in range(q0, q1):
+                        buf[r * cols + q] = x[n, c, ih, q + lo_w]
+                filled = n * ch + c
+            # each phase's plane at once, on the buffer's row length: a tap is then one shift
+            # of the whole plane (its last span_w - 1 columns are computed and not kept)
+            flat = qh_n * cols
+            for rh in range(sh):
+                for rw in range(sw):
+                    base = (rh * sw + rw) * flat
+                    _fill_value(seg, base, flat, b[o])
+                    for a in range(counts_h[rh]):
+                        for e in range(counts_w[rw]):
+                            wt = w[c, j, taps_h[rh, a], taps_w[rw, e]]
+                            shift = (shifts_h[rh, a] - lo_h) * cols + shifts_w[rw, e] - lo_w
+                            _axpy(seg, base, buf, shift, (qh_n - 1) * cols + qw_n, wt)
+            for y in range(oh_n):
+                q = y // sh
+                rh = y - q * sh
+                dst = (plane * oh_n + y) * ow_n
+                src = rh * sw * flat + q * cols
+                if sw == 2:
+                    pairs = ow_n // 2
+                    _interleave2(out_flat, dst, seg, src, src + flat, pairs, 0.0)
+                    if ow_n % 2:
+                        out_flat[dst + ow_n - 1] = seg[src + pairs]
+                else:
+                    for rw in range(sw):
+                        count = (ow_n - rw + sw - 1) // sw
+                        _interleave_row(out_flat, dst + rw, sw, seg, src + rw * flat, count, 0.0)
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _fill_value(a, a0, count, value):
+    """``a[a0 + i] = value`` for ``i < count``, unsigned indices."""
+    first = np.uint64(a0)
+    for i in range(np.uint64(count)):
+        a[first + i] = value
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _axpy(y, y0, x, x0, count, a):
+    """``y[y0 + i] += a * x[x0 + i]`` for ``i < count``, unsigned indices (vectorised)."""
+    yi = np.uint64(y0)
+    xi = np.uint64(x0)
+    for i in range(np.uint64(count)):
+        y[yi + i] += a * x[xi + i]
+
+
+def depthwise_conv_transpose(x, w, b, out, stride, padding, dilation):
+    """:func:`_depthwise_phases` (2-D; arguments as :func:`conv_transpose` takes them, one input
+    channel per group)."""
+    tables_h, tables_w = depthwise_tables(
+        tuple(w.shape[2:]), tuple(stride), tuple(padding), tuple(dilation)
+    )
+    sh, sw = stride
+    qh = -(-out.shape[2] // sh)
+    qw = -(-out.shape[3] // sw)
+    threads = numba.get_num_threads()
+    size = (qh + tables_h[4] - 1) * (qw + tables_w[4] - 1)
+    # two arrays, not two views of one: LLVM then knows that they do not overlap, and
+    # vectorises the adds into a segment
+    bufs = workspace("implicit", (threads, size), x.dtype)
+    segs = workspace("phases", (threads, sh * sw * qh * (qw + tables_w[4] - 1)), x.dtype)
+    with parallel_launch():
+        _depthwise_phases(
+            np.ascontiguousarray(x),
+            np.ascontiguousarray(w),
+            np.ascontiguousarray(b),
+            out,
+            tuple(stride),
+            tables_h,
+            tables_w,
+            bufs,
+            segs,
         )
     return out

@@ -416,6 +416,13 @@ def _run(p: _Prepared, algorithm: str) -> Array:
             )
             return gathered
         if phases_apply(out.shape, p.stride) and np.isfinite(p.w).all():
+            if depthwise and p.x.ndim == 4:
+                # one input channel per group: no product to tile, each phase's taps added
+                # along the row (convlab._phases._depthwise_phases)
+                dw: Array = _phases.depthwise_conv_transpose(
+                    p.x, p.w, p.b, out, p.stride, p.padding, p.dilation
+                )
+                return dw
             # strided: one stride-1 convolution per output phase, gathered (convlab._phases);
             # not with an inf or NaN weight, which the gathers would also multiply by the zeros
             # around the input (a NaN where the scatter adds nothing)

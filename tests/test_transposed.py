@@ -975,3 +975,55 @@ def test_phase_layout_tables():
         plan[0]
     )
     assert not taps.flags.writeable
+
+
+# channels (C_in), multiplier, size, kernel, stride, padding, dilation, output padding
+DEPTHWISE_PHASES = [
+    (5, 1, (30, 31), 3, 2, 1, 1, 1),
+    (4, 2, (12, 11), 4, 2, 1, 1, 0),
+    (3, 1, (9, 10), (3, 5), (2, 3), (1, 2), (1, 2), (1, 0)),
+    (6, 1, (8, 8), 5, 3, 2, 1, 2),
+    (2, 3, (7, 6), 1, 2, 0, 1, 1),  # a 1x1 kernel: phases with no tap give the bias
+    (1, 16, (10, 9), 4, 2, 1, 1, 0),  # one input channel, 16 filters
+    (4, 1, (1, 40), (1, 4), (1, 2), (0, 1), 1, 0),  # a 1-D layer as 2-D
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", DEPTHWISE_PHASES, ids=[str(i) for i in range(7)])
+def test_depthwise_by_phases_matches_the_scatter(case, dtype, monkeypatch):
+    """One input channel per group, strided (a strided depthwise layer's input gradient): each
+    output plane by phases (convlab._phases._depthwise_phases, forced on these small layers)."""
+    from convlab import _phases, transposed
+
+    ch, mult, size, k, stride, padding, dilation, output_padding = case
+    t = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    rng = np.random.default_rng(ch * 7 + mult)
+    x = rng.standard_normal((2, ch) + size).astype(dtype)
+    w = rng.standard_normal((ch, mult) + t(k)).astype(dtype)
+    b = rng.standard_normal(ch * mult).astype(dtype)
+    kw = dict(
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        output_padding=output_padding,
+        groups=ch,
+    )
+    monkeypatch.setattr(transposed, "PHASES_MIN_OUTPUT", 1)
+    calls = []
+    real = _phases.depthwise_conv_transpose
+    monkeypatch.setattr(_phases, "depthwise_conv_transpose", lambda *a: calls.append(1) or real(*a))
+    got = convlab.conv_transpose2d(x, w, b, **kw)
+    assert calls and got.dtype == dtype
+    want = conv_transpose_scatter(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        b.astype(np.float64),
+        stride=t(stride),
+        padding=t(padding),
+        dilation=t(dilation),
+        output_padding=t(output_padding),
+        groups=ch,
+    )
+    np.testing.assert_allclose(got, want, **tol(dtype))
