@@ -349,6 +349,16 @@ OPS = [
         groups=144,
     ),
     _op(
+        "grad2d_input_dw_s2_144x56",
+        "grad input",
+        "grad_input",
+        (1, 144, 56, 56),
+        (144, 1, 3, 3),
+        stride=2,
+        padding=1,
+        groups=144,
+    ),
+    _op(
         "grad1d_weight_64_L1024",
         "grad weight",
         "grad_weight",
