@@ -220,6 +220,25 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
                     _zero_run(buf, base + i_hi * wq, base + plane)
 
 
+@njit(inline="always", **NJIT_OPTIONS)
+def unit_of(u, parts, col_blocks, row_blocks, od_n, groups):
+    """``(block, part, n, g, od, rb, cbk)`` of unit ``u`` of :func:`implicit_plan`'s cut: units
+    are numbered by image, group, output depth, block of rows, block of columns, then part of
+    the output channels, the last fastest."""
+    block = u // parts
+    part = u - block * parts
+    rest = block
+    cbk = rest % col_blocks
+    rest //= col_blocks
+    rb = rest % row_blocks
+    rest //= row_blocks
+    od = rest % od_n
+    rest //= od_n
+    g = rest % groups
+    n = rest // groups
+    return block, part, n, g, od, rb, cbk
+
+
 @njit(**NJIT_OPTIONS)
 def _biased_run(dst, d0, src, s0, count, bias):
     """``dst[d0 + j] = src[s0 + j] + bias`` for ``j < count``, unsigned indices (no wraparound
@@ -285,17 +304,7 @@ def _conv_implicit(
         cb = cbufs[t]
         filled = -1
         for u in range(units * t // n_threads, units * (t + 1) // n_threads):
-            block = u // parts
-            part = u - block * parts
-            rest = block
-            cbk = rest % col_blocks
-            rest //= col_blocks
-            rb = rest % row_blocks
-            rest //= row_blocks
-            od = rest % od_n
-            rest //= od_n
-            g = rest % groups
-            n = rest // groups
+            block, part, n, g, od, rb, cbk = unit_of(u, parts, col_blocks, row_blocks, od_n, groups)
             r0 = rb * rows
             r1 = min(oh_n, r0 + rows)
             c0 = cbk * col_w

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._implicit import _as3d, _fill, implicit_plan
+from ._implicit import _as3d, _fill, implicit_plan, unit_of
 from ._kernels import _zero_run
 from ._tile import TILES_ROWS, panel_rows, tile_matmul
 from ._winograd import workspace
@@ -143,17 +143,7 @@ def _conv_transpose_phases(
         cb = cbufs[t]
         filled = -1
         for u in range(units * t // n_threads, units * (t + 1) // n_threads):
-            block = u // parts
-            part = u - block * parts
-            rest = block
-            cbk = rest % col_blocks
-            rest //= col_blocks
-            rb = rest % row_blocks
-            rest //= row_blocks
-            qd = rest % qd_n
-            rest //= qd_n
-            g = rest % groups
-            n = rest // groups
+            block, part, n, g, qd, rb, cbk = unit_of(u, parts, col_blocks, row_blocks, qd_n, groups)
             r0 = rb * rows
             r1 = min(qh_n, r0 + rows)
             c0 = cbk * col_w
