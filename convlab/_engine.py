@@ -3,15 +3,16 @@ convolution it is the adjoint of.
 
 The weight gradient is a sum over output positions, ``grad_w[o, c, tap] = sum over q of go[o, q]
 * x[c, q * stride + tap * dilation - pad]``, which one matrix product per block of positions
-computes. Three ways, picked per layer by :func:`weight_grad_uses_depthwise` and
+computes. Three ways, picked per layer by :func:`weight_grad_uses_dots` and
 :func:`weight_grad_uses_tile`:
 
-* **by dot products** (:func:`_weight_grad_depthwise`), when each group has one input channel
-  (depthwise layers): there is no matrix to multiply, but each tap's sum is one long dot product
-  of the output gradient with the input shifted by that tap, once both are laid out with the
-  same row length (zero columns after each row of the gradient, zero padding around the input;
-  a strided input split into its stride phases first). :func:`convlab._tile.tap_dots` keeps up to
-  nine taps' sums in vector registers while it reads the gradient once.
+* **by dot products** (:func:`_weight_grad_dots`), when each group has one input channel
+  (depthwise layers) or a few under a 3x3 kernel: the matrix to multiply is too thin for BLAS
+  and the tile, but each tap's sum is one long dot product of the output gradient with the
+  input shifted by that tap, once both are laid out with the same row length (zero columns
+  after each row of the gradient, zero padding around the input; a strided input split into
+  its stride phases first). :func:`convlab._tile.tap_dots` keeps up to nine taps' sums in
+  vector registers while it reads the gradient once.
 
 * **by convlab's tile** (:func:`_weight_grad_tile`), for most layers: each thread copies the input
   rows its block reads once, channels last (:func:`_fill_channels_last`), and packs the block's
@@ -332,8 +333,8 @@ def weight_grad_workspace_nbytes(
     """Bytes of the buffers :func:`weight_grad` allocates on ``threads`` threads. ``kernel``,
     ``out_spatial``, ``stride``, ``dilation`` and ``padding`` are (depth, height, width) triples.
 
-    One input channel per group (:func:`weight_grad_uses_depthwise`): one thread's buffer of
-    input phases and output gradient each (the taps' shifts are cached per layer). By the tile
+    By dot products (:func:`weight_grad_uses_dots`): one thread's buffer of the group's input
+    phases and of the output gradient each (the taps' shifts are cached per layer). By the tile
     (:func:`weight_grad_uses_tile`): one thread's buffer of input rows and of packed output
     gradient, and its table of offsets, each, and one gradient-sized partial sum per range of
     blocks. By BLAS: one thread's columns (``rows x width``) each, and one gradient-sized partial
@@ -341,7 +342,7 @@ def weight_grad_workspace_nbytes(
     into when :func:`weight_grad_transposed`.
     """
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
-    if weight_grad_uses_depthwise(c_in, c_out, groups):
+    if weight_grad_uses_dots(c_in, c_out, groups, math.prod(kernel)):
         plan, _, _ = depthwise_plan(
             batch,
             tuple(kernel),
@@ -351,7 +352,7 @@ def weight_grad_workspace_nbytes(
             tuple(out_spatial),
             itemsize,
         )
-        return threads * (plan[-2] + plan[-1]) * itemsize
+        return threads * (c_in // groups * plan[-2] + plan[-1]) * itemsize
     if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride):
         _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = weight_grad_tile_plan(
             batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
@@ -379,8 +380,8 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     go5 = np.ascontiguousarray(go).reshape(go.shape[:2] + _as3d(go.shape[2:]))
     gw = grad_w.reshape(c_out, -1)
     stride, dilation, pad = _as3d(stride), _as3d(dilation), _as3d(padding, 0)
-    if weight_grad_uses_depthwise(x.shape[1], c_out, groups):
-        _depthwise(x5, go5, gw, kernel, stride, dilation, pad, numba.get_num_threads())
+    if weight_grad_uses_dots(x.shape[1], c_out, groups, math.prod(kernel)):
+        _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, numba.get_num_threads())
         if np.isfinite(gw).all():
             return grad_w
         # an inf or a NaN: the dot products also multiply the buffers' zero columns by the input
@@ -823,26 +824,30 @@ def _split_run(dst, d0, d1, src, s0, count):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _weight_grad_depthwise(x, go, gw, plan, stride, offs, phases, bufs):
-    """The weight gradient of a layer with one input channel per group (depthwise, or a channel
-    multiplier): ``gw[o, tap] = sum over n, q of go[n, o, q] * x[n, o // m, q * stride + tap *
-    dilation - pad]`` by :func:`convlab._tile.tap_dots`, with the taps' sums in vector registers.
+def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
+    """The weight gradient as dot products, for layers with few input channels per group
+    (depthwise ones, channel multipliers, a stem's 3 channels): ``gw[o, c * taps + tap] = sum over
+    n, q of go[n, o, q] * x[n, g * cpg + c, q * stride + tap * dilation - pad]`` (``g`` the group
+    of ``o``) by :func:`convlab._tile.tap_dots`, with the taps' sums in vector registers.
 
     Each output channel's sum is one thread's. For ``stack`` images at a time it copies the
-    output gradient into a flat buffer of rows of ``WQ`` values (zeros after each row's ``OW``,
-    planes of ``HQ`` rows, volumes of ``DQ * HQ * WQ``) and the input channel the same way, once
-    per stride phase (:func:`_fill_phase`; a stride-1 layer has one phase, its zero padding the
-    buffer's zeros), laid out so that every tap is one constant shift ``offs[tap]`` of the whole
-    buffer: each tap's sum is then one long dot product. The products the zero columns add are
-    zeros (unless the input holds an inf or a NaN there: :func:`weight_grad` checks). ``plan``
-    from :func:`depthwise_plan`; x: (N, C, D, H, W) unpadded; go: (N, C_out, OD, OH, OW).
+    group's input channels into a flat buffer, once per stride phase (:func:`_fill_phase`; a
+    stride-1 layer has one phase, its zero padding the buffer's zeros), in rows of ``WQ`` values,
+    planes of ``HQ`` rows and volumes of ``DQ * HQ * WQ``, and the output gradient of each of its
+    output channels the same way (zeros after each row's ``OW``), so that every tap is one
+    constant shift ``offs[tap]`` of the whole buffer: each tap's sum is then one long dot
+    product. The products the zero columns add are zeros (unless the input holds an inf or a NaN
+    there: :func:`weight_grad` checks). ``plan`` from :func:`depthwise_plan`; x: (N, C_in, D, H,
+    W) unpadded; go: (N, C_out, OD, OH, OW).
     """
     n_threads = bufs.shape[0]
-    n_b, ch, d_in, h_in, w_in = x.shape
+    n_b, c_in, d_in, h_in, w_in = x.shape
     c_out, od_n, oh_n, ow_n = go.shape[1], go.shape[2], go.shape[3], go.shape[4]
     dq, hq, wq, q_d, q_h, q_w, stack, nv, region, x_size, g_size = plan
-    mult = c_out // ch
+    cpg = c_in // groups
+    opg = c_out // groups
     taps = offs.shape[0]
+    n_ph = phases.shape[0]
     vol = dq * hq * wq
     dims = (dq, hq, wq)
     in_size = (d_in, h_in, w_in)
@@ -853,34 +858,44 @@ def _weight_grad_depthwise(x, go, gw, plan, stride, offs, phases, bufs):
     gf = go.reshape(-1)
     for t in prange(n_threads):
         buf = bufs[t]
-        _zero_run(buf, 0, x_size + g_size)
-        xb = buf[:x_size]
-        gb = buf[x_size : x_size + g_size]
+        _zero_run(buf, 0, cpg * x_size + g_size)
+        xb = buf[: cpg * x_size]  # channel c's phases from c * x_size
+        gb = buf[cpg * x_size : cpg * x_size + g_size]
         o_end = c_out * (t + 1) // n_threads
         o0 = c_out * t // n_threads
-        while o0 < o_end:  # the thread's output channels that read one input channel
-            c = o0 // mult
-            o1 = min(o_end, (c + 1) * mult)
+        while o0 < o_end:  # the thread's output channels of one group
+            g = o0 // opg
+            o1 = min(o_end, (g + 1) * opg)
             for o in range(o0, o1):
-                for tap in range(taps):
-                    gw[o, tap] = 0.0
+                for k in range(cpg * taps):
+                    gw[o, k] = 0.0
             for n0 in range(0, n_b, stack):
                 ns = min(stack, n_b - n0)
-                for s in range(ns):
-                    start = ((n0 + s) * ch + c) * d_in * h_in * w_in
-                    p = 0
-                    while p < phases.shape[0]:
-                        phase = (phases[p, 0], phases[p, 1], phases[p, 2])
-                        d0 = p * region + s * vol
-                        if sw == 2 and phase[2] == 0 and p + 1 < phases.shape[0]:
-                            if phases[p + 1, 2] == 1:
-                                _fill_phase_pair(
-                                    xf, start, in_size, q0, step, phase, dims, xb, d0, d0 + region
-                                )
-                                p += 2
-                                continue
-                        _fill_phase(xf, start, in_size, q0, step, phase, dims, xb, d0)
-                        p += 1
+                for c in range(cpg):
+                    for s in range(ns):
+                        start = ((n0 + s) * c_in + g * cpg + c) * d_in * h_in * w_in
+                        p = 0
+                        while p < n_ph:
+                            phase = (phases[p, 0], phases[p, 1], phases[p, 2])
+                            d0 = c * x_size + p * region + s * vol
+                            if sw == 2 and phase[2] == 0 and p + 1 < n_ph:
+                                if phases[p + 1, 2] == 1:
+                                    _fill_phase_pair(
+                                        xf,
+                                        start,
+                                        in_size,
+                                        q0,
+                                        step,
+                                        phase,
+                                        dims,
+                                        xb,
+                                        d0,
+                                        d0 + region,
+                                    )
+                                    p += 2
+                                    continue
+                            _fill_phase(xf, start, in_size, q0, step, phase, dims, xb, d0)
+                            p += 1
                 for o in range(o0, o1):
                     for s in range(ns):
                         _fill_phase(
@@ -896,37 +911,50 @@ def _weight_grad_depthwise(x, go, gw, plan, stride, offs, phases, bufs):
                         )
                     if ns < stack:  # the last, short stack: no gradient for images not there
                         _zero_run(gb, ns * vol, g_size)
-                    for t0 in range(0, taps, TAP_DOTS_MAX):
-                        nt = min(TAP_DOTS_MAX, taps - t0)
-                        tap_dots(nv, gb, 0, xb, 0, offs, t0, gw[o], t0, nt)
+                    for c in range(cpg):
+                        for t0 in range(0, taps, TAP_DOTS_MAX):
+                            nt = min(TAP_DOTS_MAX, taps - t0)
+                            tap_dots(nv, gb, 0, xb, c * x_size, offs, t0, gw[o], c * taps + t0, nt)
             o0 = o1
 
 
-#: bytes of one stack of images' output gradient in :func:`_weight_grad_depthwise`: small maps
+#: bytes of one stack of images' output gradient in :func:`_weight_grad_dots`: small maps
 #: are stacked so that each dot product is long (batch-64 8x8 maps: 0.070 ms in stacks of up to
 #: 16 KB against 0.091 one image at a time, one thread)
 DEPTHWISE_STACK_BYTES = 16384
 
 
-def weight_grad_uses_depthwise(c_in, c_out, groups):
-    """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_depthwise`: one
-    input channel per group (depthwise layers, with or without a channel multiplier), except a
-    single input channel with several filters, a plain convolution on which the columns run
-    faster (one thread, ms, depthwise / columns: 256 8x8 images to 16 filters 0.23 / 0.17, 8
-    64x64 images to 32 filters 0.24 / 0.19).
+#: the dot products take layers with up to this many input channels per group (and at most
+#: TAP_DOTS_MAX taps) ...
+DOTS_MAX_CHANNELS = 8
 
-    2 threads, ms, the columns or the channels-last copies it replaced -> this (PyTorch): 144
-    channels on 56x56 0.32-0.40 -> 0.11-0.15 (0.16), at stride 2 0.13 -> 0.08 (0.11); 32 on
-    112x112 0.30 -> 0.09-0.11 (0.14); 96 on 112x112 at stride 2 0.68 -> 0.15 (0.21); 384 on
-    14x14 0.10-0.15 -> 0.04-0.06 (0.06-0.09); batch 64 of 16 channels on 8x8 0.16-0.23 ->
-    0.05-0.09 (0.07); 240 on 28x28 with 5x5 kernels 0.31 -> 0.08 (1.7); 32 channels to 64 (a
-    multiplier of 2) on 56x56 0.23 -> 0.07 (0.31)."""
-    return c_in == groups and (c_in > 1 or c_out == 1)
+
+def weight_grad_uses_dots(c_in, c_out, groups, taps):
+    """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_dots`: one input
+    channel per group (depthwise layers, with or without a channel multiplier), or up to
+    ``DOTS_MAX_CHANNELS`` with a kernel of at most ``TAP_DOTS_MAX`` taps (a 3x3 kernel over few
+    channels, grouped or not), where the columns' product is too thin for BLAS and the tile. Not a
+    single input channel with several filters, a plain convolution on which the columns run
+    faster (one thread, ms, dots / columns: 8 64x64 images to 32 filters 0.24 / 0.19), nor wider
+    kernels over several channels (a 7x7 stem, batch 4: 4.6 / 4.2).
+
+    2 threads, ms, the columns or the channels-last copies it replaced -> this (PyTorch):
+    depthwise 144 channels on 56x56 0.32-0.40 -> 0.11-0.15 (0.16), at stride 2 0.13 -> 0.08
+    (0.11); 32 on 112x112 0.30 -> 0.09-0.11 (0.14); 96 on 112x112 at stride 2 0.68 -> 0.15
+    (0.21); 384 on 14x14 0.10-0.15 -> 0.04-0.06 (0.06-0.09); batch 64 of 16 channels on 8x8
+    0.16-0.23 -> 0.05-0.09 (0.07); 240 on 28x28 with 5x5 kernels 0.31 -> 0.08 (1.7); 32 channels
+    to 64 (a multiplier of 2) on 56x56 0.23 -> 0.07 (0.31). Few channels: 3 -> 32 on 128x128
+    (batch 2) 0.51-0.95 -> 0.31 (0.24-0.27); 128 channels in groups of 8 on 28x28 0.44 -> 0.13
+    (0.14), in groups of 4 0.41 -> 0.08 (0.35)."""
+    cpg = c_in // groups
+    if c_in == 1 and c_out > 1:
+        return False
+    return cpg == 1 or (cpg <= DOTS_MAX_CHANNELS and taps <= TAP_DOTS_MAX)
 
 
 @functools.lru_cache(maxsize=256)
 def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
-    """``(plan, offs, phases)`` of :func:`_weight_grad_depthwise` for (depth, height, width)
+    """``(plan, offs, phases)`` of :func:`_weight_grad_dots` for (depth, height, width)
     triples: ``plan = (DQ, HQ, WQ, q_d, q_h, q_w, stack, nv, region, x_size, g_size)``;
     ``offs[tap]`` each tap's shift into the input's buffer; ``phases`` one row per stride phase
     (the input's index modulo the stride, per dimension) that some tap reads.
@@ -981,8 +1009,8 @@ def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
     return plan, offs, phases
 
 
-def _depthwise(x5, go5, gw, kernel, stride, dilation, pad, threads):
-    """:func:`_weight_grad_depthwise` into ``gw`` (C_out x taps)."""
+def _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, threads):
+    """:func:`_weight_grad_dots` into ``gw`` (C_out x C_in/groups * taps)."""
     plan, offs, phases = depthwise_plan(
         x5.shape[0],
         tuple(kernel),
@@ -992,10 +1020,10 @@ def _depthwise(x5, go5, gw, kernel, stride, dilation, pad, threads):
         tuple(go5.shape[2:]),
         x5.itemsize,
     )
-    size = plan[-2] + plan[-1]
+    size = x5.shape[1] // groups * plan[-2] + plan[-1]
     bufs = workspace("engine", (threads, size), x5.dtype)
     with parallel_launch():
-        _weight_grad_depthwise(x5, go5, gw, plan, tuple(stride), offs, phases, bufs)
+        _weight_grad_dots(x5, go5, gw, plan, tuple(stride), groups, offs, phases, bufs)
 
 
 def gather_applies(stride, padding, dilation, kernel):
