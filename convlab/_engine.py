@@ -7,7 +7,7 @@ computes. Three ways, picked per layer by :func:`weight_grad_uses_dots` and
 :func:`weight_grad_uses_tile`:
 
 * **by dot products** (:func:`_weight_grad_dots`), when each group has one input channel
-  (depthwise layers) or a few under a 3x3 kernel: the matrix to multiply is too thin for BLAS
+  (depthwise layers) or a few (a stem, narrow groups): the matrix to multiply is too thin for BLAS
   and the tile, but each tap's sum is one long dot product of the output gradient with the
   input shifted by that tap, once both are laid out with the same row length (zero columns
   after each row of the gradient, zero padding around the input; a strided input split into
@@ -52,11 +52,13 @@ from ._blas import blas_gemm, gemm_call, one_blas_thread
 from ._implicit import _as3d
 from ._kernels import _add_run, _copy_run, _im2col_block, _zero_run
 from ._tile import (
+    TAP_DOTS2_MAX,
     TAP_DOTS_MAX,
     TILES_ROWS,
     pack_panel,
     panel_rows,
     tap_dots,
+    tap_dots2,
     tile_columns,
     tile_matmul,
     tile_shape,
@@ -342,7 +344,7 @@ def weight_grad_workspace_nbytes(
     into when :func:`weight_grad_transposed`.
     """
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
-    if weight_grad_uses_dots(c_in, c_out, groups, math.prod(kernel)):
+    if weight_grad_uses_dots(c_in, c_out, groups):
         plan, _, _ = depthwise_plan(
             batch,
             tuple(kernel),
@@ -352,7 +354,7 @@ def weight_grad_workspace_nbytes(
             tuple(out_spatial),
             itemsize,
         )
-        return threads * (c_in // groups * plan[-2] + plan[-1]) * itemsize
+        return threads * (c_in // groups * plan[-2] + 2 * plan[-1]) * itemsize
     if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride):
         _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = weight_grad_tile_plan(
             batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
@@ -380,7 +382,7 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     go5 = np.ascontiguousarray(go).reshape(go.shape[:2] + _as3d(go.shape[2:]))
     gw = grad_w.reshape(c_out, -1)
     stride, dilation, pad = _as3d(stride), _as3d(dilation), _as3d(padding, 0)
-    if weight_grad_uses_dots(x.shape[1], c_out, groups, math.prod(kernel)):
+    if weight_grad_uses_dots(x.shape[1], c_out, groups):
         _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, numba.get_num_threads())
         if np.isfinite(gw).all():
             return grad_w
@@ -856,11 +858,12 @@ def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
     sw = stride[2]
     xf = x.reshape(-1)
     gf = go.reshape(-1)
+    gwf = gw.reshape(-1)
     for t in prange(n_threads):
         buf = bufs[t]
-        _zero_run(buf, 0, cpg * x_size + g_size)
+        _zero_run(buf, 0, cpg * x_size + 2 * g_size)
         xb = buf[: cpg * x_size]  # channel c's phases from c * x_size
-        gb = buf[cpg * x_size : cpg * x_size + g_size]
+        gb = buf[cpg * x_size : cpg * x_size + 2 * g_size]  # two output channels' gradients
         o_end = c_out * (t + 1) // n_threads
         o0 = c_out * t // n_threads
         while o0 < o_end:  # the thread's output channels of one group
@@ -896,25 +899,48 @@ def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
                                     continue
                             _fill_phase(xf, start, in_size, q0, step, phase, dims, xb, d0)
                             p += 1
-                for o in range(o0, o1):
-                    for s in range(ns):
-                        _fill_phase(
-                            gf,
-                            ((n0 + s) * c_out + o) * od_n * oh_n * ow_n,
-                            (od_n, oh_n, ow_n),
-                            (0, 0, 0),
-                            (1, 1, 1),
-                            (0, 0, 0),
-                            dims,
-                            gb,
-                            s * vol,
-                        )
-                    if ns < stack:  # the last, short stack: no gradient for images not there
-                        _zero_run(gb, ns * vol, g_size)
+                o = o0
+                while o < o1:  # two output channels at a time: each input vector serves both
+                    pair = o + 1 < o1
+                    for r in range(2 if pair else 1):
+                        for s in range(ns):
+                            _fill_phase(
+                                gf,
+                                ((n0 + s) * c_out + o + r) * od_n * oh_n * ow_n,
+                                (od_n, oh_n, ow_n),
+                                (0, 0, 0),
+                                (1, 1, 1),
+                                (0, 0, 0),
+                                dims,
+                                gb,
+                                r * g_size + s * vol,
+                            )
+                        if ns < stack:  # the last, short stack: no gradient for images not there
+                            _zero_run(gb, r * g_size + ns * vol, (r + 1) * g_size)
                     for c in range(cpg):
-                        for t0 in range(0, taps, TAP_DOTS_MAX):
-                            nt = min(TAP_DOTS_MAX, taps - t0)
-                            tap_dots(nv, gb, 0, xb, c * x_size, offs, t0, gw[o], c * taps + t0, nt)
+                        row = o * cpg * taps + c * taps
+                        if pair:
+                            for t0 in range(0, taps, TAP_DOTS2_MAX):
+                                nt = min(TAP_DOTS2_MAX, taps - t0)
+                                tap_dots2(
+                                    nv,
+                                    gb,
+                                    0,
+                                    g_size,
+                                    xb,
+                                    c * x_size,
+                                    offs,
+                                    t0,
+                                    gwf,
+                                    row + t0,
+                                    cpg * taps,
+                                    nt,
+                                )
+                        else:
+                            for t0 in range(0, taps, TAP_DOTS_MAX):
+                                nt = min(TAP_DOTS_MAX, taps - t0)
+                                tap_dots(nv, gb, 0, xb, c * x_size, offs, t0, gwf, row + t0, nt)
+                    o += 2 if pair else 1
             o0 = o1
 
 
@@ -924,32 +950,32 @@ def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
 DEPTHWISE_STACK_BYTES = 16384
 
 
-#: the dot products take layers with up to this many input channels per group (and at most
-#: TAP_DOTS_MAX taps) ...
+#: the dot products take layers with up to this many input channels per group
 DOTS_MAX_CHANNELS = 8
 
 
-def weight_grad_uses_dots(c_in, c_out, groups, taps):
-    """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_dots`: one input
-    channel per group (depthwise layers, with or without a channel multiplier), or up to
-    ``DOTS_MAX_CHANNELS`` with a kernel of at most ``TAP_DOTS_MAX`` taps (a 3x3 kernel over few
-    channels, grouped or not), where the columns' product is too thin for BLAS and the tile. Not a
-    single input channel with several filters, a plain convolution on which the columns run
-    faster (one thread, ms, dots / columns: 8 64x64 images to 32 filters 0.24 / 0.19), nor wider
-    kernels over several channels (a 7x7 stem, batch 4: 4.6 / 4.2).
+def weight_grad_uses_dots(c_in, c_out, groups):
+    """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_dots`: up to
+    ``DOTS_MAX_CHANNELS`` input channels per group (depthwise layers, with or without a channel
+    multiplier, stems, narrow groups), where the columns' product is too thin for BLAS and the
+    tile. Not a single input channel with several filters, a plain convolution on which the
+    columns run faster (2 threads, ms, dots / columns / PyTorch: 256 8x8 images to 16 filters
+    0.16 / 0.10 / 0.08).
 
     2 threads, ms, the columns or the channels-last copies it replaced -> this (PyTorch):
     depthwise 144 channels on 56x56 0.32-0.40 -> 0.11-0.15 (0.16), at stride 2 0.13 -> 0.08
     (0.11); 32 on 112x112 0.30 -> 0.09-0.11 (0.14); 96 on 112x112 at stride 2 0.68 -> 0.15
     (0.21); 384 on 14x14 0.10-0.15 -> 0.04-0.06 (0.06-0.09); batch 64 of 16 channels on 8x8
     0.16-0.23 -> 0.05-0.09 (0.07); 240 on 28x28 with 5x5 kernels 0.31 -> 0.08 (1.7); 32 channels
-    to 64 (a multiplier of 2) on 56x56 0.23 -> 0.07 (0.31). Few channels: 3 -> 32 on 128x128
-    (batch 2) 0.51-0.95 -> 0.31 (0.24-0.27); 128 channels in groups of 8 on 28x28 0.44 -> 0.13
-    (0.14), in groups of 4 0.41 -> 0.08 (0.35)."""
-    cpg = c_in // groups
+    to 64 (a multiplier of 2) on 56x56 0.23 -> 0.07 (0.31). Few channels, two output channels
+    at a time (:func:`convlab._tile.tap_dots2`): the 7x7 stride-2 stem 3 -> 64 on 224x224 1.07-1.43
+    -> 0.75 (0.66-0.78), batch 4 4.1 -> 2.9 (2.7-2.8); 3 -> 32 on 128x128 (batch 2), 3x3 0.50 ->
+    0.21 (0.23), 5x5 0.53 -> 0.29, 7x7 0.45 -> 0.27 (0.28); 8 -> 32 on 64x64 0.29 -> 0.14
+    (0.26); 128 channels in groups of 8 on 28x28 0.44-0.56 -> 0.13-0.16 (0.14-0.15), of 4 0.41
+    -> 0.08-0.11 (0.35)."""
     if c_in == 1 and c_out > 1:
         return False
-    return cpg == 1 or (cpg <= DOTS_MAX_CHANNELS and taps <= TAP_DOTS_MAX)
+    return c_in // groups <= DOTS_MAX_CHANNELS
 
 
 @functools.lru_cache(maxsize=256)
@@ -1020,7 +1046,7 @@ def _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, threads):
         tuple(go5.shape[2:]),
         x5.itemsize,
     )
-    size = x5.shape[1] // groups * plan[-2] + plan[-1]
+    size = x5.shape[1] // groups * plan[-2] + 2 * plan[-1]
     bufs = workspace("engine", (threads, size), x5.dtype)
     with parallel_launch():
         _weight_grad_dots(x5, go5, gw, plan, tuple(stride), groups, offs, phases, bufs)

@@ -368,29 +368,30 @@ def vector_lanes(itemsize):
     return VECTOR_BYTES // itemsize
 
 
-def _make_tap_dots(nt):
-    """The intrinsic computing :func:`tap_dots` for ``nt`` taps."""
+def _make_tap_dots(nt, rows):
+    """The intrinsic computing :func:`tap_dots` (``rows`` 1) or :func:`tap_dots2` (2) for ``nt``
+    taps."""
 
     @intrinsic
-    def dots(typingctx, n, g, gi, x, xi, offs, oi, out, ri):
+    def dots(typingctx, n, g, gi, gs, x, xi, offs, oi, out, ri, rs):
         if not all(isinstance(a, types.Array) for a in (g, x, offs, out)):
             return None
         if not g.dtype == x.dtype == out.dtype or g.dtype not in (types.float32, types.float64):
             return None
         if offs.dtype != types.int64:
             return None
-        sig = types.void(n, g, gi, x, xi, offs, oi, out, ri)
+        sig = types.void(n, g, gi, gs, x, xi, offs, oi, out, ri, rs)
         lanes = VECTOR_BYTES // (4 if g.dtype == types.float32 else 8)
 
         def codegen(context, builder, signature, args):
             i64 = ir.IntType(64)
-            n_, gi_, xi_, oi_, ri_ = [
+            n_, gi_, gs_, xi_, oi_, ri_, rs_ = [
                 context.cast(builder, args[j], signature.args[j], types.int64)
-                for j in (0, 2, 4, 6, 8)
+                for j in (0, 2, 3, 5, 7, 9, 10)
             ]
             pg, px, po, pr = [
                 context.make_array(signature.args[j])(context, builder, value=args[j]).data
-                for j in (1, 3, 5, 7)
+                for j in (1, 4, 6, 8)
             ]
             fty = context.get_value_type(signature.args[1].dtype)
             vty = ir.VectorType(fty, lanes)
@@ -405,13 +406,16 @@ def _make_tap_dots(nt):
                 f"llvm.vector.reduce.fadd.{suffix}",
             )
             zero = ir.Constant(vty, [0.0] * lanes)
-            accs = [cgutils.alloca_once_value(builder, zero) for _ in range(nt)]
+            accs = [
+                [cgutils.alloca_once_value(builder, zero) for _ in range(nt)] for _ in range(rows)
+            ]
             starts = [
                 builder.add(
                     xi_, builder.load(builder.gep(po, [builder.add(oi_, ir.Constant(i64, t))]))
                 )
                 for t in range(nt)
             ]
+            g_rows = [builder.add(gi_, builder.mul(gs_, ir.Constant(i64, r))) for r in range(rows)]
 
             def vector(ptr, index):
                 return builder.load(
@@ -420,13 +424,18 @@ def _make_tap_dots(nt):
 
             with cgutils.for_range(builder, n_) as loop:
                 pos = builder.mul(loop.index, ir.Constant(i64, lanes))
-                gv = vector(pg, builder.add(gi_, pos))
+                gv = [vector(pg, builder.add(g_rows[r], pos)) for r in range(rows)]
                 for t in range(nt):
                     xv = vector(px, builder.add(starts[t], pos))
-                    builder.store(builder.call(fma, [gv, xv, builder.load(accs[t])]), accs[t])
-            for t in range(nt):
-                ptr = builder.gep(pr, [builder.add(ri_, ir.Constant(i64, t))])
-                builder.store(builder.call(reduce, [builder.load(ptr), builder.load(accs[t])]), ptr)
+                    for r in range(rows):
+                        acc = accs[r][t]
+                        builder.store(builder.call(fma, [gv[r], xv, builder.load(acc)]), acc)
+            for r in range(rows):
+                row = builder.add(ri_, builder.mul(rs_, ir.Constant(i64, r)))
+                for t in range(nt):
+                    ptr = builder.gep(pr, [builder.add(row, ir.Constant(i64, t))])
+                    value = builder.call(reduce, [builder.load(ptr), builder.load(accs[r][t])])
+                    builder.store(value, ptr)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -435,8 +444,14 @@ def _make_tap_dots(nt):
 
 
 _D1, _D2, _D3, _D4, _D5, _D6, _D7, _D8, _D9 = (
-    _make_tap_dots(nt) for nt in range(1, TAP_DOTS_MAX + 1)
+    _make_tap_dots(nt, 1) for nt in range(1, TAP_DOTS_MAX + 1)
 )
+_P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9 = (
+    _make_tap_dots(nt, 2) for nt in range(1, TAP_DOTS_MAX + 1)
+)
+#: most taps :func:`tap_dots2` sums in one pass: two accumulators per tap, two vectors of the
+#: gradient and one of the input in 32 registers (AVX-512), in 16 at most six taps
+TAP_DOTS2_MAX = TAP_DOTS_MAX if VECTOR_BYTES == 64 else 6
 
 
 @njit(**NJIT_OPTIONS)
@@ -451,21 +466,56 @@ def tap_dots(n, g, gi, x, xi, offs, oi, out, ri, nt):
     of ``p``, and the lanes are added to ``out`` in order: fixed by ``n`` alone. Unchecked: the
     caller sizes the arrays so that every index read exists.
     """
-    if nt == 9:
-        _D9(n, g, gi, x, xi, offs, oi, out, ri)
+    _dispatch(1, n, g, gi, 0, x, xi, offs, oi, out, ri, 0, nt)
+
+
+@njit(**NJIT_OPTIONS)
+def tap_dots2(n, g, gi, gs, x, xi, offs, oi, out, ri, rs, nt):
+    """:func:`tap_dots` for two vectors at once, ``g[gi:]`` into ``out[ri:]`` and ``g[gi + gs:]``
+    into ``out[ri + rs:]``, ``nt <= TAP_DOTS2_MAX``: each vector of ``x`` loaded serves both, so
+    a step issues ``2 nt`` fused multiply-adds for ``nt + 2`` loads. Every sum is made exactly as
+    :func:`tap_dots` makes it (the same bits)."""
+    _dispatch(2, n, g, gi, gs, x, xi, offs, oi, out, ri, rs, nt)
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _dispatch(rows, n, g, gi, gs, x, xi, offs, oi, out, ri, rs, nt):
+    """The intrinsic for ``rows`` and ``nt`` (a chain of branches: Numba calls each by name)."""
+    a = (n, g, gi, gs, x, xi, offs, oi, out, ri, rs)
+    if rows == 1:
+        if nt == 9:
+            _D9(*a)
+        elif nt == 8:
+            _D8(*a)
+        elif nt == 7:
+            _D7(*a)
+        elif nt == 6:
+            _D6(*a)
+        elif nt == 5:
+            _D5(*a)
+        elif nt == 4:
+            _D4(*a)
+        elif nt == 3:
+            _D3(*a)
+        elif nt == 2:
+            _D2(*a)
+        elif nt == 1:
+            _D1(*a)
+    elif nt == 9:
+        _P9(*a)
     elif nt == 8:
-        _D8(n, g, gi, x, xi, offs, oi, out, ri)
+        _P8(*a)
     elif nt == 7:
-        _D7(n, g, gi, x, xi, offs, oi, out, ri)
+        _P7(*a)
     elif nt == 6:
-        _D6(n, g, gi, x, xi, offs, oi, out, ri)
+        _P6(*a)
     elif nt == 5:
-        _D5(n, g, gi, x, xi, offs, oi, out, ri)
+        _P5(*a)
     elif nt == 4:
-        _D4(n, g, gi, x, xi, offs, oi, out, ri)
+        _P4(*a)
     elif nt == 3:
-        _D3(n, g, gi, x, xi, offs, oi, out, ri)
+        _P3(*a)
     elif nt == 2:
-        _D2(n, g, gi, x, xi, offs, oi, out, ri)
+        _P2(*a)
     elif nt == 1:
-        _D1(n, g, gi, x, xi, offs, oi, out, ri)
+        _P1(*a)

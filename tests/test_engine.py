@@ -376,13 +376,14 @@ DEPTHWISE = [
     (3, 3, 2, 4, (4, 5, 6), 3, 1, 1, 1),  # 27 taps in 3-D, a multiplier of 2
 ]
 
-# few input channels per group under at most nine taps: groups, C_in, C_out, ...
+# few input channels per group (nd, groups, C_in, C_out, size, kernel, stride, padding, dilation)
 FEW_CHANNELS = [
     (2, 1, 3, 8, (13, 12), 3, 1, 1, 1),  # a stem's three channels
     (2, 2, 8, 6, (9, 10), 3, 2, 1, 1),  # two groups of four, stride 2
     (2, 3, 12, 12, (11, 9), (3, 2), 1, (1, 0), (2, 1)),  # groups of 4, dilated
     (3, 2, 8, 4, (5, 6, 4), (1, 3, 3), 1, (0, 1, 1), 1),  # 3-D, 8 channels per group
     (1, 1, 3, 5, 30, 3, 2, 1, 2),  # 1-D
+    (2, 1, 3, 7, (19, 18), 7, 2, 3, 1),  # a 7x7 stem: 49 taps, odd output channels (pairs + 1)
 ]
 
 
@@ -413,7 +414,7 @@ def test_depthwise_weight_grad_matches_naive(case, stacks, dtype, monkeypatch):
     plan, offs, _ = _engine.depthwise_plan(
         batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), x.itemsize
     )
-    assert _engine.weight_grad_uses_dots(c_in, c_out, c_in, math.prod(w_shape[2:]))
+    assert _engine.weight_grad_uses_dots(c_in, c_out, c_in)
     assert len(offs) == math.prod(w_shape[2:])
     if stacks == "one-image":
         assert plan[6] == 1
@@ -428,27 +429,28 @@ def test_depthwise_weight_grad_matches_naive(case, stacks, dtype, monkeypatch):
     "case", FEW_CHANNELS, ids=[f"{c[0]}d-{i}" for i, c in enumerate(FEW_CHANNELS)]
 )
 def test_few_channel_weight_grad_by_dots_matches_naive(case, dtype):
-    """Several input channels per group under a small kernel also take the dot products: each
-    channel's phases in the thread's buffer, every output channel of the group against each."""
+    """Several input channels per group also take the dot products: each channel's phases in the
+    thread's buffer, the group's output channels against each two at a time (tap_dots2), an odd
+    last one alone."""
     nd, groups, c_in, c_out, size, kernel, stride, padding, dilation = case
     x, go, w_shape, kw = _layer(
         nd, 2, c_in, c_out, size, kernel, stride, padding, dilation, groups, dtype, seed=c_in
     )
-    assert _engine.weight_grad_uses_dots(c_in, c_out, groups, math.prod(w_shape[2:]))
+    assert _engine.weight_grad_uses_dots(c_in, c_out, groups)
     got = WEIGHT[nd](x, w_shape, go, **kw)
     np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
 
 
 def test_dots_weight_grad_rule():
-    """One input channel per group takes the dot products, with or without a channel
-    multiplier, whatever the kernel; a few channels per group only under at most nine taps; a
-    single input channel with several filters (a plain convolution) does not."""
+    """Up to DOTS_MAX_CHANNELS input channels per group take the dot products (depthwise layers
+    with or without a channel multiplier, stems, narrow groups), whatever the kernel; a single
+    input channel with several filters (a plain convolution) does not."""
     uses = _engine.weight_grad_uses_dots
-    assert uses(144, 144, 144, 9) and uses(32, 64, 32, 25) and uses(1, 1, 1, 49)
-    assert uses(3, 32, 1, 9) and uses(128, 128, 16, 9) and uses(64, 64, 32, 9)
-    assert not uses(3, 64, 1, 49)  # a 7x7 stem
-    assert not uses(16, 32, 1, 9)  # wide enough for the tile
-    assert not uses(1, 16, 1, 9)  # one input channel, 16 filters: the columns are faster
+    assert uses(144, 144, 144) and uses(32, 64, 32) and uses(1, 1, 1)
+    assert uses(3, 64, 1) and uses(128, 128, 16) and uses(64, 64, 32)
+    assert uses(_engine.DOTS_MAX_CHANNELS, 32, 1)
+    assert not uses(_engine.DOTS_MAX_CHANNELS + 1, 32, 1)  # wide enough for the tile
+    assert not uses(1, 16, 1)  # one input channel, 16 filters: the columns are faster
 
 
 def test_depthwise_weight_grad_picked_and_matches_blas_path(monkeypatch):

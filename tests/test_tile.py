@@ -178,3 +178,25 @@ def test_tap_dots_matches_numpy(dtype):
             _tile.tap_dots(n, g, 4, x, 3, offs, 1, out, 2, nt)
             rtol = 1e-5 if dtype == np.float32 else 1e-13
             np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_tap_dots2_gives_the_bits_of_tap_dots(dtype):
+    """tap_dots2 sums two gradient vectors against the same windows: each result is the same
+    bits as tap_dots on that vector alone, for 1 to TAP_DOTS2_MAX taps."""
+    rng = np.random.default_rng(5)
+    lanes = _tile.vector_lanes(np.dtype(dtype).itemsize)
+    n = 6
+    g = rng.standard_normal(2 * n * lanes + 20).astype(dtype)
+    x = rng.standard_normal(n * lanes + 60).astype(dtype)
+    gs = n * lanes + 7  # the second vector's start, past the first
+    for nt in range(1, _tile.TAP_DOTS2_MAX + 1):
+        offs = rng.integers(0, 50, nt).astype(np.int64)
+        pair = np.zeros(2 * nt + 3, dtype)
+        _tile.tap_dots2(n, g, 2, gs, x, 1, offs, 0, pair, 0, nt + 3, nt)
+        for r in range(2):
+            one = np.zeros(nt, dtype)
+            _tile.tap_dots(n, g, 2 + r * gs, x, 1, offs, 0, one, 0, nt)
+            np.testing.assert_array_equal(pair[r * (nt + 3) : r * (nt + 3) + nt], one)
+            want = [g[2 + r * gs :][: n * lanes] @ x[1 + o :][: n * lanes] for o in offs]
+            np.testing.assert_allclose(one, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
