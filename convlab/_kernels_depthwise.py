@@ -23,12 +23,13 @@ spreads over the threads, and for every input plane it meets
   ``(a, b)`` of every output ``(i, j)`` is a read at ``i * cols + j + offset[a, b]``: unit stride
   for any stride and dilation (stride 2 reads the deinterleaved even and odd columns);
 * computes each of the plane's ``K`` output channels from the buffer, all taps of a 3x3 kernel in
-  one pass with the weights in registers. When the output width is a multiple of 8 it writes the
-  output rows directly (the vector loop has no remainder); otherwise (narrow or odd widths, like
-  14 or 28) it runs one flat loop over the whole plane, ``oh * cols`` outputs including the few
-  junk columns between rows, into a per-thread buffer, and copies the rows out: one long vector
-  loop instead of many short rows with scalar tails. Other kernel sizes take the taps three at a
-  time along the kernel width, in the same flat layout.
+  one pass with the weights in registers. When the output rows are wide (``ROWWISE_MIN_WIDTH``)
+  and a multiple of 8 it writes them directly (the vector loop has no remainder); otherwise it
+  runs one flat loop over the whole plane, ``oh * cols`` outputs including the few junk columns
+  between rows, into a per-thread buffer, and copies the rows out: one long vector loop, whose
+  independent vectors hide the latency of each output's nine dependent adds, instead of many
+  short rows. Other kernel sizes take the taps three at a time along the kernel width, in the
+  same flat layout.
 
 Indices in the inner loops are unsigned: Numba wraps negative signed indices (``a[-1]``), and that
 check on ``buf[i + offset]`` made LLVM emit gathers instead of plain vector loads.
@@ -212,6 +213,14 @@ def _flat_general(buf, k, bias, obuf, n, offset):
                 obuf[i] += w0 * buf[p0 + i]
 
 
+#: a 3x3 layer writes output rows directly (no flat buffer) when they are at least this wide
+#: (and a multiple of 8): narrower rows are too short to keep the vector units busy. One thread,
+#: ms, rows / flat: 144 channels on 56x56 0.157 / 0.123, 96 on 56x56 batch 8 0.82 / 0.66, 64 on
+#: 64x64 0.087 / 0.077, 128 on 32x32 0.062 / 0.049; 32 on 112x112 0.112 / 0.116, 16 on 128x128
+#: 0.071 / 0.076 (2 threads: 0.064 / 0.064, 0.045 / 0.043). The same bits either way.
+ROWWISE_MIN_WIDTH = 112
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _depthwise2d(
     x, w, b, out, sh, sw, dh, dw, ph, pw, rvals, rtap, cvals, ctap, n_threads, rowwise_min
@@ -221,7 +230,8 @@ def _depthwise2d(
     ``rvals``/``cvals``: the row/column phases the taps read (sorted); ``rtap[a]`` /
     ``ctap[c]``: the index in them of tap row ``a``'s / tap column ``c``'s phase.
     ``rowwise_min``: output widths at least this write rows directly (3x3 only); ``-1`` means
-    "when the width is a multiple of 8", the default. Tests force either path with it.
+    "when the width is a multiple of 8 and at least ``ROWWISE_MIN_WIDTH``", the default. Tests
+    force either path with it.
     """
     n_batch, c_in = x.shape[0], x.shape[1]
     c_out, oh_n, ow_n = out.shape[1], out.shape[2], out.shape[3]
@@ -242,7 +252,7 @@ def _depthwise2d(
             )
     square3 = kh_n == 3 and kw_n == 3
     if rowwise_min < 0:
-        rowwise = square3 and ow_n % 8 == 0
+        rowwise = square3 and ow_n % 8 == 0 and ow_n >= ROWWISE_MIN_WIDTH
     else:
         rowwise = square3 and ow_n >= rowwise_min
     # Work units are (image, output channel) pairs, in memory order, so that the K outputs of one
