@@ -344,7 +344,7 @@ def weight_grad_workspace_nbytes(
     into when :func:`weight_grad_transposed`.
     """
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
-    if weight_grad_uses_dots(c_in, c_out, groups):
+    if weight_grad_uses_dots(c_in, c_out, groups, math.prod(kernel)):
         plan, _, _ = depthwise_plan(
             batch,
             tuple(kernel),
@@ -382,7 +382,7 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
     go5 = np.ascontiguousarray(go).reshape(go.shape[:2] + _as3d(go.shape[2:]))
     gw = grad_w.reshape(c_out, -1)
     stride, dilation, pad = _as3d(stride), _as3d(dilation), _as3d(padding, 0)
-    if weight_grad_uses_dots(x.shape[1], c_out, groups):
+    if weight_grad_uses_dots(x.shape[1], c_out, groups, math.prod(kernel)):
         _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, numba.get_num_threads())
         if np.isfinite(gw).all():
             return grad_w
@@ -954,13 +954,17 @@ DEPTHWISE_STACK_BYTES = 16384
 DOTS_MAX_CHANNELS = 8
 
 
-def weight_grad_uses_dots(c_in, c_out, groups):
+def weight_grad_uses_dots(c_in, c_out, groups, taps):
     """Whether :func:`weight_grad` computes the layer by :func:`_weight_grad_dots`: up to
     ``DOTS_MAX_CHANNELS`` input channels per group (depthwise layers, with or without a channel
     multiplier, stems, narrow groups), where the columns' product is too thin for BLAS and the
     tile. Not a single input channel with several filters, a plain convolution on which the
     columns run faster (2 threads, ms, dots / columns / PyTorch: 256 8x8 images to 16 filters
-    0.16 / 0.10 / 0.08).
+    0.16 / 0.10 / 0.08), nor, as on the tile (:func:`weight_grad_uses_tile`), a 1x1 kernel over
+    several channels, one plain product for BLAS (8 -> 32 on 56x56, batch 4: 0.109 / 0.069 /
+    0.139; 3 -> 16 on 128x128 0.075 / 0.050 / 0.127; a depthwise 1x1 layer stays: 0.078 / 0.117).
+    1-D and 3-D layers gain as 2-D ones do: 8 -> 32, k5, L 4096 batch 4 0.26 -> 0.17 (0.29); 3-D
+    3 -> 16 on 16x32x32 batch 2 0.55 -> 0.29 (0.26).
 
     2 threads, ms, the columns or the channels-last copies it replaced -> this (PyTorch):
     depthwise 144 channels on 56x56 0.32-0.40 -> 0.11-0.15 (0.16), at stride 2 0.13 -> 0.08
@@ -973,9 +977,10 @@ def weight_grad_uses_dots(c_in, c_out, groups):
     0.21 (0.23), 5x5 0.53 -> 0.29, 7x7 0.45 -> 0.27 (0.28); 8 -> 32 on 64x64 0.29 -> 0.14
     (0.26); 128 channels in groups of 8 on 28x28 0.44-0.56 -> 0.13-0.16 (0.14-0.15), of 4 0.41
     -> 0.08-0.11 (0.35)."""
+    cpg = c_in // groups
     if c_in == 1 and c_out > 1:
         return False
-    return c_in // groups <= DOTS_MAX_CHANNELS
+    return cpg == 1 or (cpg <= DOTS_MAX_CHANNELS and taps > 1)
 
 
 @functools.lru_cache(maxsize=256)

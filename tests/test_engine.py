@@ -414,7 +414,7 @@ def test_depthwise_weight_grad_matches_naive(case, stacks, dtype, monkeypatch):
     plan, offs, _ = _engine.depthwise_plan(
         batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), x.itemsize
     )
-    assert _engine.weight_grad_uses_dots(c_in, c_out, c_in)
+    assert _engine.weight_grad_uses_dots(c_in, c_out, c_in, math.prod(w_shape[2:]))
     assert len(offs) == math.prod(w_shape[2:])
     if stacks == "one-image":
         assert plan[6] == 1
@@ -436,21 +436,23 @@ def test_few_channel_weight_grad_by_dots_matches_naive(case, dtype):
     x, go, w_shape, kw = _layer(
         nd, 2, c_in, c_out, size, kernel, stride, padding, dilation, groups, dtype, seed=c_in
     )
-    assert _engine.weight_grad_uses_dots(c_in, c_out, groups)
+    assert _engine.weight_grad_uses_dots(c_in, c_out, groups, math.prod(w_shape[2:]))
     got = WEIGHT[nd](x, w_shape, go, **kw)
     np.testing.assert_allclose(got, conv_weight_grad(x, w_shape, go, **kw), **tol(dtype))
 
 
 def test_dots_weight_grad_rule():
     """Up to DOTS_MAX_CHANNELS input channels per group take the dot products (depthwise layers
-    with or without a channel multiplier, stems, narrow groups), whatever the kernel; a single
-    input channel with several filters (a plain convolution) does not."""
+    with or without a channel multiplier, stems, narrow groups), whatever the kernel but 1x1
+    over several channels; a single input channel with several filters (a plain convolution)
+    does not."""
     uses = _engine.weight_grad_uses_dots
-    assert uses(144, 144, 144) and uses(32, 64, 32) and uses(1, 1, 1)
-    assert uses(3, 64, 1) and uses(128, 128, 16) and uses(64, 64, 32)
-    assert uses(_engine.DOTS_MAX_CHANNELS, 32, 1)
-    assert not uses(_engine.DOTS_MAX_CHANNELS + 1, 32, 1)  # wide enough for the tile
-    assert not uses(1, 16, 1)  # one input channel, 16 filters: the columns are faster
+    assert uses(144, 144, 144, 9) and uses(32, 64, 32, 25) and uses(1, 1, 1, 9)
+    assert uses(3, 64, 1, 49) and uses(128, 128, 16, 9) and uses(64, 64, 32, 9)
+    assert uses(_engine.DOTS_MAX_CHANNELS, 32, 1, 9)
+    assert not uses(_engine.DOTS_MAX_CHANNELS + 1, 32, 1, 9)  # wide enough for the tile
+    assert not uses(1, 16, 1, 9)  # one input channel, 16 filters: the columns are faster
+    assert not uses(8, 32, 1, 1) and uses(64, 64, 64, 1)  # 1x1: BLAS, unless depthwise
 
 
 def test_depthwise_weight_grad_picked_and_matches_blas_path(monkeypatch):

@@ -305,7 +305,7 @@ def test_depthwise_weight_gradient_allocates_the_gradient_and_its_buffers(thread
         thread_warmup=lambda: convlab.grad.conv2d_weight(x_small, w_shape, g_small, **kw),
         threads=threads,
     )
-    assert _engine.weight_grad_uses_dots(128, 128, 128)
+    assert _engine.weight_grad_uses_dots(128, 128, 128, 9)
     args = (128, 128, (1, 3, 3), (1, 20, 20), 4, 128, threads, (1, 2, 2), (1, 1, 1), (0, 1, 1))
     workspace = _engine.weight_grad_workspace_nbytes(2, *args)
     assert workspace + grad.nbytes <= peak <= workspace + grad.nbytes + SLACK
