@@ -345,7 +345,7 @@ def weight_grad_workspace_nbytes(
     """
     grad_size = c_out * (c_in // groups) * math.prod(kernel)
     if weight_grad_uses_dots(c_in, c_out, groups, math.prod(kernel)):
-        plan, _, _ = depthwise_plan(
+        plan, _, _ = dots_plan(
             batch,
             tuple(kernel),
             tuple(stride),
@@ -839,7 +839,7 @@ def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
     output channels the same way (zeros after each row's ``OW``), so that every tap is one
     constant shift ``offs[tap]`` of the whole buffer: each tap's sum is then one long dot
     product. The products the zero columns add are zeros (unless the input holds an inf or a NaN
-    there: :func:`weight_grad` checks). ``plan`` from :func:`depthwise_plan`; x: (N, C_in, D, H,
+    there: :func:`weight_grad` checks). ``plan`` from :func:`dots_plan`; x: (N, C_in, D, H,
     W) unpadded; go: (N, C_out, OD, OH, OW).
     """
     n_threads = bufs.shape[0]
@@ -947,7 +947,7 @@ def _weight_grad_dots(x, go, gw, plan, stride, groups, offs, phases, bufs):
 #: bytes of one stack of images' output gradient in :func:`_weight_grad_dots`: small maps
 #: are stacked so that each dot product is long (batch-64 8x8 maps: 0.070 ms in stacks of up to
 #: 16 KB against 0.091 one image at a time, one thread)
-DEPTHWISE_STACK_BYTES = 16384
+DOTS_STACK_BYTES = 16384
 
 
 #: the dot products take layers with up to this many input channels per group
@@ -984,7 +984,7 @@ def weight_grad_uses_dots(c_in, c_out, groups, taps):
 
 
 @functools.lru_cache(maxsize=256)
-def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
+def dots_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
     """``(plan, offs, phases)`` of :func:`_weight_grad_dots` for (depth, height, width)
     triples: ``plan = (DQ, HQ, WQ, q_d, q_h, q_w, stack, nv, region, x_size, g_size)``;
     ``offs[tap]`` each tap's shift into the input's buffer; ``phases`` one row per stride phase
@@ -1005,7 +1005,7 @@ def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
         residues.append([(t * d - p) % s for t in range(k)])
     dq, hq, wq = dims
     vol = dq * hq * wq
-    stack = max(1, min(batch, DEPTHWISE_STACK_BYTES // (vol * itemsize)))
+    stack = max(1, min(batch, DOTS_STACK_BYTES // (vol * itemsize)))
     od, oh, ow = out_spatial
     length = (stack - 1) * vol + ((od - 1) * hq + oh - 1) * wq + ow
     nv = -(-length // lanes)
@@ -1042,7 +1042,7 @@ def depthwise_plan(batch, kernel, stride, dilation, pad, out_spatial, itemsize):
 
 def _dots(x5, go5, gw, kernel, stride, dilation, pad, groups, threads):
     """:func:`_weight_grad_dots` into ``gw`` (C_out x C_in/groups * taps)."""
-    plan, offs, phases = depthwise_plan(
+    plan, offs, phases = dots_plan(
         x5.shape[0],
         tuple(kernel),
         tuple(stride),

@@ -31,9 +31,9 @@ from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
 
-def phase_taps(k, s, d, p):
-    """Per phase ``r < s`` of one dimension: the taps ``t`` it reads and their input shifts
-    ``delta_t = (r + p - t d) / s``."""
+def phase_shifts(k, s, d, p):
+    """Per output phase ``r < s`` of one dimension: the taps ``t`` it reads and their input
+    shifts ``delta_t = (r + p - t d) / s``."""
     out = []
     for r in range(s):
         taps = [t for t in range(k) if (r + p - t * d) % s == 0]
@@ -41,17 +41,20 @@ def phase_taps(k, s, d, p):
     return out
 
 
+def shift_range(phases):
+    """``(lo, span)`` of one dimension's :func:`phase_shifts`: the most negative shift and the
+    number of input positions from it to the largest (``(0, 1)`` when no phase has a tap)."""
+    shifts = [v for _, sh in phases for v in sh] or [0]
+    return min(shifts), max(shifts) - min(shifts) + 1
+
+
 def phase_plan(x_shape, w_shape, stride, padding, dilation, groups, out_spatial, itemsize):
     """Everything :func:`_conv_transpose_phases` needs from the shapes: ``(plan, q_spatial, span,
     lo, phases)``; (depth, height, width) triples. ``phases`` lists, per output phase
     ``(rd, rh, rw)``, its taps per dimension and their shifts."""
     kernel = _as3d(w_shape[2:])
-    per_dim = [phase_taps(*a) for a in zip(kernel, stride, dilation, padding, strict=True)]
-    lo, span = [], []
-    for dim in per_dim:
-        shifts = [s for _, sh in dim for s in sh]
-        lo.append(min(shifts) if shifts else 0)
-        span.append(max(shifts) - min(shifts) + 1 if shifts else 1)
+    per_dim = [phase_shifts(*a) for a in zip(kernel, stride, dilation, padding, strict=True)]
+    lo, span = zip(*(shift_range(dim) for dim in per_dim), strict=True)
     q_spatial = tuple(-(-o // s) for o, s in zip(out_spatial, stride, strict=True))
     c_out = w_shape[1] * groups
     n_ph = math.prod(stride)
@@ -336,11 +339,11 @@ def conv_transpose(x, w, b, out, stride, padding, dilation, groups):
 @functools.lru_cache(maxsize=128)
 def depthwise_tables(kernel, stride, padding, dilation):
     """Per dimension of a 2-D layer (height, width): ``(taps, shifts, counts, lo, span)`` of
-    :func:`phase_taps` as arrays (phase ``r``'s taps in row ``r``, ``counts[r]`` of them), the
+    :func:`phase_shifts` as arrays (phase ``r``'s taps in row ``r``, ``counts[r]`` of them), the
     most negative shift and the shifts' span. Cached; read-only arrays."""
     out = []
     for k, s, d, p in zip(kernel, stride, dilation, padding, strict=True):
-        phases = phase_taps(k, s, d, p)
+        phases = phase_shifts(k, s, d, p)
         width = max(1, max(len(t) for t, _ in phases))
         taps = np.zeros((s, width), np.int64)
         shifts = np.zeros((s, width), np.int64)
@@ -348,10 +351,9 @@ def depthwise_tables(kernel, stride, padding, dilation):
         for r, (t, sh) in enumerate(phases):
             taps[r, : len(t)] = t
             shifts[r, : len(t)] = sh
-        every = [v for _, sh in phases for v in sh] or [0]
         for a in (taps, shifts, counts):
             a.setflags(write=False)
-        out.append((taps, shifts, counts, min(every), max(every) - min(every) + 1))
+        out.append((taps, shifts, counts, *shift_range(phases)))
     return tuple(out)
 
 

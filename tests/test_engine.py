@@ -402,16 +402,16 @@ def test_depthwise_weight_grad_matches_naive(case, stacks, dtype, monkeypatch):
     t = lambda v: (1,) * (3 - nd) + tuple(v)  # noqa: E731
     p = (0,) * (3 - nd) + tuple(kw["padding"])
     if stacks != "default":
-        _engine.depthwise_plan.cache_clear()
+        _engine.dots_plan.cache_clear()
         vol = math.prod(
-            _engine.depthwise_plan(
+            _engine.dots_plan(
                 batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), 8
             )[0][:3]
         )
         images = 1 if stacks == "one-image" else 2
-        monkeypatch.setattr(_engine, "DEPTHWISE_STACK_BYTES", images * vol * x.itemsize)
-        monkeypatch.setattr(_engine, "depthwise_plan", _engine.depthwise_plan.__wrapped__)
-    plan, offs, _ = _engine.depthwise_plan(
+        monkeypatch.setattr(_engine, "DOTS_STACK_BYTES", images * vol * x.itemsize)
+        monkeypatch.setattr(_engine, "dots_plan", _engine.dots_plan.__wrapped__)
+    plan, offs, _ = _engine.dots_plan(
         batch, t(w_shape[2:]), t(kw["stride"]), t(kw["dilation"]), p, t(go.shape[2:]), x.itemsize
     )
     assert _engine.weight_grad_uses_dots(c_in, c_out, c_in, math.prod(w_shape[2:]))

@@ -309,7 +309,7 @@ def test_depthwise_weight_gradient_allocates_the_gradient_and_its_buffers(thread
     args = (128, 128, (1, 3, 3), (1, 20, 20), 4, 128, threads, (1, 2, 2), (1, 1, 1), (0, 1, 1))
     workspace = _engine.weight_grad_workspace_nbytes(2, *args)
     assert workspace + grad.nbytes <= peak <= workspace + grad.nbytes + SLACK
-    # bounded: the stacks of images stop growing at DEPTHWISE_STACK_BYTES of gradient
+    # bounded: the stacks of images stop growing at DOTS_STACK_BYTES of gradient
     larger = _engine.weight_grad_workspace_nbytes(64, *args)
     assert larger == _engine.weight_grad_workspace_nbytes(4096, *args)
-    assert larger <= threads * 6 * _engine.DEPTHWISE_STACK_BYTES
+    assert larger <= threads * 6 * _engine.DOTS_STACK_BYTES
