@@ -328,7 +328,8 @@ _pin_tried = False
 
 
 def _native_thread_id_function() -> Any:
-    """libc's ``syscall(SYS_gettid)`` as a ctypes function Numba can call, or None."""
+    """``(syscall, SYS_gettid)``: libc's ``syscall`` as a ctypes function Numba can call and the
+    gettid number for this machine, or ``(None, None)`` off Linux x86-64/aarch64."""
     numbers = {"x86_64": 186, "aarch64": 178, "AMD64": 186}
     import platform
 

@@ -13,8 +13,8 @@ For ``y = conv2d(x, w, stride=s, padding=p, dilation=d, groups=g)`` and an upstr
     x_padded[n, g*C_in/g + ci, oh*s + kh*d, ow*s + kw*d]``: the cross-correlation of the input
     with the output gradient, summed over the batch: per block of output positions, the output
     gradient times the input's values under each tap, read in place from a channels-last copy of
-    the rows the block reads (or, for 1x1 kernels and few channels, times the input's columns),
-    in :mod:`convlab._engine`.
+    the rows the block reads (for 1x1 kernels, times the input's columns; for depthwise layers
+    and a few channels per group, one dot product per tap), in :mod:`convlab._engine`.
 
 The ``1d`` and ``3d`` versions work the same way. All accept unbatched arrays too (PyTorch's
 ``torch.nn.grad`` needs a batch dimension); the result then has no batch dimension either.

@@ -23,8 +23,8 @@ Two algorithms compute it, both without building a dense matrix or inserting zer
     does the multiplications near peak speed. With stride 1, ``"auto"`` runs it gathered
     instead: as the convolution with the flipped, channel-swapped kernel that it equals there,
     by blocks of columns and single-threaded BLAS (:func:`convlab._engine.conv_transpose_gather`),
-    with no scatter at all. With a stride (and at least 8 input channels per group), ``"auto"``
-    runs it gathered too, as one stride-1 convolution per output phase (:mod:`convlab._phases`,
+    with no scatter at all. With a stride (and all but the tiniest outputs), ``"auto"`` runs it
+    gathered too, as one stride-1 convolution per output phase (:mod:`convlab._phases`,
     :func:`phases_apply`).
 
 Weights are laid out as in PyTorch: ``(C_in, C_out / groups, *kernel)``.
@@ -293,7 +293,10 @@ def gemm_buffer_nbytes(
 def choose_algorithm(
     x_shape: Sequence[int], w_shape: Sequence[int], groups: int, itemsize: int
 ) -> str:
-    """The algorithm ``algorithm="auto"`` runs for a batched input and weight of these shapes.
+    """The algorithm ``algorithm="auto"`` runs for a batched input and weight of these shapes,
+    among ``"direct"`` and ``"gemm"``. (Where a gathered form applies, ``auto`` runs that
+    instead: the convolution it is the adjoint of at stride 1, the output phases
+    (:func:`phases_apply`) with a stride.)
 
     The GEMM form multiplies ``(C_out/g * prod(k), C_in/g) @ (C_in/g, prod(spatial))`` per group;
     it pays off when the inner dimension ``C_in/g`` is large enough for BLAS to beat the direct
