@@ -22,7 +22,7 @@ every size a kernel indexes must stay below ``2**62``; anything else is a ``Valu
 kernel runs.
 """
 
-from . import grad, nn
+from . import grad, nn, optim
 from ._version import __version__ as __version__
 from ._winograd import winograd_matrices
 from .algorithms import col2im, im2col
@@ -64,6 +64,7 @@ __all__ = [
     "deform_conv2d",
     "grad",
     "nn",
+    "optim",
     # the matrix views
     "im2col",
     "col2im",
@@ -88,6 +89,6 @@ __all__ = [
 
 
 def __dir__() -> list[str]:
-    # dir(convlab) lists the API and the subpackages users import (nn, grad, viz), not the
+    # dir(convlab) lists the API and the subpackages users import (nn, grad, optim, viz), not the
     # implementation modules (conv, algorithms, ...) that importing the API binds here (PEP 562)
-    return sorted({*__all__, "__version__", "nn", "grad", "viz"})
+    return sorted({*__all__, "__version__", "nn", "grad", "optim", "viz"})

@@ -62,6 +62,8 @@ __all__ = [
     "Linear",
     "ReLU",
     "Flatten",
+    "MaxPool2d",
+    "CrossEntropyLoss",
     "kaiming_uniform_bound",
 ]
 
@@ -1107,6 +1109,191 @@ class Flatten(Module):
         shape: tuple[int, ...] = self._saved("_shape")
         gx: Array = np.asarray(grad_output).reshape(shape)
         return gx
+
+
+class MaxPool2d(Module):
+    """``torch.nn.MaxPool2d``: the largest value of each window, ``(N, C, H, W)`` in and out.
+
+    Windows are ``kernel_size`` taps, ``dilation`` apart, every ``stride`` positions (``stride``
+    defaults to ``kernel_size``); ``padding`` adds ``-inf`` borders (at most half the kernel, as
+    PyTorch requires), so a padded tap never wins. The output size is the convolution's,
+    ``floor((H + 2 p - d (k - 1) - 1) / s) + 1``. ``backward`` sends each output's gradient to the
+    input that won its window: the first largest value in row-major window order, as PyTorch's
+    CPU kernel picks, and a NaN wins over numbers. Overlapping windows that share a winner add up.
+
+    Examples
+    --------
+    >>> pool = MaxPool2d(2)
+    >>> x = np.array([[[[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 1.0]]]])
+    >>> pool(x)
+    array([[[[5., 8.]]]])
+    >>> pool.backward(np.array([[[[10.0, 20.0]]]]))
+    array([[[[ 0., 10.,  0.,  0.],
+             [ 0.,  0., 20.,  0.]]]])
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntOrTuple,
+        stride: IntOrTuple | None = None,
+        padding: IntOrTuple = 0,
+        dilation: IntOrTuple = 1,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, 2, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _ntuple(stride, 2, "stride")
+        self.padding = _ntuple(padding, 2, "padding", allow_zero=True)
+        self.dilation = _ntuple(dilation, 2, "dilation")
+        for p, k in zip(self.padding, self.kernel_size, strict=True):
+            if 2 * p > k:
+                raise ValueError(
+                    f"padding must be at most half the kernel size (pad <= k / 2), got padding "
+                    f"{self.padding} for kernel_size {self.kernel_size}"
+                )
+        self._winners: NDArray[np.int64] | None = None
+        self._padded_shape: tuple[int, ...] | None = None
+
+    def _out_size(self, size: tuple[int, ...]) -> tuple[int, int]:
+        out = []
+        for n, k, s, p, d in zip(
+            size, self.kernel_size, self.stride, self.padding, self.dilation, strict=True
+        ):
+            span = d * (k - 1) + 1
+            if n + 2 * p < span:
+                raise ValueError(
+                    f"input of size {tuple(size)} is smaller than the pooling window: "
+                    f"{n} + 2 * {p} < dilation * (kernel_size - 1) + 1 = {span}"
+                )
+            out.append((n + 2 * p - span) // s + 1)
+        return out[0], out[1]
+
+    def forward(self, input: npt.ArrayLike) -> Array:
+        x: Array = _float_array(input, "input")
+        if x.ndim != 4:
+            raise ValueError(f"input must be (N, C, H, W), got shape {x.shape}")
+        (ph, pw), (sh, sw), (dh, dw) = self.padding, self.stride, self.dilation
+        oh, ow = self._out_size(x.shape[2:])
+        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+        kh, kw = self.kernel_size
+        # every tap's values at every output position, (kh * kw, N, C, oh, ow), row-major taps
+        taps = np.stack(
+            [
+                padded[
+                    :,
+                    :,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ]
+                for i in range(kh)
+                for j in range(kw)
+            ]
+        )
+        best = np.argmax(taps, axis=0)  # the first largest; a NaN counts as the largest
+        out: Array = np.take_along_axis(taps, best[None], axis=0)[0]
+        # where each winner sits in the padded input, as a flat index
+        n, c = x.shape[:2]
+        hp, wp = padded.shape[2:]
+        rows = np.arange(oh)[:, None] * sh + (best // kw) * dh
+        cols = np.arange(ow)[None, :] * sw + (best % kw) * dw
+        planes = np.arange(n * c).reshape(n, c, 1, 1) * (hp * wp)
+        self._winners = planes + rows * wp + cols
+        self._padded_shape = padded.shape
+        return out
+
+    def backward(self, grad_output: npt.ArrayLike) -> Array:
+        winners: NDArray[np.int64] = self._saved("_winners")
+        shape: tuple[int, ...] = self._saved("_padded_shape")
+        go: Array = _float_array(grad_output, "grad_output")
+        if go.shape != winners.shape:
+            raise ValueError(f"grad_output must have shape {winners.shape}, got {go.shape}")
+        # overlapping windows may share a winner: bincount adds their gradients, in output order
+        flat = np.bincount(winners.ravel(), weights=go.ravel(), minlength=math.prod(shape))
+        (ph, pw), (h, w) = self.padding, shape[2:]
+        gx: Array = flat.reshape(shape)[:, :, ph : h - ph, pw : w - pw].astype(go.dtype)
+        return gx
+
+    def extra_repr(self) -> str:
+        def one(t: tuple[int, ...]) -> str:
+            return str(t[0]) if t[0] == t[1] else str(t)
+
+        return (
+            f"kernel_size={one(self.kernel_size)}, stride={one(self.stride)}, "
+            f"padding={one(self.padding)}, dilation={one(self.dilation)}, ceil_mode=False"
+        )
+
+
+class CrossEntropyLoss(Module):
+    """``torch.nn.CrossEntropyLoss``: softmax and negative log-likelihood of class indices.
+
+    ``loss(logits, target)`` takes logits ``(N, C)`` and integer classes ``(N,)`` in ``[0, C)``
+    and returns ``-log softmax(logits)[n, target[n]]`` averaged over the batch (``reduction=
+    "mean"``, PyTorch's default) or summed (``"sum"``), as a 0-d array of the logits' dtype. The
+    softmax subtracts each row's maximum first, so large logits do not overflow. ``backward()``
+    returns the gradient with respect to the logits, ``(softmax - onehot(target)) / N`` (without
+    the ``/ N`` for ``"sum"``), times ``grad_output`` (1 by default).
+
+    Examples
+    --------
+    >>> loss = CrossEntropyLoss()
+    >>> float(loss(np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([0, 1])))  # log 2
+    0.6931471805599453
+    >>> loss.backward()
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.reduction = reduction
+        self._softmax: Array | None = None
+        self._target: NDArray[np.intp] | None = None
+
+    def forward(self, input: npt.ArrayLike, target: npt.ArrayLike) -> Array:
+        logits: Array = _float_array(input, "input")
+        if logits.ndim != 2:
+            raise ValueError(f"input must be logits of shape (N, C), got shape {logits.shape}")
+        labels = np.asarray(target)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"target must hold integer class indices, got dtype {labels.dtype}")
+        n, c = logits.shape
+        if labels.shape != (n,):
+            raise ValueError(
+                f"target must have shape ({n},), one class per row, got {labels.shape}"
+            )
+        if n and (labels.min() < 0 or labels.max() >= c):
+            bad = labels[(labels < 0) | (labels >= c)][0]
+            raise ValueError(f"target holds class {bad}, outside [0, C) = [0, {c})")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = np.arange(n)
+        picked = np.log(total[:, 0]) - shifted[rows, labels]
+        self._softmax = exp / total
+        self._target = labels.astype(np.intp)
+        loss = picked.sum(dtype=logits.dtype)
+        if self.reduction == "mean":
+            loss = loss / logits.dtype.type(n)
+        out: Array = np.asarray(loss, dtype=logits.dtype)
+        return out
+
+    def backward(self, grad_output: npt.ArrayLike = 1.0) -> Array:
+        softmax: Array = self._saved("_softmax")
+        labels: NDArray[np.intp] = self._saved("_target")
+        go = np.asarray(grad_output, dtype=softmax.dtype)
+        if go.ndim != 0:
+            raise ValueError(
+                f"grad_output of a reduced loss must be a scalar, got shape {go.shape}"
+            )
+        gx: Array = softmax.copy()
+        gx[np.arange(len(labels)), labels] -= 1
+        scale = go / softmax.dtype.type(len(labels)) if self.reduction == "mean" else go
+        gx *= scale
+        return gx
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
 
 def __dir__() -> list[str]:

@@ -102,3 +102,51 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     ):
         out[n, c, r * sh + i * dh, s * sw + j * dw] += cols[n, (c * kh + i) * kw + j, r * ow + s]
     return out[:, :, ph : ph + h, pw : pw + w]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
+    """``torch.nn.MaxPool2d`` by loops: ``(out, winners)``, where ``winners[n, c, i, j]`` is the
+    ``(row, col)`` in ``x`` of the first largest value of the window (``-inf`` padding)."""
+    kh, kw = _tuple(kernel_size, 2)
+    sh, sw = _tuple(kernel_size if stride is None else stride, 2)
+    ph, pw = _tuple(padding, 2)
+    dh, dw = _tuple(dilation, 2)
+    n, c, h, w = x.shape
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    winners = np.empty((n, c, oh, ow, 2), dtype=np.int64)
+    for b, ch, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
+        best, where = -np.inf, None
+        for a, e in itertools.product(range(kh), range(kw)):
+            r, q = i * sh - ph + a * dh, j * sw - pw + e * dw
+            if 0 <= r < h and 0 <= q < w and (where is None or x[b, ch, r, q] > best):
+                best, where = x[b, ch, r, q], (r, q)
+        out[b, ch, i, j] = best
+        winners[b, ch, i, j] = where
+    return out, winners
+
+
+def max_pool2d_backward(grad_out, winners, input_shape):
+    """The input gradient of :func:`max_pool2d`: each output's gradient added at its winner."""
+    grad = np.zeros(input_shape, dtype=np.float64)
+    for b, ch, i, j in itertools.product(*map(range, grad_out.shape)):
+        r, q = winners[b, ch, i, j]
+        grad[b, ch, r, q] += grad_out[b, ch, i, j]
+    return grad
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """``torch.nn.CrossEntropyLoss`` in float64 by loops: ``(loss, d loss / d logits)``."""
+    n, c = logits.shape
+    loss, grad = 0.0, np.zeros((n, c))
+    for i in range(n):
+        row = [float(v) for v in logits[i]]
+        top = max(row)
+        total = sum(np.exp(v - top) for v in row)
+        loss += np.log(total) - (row[target[i]] - top)
+        for k in range(c):
+            grad[i, k] = np.exp(row[k] - top) / total - (k == target[i])
+    if reduction == "mean":
+        loss, grad = loss / n, grad / n
+    return loss, grad

@@ -1,4 +1,5 @@
-"""The API reference page lists every public name of convlab, convlab.grad and convlab.viz.
+"""The API reference page lists every public name of convlab, convlab.grad, convlab.nn,
+convlab.optim and convlab.viz.
 
 book/api.md documents each name with an ``autofunction``/``autoclass`` directive (the build, with
 -W, fails on a name that does not import or a docstring that does not parse: tests/test_site.py).
@@ -13,6 +14,7 @@ from pathlib import Path
 import convlab
 import convlab.grad
 import convlab.nn
+import convlab.optim
 import convlab.viz
 
 PAGE = Path(__file__).resolve().parents[1] / "book" / "api.md"
@@ -20,6 +22,7 @@ MODULES = {
     "convlab": convlab,
     "convlab.grad": convlab.grad,
     "convlab.nn": convlab.nn,
+    "convlab.optim": convlab.optim,
     "convlab.viz": convlab.viz,
 }
 

@@ -7,9 +7,9 @@ import importlib
 
 import pytest
 
-PUBLIC = ["convlab", "convlab.grad", "convlab.nn", "convlab.viz", "convlab.shapes"]
+PUBLIC = ["convlab", "convlab.grad", "convlab.nn", "convlab.optim", "convlab.viz", "convlab.shapes"]
 # submodules Python binds as attributes of their package when imported; they are real API
-SUBMODULES = {"convlab": {"nn", "grad", "viz"}}
+SUBMODULES = {"convlab": {"nn", "grad", "optim", "viz"}}
 
 
 @pytest.mark.parametrize("name", PUBLIC)
