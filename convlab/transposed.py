@@ -316,12 +316,20 @@ def choose_algorithm(
 #: "auto" runs a strided transposed convolution by output phases when its output (the whole
 #: batch) has at least this many values; below, the scatter's smaller fixed cost wins
 PHASES_MIN_OUTPUT = 16384
+#: ... and, unless the layer is depthwise, at least this many output positions per image and
+#: channel: the phases' products run over one image's rows, and on smaller maps they are too
+#: short for the tile (2 threads, ms, GEMM form / phases: 8 images of 128 channels 6x6 -> 11x11
+#: 0.34 / 0.75; 16 x 256 -> 128 channels 8x8 -> 15x15 2.0 / 2.3; 128 channels 16x16 -> 31x31
+#: 0.31 / 0.34; but 64 channels 32x32 -> 63x63 1.01 / 0.71, 64x64 -> 127x127 1.54 / 0.85)
+PHASES_MIN_PLANE = 1024
 
 
-def phases_apply(out_shape: Sequence[int], stride: Sequence[int]) -> bool:
+def phases_apply(out_shape: Sequence[int], stride: Sequence[int], depthwise: bool = False) -> bool:
     """Whether ``"auto"`` computes a transposed convolution by output phases
-    (:mod:`convlab._phases`): a stride above 1 and at least ``PHASES_MIN_OUTPUT`` output values,
-    whatever the channels and the size of the image (the phases need no columns).
+    (:mod:`convlab._phases`): a stride above 1 and at least ``PHASES_MIN_OUTPUT`` output values;
+    and ``PHASES_MIN_PLANE`` output positions per image and channel, unless the layer is
+    ``depthwise`` (one input channel per group: its phases add whole planes, no product, and
+    they win on maps of any size: batch 32 of 64 channels 4x4 -> 7x7 0.33 -> 0.18).
 
     2 threads, ms, the GEMM form or the scatter it replaced -> phases (PyTorch): 96 -> 48 on
     24x24, 4x4 at stride 2 0.32-0.36 -> 0.29-0.33 (0.28); batch 4, 64 -> 32 on 32x32 1.16 ->
@@ -332,7 +340,11 @@ def phases_apply(out_shape: Sequence[int], stride: Sequence[int]) -> bool:
     channels 0.64 -> 0.12; one channel to 16 on 64x64 0.28 -> 0.05. A 2x2 kernel at stride 2 (one
     tap per phase) runs about as fast either way (0.59 / 0.64); a layer with 243 output values
     took 0.013 by the scatter and 0.022 by phases."""
-    return any(s > 1 for s in stride) and math.prod(out_shape) >= PHASES_MIN_OUTPUT
+    return (
+        any(s > 1 for s in stride)
+        and math.prod(out_shape) >= PHASES_MIN_OUTPUT
+        and (depthwise or math.prod(out_shape[2:]) >= PHASES_MIN_PLANE)
+    )
 
 
 def _gemm_fold(x: Array, w: Array, b: Array, p: _Prepared, out: Array) -> None:
@@ -418,7 +430,10 @@ def _run(p: _Prepared, algorithm: str) -> Array:
                 p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
             )
             return gathered
-        if phases_apply(out.shape, p.stride) and np.isfinite(p.w).all():
+        if (
+            phases_apply(out.shape, p.stride, depthwise and p.x.ndim == 4)
+            and np.isfinite(p.w).all()
+        ):
             if depthwise and p.x.ndim == 4:
                 # one input channel per group: no product to tile, each phase's taps added
                 # along the row (convlab._phases._depthwise_phases)

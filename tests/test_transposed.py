@@ -908,14 +908,14 @@ def test_auto_by_output_phases_matches_the_scatter(
         return  # not a valid layer (output padding must be below the stride or the dilation)
     calls = []
     real = _phases.conv_transpose
-    minimum = transposed.PHASES_MIN_OUTPUT
+    minimum = transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_PLANE
     try:
         _phases.conv_transpose = lambda *a: calls.append(1) or real(*a)
-        transposed.PHASES_MIN_OUTPUT = 1
+        transposed.PHASES_MIN_OUTPUT = transposed.PHASES_MIN_PLANE = 1
         got = TRANSPOSE[nd](x, w, b, **kw)
     finally:
         _phases.conv_transpose = real
-        transposed.PHASES_MIN_OUTPUT = minimum
+        transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_PLANE = minimum
     assert calls and got.dtype == dtype
     want = conv_transpose_scatter(
         x.astype(np.float64),
@@ -942,6 +942,11 @@ def test_phases_rule():
     assert not phases_apply((1, 3, 9, 9), (2, 2))
     assert phases_apply((1, 1, 1, PHASES_MIN_OUTPUT), (1, 2))
     assert not phases_apply((1, 1, 1, PHASES_MIN_OUTPUT - 1), (1, 2))
+    # small maps (a training batch of 8x8 digits' features): the GEMM form, unless depthwise
+    assert not phases_apply((32, 32, 8, 8), (2, 2))
+    assert phases_apply((32, 32, 8, 8), (2, 2), depthwise=True)
+    assert phases_apply((16, 1, 32, 32), (2, 2))
+    assert not phases_apply((16, 1, 31, 32), (2, 2))
 
 
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
