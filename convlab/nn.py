@@ -1173,9 +1173,14 @@ class MaxPool2d(Module):
             raise ValueError(f"input must be (N, C, H, W), got shape {x.shape}")
         (ph, pw), (sh, sw), (dh, dw) = self.padding, self.stride, self.dilation
         oh, ow = self._out_size(x.shape[2:])
-        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+        padded = x
+        if ph or pw:
+            padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
         kh, kw = self.kernel_size
-        # every tap's values at every output position, (kh * kw, N, C, oh, ow), row-major taps
+        # every window's values side by side, taps in row-major order, (N, C, oh, ow, kh * kw):
+        # argmax over the last, contiguous axis picks the first largest (a NaN counts as the
+        # largest). (A running maximum over the strided tap views measured slower in NumPy:
+        # 0.44 ms against 0.32 for a 2x2 pooling of 32 x 32 x 8 x 8.)
         taps = np.stack(
             [
                 padded[
@@ -1186,10 +1191,11 @@ class MaxPool2d(Module):
                 ]
                 for i in range(kh)
                 for j in range(kw)
-            ]
+            ],
+            axis=-1,
         )
-        best = np.argmax(taps, axis=0)  # the first largest; a NaN counts as the largest
-        out: Array = np.take_along_axis(taps, best[None], axis=0)[0]
+        best = np.argmax(taps, axis=-1)
+        out: Array = np.take_along_axis(taps, best[..., None], axis=-1)[..., 0]
         # where each winner sits in the padded input, as a flat index
         n, c = x.shape[:2]
         hp, wp = padded.shape[2:]
