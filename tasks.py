@@ -340,6 +340,7 @@ COLAB = {
         "ipywidgets==7.7.1",
         "ipython==7.34.0",
         "ipykernel==6.17.1",
+        "scikit-learn==1.6.1",  # Colab preinstalls it; chapter 8 reads its digits
     ],
     # what runs the chapters; installed under the same pins (-c), so none of them upgrades a pin
     "tools": ["pytest>=8", "pytest-xdist>=3", "nbval>=0.11"],

@@ -25,7 +25,18 @@ CHAPTERS = sorted(BOOK.glob("[0-9]*.ipynb"))
 # what a Colab runtime has after `pip install convlab`: convlab, its dependencies, matplotlib's
 # Pillow and the kernel's IPython/ipywidgets. Anything else (torch, torchvision) is imported under
 # try/except ImportError, and the chapter runs without it.
-AVAILABLE = {"convlab", "numpy", "numba", "scipy", "matplotlib", "PIL", "IPython", "ipywidgets"}
+# scikit-learn (chapter 8's digits) is preinstalled on Colab too, as in the book's extra.
+AVAILABLE = {
+    "convlab",
+    "numpy",
+    "numba",
+    "scipy",
+    "matplotlib",
+    "PIL",
+    "IPython",
+    "ipywidgets",
+    "sklearn",
+}
 
 
 def _code(nb_path):

@@ -17,6 +17,7 @@ from convlab import nn, optim
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = load_npz(HERE / "data" / "training.npz")
+CHAPTER = HERE.parent / "book" / "08_training.ipynb"
 POOLS = sorted({k.split("/")[1] for k in DATA if k.startswith("pool/")})
 LOSSES = sorted({k.split("/")[1] for k in DATA if k.startswith("loss/")})
 
@@ -43,10 +44,45 @@ def _state(prefix):
 # ------------------------------------------------------------------ chapter 8's network
 
 
-def test_network_is_the_recorded_one():
+def test_network_is_the_recorded_one_and_the_chapters():
     net = network()
     assert repr(net) == str(DATA["net/repr"])
     assert list(dict(net.named_parameters())) == list(_state("net/init/"))
+    # the chapter prints its network; the references are only worth something if it is this one
+    cells = json.loads(CHAPTER.read_text(encoding="utf-8"))["cells"]
+    printed = [
+        "".join(out.get("text", ""))
+        for cell in cells
+        if cell["cell_type"] == "code"
+        for out in cell.get("outputs", [])
+    ]
+    assert any(str(DATA["net/repr"]) in text for text in printed)
+
+
+def test_training_steps_give_the_same_bits_on_any_thread_count():
+    """Chapter 8 prints its training's losses and accuracies; they must not depend on the
+    machine's cores (convlab's kernels give the same bits on any thread count, tests/
+    test_determinism.py; the NumPy layers and the optimiser are sequential)."""
+    import numba
+
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            net = network()
+            opt = optim.SGD(net, lr=0.05, momentum=0.9)
+            loss_fn = nn.CrossEntropyLoss()
+            for x, y in zip(DATA["net/x"], DATA["net/y"], strict=True):
+                opt.zero_grad()
+                loss_fn(net(x), y)
+                net.backward(loss_fn.backward())
+                opt.step()
+            results.append([p.copy() for p in net.parameters()] + [net(DATA["net/x"][0])])
+    finally:
+        numba.set_num_threads(previous)
+    for a, b in zip(results[0], results[-1], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_first_step_gradients_match_torch():

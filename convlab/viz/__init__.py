@@ -64,6 +64,7 @@ from ._sliding import (
     sliding_window_diagram,
     sliding_windows,
 )
+from ._training import confusion_matrix, confusion_matrix_figure, training_figure
 from ._transposed import (
     ZeroInsertion,
     ZeroInsertionAnimation,
@@ -82,6 +83,9 @@ from ._transposed import (
 from ._volume import VOLUME_CASES, VolumeAnimation, volume_animation, volume_frames
 
 __all__ = [
+    "confusion_matrix",
+    "confusion_matrix_figure",
+    "training_figure",
     "bilinear_figure",
     "bilinear_neighbours",
     "loss_curve_figure",
