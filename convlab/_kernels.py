@@ -888,3 +888,136 @@ def _col2im(cols, outp, kh_n, kw_n, sh, sw, dh, dw, oh_n, ow_n):
                     base = oh * ow_n
                     for ow in range(ow_n):
                         row[ow * sw + kw * dw] += src[base + ow]
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _im2col_gemm_images(
+    gemm,
+    x,
+    w2,
+    b,
+    out,
+    kh_n,
+    kw_n,
+    sh,
+    sw,
+    dh,
+    dw,
+    ph,
+    pw,
+    groups,
+    per_block,
+    cols_buf,
+    prod_buf,
+    batch_last_buf,
+):
+    """im2col + GEMM for small maps: the columns of ``per_block`` whole images in one product.
+
+    gemm, x, w2, b, out: as in :func:`_im2col_gemm`. The work is ``blocks * groups`` items, a
+    block being ``per_block`` consecutive images (the last may hold fewer). For an item, a thread
+    copies the group's channels of its images into ``batch_last_buf[t]`` with the image index
+    last, ``(C/groups, H, W, images)``; writes the columns into ``cols_buf[t]``, row ``(c, i, j)``
+    holding tap ``(i, j)`` of channel ``c`` at column ``position * images + image``, so that
+    every (row, position) is one contiguous copy of ``images`` values (or zeros, for padding);
+    multiplies the group's weight rows by them into ``prod_buf[t]`` (one BLAS call); and writes
+    the products into ``out`` with the bias. A 4x4 map gave :func:`_im2col_gemm` a product 16
+    positions wide per image and columns built in runs of 4; here both are ``per_block`` times
+    wider. ``per_block`` depends on the layer's shapes only, and each output is one dot product
+    over the same rows in the same order, so the result does not depend on the number of threads.
+    """
+    n_threads = cols_buf.shape[0]
+    n_batch, c_out, oh_n, ow_n = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
+    positions = oh_n * ow_n
+    c_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3]
+    cpg = c_in // groups
+    opg = c_out // groups
+    taps = kh_n * kw_n
+    k_rows = cpg * taps
+    blocks = (n_batch + per_block - 1) // per_block
+    items = blocks * groups
+    w_flat = w2.reshape(-1)
+    out_flat = out.reshape(-1)
+    zero = x.dtype.type(0)
+    # the input rows and columns the outputs read (the rest is never copied)
+    h_in = max(0, min(h_in, (oh_n - 1) * sh - ph + (kh_n - 1) * dh + 1))
+    w_used = max(0, min(w_in, (ow_n - 1) * sw - pw + (kw_n - 1) * dw + 1))
+    # each input row split into its sw column phases (one for stride 1), so that the columns a
+    # tap reads along an output row are consecutive: one copy per tap and output row
+    half = (w_used + sw - 1) // sw
+    for t in prange(n_threads):
+        cols = cols_buf[t]
+        prod = prod_buf[t]
+        xt = batch_last_buf[t]
+        for item in range(items * t // n_threads, items * (t + 1) // n_threads):
+            blk = item // groups
+            g = item - blk * groups
+            n0 = blk * per_block
+            nb = min(n_batch, n0 + per_block) - n0
+            q_n = nb * positions
+            run = ow_n * nb
+            # the block's images, channel by channel, with the image index last
+            for c in range(cpg):
+                ch = g * cpg + c
+                for y in range(h_in):
+                    for phase in range(sw):
+                        dst = ((c * h_in + y) * sw + phase) * half * nb
+                        for hx in range(half):
+                            xx = hx * sw + phase
+                            if xx < w_used:
+                                for n in range(nb):
+                                    xt[dst + n] = x[n0 + n, ch, y, xx]
+                            else:
+                                for n in range(nb):
+                                    xt[dst + n] = zero
+                            dst += nb
+            # the columns: per tap and output row, zeros where the tap reads padding, and for the
+            # output columns [lo, hi) whose tap lands inside the input, runs of nb values
+            for c in range(cpg):
+                for i in range(kh_n):
+                    for j in range(kw_n):
+                        row = ((c * kh_n + i) * kw_n + j) * q_n
+                        off = j * dw - pw
+                        lo = 0 if off >= 0 else (-off + sw - 1) // sw
+                        hi = 0 if w_used - 1 - off < 0 else (w_used - 1 - off) // sw + 1
+                        lo = min(lo, ow_n)
+                        hi = max(lo, min(hi, ow_n))
+                        for oy in range(oh_n):
+                            y = oy * sh - ph + i * dh
+                            dst = row + oy * run
+                            if y < 0 or y >= h_in:
+                                cols[dst : dst + run] = zero
+                                continue
+                            if lo > 0:
+                                cols[dst : dst + lo * nb] = zero
+                            if hi < ow_n:
+                                cols[dst + hi * nb : dst + run] = zero
+                            # input column ox * sw + off: phase off % sw, ox + off // sw
+                            shift = (((c * h_in + y) * sw + off % sw) * half + off // sw) * nb - dst
+                            cols[dst + lo * nb : dst + hi * nb] = xt[
+                                dst + lo * nb + shift : dst + hi * nb + shift
+                            ]
+            # column-major: prod^T (q x opg, ld q) = cols^T (q x k, ld q) @ w_g^T (k x opg)
+            gemm_call(
+                gemm,
+                "N",
+                "N",
+                q_n,
+                opg,
+                k_rows,
+                1.0,
+                cols,
+                q_n,
+                w_flat[g * opg * k_rows :],
+                k_rows,
+                0.0,
+                prod,
+                q_n,
+            )
+            for o in range(opg):
+                oc = g * opg + o
+                bias = b[oc]
+                for n in range(nb):
+                    dst = ((n0 + n) * c_out + oc) * positions
+                    src = o * q_n + n
+                    for p in range(positions):
+                        out_flat[dst + p] = prod[src + p * nb] + bias

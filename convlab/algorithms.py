@@ -292,6 +292,57 @@ def conv2d_im2col(
         numba.get_num_threads(),
         in_place,
     )
+    # the input rows and columns the outputs read (what the small-map path copies)
+    used = [
+        max(
+            0,
+            min(
+                x.shape[2 + d],
+                _span(out.shape[2 + d], (kh, kw)[d], stride[d], dilation[d]) - padding[d],
+            ),
+        )
+        for d in (0, 1)
+    ]
+    per_block, q_max = _images_plan(
+        n_batch,
+        c_per_group * kh * kw,
+        oh * ow,
+        x.itemsize,
+        groups,
+        c_per_group * used[0] * _images_width(used[1], stride[1]),
+    )
+    if per_block and not in_place:
+        # small maps: the columns of several whole images in one product
+        items = -(-n_batch // per_block) * groups
+        threads = max(1, min(numba.get_num_threads(), items))
+        cols_size = threads * c_per_group * kh * kw * q_max
+        prod_size = threads * (c_out // groups) * q_max
+        last_size = threads * c_per_group * used[0] * _images_width(used[1], stride[1]) * per_block
+        cols = workspace("im2col", (threads, cols_size // threads), x.dtype)
+        prod = workspace("im2col_products", (threads, prod_size // threads), x.dtype)
+        last = workspace("im2col_images", (threads, last_size // threads), x.dtype)
+        with parallel_launch(), one_blas_thread():
+            _kernels._im2col_gemm_images(
+                blas_gemm(x.dtype),
+                np.ascontiguousarray(x),
+                w2,
+                b,
+                out,
+                kh,
+                kw,
+                stride[0],
+                stride[1],
+                dilation[0],
+                dilation[1],
+                padding[0],
+                padding[1],
+                groups,
+                per_block,
+                cols,
+                prod,
+                last,
+            )
+        return
     cols_size = threads * k_rows * block
     chunk = k_rows // (kh * kw) if k_rows else c_per_group  # input channels per GEMM
     split = _split_size(x.shape[2:], (oh, ow), (kh, kw), stride, dilation, block, chunk)
@@ -329,6 +380,50 @@ def conv2d_im2col(
             partial,
             split_buf,
         )
+
+
+#: maps with fewer output positions than this (per image; 7x7 has 49) take the columns of
+#: several images into one product (:func:`convlab._kernels._im2col_gemm_images`) when the
+#: batch gives at least ``IMAGES_MIN_PER_BLOCK`` images per product. 2 threads, ms, a product
+#: per image -> per block of images (PyTorch): 32 x 32 channels, 4x4 -> 2x2 at stride 2 0.177 ->
+#: 0.054-0.061 (0.047); batch 128, 128 -> 256 channels, 8x8 -> 4x4 at stride 2, 6.6 -> 4.1
+#: (2.1); 32 x 64 channels 12x12 -> 6x6 1.23 -> 0.73; 16 x 64, 14x14 -> 7x7 0.69 -> 0.52; 16 x
+#: 128, 7x7 at stride 1 1.42 -> 1.15. Larger maps gain less or lose (16 x 128, 9x9 at stride 1
+#: 1.95 -> 2.27), and so do blocks of two images (8 x 64, 6x6, 0.24 -> 0.32).
+IMAGES_MAX_POSITIONS = 64
+IMAGES_MIN_PER_BLOCK = 4
+#: ... about this many positions per product (whole images), at most ``IMAGES_BLOCK_BYTES`` of
+#: columns, and at least 4 products when the batch allows (the threads' share of the work)
+IMAGES_TARGET = 256
+IMAGES_BLOCK_BYTES = 2**20
+IMAGES_MIN_BLOCKS = 4
+
+
+def _images_width(width: int, stride: int) -> int:
+    """Elements of an input row in the small-map path's copy: split into ``stride`` phases of
+    ``ceil(width / stride)`` (at most ``stride - 1`` more than ``width``)."""
+    return stride * -(-width // stride)
+
+
+def _images_plan(
+    batch: int, k_rows: int, positions: int, itemsize: int, groups: int = 1, inputs: int = 0
+) -> tuple[int, int]:
+    """``(per_block, columns)``: the images per product of :func:`conv2d_im2col`'s small-map
+    path and the most columns a product has, or ``(0, 0)`` when the layer does not take it
+    (one image, or maps of ``IMAGES_MAX_POSITIONS`` positions or more). ``k_rows``: rows of the
+    columns (``C_in/groups * kH * kW``); ``inputs``: the input values of one image and group the
+    outputs read. A block's columns, and its copy of the input, stay within
+    ``IMAGES_BLOCK_BYTES``. From the shapes only: the result does not depend on the number of
+    threads."""
+    if batch < 2 or positions >= IMAGES_MAX_POSITIONS or positions == 0:
+        return 0, 0
+    per_block = -(-IMAGES_TARGET // positions)
+    largest = max(k_rows * positions, inputs) * itemsize  # bytes per image
+    per_block = min(per_block, max(1, IMAGES_BLOCK_BYTES // largest))
+    per_block = min(per_block, max(1, -(-batch * groups // IMAGES_MIN_BLOCKS) // groups), batch)
+    if per_block < IMAGES_MIN_PER_BLOCK:
+        return 0, 0
+    return per_block, per_block * positions
 
 
 def _split_size(
@@ -476,7 +571,9 @@ def im2col_workspace_nbytes(
     cut the channels in two instead, and add one output-sized buffer of partial sums.
     With ``stride`` 2 across (``stride`` and ``dilation`` are pairs), each thread also gets the
     input rows of a block split into even and odd columns. An upper bound for a 1x1 kernel with
-    stride 1 and no padding, which needs no columns.
+    stride 1 and no padding, which needs no columns. Small maps with a batch (:func:`_images_plan`)
+    take a block of whole images per thread instead: their columns, products and input values
+    (as many as the outputs can read without padding: an upper bound).
 
     Examples
     --------
@@ -487,6 +584,17 @@ def im2col_workspace_nbytes(
     >>> im2col_workspace_nbytes(1, 256, 256, (3, 3), (14, 14), 4, threads=2) / 2**20  # split-K
     0.6220703125
     """
+    spans = tuple(map(_span, output_size, kernel_size, stride, dilation))
+    cpg, taps = c_in // groups, math.prod(kernel_size)
+    inputs = cpg * spans[0] * _images_width(spans[1], stride[1])
+    per_block, q_max = _images_plan(
+        batch, cpg * taps, math.prod(output_size), itemsize, groups, inputs
+    )
+    if per_block:  # small maps: columns, products and images of a block (at most the spans)
+        items = -(-batch // per_block) * groups
+        n = max(1, min(numba.get_num_threads() if threads is None else threads, items))
+        per = cpg * taps * q_max + c_out // groups * q_max + inputs * per_block
+        return n * per * itemsize
     threads, block, k_parts, k_rows, _, _ = _im2col_plan(
         batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
     )
@@ -494,7 +602,6 @@ def im2col_workspace_nbytes(
     taps = math.prod(kernel_size)
     chunk = k_rows // taps if k_rows else c_in // groups
     # the widest input a split reads (_split_size), and all its rows
-    spans = tuple(map(_span, output_size, kernel_size, stride, dilation))
     split = _split_size(spans, output_size, kernel_size, stride, dilation, block, chunk)
     return (threads * (k_rows * block + split) + partial) * itemsize
 

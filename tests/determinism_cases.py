@@ -147,6 +147,13 @@ def _(cl):
     return cl.conv2d(x, w, b, padding=1, algorithm="im2col")
 
 
+@case("conv2d-im2col-images-f32", owner="engine")
+def _(cl):
+    # small maps with a batch: blocks of whole images per product, 4 blocks (9, 9, 9, 6 images)
+    x, w, b = _data(12, (33, 12, 6, 6), (10, 12, 3, 3), (10,))
+    return cl.conv2d(x, w, b, stride=2, padding=1, algorithm="im2col")
+
+
 @case("conv2d-im2col-split-channels-f32", owner="engine")
 def _(cl):
     # few output positions per thread: im2col splits the input channels (split-K)

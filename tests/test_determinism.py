@@ -88,8 +88,9 @@ def test_every_public_operation_has_a_case():
     """A new public array operation must be added to determinism_cases.py."""
     shape_functions = {
         name for name, _ in inspect.getmembers(convlab.shapes, inspect.isfunction)
-    } | {"SeparatedKernel", "grad", "winograd_matrices", "nn"}
-    # winograd_matrices returns constant matrices; nn's layers call the functions covered here
+    } | {"SeparatedKernel", "grad", "winograd_matrices", "nn", "optim"}
+    # winograd_matrices returns constant matrices; nn's layers call the functions covered here;
+    # optim's updates are NumPy without threads (tests/test_training.py checks a training run)
     public = [f"{name}" for name in convlab.__all__ if name not in shape_functions]
     public += [f"grad.{name}" for name in convlab.grad.__all__]
     covered = {name.split("-")[0] for name in CASES}

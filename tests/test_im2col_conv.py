@@ -365,3 +365,64 @@ def test_pointwise_layer_allocates_only_what_workspace_nbytes_counts(size):
     # a 1x1 convolution is a matrix product over the channels
     expected = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
     np.testing.assert_allclose(out, expected, **tol(np.float32))
+
+
+# small maps with a batch: blocks of whole images per product (_im2col_gemm_images); x shape,
+# w shape, keyword arguments
+SMALL_MAP_CASES = [
+    ((30, 4, 5, 7), (6, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((13, 3, 4, 4), (4, 3, 3, 3), dict(padding=1)),
+    ((16, 2, 6, 5), (2, 2, 2, 2), dict(stride=2)),
+    ((45, 6, 5, 5), (6, 2, 3, 3), dict(padding=2, dilation=2, groups=3)),
+    ((17, 4, 3, 9), (8, 2, 3, 3), dict(stride=(1, 2), padding=(1, 0), groups=2)),
+    ((21, 2, 5, 5), (3, 2, 1, 1), dict(stride=2)),
+    ((24, 4, 8, 8), (4, 1, 5, 5), dict(stride=3, padding=2, groups=4)),
+    ((19, 3, 6, 6), (5, 3, 3, 3), dict(stride=2, dilation=2)),
+    ((18, 2, 11, 4), (4, 2, 3, 1), dict(stride=(3, 1))),
+    ((32, 32, 4, 4), (32, 32, 3, 3), dict(stride=2, padding=1)),  # chapter 8's strided layer
+    ((40, 3, 9, 9), (2, 3, 7, 7), dict(padding=1)),  # the input wider than the outputs read
+]
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SMALL_MAP_CASES, ids=str)
+def test_small_maps_take_blocks_of_images(case, dtype, threads):
+    x_shape, w_shape, kw = case
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    got = _conv_threads(threads, x, w, b, **kw)
+    positions = got.shape[2] * got.shape[3]
+    groups = kw.get("groups", 1)
+    per_block, _ = algorithms._images_plan(
+        x_shape[0], w_shape[1] * w_shape[2] * w_shape[3], positions, x.itemsize, groups
+    )
+    assert per_block >= algorithms.IMAGES_MIN_PER_BLOCK  # the case runs the path it is for
+    want = convnd(*(a.astype(np.float64) for a in (x, w, b)), **kw)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+def test_small_maps_allocate_only_what_workspace_nbytes_counts():
+    """The small-map path's columns, products and copy of the images: within
+    im2col_workspace_nbytes, which does not grow with the batch beyond a block per thread."""
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((64, 32, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((48, 32, 3, 3)).astype(np.float32)
+    peak, out = traced_peak(
+        lambda: convlab.conv2d(x, w, stride=2, padding=1, algorithm="im2col"),
+        thread_warmup=lambda: convlab.conv2d(x[:4], w, stride=2, padding=1, algorithm="im2col"),
+        threads=threads,
+    )
+    space = algorithms.im2col_workspace_nbytes(
+        64, 32, 48, (3, 3), (4, 4), 4, threads=threads, stride=(2, 2)
+    )
+    assert out.nbytes <= peak <= out.nbytes + space + 2**14
+    assert algorithms._images_plan(64, 288, 16, 4)[0] >= algorithms.IMAGES_MIN_PER_BLOCK
+    sizes = [
+        algorithms.im2col_workspace_nbytes(n, 32, 48, (3, 3), (4, 4), 4, threads=2, stride=(2, 2))
+        for n in (64, 1024)
+    ]
+    assert sizes[0] == sizes[1]  # bounded: larger batches take more blocks, not larger ones
