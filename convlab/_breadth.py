@@ -222,6 +222,18 @@ OPS = [
     _op(
         "s2_128to256x28", "strided", "conv", (1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1
     ),
+    # training batches of small maps: chapter 8's strided layer, and the last downsampling of a
+    # ResNet for 32x32 images (CIFAR), batch 128
+    _op("s2_b32_32x4", "strided", "conv", (32, 32, 4, 4), (32, 32, 3, 3), stride=2, padding=1),
+    _op(
+        "s2_b128_128to256x8",
+        "strided",
+        "conv",
+        (128, 128, 8, 8),
+        (256, 128, 3, 3),
+        stride=2,
+        padding=1,
+    ),
     # 5x5 and 7x7 kernels (Inception, ConvNeXt-style large kernels)
     _op("k5_48x40", "large kernel", "conv", (1, 48, 40, 40), (48, 48, 5, 5), padding=2),
     _op("k5_48to64x35", "large kernel", "conv", (1, 48, 35, 35), (64, 48, 5, 5), padding=2),
