@@ -43,6 +43,8 @@ def _conv(dtype: Any) -> None:
         conv2d(x, np.ones((2 * c, c, 3, 3), dtype), stride=2)
         conv2d(x, np.ones((c, 1, 3, 3), dtype), groups=c)  # depthwise
         conv2d(x, np.ones((c, 1, 3, 3), dtype), groups=c, stride=2, dilation=2)
+    # a training batch of small maps: im2col's blocks of whole images (chapter 8)
+    conv2d(np.ones((16, 4, 4, 4), dtype), np.ones((4, 4, 3, 3), dtype), stride=2, padding=1)
     x = np.ones((1, 4, 6, 6), dtype)
     for mode in ("reflect", "replicate", "circular"):
         conv2d(x, np.ones((4, 4, 3, 3), dtype), padding=1, padding_mode=mode)
