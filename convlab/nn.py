@@ -42,6 +42,7 @@ from .conv import conv3d as _conv3d
 from .deformable import deform_conv2d as _deform_conv2d
 from .deformable import deform_conv2d_grad as _deform_conv2d_grad
 from .separable import depthwise_separable_conv2d as _depthwise_separable_conv2d
+from .shapes import conv_output_size as _conv_output_size
 from .shapes import padding_pairs as _padding_pairs
 from .transposed import conv_transpose1d as _conv_transpose1d
 from .transposed import conv_transpose2d as _conv_transpose2d
@@ -1154,18 +1155,16 @@ class MaxPool2d(Module):
         self._padded_shape: tuple[int, ...] | None = None
 
     def _out_size(self, size: tuple[int, ...]) -> tuple[int, int]:
-        out = []
-        for n, k, s, p, d in zip(
-            size, self.kernel_size, self.stride, self.padding, self.dilation, strict=True
-        ):
-            span = d * (k - 1) + 1
-            if n + 2 * p < span:
-                raise ValueError(
-                    f"input of size {tuple(size)} is smaller than the pooling window: "
-                    f"{n} + 2 * {p} < dilation * (kernel_size - 1) + 1 = {span}"
-                )
-            out.append((n + 2 * p - span) // s + 1)
-        return out[0], out[1]
+        """The output size: the convolution's formula (:func:`convlab.conv_output_size`)."""
+        try:
+            oh, ow = _conv_output_size(
+                tuple(size), self.kernel_size, self.stride, self.padding, self.dilation
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"input of size {tuple(size)} is smaller than the pooling window: {exc}"
+            ) from None
+        return oh, ow
 
     def forward(self, input: npt.ArrayLike) -> Array:
         x: Array = _float_array(input, "input")
