@@ -281,46 +281,29 @@ def conv2d_im2col(
         and not any(padding)
         and (oh, ow) == x.shape[2:]
     )
-    threads, block, k_parts, k_rows, pieces, segments = _im2col_plan(
-        n_batch,
-        x.shape[1],
-        c_out,
-        (kh, kw),
-        (oh, ow),
-        x.itemsize,
-        groups,
-        numba.get_num_threads(),
-        in_place,
-    )
     # the input rows and columns the outputs read (what the small-map path copies)
     used = [
-        max(
-            0,
-            min(
-                x.shape[2 + d],
-                _span(out.shape[2 + d], (kh, kw)[d], stride[d], dilation[d]) - padding[d],
-            ),
-        )
-        for d in (0, 1)
+        max(0, min(x.shape[2 + d], _span(out.shape[2 + d], k, stride[d], dilation[d]) - padding[d]))
+        for d, k in enumerate((kh, kw))
     ]
-    per_block, q_max = _images_plan(
+    images = _images_buffers(
         n_batch,
-        c_per_group * kh * kw,
-        oh * ow,
-        x.itemsize,
+        c_per_group,
+        c_out,
         groups,
-        c_per_group * used[0] * _images_width(used[1], stride[1]),
+        (kh, kw),
+        oh * ow,
+        used,
+        stride[1],
+        x.itemsize,
+        numba.get_num_threads(),
     )
-    if per_block and not in_place:
+    if images is not None and not in_place:
         # small maps: the columns of several whole images in one product
-        items = -(-n_batch // per_block) * groups
-        threads = max(1, min(numba.get_num_threads(), items))
-        cols_size = threads * c_per_group * kh * kw * q_max
-        prod_size = threads * (c_out // groups) * q_max
-        last_size = threads * c_per_group * used[0] * _images_width(used[1], stride[1]) * per_block
-        cols = workspace("im2col", (threads, cols_size // threads), x.dtype)
-        prod = workspace("im2col_products", (threads, prod_size // threads), x.dtype)
-        last = workspace("im2col_images", (threads, last_size // threads), x.dtype)
+        per_block, threads, (n_cols, n_prod, n_images) = images
+        cols = workspace("im2col", (threads, n_cols), x.dtype)
+        prod = workspace("im2col_products", (threads, n_prod), x.dtype)
+        last = workspace("im2col_images", (threads, n_images), x.dtype)
         with parallel_launch(), one_blas_thread():
             _kernels._im2col_gemm_images(
                 blas_gemm(x.dtype),
@@ -343,6 +326,17 @@ def conv2d_im2col(
                 last,
             )
         return
+    threads, block, k_parts, k_rows, pieces, segments = _im2col_plan(
+        n_batch,
+        x.shape[1],
+        c_out,
+        (kh, kw),
+        (oh, ow),
+        x.itemsize,
+        groups,
+        numba.get_num_threads(),
+        in_place,
+    )
     cols_size = threads * k_rows * block
     chunk = k_rows // (kh * kw) if k_rows else c_per_group  # input channels per GEMM
     split = _split_size(x.shape[2:], (oh, ow), (kh, kw), stride, dilation, block, chunk)
@@ -403,6 +397,31 @@ def _images_width(width: int, stride: int) -> int:
     """Elements of an input row in the small-map path's copy: split into ``stride`` phases of
     ``ceil(width / stride)`` (at most ``stride - 1`` more than ``width``)."""
     return stride * -(-width // stride)
+
+
+def _images_buffers(
+    batch: int,
+    c_per_group: int,
+    c_out: int,
+    groups: int,
+    kernel: Sequence[int],
+    positions: int,
+    used: Sequence[int],
+    stride_w: int,
+    itemsize: int,
+    threads: int,
+) -> tuple[int, int, tuple[int, int, int]] | None:
+    """The small-map path of :func:`conv2d_im2col`, or None when the layer does not take it:
+    ``(per_block, threads, (columns, products, images))``, the last three the elements of each
+    thread's buffers. ``used``: the input rows and columns the outputs read (or more: an upper
+    bound gives an upper bound)."""
+    k_rows = c_per_group * math.prod(kernel)
+    inputs = c_per_group * used[0] * _images_width(used[1], stride_w)
+    per_block, q_max = _images_plan(batch, k_rows, positions, itemsize, groups, inputs)
+    if not per_block:
+        return None
+    threads = max(1, min(threads, -(-batch // per_block) * groups))
+    return per_block, threads, (k_rows * q_max, c_out // groups * q_max, inputs * per_block)
 
 
 def _images_plan(
@@ -585,16 +604,21 @@ def im2col_workspace_nbytes(
     0.6220703125
     """
     spans = tuple(map(_span, output_size, kernel_size, stride, dilation))
-    cpg, taps = c_in // groups, math.prod(kernel_size)
-    inputs = cpg * spans[0] * _images_width(spans[1], stride[1])
-    per_block, q_max = _images_plan(
-        batch, cpg * taps, math.prod(output_size), itemsize, groups, inputs
+    images = _images_buffers(
+        batch,
+        c_in // groups,
+        c_out,
+        groups,
+        kernel_size,
+        math.prod(output_size),
+        spans,  # the input an output block can read, without padding: an upper bound
+        stride[1],
+        itemsize,
+        numba.get_num_threads() if threads is None else threads,
     )
-    if per_block:  # small maps: columns, products and images of a block (at most the spans)
-        items = -(-batch // per_block) * groups
-        n = max(1, min(numba.get_num_threads() if threads is None else threads, items))
-        per = cpg * taps * q_max + c_out // groups * q_max + inputs * per_block
-        return n * per * itemsize
+    if images is not None:  # small maps: columns, products and images of a block per thread
+        _, n, sizes = images
+        return n * sum(sizes) * itemsize
     threads, block, k_parts, k_rows, _, _ = _im2col_plan(
         batch, c_in, c_out, kernel_size, output_size, itemsize, groups, threads
     )
