@@ -57,19 +57,28 @@ TILES_ROWS = tuple(t[0] for t in TILES)
 TILES_VECTORS = tuple(t[1] for t in TILES)
 
 
+def _typed_lanes(floats, offsets):
+    """The typing rule of the intrinsics: ``floats`` arrays of one float dtype and an int64
+    ``offsets`` array give the vector lanes of that dtype; anything else None (no match)."""
+    if not all(isinstance(a, types.Array) for a in (*floats, offsets)):
+        return None
+    dtype = floats[0].dtype
+    if any(a.dtype != dtype for a in floats) or dtype not in (types.float32, types.float64):
+        return None
+    if offsets.dtype != types.int64:
+        return None
+    return VECTOR_BYTES // (4 if dtype == types.float32 else 8)
+
+
 def _make_tile(mr, nv):
     """The intrinsic computing one ``mr x (nv * lanes)`` tile (see :func:`_tile`)."""
 
     @intrinsic
     def tile(typingctx, k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate):
-        if not all(isinstance(a, types.Array) for a in (ap, b, boff, c)):
-            return None
-        if not ap.dtype == b.dtype == c.dtype or ap.dtype not in (types.float32, types.float64):
-            return None
-        if boff.dtype != types.int64:
+        lanes = _typed_lanes((ap, b, c), boff)
+        if lanes is None:
             return None
         sig = types.void(k, ap, ai, b, bi, boff, c, ci, ldc, rows, accumulate)
-        lanes = VECTOR_BYTES // (4 if ap.dtype == types.float32 else 8)
 
         def codegen(context, builder, signature, args):
             k_, ap_, ai_, b_, bi_, boff_, c_, ci_, ldc_, rows_, acc_ = args
@@ -410,14 +419,10 @@ def _make_tap_dots(nt, rows):
 
     @intrinsic
     def dots(typingctx, n, g, gi, gs, x, xi, offs, oi, out, ri, rs):
-        if not all(isinstance(a, types.Array) for a in (g, x, offs, out)):
-            return None
-        if not g.dtype == x.dtype == out.dtype or g.dtype not in (types.float32, types.float64):
-            return None
-        if offs.dtype != types.int64:
+        lanes = _typed_lanes((g, x, out), offs)
+        if lanes is None:
             return None
         sig = types.void(n, g, gi, gs, x, xi, offs, oi, out, ri, rs)
-        lanes = VECTOR_BYTES // (4 if g.dtype == types.float32 else 8)
 
         def codegen(context, builder, signature, args):
             i64 = ir.IntType(64)
