@@ -316,20 +316,31 @@ def choose_algorithm(
 #: "auto" runs a strided transposed convolution by output phases when its output (the whole
 #: batch) has at least this many values; below, the scatter's smaller fixed cost wins
 PHASES_MIN_OUTPUT = 16384
-#: ... and, unless the layer is depthwise, at least this many output positions per image and
-#: channel: the phases' products run over one image's rows, and on smaller maps they are too
-#: short for the tile (2 threads, ms, GEMM form / phases: 8 images of 128 channels 6x6 -> 11x11
-#: 0.34 / 0.75; 16 x 256 -> 128 channels 8x8 -> 15x15 2.0 / 2.3; 128 channels 16x16 -> 31x31
-#: 0.31 / 0.34; but 64 channels 32x32 -> 63x63 1.01 / 0.71, 64x64 -> 127x127 1.54 / 0.85)
-PHASES_MIN_PLANE = 1024
+#: ... and, unless the layer is depthwise, at least this much work per image and channel: output
+#: positions times kernel taps per phase (``prod(k) / prod(stride)``). The phases multiply over
+#: one image's rows, each phase with its own share of the taps, so small maps and few taps per
+#: phase make short products, where the GEMM form wins. 2 threads, batch 16, GEMM form / phases,
+#: ms: 4x4 taps on 14x14 outputs (784) 32 -> 32 channels 0.43 / 0.22, 128 -> 128 2.5 / 2.1; 3x3
+#: taps on 14x14 (441) 64 -> 32 0.22 / 0.36; on 24x24 (1296) 0.45 / 0.43; 4x4 taps on 8x8 (256)
+#: 64 -> 32 0.24 / 0.40. (The first rule, 1024 output positions whatever the kernel, was measured
+#: while the tile still ran narrow products in plain loops, and kept 14x14 upsampling layers on
+#: the slower GEMM form.)
+PHASES_MIN_WORK = 512
 
 
-def phases_apply(out_shape: Sequence[int], stride: Sequence[int], depthwise: bool = False) -> bool:
+def phases_apply(
+    out_shape: Sequence[int],
+    stride: Sequence[int],
+    depthwise: bool = False,
+    taps_per_phase: float = 1.0,
+) -> bool:
     """Whether ``"auto"`` computes a transposed convolution by output phases
     (:mod:`convlab._phases`): a stride above 1 and at least ``PHASES_MIN_OUTPUT`` output values;
-    and ``PHASES_MIN_PLANE`` output positions per image and channel, unless the layer is
-    ``depthwise`` (one input channel per group: its phases add whole planes, no product, and
-    they win on maps of any size: batch 32 of 64 channels 4x4 -> 7x7 0.33 -> 0.18).
+    and, unless the layer is ``depthwise``, output positions per image and channel times
+    ``taps_per_phase`` (the kernel's taps over the stride's phases) of at least
+    ``PHASES_MIN_WORK``. Depthwise layers (one input channel per group) have no product: their
+    phases add whole planes, and win on maps of any size (batch 32 of 64 channels 4x4 -> 7x7
+    0.33 -> 0.18).
 
     2 threads, ms, the GEMM form or the scatter it replaced -> phases (PyTorch): 96 -> 48 on
     24x24, 4x4 at stride 2 0.32-0.36 -> 0.29-0.33 (0.28); batch 4, 64 -> 32 on 32x32 1.16 ->
@@ -343,7 +354,7 @@ def phases_apply(out_shape: Sequence[int], stride: Sequence[int], depthwise: boo
     return (
         any(s > 1 for s in stride)
         and math.prod(out_shape) >= PHASES_MIN_OUTPUT
-        and (depthwise or math.prod(out_shape[2:]) >= PHASES_MIN_PLANE)
+        and (depthwise or math.prod(out_shape[2:]) * taps_per_phase >= PHASES_MIN_WORK)
     )
 
 
@@ -431,7 +442,12 @@ def _run(p: _Prepared, algorithm: str) -> Array:
             )
             return gathered
         if (
-            phases_apply(out.shape, p.stride, depthwise and p.x.ndim == 4)
+            phases_apply(
+                out.shape,
+                p.stride,
+                depthwise and p.x.ndim == 4,
+                math.prod(p.w.shape[2:]) / math.prod(p.stride),
+            )
             and np.isfinite(p.w).all()
         ):
             if depthwise and p.x.ndim == 4:

@@ -908,14 +908,14 @@ def test_auto_by_output_phases_matches_the_scatter(
         return  # not a valid layer (output padding must be below the stride or the dilation)
     calls = []
     real = _phases.conv_transpose
-    minimum = transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_PLANE
+    minimum = transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_WORK
     try:
         _phases.conv_transpose = lambda *a: calls.append(1) or real(*a)
-        transposed.PHASES_MIN_OUTPUT = transposed.PHASES_MIN_PLANE = 1
+        transposed.PHASES_MIN_OUTPUT = transposed.PHASES_MIN_WORK = 1
         got = TRANSPOSE[nd](x, w, b, **kw)
     finally:
         _phases.conv_transpose = real
-        transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_PLANE = minimum
+        transposed.PHASES_MIN_OUTPUT, transposed.PHASES_MIN_WORK = minimum
     assert calls and got.dtype == dtype
     want = conv_transpose_scatter(
         x.astype(np.float64),
@@ -946,7 +946,11 @@ def test_phases_rule():
     assert not phases_apply((32, 32, 8, 8), (2, 2))
     assert phases_apply((32, 32, 8, 8), (2, 2), depthwise=True)
     assert phases_apply((16, 1, 32, 32), (2, 2))
-    assert not phases_apply((16, 1, 31, 32), (2, 2))
+    # the work per image: positions times taps per phase (4x4 taps at stride 2: 4; 3x3: 2.25)
+    assert phases_apply((16, 64, 14, 14), (2, 2), taps_per_phase=4)
+    assert not phases_apply((16, 64, 14, 14), (2, 2), taps_per_phase=2.25)
+    assert phases_apply((16, 64, 16, 16), (2, 2), taps_per_phase=2)
+    assert not phases_apply((16, 64, 16, 16), (2, 2), taps_per_phase=1.99)
 
 
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
