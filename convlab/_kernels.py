@@ -963,12 +963,12 @@ def _im2col_gemm_images(
                         dst = ((c * h_in + y) * sw + phase) * half * nb
                         for hx in range(half):
                             xx = hx * sw + phase
+                            # as slices: 1.8x faster than a loop over n here (2 threads, 128
+                            # images of 128 channels 8x8: 0.35 against 0.64 ms per layer)
                             if xx < w_used:
-                                for n in range(nb):
-                                    xt[dst + n] = x[n0 + n, ch, y, xx]
+                                xt[dst : dst + nb] = x[n0 : n0 + nb, ch, y, xx]
                             else:
-                                for n in range(nb):
-                                    xt[dst + n] = zero
+                                xt[dst : dst + nb] = zero
                             dst += nb
             # the columns: per tap and output row, zeros where the tap reads padding, and for the
             # output columns [lo, hi) whose tap lands inside the input, runs of nb values
