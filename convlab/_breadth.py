@@ -620,12 +620,19 @@ def _time_block(fn, calls):
     return times
 
 
-def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small=False, names=None):
+def run_breadth(
+    threads, repeats=5, block=10, settle=0.05, use_torch=True, small=False, names=None, passes=1
+):
     """Time every operation (or ``names``) on ``threads`` threads; the run's dict for bench.json.
 
     For each operation: one call of each library (compiling, warming caches), then ``repeats``
     rounds of a block of ``block`` convlab calls and a block of ``block`` PyTorch calls, each
-    block after a pause of ``settle`` seconds; the best call of each library is kept. ``small``
+    block after a pause of ``settle`` seconds; the best call of each library is kept. With
+    ``passes`` above 1 the whole list is timed that many times over, one operation after the
+    other, and each library's best call over all passes is kept: a row's blocks are then spread
+    over the run instead of lying within a second of each other, so a spell of slow machine (a
+    virtual machine's cores are shared: the same row measured seconds apart moved by 30-50%)
+    does not decide the row. Each pass's own ratio is kept too (``pass_ratios``). ``small``
     shrinks every spatial size to at most 9 (a smoke test of every call, not a measurement).
     """
     import numba
@@ -645,29 +652,43 @@ def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small
     try:
         load_before = _load_average()
         peak = measure_peak(512 if small else 2048)
-        rows = []
-        for index, op in enumerate(BY_NAME[n] for n in (names or list(BY_NAME))):
-            rng = np.random.default_rng(index)
-            cl, th = op.build(rng, small)
-            calls = {"convlab": cl}
-            if torch is not None:
-                call = th(torch, tv)
-                if call is not None:
-                    calls["torch"] = call
-            first = {}
-            for name, fn in calls.items():
-                t0 = time.perf_counter()
-                fn()
-                first[name] = time.perf_counter() - t0
-            times = {name: [] for name in calls}
-            for _ in range(repeats):
+        ops = [BY_NAME[n] for n in (names or list(BY_NAME))]
+        times = [{} for _ in ops]  # library -> every timed call, over all passes
+        first = [None] * len(ops)
+        ceilings = [None] * len(ops)
+        per_pass = [[] for _ in ops]  # each pass's best call per library
+        for pass_index in range(passes):
+            for index, op in enumerate(ops):
+                rng = np.random.default_rng(index)
+                cl, th = op.build(rng, small)
+                calls = {"convlab": cl}
+                if torch is not None:
+                    call = th(torch, tv)
+                    if call is not None:
+                        calls["torch"] = call
+                firsts = {}
                 for name, fn in calls.items():
-                    if settle:
-                        time.sleep(settle)
-                    times[name] += _time_block(fn, block)
-            best = {name: min(t) for name, t in times.items()}
+                    t0 = time.perf_counter()
+                    fn()
+                    firsts[name] = time.perf_counter() - t0
+                timed = {name: [] for name in calls}
+                for _ in range(repeats):
+                    for name, fn in calls.items():
+                        if settle:
+                            time.sleep(settle)
+                        timed[name] += _time_block(fn, block)
+                for name, values in timed.items():
+                    times[index].setdefault(name, []).extend(values)
+                per_pass[index].append({name: min(values) for name, values in timed.items()})
+                if pass_index == 0:
+                    first[index] = firsts
+                    ceilings[index] = gemm_ceiling(op, threads, small=small)
+                del cl, th, calls
+        rows = []
+        for index, op in enumerate(ops):
+            best = {name: min(t) for name, t in times[index].items()}
             flops = 2 * op.macs(small)
-            ceiling = gemm_ceiling(op, threads, small=small)
+            ceiling = ceilings[index]
             bound_s = None if ceiling is None else ceiling[0]
             rows.append(
                 dict(
@@ -676,13 +697,20 @@ def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small
                     description=op.describe(),
                     threads=threads,
                     convlab_s=best["convlab"],
-                    convlab_median_s=statistics.median(times["convlab"]),
-                    convlab_first_s=first["convlab"],
+                    convlab_median_s=statistics.median(times[index]["convlab"]),
+                    convlab_first_s=first[index]["convlab"],
                     torch_s=best.get("torch"),
-                    torch_median_s=statistics.median(times["torch"]) if "torch" in times else None,
+                    torch_median_s=(
+                        statistics.median(times[index]["torch"]) if "torch" in best else None
+                    ),
                     gflops=flops / best["convlab"] / 1e9,
                     torch_gflops=flops / best["torch"] / 1e9 if "torch" in best else None,
                     ratio_torch=best["torch"] / best["convlab"] if "torch" in best else None,
+                    pass_ratios=(
+                        [p["torch"] / p["convlab"] for p in per_pass[index]]
+                        if "torch" in best
+                        else None
+                    ),
                     gemm_bound_s=bound_s,
                     gemm_lowering=None if ceiling is None else ceiling[1],
                     gemm_shape=None if ceiling is None else list(ceiling[2]),
@@ -697,6 +725,7 @@ def run_breadth(threads, repeats=5, block=10, settle=0.05, use_torch=True, small
             torch=None if torch is None else torch.__version__,
             torchvision=None if tv is None else tv.__version__,
             small=small,
+            passes=passes,
             load_average=[load_before, _load_average()],
         )
     finally:

@@ -663,6 +663,14 @@ def build_parser():
         "measure real JIT compilation",
     )
     parser.add_argument(
+        "--passes",
+        type=_positive_int_arg,
+        default=1,
+        help="with --layers breadth: time the whole list this many times over and keep each "
+        "library's best call of all passes (a row's blocks spread over the run, so that a "
+        "spell of slow machine does not decide it); default: 1",
+    )
+    parser.add_argument(
         "--small",
         action="store_true",
         help="with --layers breadth: spatial sizes of at most 9 (a smoke test of every call)",
@@ -701,6 +709,8 @@ def _run_worker(args, threads, cache_dir):
             str(args.settle),
             "--block",
             str(args.block),
+            "--passes",
+            str(args.passes),
         ]
         for flag in ("no_torch", "quick", "small"):
             if getattr(args, flag):
@@ -854,6 +864,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     breadth = args.layers == ["breadth"]
+    if args.passes != 1 and not breadth:
+        parser.error("--passes is for --layers breadth")
     if args.settle is None:
         args.settle = BREADTH_SETTLE_SECONDS if breadth else SETTLE_SECONDS
     if args.worker is not None and breadth:
@@ -866,6 +878,7 @@ def main(argv=None):
             args.settle,
             use_torch=not args.no_torch,
             small=args.small,
+            passes=args.passes,
         )
         args.worker.write_text(json.dumps(run))
         return 0
@@ -942,6 +955,7 @@ def _write_breadth(args, runs, seconds):
             settle=args.settle,
             small=args.small,
             cold_cache=args.cold_cache,
+            passes=args.passes,
         ),
         runs=runs,
         seconds=seconds,

@@ -134,6 +134,8 @@ def test_every_row_runs_through_the_cli(tmp_path, capsys):
             "1",
             "--settle",
             "0",
+            "--passes",
+            "2",
             "--no-torch",
             "--out-dir",
             str(tmp_path),
@@ -159,6 +161,7 @@ def test_every_row_runs_through_the_cli(tmp_path, capsys):
                 op, small=True
             )
     assert run["small"] is True and data["config"]["settle"] == 0
+    assert run["passes"] == data["config"]["passes"] == 2
     assert not list(tmp_path.glob("*.png"))  # no ratios to draw without torch
 
 
@@ -276,3 +279,29 @@ def test_summary_lists_rows_whose_ceiling_is_below_the_floor():
     assert s["bounded"] == [["k7_64x28", 0.75]]
     text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
     assert "rate): k7_64x28 0.750" in text  # three decimals: 0.797 is not "0.80"
+
+
+def test_passes_keep_each_librarys_best_call_of_the_whole_run(monkeypatch):
+    """With passes, every row is timed once per pass; its best call is the best of all passes,
+    its first call and its ceiling come from the first pass."""
+    names = ["conv1d_64_L1024_k5", "stem3x3"]
+    blocks = iter([[3.0], [5.0], [2.0], [7.0]])  # pass 0: row 0, row 1; pass 1: row 0, row 1
+    monkeypatch.setattr(_breadth, "_time_block", lambda fn, calls: next(blocks))
+    ceilings = []
+    monkeypatch.setattr(
+        _breadth, "gemm_ceiling", lambda op, threads, small: ceilings.append(op.name) or None
+    )
+    run = _breadth.run_breadth(
+        1, repeats=1, block=1, settle=0, use_torch=False, small=True, names=names, passes=2
+    )
+    assert [r["op"] for r in run["results"]] == names
+    assert [r["convlab_s"] for r in run["results"]] == [2.0, 5.0]
+    assert [r["convlab_median_s"] for r in run["results"]] == [2.5, 6.0]
+    assert ceilings == names  # once per row, in the first pass
+    assert run["passes"] == 2 and all(r["pass_ratios"] is None for r in run["results"])
+
+
+def test_passes_are_for_the_breadth_set_only(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--layers", "tiny_3x3", "--passes", "2", "--no-torch"])
+    assert "--passes is for --layers breadth" in capsys.readouterr().err
