@@ -305,3 +305,17 @@ def test_passes_are_for_the_breadth_set_only(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--layers", "tiny_3x3", "--passes", "2", "--no-torch"])
     assert "--passes is for --layers breadth" in capsys.readouterr().err
+
+
+def test_provenance_names_the_passes_and_the_pinned_threads():
+    data = dict(
+        machine=dict(cpu="AMD EPYC", cores=2, pin_threads=True),
+        config=dict(layers=["breadth"], threads=[2], repeats=3, passes=3),
+        runs=[],
+        created="2026-12-07T12:00:00",
+    )
+    command = "`CONVLAB_PIN_THREADS=1 python -m convlab.bench --layers breadth --threads 2 "
+    assert command + "--repeats 3 --passes 3`" in viz.benchmark_provenance(data)
+    data["machine"]["pin_threads"], data["config"]["passes"] = False, 1
+    command = "`python -m convlab.bench --layers breadth --threads 2 --repeats 3`"
+    assert command in viz.benchmark_provenance(data)

@@ -680,12 +680,16 @@ def benchmark_provenance(data: _BenchData) -> str:
     loads = [run.get("load_average") or [None] for run in data.get("runs", [])]
     load = max((v for pair in loads for v in pair if v is not None), default=None)
     busy = "" if load is None else f" (1-minute load average up to {load:.1f} during the run)"
+    passes = config.get("passes", 1)
+    passes = f" --passes {passes}" if passes != 1 else ""
+    # Numba's workers pinned to CPUs of their own (convlab.config's CONVLAB_PIN_THREADS)
+    pinned = "CONVLAB_PIN_THREADS=1 " if machine.get("pin_threads") else ""
     return (
         f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores', '?')} cores{busy}), "
         f"NumPy {machine.get('numpy', '?')}, Numba {machine.get('numba', '?')}, "
         f"PyTorch {torch}; run on {str(data.get('created', '?'))[:10]} with "
-        f"`python -m convlab.bench{layers} --threads {threads} "
-        f"--repeats {config.get('repeats', '?')}`"
+        f"`{pinned}python -m convlab.bench{layers} --threads {threads} "
+        f"--repeats {config.get('repeats', '?')}{passes}`"
     )
 
 
