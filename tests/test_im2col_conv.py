@@ -426,3 +426,17 @@ def test_small_maps_allocate_only_what_workspace_nbytes_counts():
         for n in (64, 1024)
     ]
     assert sizes[0] == sizes[1]  # bounded: larger batches take more blocks, not larger ones
+
+
+@pytest.mark.parametrize("k_rows, positions", [(1152, 16), (288, 4), (576, 36), (27, 49)])
+def test_small_map_blocks_are_even(k_rows, positions):
+    """The images of a batch go into blocks of one size (the last at most one image per block
+    short), not into full blocks and a remainder that leaves one thread with less work."""
+    for batch in range(2, 300):
+        per_block, cols = algorithms._images_plan(batch, k_rows, positions, 4)
+        if not per_block:
+            continue
+        blocks = -(-batch // per_block)
+        assert per_block >= algorithms.IMAGES_MIN_PER_BLOCK and cols == per_block * positions
+        assert blocks * per_block - batch < blocks or per_block == algorithms.IMAGES_MIN_PER_BLOCK
+    assert algorithms._images_plan(128, 1152, 16, 4)[0] == 13  # 10 blocks, not 9 of 14 and 2
