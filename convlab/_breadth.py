@@ -18,6 +18,7 @@ from numba import njit
 
 from ._blas import matmul_into
 from ._tile import TILES_ROWS, tile_matmul
+from .bench import _time_block
 from .config import NJIT_OPTIONS
 
 #: families of operations, in the order the table and the figure show them
@@ -609,15 +610,6 @@ def _timed(fn, *args):
 def _repeat_matmul(gemm, a, b, c, calls):
     for _ in range(calls):
         matmul_into(gemm, a, b, c)
-
-
-def _time_block(fn, calls):
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def run_breadth(

@@ -321,6 +321,7 @@ def run_benchmark(
     quick=False,
     settle=SETTLE_SECONDS,
     block=BLOCK,
+    passes=1,
 ):
     """Time ``algorithms`` (and PyTorch) on the named layers in this process; return a dict.
 
@@ -328,7 +329,11 @@ def run_benchmark(
     function sets Numba's and PyTorch's to ``threads``. ``quick`` shrinks the peak and bandwidth
     probes (a 512 x 512 product, an 8 MiB copy): for smoke tests, not for numbers to keep.
     ``settle`` is the pause (seconds, not timed) before every block of ``block`` back-to-back
-    calls; see ``SETTLE_SECONDS`` and ``BLOCK``.
+    calls; see ``SETTLE_SECONDS`` and ``BLOCK``. With ``passes`` above 1 the whole list of
+    layers is timed that many times over and each function keeps its best call of all passes
+    (as ``--layers breadth --passes`` does: on a virtual machine whose speed comes and goes in
+    spells, a layer's rounds then lie minutes apart, not within a second); each result also
+    keeps every pass's own ratio to PyTorch (``pass_ratios``).
     """
     import numba
 
@@ -336,63 +341,98 @@ def run_benchmark(
     numba.set_num_threads(threads)
     try:
         return _run_benchmark(
-            layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle, block
+            layer_names,
+            algorithms,
+            threads,
+            repeats,
+            use_torch,
+            progress,
+            quick,
+            settle,
+            block,
+            passes,
         )
     finally:
         numba.set_num_threads(previous)
 
 
-def _run_benchmark(
-    layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle, block
-):
+def _time_block(fn, calls):
+    """The times of ``calls`` back-to-back calls of ``fn`` (seconds)."""
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _layer_calls(layer, index, algorithms, torch):
+    """The timed functions of ``layer`` (the ``index``-th of the run: its random data's seed),
+    by name: each applicable algorithm of convlab.conv2d, and ``"torch"`` when given."""
     from .conv import conv2d
 
+    rng = np.random.default_rng(index)
+    x = rng.standard_normal((layer.batch, layer.c_in, layer.size, layer.size), dtype=np.float32)
+    w = rng.standard_normal(
+        (layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel), dtype=np.float32
+    )
+    b = rng.standard_normal(layer.c_out, dtype=np.float32)
+    calls = {}
+    for algorithm in algorithms:
+        if applicable(layer, algorithm):
+            calls[algorithm] = functools.partial(
+                conv2d, x, w, b, **layer.args(), algorithm=algorithm
+            )
+    if torch is not None:
+        xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+        calls["torch"] = functools.partial(_torch_conv2d, torch, xt, wt, bt, layer.args())
+    return calls
+
+
+def _run_benchmark(
+    layer_names, algorithms, threads, repeats, use_torch, progress, quick, settle, block, passes
+):
     torch = _torch_module() if use_torch else None
     if torch is not None:
         torch.set_num_threads(threads)
     load_before = _load_average()
     peak = measure_peak(512 if quick else 2048)
     bandwidth = measure_bandwidth(8 * 2**20 if quick else 64 * 2**20)
-    results = []
     layers = [LAYERS[name] for name in layer_names]
-    total = len(layers)
+    total = len(layers) * passes
+    times = [{} for _ in layers]  # function -> every timed call, over all passes
+    per_pass = [[] for _ in layers]  # each pass's best call per function
+    first = [None] * len(layers)
+    for pass_index in range(passes):
+        for index, layer in enumerate(layers):
+            if progress:
+                done = pass_index * len(layers) + index
+                _progress(done, total, f"threads={threads} {layer.name}")
+            calls = _layer_calls(layer, index, algorithms, torch)
+            firsts = {}
+            for name, fn in calls.items():
+                t0 = time.perf_counter()
+                fn()
+                firsts[name] = time.perf_counter() - t0
+            timed = {name: [] for name in calls}
+            names = list(calls)
+            for r in range(repeats):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                for name in order:
+                    if settle:
+                        time.sleep(settle)
+                    timed[name] += _time_block(calls[name], block)
+            for name, values in timed.items():
+                times[index].setdefault(name, []).extend(values)
+            per_pass[index].append({name: min(values) for name, values in timed.items()})
+            if pass_index == 0:
+                first[index] = firsts
+            del calls
+    results = []
     for index, layer in enumerate(layers):
-        if progress:
-            _progress(index, total, f"threads={threads} {layer.name}")
-        rng = np.random.default_rng(index)
-        x = rng.standard_normal((layer.batch, layer.c_in, layer.size, layer.size), dtype=np.float32)
-        w = rng.standard_normal(
-            (layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel), dtype=np.float32
-        )
-        b = rng.standard_normal(layer.c_out, dtype=np.float32)
-        calls = {}
-        for algorithm in algorithms:
-            if applicable(layer, algorithm):
-                calls[algorithm] = functools.partial(
-                    conv2d, x, w, b, **layer.args(), algorithm=algorithm
-                )
-        if torch is not None:
-            xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
-            calls["torch"] = functools.partial(_torch_conv2d, torch, xt, wt, bt, layer.args())
-        first = {}
-        for name, fn in calls.items():
-            t0 = time.perf_counter()
-            fn()
-            first[name] = time.perf_counter() - t0
-        times = {name: [] for name in calls}
-        names = list(calls)
-        for r in range(repeats):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                if settle:
-                    time.sleep(settle)
-                for _ in range(block):
-                    t0 = time.perf_counter()
-                    calls[name]()
-                    times[name].append(time.perf_counter() - t0)
-        torch_best = min(times["torch"]) if "torch" in times else None
-        for name in names:
-            best = min(times[name])
+        torch_best = min(times[index]["torch"]) if "torch" in times[index] else None
+        for name, values in times[index].items():
+            best = min(values)
             gflops = layer.flops / best / 1e9
             results.append(
                 dict(
@@ -401,12 +441,17 @@ def _run_benchmark(
                     algorithm=name,
                     threads=threads,
                     best_s=best,
-                    median_s=statistics.median(times[name]),
-                    first_call_s=first[name],
-                    jit_s=max(first[name] - best, 0.0),
+                    median_s=statistics.median(values),
+                    first_call_s=first[index][name],
+                    jit_s=max(first[index][name] - best, 0.0),
                     gflops=gflops,
                     pct_peak=100 * gflops / peak,
                     ratio_torch=(torch_best / best) if torch_best is not None else None,
+                    pass_ratios=(
+                        [p["torch"] / p[name] for p in per_pass[index]]
+                        if torch_best is not None
+                        else None
+                    ),
                 )
             )
     # the probe again, the higher kept: a probe disturbed once must not put layers above 100 %
@@ -422,6 +467,7 @@ def _run_benchmark(
         results=results,
         torch=None if torch is None else torch.__version__,
         quick=quick,
+        passes=passes,
         load_average=[load_before, _load_average()],
     )
 
@@ -666,9 +712,9 @@ def build_parser():
         "--passes",
         type=_positive_int_arg,
         default=1,
-        help="with --layers breadth: time the whole list this many times over and keep each "
-        "library's best call of all passes (a row's blocks spread over the run, so that a "
-        "spell of slow machine does not decide it); default: 1",
+        help="time the whole list of layers this many times over and keep each function's best "
+        "call of all passes (a layer's blocks spread over the run, so that a spell of slow "
+        "machine does not decide it); default: 1",
     )
     parser.add_argument(
         "--small",
@@ -864,8 +910,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     breadth = args.layers == ["breadth"]
-    if args.passes != 1 and not breadth:
-        parser.error("--passes is for --layers breadth")
     if args.settle is None:
         args.settle = BREADTH_SETTLE_SECONDS if breadth else SETTLE_SECONDS
     if args.worker is not None and breadth:
@@ -892,6 +936,7 @@ def main(argv=None):
             quick=args.quick,
             settle=args.settle,
             block=args.block,
+            passes=args.passes,
         )
         args.worker.write_text(json.dumps(run))
         return 0
@@ -920,6 +965,7 @@ def main(argv=None):
             quick=args.quick,
             settle=args.settle,
             block=args.block,
+            passes=args.passes,
         ),
         time.perf_counter() - start,
     )

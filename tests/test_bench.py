@@ -6,11 +6,12 @@ import math
 import re
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
-from convlab import bench
+from convlab import bench, viz
 from convlab.shapes import count_macs
 
 
@@ -274,6 +275,71 @@ def test_run_benchmark_in_process_times_every_applicable_algorithm(capsys):
     err = capsys.readouterr().err
     assert "1/1 threads=1 done" in err  # the progress bar reached the end
     assert np.isfinite([r["gflops"] for r in run["results"]]).all()
+
+
+def test_passes_keep_each_functions_best_call_of_the_whole_run(monkeypatch):
+    """The layer suites take --passes too: every layer is timed once per pass, each function
+    keeps its best call of all passes and each pass's ratio to PyTorch; the first call is the
+    first pass's."""
+    # pass 0: layer 0 (im2col, torch), layer 1 (im2col, torch); then pass 1 the same
+    blocks = iter([[3.0], [6.0], [5.0], [5.0], [2.0], [8.0], [7.0], [4.0]])
+    monkeypatch.setattr(bench, "_time_block", lambda fn, calls: next(blocks))
+    monkeypatch.setattr(bench, "_torch_conv2d", lambda *args: None)  # a stand-in "torch"
+    monkeypatch.setattr(
+        bench,
+        "_torch_module",
+        lambda: types.SimpleNamespace(
+            set_num_threads=lambda n: None, from_numpy=lambda a: a, __version__="stub"
+        ),
+    )
+    run = bench.run_benchmark(
+        ["tiny_3x3", "tiny_dw"],
+        ["im2col"],
+        threads=1,
+        repeats=1,
+        quick=True,
+        settle=0,
+        block=1,
+        passes=2,
+        progress=False,
+    )
+    rows = {(r["layer"], r["algorithm"]): r for r in run["results"]}
+    assert [r["best_s"] for r in run["results"]] == [2.0, 6.0, 5.0, 4.0]
+    assert rows["tiny_3x3", "im2col"]["ratio_torch"] == 3.0
+    assert rows["tiny_3x3", "im2col"]["pass_ratios"] == [2.0, 4.0]
+    assert rows["tiny_dw", "torch"]["pass_ratios"] == [1.0, 1.0]
+    assert rows["tiny_3x3", "im2col"]["median_s"] == 2.5
+    assert run["passes"] == 2
+
+
+def test_cli_passes_reach_the_layer_suites(tmp_path, capsys):
+    assert (
+        bench.main(
+            [
+                "--layers",
+                "tiny_3x3",
+                "--algorithms",
+                "im2col",
+                "--threads",
+                "1",
+                "--repeats",
+                "1",
+                "--passes",
+                "2",
+                "--no-torch",
+                "--no-plot",
+                "--quick",
+                "--settle",
+                "0",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["config"]["passes"] == data["runs"][0]["passes"] == 2
+    assert "--passes 2`" in viz.benchmark_provenance(data)
 
 
 def test_benchmark_in_process_gives_the_json_structure():

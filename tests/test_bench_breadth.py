@@ -301,12 +301,6 @@ def test_passes_keep_each_librarys_best_call_of_the_whole_run(monkeypatch):
     assert run["passes"] == 2 and all(r["pass_ratios"] is None for r in run["results"])
 
 
-def test_passes_are_for_the_breadth_set_only(capsys):
-    with pytest.raises(SystemExit):
-        bench.main(["--layers", "tiny_3x3", "--passes", "2", "--no-torch"])
-    assert "--passes is for --layers breadth" in capsys.readouterr().err
-
-
 def test_provenance_names_the_passes_and_the_pinned_threads():
     data = dict(
         machine=dict(cpu="AMD EPYC", cores=2, pin_threads=True),
