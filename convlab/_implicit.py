@@ -120,19 +120,21 @@ def pass_rows(k, m, itemsize):
 
 
 @njit(**NJIT_OPTIONS)
-def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff):
+def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff, d_first=0, ring=False):
     """Fill ``boff``: where in a thread's buffer the product's row ``((c * KD + kd) * KH + kh) *
-    KW + kw`` (the weight's layout) starts: plane ``(c, kd, kh * dh % sh, kw * dw % sw)``, row
-    ``kh * dh // sh``, column ``kw * dw // sw``."""
+    KW + kw`` (the weight's layout) starts: plane ``(c, s, kh * dh % sh, kw * dw % sw)``, row
+    ``kh * dh // sh``, column ``kw * dw // sw``, where the depth slot ``s`` is ``kd``, or with
+    ``ring`` the slot :func:`_fill` keeps input depth ``d_first + kd`` in (see there)."""
     kd_n, kh_n, kw_n = kernel
     sh, sw = stride[1], stride[2]
     dh, dw = dilation[1], dilation[2]
     r = 0
     for c in range(c_per_group):
         for kd in range(kd_n):
+            slot = (d_first + kd) % kd_n if ring else kd
             for kh in range(kh_n):
                 for kw in range(kw_n):
-                    plane = ((c * kd_n + kd) * sh + kh * dh % sh) * sw + kw * dw % sw
+                    plane = ((c * kd_n + slot) * sh + kh * dh % sh) * sw + kw * dw % sw
                     boff[r] = plane * rq * wq + kh * dh // sh * wq + kw * dw // sw
                     r += 1
 
@@ -159,21 +161,25 @@ def implicit_workspace_nbytes(
     batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
 ):
     """Bytes :func:`conv` allocates besides its output on ``threads`` threads: each thread's
-    buffer of input rows and block of products, the packed weights and the table of offsets."""
+    buffer of input rows and block of products, the packed weights and each thread's table of offsets."""
     plan = implicit_plan(
         batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups
     )
     buf, out, packed, k = _buffer_sizes(plan, c_in, c_out, kernel, stride, groups)
-    return (threads * (buf + out) + packed) * itemsize + k * 8
+    return (threads * (buf + out) + packed) * itemsize + threads * k * 8
 
 
 @njit(**NJIT_OPTIONS)
-def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad):
+def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad, kd0=0, ring=False):
     """Copy the input rows block ``(od, r0.., c0..)`` reads into ``buf``, by phase, zero-padded.
 
     Plane ``((c * KD + kd) * sh + hp) * sw + wp`` (``c < cpg``, input channel ``cg + c``), row
     ``i``, column ``j`` holds input ``(od * sd + kd * dd - pd, (r0 + i) * sh + hp - ph, (c0 + j) *
     sw + wp - pw)``, or 0 outside the input. Phases no tap reads are left as they are.
+
+    With ``ring`` (a depth stride and dilation of 1), input depth ``i_d`` goes to depth slot
+    ``i_d % KD`` instead of ``kd``: the next output depth's block reads the same planes but one,
+    which is then the only one to copy (``kd0 = KD - 1``: only taps ``kd >= kd0`` are filled).
     """
     c_all, d_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     x_flat = x.reshape(-1)
@@ -202,9 +208,10 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
             i_hi = max(i_lo, min(rq, (h_in - ih0 + sh - 1) // sh))
             width = j_hi - j_lo
             for c in range(cpg):
-                for kd in range(kd_n):
+                for kd in range(kd0, kd_n):
                     i_d = od * sd + kd * dd - pd
-                    base = (((c * kd_n + kd) * sh + hp) * sw + wp) * plane
+                    slot = i_d % kd_n if ring else kd
+                    base = (((c * kd_n + slot) * sh + hp) * sw + wp) * plane
                     if i_d < 0 or i_d >= d_in:
                         _zero_run(buf, base, base + plane)
                         continue
@@ -221,19 +228,26 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
 
 
 @njit(inline="always", **NJIT_OPTIONS)
-def unit_of(u, parts, col_blocks, row_blocks, od_n, groups):
+def unit_of(u, parts, col_blocks, row_blocks, od_n, groups, depth_last=False):
     """``(block, part, n, g, od, rb, cbk)`` of unit ``u`` of :func:`implicit_plan`'s cut: units
     are numbered by image, group, output depth, block of rows, block of columns, then part of
-    the output channels, the last fastest."""
+    the output channels, the last fastest; with ``depth_last``, by image, group, block of rows,
+    block of columns, output depth, part (a thread's consecutive blocks are then consecutive
+    depths of the same rows, which share all their input planes but one)."""
     block = u // parts
     part = u - block * parts
     rest = block
+    od = 0
+    if depth_last:
+        od = rest % od_n
+        rest //= od_n
     cbk = rest % col_blocks
     rest //= col_blocks
     rb = rest % row_blocks
     rest //= row_blocks
-    od = rest % od_n
-    rest //= od_n
+    if not depth_last:
+        od = rest % od_n
+        rest //= od_n
     g = rest % groups
     n = rest // groups
     return block, part, n, g, od, rb, cbk
@@ -252,15 +266,20 @@ def _biased_run(dst, d0, src, s0, count, bias):
 
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _conv_implicit(
-    x, w2, ap, boff, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs
+    x, w2, ap, boffs, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs
 ):
     """``out = b + conv(x, w)`` by blocks (see the module docstring).
 
     x: (N, C_in, D, H, W) unpadded; w2: the weight (C_out, C_in/groups * KD*KH*KW), packed by
-    the threads into ``ap`` (:func:`convlab._tile.pack_panels`'s layout, flat); boff: filled
-    with :func:`tap_offsets`; b: (C_out,); out: (N, C_out,
+    the threads into ``ap`` (:func:`convlab._tile.pack_panels`'s layout, flat); boffs: (threads,
+    rows of the sum), each thread's table of :func:`tap_offsets`; b: (C_out,); out: (N, C_out,
     OD, OH, OW), overwritten; plan: :func:`implicit_plan`; bufs, cbufs: each thread's buffer of
     input rows and block of products.
+
+    A 3-D kernel with depth stride and dilation 1 keeps its input planes in a ring
+    (:func:`_fill`'s ``ring``): a thread takes the output depths of the same rows one after the
+    other and copies one new plane per depth, not ``KD`` (a 3x3x3 layer's copies were a seventh
+    of its time).
     """
     n_threads = bufs.shape[0]
     n_batch, c_in = x.shape[0], x.shape[1]
@@ -271,7 +290,7 @@ def _conv_implicit(
     opg = c_out // groups
     mr = TILES_ROWS[shape]
     panels = (opg + mr - 1) // mr
-    k = boff.shape[0]
+    k = boffs.shape[1]
     # a 1x1x1 kernel with stride 1 and no padding reads the input where it lies: the product's
     # row c is input channel c of the group, at the block's first position
     in_place = (
@@ -281,11 +300,7 @@ def _conv_implicit(
         and x.shape[2] * x.shape[3] * x.shape[4] == od_n * oh_n * ow_n
         and (col_blocks == 1 or rows == 1)  # so every block is a run of the output
     )
-    if in_place:
-        for c in range(cpg):
-            boff[c] = c * od_n * oh_n * ow_n
-    else:
-        tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff)
+    ring = kernel[0] > 1 and stride[0] == 1 and dilation[0] == 1 and not in_place
     x_flat = x.reshape(-1)
     for t in prange(n_threads):
         pack_range(
@@ -302,9 +317,17 @@ def _conv_implicit(
     for t in prange(n_threads):
         buf = bufs[t]
         cb = cbufs[t]
+        boff = boffs[t]
+        if in_place:
+            for c in range(cpg):
+                boff[c] = c * od_n * oh_n * ow_n
+        elif not ring:
+            tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff)
         filled = -1
         for u in range(units * t // n_threads, units * (t + 1) // n_threads):
-            block, part, n, g, od, rb, cbk = unit_of(u, parts, col_blocks, row_blocks, od_n, groups)
+            block, part, n, g, od, rb, cbk = unit_of(
+                u, parts, col_blocks, row_blocks, od_n, groups, ring
+            )
             r0 = rb * rows
             r1 = min(oh_n, r0 + rows)
             c0 = cbk * col_w
@@ -312,7 +335,31 @@ def _conv_implicit(
             if in_place:
                 pass
             elif block != filled:
-                _fill(x, n, g * cpg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad)
+                # with the ring, the block before (the previous depth of the same rows, filled
+                # by this thread) left every plane but the last in place
+                kd0 = (
+                    kernel[0] - 1 if ring and filled >= 0 and od > 0 and block == filled + 1 else 0
+                )
+                _fill(
+                    x,
+                    n,
+                    g * cpg,
+                    cpg,
+                    od,
+                    r0,
+                    c0,
+                    buf,
+                    rq,
+                    wq,
+                    kernel,
+                    stride,
+                    dilation,
+                    pad,
+                    kd0,
+                    ring,
+                )
+                if ring:
+                    tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff, od - pad[0], True)
                 filled = block
             p0 = panels * part // parts
             p1 = panels * (part + 1) // parts
@@ -400,13 +447,13 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
     bufs = space[: threads * buf_size].reshape(threads, buf_size)
     cbufs = space[threads * buf_size : threads * (buf_size + out_size)].reshape(threads, out_size)
     ap = space[threads * (buf_size + out_size) :]
-    boff = np.empty(k, np.int64)
+    boffs = np.empty((threads, k), np.int64)
     with parallel_launch():
         _conv_implicit(
             x5,
             np.ascontiguousarray(w).reshape(c_out, -1),
             ap,
-            boff,
+            boffs,
             np.ascontiguousarray(b),
             out5,
             kernel,

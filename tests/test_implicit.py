@@ -46,6 +46,9 @@ CASES = [
     (3, 1, 4, 6, (6, 5, 8), (2, 3, 2), (2, 1, 3), (1, 0, 2), (1, 2, 1), 2),
     (3, 1, 2, 3, (4, 7, 5), 1, 1, 0, 1, 1),
     (3, 1, 6, 4, (7, 6, 6), 3, 2, 2, 2, 2),
+    # depth stride and dilation 1: the input planes kept in a ring, one new plane per depth
+    (3, 2, 4, 6, (9, 5, 6), (3, 2, 3), (1, 2, 1), (2, 0, 1), (1, 1, 2), 2),
+    (3, 1, 3, 5, (3, 6, 5), (5, 3, 3), 1, (3, 1, 1), 1, 1),  # deeper than the input: zero planes
 ]
 
 
@@ -90,7 +93,9 @@ def test_implicit_matches_naive(case, forced, dtype, monkeypatch):
     np.testing.assert_allclose(got, want, **tolerances.tol(dtype))
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[11]], ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize(
+    "case", [CASES[1], CASES[5], CASES[11], CASES[14]], ids=["1d", "2d", "3d", "3d-ring"]
+)
 def test_implicit_same_bits_on_any_thread_count(case):
     x, w, b = _data(case, np.float32)
     results = []
@@ -167,3 +172,20 @@ def test_tap_offsets_address_each_taps_plane_row_and_column():
     assert boff[(1 * 3 + 2) * 3 + 1] == (1 * 4 + 0 * 2 + 1) * plane + 1 * wq + 0
     # channel 0, tap (1, 2): phase (1, 0), row 0, column 1
     assert boff[1 * 3 + 2] == (0 * 4 + 1 * 2 + 0) * plane + 0 * wq + 1
+
+
+def test_tap_offsets_in_a_ring_follow_the_input_depth():
+    """With the ring, tap kd of a block whose first input depth is d_first reads depth slot
+    (d_first + kd) % KD, where _fill put that input plane."""
+    kernel, rq, wq = (3, 2, 2), 4, 5
+    plain = np.empty(2 * 3 * 2 * 2, np.int64)
+    _implicit.tap_offsets(2, kernel, (1, 1, 1), (1, 1, 1), rq, wq, plain)
+    for d_first in (-1, 0, 4):
+        ring = np.empty_like(plain)
+        _implicit.tap_offsets(2, kernel, (1, 1, 1), (1, 1, 1), rq, wq, ring, d_first, True)
+        for c in range(2):
+            for kd in range(3):
+                slot = (d_first + kd) % 3
+                rows = slice(((c * 3 + kd) * 2) * 2, ((c * 3 + kd) * 2 + 2) * 2)
+                moved = (slot - kd) * rq * wq  # from plane (c, kd) to plane (c, slot)
+                np.testing.assert_array_equal(ring[rows], plain[rows] + moved)
