@@ -49,6 +49,9 @@ CASES = [
     # depth stride and dilation 1: the input planes kept in a ring, one new plane per depth
     (3, 2, 4, 6, (9, 5, 6), (3, 2, 3), (1, 2, 1), (2, 0, 1), (1, 1, 2), 2),
     (3, 1, 3, 5, (3, 6, 5), (5, 3, 3), 1, (3, 1, 1), 1, 1),  # deeper than the input: zero planes
+    # depth padding beyond the kernel's reach: the first and last depths are the bias alone
+    (3, 1, 3, 4, (2, 5, 6), 3, 1, (3, 1, 1), 1, 1),
+    (3, 2, 4, 4, (2, 5, 6), (3, 3, 1), 1, (3, 1, 0), 1, 2),  # ... written straight to the output
 ]
 
 
@@ -186,6 +189,23 @@ def test_tap_offsets_in_a_ring_follow_the_input_depth():
         for c in range(2):
             for kd in range(3):
                 slot = (d_first + kd) % 3
-                rows = slice(((c * 3 + kd) * 2) * 2, ((c * 3 + kd) * 2 + 2) * 2)
+                rows = slice(((kd * 2 + c) * 2) * 2, ((kd * 2 + c) * 2 + 2) * 2)  # depth first
                 moved = (slot - kd) * rq * wq  # from plane (c, kd) to plane (c, slot)
                 np.testing.assert_array_equal(ring[rows], plain[rows] + moved)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_depth_taps_on_padding_are_skipped_only_for_a_finite_weight(value):
+    """A block leaves the depth taps that read padding out of its sum (they add zeros), unless
+    the weight holds an inf or a NaN: then 0 * inf gives NaN, as in the definition."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 4, 5, 5))
+    w = rng.standard_normal((3, 2, 3, 3, 3))
+    w[1, 0, 0, 1, 1] = value  # depth tap 0: reads the padding at output depth 0
+    got = convlab.conv3d(x, w, padding=1)
+    with np.errstate(invalid="ignore"):  # 0 * inf in the reference, on purpose
+        want = convnd(x, w, padding=1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[0, 1, 0]).all()  # the padded plane's zeros times the inf (or NaN)
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)
