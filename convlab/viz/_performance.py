@@ -413,7 +413,8 @@ def breadth_figure(data: _BenchData, threads: int | None = None, floor: float = 
     ax.set_ylim(-0.6, len(rows) - 0.4)
     means = data.get("summary", {}).get(str(run["threads"]), {}).get("families", {})
     hi = max(ratios)
-    ax.set_xlim(min(min(ratios), floor) / 1.3, hi * 3.5)
+    # room right of the longest bar for the family labels ("conv_transpose1d: 1.31")
+    ax.set_xlim(min(min(ratios), floor) / 1.3, hi * 8)
     for family in families:
         first = next(i for i, r in enumerate(rows) if r["family"] == family)
         mean = means.get(family)
