@@ -18,7 +18,7 @@ from numba import njit
 
 from ._blas import matmul_into
 from ._tile import TILES_ROWS, tile_matmul
-from .bench import _time_block
+from .bench import _first_calls, _time_block
 from .config import NJIT_OPTIONS
 
 #: families of operations, in the order the table and the figure show them
@@ -658,11 +658,7 @@ def run_breadth(
                     call = th(torch, tv)
                     if call is not None:
                         calls["torch"] = call
-                firsts = {}
-                for name, fn in calls.items():
-                    t0 = time.perf_counter()
-                    fn()
-                    firsts[name] = time.perf_counter() - t0
+                firsts = _first_calls(calls)
                 timed = {name: [] for name in calls}
                 for _ in range(repeats):
                     for name, fn in calls.items():

@@ -366,6 +366,17 @@ def _time_block(fn, calls):
     return times
 
 
+def _first_calls(calls):
+    """Call each of ``calls`` (name -> function) once; the time of each first call, by name
+    (compilation or loading from Numba's cache, cold caches)."""
+    firsts = {}
+    for name, fn in calls.items():
+        t0 = time.perf_counter()
+        fn()
+        firsts[name] = time.perf_counter() - t0
+    return firsts
+
+
 def _layer_calls(layer, index, algorithms, torch):
     """The timed functions of ``layer`` (the ``index``-th of the run: its random data's seed),
     by name: each applicable algorithm of convlab.conv2d, and ``"torch"`` when given."""
@@ -409,11 +420,7 @@ def _run_benchmark(
                 done = pass_index * len(layers) + index
                 _progress(done, total, f"threads={threads} {layer.name}")
             calls = _layer_calls(layer, index, algorithms, torch)
-            firsts = {}
-            for name, fn in calls.items():
-                t0 = time.perf_counter()
-                fn()
-                firsts[name] = time.perf_counter() - t0
+            firsts = _first_calls(calls)
             timed = {name: [] for name in calls}
             names = list(calls)
             for r in range(repeats):
