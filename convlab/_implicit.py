@@ -122,10 +122,10 @@ def pass_rows(k, m, itemsize):
 @njit(**NJIT_OPTIONS)
 def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff, d_first=0, ring=False):
     """Fill ``boff``: where in a thread's buffer the product's row ``((kd * C + c) * KH + kh) *
-    KW + kw`` starts (``C = c_per_group``; the weight's rows in :func:`conv`'s order, depth tap
-    first): plane ``(c, s, kh * dh % sh, kw * dw % sw)``, row
-    ``kh * dh // sh``, column ``kw * dw // sw``, where the depth slot ``s`` is ``kd``, or with
-    ``ring`` the slot :func:`_fill` keeps input depth ``d_first + kd`` in (see there)."""
+    KW + kw`` starts (``C = c_per_group``: the packed weight's order, depth tap first,
+    :func:`_pack_depth_first`): plane ``(c, s, kh * dh % sh, kw * dw % sw)``, row ``kh * dh //
+    sh``, column ``kw * dw // sw``. The depth slot ``s`` is ``kd``, or with ``ring`` the slot
+    :func:`_fill` keeps input depth ``d_first + kd`` in."""
     kd_n, kh_n, kw_n = kernel
     sh, sw = stride[1], stride[2]
     dh, dw = dilation[1], dilation[2]
@@ -162,7 +162,7 @@ def implicit_workspace_nbytes(
     batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
 ):
     """Bytes :func:`conv` allocates besides its output on ``threads`` threads: each thread's
-    buffer of input rows and block of products, the packed weights and each thread's table of offsets."""
+    buffer of input rows, block of products and table of offsets, and the packed weights."""
     plan = implicit_plan(
         batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups
     )
@@ -306,7 +306,7 @@ def _conv_implicit(
     of its time). With ``skip`` (the caller found the weight finite), a block whose depth taps
     read depth padding leaves those taps out of its sum: they would add exact zeros (8% of the
     products of a 3x3x3 layer on 8 depths). With an inf or NaN weight they are kept, so that
-    ``0 * inf`` gives the NaN the definition gives.
+    ``0 * inf`` gives the NaN the definition gives. A block with no such tap sums them all.
     """
     n_threads = bufs.shape[0]
     n_batch, c_in, d_in = x.shape[0], x.shape[1], x.shape[2]
@@ -362,9 +362,7 @@ def _conv_implicit(
             elif block != filled:
                 # with the ring, the block before (the previous depth of the same rows, filled
                 # by this thread) left every plane but the last in place
-                kd0 = (
-                    kernel[0] - 1 if ring and filled >= 0 and od > 0 and block == filled + 1 else 0
-                )
+                kd0 = kernel[0] - 1 if ring and od > 0 and block == filled + 1 else 0
                 _fill(
                     x,
                     n,
@@ -488,12 +486,9 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
     ap = space[threads * (buf_size + out_size) :]
     boffs = np.empty((threads, k), np.int64)
     w2 = np.ascontiguousarray(w).reshape(c_out, -1)
-    # depth taps that read padding are left out of a block's sum when some block has them and
-    # the weight is finite (a finite sum proves it, without an array of flags; a sum that
-    # overflows only keeps the taps)
-    pd, sd, dd = pad_before[0] if len(pad_before) == 3 else 0, stride3[0], dilation3[0]
-    reads_padding = pd > 0 or (out5.shape[2] - 1) * sd + (kernel[0] - 1) * dd - pd >= x5.shape[2]
-    skip = kernel[0] > 1 and reads_padding and bool(np.isfinite(w2.sum()))
+    # blocks leave the depth taps that read padding out of their sums only for a finite weight
+    # (a finite sum proves it without an array of flags; a sum that overflows keeps the taps)
+    skip = kernel[0] > 1 and bool(np.isfinite(w2.sum()))
     with parallel_launch():
         _conv_implicit(
             x5,
