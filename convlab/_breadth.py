@@ -18,7 +18,7 @@ from numba import njit
 
 from ._blas import matmul_into
 from ._tile import TILES_ROWS, tile_matmul
-from .bench import _first_calls, _time_block
+from .bench import _timed_passes
 from .config import NJIT_OPTIONS
 
 #: families of operations, in the order the table and the figure show them
@@ -645,33 +645,19 @@ def run_breadth(
         load_before = _load_average()
         peak = measure_peak(512 if small else 2048)
         ops = [BY_NAME[n] for n in (names or list(BY_NAME))]
-        times = [{} for _ in ops]  # library -> every timed call, over all passes
-        first = [None] * len(ops)
-        ceilings = [None] * len(ops)
-        per_pass = [[] for _ in ops]  # each pass's best call per library
-        for pass_index in range(passes):
-            for index, op in enumerate(ops):
-                rng = np.random.default_rng(index)
-                cl, th = op.build(rng, small)
-                calls = {"convlab": cl}
-                if torch is not None:
-                    call = th(torch, tv)
-                    if call is not None:
-                        calls["torch"] = call
-                firsts = _first_calls(calls)
-                timed = {name: [] for name in calls}
-                for _ in range(repeats):
-                    for name, fn in calls.items():
-                        if settle:
-                            time.sleep(settle)
-                        timed[name] += _time_block(fn, block)
-                for name, values in timed.items():
-                    times[index].setdefault(name, []).extend(values)
-                per_pass[index].append({name: min(values) for name, values in timed.items()})
-                if pass_index == 0:
-                    first[index] = firsts
-                    ceilings[index] = gemm_ceiling(op, threads, small=small)
-                del cl, th, calls
+
+        def build(index):
+            cl, th = ops[index].build(np.random.default_rng(index), small)
+            calls = {"convlab": cl}
+            if torch is not None:
+                call = th(torch, tv)
+                if call is not None:
+                    calls["torch"] = call
+            return calls
+
+        times, per_pass, first = _timed_passes(len(ops), build, passes, repeats, block, settle)
+        # each row's products alone (the ceiling), measured once, after the timed passes
+        ceilings = [gemm_ceiling(op, threads, small=small) for op in ops]
         rows = []
         for index, op in enumerate(ops):
             best = {name: min(t) for name, t in times[index].items()}

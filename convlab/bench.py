@@ -377,6 +377,44 @@ def _first_calls(calls):
     return firsts
 
 
+def _timed_passes(count, build, passes, repeats, block, settle, rotate=False, before=None):
+    """Time ``count`` items ``passes`` times over, each library in its own blocks.
+
+    ``build(index)`` gives item ``index``'s functions by name (built anew in every pass, so that
+    only one item's data is alive at a time); each is called once (its first call), then
+    ``repeats`` rounds of a block of ``block`` calls of each, every block after a pause of
+    ``settle`` seconds, the functions in turn (with ``rotate``, round ``r`` starts at the ``r``-th,
+    so that no function always follows the same one). ``before(pass_index, index)`` is called
+    before each item (a progress bar). Returns ``(times, per_pass, first)``, one entry per item:
+    every timed call by name over all passes, each pass's best call by name, and the first
+    pass's first-call times by name. Shared by the layer suites and ``--layers breadth``.
+    """
+    times = [{} for _ in range(count)]
+    per_pass = [[] for _ in range(count)]
+    first = [None] * count
+    for pass_index in range(passes):
+        for index in range(count):
+            if before is not None:
+                before(pass_index, index)
+            calls = build(index)
+            firsts = _first_calls(calls)
+            names = list(calls)
+            timed = {name: [] for name in names}
+            for r in range(repeats):
+                shift = r % len(names) if rotate else 0
+                for name in names[shift:] + names[:shift]:
+                    if settle:
+                        time.sleep(settle)
+                    timed[name] += _time_block(calls[name], block)
+            for name, values in timed.items():
+                times[index].setdefault(name, []).extend(values)
+            per_pass[index].append({name: min(values) for name, values in timed.items()})
+            if pass_index == 0:
+                first[index] = firsts
+            del calls
+    return times, per_pass, first
+
+
 def _layer_calls(layer, index, algorithms, torch):
     """The timed functions of ``layer`` (the ``index``-th of the run: its random data's seed),
     by name: each applicable algorithm of convlab.conv2d, and ``"torch"`` when given."""
@@ -411,30 +449,22 @@ def _run_benchmark(
     bandwidth = measure_bandwidth(8 * 2**20 if quick else 64 * 2**20)
     layers = [LAYERS[name] for name in layer_names]
     total = len(layers) * passes
-    times = [{} for _ in layers]  # function -> every timed call, over all passes
-    per_pass = [[] for _ in layers]  # each pass's best call per function
-    first = [None] * len(layers)
-    for pass_index in range(passes):
-        for index, layer in enumerate(layers):
-            if progress:
-                done = pass_index * len(layers) + index
-                _progress(done, total, f"threads={threads} {layer.name}")
-            calls = _layer_calls(layer, index, algorithms, torch)
-            firsts = _first_calls(calls)
-            timed = {name: [] for name in calls}
-            names = list(calls)
-            for r in range(repeats):
-                order = names[r % len(names) :] + names[: r % len(names)]
-                for name in order:
-                    if settle:
-                        time.sleep(settle)
-                    timed[name] += _time_block(calls[name], block)
-            for name, values in timed.items():
-                times[index].setdefault(name, []).extend(values)
-            per_pass[index].append({name: min(values) for name, values in timed.items()})
-            if pass_index == 0:
-                first[index] = firsts
-            del calls
+
+    def before(pass_index, index):
+        if progress:
+            done = pass_index * len(layers) + index
+            _progress(done, total, f"threads={threads} {layers[index].name}")
+
+    times, per_pass, first = _timed_passes(
+        len(layers),
+        lambda index: _layer_calls(layers[index], index, algorithms, torch),
+        passes,
+        repeats,
+        block,
+        settle,
+        rotate=True,
+        before=before,
+    )
     results = []
     for index, layer in enumerate(layers):
         torch_best = min(times[index]["torch"]) if "torch" in times[index] else None
