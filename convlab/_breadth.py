@@ -97,6 +97,33 @@ class Op:
             macs *= 3  # forward, and the input (samples) and weight gradients
         return macs
 
+    def padded_share(self, small=False):
+        """The share of a forward row's multiply-adds whose input value is padding, from the
+        shapes (``None`` for the other kinds). PyTorch's CPU kernels (oneDNN) leave those
+        products out; convlab's matrix products compute them, with zeros."""
+        if self.kind != "conv":
+            return None
+        x, w = self.shapes(small)
+        kw = self.kwargs
+        inside = 1.0
+        for size, k, s, p, d, o in zip(
+            x[2:],
+            w[2:],
+            _per_dim(kw.get("stride", 1), self.nd),
+            _per_dim(kw.get("padding", 0), self.nd),
+            _per_dim(kw.get("dilation", 1), self.nd),
+            self._out_spatial(x),
+            strict=True,
+        ):
+            # along this dimension: (output, tap) pairs that land inside the input
+            hits = 0
+            for i in range(o):
+                first = max(0, -(-(p - i * s) // d))  # the first tap at or after input 0
+                last = min(k - 1, (size - 1 - i * s + p) // d)  # the last before the end
+                hits += max(0, last - first + 1)
+            inside *= hits / (o * k)
+        return 1.0 - inside
+
     def describe(self):
         x, w = self.x, self.w
         extra = " ".join(f"{k}={v}" for k, v in self.kwargs.items())
@@ -126,7 +153,15 @@ class Op:
             def th(torch, tv):
                 f = getattr(torch.nn.functional, name)
                 xt, wt, bt = map(torch.from_numpy, (x, w, b))
-                return lambda: f(xt, wt, bt, **kw)
+                calls = {"torch": lambda: f(xt, wt, bt, **kw)}
+                if self.kind == "conv" and self.padded_share(small):
+                    # the same layer on the input with its padding written in as zeros: every
+                    # multiply-add of the definition done, as convlab's products do them
+                    pad = _per_dim(kw.get("padding", 0), nd)
+                    xz = torch.from_numpy(np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in pad]))
+                    kz = dict(kw, padding=0)
+                    calls["torch_zeros"] = lambda: f(xz, wt, bt, **kz)
+                return calls
 
             return cl, th
         if self.kind in ("grad_input", "grad_weight"):
@@ -198,6 +233,11 @@ class Op:
             return call
 
         return cl, th
+
+
+def _per_dim(value, nd):
+    """An int or per-dimension tuple as ``nd`` values."""
+    return (value,) * nd if isinstance(value, int) else tuple(value)
 
 
 def _op(name, family, kind, x, w, **kwargs):
@@ -624,7 +664,11 @@ def run_breadth(
     other, and each library's best call over all passes is kept: a row's blocks are then spread
     over the run instead of lying within a second of each other, so a spell of slow machine (a
     virtual machine's cores are shared: the same row measured seconds apart moved by 30-50%)
-    does not decide the row. Each pass's own ratio is kept too (``pass_ratios``). ``small``
+    does not decide the row. Each pass's own ratio is kept too (``pass_ratios``). A forward row
+    with padding is timed a third time, PyTorch on the input with the padding written in as
+    zeros (``torch_zeros_s``, ``ratio_zeros``): oneDNN leaves out the products that read
+    padding (``padded_share`` of them), convlab computes them, and this compares the two on the
+    same multiply-adds. ``small``
     shrinks every spatial size to at most 9 (a smoke test of every call, not a measurement).
     """
     import numba
@@ -651,7 +695,9 @@ def run_breadth(
             calls = {"convlab": cl}
             if torch is not None:
                 call = th(torch, tv)
-                if call is not None:
+                if isinstance(call, dict):
+                    calls.update(call)
+                elif call is not None:
                     calls["torch"] = call
             return calls
 
@@ -690,6 +736,11 @@ def run_breadth(
                     gemm_shape=None if ceiling is None else list(ceiling[2]),
                     gemm_rate_gflops=None if ceiling is None else ceiling[3] / 1e9,
                     ceiling=best["torch"] / bound_s if bound_s and "torch" in best else None,
+                    padded_share=op.padded_share(small),
+                    torch_zeros_s=best.get("torch_zeros"),
+                    ratio_zeros=(
+                        best["torch_zeros"] / best["convlab"] if "torch_zeros" in best else None
+                    ),
                 )
             )
         return dict(
@@ -713,7 +764,8 @@ def _geomean(values):
 
 def summarize_breadth(runs, floor=0.8):
     """Per thread count: the geometric mean of torch/convlab over all rows and per family, the
-    rows below ``floor``, and the rows whose ceiling (:func:`gemm_ceiling`) is below it."""
+    rows below ``floor``, the rows whose ceiling (:func:`gemm_ceiling`) is below it, and the rows
+    below ``floor`` against PyTorch on their zero-padded input (``same_work``)."""
     summary = {}
     for run in runs:
         rows = run["results"]
@@ -735,6 +787,15 @@ def summarize_breadth(runs, floor=0.8):
                 for r in rows
                 if r.get("ceiling") is not None and r["ceiling"] < floor
             ],
+            # the rows below the floor again, against PyTorch on the input with its padding
+            # written in (every multiply-add done, as convlab does): [op, ratio, padded share]
+            same_work=[
+                [r["op"], r["ratio_zeros"], r["padded_share"]]
+                for r in rows
+                if r["ratio_torch"] is not None
+                and r["ratio_torch"] < floor
+                and r.get("ratio_zeros") is not None
+            ],
         )
     return summary
 
@@ -750,16 +811,19 @@ def format_breadth(data):
         )
         header = (
             f"{'operation':<26} {'family':<17} {'convlab ms':>10} {'torch ms':>9} "
-            f"{'GFLOP/s':>8} {'torch/x':>8} {'ceiling':>8}"
+            f"{'GFLOP/s':>8} {'torch/x':>8} {'ceiling':>8} {'padded':>7} {'zeros/x':>8}"
         )
         lines += [header, "-" * len(header)]
         for r in run["results"]:
             torch_ms = "" if r["torch_s"] is None else f"{1e3 * r['torch_s']:.3f}"
             ratio = "" if r["ratio_torch"] is None else f"{r['ratio_torch']:.2f}"
             ceiling = "" if r.get("ceiling") is None else f"{r['ceiling']:.2f}"
+            padded = "" if r.get("padded_share") is None else f"{100 * r['padded_share']:.1f}%"
+            zeros = "" if r.get("ratio_zeros") is None else f"{r['ratio_zeros']:.2f}"
             lines.append(
                 f"{r['op']:<26} {r['family']:<17} {1e3 * r['convlab_s']:>10.3f} "
-                f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8} {ceiling:>8}"
+                f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8} {ceiling:>8} {padded:>7} "
+                f"{zeros:>8}"
             )
         s = data["summary"][str(run["threads"])]
         if s["geomean"] is not None:
@@ -772,5 +836,12 @@ def format_breadth(data):
             lines.append(f"  rows below 0.8: {below}")
             bounded = ", ".join(f"{n} {v:.3f}" for n, v in s.get("bounded", [])) or "none"
             lines.append(f"  ceiling below 0.8 (its products alone at the best rate): {bounded}")
+            same = ", ".join(
+                f"{n} {v:.2f} ({100 * share:.0f}% padded)" for n, v, share in s.get("same_work", [])
+            )
+            lines.append(
+                "  those rows against PyTorch on the input padded with zeros beforehand "
+                f"(zeros/x): {same or 'none'}"
+            )
         lines.append("")
     return "\n".join(lines)

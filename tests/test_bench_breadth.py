@@ -4,6 +4,7 @@ would (checked against tests/naive.py on the small shapes), the CLI writes its t
 its summary and figure are computed from the rows."""
 
 import inspect
+import itertools
 import json
 import math
 
@@ -313,3 +314,102 @@ def test_provenance_names_the_passes_and_the_pinned_threads():
     data["machine"]["pin_threads"], data["config"]["passes"] = False, 1
     command = "`python -m convlab.bench --layers breadth --threads 2 --repeats 3`"
     assert command in viz.benchmark_provenance(data)
+
+
+CONV_ROWS = [op.name for op in _breadth.OPS if op.kind == "conv"]
+
+
+def _padded_share_by_counting(op, small):
+    """Every (output position, tap) pair of the layer, counted: the share reading padding."""
+    x, w = op.shapes(small)
+    nd = op.nd
+    kw = op.kwargs
+    stride, padding, dilation = (
+        _breadth._per_dim(kw.get(key, default), nd)
+        for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))
+    )
+    total = outside = 0
+    for o in itertools.product(*map(range, op._out_spatial(x))):
+        for t in itertools.product(*map(range, w[2:])):
+            total += 1
+            pos = [o[i] * stride[i] - padding[i] + t[i] * dilation[i] for i in range(nd)]
+            outside += any(not 0 <= pos[i] < x[2 + i] for i in range(nd))
+    return outside / total
+
+
+@pytest.mark.parametrize("name", CONV_ROWS)
+def test_padded_share_is_the_share_of_pairs_reading_padding(name):
+    op = _breadth.BY_NAME[name]
+    assert op.padded_share(small=True) == pytest.approx(_padded_share_by_counting(op, True))
+
+
+@pytest.mark.parametrize("name", ["s2_b128_128to256x8", "k7_64x28", "d6_128x32"])
+def test_padded_share_of_full_size_rows(name):
+    op = _breadth.BY_NAME[name]
+    assert op.padded_share() == pytest.approx(_padded_share_by_counting(op, False))
+
+
+def test_padded_share_is_only_for_forward_rows():
+    assert _breadth.BY_NAME["conv1d_64_L1024_k5"].padded_share() > 0
+    kinds = {op.kind for op in _breadth.OPS if op.padded_share() is None}
+    assert "conv" not in kinds and "grad_input" in kinds
+
+
+class _NumpyTorch:
+    """A stand-in for torch whose conv functions are convlab's (tensors are NumPy arrays)."""
+
+    __version__ = "stand-in"
+
+    def __init__(self):
+        import types
+
+        self.nn = types.SimpleNamespace(
+            functional=types.SimpleNamespace(
+                **{f"conv{d}d": getattr(convlab, f"conv{d}d") for d in (1, 2, 3)}
+            )
+        )
+
+    @staticmethod
+    def from_numpy(a):
+        return a
+
+    def set_num_threads(self, n):
+        pass
+
+
+@pytest.mark.parametrize("name", CONV_ROWS)
+def test_zero_padded_call_computes_the_same_layer(name):
+    """A padded row's "torch_zeros" call runs the layer on the input with its padding written
+    in as zeros and no padding: the same output as the row's own call."""
+    op = _breadth.BY_NAME[name]
+    _, th = op.build(np.random.default_rng(0), small=True)
+    calls = th(_NumpyTorch(), None)
+    assert set(calls) == ({"torch", "torch_zeros"} if op.padded_share(True) else {"torch"})
+    if "torch_zeros" in calls:
+        np.testing.assert_allclose(calls["torch_zeros"](), calls["torch"](), rtol=1e-5, atol=1e-5)
+
+
+def test_rows_keep_the_zero_padded_time_and_its_ratio(monkeypatch):
+    """Each library, and PyTorch on the zero-padded input, in its own block: the row keeps the
+    best of each and the ratio on the same multiply-adds."""
+    names = ["k7_64x28", "conv3d_24x12x32"]
+    blocks = iter([[4.0], [3.0], [6.0], [2.0], [1.0], [5.0]])  # convlab, torch, torch_zeros
+    monkeypatch.setattr(bench, "_time_block", lambda fn, calls: next(blocks))
+    monkeypatch.setattr(bench, "_torch_module", _NumpyTorch)
+    monkeypatch.setattr(_breadth, "gemm_ceiling", lambda op, threads, small: None)
+    run = _breadth.run_breadth(1, repeats=1, block=1, settle=0, small=True, names=names)
+    first, second = run["results"]
+    assert (first["torch_zeros_s"], first["ratio_zeros"]) == (6.0, 1.5)
+    assert (second["torch_zeros_s"], second["ratio_zeros"]) == (5.0, 2.5)
+    assert first["ratio_torch"] == 0.75
+    assert first["padded_share"] == _breadth.BY_NAME["k7_64x28"].padded_share(small=True)
+
+
+def test_summary_gives_the_slow_rows_on_the_same_work():
+    run = _fake({"k7_64x28": 0.6, "k5_48x40": 0.9, "stem3x3": 0.7})
+    for r, zeros in zip(run["results"], (0.75, 1.0, None), strict=True):
+        r["ratio_zeros"], r["padded_share"] = zeros, 0.12
+    (s,) = _breadth.summarize_breadth([run]).values()
+    assert s["same_work"] == [["k7_64x28", 0.75, 0.12]]  # stem3x3: below, no zero-padded time
+    text = _breadth.format_breadth(dict(runs=[run], summary={"2": s}))
+    assert "(zeros/x): k7_64x28 0.75 (12% padded)" in text
