@@ -16,10 +16,13 @@ import time
 import numpy as np
 from numba import njit
 
+from ._args import ntuple
 from ._blas import matmul_into
 from ._tile import TILES_ROWS, tile_matmul
+from .algorithms import pad_input
 from .bench import _timed_passes
 from .config import NJIT_OPTIONS
+from .shapes import padding_pairs
 
 #: families of operations, in the order the table and the figure show them
 FAMILIES = (
@@ -97,6 +100,16 @@ class Op:
             macs *= 3  # forward, and the input (samples) and weight gradients
         return macs
 
+    def _geometry(self, small=False):
+        """``(stride, dilation, pairs)`` of a forward row, per spatial dimension: the keyword
+        arguments as ``conv{n}d`` reads them (``pairs``: the padding before and after)."""
+        x, w = self.shapes(small)
+        kw = self.kwargs
+        stride = ntuple(kw.get("stride", 1), self.nd, "stride")
+        dilation = ntuple(kw.get("dilation", 1), self.nd, "dilation")
+        pairs = padding_pairs(kw.get("padding", 0), w[2:], stride, dilation)
+        return stride, dilation, pairs
+
     def padded_share(self, small=False):
         """The share of a forward row's multiply-adds whose input value is padding, from the
         shapes (``None`` for the other kinds). PyTorch's CPU kernels (oneDNN) leave those
@@ -104,16 +117,10 @@ class Op:
         if self.kind != "conv":
             return None
         x, w = self.shapes(small)
-        kw = self.kwargs
+        stride, dilation, pairs = self._geometry(small)
         inside = 1.0
-        for size, k, s, p, d, o in zip(
-            x[2:],
-            w[2:],
-            _per_dim(kw.get("stride", 1), self.nd),
-            _per_dim(kw.get("padding", 0), self.nd),
-            _per_dim(kw.get("dilation", 1), self.nd),
-            self._out_spatial(x),
-            strict=True,
+        for size, k, s, (p, _), d, o in zip(
+            x[2:], w[2:], stride, pairs, dilation, self._out_spatial(x), strict=True
         ):
             # along this dimension: (output, tap) pairs that land inside the input
             hits = 0
@@ -157,8 +164,8 @@ class Op:
                 if self.kind == "conv" and self.padded_share(small):
                     # the same layer on the input with its padding written in as zeros: every
                     # multiply-add of the definition done, as convlab's products do them
-                    pad = _per_dim(kw.get("padding", 0), nd)
-                    xz = torch.from_numpy(np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in pad]))
+                    pairs = self._geometry(small)[2]
+                    xz = torch.from_numpy(pad_input(x, pairs, "zeros"))
                     kz = dict(kw, padding=0)
                     calls["torch_zeros"] = lambda: f(xz, wt, bt, **kz)
                 return calls
@@ -233,11 +240,6 @@ class Op:
             return call
 
         return cl, th
-
-
-def _per_dim(value, nd):
-    """An int or per-dimension tuple as ``nd`` values."""
-    return (value,) * nd if isinstance(value, int) else tuple(value)
 
 
 def _op(name, family, kind, x, w, **kwargs):

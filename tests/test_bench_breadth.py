@@ -14,6 +14,7 @@ import pytest
 import convlab
 import convlab.grad
 from convlab import _breadth, bench, viz
+from convlab._args import ntuple
 
 KINDS_BY_FUNCTION = {
     "conv1d": ("conv", 1),
@@ -325,7 +326,7 @@ def _padded_share_by_counting(op, small):
     nd = op.nd
     kw = op.kwargs
     stride, padding, dilation = (
-        _breadth._per_dim(kw.get(key, default), nd)
+        ntuple(kw.get(key, default), nd, key, allow_zero=True)
         for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))
     )
     total = outside = 0
