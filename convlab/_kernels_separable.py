@@ -8,7 +8,8 @@ here is in range by construction (the output sizes come from :func:`convlab.conv
 import numpy as np
 from numba import njit, prange
 
-from .config import NJIT_PARALLEL_OPTIONS
+from ._kernels import _copy_run, _zero_run
+from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -96,45 +97,136 @@ def _depthwise_separable_fused(xp, wd, bd, wp, bp, out, multiplier, sh, sw, dh, 
             co += 1
 
 
+#: the separable kernel's runs are whole multiples of this many values (a 512-bit vector of
+#: float32): a run of 135 values left a scalar tail of 7
+RUN = 16
+
+
+@njit(**NJIT_OPTIONS)
+def _axpy(dst, d0, src, s0, count, a):
+    """``dst[d0 + i] += a * src[s0 + i]`` for ``i < count``, unsigned indices (so LLVM
+    vectorises it: with signed ones every access tests for a negative index)."""
+    d = np.uint64(d0)
+    s = np.uint64(s0)
+    for i in range(np.uint64(max(0, count))):
+        dst[d + i] += a * src[s + i]
+
+
+@njit(**NJIT_OPTIONS)
+def _axpy3(dst, d0, src, s0, s1, s2, count, a0, a1, a2):
+    """``dst[d0 + i] += a0 * src[s0 + i] + a1 * src[s1 + i] + a2 * src[s2 + i]``: three taps in
+    one pass over ``dst`` (tap by tap, loading and storing ``dst`` once per tap took most of
+    the time on rows of a hundred values)."""
+    d = np.uint64(d0)
+    t0 = np.uint64(s0)
+    t1 = np.uint64(s1)
+    t2 = np.uint64(s2)
+    for i in range(np.uint64(max(0, count))):
+        dst[d + i] += a0 * src[t0 + i] + a1 * src[t1 + i] + a2 * src[t2 + i]
+
+
+@njit(**NJIT_OPTIONS)
+def _axpy2(dst, d0, src, s0, s1, count, a0, a1):
+    """``dst[d0 + i] += a0 * src[s0 + i] + a1 * src[s1 + i]`` (see :func:`_axpy3`)."""
+    d = np.uint64(d0)
+    t0 = np.uint64(s0)
+    t1 = np.uint64(s1)
+    for i in range(np.uint64(max(0, count))):
+        dst[d + i] += a0 * src[t0 + i] + a1 * src[t1 + i]
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _taps(dst, d0, src, starts, count, weights, n_taps):
+    """``dst[d0 + i] += sum over t < n_taps of weights[t] * src[starts[t] + i]``, three taps per
+    pass (the last pass two or one)."""
+    t = 0
+    while t + 3 <= n_taps:
+        _axpy3(
+            dst,
+            d0,
+            src,
+            starts[t],
+            starts[t + 1],
+            starts[t + 2],
+            count,
+            weights[t],
+            weights[t + 1],
+            weights[t + 2],
+        )
+        t += 3
+    if t + 2 == n_taps:
+        _axpy2(dst, d0, src, starts[t], starts[t + 1], count, weights[t], weights[t + 1])
+    elif t + 1 == n_taps:
+        _axpy(dst, d0, src, starts[t], count, weights[t])
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _spatially_separable(xp, col, row, out, sh, sw):
+def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
     """Filter every channel with ``sum_r col[:, r] row[r, :]`` by a column pass and a row pass.
 
-    xp: (N, C, Hp, Wp) padded input; col: (KH, R); row: (R, KW); out: (N, C, OH, OW), overwritten.
-
-    One task per (image, channel) plane. For each rank ``r`` the column pass filters the plane
-    vertically with ``col[:, r]`` (at the row stride) into ``tmp`` (OH x WC, only the WC columns the
-    row pass reads), then the row pass filters ``tmp`` horizontally with ``row[r, :]`` (at the column
-    stride) and adds the result to the output. Cost per output pixel: about ``R * (KH + KW)``
-    multiply-adds instead of ``KH * KW``.
+    x: (N, C, H, W), unpadded; col: (R, KH) (the column factors, one row per term); row: (R, KW);
+    out: (N, C, OH, OW), overwritten; ``ph``, ``pw``: the zero padding above and to the left of
+    ``x`` (below and to the right it follows from ``out``'s size). The work is ``N * C *
+    row_blocks`` tasks, each a block of output rows of one plane, so that a few planes still
+    give every thread work. For each output row and term, the column pass adds the ``KH`` input
+    rows the row reads, each times its ``col`` factor, into ``tmp`` (the ``(OW - 1) * sw + KW``
+    columns of the padded row that the row pass reads; input rows in the padding are left out
+    and padding columns stay zero); the row pass adds ``tmp`` shifted by each tap, times its
+    ``row`` factor, into the output row. At a column stride ``sw > 1`` it reads ``tmp`` split
+    into its ``sw`` phases (every ``sw``-th column), so that each tap reads consecutive values.
+    Every run is one vectorised loop (:func:`_axpy`). Each output is computed by the same
+    operations in the same order whatever the number of threads.
     """
-    n_batch, channels, oh_n, ow_n = out.shape
-    kh_n, rank = col.shape
+    n_batch, channels, h_in, w_in = x.shape
+    oh_n, ow_n = out.shape[2], out.shape[3]
+    rank, kh_n = col.shape
     kw_n = row.shape[1]
     wc = (ow_n - 1) * sw + kw_n
-    for task in prange(n_batch * channels):
-        n = task // channels
-        c = task % channels
-        src = xp[n, c]
-        plane = out[n, c]
-        tmp = np.empty((oh_n, wc), dtype=out.dtype)
-        for oh in range(oh_n):
-            for ow in range(ow_n):
-                plane[oh, ow] = 0.0
-        for r in range(rank):
-            for oh in range(oh_n):
-                dst = tmp[oh]
-                for j in range(wc):
-                    dst[j] = 0.0
+    half = (wc + sw - 1) // sw
+    # the columns of tmp that hold input (the others are padding: zero)
+    j_lo = min(wc, pw)
+    j_hi = max(j_lo, min(wc, pw + w_in))
+    cnt_r = (j_hi - j_lo + RUN - 1) // RUN * RUN
+    ow_r = (ow_n + RUN - 1) // RUN * RUN
+    x_flat = x.reshape(-1)
+    out_flat = out.reshape(-1)
+    per_block = (oh_n + row_blocks - 1) // row_blocks
+    for task in prange(n_batch * channels * row_blocks):
+        plane = task // row_blocks
+        oh0 = (task - plane * row_blocks) * per_block
+        oh1 = min(oh_n, oh0 + per_block)
+        # whole vectors: the runs are rounded up to RUN values, the extra ones land in these
+        # buffers' slack (or in tmp's padding columns, zeroed again) and are never used
+        tmp = np.zeros(wc + RUN, dtype=out.dtype)
+        phases = np.zeros(sw * half + RUN, dtype=out.dtype)
+        acc = np.empty(ow_r, dtype=out.dtype)
+        starts = np.empty(max(kh_n, kw_n), dtype=np.int64)
+        weights = np.empty(max(kh_n, kw_n), dtype=out.dtype)
+        for oh in range(oh0, oh1):
+            _zero_run(acc, 0, ow_r)
+            for r in range(rank):
+                # the input rows inside the input (the others are padding: left out)
+                n_taps = 0
                 for kh in range(kh_n):
-                    wv = col[kh, r]
-                    line = src[oh * sh + kh]
-                    for j in range(wc):
-                        dst[j] += wv * line[j]
-            for oh in range(oh_n):
-                line = tmp[oh]
-                dst = plane[oh]
+                    y = oh * sh + kh - ph
+                    if 0 <= y < h_in:
+                        starts[n_taps] = (plane * h_in + y) * w_in + j_lo - pw
+                        weights[n_taps] = col[r, kh]
+                        n_taps += 1
+                # past the input's last row, only the values it has
+                count = cnt_r
+                if n_taps > 0 and starts[n_taps - 1] + cnt_r > x_flat.size:
+                    count = j_hi - j_lo
+                _zero_run(tmp, j_lo, j_lo + count)
+                _taps(tmp, j_lo, x_flat, starts, count, weights, n_taps)
+                _zero_run(tmp, j_hi, min(wc, j_lo + count))
+                src = tmp
+                if sw > 1:
+                    for p in range(sw):
+                        _copy_run(phases, p * half, tmp, p, (wc - p + sw - 1) // sw, sw)
+                    src = phases
                 for kw in range(kw_n):
-                    wv = row[r, kw]
-                    for ow in range(ow_n):
-                        dst[ow] += wv * line[ow * sw + kw]
+                    starts[kw] = (kw % sw) * half + kw // sw
+                    weights[kw] = row[r, kw]
+                _taps(acc, 0, src, starts, ow_r, weights, kw_n)
+            _copy_run(out_flat, (plane * oh_n + oh) * ow_n, acc, 0, ow_n, 1)

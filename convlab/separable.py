@@ -72,6 +72,18 @@ def _used_stride(stride: Sequence[int], out_spatial: Sequence[int]) -> tuple[int
     return tuple(s if o > 1 else 1 for s, o in zip(stride, out_spatial, strict=True))
 
 
+#: :func:`spatially_separable_conv2d` cuts its planes into blocks of rows until there are at
+#: least this many tasks (a plane per task left one of two threads idle on a 3-channel image)
+SEPARABLE_MIN_TASKS = 24
+
+
+def _row_blocks(out_shape: Sequence[int]) -> int:
+    """Blocks of output rows per plane in :func:`spatially_separable_conv2d`: from the shape
+    only, so the work does not depend on the number of threads."""
+    planes = out_shape[0] * out_shape[1]
+    return max(1, min(out_shape[2], -(-SEPARABLE_MIN_TASKS // max(1, planes))))
+
+
 def _sparse(
     spatial: Sequence[int], pairs: Sequence[tuple[int, int]], out_spatial: Sequence[int]
 ) -> bool:
@@ -521,9 +533,15 @@ def spatially_separable_conv2d(
     stride = _used_stride(stride, out_spatial)
     out = np.empty(x.shape[:2] + out_spatial, dtype=x.dtype)
     if out.size:
-        xp = np.ascontiguousarray(pad_input(x, pairs, "zeros"))
         with parallel_launch():
             _kernels_separable._spatially_separable(
-                xp, np.ascontiguousarray(c), np.ascontiguousarray(r), out, *stride
+                np.ascontiguousarray(x),
+                np.ascontiguousarray(c.T),
+                np.ascontiguousarray(r),
+                out,
+                *stride,
+                pairs[0][0],
+                pairs[1][0],
+                _row_blocks(out.shape),
             )
     return out[0] if unbatched else out

@@ -347,6 +347,33 @@ def test_spatially_separable_equals_depthwise_conv2d(case):
     np.testing.assert_allclose(out, filter_channels(x, kernel, **kwargs), **tol(x.dtype))
 
 
+# rows longer than one run of the kernel's vectors (16 values) and not a multiple of it, with
+# padding columns to the right (the rounded runs write past them and must zero them again),
+# an input wider than the columns read, runs that end at the input's last value, few planes
+# (each cut into blocks of rows) and column strides (the row pass reads by phase)
+EDGE_CASES = [
+    ((1, 1, 6, 37), (3, 5), 1, dict(padding=(1, 3)), np.float64),
+    ((1, 2, 9, 33), (4, 7), 2, dict(stride=(2, 3), padding=(2, 4)), np.float64),
+    ((2, 1, 7, 40), (3, 3), 1, dict(stride=(1, 4)), np.float32),
+    ((1, 1, 5, 17), (5, 1), 1, dict(padding=(2, 0)), np.float32),
+    ((1, 3, 4, 16), (2, 9), 2, dict(padding="same"), np.float64),
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[3]}")
+def test_spatially_separable_run_edges(case):
+    xshape, (kh, kw), rank, kwargs, dtype = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(xshape).astype(dtype)
+    col = rng.standard_normal((kh, rank)).astype(dtype)
+    row = rng.standard_normal((rank, kw)).astype(dtype)
+    out = convlab.spatially_separable_conv2d(x, col, row, **kwargs)
+    expected = filter_channels(x, col.astype(np.float64) @ row, **kwargs)
+    assert out.shape == expected.shape and out.dtype == x.dtype
+    np.testing.assert_allclose(out, expected, **tol(x.dtype))
+
+
 @pytest.mark.kernels
 def test_spatially_separable_matches_torch(torch_ref):
     names = _names(torch_ref, "kernel")
