@@ -39,6 +39,7 @@ FAMILIES = (
     "grad input",
     "grad weight",
     "separable",
+    "spatially separable",
     "deformable",
     "float64",
 )
@@ -51,8 +52,11 @@ class Op:
     (``conv_transpose{1,2,3}d``), ``grad_input``/``grad_weight`` (:mod:`convlab.grad`, the
     gradients of a convolution with these shapes), ``separable``
     (:func:`convlab.depthwise_separable_conv2d`; ``w`` is the depthwise weight, ``w2`` the
-    pointwise one), ``deform`` and ``deform_backward`` (:func:`convlab.deform_conv2d`, then also
-    :func:`convlab.grad.deform_conv2d`, against torchvision's forward and autograd backward).
+    pointwise one), ``spatial`` (:func:`convlab.spatially_separable_conv2d`; ``w`` is the
+    depthwise weight ``(C, 1, kH, kW)`` it equals, ``w2`` the number of terms, against two
+    depthwise ``conv2d`` passes per term), ``deform`` and ``deform_backward``
+    (:func:`convlab.deform_conv2d`, then also :func:`convlab.grad.deform_conv2d`, against
+    torchvision's forward and autograd backward).
     ``x``/``w`` are the shapes of the convolution's input and weight (for ``transpose``, the
     transposed convolution's: weight ``(C_in, C_out / groups, *k)``).
     """
@@ -96,6 +100,19 @@ class Op:
         macs = x[0] * w[0] * out * (x[1] // groups) * taps
         if self.kind == "separable":
             macs = x[0] * x[1] * out * taps + x[0] * self.w2[0] * out * x[1]
+        if self.kind == "spatial":
+            from .shapes import count_macs_spatially_separable
+
+            kw = self.kwargs
+            macs = count_macs_spatially_separable(
+                x[1],
+                w[2:],
+                x[2:],
+                self.w2,
+                kw.get("stride", 1),
+                kw.get("padding", 0),
+                batch=x[0],
+            )
         if self.kind == "deform_backward":
             macs *= 3  # forward, and the input (samples) and weight gradients
         return macs
@@ -135,6 +152,8 @@ class Op:
         x, w = self.x, self.w
         extra = " ".join(f"{k}={v}" for k, v in self.kwargs.items())
         text = f"x{list(x)} w{list(w)}" + (f" {extra}" if extra else "")
+        if self.kind == "spatial":
+            text += f" rank={self.w2}"
         return text + (" float64" if self.dtype == "float64" else "")
 
     def build(self, rng, small=False):
@@ -209,6 +228,41 @@ class Op:
                 return lambda: f(f(xt, wt, groups=x_shape[1], **kw), pt)
 
             return cl, th
+        if self.kind == "spatial":
+            k_h, k_w = w_shape[2:]
+            col = (rng.standard_normal((k_h, self.w2)) / math.sqrt(k_h)).astype(dtype)
+            row = (rng.standard_normal((self.w2, k_w)) / math.sqrt(k_w)).astype(dtype)
+            stride, _, pairs = self._geometry(small)
+
+            def cl():
+                return convlab.spatially_separable_conv2d(x, col, row, **kw)
+
+            def th(torch, tv):
+                # the same passes: per term, a (kH, 1) then a (1, kW) depthwise convolution
+                f = torch.nn.functional.conv2d
+                channels = x_shape[1]
+                xt = torch.from_numpy(x)
+                cols = [
+                    torch.from_numpy(_plane_weight(col[:, t, None], channels))
+                    for t in range(self.w2)
+                ]
+                rows = [
+                    torch.from_numpy(_plane_weight(row[t, None, :], channels))
+                    for t in range(self.w2)
+                ]
+                by_col = dict(stride=(stride[0], 1), padding=(pairs[0][0], 0), groups=channels)
+                by_row = dict(stride=(1, stride[1]), padding=(0, pairs[1][0]), groups=channels)
+
+                def call():
+                    out = None
+                    for c, r in zip(cols, rows, strict=True):
+                        term = f(f(xt, c, **by_col), r, **by_row)
+                        out = term if out is None else out + term
+                    return out
+
+                return call
+
+            return cl, th
         # deformable: offsets of a few pixels, as a trained offset branch gives
         k = w_shape[2:]
         out = self._out_spatial(x_shape)
@@ -240,6 +294,11 @@ class Op:
             return call
 
         return cl, th
+
+
+def _plane_weight(kernel, channels):
+    """A depthwise weight ``(channels, 1, kH, kW)`` holding ``kernel`` for every channel."""
+    return np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, *kernel.shape)))
 
 
 def _op(name, family, kind, x, w, **kwargs):
@@ -489,6 +548,37 @@ OPS = [
         (1, 128, 28, 28),
         (128, 1, 3, 3),
         w2=(256, 128, 1, 1),
+        padding=1,
+    ),
+    # image filters by a column and a row pass: a 7x7 Gaussian on an RGB image, a 5x5 one on a
+    # batch of them (augmentation), and BlurPool's [1 2 1] x [1 2 1] blur before a stride of 2
+    # on a feature map (Zhang, "Making convolutional networks shift-invariant again", 2019)
+    Op(
+        "blur7_rgb_512",
+        "spatially separable",
+        "spatial",
+        (1, 3, 512, 512),
+        (3, 1, 7, 7),
+        w2=1,
+        padding=3,
+    ),
+    Op(
+        "blur5_rgb_b8_224",
+        "spatially separable",
+        "spatial",
+        (8, 3, 224, 224),
+        (3, 1, 5, 5),
+        w2=1,
+        padding=2,
+    ),
+    Op(
+        "blurpool_128x56",
+        "spatially separable",
+        "spatial",
+        (1, 128, 56, 56),
+        (128, 1, 3, 3),
+        w2=1,
+        stride=2,
         padding=1,
     ),
     # deformable (torchvision.ops.deform_conv2d), forward and forward + backward

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from naive_separable import filter_channels
 
 import convlab
 import convlab.grad
@@ -30,6 +31,7 @@ KINDS_BY_FUNCTION = {
     "grad.conv2d_weight": ("grad_weight", 2),
     "grad.conv3d_weight": ("grad_weight", 3),
     "depthwise_separable_conv2d": ("separable", 2),
+    "spatially_separable_conv2d": ("spatial", 2),
     "deform_conv2d": ("deform", 2),
     "grad.deform_conv2d": ("deform_backward", 2),
 }
@@ -388,6 +390,35 @@ def test_zero_padded_call_computes_the_same_layer(name):
     assert set(calls) == ({"torch", "torch_zeros"} if op.padded_share(True) else {"torch"})
     if "torch_zeros" in calls:
         np.testing.assert_allclose(calls["torch_zeros"](), calls["torch"](), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [op.name for op in _breadth.OPS if op.kind == "spatial"])
+def test_spatial_rows_time_the_same_filter_in_both_libraries(name):
+    """A spatially separable row: convlab's passes and the "torch" call (a column then a row
+    depthwise convolution per term, here run by convlab's conv2d) filter every channel with
+    the kernel ``col @ row``, as the naive filter does; the row counts the passes' work."""
+    op = _breadth.BY_NAME[name]
+    cl, th = op.build(np.random.default_rng(0), small=True)
+    out = cl()
+    np.testing.assert_allclose(th(_NumpyTorch(), None)(), out, rtol=1e-4, atol=1e-5)
+    x_shape, w_shape = op.shapes(small=True)
+    rng = np.random.default_rng(0)  # Op.build's draws, in its order: x, w, col, row
+    x = rng.standard_normal(x_shape).astype(op.dtype)
+    rng.standard_normal(w_shape)
+    col = rng.standard_normal((w_shape[2], op.w2)) / math.sqrt(w_shape[2])
+    row = rng.standard_normal((op.w2, w_shape[3])) / math.sqrt(w_shape[3])
+    kernel = col.astype(op.dtype).astype(np.float64) @ row.astype(op.dtype)
+    expected = filter_channels(x, kernel, op.kwargs.get("stride", 1), op.kwargs["padding"])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    assert op.macs(small=True) == convlab.count_macs_spatially_separable(
+        x_shape[1],
+        w_shape[2:],
+        x_shape[2:],
+        op.w2,
+        op.kwargs.get("stride", 1),
+        op.kwargs["padding"],
+        batch=x_shape[0],
+    )
 
 
 def test_rows_keep_the_zero_padded_time_and_its_ratio(monkeypatch):
