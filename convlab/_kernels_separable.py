@@ -160,6 +160,61 @@ def _taps(dst, d0, src, starts, count, weights, n_taps):
         _axpy(dst, d0, src, starts[t], count, weights[t])
 
 
+@njit(**NJIT_OPTIONS)
+def _row3(dst, d0, src, s0, count, a0, a1, a2, step):
+    """``dst[d0 + i] += a0 * src[j] + a1 * src[j + 1] + a2 * src[j + 2]``, ``j = s0 + step *
+    i``: three consecutive taps of a row pass at a column stride (steps 1 and 2 literal, so
+    that LLVM vectorises the loads)."""
+    d = np.uint64(d0)
+    s = np.uint64(s0)
+    n = np.uint64(max(0, count))
+    one = np.uint64(1)
+    two = np.uint64(2)
+    if step == 1:
+        for i in range(n):
+            dst[d + i] += a0 * src[s + i] + a1 * src[s + i + one] + a2 * src[s + i + two]
+    elif step == 2:
+        for i in range(n):
+            j = s + two * i
+            dst[d + i] += a0 * src[j] + a1 * src[j + one] + a2 * src[j + two]
+    else:
+        st = np.uint64(step)
+        for i in range(n):
+            j = s + st * i
+            dst[d + i] += a0 * src[j] + a1 * src[j + one] + a2 * src[j + two]
+
+
+@njit(**NJIT_OPTIONS)
+def _row1(dst, d0, src, s0, count, a0, step):
+    """One tap of a row pass at a column stride (see :func:`_row3`)."""
+    d = np.uint64(d0)
+    s = np.uint64(s0)
+    n = np.uint64(max(0, count))
+    if step == 1:
+        for i in range(n):
+            dst[d + i] += a0 * src[s + i]
+    elif step == 2:
+        two = np.uint64(2)
+        for i in range(n):
+            dst[d + i] += a0 * src[s + two * i]
+    else:
+        st = np.uint64(step)
+        for i in range(n):
+            dst[d + i] += a0 * src[s + st * i]
+
+
+@njit(inline="always", **NJIT_OPTIONS)
+def _row_pass(dst, d0, src, count, taps, n_taps, step):
+    """``dst[d0 + i] += sum over t of taps[t] * src[step * i + t]``: three taps per sweep."""
+    t = 0
+    while t + 3 <= n_taps:
+        _row3(dst, d0, src, t, count, taps[t], taps[t + 1], taps[t + 2], step)
+        t += 3
+    while t < n_taps:
+        _row1(dst, d0, src, t, count, taps[t], step)
+        t += 1
+
+
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
     """Filter every channel with ``sum_r col[:, r] row[r, :]`` by a column pass and a row pass.
@@ -182,7 +237,6 @@ def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
     rank, kh_n = col.shape
     kw_n = row.shape[1]
     wc = (ow_n - 1) * sw + kw_n
-    half = (wc + sw - 1) // sw
     # the columns of tmp that hold input (the others are padding: zero)
     j_lo = min(wc, pw)
     j_hi = max(j_lo, min(wc, pw + w_in))
@@ -195,15 +249,19 @@ def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
         plane = task // row_blocks
         oh0 = (task - plane * row_blocks) * per_block
         oh1 = min(oh_n, oh0 + per_block)
-        # whole vectors: the runs are rounded up to RUN values, the extra ones land in these
-        # buffers' slack (or in tmp's padding columns, zeroed again) and are never used
-        tmp = np.zeros(wc + RUN, dtype=out.dtype)
-        phases = np.zeros(sw * half + RUN, dtype=out.dtype)
+        # whole vectors: the runs are rounded up to RUN values; the extra ones land in tmp's
+        # slack or its padding columns (zeroed again), or in the block's next rows of the
+        # output, which are zeroed after; a row whose extra values would reach past the
+        # block's last row (another task's) goes through acc, and so does the last row
+        tmp = np.zeros(sw * ow_r + kw_n + RUN, dtype=out.dtype)
         acc = np.empty(ow_r, dtype=out.dtype)
-        starts = np.empty(max(kh_n, kw_n), dtype=np.int64)
-        weights = np.empty(max(kh_n, kw_n), dtype=out.dtype)
+        starts = np.empty(kh_n, dtype=np.int64)
+        weights = np.empty(kh_n, dtype=out.dtype)
         for oh in range(oh0, oh1):
-            _zero_run(acc, 0, ow_r)
+            last = oh == oh1 - 1 or (oh1 - oh) * ow_n < ow_r
+            dst = acc if last else out_flat
+            o = 0 if last else (plane * oh_n + oh) * ow_n
+            _zero_run(dst, o, o + ow_r)
             for r in range(rank):
                 # the input rows inside the input (the others are padding: left out)
                 n_taps = 0
@@ -220,13 +278,6 @@ def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
                 _zero_run(tmp, j_lo, j_lo + count)
                 _taps(tmp, j_lo, x_flat, starts, count, weights, n_taps)
                 _zero_run(tmp, j_hi, min(wc, j_lo + count))
-                src = tmp
-                if sw > 1:
-                    for p in range(sw):
-                        _copy_run(phases, p * half, tmp, p, (wc - p + sw - 1) // sw, sw)
-                    src = phases
-                for kw in range(kw_n):
-                    starts[kw] = (kw % sw) * half + kw // sw
-                    weights[kw] = row[r, kw]
-                _taps(acc, 0, src, starts, ow_r, weights, kw_n)
-            _copy_run(out_flat, (plane * oh_n + oh) * ow_n, acc, 0, ow_n, 1)
+                _row_pass(dst, o, tmp, ow_r, row[r], kw_n, sw)
+            if last:  # (an earlier row's extra values may be here: this overwrites them)
+                _copy_run(out_flat, (plane * oh_n + oh) * ow_n, acc, 0, ow_n, 1)

@@ -346,6 +346,13 @@ def _(cl):
     return cl.spatially_separable_conv2d(x, col, row, stride=2, padding=1)
 
 
+@case("spatially_separable_conv2d-narrow-f32")
+def _(cl):
+    # rows narrower than one vector run, a plane cut into blocks of two rows
+    x, col, row = _data(41, (1, 1, 40, 5), (3,), (3,))
+    return cl.spatially_separable_conv2d(x, col, row, padding=1)
+
+
 @case("separate_kernel-f64")
 def _(cl):
     (k,) = _data(41, (7, 7), dtype=np.float64)

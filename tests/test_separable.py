@@ -357,6 +357,10 @@ EDGE_CASES = [
     ((2, 1, 7, 40), (3, 3), 1, dict(stride=(1, 4)), np.float32),
     ((1, 1, 5, 17), (5, 1), 1, dict(padding=(2, 0)), np.float32),
     ((1, 3, 4, 16), (2, 9), 2, dict(padding="same"), np.float64),
+    # rows narrower than a run, in blocks of two (24 tasks over 40 rows): a row's extra values
+    # must not reach the next block, which another thread writes
+    ((1, 1, 40, 5), (3, 3), 1, dict(padding=1), np.float64),
+    ((2, 3, 30, 3), (3, 2), 2, dict(padding=(1, 0), stride=(1, 1)), np.float32),
 ]
 
 
