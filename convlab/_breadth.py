@@ -902,7 +902,7 @@ def format_breadth(data):
             + ("" if load[0] is None else f"  load average {load[0]:.1f} -> {load[1]:.1f}")
         )
         header = (
-            f"{'operation':<26} {'family':<17} {'convlab ms':>10} {'torch ms':>9} "
+            f"{'operation':<26} {'family':<19} {'convlab ms':>10} {'torch ms':>9} "
             f"{'GFLOP/s':>8} {'torch/x':>8} {'ceiling':>8} {'padded':>7} {'zeros/x':>8}"
         )
         lines += [header, "-" * len(header)]
@@ -913,7 +913,7 @@ def format_breadth(data):
             padded = "" if r.get("padded_share") is None else f"{100 * r['padded_share']:.1f}%"
             zeros = "" if r.get("ratio_zeros") is None else f"{r['ratio_zeros']:.2f}"
             lines.append(
-                f"{r['op']:<26} {r['family']:<17} {1e3 * r['convlab_s']:>10.3f} "
+                f"{r['op']:<26} {r['family']:<19} {1e3 * r['convlab_s']:>10.3f} "
                 f"{torch_ms:>9} {r['gflops']:>8.1f} {ratio:>8} {ceiling:>8} {padded:>7} "
                 f"{zeros:>8}"
             )
