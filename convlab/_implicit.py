@@ -15,6 +15,12 @@ every tap reads a contiguous run. The ``halo`` positions at the end of each row 
 thrown away (18% of a 7x7 layer on a 28x28 map, 9% of a 5x5 one on 40x40; none in 1-D, where a
 block is part of one row).
 
+Where those positions are a large share of the row (:func:`shifted_copies`: at least
+``SHIFT_MIN_HALO``, at stride 1 along the width), the buffer holds instead ``KW`` copies of each
+input plane, copy ``kw`` shifted left by ``kw * dw`` columns and ``OWb`` wide: tap ``(kh, kw)``
+then reads copy ``kw`` at row offset ``kh``, and no position is thrown away, for ``KW`` times the
+copying and the buffer.
+
 A stride becomes unit steps by storing each plane's rows and columns by phase: input column
 ``(c0 + j) * sw + p - pw`` goes to column ``j`` of phase ``p`` (``0 <= p < sw``), so tap ``kw``
 reads phase ``kw * dw % sw`` from column ``kw * dw // sw`` on, and the same for rows. A 1-, 2- or
@@ -71,14 +77,32 @@ MIN_PASS = 128
 #: of 128 -> 256 channels over 4 x 512 0.96 -> 0.87, the input gradient of a stride-2 layer 0.706
 #: -> 0.616; no layer measured slower beyond the noise)
 MIN_UNITS = 12
+#: :func:`shifted_copies` applies when the thrown-away positions are at least this share of a
+#: buffer row. 2 threads, ms, one copy -> ``KW`` shifted copies: 64 channels 7x7 on 28x28 (18%)
+#: 0.79 -> 0.74, 128 channels 7x7 on 14x14 (30%) 1.00 -> 0.88; about even at 9-11% (48 -> 64
+#: channels 5x5 on 35x35 0.468 -> 0.457, 32 channels 7x7 on 56x56 0.739 -> 0.728), slower below
+#: (16 channels 9x9 on 64x64, 11%, 0.418 -> 0.444; 64 channels 3x3 with dilation 2 on 56x56,
+#: 7%, 0.53 -> 0.68), where the copies outgrow what the positions save
+SHIFT_MIN_HALO = 0.15
 
 
 def implicit_plan(
-    batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, phases=1
+    batch,
+    c_in,
+    c_out,
+    kernel,
+    stride,
+    dilation,
+    out_spatial,
+    itemsize,
+    groups,
+    phases=1,
+    shift=False,
 ):
     """The cut of :func:`conv`'s work, from the shapes only: a tuple ``(shape, col_blocks,
     col_w, row_blocks, rows, parts, rq, wq, kc)``. ``phases``: blocks of products per block of
-    positions (one per output phase of :mod:`convlab._phases`).
+    positions (one per output phase of :mod:`convlab._phases`); ``shift``: the buffer holds
+    ``KW`` shifted copies of each plane (:func:`shifted_copies`), with no thrown-away positions.
 
     ``shape``: the tile (:func:`convlab._tile.tile_shape`); the output columns are cut into
     ``col_blocks`` blocks of at most ``col_w``, the rows into ``row_blocks`` blocks of at most
@@ -95,8 +119,9 @@ def implicit_plan(
     mr = panel_rows(shape)
     panels = -(-opg // mr)
     halo_h = (kh - 1) * dh // sh
-    halo_w = (kw - 1) * dw // sw
-    plane_bytes = c_in // groups * kd * sh * sw * itemsize  # one position of every plane
+    halo_w = 0 if shift else (kw - 1) * dw // sw
+    # one position of every plane (with shift, of every shifted copy)
+    plane_bytes = c_in // groups * kd * sh * (kw if shift else sw) * itemsize
     out_bytes = phases * panels * mr * itemsize  # one flat position of products
     outer = batch * groups * od_n
     col_w = ow_n
@@ -135,12 +160,15 @@ def pass_rows(k, m, itemsize):
 
 
 @njit(**NJIT_OPTIONS)
-def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff, d_first=0, ring=False):
+def tap_offsets(
+    c_per_group, kernel, stride, dilation, rq, wq, boff, d_first=0, ring=False, shift=False
+):
     """Fill ``boff``: where in a thread's buffer the product's row ``((kd * C + c) * KH + kh) *
     KW + kw`` starts (``C = c_per_group``: the packed weight's order, depth tap first,
     :func:`_pack_depth_first`): plane ``(c, s, kh * dh % sh, kw * dw % sw)``, row ``kh * dh //
-    sh``, column ``kw * dw // sw``. The depth slot ``s`` is ``kd``, or with ``ring`` the slot
-    :func:`_fill` keeps input depth ``d_first + kd`` in."""
+    sh``, column ``kw * dw // sw``; with ``shift``, plane ``(c, s, kh * dh % sh, kw)`` (the
+    copy shifted by the tap), row ``kh * dh // sh``, column 0. The depth slot ``s`` is ``kd``,
+    or with ``ring`` the slot :func:`_fill` keeps input depth ``d_first + kd`` in."""
     kd_n, kh_n, kw_n = kernel
     sh, sw = stride[1], stride[2]
     dh, dw = dilation[1], dilation[2]
@@ -150,8 +178,12 @@ def tap_offsets(c_per_group, kernel, stride, dilation, rq, wq, boff, d_first=0, 
         for c in range(c_per_group):
             for kh in range(kh_n):
                 for kw in range(kw_n):
-                    plane = ((c * kd_n + slot) * sh + kh * dh % sh) * sw + kw * dw % sw
-                    boff[r] = plane * rq * wq + kh * dh // sh * wq + kw * dw // sw
+                    if shift:
+                        plane = ((c * kd_n + slot) * sh + kh * dh % sh) * kw_n + kw
+                        boff[r] = plane * rq * wq + kh * dh // sh * wq
+                    else:
+                        plane = ((c * kd_n + slot) * sh + kh * dh % sh) * sw + kw * dw % sw
+                        boff[r] = plane * rq * wq + kh * dh // sh * wq + kw * dw // sw
                     r += 1
 
 
@@ -161,14 +193,29 @@ def _as3d(values, fill=1):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-def _buffer_sizes(plan, c_in, c_out, kernel, stride, groups):
+def shifted_copies(kernel, stride, dilation, out_spatial):
+    """Whether :func:`conv` keeps ``KW`` shifted copies of each input plane (the module
+    docstring): at stride 1 along the width, in 2-D and 3-D, when the positions one copy would
+    throw away, ``(KW - 1) dw`` per row, are at least ``SHIFT_MIN_HALO`` of the buffer's row.
+    (depth, height, width) triples."""
+    halo = (kernel[2] - 1) * dilation[2]
+    return (
+        stride[2] == 1
+        and halo > 0
+        and out_spatial[1] > 1
+        and halo >= SHIFT_MIN_HALO * (out_spatial[2] + halo)
+    )
+
+
+def _buffer_sizes(plan, c_in, c_out, kernel, stride, groups, shift=False):
     """``(buf, out, packed, k)``: elements of one thread's buffer of input rows and of its
     block of products, of the packed weights, and the rows of the sum, for ``plan``."""
     shape, _, col_w, _, rows, parts, rq, wq, _ = plan
     mr = panel_rows(shape)
     panels = -(-(c_out // groups) // mr)
     k = c_in // groups * math.prod(kernel)
-    buf = c_in // groups * kernel[0] * stride[1] * stride[2] * rq * wq
+    copies = kernel[2] if shift else stride[2]  # planes per channel along the width
+    buf = c_in // groups * kernel[0] * stride[1] * copies * rq * wq
     out = -(-panels // parts) * mr * ((rows - 1) * wq + col_w)
     return buf, out, groups * panels * mr * k, k
 
@@ -178,15 +225,34 @@ def implicit_workspace_nbytes(
 ):
     """Bytes :func:`conv` allocates besides its output on ``threads`` threads: each thread's
     buffer of input rows, block of products and table of offsets, and the packed weights."""
+    shift = shifted_copies(kernel, stride, dilation, out_spatial)
     plan = implicit_plan(
-        batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups
+        batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, shift=shift
     )
-    buf, out, packed, k = _buffer_sizes(plan, c_in, c_out, kernel, stride, groups)
+    buf, out, packed, k = _buffer_sizes(plan, c_in, c_out, kernel, stride, groups, shift)
     return (threads * (buf + out) + packed) * itemsize + threads * k * 8
 
 
 @njit(**NJIT_OPTIONS)
-def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad, kd0=0, ring=False):
+def _fill(
+    x,
+    n,
+    cg,
+    cpg,
+    od,
+    r0,
+    c0,
+    buf,
+    rq,
+    wq,
+    kernel,
+    stride,
+    dilation,
+    pad,
+    kd0=0,
+    ring=False,
+    shift=False,
+):
     """Copy the input rows block ``(od, r0.., c0..)`` reads into ``buf``, by phase, zero-padded.
 
     Plane ``((c * KD + kd) * sh + hp) * sw + wp`` (``c < cpg``, input channel ``cg + c``), row
@@ -196,6 +262,10 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad,
     With ``ring`` (a depth stride and dilation of 1), input depth ``i_d`` goes to depth slot
     ``i_d % KD`` instead of ``kd``: the next output depth's block reads the same planes but one,
     which is then the only one to copy (``kd0 = KD - 1``: only taps ``kd >= kd0`` are filled).
+
+    With ``shift`` (stride 1 along the width), the planes along the width are the ``KW`` shifted
+    copies instead of the phases: plane ``((c * KD + kd) * sh + hp) * KW + kw``, column ``j``
+    holds input column ``c0 + j + kw * dw - pw``.
     """
     c_all, d_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     x_flat = x.reshape(-1)
@@ -208,13 +278,14 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad,
         used_h = False
         for kh in range(kh_n):
             used_h = used_h or (kh * dh) % sh == hp
-        for wp in range(sw):
-            used_w = False
+        n_w = kw_n if shift else sw  # planes along the width: shifted copies, or phases
+        for wp in range(n_w):
+            used_w = shift
             for kw in range(kw_n):
                 used_w = used_w or (kw * dw) % sw == wp
             if not (used_h and used_w):
                 continue
-            iw0 = c0 * sw + wp - pw  # input column of j = 0
+            iw0 = c0 + wp * dw - pw if shift else c0 * sw + wp - pw  # input column of j = 0
             # columns j with 0 <= iw0 + j * sw < w_in
             j_lo = min(wq, max(0, (-iw0 + sw - 1) // sw))
             j_hi = max(j_lo, min(wq, (w_in - iw0 + sw - 1) // sw))
@@ -227,7 +298,7 @@ def _fill(x, n, cg, cpg, od, r0, c0, buf, rq, wq, kernel, stride, dilation, pad,
                 for kd in range(kd0, kd_n):
                     i_d = od * sd + kd * dd - pd
                     slot = i_d % kd_n if ring else kd
-                    base = (((c * kd_n + slot) * sh + hp) * sw + wp) * plane
+                    base = (((c * kd_n + slot) * sh + hp) * n_w + wp) * plane
                     if i_d < 0 or i_d >= d_in:
                         _zero_run(buf, base, base + plane)
                         continue
@@ -303,7 +374,7 @@ def _pack_depth_first(a, groups, mr, ap, p0, p1, kd_n, cpg):
 
 @njit(**NJIT_PARALLEL_OPTIONS)
 def _conv_implicit(
-    x, w2, ap, boffs, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs, skip
+    x, w2, ap, boffs, b, out, kernel, stride, dilation, pad, groups, plan, bufs, cbufs, skip, shift
 ):
     """``out = b + conv(x, w)`` by blocks (see the module docstring).
 
@@ -313,7 +384,8 @@ def _conv_implicit(
     range of the sum; boffs: (threads,
     rows of the sum), each thread's table of :func:`tap_offsets`; b: (C_out,); out: (N, C_out,
     OD, OH, OW), overwritten; plan: :func:`implicit_plan`; bufs, cbufs: each thread's buffer of
-    input rows and block of products.
+    input rows and block of products; shift: the buffer holds shifted copies
+    (:func:`shifted_copies`, and the plan was made for them).
 
     A 3-D kernel with depth stride and dilation 1 keeps its input planes in a ring
     (:func:`_fill`'s ``ring``): a thread takes the output depths of the same rows one after the
@@ -362,7 +434,7 @@ def _conv_implicit(
             for c in range(cpg):
                 boff[c] = c * od_n * oh_n * ow_n
         elif not ring:
-            tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff)
+            tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff, 0, False, shift)
         filled = -1
         for u in range(units * t // n_threads, units * (t + 1) // n_threads):
             block, part, n, g, od, rb, cbk = unit_of(
@@ -395,9 +467,12 @@ def _conv_implicit(
                     pad,
                     kd0,
                     ring,
+                    shift,
                 )
                 if ring:
-                    tap_offsets(cpg, kernel, stride, dilation, rq, wq, boff, od - pad[0], True)
+                    tap_offsets(
+                        cpg, kernel, stride, dilation, rq, wq, boff, od - pad[0], True, shift
+                    )
                 filled = block
             p0 = panels * part // parts
             p1 = panels * (part + 1) // parts
@@ -482,6 +557,7 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
     stride3, dilation3 = _as3d(stride), _as3d(dilation)
     x5 = np.ascontiguousarray(x).reshape(x.shape[:2] + _as3d(x.shape[2:]))
     out5 = out.reshape(out.shape[:2] + _as3d(out.shape[2:]))
+    shift = shifted_copies(kernel, stride3, dilation3, out5.shape[2:])
     plan = implicit_plan(
         x.shape[0],
         x.shape[1],
@@ -492,8 +568,11 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
         out5.shape[2:],
         x.itemsize,
         groups,
+        shift=shift,
     )
-    buf_size, out_size, packed, k = _buffer_sizes(plan, x.shape[1], c_out, kernel, stride3, groups)
+    buf_size, out_size, packed, k = _buffer_sizes(
+        plan, x.shape[1], c_out, kernel, stride3, groups, shift
+    )
     threads = numba.get_num_threads()
     space = workspace("implicit", (threads * (buf_size + out_size) + packed,), x.dtype)
     bufs = space[: threads * buf_size].reshape(threads, buf_size)
@@ -521,5 +600,6 @@ def conv(x, w, b, out, stride, dilation, groups, pad_before):
             bufs,
             cbufs,
             skip,
+            shift,
         )
     return out

@@ -83,11 +83,16 @@ def _run(case, x, w, b):
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shift", ["by-rule", "always"])
 @pytest.mark.parametrize("forced", [False, True], ids=["default-cut", "forced-cut"])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}d-{i}" for i, c in enumerate(CASES)])
-def test_implicit_matches_naive(case, forced, dtype, monkeypatch):
+def test_implicit_matches_naive(case, forced, shift, dtype, monkeypatch):
+    """``always``: the shifted copies wherever they can be used (stride 1 along the width, 2-D
+    and 3-D), not only where the rule finds the thrown-away positions worth them."""
     if forced:
         force_small_cut(monkeypatch)
+    if shift == "always":
+        monkeypatch.setattr(_implicit, "SHIFT_MIN_HALO", 0.0)
     x, w, b = _data(case, dtype)
     _, _, _, _, _, _, stride, padding, dilation, groups = _shapes(case)
     got = _run(case, x, w, b)
@@ -97,7 +102,9 @@ def test_implicit_matches_naive(case, forced, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "case", [CASES[1], CASES[5], CASES[11], CASES[14]], ids=["1d", "2d", "3d", "3d-ring"]
+    "case",
+    [CASES[1], CASES[5], CASES[6], CASES[11], CASES[14]],
+    ids=["1d", "2d", "2d-shifted", "3d", "3d-ring"],
 )
 def test_implicit_same_bits_on_any_thread_count(case):
     x, w, b = _data(case, np.float32)
@@ -175,6 +182,41 @@ def test_tap_offsets_address_each_taps_plane_row_and_column():
     assert boff[(1 * 3 + 2) * 3 + 1] == (1 * 4 + 0 * 2 + 1) * plane + 1 * wq + 0
     # channel 0, tap (1, 2): phase (1, 0), row 0, column 1
     assert boff[1 * 3 + 2] == (0 * 4 + 1 * 2 + 0) * plane + 0 * wq + 1
+
+
+def test_shifted_copies_where_many_positions_would_be_thrown_away():
+    rule = _implicit.shifted_copies
+    assert _implicit.SHIFT_MIN_HALO == 0.15
+    one = (1, 1, 1)
+    assert rule((1, 7, 7), one, one, (1, 28, 28))  # 6 of 34 positions per row
+    assert rule((1, 7, 7), one, one, (1, 14, 14))  # 6 of 20
+    assert not rule((1, 5, 5), one, one, (1, 35, 35))  # 4 of 39
+    assert not rule((1, 3, 3), one, (1, 2, 2), (1, 56, 56))  # 4 of 60
+    assert rule((1, 3, 3), one, (1, 6, 6), (1, 32, 32))  # 12 of 44
+    assert not rule((1, 7, 7), (1, 1, 2), one, (1, 28, 28))  # strided along the width
+    assert not rule((1, 1, 7), one, one, (1, 1, 28))  # 1-D: a block is part of one row
+    assert not rule((1, 7, 1), one, one, (1, 28, 28))  # nothing thrown away
+    assert rule((3, 3, 5), one, one, (4, 6, 10))  # 3-D: 4 of 14
+    # exactly at the threshold: 6 of 40
+    assert rule((1, 7, 7), one, one, (1, 34, 34))
+    assert not rule((1, 7, 7), one, one, (1, 35, 35))
+
+
+def test_shifted_copies_buffer_has_no_thrown_away_positions():
+    """With shifted copies the buffer's rows are the block's output columns, and tap (kh, kw)
+    of channel c reads copy kw of channel c at row kh: column 0, no offset along the row."""
+    args = (1, 16, 16, (1, 7, 7), (1, 1, 1), (1, 1, 1), (1, 14, 14), 4, 1)
+    plan = _implicit.implicit_plan(*args, shift=True)
+    _, col_blocks, col_w, _, rows, _, rq, wq, _ = plan
+    assert wq == col_w == 14 and col_blocks == 1 and rq == rows + 6
+    boff = np.empty(2 * 7 * 7, np.int64)
+    _implicit.tap_offsets(2, (1, 7, 7), (1, 1, 1), (1, 1, 1), rq, wq, boff, 0, False, True)
+    for c in range(2):
+        for kh in range(7):
+            for kw in range(7):
+                assert boff[(c * 7 + kh) * 7 + kw] == (c * 7 + kw) * rq * wq + kh * wq
+    buf, *_ = _implicit._buffer_sizes(plan, 16, 16, (1, 7, 7), (1, 1, 1), 1, True)
+    assert buf == 16 * 7 * rq * wq
 
 
 def test_tap_offsets_in_a_ring_follow_the_input_depth():
