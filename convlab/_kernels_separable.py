@@ -1,8 +1,11 @@
 """Numba kernels for separable convolutions (see :mod:`convlab.separable`).
 
 As in :mod:`convlab._kernels`, every kernel receives C-contiguous arrays that the public wrapper
-has validated, padded and allocated, and only loops. Inputs arrive padded, so every index formed
-here is in range by construction (the output sizes come from :func:`convlab.conv_output_size`).
+has validated and allocated, and only loops; the output sizes come from
+:func:`convlab.conv_output_size`. The depthwise-separable kernel receives its input padded, so
+every index it forms is in range by construction; the spatially separable one reads the unpadded
+input and leaves out the rows and columns that fall in the padding (its runs rounded up to whole
+vectors stay inside its buffers' slack and the input, as its docstring says).
 """
 
 import numpy as np
@@ -227,10 +230,10 @@ def _spatially_separable(x, col, row, out, sh, sw, ph, pw, row_blocks):
     rows the row reads, each times its ``col`` factor, into ``tmp`` (the ``(OW - 1) * sw + KW``
     columns of the padded row that the row pass reads; input rows in the padding are left out
     and padding columns stay zero); the row pass adds ``tmp`` shifted by each tap, times its
-    ``row`` factor, into the output row. At a column stride ``sw > 1`` it reads ``tmp`` split
-    into its ``sw`` phases (every ``sw``-th column), so that each tap reads consecutive values.
-    Every run is one vectorised loop (:func:`_axpy`). Each output is computed by the same
-    operations in the same order whatever the number of threads.
+    ``row`` factor, into the output row (at a column stride ``sw``, every ``sw``-th value of
+    ``tmp``). Both passes add three taps per sweep over a row (:func:`_taps`, :func:`_row_pass`),
+    each sweep one vectorised loop over a whole number of ``RUN`` values. Each output is computed
+    by the same operations in the same order whatever the number of threads.
     """
     n_batch, channels, h_in, w_in = x.shape
     oh_n, ow_n = out.shape[2], out.shape[3]
