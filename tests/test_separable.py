@@ -361,6 +361,8 @@ EDGE_CASES = [
     # must not reach the next block, which another thread writes
     ((1, 1, 40, 5), (3, 3), 1, dict(padding=1), np.float64),
     ((2, 3, 30, 3), (3, 2), 2, dict(padding=(1, 0), stride=(1, 1)), np.float32),
+    # a column stride above 2: the row pass's runs are not rounded up (no reads 15 strides on)
+    ((1, 2, 6, 90), (3, 4), 1, dict(padding=(1, 2), stride=(1, 5)), np.float64),
 ]
 
 
