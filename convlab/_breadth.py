@@ -22,7 +22,12 @@ from ._tile import TILES_ROWS, tile_matmul
 from .algorithms import pad_input
 from .bench import _timed_passes
 from .config import NJIT_OPTIONS
-from .shapes import padding_pairs
+from .shapes import (
+    conv_output_size,
+    conv_transpose_output_size,
+    count_macs_spatially_separable,
+    padding_pairs,
+)
 
 #: families of operations, in the order the table and the figure show them
 FAMILIES = (
@@ -72,8 +77,6 @@ class Op:
         return len(self.x) - 2
 
     def _out_spatial(self, x):
-        from .shapes import conv_output_size, conv_transpose_output_size
-
         kw = self.kwargs
         stride, padding, dilation = kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1)
         if self.kind == "transpose":
@@ -101,8 +104,6 @@ class Op:
         if self.kind == "separable":
             macs = x[0] * x[1] * out * taps + x[0] * self.w2[0] * out * x[1]
         if self.kind == "spatial":
-            from .shapes import count_macs_spatially_separable
-
             kw = self.kwargs
             macs = count_macs_spatially_separable(
                 x[1],
