@@ -34,8 +34,15 @@ spreads over the threads, and for every input plane it meets
 Indices in the inner loops are unsigned: Numba wraps negative signed indices (``a[-1]``), and that
 check on ``buf[i + offset]`` made LLVM emit gathers instead of plain vector loads.
 
-3-D (:func:`_conv3d_depthwise`): one task per (image, output channel) pair over a padded input;
-each output row is accumulated in L1 from ``KD * KH`` input rows, taps three at a time.
+3-D (:func:`_conv3d_depthwise`): the same units, buffers and flat loops, one output depth at a
+time: output depth ``od`` is the sum over the kernel's depth ``kd`` of the 2-D products of input
+plane ``od * sd + kd * dd - pd`` with the weights' slice ``kd``, added into the flat buffer.
+Each thread keeps the planes in a ring of ``(KD - 1) * dd + 1`` polyphase buffers, so with a
+depth stride of 1 a plane is copied once per (image, output channel), not ``KD`` times, and the
+input is never padded in memory. Depth taps that read the padding are left out (their products
+are zeros) unless a weight is inf or NaN, where ``0 * w`` must give the definition's NaN; then
+they read a buffer of zeros. It replaced a kernel that summed ``KD * KH`` padded input rows per
+output row, 16 times slower on a 64-channel 16x28x28 layer.
 
 Every output element is accumulated in exactly the order of the generic kernel
 (``bias + w[0, 0] x + w[0, 1] x + ...``, row-major over the taps, one multiply and one add per tap)
@@ -62,8 +69,8 @@ __all__ = ["conv2d_generic_grouped", "conv2d_per_group"]
 
 
 @njit(**NJIT_OPTIONS)
-def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
-    """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf`` (flat).
+def _fill_polyphase(buf, at, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
+    """Copy plane ``src`` (H, W) into the zero-padded polyphase buffer ``buf[at:]`` (flat).
 
     Only the phases some tap reads are stored: ``rvals`` (sorted) are the row phases
     ``(a * dh) % sh`` of the taps, ``cvals`` the column phases. Stored phase ``(u, v)`` (indices
@@ -89,14 +96,14 @@ def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
             if i >= h:
                 break
             if all_columns and sw == 1:
-                base = uint64(u * block + r * cols + pw)
+                base = uint64(at + u * block + r * cols + pw)
                 for j in range(uint64(max(0, min(w, cols - pw)))):
                     buf[base + j] = src[i, j]
             elif all_columns and sw == 2:
                 # input column c sits at padded column c + pw: phase (c + pw) % 2, index
                 # (c + pw) // 2; even and odd columns in one loop (LLVM's vector shuffles)
-                even = uint64(((u * 2) + pw % 2) * block + r * cols + pw // 2)
-                odd = uint64(((u * 2) + (pw + 1) % 2) * block + r * cols + (pw + 1) // 2)
+                even = uint64(at + ((u * 2) + pw % 2) * block + r * cols + pw // 2)
+                odd = uint64(at + ((u * 2) + (pw + 1) % 2) * block + r * cols + (pw + 1) // 2)
                 n = max(0, min(w // 2, cols - (pw + 1) // 2))
                 for j in range(uint64(n)):
                     buf[even + j] = src[i, 2 * j]
@@ -104,11 +111,11 @@ def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
                 for c in range(2 * n, w):
                     j = (c + pw) // 2
                     if j < cols:
-                        buf[(u * 2 + (c + pw) % 2) * block + r * cols + j] = src[i, c]
+                        buf[at + (u * 2 + (c + pw) % 2) * block + r * cols + j] = src[i, c]
             else:
                 for v in range(n_c):
                     px = cvals[v]
-                    base = (u * n_c + v) * block + r * cols
+                    base = at + (u * n_c + v) * block + r * cols
                     # padded columns j * sw + px that are input columns 0 <= c < w
                     j0 = max(0, -((px - pw) // sw))
                     for j in range(j0, cols):
@@ -119,14 +126,14 @@ def _fill_polyphase(buf, src, sh, sw, ph, pw, rows, cols, rvals, cvals):
 
 
 @njit(**NJIT_OPTIONS)
-def _rows_3x3(buf, k, bias, dst, cols, offset):
-    """``dst[r, j] = bias + sum k[a, b] * buf[r * cols + j + offset[a, b]]``, row by row."""
+def _rows_3x3(buf, at, k, bias, dst, cols, offset):
+    """``dst[r, j] = bias + sum k[a, b] * buf[at + r * cols + j + offset[a, b]]``, row by row."""
     oh_n, ow_n = dst.shape
     w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
     w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
     w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
     for r in range(oh_n):
-        base = r * cols
+        base = at + r * cols
         o00, o01, o02 = (
             uint64(base + offset[0, 0]),
             uint64(base + offset[0, 1]),
@@ -157,16 +164,32 @@ def _rows_3x3(buf, k, bias, dst, cols, offset):
 
 
 @njit(**NJIT_OPTIONS)
-def _flat_3x3(buf, k, bias, obuf, n, offset):
-    """``obuf[i] = bias + sum k[a, b] * buf[i + offset[a, b]]`` for ``i < n``, taps in row-major order."""
+def _flat_3x3(buf, at, k, bias, obuf, n, offset, first):
+    """``obuf[i] = s + sum k[a, b] * buf[at + i + offset[a, b]]`` for ``i < n``, taps in row-major
+    order, where ``s`` is ``bias`` when ``first``, else ``obuf[i]`` (a further kernel depth)."""
     w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
     w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
     w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
-    o00, o01, o02 = uint64(offset[0, 0]), uint64(offset[0, 1]), uint64(offset[0, 2])
-    o10, o11, o12 = uint64(offset[1, 0]), uint64(offset[1, 1]), uint64(offset[1, 2])
-    o20, o21, o22 = uint64(offset[2, 0]), uint64(offset[2, 1]), uint64(offset[2, 2])
+    o00, o01, o02 = uint64(at + offset[0, 0]), uint64(at + offset[0, 1]), uint64(at + offset[0, 2])
+    o10, o11, o12 = uint64(at + offset[1, 0]), uint64(at + offset[1, 1]), uint64(at + offset[1, 2])
+    o20, o21, o22 = uint64(at + offset[2, 0]), uint64(at + offset[2, 1]), uint64(at + offset[2, 2])
+    if first:
+        # the same loop from the bias (not a pass writing it first: 10-20% slower on 56x56)
+        for i in range(uint64(n)):
+            acc = bias
+            acc += w00 * buf[o00 + i]
+            acc += w01 * buf[o01 + i]
+            acc += w02 * buf[o02 + i]
+            acc += w10 * buf[o10 + i]
+            acc += w11 * buf[o11 + i]
+            acc += w12 * buf[o12 + i]
+            acc += w20 * buf[o20 + i]
+            acc += w21 * buf[o21 + i]
+            acc += w22 * buf[o22 + i]
+            obuf[i] = acc
+        return
     for i in range(uint64(n)):
-        acc = bias
+        acc = obuf[i]
         acc += w00 * buf[o00 + i]
         acc += w01 * buf[o01 + i]
         acc += w02 * buf[o02 + i]
@@ -179,18 +202,27 @@ def _flat_3x3(buf, k, bias, obuf, n, offset):
         obuf[i] = acc
 
 
+@njit(inline="always", **NJIT_OPTIONS)
+def _fill_flat(obuf, n, value):
+    """``obuf[:n] = value``."""
+    for i in range(uint64(n)):
+        obuf[i] = value
+
+
 @njit(**NJIT_OPTIONS)
-def _flat_general(buf, k, bias, obuf, n, offset):
+def _flat_general(buf, at, k, bias, obuf, n, offset, first):
     """As :func:`_flat_3x3` for any kernel: taps three (then two, then one) per pass, in order."""
     kh_n, kw_n = k.shape
     un = uint64(n)
-    for i in range(un):
-        obuf[i] = bias
+    if first:
+        _fill_flat(obuf, n, bias)
     for a in range(kh_n):
         kb = 0
         while kb + 3 <= kw_n:
             w0, w1, w2 = k[a, kb], k[a, kb + 1], k[a, kb + 2]
-            p0, p1, p2 = uint64(offset[a, kb]), uint64(offset[a, kb + 1]), uint64(offset[a, kb + 2])
+            p0 = uint64(at + offset[a, kb])
+            p1 = uint64(at + offset[a, kb + 1])
+            p2 = uint64(at + offset[a, kb + 2])
             for i in range(un):
                 acc = obuf[i]
                 acc += w0 * buf[p0 + i]
@@ -200,7 +232,7 @@ def _flat_general(buf, k, bias, obuf, n, offset):
             kb += 3
         if kb + 2 == kw_n:
             w0, w1 = k[a, kb], k[a, kb + 1]
-            p0, p1 = uint64(offset[a, kb]), uint64(offset[a, kb + 1])
+            p0, p1 = uint64(at + offset[a, kb]), uint64(at + offset[a, kb + 1])
             for i in range(un):
                 acc = obuf[i]
                 acc += w0 * buf[p0 + i]
@@ -208,7 +240,7 @@ def _flat_general(buf, k, bias, obuf, n, offset):
                 obuf[i] = acc
         elif kb + 1 == kw_n:
             w0 = k[a, kb]
-            p0 = uint64(offset[a, kb])
+            p0 = uint64(at + offset[a, kb])
             for i in range(un):
                 obuf[i] += w0 * buf[p0 + i]
 
@@ -271,16 +303,16 @@ def _depthwise2d(
             oc = unit % c_out
             plane = unit // mult  # n * c_in + input channel
             if plane != filled:
-                _fill_polyphase(buf, x[n, oc // mult], sh, sw, ph, pw, rows, cols, rvals, cvals)
+                _fill_polyphase(buf, 0, x[n, oc // mult], sh, sw, ph, pw, rows, cols, rvals, cvals)
                 filled = plane
             k = w[oc, 0]
             if rowwise:
-                _rows_3x3(buf, k, b[oc], out[n, oc], cols, offset)
+                _rows_3x3(buf, 0, k, b[oc], out[n, oc], cols, offset)
                 continue
             if square3:
-                _flat_3x3(buf, k, b[oc], obuf, n_flat, offset)
+                _flat_3x3(buf, 0, k, b[oc], obuf, n_flat, offset, True)
             else:
-                _flat_general(buf, k, b[oc], obuf, n_flat, offset)
+                _flat_general(buf, 0, k, b[oc], obuf, n_flat, offset, True)
             for r in range(oh_n):
                 base = uint64(r * cols)
                 for j in range(uint64(ow_n)):
@@ -330,93 +362,112 @@ def _phases(taps, stride, dilation):
 # --- 3-D -----------------------------------------------------------------------------------------
 
 
-# inline="always": a row update is called once per (output row, kernel row), and on the short rows
-# of late layers (14 or 28 outputs) the call itself cost as much as the arithmetic.
-@njit(inline="always", **NJIT_OPTIONS)
-def _row_taps(dst, row, taps, sw, dw):
-    """``dst[ow] += sum_kw taps[kw] * row[ow * sw + kw * dw]``, taps applied in order.
-
-    Taps are taken three (then two, then one) at a time, each group in one pass over ``dst`` with
-    the weights held in scalars. The partial sum is rebuilt left to right (``acc += w * x`` per
-    tap), so the rounding is that of one tap per pass.
-    """
-    n = dst.shape[0]
-    k_n = taps.shape[0]
-    kw = 0
-    while kw + 3 <= k_n:
-        w0, w1, w2 = taps[kw], taps[kw + 1], taps[kw + 2]
-        c0 = kw * dw
-        c1 = c0 + dw
-        c2 = c1 + dw
-        if sw == 1:
-            for ow in range(n):
-                acc = dst[ow]
-                acc += w0 * row[ow + c0]
-                acc += w1 * row[ow + c1]
-                acc += w2 * row[ow + c2]
-                dst[ow] = acc
-        else:
-            for ow in range(n):
-                j = ow * sw
-                acc = dst[ow]
-                acc += w0 * row[j + c0]
-                acc += w1 * row[j + c1]
-                acc += w2 * row[j + c2]
-                dst[ow] = acc
-        kw += 3
-    if kw + 2 == k_n:
-        w0, w1 = taps[kw], taps[kw + 1]
-        c0 = kw * dw
-        c1 = c0 + dw
-        if sw == 1:
-            for ow in range(n):
-                acc = dst[ow]
-                acc += w0 * row[ow + c0]
-                acc += w1 * row[ow + c1]
-                dst[ow] = acc
-        else:
-            for ow in range(n):
-                j = ow * sw
-                acc = dst[ow]
-                acc += w0 * row[j + c0]
-                acc += w1 * row[j + c1]
-                dst[ow] = acc
-    elif kw + 1 == k_n:
-        w0 = taps[kw]
-        c0 = kw * dw
-        if sw == 1:
-            for ow in range(n):
-                dst[ow] += w0 * row[ow + c0]
-        else:
-            for ow in range(n):
-                dst[ow] += w0 * row[ow * sw + c0]
-
-
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _conv3d_depthwise(xp, w, b, out, sd, sh, sw, dd, dh, dw):
-    """Depthwise 3-D cross-correlation over a padded input (``groups == C_in``).
+def _depthwise3d(x, w, b, out, strides, dilations, pads, rvals, rtap, cvals, ctap, n_threads, skip):
+    """The 3-D kernel behind :func:`_conv3d_depthwise`: the 2-D kernel's planes, summed over
+    the kernel's depth (see the module notes).
 
-    xp: (N, C_in, Dp, Hp, Wp); w: (C_out, 1, KD, KH, KW) with ``C_out = K * C_in``; b: (C_out,);
-    out: (N, C_out, OD, OH, OW), overwritten. Each output row is accumulated in L1 from
-    ``KD * KH`` input rows, taps applied three at a time along the kernel width.
+    x: (N, C_in, D, H, W), unpadded; w: (C_out, 1, KD, KH, KW); out: (N, C_out, OD, OH, OW);
+    ``strides``, ``dilations``: (depth, height, width); ``pads``: the zeros before the input
+    along each (those after follow from ``out``); ``rvals`` ... ``ctap`` as in
+    :func:`_depthwise2d`. ``skip``: leave out the kernel depths that read depth padding (the
+    caller passes it for finite weights only, where those products are zeros).
     """
-    n_batch, c_out, od_n, oh_n, ow_n = out.shape
-    multiplier = c_out // xp.shape[1]
-    kd_n, kh_n = w.shape[2], w.shape[3]
-    for task in prange(n_batch * c_out):
-        n = task // c_out
-        oc = task % c_out
-        src = xp[n, oc // multiplier]
-        k = w[oc, 0]
-        bias = b[oc]
-        vol = out[n, oc]
-        for od in range(od_n):
-            for oh in range(oh_n):
-                dst = vol[od, oh]
-                dst[:] = bias
+    sd, sh, sw = strides
+    dd, dh, dw = dilations
+    pd, ph, pw = pads
+    n_batch, c_in, d_in = x.shape[0], x.shape[1], x.shape[2]
+    c_out, od_n, oh_n, ow_n = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+    mult = c_out // c_in
+    kd_n, kh_n, kw_n = w.shape[2], w.shape[3], w.shape[4]
+    rows = oh_n + ((kh_n - 1) * dh) // sh  # rows per phase that some output reads
+    cols = ow_n + ((kw_n - 1) * dw) // sw
+    block = rows * cols
+    n_flat = oh_n * cols
+    plane_len = rvals.shape[0] * cvals.shape[0] * block  # one input plane, polyphase
+    # Output depth od reads input planes z = od * sd + kd * dd - pd, which span ``span`` depths:
+    # plane z kept in slot z % span never evicts another plane of the same output depth, and
+    # with a depth stride of 1 each input plane is copied once per (image, output channel). A
+    # last slot that stays zero stands for the depth padding when its products are kept.
+    span = (kd_n - 1) * dd + 1
+    zero_slot = 0 if skip or (pd == 0 and (od_n - 1) * sd + (kd_n - 1) * dd < d_in) else 1
+    offset = np.empty((kh_n, kw_n), dtype=np.int64)
+    for a in range(kh_n):
+        for c in range(kw_n):
+            offset[a, c] = (
+                (rtap[a] * cvals.shape[0] + ctap[c]) * block + (a * dh // sh) * cols + c * dw // sw
+            )
+    square3 = kh_n == 3 and kw_n == 3
+    units = n_batch * c_out  # (image, output channel) pairs, as in 2-D
+    nt = max(1, min(n_threads, units))
+    rows_out = out.reshape((n_batch, c_out, od_n * oh_n, ow_n))
+    for t in prange(nt):
+        buf = np.zeros((span + zero_slot) * plane_len + cols, dtype=x.dtype)
+        held = np.full(span, -1, dtype=np.int64)  # the plane (n, c, z) in each slot
+        obuf = np.empty(n_flat, dtype=x.dtype)
+        for unit in range(t * units // nt, (t + 1) * units // nt):
+            n = unit // c_out
+            oc = unit % c_out
+            plane = unit // mult  # n * c_in + input channel
+            for od in range(od_n):
+                first = True
                 for kd in range(kd_n):
-                    for kh in range(kh_n):
-                        _row_taps(dst, src[od * sd + kd * dd, oh * sh + kh * dh], k[kd, kh], sw, dw)
+                    z = od * sd + kd * dd - pd
+                    slot = span
+                    if 0 <= z < d_in:
+                        slot = z % span
+                        if held[slot] != plane * d_in + z:
+                            at = slot * plane_len
+                            src = x[n, oc // mult, z]
+                            _fill_polyphase(buf, at, src, sh, sw, ph, pw, rows, cols, rvals, cvals)
+                            held[slot] = plane * d_in + z
+                    elif skip:
+                        continue
+                    k = w[oc, 0, kd]
+                    at = slot * plane_len
+                    if square3:
+                        _flat_3x3(buf, at, k, b[oc], obuf, n_flat, offset, first)
+                    else:
+                        _flat_general(buf, at, k, b[oc], obuf, n_flat, offset, first)
+                    first = False
+                if first:  # every depth tap read padding
+                    _fill_flat(obuf, n_flat, b[oc])
+                r0 = od * oh_n
+                for r in range(oh_n):
+                    base = uint64(r * cols)
+                    for j in range(uint64(ow_n)):
+                        rows_out[n, oc, r0 + r, j] = obuf[base + j]
+
+
+def _conv3d_depthwise(x, w, b, out, sd, sh, sw, dd, dh, dw, pd=0, ph=0, pw=0):
+    """Depthwise 3-D cross-correlation (``groups == C_in``), zero padding done in the kernel.
+
+    As :func:`_conv2d_depthwise` with a depth: x: (N, C_in, D, H, W), unpadded; ``pd``, ``ph``,
+    ``pw``: the zeros before it; w: (C_out, 1, KD, KH, KW); out: (N, C_out, OD, OH, OW),
+    overwritten. Output depth ``od`` sums the 2-D sums of its ``KD`` input planes, depth by
+    depth: the generic kernel's order.
+    """
+    rvals, rtap = _phases(w.shape[3], sh, dh)
+    cvals, ctap = _phases(w.shape[4], sw, dw)
+    # The depth padding's products are zeros only for finite weights (0 * inf is NaN); the
+    # sum's finiteness proves them finite without a temporary array (a sum that overflows
+    # just keeps those products in).
+    skip = bool(np.isfinite(w.sum()))
+    _depthwise3d(
+        x,
+        w,
+        b,
+        out,
+        (sd, sh, sw),
+        (dd, dh, dw),
+        (pd, ph, pw),
+        rvals,
+        rtap,
+        cvals,
+        ctap,
+        numba.get_num_threads(),
+        skip,
+    )
 
 
 def conv2d_generic_grouped(

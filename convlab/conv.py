@@ -795,11 +795,14 @@ def conv3d(
     if out.size == 0:
         return _finish(p, out)
     if p.groups == p.x.shape[1]:
-        # depthwise: the dedicated kernel (on a padded copy), as in _conv2d_prepared, whose results
-        # tests/test_depthwise.py checks bit for bit against the generic direct kernel
-        _pad(p)
+        # depthwise: the dedicated kernel, as in _conv2d_prepared, whose results
+        # tests/test_depthwise.py checks bit for bit against the generic direct kernel; it pads
+        # zeros as it reads
+        pad_before = _zero_pad_before(p)
         with parallel_launch():
-            _kernels_depthwise._conv3d_depthwise(p.x, p.w, p.b, out, *p.stride, *p.dilation)
+            _kernels_depthwise._conv3d_depthwise(
+                p.x, p.w, p.b, out, *p.stride, *p.dilation, *pad_before
+            )
     else:
         # the input's rows read by tap, no columns: convlab._implicit
         pad_before = _zero_pad_before(p)  # first: it may replace p.x by a padded copy

@@ -469,3 +469,80 @@ def test_kernel_padding_keeps_nonfinite_where_torch_has_them():
     assert np.isnan(out[0, 0, :2, :2]).all() and np.isfinite(out[0, 0, 2:]).all()
     assert np.isinf(out[0, 1, 4:, 6:]).all() and np.isfinite(out[0, 1, :4]).all()
     assert out[0, 0, 5, 7] == 4.0  # a corner window: 4 ones and 5 zeros of padding
+
+
+# --- the 3-D kernel: a ring of input planes, depth padding left out or read as zeros ------------
+
+
+def _kernel3d_vs_references(x, w, b, stride, pairs, dilation):
+    """Run _conv3d_depthwise on the unpadded x, check it equals the generic kernel on the padded
+    input bit for bit (NaN where it has NaN) and is close to the naive definition."""
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pairs))
+    expected = generic_conv3d(xp, w, b, stride, 0, dilation, groups=x.shape[1])
+    out = np.full(expected.shape, np.nan, dtype=x.dtype)  # every element must be written
+    _kernels_depthwise._conv3d_depthwise(
+        x, w, b, out, *stride, *dilation, pairs[0][0], pairs[1][0], pairs[2][0]
+    )
+    np.testing.assert_array_equal(out, expected)
+    if np.isfinite(w).all():
+        naive = naive_depthwise(xp, w, b, stride, 0, dilation)
+        np.testing.assert_allclose(out, naive, **tol(x.dtype))
+    return out
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "depth, kernel, stride, pairs, dilation, multiplier",
+    [
+        # depth padding deeper than the kernel reaches: whole output depths are the bias
+        (5, (3, 3, 3), (1, 1, 1), ((3, 3), (1, 1), (1, 1)), (1, 1, 1), 1),
+        # depth dilation 3: seven slots, more than some inputs' depth
+        (9, (3, 1, 2), (1, 1, 1), ((3, 2), (0, 0), (1, 0)), (3, 1, 1), 2),
+        (4, (3, 3, 3), (1, 1, 1), ((3, 3), (1, 1), (1, 1)), (3, 1, 1), 1),
+        # depth stride 3 (planes skipped between output depths), strides 1 and 2 across
+        (8, (2, 3, 3), (3, 1, 2), ((1, 0), (1, 1), (0, 1)), (1, 2, 1), 2),
+        # one input plane; a kernel of depth 1 with depth padding
+        (1, (3, 3, 3), (1, 1, 1), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1),
+        (3, (1, 3, 3), (1, 1, 1), ((2, 1), (1, 1), (1, 1)), (1, 1, 1), 3),
+        # 5x5 planes (the general tap loop), stride 2 in depth too
+        (7, (3, 5, 5), (2, 2, 1), ((1, 1), (2, 2), (2, 2)), (1, 1, 1), 1),
+    ],
+    ids=str,
+)
+def test_kernel3d_ring_and_depth_padding(depth, kernel, stride, pairs, dilation, multiplier, dtype):
+    rng = np.random.default_rng([depth, *kernel, *stride, multiplier])
+    x = rng.standard_normal((2, 3, depth, 7, 9)).astype(dtype)
+    w = rng.standard_normal((3 * multiplier, 1) + kernel).astype(dtype)
+    b = rng.standard_normal(3 * multiplier).astype(dtype)
+    _kernel3d_vs_references(x, w, b, stride, pairs, dilation)
+
+
+@pytest.mark.kernels
+def test_kernel3d_nonfinite_weight_reads_the_depth_padding():
+    """With an inf weight the padding's 0 * inf is NaN, as in the definition: the depth taps
+    that read padding are not left out then (they are for finite weights)."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 2, 4, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(2, dtype=np.float32)
+    w[0, 0, 0, 1, 1] = np.inf  # channel 0's first depth tap reads padding at output depth 0
+    out = _kernel3d_vs_references(x, w, b, (1, 1, 1), ((1, 1), (1, 1), (1, 1)), (1, 1, 1))
+    assert np.isnan(out[0, 0, 0]).all() and np.isfinite(out[0, 1]).all()
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_kernel3d_same_bits_on_any_thread_count(n_threads):
+    import numba
+
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 3, 6, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _kernel3d_vs_references(x, w, b, (1, 1, 1), ((1, 1), (1, 1), (1, 1)), (1, 1, 1))
+    finally:
+        numba.set_num_threads(previous)
