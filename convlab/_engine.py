@@ -355,7 +355,7 @@ def weight_grad_workspace_nbytes(
             itemsize,
         )
         return threads * (c_in // groups * plan[-2] + 2 * plan[-1]) * itemsize
-    if weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride):
+    if weight_grad_uses_tile(c_in, c_out, kernel, groups, itemsize, stride):
         _, _, _, r_parts, _, k_max, buf_size, ap_size, _ = weight_grad_tile_plan(
             batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
         )
@@ -389,7 +389,7 @@ def weight_grad(x, go, weight_size, stride, dilation, padding, groups):
         # an inf or a NaN: the dot products also multiply the buffers' zero columns by the input
         # beside them, which would turn an inf that the sum never meets into a NaN; the columns
         # multiply only the pairs the sum has
-    if weight_grad_uses_tile(x.shape[1], c_out, kernel, dilation, groups, x.itemsize, stride):
+    if weight_grad_uses_tile(x.shape[1], c_out, kernel, groups, x.itemsize, stride):
         _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups)
         return grad_w
     blocks, c_parts, r_parts, rows, width = weight_grad_plan(
@@ -436,19 +436,22 @@ TILE_BUFFER_BYTES = 2**20
 TILE_MAX_STRIDED_ROWS = 2048
 
 
-def weight_grad_uses_tile(c_in, c_out, kernel, dilation, groups, itemsize, stride=(1, 1, 1)):
+def weight_grad_uses_tile(c_in, c_out, kernel, groups, itemsize, stride=(1, 1, 1)):
     """Whether :func:`weight_grad` computes this layer with convlab's tile
     (:func:`_weight_grad_tile`) rather than with BLAS over columns (:func:`_weight_grad`): when
-    a product's row, the input channels of a group times the kernel's width (one tap when the
-    width is dilated), fills at least one strip of the tile, and the kernel is larger than 1x1
+    a product's row, the input channels of a group times the kernel's width (dilated or not),
+    fills at least one strip of the tile, and the kernel is larger than 1x1
     (a 1x1 layer's gradient is one large product, which BLAS ran faster: 256 -> 512 channels on
     14x14, batch 2, 0.43 ms against 0.53), and the layer is not both strided and wide: there
     the products are large enough for BLAS, whose buffer of input rows would also hold the
     columns between strides (2 threads, ms, BLAS against tile: 256 -> 512 channels at stride 2
     on 28x28, batch 4, 5.5-6.5 against 7.5-8.6; 512 -> 512 on 14x14 3.1 against 3.6; with 128
-    -> 256 channels, batch 8, the tile won, 14.9 against 10.8)."""
+    -> 256 channels, batch 8, the tile won, 14.9 against 10.8). Dilated layers take the tile
+    from the same row width since their buffer stores the columns in phases: 2 threads, ms,
+    BLAS -> tile, 32 -> 64 channels on 56x56 at dilation 2 0.45 -> 0.34, 24 -> 24 0.21 -> 0.14,
+    40 -> 40 on 40x40 at dilation 4 (batch 2) 0.40 -> 0.30."""
     cpg = c_in // groups
-    run = cpg * (kernel[2] if dilation[2] == 1 else 1)
+    run = cpg * kernel[2]
     taps = math.prod(kernel)
     if max(stride) > 1 and cpg * taps >= TILE_MAX_STRIDED_ROWS:
         return False
@@ -485,7 +488,8 @@ def weight_grad_tile_plan(
     row_bytes = kd * cpg * itemsize  # one buffer column of every plane
 
     def buffer(rows_out, cols_out):
-        return kd * ((rows_out - 1) * sh + halo_h) * ((cols_out - 1) * sw + halo_w) * cpg
+        cols = (cols_out - 1) * sw + halo_w
+        return kd * ((rows_out - 1) * sh + halo_h) * dw * -(-cols // dw) * cpg  # dw phases
 
     if ow_n >= TILE_BLOCK // 2:
         # segments of one row
@@ -521,13 +525,17 @@ def weight_grad_tile_plan(
 
 
 @njit(**NJIT_OPTIONS)
-def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp, buf):
-    """``buf[((a * rows + r) * wp + j) * cpg + c] = x[n, c0 + c, id0 + a dd, ih0 + r, iw0 + j]``,
-    0 outside the input: the rows a block reads, channels last. x4: (N, C * D, H, W)."""
+def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp, dw, buf):
+    """``buf[((a * rows + r) * wb + col(j)) * cpg + c] = x[n, c0 + c, id0 + a dd, ih0 + r, iw0 +
+    j]`` for ``j < wp``, 0 outside the input: the rows a block reads, channels last. x4: (N, C *
+    D, H, W). With ``dw == 1`` the columns are in order (``col(j) = j``, ``wb = wp``); else split
+    into ``dw`` phases, ``col(j) = (j % dw) * wq + j // dw`` with ``wq = ceil(wp / dw)`` and ``wb
+    = dw * wq``, so that the ``KW`` taps of a width dilated by ``dw`` are neighbours."""
     h_in, w_in = x4.shape[2], x4.shape[3]
     xf = x4.reshape(-1)
     step = d_in * h_in * w_in  # from one channel to the next
-    row_len = wp * cpg
+    wq = -(-wp // dw)
+    row_len = dw * wq * cpg
     lo = min(wp, max(0, -iw0))
     hi = max(lo, min(wp, w_in - iw0))
     for a in range(kd_n):
@@ -538,29 +546,52 @@ def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp,
             if i_d < 0 or i_d >= d_in or ih < 0 or ih >= h_in:
                 _zero_run(buf, dst, dst + row_len)
                 continue
-            _zero_run(buf, dst, dst + lo * cpg)
-            _zero_run(buf, dst + hi * cpg, dst + row_len)
             src = ((n * x4.shape[1] + c0 * d_in + i_d) * h_in + ih) * w_in + iw0
-            for c8 in range(0, cpg - 7, 8):
-                _transpose8(xf, src + c8 * step, step, buf, dst + c8, cpg, lo, hi)
-            for c in range(cpg - cpg % 8, cpg):
-                for j in range(lo, hi):
-                    buf[dst + j * cpg + c] = xf[src + c * step + j]
+            if dw == 1:
+                _zero_run(buf, dst, dst + lo * cpg)
+                _zero_run(buf, dst + hi * cpg, dst + row_len)
+                for c8 in range(0, cpg - 7, 8):
+                    _transpose8(xf, src + c8 * step, step, 1, buf, dst + c8, cpg, lo, hi)
+                for c in range(cpg - cpg % 8, cpg):
+                    for j in range(lo, hi):
+                        buf[dst + j * cpg + c] = xf[src + c * step + j]
+                continue
+            for f in range(dw):
+                # phase f: columns j = f + dw * t, inside the input for t_lo <= t < t_hi
+                t_lo = min(wq, max(0, -((f - lo) // dw)))
+                t_hi = max(t_lo, min(wq, -((f - hi) // dw)))
+                d_f = dst + f * wq * cpg
+                _zero_run(buf, d_f, d_f + t_lo * cpg)
+                _zero_run(buf, d_f + t_hi * cpg, d_f + wq * cpg)
+                for c8 in range(0, cpg - 7, 8):
+                    _transpose8(xf, src + f + c8 * step, step, dw, buf, d_f + c8, cpg, t_lo, t_hi)
+                for c in range(cpg - cpg % 8, cpg):
+                    for t in range(t_lo, t_hi):
+                        buf[d_f + t * cpg + c] = xf[src + c * step + f + dw * t]
 
 
 @njit(**NJIT_OPTIONS)
-def _transpose8(xf, src, step, buf, dst, cpg, lo, hi):
-    """``buf[dst + j * cpg + i] = xf[src + i * step + j]`` for 8 rows ``i`` and ``lo <= j < hi``:
-    eight channels' rows into eight consecutive values of each column. With the eight a constant
-    and unsigned indices LLVM vectorises it: 0.19 ns per value on one Zen 5 thread, where the
-    loop along one channel's row at a time took 0.55 (and 16 channels at a time 0.25-0.42)."""
+def _transpose8(xf, src, step, jstep, buf, dst, cpg, lo, hi):
+    """``buf[dst + j * cpg + i] = xf[src + i * step + j * jstep]`` for 8 rows ``i`` and ``lo <= j
+    < hi``: eight channels' rows (every ``jstep``-th column) into eight consecutive values of
+    each column. With the eight a constant and unsigned indices LLVM vectorises it: 0.19 ns per
+    value on one Zen 5 thread, where the loop along one channel's row at a time took 0.55 (and
+    16 channels at a time 0.25-0.42)."""
     s0 = np.uint64(src)
     d0 = np.uint64(dst)
     st = np.uint64(step)
     cn = np.uint64(cpg)
+    if jstep == 1:  # literal 1: a loop LLVM vectorises along j as well (10% faster fills)
+        for j in range(np.uint64(lo), np.uint64(hi)):
+            d = d0 + j * cn
+            s = s0 + j
+            for i in range(np.uint64(8)):
+                buf[d + i] = xf[s + i * st]
+        return
+    js = np.uint64(jstep)
     for j in range(np.uint64(lo), np.uint64(hi)):
         d = d0 + j * cn
-        s = s0 + j
+        s = s0 + j * js
         for i in range(np.uint64(8)):
             buf[d + i] = xf[s + i * st]
 
@@ -576,7 +607,9 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     ``A`` the output gradient, packed (one panel per 8 or 4 output channels), and ``B``'s rows
     read in place from the block's input rows stored channels last (:func:`_fill_channels_last`):
     the row of position ``q`` for kernel row ``(kd, kh)`` is the ``KW * cpg`` values from its
-    first tap on, one contiguous run (with a dilated width, one run of ``cpg`` per tap). Strides
+    first tap on, one contiguous run (a dilated width's columns are stored in phases, which puts
+    a position's taps side by side: one run of ``cpg`` per tap was a third slower with 64
+    channels, whose runs fill one and a third of the tile's 48 columns). Strides
     and padding are only offsets in the table ``boff``. plan: :func:`weight_grad_tile_plan`.
     """
     shape, seg, rows_b, r_parts, c_parts, planes_b = plan
@@ -602,8 +635,7 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     n_planes = n_batch * od_n
     n_blocks = (n_planes + planes_b - 1) // planes_b * per_plane
     units = r_parts * c_parts
-    runs = 1 if dw == 1 else kw_n  # calls per kernel row, each of `width` columns
-    width = kw_n * cpg if dw == 1 else cpg
+    width = kw_n * cpg  # a kernel row's taps, one run (phases put a dilated width's together)
     for t in prange(n_threads):
         buf = bufs[t]
         ap = aps[t]
@@ -635,11 +667,15 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                 k = k_pl * n_pl
                 rows = (oh1 - oh0 - 1) * sh + (kh_n - 1) * dh + 1
                 wp = (bw - 1) * sw + (kw_n - 1) * dw + 1
-                pl_buf = kd_n * rows * wp * cpg  # one plane's part of the buffer
+                wq = -(-wp // dw)  # the buffer's columns per phase (all of them if dw == 1)
+                wb = dw * wq
+                pl_buf = kd_n * rows * wb * cpg  # one plane's part of the buffer
                 for q in range(k):
                     jp = q // k_pl
                     i = (q - jp * k_pl) // bw
-                    boff[q] = jp * pl_buf + (i * sh * wp + (q - jp * k_pl - i * bw) * sw) * cpg
+                    col = (q - jp * k_pl - i * bw) * sw  # the position's first tap's column
+                    col = (col % dw) * wq + col // dw
+                    boff[q] = jp * pl_buf + (i * sh * wb + col) * cpg
                 for g in range(groups):
                     for jp in range(n_pl):
                         img = (pl0 + jp) // od_n
@@ -657,6 +693,7 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                             rows,
                             ow0 * sw - pw,
                             wp,
+                            dw,
                             buf[jp * pl_buf :],
                         )
                         src = ((img * c_out + g * opg + o0) * od_n + od) * oh_n * ow_n
@@ -675,26 +712,23 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                             )
                     for a in range(kd_n):
                         for i in range(kh_n):
-                            for jj in range(runs):
-                                tile_matmul(
-                                    shape,
-                                    m,
-                                    width,
-                                    k,
-                                    k,
-                                    ap,
-                                    0,
-                                    k * mr,
-                                    buf,
-                                    ((a * rows + i * dh) * wp + jj * dw) * cpg,
-                                    boff,
-                                    part,
-                                    r * size
-                                    + (g * opg + o0) * ldc
-                                    + ((a * kh_n + i) * kw_n + jj) * cpg,
-                                    ldc,
-                                    bi != first,
-                                )
+                            tile_matmul(
+                                shape,
+                                m,
+                                width,
+                                k,
+                                k,
+                                ap,
+                                0,
+                                k * mr,
+                                buf,
+                                (a * rows + i * dh) * wb * cpg,
+                                boff,
+                                part,
+                                r * size + (g * opg + o0) * ldc + (a * kh_n + i) * kw_n * cpg,
+                                ldc,
+                                bi != first,
+                            )
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)

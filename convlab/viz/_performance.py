@@ -775,7 +775,7 @@ def engine_figure(
         if parts == 1
         else f" (one chunk, {rows // taps} of {c_in} input channels; {parts} chunks summed)"
     )
-    grad_tile = _engine.weight_grad_uses_tile(c_in, c_out, k3, (1, 1, 1), 1, itemsize)
+    grad_tile = _engine.weight_grad_uses_tile(c_in, c_out, k3, 1, itemsize)
     if grad_tile:
         # one product per kernel row: each position's run of KW * C_in input values
         tile_plan = _engine.weight_grad_tile_plan(
