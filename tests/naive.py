@@ -106,7 +106,8 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
     """``torch.nn.MaxPool2d`` by loops: ``(out, winners)``, where ``winners[n, c, i, j]`` is the
-    ``(row, col)`` in ``x`` of the first largest value of the window (``-inf`` padding)."""
+    ``(row, col)`` in ``x`` of the first largest value of the window, padding left out; a NaN
+    wins, and of several the last (PyTorch's CPU rule)."""
     kh, kw = _tuple(kernel_size, 2)
     sh, sw = _tuple(kernel_size if stride is None else stride, 2)
     ph, pw = _tuple(padding, 2)
@@ -120,7 +121,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
         best, where = -np.inf, None
         for a, e in itertools.product(range(kh), range(kw)):
             r, q = i * sh - ph + a * dh, j * sw - pw + e * dw
-            if 0 <= r < h and 0 <= q < w and (where is None or x[b, ch, r, q] > best):
+            inside = 0 <= r < h and 0 <= q < w
+            if inside and (where is None or x[b, ch, r, q] > best or np.isnan(x[b, ch, r, q])):
                 best, where = x[b, ch, r, q], (r, q)
         out[b, ch, i, j] = best
         winners[b, ch, i, j] = where

@@ -122,6 +122,7 @@ def test_sgd_steps_match_torch():
 # ------------------------------------------------------------------ max pooling
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", POOLS)
 def test_max_pool_matches_torch(name):
     spec = json.loads(str(DATA[f"pool/{name}/spec"]))
@@ -144,6 +145,7 @@ POOL_PARAMS = [
 ]
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("params", POOL_PARAMS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_matches_naive_loops(params, dtype):
@@ -158,6 +160,36 @@ def test_max_pool_matches_naive_loops(params, dtype):
     np.testing.assert_allclose(
         pool.backward(go), naive.max_pool2d_backward(go, winners, x.shape), **tol(dtype)
     )
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_max_pool_nonfinite_and_threads(n_threads):
+    """NaNs (several in a window), windows of -inf beside the padding and ties, on 1, 2 and 3
+    threads: the same outputs and winners as the loops, the gradient summed in output order."""
+    import numba
+
+    rng = np.random.default_rng(n_threads)
+    x = rng.integers(-2, 3, size=(3, 5, 11, 10)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[0, 0, :4, :4] = -np.inf
+    x[1, 1] = -np.inf
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for params in POOL_PARAMS:
+            pool = nn.MaxPool2d(**params)
+            out = pool(x)
+            want, winners = naive.max_pool2d(x, **params)
+            np.testing.assert_array_equal(out, want)
+            go = rng.standard_normal(out.shape).astype(np.float32)
+            np.testing.assert_allclose(
+                pool.backward(go),
+                naive.max_pool2d_backward(go, winners, x.shape),
+                **tol(np.float32),
+            )
+    finally:
+        numba.set_num_threads(previous)
 
 
 def test_max_pool_gradient_by_finite_differences():

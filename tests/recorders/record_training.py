@@ -68,6 +68,8 @@ POOLS = {
     "k3_s2_p1": dict(kernel_size=3, stride=2, padding=1),
     "k3_s1_d2_overlap": dict(kernel_size=3, stride=1, padding=1, dilation=2),
     "k2x3_s1x2": dict(kernel_size=(2, 3), stride=(1, 2)),
+    # NaNs (two in one window: PyTorch keeps the last) and windows of -inf beside the padding
+    "k3_s2_p1_nonfinite": dict(kernel_size=3, stride=2, padding=1),
 }
 
 
@@ -110,6 +112,10 @@ def _record_pools(out):
         x = rng.integers(-3, 4, size=(2, 3, 9, 10)).astype(np.float32)
         if i == 0:
             x = x + rng.standard_normal(x.shape).astype(np.float32)
+        if name.endswith("nonfinite"):
+            x[0, 0, :3, :3] = -np.inf
+            x[0, 1, 2, 2] = x[0, 1, 2, 3] = np.nan
+            x[1, 2, 5, 5] = np.nan
         xt = torch.from_numpy(x).requires_grad_(True)
         y = nn.MaxPool2d(**spec)(xt)
         go = rng.standard_normal(tuple(y.shape)).astype(np.float32)
