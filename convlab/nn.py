@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from . import _pool
+from . import _nn_kernels
 from . import grad as _grad
 from ._args import float_array as _float_array
 from ._args import ntuple as _ntuple
@@ -1060,7 +1060,9 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``; the gradient passes where the input was positive (0 at 0, as torch).
+    """``max(x, 0)``; the gradient passes where the output is positive (0 at 0), as in PyTorch,
+    whose rule this follows for NaN too (it passes through, value and gradient). Float32 and
+    float64 arrays go through a parallel Numba kernel (:mod:`convlab._nn_kernels`).
 
     Examples
     --------
@@ -1075,14 +1077,23 @@ class ReLU(Module):
 
     def forward(self, input: npt.ArrayLike) -> Array:
         x: Array = np.asarray(input)
-        self._positive = x > 0
-        out: Array = np.where(self._positive, x, np.zeros((), x.dtype))
+        if x.dtype in (np.float32, np.float64):
+            out, self._positive = _nn_kernels.relu(x)
+            return out
+        # other dtypes (integers): the same rule in NumPy
+        out = np.where(x < 0, np.zeros((), x.dtype), x)
+        self._positive = ~(out <= 0)
         return out
 
     def backward(self, grad_output: npt.ArrayLike) -> Array:
         positive: NDArray[np.bool_] = self._saved("_positive")
         go = np.asarray(grad_output)
-        gx: Array = np.where(positive, go, np.zeros((), go.dtype))
+        if go.shape != positive.shape:
+            raise ValueError(f"grad_output must have shape {positive.shape}, got {go.shape}")
+        if go.dtype in (np.float32, np.float64):
+            gx: Array = _nn_kernels.relu_backward(go, positive)
+            return gx
+        gx = np.where(positive, go, np.zeros((), go.dtype))
         return gx
 
 
@@ -1176,7 +1187,7 @@ class MaxPool2d(Module):
             raise ValueError(f"input must be (N, C, H, W), got shape {x.shape}")
         (ph, pw), (sh, sw), (dh, dw) = self.padding, self.stride, self.dilation
         oh, ow = self._out_size(x.shape[2:])
-        out, self._winners = _pool.max_pool2d(
+        out, self._winners = _nn_kernels.max_pool2d(
             np.ascontiguousarray(x), self.kernel_size, (sh, sw), (ph, pw), (dh, dw), (oh, ow)
         )
         self._input_shape = x.shape
@@ -1189,7 +1200,7 @@ class MaxPool2d(Module):
         if go.shape != winners.shape:
             raise ValueError(f"grad_output must have shape {winners.shape}, got {go.shape}")
         # overlapping windows may share a winner: their gradients add up, in output order
-        gx: Array = _pool.max_pool2d_backward(go, winners, shape)
+        gx: Array = _nn_kernels.max_pool2d_backward(go, winners, shape)
         return gx
 
     def extra_repr(self) -> str:

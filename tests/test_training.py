@@ -226,6 +226,36 @@ def test_max_pool_rejects_bad_arguments():
         pool.backward(np.zeros((1, 1, 3, 3)))
 
 
+# ------------------------------------------------------------------ ReLU
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_matches_torch_at_nan_zero_and_inf(dtype):
+    """NaN passes through with its gradient, -0.0 stays -0.0, the gradient is 0 at 0."""
+    relu = nn.ReLU()
+    x = DATA["relu/x"].astype(dtype)
+    out = relu(x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, DATA["relu/out"])
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(DATA["relu/out"]))
+    gx = relu.backward(DATA["relu/grad_out"].astype(dtype))
+    np.testing.assert_array_equal(gx, DATA["relu/grad_x"].astype(dtype))
+
+
+@pytest.mark.kernels
+def test_relu_non_contiguous_integers_and_empty():
+    relu = nn.ReLU()
+    x = np.arange(-12.0, 12.0).reshape(4, 6)[:, ::2]
+    np.testing.assert_array_equal(relu(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(relu.backward(np.ones((4, 3))), x > 0)
+    np.testing.assert_array_equal(relu(np.array([-2, 0, 3])), [0, 0, 3])
+    np.testing.assert_array_equal(relu.backward(np.array([5, 6, 7])), [0, 0, 7])
+    assert relu(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    with pytest.raises(ValueError, match="grad_output must have shape"):
+        relu.backward(np.ones(4, np.float32))
+
+
 # ------------------------------------------------------------------ cross-entropy
 
 

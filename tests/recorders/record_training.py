@@ -18,6 +18,8 @@ them; the batches are stored, so the test needs neither torch nor scikit-learn.
     the first batch's logits and the parameter gradients of its loss.
 ``net/step<i>/<key>``
     the parameters after step ``i`` (1-based).
+``relu/...``
+    ``torch.relu`` on values with NaN, +-0 and +-inf: ``x``, ``out``, ``grad_out``, ``grad_x``.
 ``pool/<name>/...``, ``loss/<name>/...``
     ``torch.nn.MaxPool2d`` and ``torch.nn.CrossEntropyLoss`` cases: ``spec`` (JSON), the
     input ``x`` (and ``target``), torch's ``out``, a seeded upstream gradient ``grad_out`` (the
@@ -127,6 +129,21 @@ def _record_pools(out):
         out[f"pool/{name}/grad_x"] = xt.grad.numpy()
 
 
+def _record_relu(out):
+    """``torch.relu`` forward and backward on values around its edge: NaN, +-0, +-inf."""
+    rng = np.random.default_rng(82)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    x.flat[:7] = [np.nan, -0.0, 0.0, -1.0, 2.0, np.inf, -np.inf]
+    xt = torch.from_numpy(x).requires_grad_(True)
+    y = torch.relu(xt)
+    go = rng.standard_normal(x.shape).astype(np.float32)
+    y.backward(torch.from_numpy(go))
+    out["relu/x"] = x
+    out["relu/out"] = y.detach().numpy()
+    out["relu/grad_out"] = go
+    out["relu/grad_x"] = xt.grad.numpy()
+
+
 def _record_losses(out):
     rng = np.random.default_rng(81)
     cases = {
@@ -153,6 +170,7 @@ def record(out_dir):
     out = {}
     _record_net(out)
     _record_pools(out)
+    _record_relu(out)
     _record_losses(out)
     out["torch_version"] = np.array(torch.__version__)
     np.savez_compressed(out_dir / "training.npz", **out)

@@ -1,5 +1,12 @@
-"""Numba kernels of :class:`convlab.nn.MaxPool2d`: the window maxima with their winners, and
-the gradient sent back to the winners.
+"""Numba kernels of :mod:`convlab.nn`'s layers that are not convolutions: max pooling and ReLU.
+
+ReLU (:func:`relu`, :func:`relu_backward`): one parallel pass each, in blocks of the flat
+array. PyTorch's rule: ``0 where x < 0, else x`` (NaN and -0.0 pass through), and the gradient
+passes where the output is not ``<= 0`` (so through a NaN). NumPy's ``np.where(x > 0, x, 0)``
+with a boolean mask, which it replaced, took 11 ms forward and backward on 8 x 64 x 56x56
+(PyTorch 0.3 ms) and gave 0 for NaN.
+
+Max pooling: the window maxima with their winners, and the gradient sent back to the winners.
 
 Forward (:func:`max_pool2d`): each thread takes whole planes (image, channel). For every output
 row it runs the window's taps in row-major order and, for each tap, one pass along the row of
@@ -80,14 +87,20 @@ def _tap(xf, best, where, plane, s0, sw, o0, lo, hi):
     sw]`` replaces the best value (``best[plane, o0 + j]``, found at ``where[plane, o0 + j]``)
     when it is the window's first tap, larger, or NaN. Written as selects (no branch), so that
     the loop vectorises."""
-    for j in range(lo, hi):
-        k = s0 + j * sw
-        v = xf[plane, k]
-        b = best[plane, o0 + j]
-        p = where[plane, o0 + j]
+    src = xf[plane]
+    bst = best[plane]
+    whr = where[plane]
+    step = np.uint64(sw)
+    first = np.uint64(s0 + lo * sw)
+    o = np.uint64(o0 + lo)
+    for t in range(np.uint64(max(0, hi - lo))):
+        k = first + t * step
+        v = src[k]
+        b = bst[o + t]
+        p = whr[o + t]
         take = (p < 0) | (v > b) | (v != v)
-        best[plane, o0 + j] = v if take else b
-        where[plane, o0 + j] = k if take else p
+        bst[o + t] = v if take else b
+        whr[o + t] = np.int64(k) if take else p
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -101,5 +114,63 @@ def _max_pool2d_backward(go, winners, gx):
         dst = xf[plane]
         src = gf[plane]
         idx = wf[plane]
-        for q in range(positions):
-            dst[idx[q]] += src[q]
+        for q in range(np.uint64(positions)):
+            dst[np.uint64(idx[q])] += src[q]
+
+
+#: elements per block of the ReLU kernels' parallel loop
+RELU_BLOCK = 2**14
+
+
+def relu(x):
+    """``(out, passes)``: ``out`` = float ``x`` with its negative values 0 (a new array),
+    ``passes`` where the gradient goes through (``out`` not ``<= 0``), as booleans."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    passes = np.empty(x.shape, dtype=np.bool_)
+    if x.size:
+        with parallel_launch():
+            _relu(x.reshape(-1), out.reshape(-1), passes.reshape(-1))
+    return out, passes
+
+
+def relu_backward(go, passes):
+    """``go`` where ``passes``, 0 elsewhere (a new array of ``go``'s dtype)."""
+    go = np.ascontiguousarray(go)
+    gx = np.empty_like(go)
+    if go.size:
+        with parallel_launch():
+            _relu_backward(go.reshape(-1), passes.reshape(-1), gx.reshape(-1))
+    return gx
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _relu(x, out, passes):
+    n = x.shape[0]
+    for blk in prange((n + RELU_BLOCK - 1) // RELU_BLOCK):
+        _relu_run(x, out, passes, blk * RELU_BLOCK, min(n, (blk + 1) * RELU_BLOCK))
+
+
+@njit(**NJIT_OPTIONS)
+def _relu_run(x, out, passes, start, stop):
+    """The elements ``start <= i < stop`` (unsigned indices: the loop vectorises)."""
+    zero = x.dtype.type(0)
+    for i in range(np.uint64(start), np.uint64(stop)):
+        v = x[i]
+        o = zero if v < zero else v
+        out[i] = o
+        passes[i] = not o <= zero
+
+
+@njit(**NJIT_PARALLEL_OPTIONS)
+def _relu_backward(go, passes, gx):
+    n = go.shape[0]
+    for blk in prange((n + RELU_BLOCK - 1) // RELU_BLOCK):
+        _relu_backward_run(go, passes, gx, blk * RELU_BLOCK, min(n, (blk + 1) * RELU_BLOCK))
+
+
+@njit(**NJIT_OPTIONS)
+def _relu_backward_run(go, passes, gx, start, stop):
+    zero = go.dtype.type(0)
+    for i in range(np.uint64(start), np.uint64(stop)):
+        gx[i] = go[i] if passes[i] else zero
