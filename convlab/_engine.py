@@ -47,7 +47,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _implicit
+from . import _implicit, _kernels_depthwise
 from ._blas import blas_gemm, gemm_call, one_blas_thread
 from ._implicit import _as3d
 from ._kernels import _add_run, _copy_run, _im2col_block, _zero_run
@@ -1106,8 +1106,9 @@ def conv_transpose_gather(x, w, b, out, padding, dilation, groups):
     with the kernel flipped and its channel axes swapped (per group), zero-padded by ``d (k - 1)
     - p`` before (and ``d (k - 1) - p + a`` after, ``a`` the output padding, which follows from
     ``out``'s size): every output element gathers its terms, so :func:`convlab._implicit.conv`
-    computes it with no scatter and no columns. x: (N, C_in, *S); w: (C_in, C_out/groups,
-    *K) as PyTorch lays it out; ``gather_applies`` holds.
+    computes it with no scatter and no columns (a 3-D depthwise layer: the depthwise kernel).
+    x: (N, C_in, *S); w: (C_in, C_out/groups, *K) as PyTorch lays it out; ``gather_applies``
+    holds.
     """
     nd = w.ndim - 2
     c_in, out_per_group = w.shape[0], w.shape[1]
@@ -1121,4 +1122,11 @@ def conv_transpose_gather(x, w, b, out, padding, dilation, groups):
     pad_before = tuple(
         d * (k - 1) - p for p, d, k in zip(padding, dilation, w.shape[2:], strict=True)
     )
+    if nd == 3 and groups == c_in:
+        # depthwise: the depthwise kernel, which pads zeros as it reads
+        with parallel_launch():
+            _kernels_depthwise._conv3d_depthwise(
+                np.ascontiguousarray(x), w_conv, b, out, 1, 1, 1, *dilation, *pad_before
+            )
+        return out
     return _implicit.conv(x, w_conv, b, out, (1,) * nd, dilation, groups, pad_before)

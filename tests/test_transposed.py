@@ -1036,3 +1036,60 @@ def test_depthwise_by_phases_matches_the_scatter(case, dtype, monkeypatch):
         groups=ch,
     )
     np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+# channels (C_in), multiplier, size, kernel, padding, dilation, output padding (stride 1)
+DEPTHWISE_3D = [
+    (4, 1, (6, 7, 8), 3, 1, 1, 0),
+    (3, 2, (5, 6, 7), (3, 2, 3), (0, 1, 2), (2, 1, 1), (1, 0, 0)),
+    (2, 1, (3, 9, 5), (2, 3, 1), (1, 2, 0), 1, 0),
+    (1, 4, (4, 4, 4), 3, 2, 1, 0),  # padding d (k - 1): the plain convolution
+]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", DEPTHWISE_3D, ids=[str(i) for i in range(4)])
+def test_3d_depthwise_stride_1_by_the_depthwise_kernel(case, dtype, monkeypatch):
+    """One input channel per group at stride 1 (a depthwise conv3d's input gradient): the
+    depthwise kernel on the flipped weight; an inf weight stays with the scatter."""
+    from convlab import _kernels_depthwise
+
+    ch, mult, size, k, padding, dilation, output_padding = case
+    t = lambda v: (v,) * 3 if isinstance(v, int) else tuple(v)  # noqa: E731
+    rng = np.random.default_rng(ch * 11 + mult)
+    x = rng.standard_normal((2, ch) + size).astype(dtype)
+    w = rng.standard_normal((ch, mult) + t(k)).astype(dtype)
+    b = rng.standard_normal(ch * mult).astype(dtype)
+    kw = dict(padding=padding, dilation=dilation, output_padding=output_padding, groups=ch)
+    calls = []
+    real = _kernels_depthwise._conv3d_depthwise
+    monkeypatch.setattr(
+        _kernels_depthwise, "_conv3d_depthwise", lambda *a: calls.append(1) or real(*a)
+    )
+    got = convlab.conv_transpose3d(x, w, b, **kw)
+    assert calls and got.dtype == dtype
+    want = conv_transpose_scatter(
+        x,
+        w,
+        b,
+        padding=t(padding),
+        dilation=t(dilation),
+        output_padding=t(output_padding),
+        groups=ch,
+    )
+    np.testing.assert_allclose(got, want, **tol(dtype))
+    w[0, 0, 0, 0, 0] = np.inf
+    calls.clear()
+    got = convlab.conv_transpose3d(x, w, b, **kw)
+    assert not calls
+    want = conv_transpose_scatter(
+        x,
+        w,
+        b,
+        padding=t(padding),
+        dilation=t(dilation),
+        output_padding=t(output_padding),
+        groups=ch,
+    )
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
