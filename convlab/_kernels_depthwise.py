@@ -342,6 +342,13 @@ def _depthwise2d(
             if rowwise:
                 _rows_3x3(buf, 0, k, b[oc], out[n, oc], cols, offset)
                 continue
+            if oh_n == 1:
+                # one output row (conv1d): the flat loop writes it in place, no junk columns
+                if square3:
+                    _flat_3x3(buf, 0, k, b[oc], out[n, oc, 0], ow_n, offset, True)
+                else:
+                    _flat_general(buf, 0, k, b[oc], out[n, oc, 0], ow_n, offset, True)
+                continue
             if square3:
                 _flat_3x3(buf, 0, k, b[oc], obuf, n_flat, offset, True)
             else:

@@ -546,3 +546,22 @@ def test_kernel3d_same_bits_on_any_thread_count(n_threads):
         _kernel3d_vs_references(x, w, b, (1, 1, 1), ((1, 1), (1, 1), (1, 1)), (1, 1, 1))
     finally:
         numba.set_num_threads(previous)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_one_output_row_written_in_place(dtype):
+    """One output row (conv1d, or a kernel as tall as the padded input): the flat loop writes
+    the row in place, with no junk columns past its end reaching the next plane's row."""
+    rng = np.random.default_rng(16)
+    for shape, kernel, stride, pairs in [
+        ((2, 3, 1, 37), (1, 5), (1, 1), ((0, 0), (2, 2))),
+        ((2, 3, 1, 40), (1, 4), (1, 2), ((0, 0), (3, 1))),
+        ((2, 3, 1, 33), (3, 3), (1, 1), ((1, 1), (1, 1))),
+        ((1, 2, 3, 16), (3, 7), (1, 1), ((0, 0), (3, 3))),
+    ]:
+        x = rng.standard_normal(shape).astype(dtype)
+        for multiplier in (1, 2):
+            w = rng.standard_normal((shape[1] * multiplier, 1) + kernel).astype(dtype)
+            b = rng.standard_normal(shape[1] * multiplier).astype(dtype)
+            _kernel_vs_references(x, w, b, stride, pairs, (1, 1))
