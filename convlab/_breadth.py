@@ -46,6 +46,7 @@ FAMILIES = (
     "separable",
     "spatially separable",
     "deformable",
+    "nn layers",
     "float64",
 )
 
@@ -61,7 +62,9 @@ class Op:
     depthwise weight ``(C, 1, kH, kW)`` it equals, ``w2`` the number of terms, against two
     depthwise ``conv2d`` passes per term), ``deform`` and ``deform_backward``
     (:func:`convlab.deform_conv2d`, then also :func:`convlab.grad.deform_conv2d`, against
-    torchvision's forward and autograd backward).
+    torchvision's forward and autograd backward), ``pool`` and ``relu``
+    (:class:`convlab.nn.MaxPool2d` and :class:`convlab.nn.ReLU`, forward then backward, against
+    PyTorch's functions and autograd; ``w[2:]`` is the pooling window, unused by ``relu``).
     ``x``/``w`` are the shapes of the convolution's input and weight (for ``transpose``, the
     transposed convolution's: weight ``(C_in, C_out / groups, *k)``).
     """
@@ -116,6 +119,10 @@ class Op:
             )
         if self.kind == "deform_backward":
             macs *= 3  # forward, and the input (samples) and weight gradients
+        if self.kind == "pool":  # a comparison per tap of every output
+            macs = x[0] * x[1] * out * taps
+        if self.kind == "relu":  # an element
+            macs = math.prod(x)
         return macs
 
     def _geometry(self, small=False):
@@ -264,6 +271,8 @@ class Op:
                 return call
 
             return cl, th
+        if self.kind in ("pool", "relu"):
+            return self._build_layer(x, kw, rng, small)
         # deformable: offsets of a few pixels, as a trained offset branch gives
         k = w_shape[2:]
         out = self._out_spatial(x_shape)
@@ -297,6 +306,40 @@ class Op:
         return cl, th
 
 
+def _build_layer(self, x, kw, rng, small):
+    """``build`` of the ``pool`` and ``relu`` rows: the convlab.nn layer's forward and backward
+    against PyTorch's function and its autograd backward (a fresh gradient each call)."""
+    import convlab.nn
+
+    pool = self.kind == "pool"
+    window = tuple(self.w[2:])
+    out = (*x.shape[:2], *self._out_spatial(x.shape)) if pool else x.shape
+    go = rng.standard_normal(out).astype(x.dtype)
+    layer = convlab.nn.MaxPool2d(window, **kw) if pool else convlab.nn.ReLU()
+
+    def cl():
+        layer(x)
+        return layer.backward(go)
+
+    def th(torch, tv):
+        xt = torch.from_numpy(x).requires_grad_(True)
+        got = torch.from_numpy(go)
+        f = torch.nn.functional
+
+        def call():
+            xt.grad = None
+            y = f.max_pool2d(xt, window, **kw) if pool else f.relu(xt)
+            y.backward(got)
+            return xt.grad
+
+        return call
+
+    return cl, th
+
+
+Op._build_layer = _build_layer
+
+
 def _plane_weight(kernel, channels):
     """A depthwise weight ``(channels, 1, kH, kW)`` holding ``kernel`` for every channel."""
     return np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, *kernel.shape)))
@@ -311,6 +354,16 @@ OPS = [
     # 1-D: a speech/audio-style layer and a temporal convolutional network's dilated layer
     _op("conv1d_64_L1024_k5", "conv1d", "conv", (1, 64, 1024), (64, 64, 5), padding=2),
     _op("conv1d_128to256_L512", "conv1d", "conv", (4, 128, 512), (256, 128, 3), padding=1),
+    # Mamba's causal depthwise convolution (k = 4 over 1536 channels)
+    _op(
+        "conv1d_dw_1536_L1024_k4",
+        "conv1d",
+        "conv",
+        (1, 1536, 1024),
+        (1536, 1, 4),
+        padding=3,
+        groups=1536,
+    ),
     # groups: ResNeXt-50 32x4d's first stage, and groups of 16 channels
     _op("g32_128x56", "grouped", "conv", (1, 128, 56, 56), (128, 4, 3, 3), padding=1, groups=32),
     _op("g8_128x28", "grouped", "conv", (1, 128, 28, 28), (128, 16, 3, 3), padding=1, groups=8),
@@ -347,6 +400,16 @@ OPS = [
     # 3-D: video/volumetric layers
     _op("conv3d_24x12x32", "conv3d", "conv", (1, 24, 12, 32, 32), (24, 24, 3, 3, 3), padding=1),
     _op("conv3d_32x16x28", "conv3d", "conv", (1, 32, 16, 28, 28), (32, 32, 3, 3, 3), padding=1),
+    # a depthwise 3x3x3 layer (X3D, 3-D MobileNets)
+    _op(
+        "conv3d_dw_64x16x28",
+        "conv3d",
+        "conv",
+        (1, 64, 16, 28, 28),
+        (64, 1, 3, 3, 3),
+        padding=1,
+        groups=64,
+    ),
     # transposed: decoders' upsampling layers
     _op(
         "convT1d_96to48_s2",
@@ -455,6 +518,15 @@ OPS = [
         padding=1,
     ),
     _op(
+        "grad3d_input_dw_64x16x28",
+        "grad input",
+        "grad_input",
+        (1, 64, 16, 28, 28),
+        (64, 1, 3, 3, 3),
+        padding=1,
+        groups=64,
+    ),
+    _op(
         "grad2d_input_dw_144x56",
         "grad input",
         "grad_input",
@@ -532,6 +604,15 @@ OPS = [
         padding=1,
         groups=144,
     ),
+    _op(
+        "grad2d_weight_d2_64x56",
+        "grad weight",
+        "grad_weight",
+        (1, 64, 56, 56),
+        (64, 64, 3, 3),
+        padding=2,
+        dilation=2,
+    ),
     # depthwise separable blocks (MobileNet)
     Op(
         "separable_32to64x112",
@@ -601,6 +682,21 @@ OPS = [
         (128, 128, 3, 3),
         padding=1,
     ),
+    # convlab.nn's other layers, forward and backward: ResNet's stem pooling, a 2x2 pooling
+    # and chapter 8's (batch 32 of 8x8 maps), ReLUs
+    _op(
+        "maxpool3s2_b8_64x112",
+        "nn layers",
+        "pool",
+        (8, 64, 112, 112),
+        (64, 1, 3, 3),
+        stride=2,
+        padding=1,
+    ),
+    _op("maxpool2_b8_64x56", "nn layers", "pool", (8, 64, 56, 56), (64, 1, 2, 2), stride=2),
+    _op("maxpool2_b32_32x8", "nn layers", "pool", (32, 32, 8, 8), (32, 1, 2, 2), stride=2),
+    _op("relu_b8_64x56", "nn layers", "relu", (8, 64, 56, 56), (64, 1, 1, 1)),
+    _op("relu_b32_32x8", "nn layers", "relu", (32, 32, 8, 8), (32, 1, 1, 1)),
     # float64
     Op(
         "f64_conv2d_64x56",

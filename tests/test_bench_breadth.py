@@ -34,6 +34,8 @@ KINDS_BY_FUNCTION = {
     "spatially_separable_conv2d": ("spatial", 2),
     "deform_conv2d": ("deform", 2),
     "grad.deform_conv2d": ("deform_backward", 2),
+    "nn.MaxPool2d": ("pool", 2),
+    "nn.ReLU": ("relu", 2),
 }
 
 
@@ -102,6 +104,31 @@ def test_forward_rows_have_the_shapes_and_work_they_describe(name):
         pixels = x_shape[0] * x_shape[1] * math.prod(x_shape[2:])
         assert op.macs(small=True) == pixels * w_shape[1] * math.prod(w_shape[2:])
     assert out.dtype == np.dtype(op.dtype)
+
+
+@pytest.mark.parametrize("name", [op.name for op in _breadth.OPS if op.kind in ("pool", "relu")])
+def test_layer_rows_give_the_input_gradient_of_their_layer(name):
+    """A pooling or ReLU row runs the layer forward and backward: its result is the input
+    gradient the loops of tests/naive.py give for the row's window."""
+    import naive
+
+    op = _breadth.BY_NAME[name]
+    rng = np.random.default_rng(0)
+    cl, _ = op.build(rng, small=True)
+    got = cl()
+    rng = np.random.default_rng(0)  # the same draws as build: x, the weight, the gradient
+    x_shape, w_shape = op.shapes(small=True)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    rng.standard_normal(w_shape)
+    if op.kind == "pool":
+        out, winners = naive.max_pool2d(x, w_shape[2:], **op.kwargs)
+        go = rng.standard_normal(out.shape).astype(np.float32)
+        want = naive.max_pool2d_backward(go, winners, x.shape)
+    else:
+        go = rng.standard_normal(x.shape).astype(np.float32)
+        want = np.where(x > 0, go, 0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert op.macs(small=True) > 0 and op.padded_share() is None
 
 
 @pytest.mark.parametrize(
