@@ -1077,6 +1077,7 @@ class ReLU(Module):
 
     def forward(self, input: npt.ArrayLike) -> Array:
         x: Array = np.asarray(input)
+        out: Array
         if x.dtype in (np.float32, np.float64):
             out, self._positive = _nn_kernels.relu(x)
             return out
@@ -1187,6 +1188,7 @@ class MaxPool2d(Module):
             raise ValueError(f"input must be (N, C, H, W), got shape {x.shape}")
         (ph, pw), (sh, sw), (dh, dw) = self.padding, self.stride, self.dilation
         oh, ow = self._out_size(x.shape[2:])
+        out: Array
         out, self._winners = _nn_kernels.max_pool2d(
             np.ascontiguousarray(x), self.kernel_size, (sh, sw), (ph, pw), (dh, dw), (oh, ow)
         )
