@@ -425,7 +425,12 @@ def _run(p: _Prepared, algorithm: str) -> Array:
         return out
     if algorithm == "auto":
         algorithm = choose_algorithm(p.x.shape, p.w.shape, p.groups, p.x.itemsize)
-        gather = _engine.gather_applies(p.stride, p.padding, p.dilation, p.w.shape[2:])
+        # The gathers below (stride 1 as a convolution, strided layers by output phases) also
+        # multiply the zeros around the input by the weight: with an inf or NaN weight that is a
+        # NaN where the definition (the scatter, and PyTorch) adds nothing, so such a weight
+        # keeps the scatter.
+        finite = bool(np.isfinite(p.w).all())
+        gather = finite and _engine.gather_applies(p.stride, p.padding, p.dilation, p.w.shape[2:])
         depthwise = p.x.shape[1] == p.groups
         if gather and p.x.ndim == 4 and (algorithm == "gemm" or depthwise):
             # stride 1: the convolution it is the adjoint of, with no scatter, in 2-D (and 1-D)
@@ -435,28 +440,19 @@ def _run(p: _Prepared, algorithm: str) -> Array:
             # 32 on 112x112 0.48 -> 0.08; a few dense channels stay with the scatter, 4 on
             # 64x64 0.046 against 0.066 gathered)
             return _gather2d(p, out)
-        if gather and depthwise and np.isfinite(p.w).all():
-            # 3-D, one input channel per group: the depthwise kernel on the flipped weight (2
-            # threads, 64 channels on 16x28x28: 3.7 ms by the scatter, 0.4 gathered); with an
-            # inf or NaN weight the gather would also multiply the zeros around the input
-            dw3: Array = _engine.conv_transpose_gather(
-                p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
-            )
-            return dw3
-        if algorithm == "gemm" and gather:
-            # in 3-D by the implicit product (convlab._implicit)
+        if gather and (algorithm == "gemm" or depthwise):
+            # in 3-D by the implicit product (convlab._implicit), or with one input channel per
+            # group by the depthwise kernel on the flipped weight (2 threads, 64 channels on
+            # 16x28x28: 3.7 ms by the scatter, 0.34 gathered)
             gathered: Array = _engine.conv_transpose_gather(
                 p.x, p.w, p.b, out, p.padding, p.dilation, p.groups
             )
             return gathered
-        if (
-            phases_apply(
-                out.shape,
-                p.stride,
-                depthwise and p.x.ndim == 4,
-                math.prod(p.w.shape[2:]) / math.prod(p.stride),
-            )
-            and np.isfinite(p.w).all()
+        if finite and phases_apply(
+            out.shape,
+            p.stride,
+            depthwise and p.x.ndim == 4,
+            math.prod(p.w.shape[2:]) / math.prod(p.stride),
         ):
             if depthwise and p.x.ndim == 4:
                 # one input channel per group: no product to tile, each phase's taps added
@@ -465,9 +461,7 @@ def _run(p: _Prepared, algorithm: str) -> Array:
                     p.x, p.w, p.b, out, p.stride, p.padding, p.dilation
                 )
                 return dw
-            # strided: one stride-1 convolution per output phase, gathered (convlab._phases);
-            # not with an inf or NaN weight, which the gathers would also multiply by the zeros
-            # around the input (a NaN where the scatter adds nothing)
+            # strided: one stride-1 convolution per output phase, gathered (convlab._phases)
             phased: Array = _phases.conv_transpose(
                 p.x, p.w, p.b, out, p.stride, p.padding, p.dilation, p.groups
             )

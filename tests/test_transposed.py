@@ -1093,3 +1093,25 @@ def test_3d_depthwise_stride_1_by_the_depthwise_kernel(case, dtype, monkeypatch)
         groups=ch,
     )
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("depthwise", [False, True], ids=["dense", "depthwise"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_nonfinite_weight_gives_the_scatters_nan_pattern(nd, depthwise, stride):
+    """An inf weight: NaN and inf exactly where the definition puts them (PyTorch gives no NaN
+    here). The gathered forms (stride 1 as a convolution, strided by output phases) would
+    also multiply the zeros around the input by it, so "auto" keeps the scatter."""
+    rng = np.random.default_rng(nd * 10 + stride + 3 * depthwise)
+    c_in, mult, groups = (4, 1, 4) if depthwise else (16, 16, 1)
+    x = rng.standard_normal((1, c_in) + (5,) * nd)
+    w = rng.standard_normal((c_in, mult) + (3,) * nd)
+    w.flat[0] = np.inf
+    f = {1: convlab.conv_transpose1d, 2: convlab.conv_transpose2d, 3: convlab.conv_transpose3d}
+    got = f[nd](x, w, stride=stride, padding=1, groups=groups)
+    want = conv_transpose_scatter(x, w, stride=stride, padding=1, groups=groups)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)
