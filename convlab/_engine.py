@@ -458,6 +458,20 @@ def weight_grad_uses_tile(c_in, c_out, kernel, groups, itemsize, stride=(1, 1, 1
     return taps > 1 and run >= tile_columns(tile_shape(c_out // groups), itemsize)
 
 
+def tile_column_phases(cpg, opg, dw, itemsize):
+    """How many phases :func:`_weight_grad_tile` stores a buffer row's columns in: ``dw`` (a
+    dilated width) when one run of ``cpg`` values per tap would leave the tile's last strip part
+    empty, else 1 (in order; a dilated width then takes one run per tap). The phases put a
+    position's taps side by side, one run, at the cost of a strided copy. In-process A/B, 2
+    threads, ms, a run per tap -> phases: 64 channels on 56x56 at dilation 2 0.76-0.82 -> 0.55-0.60,
+    32 -> 64 channels 0.71-0.77 -> 0.30-0.33; with whole strips per tap only the copy shows, 96
+    channels on 48x48 at dilation 3 0.87-0.93 -> 0.96-1.04, 48 on 56x56 at dilation 2 0.31-0.35
+    -> 0.33-0.40."""
+    if dw == 1 or cpg % tile_columns(tile_shape(opg), itemsize) == 0:
+        return 1
+    return dw
+
+
 def weight_grad_tile_plan(
     batch, c_in, c_out, kernel, stride, dilation, out_spatial, itemsize, groups, threads
 ):
@@ -487,9 +501,11 @@ def weight_grad_tile_plan(
     halo_w = (kw - 1) * dw + 1
     row_bytes = kd * cpg * itemsize  # one buffer column of every plane
 
+    phases = tile_column_phases(cpg, opg, dw, itemsize)
+
     def buffer(rows_out, cols_out):
         cols = (cols_out - 1) * sw + halo_w
-        return kd * ((rows_out - 1) * sh + halo_h) * dw * -(-cols // dw) * cpg  # dw phases
+        return kd * ((rows_out - 1) * sh + halo_h) * phases * -(-cols // phases) * cpg
 
     if ow_n >= TILE_BLOCK // 2:
         # segments of one row
@@ -525,17 +541,17 @@ def weight_grad_tile_plan(
 
 
 @njit(**NJIT_OPTIONS)
-def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp, dw, buf):
+def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp, phases, buf):
     """``buf[((a * rows + r) * wb + col(j)) * cpg + c] = x[n, c0 + c, id0 + a dd, ih0 + r, iw0 +
     j]`` for ``j < wp``, 0 outside the input: the rows a block reads, channels last. x4: (N, C *
-    D, H, W). With ``dw == 1`` the columns are in order (``col(j) = j``, ``wb = wp``); else split
-    into ``dw`` phases, ``col(j) = (j % dw) * wq + j // dw`` with ``wq = ceil(wp / dw)`` and ``wb
-    = dw * wq``, so that the ``KW`` taps of a width dilated by ``dw`` are neighbours."""
+    D, H, W). With ``phases == 1`` the columns are in order (``col(j) = j``, ``wb = wp``); else
+    ``col(j) = (j % phases) * wq + j // phases`` with ``wq = ceil(wp / phases)`` and ``wb = phases
+    * wq``: with ``phases`` the width's dilation, the ``KW`` taps of a position are neighbours."""
     h_in, w_in = x4.shape[2], x4.shape[3]
     xf = x4.reshape(-1)
     step = d_in * h_in * w_in  # from one channel to the next
-    wq = -(-wp // dw)
-    row_len = dw * wq * cpg
+    wq = -(-wp // phases)
+    row_len = phases * wq * cpg
     lo = min(wp, max(0, -iw0))
     hi = max(lo, min(wp, w_in - iw0))
     for a in range(kd_n):
@@ -547,27 +563,21 @@ def _fill_channels_last(x4, n, c0, cpg, d_in, id0, dd, kd_n, ih0, rows, iw0, wp,
                 _zero_run(buf, dst, dst + row_len)
                 continue
             src = ((n * x4.shape[1] + c0 * d_in + i_d) * h_in + ih) * w_in + iw0
-            if dw == 1:
-                _zero_run(buf, dst, dst + lo * cpg)
-                _zero_run(buf, dst + hi * cpg, dst + row_len)
-                for c8 in range(0, cpg - 7, 8):
-                    _transpose8(xf, src + c8 * step, step, 1, buf, dst + c8, cpg, lo, hi)
-                for c in range(cpg - cpg % 8, cpg):
-                    for j in range(lo, hi):
-                        buf[dst + j * cpg + c] = xf[src + c * step + j]
-                continue
-            for f in range(dw):
-                # phase f: columns j = f + dw * t, inside the input for t_lo <= t < t_hi
-                t_lo = min(wq, max(0, -((f - lo) // dw)))
-                t_hi = max(t_lo, min(wq, -((f - hi) // dw)))
+            for f in range(phases):
+                # phase f: columns j = f + phases * t, inside the input for t_lo <= t < t_hi (with
+                # one phase, in order: t = j)
+                t_lo = min(wq, max(0, -((f - lo) // phases)))
+                t_hi = max(t_lo, min(wq, -((f - hi) // phases)))
                 d_f = dst + f * wq * cpg
                 _zero_run(buf, d_f, d_f + t_lo * cpg)
                 _zero_run(buf, d_f + t_hi * cpg, d_f + wq * cpg)
                 for c8 in range(0, cpg - 7, 8):
-                    _transpose8(xf, src + f + c8 * step, step, dw, buf, d_f + c8, cpg, t_lo, t_hi)
+                    _transpose8(
+                        xf, src + f + c8 * step, step, phases, buf, d_f + c8, cpg, t_lo, t_hi
+                    )
                 for c in range(cpg - cpg % 8, cpg):
                     for t in range(t_lo, t_hi):
-                        buf[d_f + t * cpg + c] = xf[src + c * step + f + dw * t]
+                        buf[d_f + t * cpg + c] = xf[src + c * step + f + phases * t]
 
 
 @njit(**NJIT_OPTIONS)
@@ -581,13 +591,6 @@ def _transpose8(xf, src, step, jstep, buf, dst, cpg, lo, hi):
     d0 = np.uint64(dst)
     st = np.uint64(step)
     cn = np.uint64(cpg)
-    if jstep == 1:  # literal 1: a loop LLVM vectorises along j as well (10% faster fills)
-        for j in range(np.uint64(lo), np.uint64(hi)):
-            d = d0 + j * cn
-            s = s0 + j
-            for i in range(np.uint64(8)):
-                buf[d + i] = xf[s + i * st]
-        return
     js = np.uint64(jstep)
     for j in range(np.uint64(lo), np.uint64(hi)):
         d = d0 + j * cn
@@ -597,7 +600,9 @@ def _transpose8(xf, src, step, jstep, buf, dst, cpg, lo, hi):
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
-def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, bufs, aps, boffs):
+def _weight_grad_tile(
+    x, go, part, plan, kernel, stride, dilation, pad, phases, groups, bufs, aps, boffs
+):
     """The weight gradient by convlab's tile, per range of blocks into ``part`` (``r_parts`` x
     ``C_out * KD*KH*KW * C_in/groups``: element ``(o, tap, c)`` at ``(o * taps + tap) * cpg +
     c``).
@@ -607,10 +612,11 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     ``A`` the output gradient, packed (one panel per 8 or 4 output channels), and ``B``'s rows
     read in place from the block's input rows stored channels last (:func:`_fill_channels_last`):
     the row of position ``q`` for kernel row ``(kd, kh)`` is the ``KW * cpg`` values from its
-    first tap on, one contiguous run (a dilated width's columns are stored in phases, which puts
-    a position's taps side by side: one run of ``cpg`` per tap was a third slower with 64
-    channels, whose runs fill one and a third of the tile's 48 columns). Strides
-    and padding are only offsets in the table ``boff``. plan: :func:`weight_grad_tile_plan`.
+    first tap on, one contiguous run. A dilated width's taps are not neighbours: the buffer then
+    stores each row's columns in ``phases`` phases (:func:`tile_column_phases`), which makes
+    them neighbours again, or (``phases == 1``) each tap is a run of ``cpg`` values of its
+    own. Strides and padding are only offsets in the table ``boff``. plan:
+    :func:`weight_grad_tile_plan`.
     """
     shape, seg, rows_b, r_parts, c_parts, planes_b = plan
     n_threads = bufs.shape[0]
@@ -635,7 +641,9 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
     n_planes = n_batch * od_n
     n_blocks = (n_planes + planes_b - 1) // planes_b * per_plane
     units = r_parts * c_parts
-    width = kw_n * cpg  # a kernel row's taps, one run (phases put a dilated width's together)
+    together = phases == dw  # a kernel row's taps side by side (always with dw == 1)
+    runs = 1 if together else kw_n  # calls per kernel row, each of `width` columns
+    width = kw_n * cpg if together else cpg
     for t in prange(n_threads):
         buf = bufs[t]
         ap = aps[t]
@@ -667,14 +675,14 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                 k = k_pl * n_pl
                 rows = (oh1 - oh0 - 1) * sh + (kh_n - 1) * dh + 1
                 wp = (bw - 1) * sw + (kw_n - 1) * dw + 1
-                wq = -(-wp // dw)  # the buffer's columns per phase (all of them if dw == 1)
-                wb = dw * wq
+                wq = -(-wp // phases)  # the buffer's columns per phase
+                wb = phases * wq
                 pl_buf = kd_n * rows * wb * cpg  # one plane's part of the buffer
                 for q in range(k):
                     jp = q // k_pl
                     i = (q - jp * k_pl) // bw
                     col = (q - jp * k_pl - i * bw) * sw  # the position's first tap's column
-                    col = (col % dw) * wq + col // dw
+                    col = (col % phases) * wq + col // phases
                     boff[q] = jp * pl_buf + (i * sh * wb + col) * cpg
                 for g in range(groups):
                     for jp in range(n_pl):
@@ -693,7 +701,7 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                             rows,
                             ow0 * sw - pw,
                             wp,
-                            dw,
+                            phases,
                             buf[jp * pl_buf :],
                         )
                         src = ((img * c_out + g * opg + o0) * od_n + od) * oh_n * ow_n
@@ -712,23 +720,26 @@ def _weight_grad_tile(x, go, part, plan, kernel, stride, dilation, pad, groups, 
                             )
                     for a in range(kd_n):
                         for i in range(kh_n):
-                            tile_matmul(
-                                shape,
-                                m,
-                                width,
-                                k,
-                                k,
-                                ap,
-                                0,
-                                k * mr,
-                                buf,
-                                (a * rows + i * dh) * wb * cpg,
-                                boff,
-                                part,
-                                r * size + (g * opg + o0) * ldc + (a * kh_n + i) * kw_n * cpg,
-                                ldc,
-                                bi != first,
-                            )
+                            for jj in range(runs):
+                                tile_matmul(
+                                    shape,
+                                    m,
+                                    width,
+                                    k,
+                                    k,
+                                    ap,
+                                    0,
+                                    k * mr,
+                                    buf,
+                                    ((a * rows + i * dh) * wb + jj * dw) * cpg,
+                                    boff,
+                                    part,
+                                    r * size
+                                    + (g * opg + o0) * ldc
+                                    + ((a * kh_n + i) * kw_n + jj) * cpg,
+                                    ldc,
+                                    bi != first,
+                                )
 
 
 @njit(**NJIT_PARALLEL_OPTIONS)
@@ -781,6 +792,7 @@ def _weight_grad_by_tile(x5, go5, gw, kernel, stride, dilation, pad, groups):
             stride,
             dilation,
             pad,
+            tile_column_phases(cpg, gw.shape[0] // groups, dilation[2], x5.itemsize),
             groups,
             bufs,
             aps,

@@ -504,3 +504,22 @@ def test_tile_weight_grad_takes_several_small_planes_per_block(dtype, monkeypatc
         want = WEIGHT[case[0]](x, w_shape, go, **kw)
         use_path(monkeypatch, "tile")
         np.testing.assert_allclose(WEIGHT[case[0]](x, w_shape, go, **kw), want, **tol(dtype))
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("c_in", [24, 48, 56], ids=lambda c: f"cin{c}")
+def test_tile_weight_grad_dilated_width_by_phases_or_runs_per_tap(c_in, monkeypatch):
+    """A dilated width: the buffer's columns in phases (24 and 56 channels, whose runs per tap
+    would leave a strip part empty) or in order with one run per tap (48, whole strips)."""
+    assert _engine.tile_column_phases(c_in, 32, 3, 4) == (1 if c_in == 48 else 3)
+    assert _engine.tile_column_phases(c_in, 32, 1, 4) == 1
+    x, go, w_shape, kw = _layer(
+        2, 2, c_in, 32, (9, 23), (2, 3), (1, 2), (1, 3), (1, 3), 1, np.float64, seed=c_in
+    )
+    use_path(monkeypatch, "tile")
+    want = weight_grad_by_taps(
+        x, w_shape, go, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+    )
+    np.testing.assert_allclose(WEIGHT[2](x, w_shape, go, **kw), want, rtol=1e-12, atol=1e-11)
+    force_tile_cut(monkeypatch)
+    np.testing.assert_allclose(WEIGHT[2](x, w_shape, go, **kw), want, rtol=1e-12, atol=1e-11)
