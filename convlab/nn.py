@@ -1136,7 +1136,7 @@ class MaxPool2d(Module):
     the first largest value in row-major window order, as PyTorch's CPU kernel picks, and a NaN
     wins over numbers (of several NaNs the last, as in PyTorch). Overlapping windows that share
     a winner add up, in the output's order. The loops are Numba kernels
-    (:mod:`convlab._pool`), parallel over the planes.
+    (:mod:`convlab._nn_kernels`), parallel over the planes.
 
     Examples
     --------
