@@ -272,7 +272,7 @@ class Op:
 
             return cl, th
         if self.kind in ("pool", "relu"):
-            return self._build_layer(x, kw, rng, small)
+            return self._build_layer(x, kw, rng)
         # deformable: offsets of a few pixels, as a trained offset branch gives
         k = w_shape[2:]
         out = self._out_spatial(x_shape)
@@ -305,39 +305,35 @@ class Op:
 
         return cl, th
 
+    def _build_layer(self, x, kw, rng):
+        """``build`` of the ``pool`` and ``relu`` rows: the convlab.nn layer's forward and backward
+        against PyTorch's function and its autograd backward (a fresh gradient each call)."""
+        import convlab.nn
 
-def _build_layer(self, x, kw, rng, small):
-    """``build`` of the ``pool`` and ``relu`` rows: the convlab.nn layer's forward and backward
-    against PyTorch's function and its autograd backward (a fresh gradient each call)."""
-    import convlab.nn
+        pool = self.kind == "pool"
+        window = tuple(self.w[2:])
+        out = (*x.shape[:2], *self._out_spatial(x.shape)) if pool else x.shape
+        go = rng.standard_normal(out).astype(x.dtype)
+        layer = convlab.nn.MaxPool2d(window, **kw) if pool else convlab.nn.ReLU()
 
-    pool = self.kind == "pool"
-    window = tuple(self.w[2:])
-    out = (*x.shape[:2], *self._out_spatial(x.shape)) if pool else x.shape
-    go = rng.standard_normal(out).astype(x.dtype)
-    layer = convlab.nn.MaxPool2d(window, **kw) if pool else convlab.nn.ReLU()
+        def cl():
+            layer(x)
+            return layer.backward(go)
 
-    def cl():
-        layer(x)
-        return layer.backward(go)
+        def th(torch, tv):
+            xt = torch.from_numpy(x).requires_grad_(True)
+            got = torch.from_numpy(go)
+            f = torch.nn.functional
 
-    def th(torch, tv):
-        xt = torch.from_numpy(x).requires_grad_(True)
-        got = torch.from_numpy(go)
-        f = torch.nn.functional
+            def call():
+                xt.grad = None
+                y = f.max_pool2d(xt, window, **kw) if pool else f.relu(xt)
+                y.backward(got)
+                return xt.grad
 
-        def call():
-            xt.grad = None
-            y = f.max_pool2d(xt, window, **kw) if pool else f.relu(xt)
-            y.backward(got)
-            return xt.grad
+            return call
 
-        return call
-
-    return cl, th
-
-
-Op._build_layer = _build_layer
+        return cl, th
 
 
 def _plane_weight(kernel, channels):
