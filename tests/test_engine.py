@@ -210,12 +210,15 @@ def test_weight_grad_picks_the_tile_where_a_row_fills_a_strip():
     """The tile for the training-sized layers of the breadth benchmark; BLAS for 1x1 kernels
     and for layers whose product rows are narrower than one strip of the tile."""
     uses = _engine.weight_grad_uses_tile
+    # a strip of the tile: 48 float32 columns with AVX-512, 24 with AVX2
+    strip = _tile.tile_columns(_tile.tile_shape(32), 4)
     assert uses(48, 80, (1, 3, 3), 1, 4)
     assert uses(16, 32, (3, 3, 3), 1, 4)
     assert uses(128, 128, (1, 1, 3), 1, 4)  # a TCN layer (dilated: the taps in phases)
     assert uses(64, 64, (1, 3, 3), 4, 4)  # 16 channels per group, 3 wide
     assert not uses(256, 512, (1, 1, 1), 1, 4)  # 1x1
-    assert not uses(12, 32, (1, 3, 3), 1, 4)  # 36 values per row < one strip
+    assert uses(strip // 3, 32, (1, 3, 3), 1, 4)  # a row of 3 * C_in fills one strip ...
+    assert not uses(strip // 3 - 1, 32, (1, 3, 3), 1, 4)  # ... or not
     assert not uses(3, 64, (1, 7, 7), 1, 4)  # the stem: 21 values per row
     assert uses(8, 16, (1, 3, 3), 1, 8)  # float64: strips of half as many
     # strided and wide: BLAS; strided and narrower: the tile
@@ -507,12 +510,14 @@ def test_tile_weight_grad_takes_several_small_planes_per_block(dtype, monkeypatc
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("c_in", [24, 48, 56], ids=lambda c: f"cin{c}")
-def test_tile_weight_grad_dilated_width_by_phases_or_runs_per_tap(c_in, monkeypatch):
-    """A dilated width: the buffer's columns in phases (24 and 56 channels, whose runs per tap
-    would leave a strip part empty) or in order with one run per tap (48, whole strips)."""
-    assert _engine.tile_column_phases(c_in, 32, 3, 4) == (1 if c_in == 48 else 3)
-    assert _engine.tile_column_phases(c_in, 32, 1, 4) == 1
+@pytest.mark.parametrize("strips", [0.5, 1, 1.25])
+def test_tile_weight_grad_dilated_width_by_phases_or_runs_per_tap(strips, monkeypatch):
+    """A dilated width: the buffer's columns in phases (half a strip or a strip and a quarter
+    of channels, whose runs per tap would leave a strip part empty) or in order with one run
+    per tap (whole strips). A strip of float64 columns is 24 with AVX-512, 12 with AVX2."""
+    c_in = int(strips * _tile.tile_columns(_tile.tile_shape(32), 8))
+    assert _engine.tile_column_phases(c_in, 32, 3, 8) == (1 if strips == 1 else 3)
+    assert _engine.tile_column_phases(c_in, 32, 1, 8) == 1
     x, go, w_shape, kw = _layer(
         2, 2, c_in, 32, (9, 23), (2, 3), (1, 2), (1, 3), (1, 3), 1, np.float64, seed=c_in
     )
