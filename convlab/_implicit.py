@@ -41,7 +41,15 @@ import numpy as np
 from numba import njit, prange
 
 from ._kernels import _copy_run, _fill_run, _zero_run
-from ._tile import TILES_ROWS, pack_panel, pack_range, panel_rows, tile_matmul, tile_shape
+from ._tile import (
+    TILES_ROWS,
+    VECTOR_BYTES,
+    pack_panel,
+    pack_range,
+    panel_rows,
+    tile_matmul,
+    tile_shape,
+)
 from ._winograd import workspace
 from .config import NJIT_OPTIONS, NJIT_PARALLEL_OPTIONS, parallel_launch
 
@@ -82,8 +90,16 @@ MIN_UNITS = 12
 #: 0.79 -> 0.74, 128 channels 7x7 on 14x14 (30%) 1.00 -> 0.88; about even at 9-11% (48 -> 64
 #: channels 5x5 on 35x35 0.468 -> 0.457, 32 channels 7x7 on 56x56 0.739 -> 0.728), slower below
 #: (16 channels 9x9 on 64x64, 11%, 0.418 -> 0.444; 64 channels 3x3 with dilation 2 on 56x56,
-#: 7%, 0.53 -> 0.68), where the copies outgrow what the positions save
-SHIFT_MIN_HALO = 0.15
+#: 7%, 0.53 -> 0.68), where the copies outgrow what the positions save. That is with AVX-512
+#: (AMD Zen 5, 1 MiB of L2 per core). With AVX2 (AMD Zen 3, 512 KiB of L2 per core) the tile
+#: is half as wide, reads twice the bytes of ``B`` per multiply-add, and the copies, which
+#: spread a block's rows over ``KW`` times the memory, lost up to 30% (2 threads, ms, one copy
+#: -> shifted copies: 64 channels 7x7 on 28x28, 18%, 2.69 -> 4.04; 96 channels 5x5 on 24x24,
+#: 14%, 2.24 -> 2.87; 64 channels 3x3 at dilation 4 on 32x32, 20%, 0.95 -> 1.25; 48 channels
+#: 5x5 on 16x16, 20%, 0.40 -> 0.45; 64 on 12x12, 25%, 0.42 -> 0.44; 32 channels at dilation 6
+#: on 32x32, 27%, 0.28 -> 0.31) and won only from 30% (128 channels 7x7 on 14x14 2.82 -> 2.56;
+#: 64 channels 7x7 on 14x14, batch 4, 2.98 -> 2.23)
+SHIFT_MIN_HALO = 0.15 if VECTOR_BYTES == 64 else 0.28
 
 
 def implicit_plan(
