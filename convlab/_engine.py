@@ -55,6 +55,7 @@ from ._tile import (
     TAP_DOTS2_MAX,
     TAP_DOTS_MAX,
     TILES_ROWS,
+    VECTOR_BYTES,
     pack_panel,
     panel_rows,
     tap_dots,
@@ -435,6 +436,15 @@ TILE_BUFFER_BYTES = 2**20
 #: taps``, are at least this many (see :func:`weight_grad_uses_tile`)
 TILE_MAX_STRIDED_ROWS = 2048
 
+#: with AVX2 (16 vector registers: a tile of 4 output channels by 24 float32 columns, half of
+#: AVX-512's 8 by 48) a group of this many input channels or more stays on BLAS, whose packed
+#: kernels then ran faster. 2 threads, AMD Zen 3, ms, tile -> BLAS: 128 channels 3x3 on 32x32
+#: 4.99 -> 3.77, 128 -> 64 channels 1.90 -> 1.59, a TCN layer (128 channels, k = 3, dilation
+#: 8, over 2048) 3.29 -> 2.17, 256 channels over 1024 5.25 -> 3.44; below it the tile still won
+#: (64 -> 128 channels on 32x32 1.65 -> 2.09, 96 channels, batch 4, 5.8 -> 6.8; batch 1 lost,
+#: 1.84 -> 1.68; 64 channels over 2048 at dilation 8 0.70 -> 0.94)
+TILE_MAX_CHANNELS_AVX2 = 128
+
 
 def weight_grad_uses_tile(c_in, c_out, kernel, groups, itemsize, stride=(1, 1, 1)):
     """Whether :func:`weight_grad` computes this layer with convlab's tile
@@ -449,11 +459,15 @@ def weight_grad_uses_tile(c_in, c_out, kernel, groups, itemsize, stride=(1, 1, 1
     -> 256 channels, batch 8, the tile won, 14.9 against 10.8). Dilated layers take the tile
     from the same row width since their buffer stores the columns in phases: 2 threads, ms,
     BLAS -> tile, 32 -> 64 channels on 56x56 at dilation 2 0.45 -> 0.34, 24 -> 24 0.21 -> 0.14,
-    40 -> 40 on 40x40 at dilation 4 (batch 2) 0.40 -> 0.30."""
+    40 -> 40 on 40x40 at dilation 4 (batch 2) 0.40 -> 0.30. Those are AVX-512 timings; with
+    AVX2's narrower tile, groups of ``TILE_MAX_CHANNELS_AVX2`` input channels or more stay on
+    BLAS."""
     cpg = c_in // groups
     run = cpg * kernel[2]
     taps = math.prod(kernel)
     if max(stride) > 1 and cpg * taps >= TILE_MAX_STRIDED_ROWS:
+        return False
+    if VECTOR_BYTES < 64 and cpg >= TILE_MAX_CHANNELS_AVX2:
         return False
     return taps > 1 and run >= tile_columns(tile_shape(c_out // groups), itemsize)
 

@@ -212,9 +212,14 @@ def test_weight_grad_picks_the_tile_where_a_row_fills_a_strip():
     uses = _engine.weight_grad_uses_tile
     # a strip of the tile: 48 float32 columns with AVX-512, 24 with AVX2
     strip = _tile.tile_columns(_tile.tile_shape(32), 4)
+    # groups of 128 input channels or more: the tile with AVX-512, BLAS with AVX2
+    wide = _tile.VECTOR_BYTES == 64
     assert uses(48, 80, (1, 3, 3), 1, 4)
     assert uses(16, 32, (3, 3, 3), 1, 4)
-    assert uses(128, 128, (1, 1, 3), 1, 4)  # a TCN layer (dilated: the taps in phases)
+    assert uses(128, 128, (1, 1, 3), 1, 4) == wide  # a TCN layer
+    assert uses(96, 96, (1, 1, 3), 1, 4)
+    assert uses(256, 256, (1, 3, 3), 2, 4) == wide  # 128 channels per group
+    assert uses(128, 64, (1, 3, 3), 2, 4)  # 64 per group
     assert uses(64, 64, (1, 3, 3), 4, 4)  # 16 channels per group, 3 wide
     assert not uses(256, 512, (1, 1, 1), 1, 4)  # 1x1
     assert uses(strip // 3, 32, (1, 3, 3), 1, 4)  # a row of 3 * C_in fills one strip ...
@@ -223,8 +228,9 @@ def test_weight_grad_picks_the_tile_where_a_row_fills_a_strip():
     assert uses(8, 16, (1, 3, 3), 1, 8)  # float64: strips of half as many
     # strided and wide: BLAS; strided and narrower: the tile
     assert not uses(256, 512, (1, 3, 3), 1, 4, (1, 2, 2))
-    assert uses(128, 256, (1, 3, 3), 1, 4, (1, 2, 2))
-    assert uses(256, 512, (1, 3, 3), 1, 4)
+    assert uses(128, 256, (1, 3, 3), 1, 4, (1, 2, 2)) == wide
+    assert uses(64, 256, (1, 3, 3), 1, 4, (1, 2, 2))
+    assert uses(256, 512, (1, 3, 3), 1, 4) == wide
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
